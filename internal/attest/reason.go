@@ -1,0 +1,95 @@
+package attest
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Reason is a stable, machine-readable rejection code. Reasons are metric
+// label values and part of the public contract (SPEC "Reason codes"); they
+// never carry per-guest data.
+type Reason string
+
+// The reason codes of SPEC "Reason codes".
+const (
+	ReasonMalformedEvidence   Reason = "malformed_evidence"
+	ReasonUnsupportedVersion  Reason = "unsupported_version"
+	ReasonSignatureInvalid    Reason = "signature_invalid"
+	ReasonCertChainInvalid    Reason = "cert_chain_invalid"
+	ReasonVCEKUnavailable     Reason = "vcek_unavailable"
+	ReasonCertRevoked         Reason = "cert_revoked"
+	ReasonTCBMismatch         Reason = "tcb_mismatch"
+	ReasonTCBBelowMinimum     Reason = "tcb_below_minimum"
+	ReasonNonceInvalid        Reason = "nonce_invalid"
+	ReasonNonceExpired        Reason = "nonce_expired"
+	ReasonNonceReplayed       Reason = "nonce_replayed"
+	ReasonReportDataMismatch  Reason = "report_data_mismatch"
+	ReasonDebugEnabled        Reason = "debug_enabled"
+	ReasonVMPLNotAllowed      Reason = "vmpl_not_allowed"
+	ReasonMeasurementMismatch Reason = "measurement_mismatch"
+	ReasonPolicyDenied        Reason = "policy_denied"
+	ReasonTokenInvalid        Reason = "token_invalid"
+	ReasonTokenReplayed       Reason = "token_replayed"
+	ReasonResourceForbidden   Reason = "resource_forbidden"
+	ReasonUnauthorizedClient  Reason = "unauthorized_client"
+	ReasonStoreUnavailable    Reason = "store_unavailable"
+	ReasonInternalError       Reason = "internal_error"
+)
+
+// Reasons lists every built-in reason code, in SPEC order. Metrics use it to
+// pre-initialise their label sets.
+func Reasons() []Reason {
+	return []Reason{
+		ReasonMalformedEvidence, ReasonUnsupportedVersion, ReasonSignatureInvalid,
+		ReasonCertChainInvalid, ReasonVCEKUnavailable, ReasonCertRevoked,
+		ReasonTCBMismatch, ReasonTCBBelowMinimum, ReasonNonceInvalid,
+		ReasonNonceExpired, ReasonNonceReplayed, ReasonReportDataMismatch,
+		ReasonDebugEnabled, ReasonVMPLNotAllowed, ReasonMeasurementMismatch,
+		ReasonPolicyDenied, ReasonTokenInvalid, ReasonTokenReplayed,
+		ReasonResourceForbidden, ReasonUnauthorizedClient, ReasonStoreUnavailable,
+		ReasonInternalError,
+	}
+}
+
+// Unavailable reports whether r means a dependency was unavailable rather
+// than that the evidence was judged (SPEC exit code 3).
+func (r Reason) Unavailable() bool {
+	return r == ReasonVCEKUnavailable || r == ReasonStoreUnavailable
+}
+
+// Error is the one error type of every rejection. Reason drives the metric
+// label, the HTTP status and the client message; Err holds the detail for
+// the operator's log and must never be sent to a client.
+type Error struct {
+	Reason Reason
+	Err    error
+}
+
+// Errorf returns an *Error with the given reason and a formatted detail.
+// The format follows fmt.Errorf, so %w wraps.
+func Errorf(reason Reason, format string, args ...any) *Error {
+	return &Error{Reason: reason, Err: fmt.Errorf(format, args...)}
+}
+
+func (e *Error) Error() string {
+	if e.Err == nil {
+		return string(e.Reason)
+	}
+	return string(e.Reason) + ": " + e.Err.Error()
+}
+
+// Unwrap returns the detail error.
+func (e *Error) Unwrap() error { return e.Err }
+
+// ReasonOf returns the reason of the first *Error in err's chain, or
+// ReasonInternalError when err carries none. It returns "" for a nil err.
+func ReasonOf(err error) Reason {
+	if err == nil {
+		return ""
+	}
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Reason
+	}
+	return ReasonInternalError
+}

@@ -1,0 +1,86 @@
+package snp
+
+import (
+	"bytes"
+	"encoding/base64"
+	"encoding/binary"
+	"encoding/hex"
+
+	"github.com/trustgate/trustgate/internal/attest"
+)
+
+// MaxInputSize bounds what DecodeReport reads: an Azure HCL blob is 2600
+// bytes and its base64 form under 4 KiB.
+const MaxInputSize = 16 << 10
+
+// Azure CVM HCL report layout (the vTPM NV index 0x01400001 blob): a 32-byte
+// header starting "HCLA", the 1184-byte hardware report, then a 20-byte
+// runtime-data header whose last field is the size of the runtime-data JSON
+// that follows it.
+const (
+	hclHeaderSize     = 0x20
+	hclReportEnd      = hclHeaderSize + ReportSize // 0x4C0
+	hclReportTypeOff  = hclReportEnd + 8           // 2 = SNP, 4 = TDX
+	hclVarSizeOff     = hclReportEnd + 16
+	hclVarDataOff     = hclReportEnd + 20
+	hclReportTypeSNP  = 2
+	hclHashTypeSHA256 = 1
+)
+
+var hclMagic = []byte("HCLA")
+
+// DecodeReport turns a report file into Evidence: a raw 1184-byte report,
+// the same as hex or base64 text, or an Azure CVM HCL report blob (raw or
+// base64), recognised by its "HCLA" header. For an HCL blob the SNP report is
+// taken from inside it and its runtime data becomes Evidence.RuntimeData, so
+// that verification also checks REPORT_DATA = SHA-256(runtime data) ‖ 0³².
+func DecodeReport(b []byte) (Evidence, error) {
+	if len(b) > MaxInputSize {
+		return Evidence{}, attest.Errorf(attest.ReasonMalformedEvidence, "input is %d bytes, limit %d", len(b), MaxInputSize)
+	}
+	if bytes.HasPrefix(b, hclMagic) {
+		return decodeHCL(b)
+	}
+	if len(b) == ReportSize {
+		return Evidence{Report: b}, nil
+	}
+	text := bytes.Join(bytes.Fields(b), nil)
+	if len(text) == 2*ReportSize {
+		if raw, err := hex.DecodeString(string(text)); err == nil {
+			return Evidence{Report: raw}, nil
+		}
+	}
+	for _, enc := range []*base64.Encoding{base64.StdEncoding, base64.RawStdEncoding, base64.URLEncoding, base64.RawURLEncoding} {
+		raw, err := enc.DecodeString(string(text))
+		if err != nil {
+			continue
+		}
+		if bytes.HasPrefix(raw, hclMagic) {
+			return decodeHCL(raw)
+		}
+		if len(raw) == ReportSize {
+			return Evidence{Report: raw}, nil
+		}
+	}
+	return Evidence{}, attest.Errorf(attest.ReasonMalformedEvidence,
+		"%d bytes are neither a %d-byte SEV-SNP report (raw, hex or base64) nor an Azure HCL report", len(b), ReportSize)
+}
+
+func decodeHCL(b []byte) (Evidence, error) {
+	if len(b) < hclVarDataOff {
+		return Evidence{}, attest.Errorf(attest.ReasonMalformedEvidence, "HCL report is %d bytes, shorter than its headers", len(b))
+	}
+	if t := binary.LittleEndian.Uint32(b[hclReportTypeOff:]); t != hclReportTypeSNP {
+		return Evidence{}, attest.Errorf(attest.ReasonMalformedEvidence, "HCL report type is %d, not SEV-SNP (2)", t)
+	}
+	if h := binary.LittleEndian.Uint32(b[hclReportTypeOff+4:]); h != hclHashTypeSHA256 {
+		return Evidence{}, attest.Errorf(attest.ReasonMalformedEvidence, "HCL runtime data hash type is %d, only SHA-256 (1) is supported", h)
+	}
+	n := uint64(binary.LittleEndian.Uint32(b[hclVarSizeOff:]))
+	if uint64(hclVarDataOff)+n > uint64(len(b)) {
+		return Evidence{}, attest.Errorf(attest.ReasonMalformedEvidence, "HCL runtime data of %d bytes overruns the %d-byte blob", n, len(b))
+	}
+	report := bytes.Clone(b[hclHeaderSize:hclReportEnd])
+	runtime := bytes.Clone(b[hclVarDataOff : hclVarDataOff+int(n)])
+	return Evidence{Report: report, RuntimeData: runtime}, nil
+}

@@ -1,0 +1,335 @@
+package snp
+
+import (
+	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"crypto/sha256"
+	"crypto/sha512"
+	"crypto/x509"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/google/go-sev-guest/abi"
+	"github.com/trustgate/trustgate/internal/attest"
+)
+
+// Report framing (SEV-SNP ABI 56860, ATTESTATION_REPORT).
+const (
+	ReportSize      = abi.ReportSize // 1184 bytes
+	signedSize      = 0x2A0          // bytes 0x000–0x29F are signed
+	sigPaddingStart = signedSize + abi.EcdsaP384Sha384SignatureSize
+)
+
+// Evidence is one SEV-SNP report with whatever came with it.
+type Evidence struct {
+	// Report is the raw ATTESTATION_REPORT, exactly ReportSize bytes.
+	Report []byte
+	// CertTable is the extended report's GHCB certificate table; nil if none.
+	CertTable []byte
+	// EndorsementKey is a VCEK or VLEK certificate (DER or PEM) that the
+	// caller supplies; consulted after CertTable. nil if none.
+	EndorsementKey []byte
+	// Chain holds ASK/ASVK/ARK certificates (DER) that came with the
+	// evidence. They count only if byte-identical to pinned ones; otherwise
+	// they are ignored.
+	Chain [][]byte
+	// RuntimeData, when non-nil, is data the report binds in REPORT_DATA as
+	// SHA-256(RuntimeData) ‖ 32 zero bytes (Azure HCL runtime data).
+	RuntimeData []byte
+}
+
+// KeyRequest names the endorsement key a report needs from a KeySource.
+type KeyRequest struct {
+	Product Product
+	Signer  Signer
+	// HWID is the KDS hardware id: CHIP_ID (64 bytes), or CHIP_ID[0:8] on
+	// Turin (VCEK spec 57230, Turin tables).
+	HWID []byte
+	// TCB is the report's REPORTED_TCB, the TCB the key is derived for.
+	TCB TCBVersion
+}
+
+// KeySource fetches endorsement key certificates (DER), typically from the
+// AMD KDS. An error means the key is unavailable.
+type KeySource interface {
+	EndorsementKey(ctx context.Context, req KeyRequest) ([]byte, error)
+}
+
+// Options configures a Verifier. The zero value verifies against AMD's
+// pinned roots at the current time, never touches the network, and refuses
+// DEBUG guests.
+type Options struct {
+	// Roots are the trust anchors; nil means AMDRoots().
+	Roots *Roots
+	// Keys fetches endorsement keys that the evidence does not carry; nil
+	// means none are fetched and such evidence fails with vcek_unavailable.
+	Keys KeySource
+	// Now returns the time at which certificate validity is judged; nil
+	// means time.Now.
+	Now func() time.Time
+	// CacheSize bounds the verified-chain cache; 0 means DefaultCacheSize.
+	CacheSize int
+	// AllowDebug accepts guests whose policy allows DEBUG. Dangerous: a
+	// DEBUG guest's memory can be read and changed by the host.
+	AllowDebug bool
+}
+
+// Verifier verifies SEV-SNP evidence. It is safe for concurrent use.
+type Verifier struct {
+	roots      *Roots
+	keys       KeySource
+	now        func() time.Time
+	allowDebug bool
+	cache      *chainCache
+}
+
+// New returns a Verifier with the given options.
+func New(o Options) *Verifier {
+	v := &Verifier{roots: o.Roots, keys: o.Keys, now: o.Now, allowDebug: o.AllowDebug, cache: newChainCache(o.CacheSize)}
+	if v.roots == nil {
+		v.roots = AMDRoots()
+	}
+	if v.now == nil {
+		v.now = time.Now
+	}
+	return v
+}
+
+// Verify checks that ev.Report was signed by a genuine AMD endorsement key
+// for the chip and TCB it names, that it is well formed and within the
+// safety floor, and returns its claims. Every rejection is an *attest.Error.
+func (v *Verifier) Verify(ctx context.Context, ev Evidence) (*attest.Claims, error) {
+	report := ev.Report
+	if len(report) != ReportSize {
+		return nil, attest.Errorf(attest.ReasonMalformedEvidence, "report is %d bytes, want %d", len(report), ReportSize)
+	}
+	at := v.now()
+
+	ek, err := v.endorsementKey(ctx, ev, at)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkSignature(report, ek.Key); err != nil {
+		return nil, err
+	}
+	// From here on the signed bytes are AMD's.
+	r, err := decodeSigned(report, ek.Product)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkKeyMatchesReport(ek, r); err != nil {
+		return nil, err
+	}
+	if ev.RuntimeData != nil {
+		want := sha256.Sum256(ev.RuntimeData)
+		var rd [64]byte
+		copy(rd[:], want[:])
+		if !bytes.Equal(r.claims.ReportData, rd[:]) {
+			return nil, attest.Errorf(attest.ReasonReportDataMismatch, "REPORT_DATA is not SHA-256 of the HCL runtime data")
+		}
+	}
+	if r.claims.Policy.Debug && !v.allowDebug {
+		return nil, attest.Errorf(attest.ReasonDebugEnabled, "guest policy allows DEBUG")
+	}
+	return &r.claims, nil
+}
+
+// endorsementKey finds the certificate for the report's key — in the
+// certificate table, then ev.EndorsementKey, then the KeySource — and
+// returns it once its chain to a pinned ARK has verified at time at.
+func (v *Verifier) endorsementKey(ctx context.Context, ev Evidence, at time.Time) (*EndorsementKey, error) {
+	signer := reportSigner(ev.Report)
+	table, err := parseCertTable(ev.CertTable)
+	if err != nil {
+		return nil, &attest.Error{Reason: attest.ReasonMalformedEvidence, Err: err}
+	}
+	var foreign bool // an ARK/ASK that does not count; noted if the chain fails
+	for _, der := range append([][]byte{table[guidARK], table[guidASK]}, ev.Chain...) {
+		if der != nil && !v.roots.pinned(der) {
+			foreign = true
+		}
+	}
+	der := table[guidVCEK]
+	if signer == SignerVLEK {
+		der = table[guidVLEK]
+	}
+	if der == nil && ev.EndorsementKey != nil {
+		der, err = CertificateDER(ev.EndorsementKey)
+		if err != nil {
+			return nil, &attest.Error{Reason: attest.ReasonMalformedEvidence, Err: err}
+		}
+	}
+	if der == nil {
+		if der, err = v.fetch(ctx, ev.Report, signer); err != nil {
+			return nil, err
+		}
+	}
+	ek, err := v.verifyChain(der, at)
+	if err != nil && foreign {
+		err = fmt.Errorf("%w (the evidence's own ARK/ASK is not AMD's pinned one and was ignored)", err)
+	}
+	return ek, err
+}
+
+// fetch asks the KeySource for the VCEK named by the report's unverified
+// CHIP_ID and REPORTED_TCB. A wrong guess fails closed: the key it returns
+// must still chain to a pinned root and verify the signature.
+func (v *Verifier) fetch(ctx context.Context, report []byte, signer Signer) ([]byte, error) {
+	if v.keys == nil {
+		return nil, attest.Errorf(attest.ReasonVCEKUnavailable, "no %s certificate in the evidence and fetching is disabled", signer)
+	}
+	if signer == SignerVLEK {
+		return nil, attest.Errorf(attest.ReasonVCEKUnavailable, "no VLEK certificate in the evidence; VLEKs are not served by the AMD KDS to verifiers")
+	}
+	var chipID [64]byte
+	copy(chipID[:], report[0x1A0:0x1E0])
+	if chipID == ([64]byte{}) {
+		return nil, attest.Errorf(attest.ReasonVCEKUnavailable, "CHIP_ID is masked; the VCEK cannot be looked up")
+	}
+	tcb := TCBVersion(leUint64(report[0x180:0x188]))
+	var lastErr error
+	for _, p := range candidateProducts(report) {
+		hwid := chipID[:]
+		if p == Turin {
+			hwid = chipID[:8]
+		}
+		der, err := v.keys.EndorsementKey(ctx, KeyRequest{Product: p, Signer: SignerVCEK, HWID: hwid, TCB: tcb})
+		if err == nil {
+			return der, nil
+		}
+		lastErr = err
+	}
+	return nil, &attest.Error{Reason: attest.ReasonVCEKUnavailable, Err: lastErr}
+}
+
+// candidateProducts lists the product lines whose KDS may hold the report's
+// VCEK. Version 3+ reports name their CPU; version 2 reports do not, so the
+// CHIP_ID shape decides (Turin ids use bytes 0–7 only) and otherwise Milan
+// and Genoa are both tried.
+func candidateProducts(report []byte) []Product {
+	if leUint32(report[0:4]) >= 3 {
+		if p, ok := productFromCPUID(report[0x188], report[0x189]); ok {
+			return []Product{p}
+		}
+	}
+	var tail [56]byte
+	if bytes.Equal(report[0x1A8:0x1E0], tail[:]) {
+		return []Product{Turin}
+	}
+	return []Product{Milan, Genoa}
+}
+
+// verifyChain parses an endorsement key certificate and verifies it up to
+// the pinned ARK of the product its issuer names, at time at. Verified
+// chains are cached by the certificate's bytes.
+func (v *Verifier) verifyChain(der []byte, at time.Time) (*EndorsementKey, error) {
+	k := sha256.Sum256(der)
+	if e := v.cache.get(k); e != nil {
+		if !e.validAt(at) {
+			return nil, attest.Errorf(attest.ReasonCertChainInvalid, "endorsement key chain is valid %s to %s, not at %s",
+				e.notBefore.Format(time.RFC3339), e.notAfter.Format(time.RFC3339), at.Format(time.RFC3339))
+		}
+		return e.ek, nil
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		return nil, attest.Errorf(attest.ReasonMalformedEvidence, "endorsement key certificate: %w", err)
+	}
+	ek, err := ParseEndorsementKey(cert)
+	if err != nil {
+		return nil, &attest.Error{Reason: attest.ReasonCertChainInvalid, Err: err}
+	}
+	pr, ok := v.roots.Product(ek.Product)
+	if !ok {
+		return nil, attest.Errorf(attest.ReasonCertChainInvalid, "no pinned root for product %s", ek.Product)
+	}
+	ica := pr.ASK
+	if ek.Signer == SignerVLEK {
+		ica = pr.ASVK
+	}
+	if ica == nil {
+		return nil, attest.Errorf(attest.ReasonCertChainInvalid, "no pinned %s intermediate for %s", ek.Signer, ek.Product)
+	}
+	roots, inters := x509.NewCertPool(), x509.NewCertPool()
+	roots.AddCert(pr.ARK)
+	inters.AddCert(ica)
+	if _, err := cert.Verify(x509.VerifyOptions{
+		Roots: roots, Intermediates: inters, CurrentTime: at,
+		KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny},
+	}); err != nil {
+		return nil, attest.Errorf(attest.ReasonCertChainInvalid, "%s does not chain to AMD's pinned %s ARK at %s: %w",
+			ek.Signer, ek.Product, at.Format(time.RFC3339), err)
+	}
+	e := &chainEntry{key: k, ek: ek, notBefore: cert.NotBefore, notAfter: cert.NotAfter}
+	for _, c := range []*x509.Certificate{ica, pr.ARK} {
+		if c.NotBefore.After(e.notBefore) {
+			e.notBefore = c.NotBefore
+		}
+		if c.NotAfter.Before(e.notAfter) {
+			e.notAfter = c.NotAfter
+		}
+	}
+	v.cache.put(e)
+	return ek, nil
+}
+
+// checkSignature verifies the report's ECDSA P-384/SHA-384 signature over
+// bytes 0x000–0x29F (SEV-SNP ABI 56860, "Signature Block Format": R and S
+// are 72-byte little-endian fields, the rest of the 512-byte block is zero).
+func checkSignature(report []byte, key *ecdsa.PublicKey) error {
+	for _, b := range report[sigPaddingStart:] {
+		if b != 0 {
+			return attest.Errorf(attest.ReasonSignatureInvalid, "signature block padding is not zero")
+		}
+	}
+	der, err := abi.ReportToSignatureDER(report)
+	if err != nil {
+		return attest.Errorf(attest.ReasonSignatureInvalid, "%w", err)
+	}
+	digest := sha512.Sum384(report[:signedSize])
+	if !ecdsa.VerifyASN1(key, digest[:], der) {
+		return attest.Errorf(attest.ReasonSignatureInvalid, "report signature does not verify under the endorsement key")
+	}
+	return nil
+}
+
+// checkKeyMatchesReport checks that the verified key is the one the report
+// says signed it, for the product its CPU reports, and that the key's
+// certified TCB and chip are the report's (VCEK spec 57230: the key is
+// derived from REPORTED_TCB; hwID is CHIP_ID, or CHIP_ID[0:8] on Turin).
+func checkKeyMatchesReport(ek *EndorsementKey, r *decoded) error {
+	if r.signer != ek.Signer {
+		return attest.Errorf(attest.ReasonCertChainInvalid, "report names its signer %s but was verified with a %s", r.signer, ek.Signer)
+	}
+	if r.cpuidKnown && r.cpuidProduct != ek.Product {
+		return attest.Errorf(attest.ReasonCertChainInvalid, "report is from a %s CPU but its key chains to the %s root", r.cpuidProduct, ek.Product)
+	}
+	if ek.TCB != r.reportedTCB {
+		return attest.Errorf(attest.ReasonTCBMismatch, "endorsement key is for TCB %#016x, report's REPORTED_TCB is %#016x", uint64(ek.TCB), uint64(r.reportedTCB))
+	}
+	if ek.Signer == SignerVCEK && !r.chipIDMasked {
+		if !bytes.Equal(ek.HWID, r.claims.ChipID[:len(ek.HWID)]) {
+			return attest.Errorf(attest.ReasonCertChainInvalid, "VCEK is for another chip")
+		}
+	}
+	return nil
+}
+
+// CertificateDER returns the DER bytes of a certificate given as DER or
+// PEM. Of a PEM bundle (VCEK, ASK, ARK as Azure's THIM serves it) the first
+// certificate is taken.
+func CertificateDER(b []byte) ([]byte, error) {
+	if blk, _ := pem.Decode(b); blk != nil {
+		if blk.Type != "CERTIFICATE" {
+			return nil, errors.New("PEM block is not a CERTIFICATE")
+		}
+		b = blk.Bytes
+	}
+	if _, err := x509.ParseCertificate(b); err != nil {
+		return nil, err
+	}
+	return b, nil
+}
