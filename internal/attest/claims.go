@@ -1,6 +1,7 @@
 package attest
 
 import (
+	"crypto/subtle"
 	"encoding/hex"
 	"encoding/json"
 )
@@ -97,4 +98,17 @@ type TCB struct {
 	SNP        uint8  `json:"snp"`
 	Microcode  uint8  `json:"microcode"`
 	FMC        *uint8 `json:"fmc,omitempty"`
+}
+
+// Expect checks claims against exact expectations: a launch measurement
+// (48 bytes) and REPORT_DATA (64 bytes); a nil expectation is not checked.
+// Comparisons take constant time.
+func (c *Claims) Expect(measurement, reportData []byte) error {
+	if measurement != nil && subtle.ConstantTimeCompare(measurement, c.Measurement) != 1 {
+		return Errorf(ReasonMeasurementMismatch, "launch measurement is not the expected one")
+	}
+	if reportData != nil && subtle.ConstantTimeCompare(reportData, c.ReportData) != 1 {
+		return Errorf(ReasonReportDataMismatch, "REPORT_DATA is not the expected value")
+	}
+	return nil
 }

@@ -93,3 +93,16 @@ func ReasonOf(err error) Reason {
 	}
 	return ReasonInternalError
 }
+
+// Detail returns the operator-facing detail of err without its reason
+// prefix. It is for logs and local CLIs, never for remote clients.
+func Detail(err error) string {
+	var e *Error
+	if errors.As(err, &e) && e.Err != nil {
+		return e.Err.Error()
+	}
+	if err == nil {
+		return ""
+	}
+	return err.Error()
+}

@@ -11,6 +11,7 @@ import (
 	"encoding/asn1"
 	"encoding/binary"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/google/go-sev-guest/abi"
@@ -90,7 +91,11 @@ func NewChain(o ChainOptions) (*Chain, error) {
 		VcekCustom: sgtest.CertOverride{Extensions: endorsementExtensions(p, name, tcb, hwid, "")},
 		VlekCustom: sgtest.CertOverride{Extensions: endorsementExtensions(p, name, tcb, nil, "CN=test-csp.example")},
 	}
+	// go-sev-guest's fake signer draws from one shared math/rand source
+	// that is not safe for concurrent use.
+	signerMu.Lock()
 	s, err := b.TestOnlyCertChain()
+	signerMu.Unlock()
 	if err != nil {
 		return nil, err
 	}
@@ -100,6 +105,8 @@ func NewChain(o ChainOptions) (*Chain, error) {
 	}
 	return &Chain{Product: p, Signer: s, Roots: roots}, nil
 }
+
+var signerMu sync.Mutex
 
 func generateKeys() (*sgtest.AmdKeys, error) {
 	var k sgtest.AmdKeys

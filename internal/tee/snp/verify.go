@@ -157,7 +157,9 @@ func (v *Verifier) endorsementKey(ctx context.Context, ev Evidence, at time.Time
 		der = table[guidVLEK]
 	}
 	if der == nil && ev.EndorsementKey != nil {
-		der, err = CertificateDER(ev.EndorsementKey)
+		// Only unwrap PEM here: the chain cache is keyed by the DER bytes,
+		// so a known key is never parsed again.
+		der, err = unPEM(ev.EndorsementKey)
 		if err != nil {
 			return nil, &attest.Error{Reason: attest.ReasonMalformedEvidence, Err: err}
 		}
@@ -322,14 +324,24 @@ func checkKeyMatchesReport(ek *EndorsementKey, r *decoded) error {
 // PEM. Of a PEM bundle (VCEK, ASK, ARK as Azure's THIM serves it) the first
 // certificate is taken.
 func CertificateDER(b []byte) ([]byte, error) {
-	if blk, _ := pem.Decode(b); blk != nil {
-		if blk.Type != "CERTIFICATE" {
-			return nil, errors.New("PEM block is not a CERTIFICATE")
-		}
-		b = blk.Bytes
-	}
-	if _, err := x509.ParseCertificate(b); err != nil {
+	der, err := unPEM(b)
+	if err != nil {
 		return nil, err
 	}
-	return b, nil
+	if _, err := x509.ParseCertificate(der); err != nil {
+		return nil, err
+	}
+	return der, nil
+}
+
+// unPEM returns the first PEM CERTIFICATE of b, or b itself if b is not PEM.
+func unPEM(b []byte) ([]byte, error) {
+	blk, _ := pem.Decode(b)
+	if blk == nil {
+		return b, nil
+	}
+	if blk.Type != "CERTIFICATE" {
+		return nil, errors.New("PEM block is not a CERTIFICATE")
+	}
+	return blk.Bytes, nil
 }

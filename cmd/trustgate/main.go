@@ -1,0 +1,59 @@
+// Command trustgate is the verifier side of trustgate: it verifies SEV-SNP
+// attestation reports (verify), computes expected launch measurements
+// (measure) and, in later versions, serves the attestation HTTP API.
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+)
+
+// Exit codes shared by every subcommand (SPEC "Programs").
+const (
+	exitOK          = 0 // success / verified
+	exitRejected    = 1 // evidence did not pass
+	exitUsage       = 2 // bad flag, unreadable file
+	exitUnavailable = 3 // a dependency (KDS, store) is unavailable
+)
+
+type command struct {
+	name, summary string
+	run           func(args []string, stdout, stderr io.Writer) int
+}
+
+func commands() []command {
+	return []command{
+		{"verify", "verify one SEV-SNP attestation report", cmdVerify},
+		{"measure", "compute the expected SEV-SNP launch measurement", cmdMeasure},
+	}
+}
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		usage(stderr)
+		if len(args) == 0 {
+			return exitUsage
+		}
+		return exitOK
+	}
+	for _, c := range commands() {
+		if c.name == args[0] {
+			return c.run(args[1:], stdout, stderr)
+		}
+	}
+	fmt.Fprintf(stderr, "trustgate: unknown command %q\n\n", args[0])
+	usage(stderr)
+	return exitUsage
+}
+
+func usage(w io.Writer) {
+	fmt.Fprintln(w, "usage: trustgate <command> [flags]\n\ncommands:")
+	for _, c := range commands() {
+		fmt.Fprintf(w, "  %-8s %s\n", c.name, c.summary)
+	}
+}

@@ -1,0 +1,214 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"encoding/pem"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"github.com/trustgate/trustgate/internal/attest"
+	"github.com/trustgate/trustgate/internal/certs"
+	"github.com/trustgate/trustgate/internal/tee/snp"
+)
+
+const verifyUsage = `usage: trustgate verify REPORT [flags]
+
+Verifies one SEV-SNP attestation report: a raw 1184-byte report, the same as
+hex or base64 text, or an Azure CVM HCL report blob. It checks the signature
+chain up to AMD's pinned root, the report signature and structure, the
+endorsement key's TCB and chip against the report, and that DEBUG is off.
+
+Endorsement keys come from --cert-table, then --vcek, then the AMD KDS
+(unless --offline).
+
+Exit status: 0 verified, 1 rejected, 2 usage error, 3 VCEK unavailable.
+
+flags:
+`
+
+func cmdVerify(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("verify", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() { fmt.Fprint(stderr, verifyUsage); fs.PrintDefaults() }
+	vcekFile := fs.String("vcek", "", "VCEK or VLEK certificate `FILE` (DER or PEM)")
+	tableFile := fs.String("cert-table", "", "extended report certificate table `FILE` (GHCB GUID table)")
+	chainFile := fs.String("chain", "", "ASK+ARK PEM `FILE`; counts only if identical to AMD's pinned certificates")
+	offline := fs.Bool("offline", false, "never touch the network; fail with vcek_unavailable if no VCEK/VLEK is at hand")
+	kdsURL := fs.String("kds-url", certs.DefaultKDSURL, "AMD KDS base `URL`")
+	atFlag := fs.String("at", "", "judge certificate validity at this RFC 3339 `time` (default now)")
+	jsonOut := fs.Bool("json", false, "print the verdict and claims as JSON")
+	allowDebug := fs.Bool("allow-debug", false, "accept a guest whose policy allows DEBUG (dangerous)")
+	measurement := &hexFlag{n: 48}
+	fs.Var(measurement, "measurement", "expected launch measurement (48 bytes, `HEX`)")
+	reportData := &hexFlag{n: 64}
+	fs.Var(reportData, "report-data", "expected REPORT_DATA (64 bytes, `HEX`)")
+
+	pos, err := parseInterspersed(fs, args)
+	if errors.Is(err, flag.ErrHelp) {
+		return exitOK
+	}
+	if err != nil {
+		return exitUsage
+	}
+	if len(pos) != 1 {
+		fmt.Fprintln(stderr, "trustgate verify: want exactly one REPORT file")
+		fs.Usage()
+		return exitUsage
+	}
+	usageErr := func(format string, a ...any) int {
+		fmt.Fprintf(stderr, "trustgate verify: "+format+"\n", a...)
+		return exitUsage
+	}
+
+	// A report file larger than snp.MaxInputSize is evidence, not a usage
+	// error: read one byte past the limit and let DecodeReport reject it.
+	raw, err := readAtMost(pos[0], snp.MaxInputSize+1)
+	if err != nil {
+		return usageErr("%v", err)
+	}
+	opts := snp.Options{AllowDebug: *allowDebug}
+	if *atFlag != "" {
+		at, err := time.Parse(time.RFC3339, *atFlag)
+		if err != nil {
+			return usageErr("--at: %v", err)
+		}
+		opts.Now = func() time.Time { return at }
+	}
+	if !*offline {
+		opts.Keys = &certs.KDS{BaseURL: *kdsURL}
+	}
+
+	ev, decodeErr := snp.DecodeReport(raw)
+	if *vcekFile != "" {
+		b, err := readLimited(*vcekFile, 64<<10)
+		if err != nil {
+			return usageErr("--vcek: %v", err)
+		}
+		if ev.EndorsementKey, err = snp.CertificateDER(b); err != nil {
+			return usageErr("--vcek %s: not a certificate: %v", *vcekFile, err)
+		}
+	}
+	if *tableFile != "" {
+		if ev.CertTable, err = readLimited(*tableFile, snp.MaxCertTableSize); err != nil {
+			return usageErr("--cert-table: %v", err)
+		}
+	}
+	if *chainFile != "" {
+		b, err := readLimited(*chainFile, 64<<10)
+		if err != nil {
+			return usageErr("--chain: %v", err)
+		}
+		for blk, rest := pem.Decode(b); blk != nil; blk, rest = pem.Decode(rest) {
+			ev.Chain = append(ev.Chain, blk.Bytes)
+		}
+		if len(ev.Chain) == 0 {
+			return usageErr("--chain %s: no PEM certificates", *chainFile)
+		}
+	}
+
+	var claims *attest.Claims
+	err = decodeErr
+	if err == nil {
+		claims, err = snp.New(opts).Verify(context.Background(), ev)
+	}
+	if err == nil {
+		err = claims.Expect(measurement.val, reportData.val)
+	}
+	return report(stdout, *jsonOut, claims, err)
+}
+
+// report prints the verdict line first, then the claims of an accepted
+// report (SPEC "CLI"), and returns the exit status.
+func report(w io.Writer, asJSON bool, claims *attest.Claims, err error) int {
+	reason := attest.ReasonOf(err)
+	code := exitOK
+	switch {
+	case err == nil:
+	case reason.Unavailable():
+		code = exitUnavailable
+	default:
+		code = exitRejected
+	}
+	if err != nil {
+		claims = nil // claims of a rejected report are not shown
+	}
+	if asJSON {
+		out := struct {
+			Verdict string         `json:"verdict"`
+			Reason  attest.Reason  `json:"reason,omitempty"`
+			Detail  string         `json:"detail,omitempty"`
+			Claims  *attest.Claims `json:"claims,omitempty"`
+		}{Verdict: "VERIFIED", Claims: claims}
+		if err != nil {
+			out.Verdict, out.Reason, out.Detail = "REJECTED", reason, attest.Detail(err)
+		}
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		enc.Encode(out)
+		return code
+	}
+	if err != nil {
+		fmt.Fprintf(w, "REJECTED: %s\n  detail: %s\n", reason, attest.Detail(err))
+		return code
+	}
+	fmt.Fprintln(w, "VERIFIED")
+	printClaims(w, claims)
+	return code
+}
+
+func printClaims(w io.Writer, c *attest.Claims) {
+	tcb := func(t attest.TCB) string {
+		s := fmt.Sprintf("bootloader=%d tee=%d snp=%d microcode=%d", t.Bootloader, t.TEE, t.SNP, t.Microcode)
+		if t.FMC != nil {
+			s = fmt.Sprintf("fmc=%d ", *t.FMC) + s
+		}
+		return s
+	}
+	p := c.Policy
+	pi := c.PlatformInfo
+	rows := []struct{ k, v string }{
+		{"tee", c.TEE}, {"product", c.Product}, {"signer", c.Signer},
+		{"report_version", fmt.Sprint(c.ReportVersion)}, {"vmpl", fmt.Sprint(c.VMPL)}, {"guest_svn", fmt.Sprint(c.GuestSVN)},
+		{"measurement", c.Measurement.String()}, {"host_data", c.HostData.String()}, {"report_data", c.ReportData.String()},
+		{"family_id", c.FamilyID.String()}, {"image_id", c.ImageID.String()},
+		{"id_key_digest", c.IDKeyDigest.String()}, {"author_key_digest", c.AuthorKeyDigest.String()},
+		{"report_id", c.ReportID.String()}, {"report_id_ma", c.ReportIDMA.String()}, {"chip_id", c.ChipID.String()},
+		{"policy", fmt.Sprintf("abi=%d.%d debug=%t migrate_ma=%t smt=%t single_socket=%t cxl_allow=%t mem_aes_256_xts=%t rapl_dis=%t ciphertext_hiding=%t page_swap_disable=%t",
+			p.ABIMajor, p.ABIMinor, p.Debug, p.MigrateMA, p.SMT, p.SingleSocket, p.CXLAllow, p.MemAES256XTS, p.RAPLDis, p.CiphertextHiding, p.PageSwapDisable)},
+		{"platform_info", fmt.Sprintf("smt_enabled=%t tsme_enabled=%t ecc_enabled=%t rapl_disabled=%t ciphertext_hiding_enabled=%t alias_check_complete=%t iommu_write_safe=%t tio_enabled=%t",
+			pi.SMTEnabled, pi.TSMEEnabled, pi.ECCEnabled, pi.RAPLDisabled, pi.CiphertextHidingEnabled, pi.AliasCheckComplete, pi.IOMMUWriteSafe, pi.TIOEnabled)},
+		{"current_tcb", tcb(c.CurrentTCB)}, {"committed_tcb", tcb(c.CommittedTCB)},
+		{"reported_tcb", tcb(c.ReportedTCB)}, {"launch_tcb", tcb(c.LaunchTCB)},
+		{"current_version", c.CurrentVersion}, {"committed_version", c.CommittedVersion},
+	}
+	for _, r := range rows {
+		fmt.Fprintf(w, "  %-18s %s\n", r.k+":", r.v)
+	}
+}
+
+// readAtMost reads the first n bytes of a file.
+func readAtMost(path string, n int64) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return io.ReadAll(io.LimitReader(f, n))
+}
+
+// readLimited reads a file of at most limit bytes.
+func readLimited(path string, limit int64) ([]byte, error) {
+	b, err := readAtMost(path, limit+1)
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(b)) > limit {
+		return nil, fmt.Errorf("%s is larger than %d bytes", path, limit)
+	}
+	return b, nil
+}

@@ -1,0 +1,201 @@
+package refvalues
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// MeasurementHexLen is the length of a measurement value: 48 bytes
+// (SHA-384, report field MEASUREMENT) as lowercase hex.
+const MeasurementHexLen = 96
+
+// Set is the content of a reference-values file.
+type Set struct {
+	// Measurements are the approved launch measurements; several may be
+	// live at once for staged rollouts. Empty means nothing is approved.
+	Measurements []Measurement `yaml:"measurements" json:"measurements"`
+	// MinTCB, if not nil, is the floor for the report's REPORTED_TCB.
+	MinTCB *TCB `yaml:"min_tcb,omitempty" json:"min_tcb,omitempty"`
+	// AllowedVMPL lists the VMPLs (0..3) a report may come from; nil
+	// means [0] (see VMPLs).
+	AllowedVMPL []int `yaml:"allowed_vmpl,omitempty" json:"allowed_vmpl,omitempty"`
+}
+
+// Measurement is one approved launch measurement.
+type Measurement struct {
+	// Value is the 48-byte launch digest as 96 lowercase hex characters.
+	Value string `yaml:"value" json:"value"`
+	// Label names the build; it is unique in a Set and shown in tokens.
+	Label string `yaml:"label" json:"label"`
+	// Expires, if not nil, is when the value stops matching.
+	Expires *time.Time `yaml:"expires,omitempty" json:"expires,omitempty"`
+	// Resources are what a guest of this build may receive; nil: nothing.
+	Resources []string `yaml:"resources,omitempty" json:"resources,omitempty"`
+}
+
+// TCB is a floor for the SVN components of an SEV-SNP TCB_VERSION (SEV-SNP
+// ABI 56860, "TCB_VERSION"). FMC exists on Turin and later only.
+type TCB struct {
+	Bootloader uint8 `yaml:"bootloader" json:"bootloader"`
+	TEE        uint8 `yaml:"tee" json:"tee"`
+	SNP        uint8 `yaml:"snp" json:"snp"`
+	Microcode  uint8 `yaml:"microcode" json:"microcode"`
+	FMC        uint8 `yaml:"fmc,omitempty" json:"fmc,omitempty"`
+}
+
+// VMPLs returns AllowedVMPL, or [0] when it is empty.
+func (s *Set) VMPLs() []int {
+	if len(s.AllowedVMPL) == 0 {
+		return []int{0}
+	}
+	return s.AllowedVMPL
+}
+
+// Format is the encoding of a reference-values file.
+type Format int
+
+// The file formats, chosen by extension.
+const (
+	JSON Format = iota + 1 // .json
+	YAML                   // .yaml, .yml
+)
+
+// FormatOf returns the format for path's extension (case-insensitive).
+func FormatOf(path string) (Format, error) {
+	switch strings.ToLower(filepath.Ext(path)) {
+	case ".json":
+		return JSON, nil
+	case ".yaml", ".yml":
+		return YAML, nil
+	}
+	return 0, fmt.Errorf("reference values %s: unknown extension %q (want .json, .yaml or .yml)", path, filepath.Ext(path))
+}
+
+// ValidationError lists every problem found in a Set at once.
+type ValidationError struct {
+	Problems []string
+}
+
+// Error implements error.
+func (e *ValidationError) Error() string {
+	return "invalid reference values: " + strings.Join(e.Problems, "; ")
+}
+
+// DuplicateLabelError is returned by Append when the label is taken.
+type DuplicateLabelError struct {
+	Label string
+}
+
+// Error implements error.
+func (e *DuplicateLabelError) Error() string {
+	return fmt.Sprintf("reference values already have a measurement labelled %q", e.Label)
+}
+
+// Load reads, decodes and validates a reference-values file. Unknown keys
+// are errors (a misspelt min_tcb must not silently drop the floor). An
+// empty file is an empty Set. A validation failure is a *ValidationError.
+func Load(path string) (*Set, error) {
+	f, err := FormatOf(path)
+	if err != nil {
+		return nil, err
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	s, err := Parse(data, f)
+	if err != nil {
+		return nil, fmt.Errorf("reference values %s: %w", path, err)
+	}
+	return s, nil
+}
+
+// Parse decodes and validates reference values in format f.
+func Parse(data []byte, f Format) (*Set, error) {
+	var s Set
+	if len(bytes.TrimSpace(data)) > 0 {
+		switch f {
+		case JSON:
+			dec := json.NewDecoder(bytes.NewReader(data))
+			dec.DisallowUnknownFields()
+			if err := dec.Decode(&s); err != nil {
+				return nil, fmt.Errorf("decoding JSON: %w", err)
+			}
+			if _, err := dec.Token(); err != io.EOF {
+				return nil, errors.New("decoding JSON: trailing data after the top-level object")
+			}
+		case YAML:
+			dec := yaml.NewDecoder(bytes.NewReader(data))
+			dec.KnownFields(true)
+			if err := dec.Decode(&s); err != nil && err != io.EOF {
+				return nil, fmt.Errorf("decoding YAML: %w", err)
+			}
+		default:
+			return nil, fmt.Errorf("unknown format %d", int(f))
+		}
+	}
+	if err := s.Validate(); err != nil {
+		return nil, err
+	}
+	return &s, nil
+}
+
+// Validate checks every rule and reports all violations in one
+// *ValidationError: values are 96 lowercase hex characters, labels are
+// non-empty and unique, resource names non-empty, VMPLs within 0..3.
+func (s *Set) Validate() error {
+	var problems []string
+	seen := map[string]int{}
+	for i, m := range s.Measurements {
+		where := fmt.Sprintf("measurements[%d]", i)
+		if m.Label != "" {
+			where = fmt.Sprintf("measurements[%d] (%q)", i, m.Label)
+		}
+		if !isLowerHex(m.Value, MeasurementHexLen) {
+			problems = append(problems, fmt.Sprintf("%s: value must be %d lowercase hex characters, got %q", where, MeasurementHexLen, m.Value))
+		}
+		switch j, dup := seen[m.Label]; {
+		case strings.TrimSpace(m.Label) == "":
+			problems = append(problems, fmt.Sprintf("%s: label is empty", where))
+		case dup:
+			problems = append(problems, fmt.Sprintf("%s: label %q repeats measurements[%d]", where, m.Label, j))
+		default:
+			seen[m.Label] = i
+		}
+		for k, r := range m.Resources {
+			if strings.TrimSpace(r) == "" {
+				problems = append(problems, fmt.Sprintf("%s: resources[%d] is empty", where, k))
+			}
+		}
+	}
+	for i, v := range s.AllowedVMPL {
+		if v < 0 || v > 3 {
+			problems = append(problems, fmt.Sprintf("allowed_vmpl[%d]: %d is not a VMPL (0..3)", i, v))
+		}
+	}
+	if problems != nil {
+		return &ValidationError{Problems: problems}
+	}
+	return nil
+}
+
+func isLowerHex(s string, n int) bool {
+	if len(s) != n {
+		return false
+	}
+	for _, c := range []byte(s) {
+		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
+}
