@@ -3,6 +3,7 @@ package snp
 import (
 	"container/list"
 	"crypto/sha256"
+	"crypto/x509"
 	"sync"
 	"time"
 )
@@ -17,6 +18,7 @@ const DefaultCacheSize = 4096
 type chainEntry struct {
 	key                 [sha256.Size]byte
 	ek                  *EndorsementKey
+	intermediate        *x509.Certificate // the pinned ASK or ASVK it chains through
 	notBefore, notAfter time.Time
 }
 
@@ -65,6 +67,15 @@ func (c *chainCache) put(e *chainEntry) {
 		last := c.order.Back()
 		c.order.Remove(last)
 		delete(c.byKey, last.Value.(*chainEntry).key)
+	}
+}
+
+func (c *chainCache) remove(k [sha256.Size]byte) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if el, ok := c.byKey[k]; ok {
+		c.order.Remove(el)
+		delete(c.byKey, k)
 	}
 }
 

@@ -58,6 +58,16 @@ type KeySource interface {
 	EndorsementKey(ctx context.Context, req KeyRequest) ([]byte, error)
 }
 
+// RevocationChecker tells whether a chain that verified has since been
+// revoked (AMD's per-product CRLs, VCEK spec 57230 ch. 4).
+type RevocationChecker interface {
+	// Check returns nil if neither the intermediate (ASK or ASVK) nor the
+	// endorsement key is revoked, an *attest.Error with reason cert_revoked
+	// if one is, and any other error when revocation cannot be judged (the
+	// verification then fails with that error).
+	Check(ctx context.Context, p Product, s Signer, intermediate, endorsementKey *x509.Certificate) error
+}
+
 // Options configures a Verifier. The zero value verifies against AMD's
 // pinned roots at the current time, never touches the network, and refuses
 // DEBUG guests.
@@ -70,6 +80,9 @@ type Options struct {
 	// Now returns the time at which certificate validity is judged; nil
 	// means time.Now.
 	Now func() time.Time
+	// Revocation is consulted on every verification, cached chain or not;
+	// nil means revocation is not checked.
+	Revocation RevocationChecker
 	// CacheSize bounds the verified-chain cache; 0 means DefaultCacheSize.
 	CacheSize int
 	// AllowDebug accepts guests whose policy allows DEBUG. Dangerous: a
@@ -81,6 +94,7 @@ type Options struct {
 type Verifier struct {
 	roots      *Roots
 	keys       KeySource
+	revocation RevocationChecker
 	now        func() time.Time
 	allowDebug bool
 	cache      *chainCache
@@ -88,7 +102,7 @@ type Verifier struct {
 
 // New returns a Verifier with the given options.
 func New(o Options) *Verifier {
-	v := &Verifier{roots: o.Roots, keys: o.Keys, now: o.Now, allowDebug: o.AllowDebug, cache: newChainCache(o.CacheSize)}
+	v := &Verifier{roots: o.Roots, keys: o.Keys, revocation: o.Revocation, now: o.Now, allowDebug: o.AllowDebug, cache: newChainCache(o.CacheSize)}
 	if v.roots == nil {
 		v.roots = AMDRoots()
 	}
@@ -169,11 +183,22 @@ func (v *Verifier) endorsementKey(ctx context.Context, ev Evidence, at time.Time
 			return nil, err
 		}
 	}
-	ek, err := v.verifyChain(der, at)
-	if err != nil && foreign {
-		err = fmt.Errorf("%w (the evidence's own ARK/ASK is not AMD's pinned one and was ignored)", err)
+	e, err := v.verifyChain(der, at)
+	if err != nil {
+		if foreign {
+			err = fmt.Errorf("%w (the evidence's own ARK/ASK is not AMD's pinned one and was ignored)", err)
+		}
+		return nil, err
 	}
-	return ek, err
+	if v.revocation != nil {
+		if err := v.revocation.Check(ctx, e.ek.Product, e.ek.Signer, e.intermediate, e.ek.Cert); err != nil {
+			if attest.ReasonOf(err) == attest.ReasonCertRevoked {
+				v.cache.remove(e.key)
+			}
+			return nil, err
+		}
+	}
+	return e.ek, nil
 }
 
 // fetch asks the KeySource for the VCEK named by the report's unverified
@@ -227,14 +252,14 @@ func candidateProducts(report []byte) []Product {
 // verifyChain parses an endorsement key certificate and verifies it up to
 // the pinned ARK of the product its issuer names, at time at. Verified
 // chains are cached by the certificate's bytes.
-func (v *Verifier) verifyChain(der []byte, at time.Time) (*EndorsementKey, error) {
+func (v *Verifier) verifyChain(der []byte, at time.Time) (*chainEntry, error) {
 	k := sha256.Sum256(der)
 	if e := v.cache.get(k); e != nil {
 		if !e.validAt(at) {
 			return nil, attest.Errorf(attest.ReasonCertChainInvalid, "endorsement key chain is valid %s to %s, not at %s",
 				e.notBefore.Format(time.RFC3339), e.notAfter.Format(time.RFC3339), at.Format(time.RFC3339))
 		}
-		return e.ek, nil
+		return e, nil
 	}
 	cert, err := x509.ParseCertificate(der)
 	if err != nil {
@@ -265,7 +290,7 @@ func (v *Verifier) verifyChain(der []byte, at time.Time) (*EndorsementKey, error
 		return nil, attest.Errorf(attest.ReasonCertChainInvalid, "%s does not chain to AMD's pinned %s ARK at %s: %w",
 			ek.Signer, ek.Product, at.Format(time.RFC3339), err)
 	}
-	e := &chainEntry{key: k, ek: ek, notBefore: cert.NotBefore, notAfter: cert.NotAfter}
+	e := &chainEntry{key: k, ek: ek, intermediate: ica, notBefore: cert.NotBefore, notAfter: cert.NotAfter}
 	for _, c := range []*x509.Certificate{ica, pr.ARK} {
 		if c.NotBefore.After(e.notBefore) {
 			e.notBefore = c.NotBefore
@@ -275,7 +300,7 @@ func (v *Verifier) verifyChain(der []byte, at time.Time) (*EndorsementKey, error
 		}
 	}
 	v.cache.put(e)
-	return ek, nil
+	return e, nil
 }
 
 // checkSignature verifies the report's ECDSA P-384/SHA-384 signature over
