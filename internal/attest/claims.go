@@ -1,6 +1,7 @@
 package attest
 
 import (
+	"crypto/sha512"
 	"crypto/subtle"
 	"encoding/hex"
 	"encoding/json"
@@ -111,4 +112,18 @@ func (c *Claims) Expect(measurement, reportData []byte) error {
 		return Errorf(ReasonReportDataMismatch, "REPORT_DATA is not the expected value")
 	}
 	return nil
+}
+
+// NonceSize is the size of a verifier nonce, the size of REPORT_DATA.
+const NonceSize = 64
+
+// Nonce is a verifier-issued challenge (SPEC "HTTP API v1" rule 1).
+type Nonce [NonceSize]byte
+
+// BindReportData is SPEC rule 2 with a key: REPORT_DATA =
+// SHA-512(nonce ‖ thumbprint), thumbprint being the 32-byte RFC 7638
+// SHA-256 JWK thumbprint of the guest's ephemeral public key. (Without a
+// key, REPORT_DATA is the nonce itself.)
+func BindReportData(n Nonce, thumbprint []byte) [64]byte {
+	return sha512.Sum512(append(n[:], thumbprint...))
 }

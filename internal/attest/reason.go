@@ -106,3 +106,21 @@ func Detail(err error) string {
 	}
 	return err.Error()
 }
+
+// Status is the HTTP status a rejection with reason r maps to: 400 for
+// evidence that is not well formed, 401 for a bad or used token, 503 when a
+// dependency is unavailable, 500 for trustgate's own faults, and 403 for
+// every other judgement.
+func (r Reason) Status() int {
+	switch r {
+	case ReasonMalformedEvidence:
+		return 400
+	case ReasonTokenInvalid, ReasonTokenReplayed, ReasonUnauthorizedClient:
+		return 401
+	case ReasonVCEKUnavailable, ReasonStoreUnavailable:
+		return 503
+	case ReasonInternalError:
+		return 500
+	}
+	return 403
+}

@@ -216,3 +216,21 @@ func errString(err error) string {
 	}
 	return err.Error()
 }
+
+// --dev-simulator trusts the simulator's ARK key: a chain under it that
+// comes with the evidence verifies; a self-made chain still does not.
+func TestTrustedARKKey(t *testing.T) {
+	t.Parallel()
+	sim := mustChain(t, testkit.ChainOptions{})
+	own := mustChain(t, testkit.ChainOptions{OwnKeys: true})
+	roots := snp.AMDRoots().WithARKKey(&sim.Signer.Keys.Ark.PublicKey)
+	v := snp.New(snp.Options{Roots: roots})
+	if _, err := v.Verify(context.Background(), snp.Evidence{Report: sim.Report(testkit.ReportFields{}), CertTable: sim.CertTable()}); err != nil {
+		t.Fatalf("simulator chain: %v", err)
+	}
+	_, err := v.Verify(context.Background(), snp.Evidence{Report: own.Report(testkit.ReportFields{}), CertTable: own.CertTable()})
+	wantReason(t, err, attest.ReasonCertChainInvalid)
+	// Without the key the simulator's chain is refused.
+	_, err = snp.New(snp.Options{}).Verify(context.Background(), snp.Evidence{Report: sim.Report(testkit.ReportFields{}), CertTable: sim.CertTable()})
+	wantReason(t, err, attest.ReasonCertChainInvalid)
+}

@@ -2,10 +2,13 @@ package snp
 
 import (
 	"bytes"
+	"crypto/rsa"
 	"crypto/x509"
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"sync"
 
 	"github.com/google/go-sev-guest/verify/trust"
@@ -24,6 +27,54 @@ type ProductRoots struct {
 // endorsement key must chain to the pinned certificates.
 type Roots struct {
 	products map[Product]ProductRoots
+	arkKeys  []*rsa.PublicKey
+}
+
+// WithARKKey returns a copy of r that also trusts chains under an ARK
+// holding key: an ARK certificate that comes with the evidence counts if it
+// is self-signed with that key, and the ASK/ASVK with it if the ARK signed
+// them. This is how `--dev-simulator` trusts the simulator's AMD root (the
+// key, not one certificate).
+func (r *Roots) WithARKKey(key *rsa.PublicKey) *Roots {
+	return &Roots{products: r.products, arkKeys: append(append([]*rsa.PublicKey(nil), r.arkKeys...), key)}
+}
+
+// fromEvidence returns roots made of the certificates that came with the
+// evidence, when one of them is an ARK under a trusted ARK key; nil
+// otherwise.
+func (r *Roots) fromEvidence(ders [][]byte) *Roots {
+	if len(r.arkKeys) == 0 {
+		return nil
+	}
+	var certs []*x509.Certificate
+	for _, der := range ders {
+		if c, err := x509.ParseCertificate(der); err == nil {
+			certs = append(certs, c)
+		}
+	}
+	for _, ark := range certs {
+		key, ok := ark.PublicKey.(*rsa.PublicKey)
+		if !ok || !slices.ContainsFunc(r.arkKeys, func(k *rsa.PublicKey) bool { return k.Equal(key) }) || !strings.HasPrefix(ark.Subject.CommonName, "ARK-") {
+			continue
+		}
+		p, err := ParseProduct(strings.TrimPrefix(ark.Subject.CommonName, "ARK-"))
+		if err != nil {
+			continue
+		}
+		pr := ProductRoots{ARK: ark}
+		for _, c := range certs {
+			switch c.Subject.CommonName {
+			case "SEV-" + string(p):
+				pr.ASK = c
+			case "SEV-VLEK-" + string(p):
+				pr.ASVK = c
+			}
+		}
+		if roots, err := NewRoots(map[Product]ProductRoots{p: pr}); err == nil {
+			return roots
+		}
+	}
+	return nil
 }
 
 // NewRoots checks and pins the given certificates: each ARK must be

@@ -161,10 +161,21 @@ func (v *Verifier) endorsementKey(ctx context.Context, ev Evidence, at time.Time
 		return nil, &attest.Error{Reason: attest.ReasonMalformedEvidence, Err: err}
 	}
 	var foreign bool // an ARK/ASK that does not count; noted if the chain fails
-	for _, der := range append([][]byte{table[guidARK], table[guidASK]}, ev.Chain...) {
-		if der != nil && !v.roots.pinned(der) {
+	var offered [][]byte
+	for g, der := range table {
+		if g != guidVCEK && g != guidVLEK {
+			offered = append(offered, der)
+		}
+	}
+	offered = append(offered, ev.Chain...)
+	for _, der := range offered {
+		if !v.roots.pinned(der) {
 			foreign = true
 		}
+	}
+	roots := v.roots
+	if r := v.roots.fromEvidence(offered); r != nil {
+		roots, foreign = r, false
 	}
 	der := table[guidVCEK]
 	if signer == SignerVLEK {
@@ -183,7 +194,7 @@ func (v *Verifier) endorsementKey(ctx context.Context, ev Evidence, at time.Time
 			return nil, err
 		}
 	}
-	e, err := v.verifyChain(der, at)
+	e, err := v.verifyChain(der, at, roots)
 	if err != nil {
 		if foreign {
 			err = fmt.Errorf("%w (the evidence's own ARK/ASK is not AMD's pinned one and was ignored)", err)
@@ -252,7 +263,7 @@ func candidateProducts(report []byte) []Product {
 // verifyChain parses an endorsement key certificate and verifies it up to
 // the pinned ARK of the product its issuer names, at time at. Verified
 // chains are cached by the certificate's bytes.
-func (v *Verifier) verifyChain(der []byte, at time.Time) (*chainEntry, error) {
+func (v *Verifier) verifyChain(der []byte, at time.Time, roots *Roots) (*chainEntry, error) {
 	k := sha256.Sum256(der)
 	if e := v.cache.get(k); e != nil {
 		if !e.validAt(at) {
@@ -269,7 +280,7 @@ func (v *Verifier) verifyChain(der []byte, at time.Time) (*chainEntry, error) {
 	if err != nil {
 		return nil, &attest.Error{Reason: attest.ReasonCertChainInvalid, Err: err}
 	}
-	pr, ok := v.roots.Product(ek.Product)
+	pr, ok := roots.Product(ek.Product)
 	if !ok {
 		return nil, attest.Errorf(attest.ReasonCertChainInvalid, "no pinned root for product %s", ek.Product)
 	}
@@ -280,11 +291,11 @@ func (v *Verifier) verifyChain(der []byte, at time.Time) (*chainEntry, error) {
 	if ica == nil {
 		return nil, attest.Errorf(attest.ReasonCertChainInvalid, "no pinned %s intermediate for %s", ek.Signer, ek.Product)
 	}
-	roots, inters := x509.NewCertPool(), x509.NewCertPool()
-	roots.AddCert(pr.ARK)
+	arks, inters := x509.NewCertPool(), x509.NewCertPool()
+	arks.AddCert(pr.ARK)
 	inters.AddCert(ica)
 	if _, err := cert.Verify(x509.VerifyOptions{
-		Roots: roots, Intermediates: inters, CurrentTime: at,
+		Roots: arks, Intermediates: inters, CurrentTime: at,
 		KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny},
 	}); err != nil {
 		return nil, attest.Errorf(attest.ReasonCertChainInvalid, "%s does not chain to AMD's pinned %s ARK at %s: %w",

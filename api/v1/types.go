@@ -1,0 +1,72 @@
+package v1
+
+import (
+	"encoding/json"
+	"time"
+)
+
+// Paths of the API.
+const (
+	PathChallenge = "/v1/challenge"
+	PathAttest    = "/v1/attest"
+	PathRelease   = "/v1/release"
+	PathVerify    = "/verify"
+	PathJWKS      = "/.well-known/jwks.json"
+	PathHealthz   = "/healthz"
+	PathReadyz    = "/readyz"
+	PathMetrics   = "/metrics"
+)
+
+// MaxBodySize is the largest request body the server reads (64 KiB);
+// larger bodies get 413.
+const MaxBodySize = 64 << 10
+
+// TEE names.
+const TEESEVSNP = "sev-snp"
+
+// ChallengeResponse answers POST /v1/challenge.
+type ChallengeResponse struct {
+	Nonce     []byte    `json:"nonce"` // 64 bytes, base64 in JSON
+	ExpiresAt time.Time `json:"expires_at"`
+}
+
+// AttestRequest is the body of POST /v1/attest.
+type AttestRequest struct {
+	Nonce     []byte          `json:"nonce"` // base64 in JSON
+	TEE       string          `json:"tee"`
+	Evidence  SNPEvidence     `json:"evidence"`
+	TEEPubKey json.RawMessage `json:"tee_pubkey,omitempty"` // a public JWK
+}
+
+// SNPEvidence is an SEV-SNP report and, optionally, the extended report's
+// certificate table.
+type SNPEvidence struct {
+	Report    []byte `json:"report"`               // 1184 bytes, base64 in JSON
+	CertTable []byte `json:"cert_table,omitempty"` // base64 in JSON
+}
+
+// AttestResponse answers an affirmed POST /v1/attest.
+type AttestResponse struct {
+	Status string `json:"status"` // "affirming"
+	Token  string `json:"token"`  // EAR JWT
+}
+
+// VerifyResponse answers an accepted POST /verify.
+type VerifyResponse struct {
+	Status string `json:"status"` // "verified"
+	TEE    string `json:"tee"`
+}
+
+// Error is every error body: a human message and a stable reason code.
+type Error struct {
+	Error  string `json:"error"`
+	Reason string `json:"reason"`
+}
+
+// Health answers GET /healthz and GET /readyz.
+type Health struct {
+	Status              string `json:"status"` // "ok" or "unavailable"
+	AppraisalPolicyID   string `json:"appraisal_policy_id,omitempty"`
+	PolicyError         string `json:"policy_error,omitempty"`
+	DevSimulatorTrusted bool   `json:"dev_simulator,omitempty"`
+}

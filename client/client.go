@@ -1,0 +1,95 @@
+// Package client is a Go client of trustgate's HTTP API v1, for the guest
+// agent, the CLI and third parties.
+package client
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+
+	jose "github.com/go-jose/go-jose/v4"
+
+	v1 "github.com/trustgate/trustgate/api/v1"
+)
+
+// Client calls one verifier. The zero HTTP client means one with a 30 s
+// timeout.
+type Client struct {
+	BaseURL string
+	HTTP    *http.Client
+}
+
+// APIError is a non-2xx answer: its status and the body's reason code.
+type APIError struct {
+	Status  int
+	Reason  string
+	Message string
+}
+
+func (e *APIError) Error() string {
+	return fmt.Sprintf("HTTP %d %s: %s", e.Status, e.Reason, e.Message)
+}
+
+// Challenge asks for a nonce.
+func (c *Client) Challenge(ctx context.Context) (v1.ChallengeResponse, error) {
+	var out v1.ChallengeResponse
+	err := c.do(ctx, v1.PathChallenge, "application/json", []byte("{}"), &out)
+	if err == nil && len(out.Nonce) != 64 {
+		err = fmt.Errorf("verifier sent a %d-byte nonce", len(out.Nonce))
+	}
+	return out, err
+}
+
+// Attest sends evidence and returns the token.
+func (c *Client) Attest(ctx context.Context, req v1.AttestRequest) (v1.AttestResponse, error) {
+	body, err := json.Marshal(req)
+	if err != nil {
+		return v1.AttestResponse{}, err
+	}
+	var out v1.AttestResponse
+	return out, c.do(ctx, v1.PathAttest, "application/json", body, &out)
+}
+
+// JWKS fetches the verifier's token keys.
+func (c *Client) JWKS(ctx context.Context) (jose.JSONWebKeySet, error) {
+	var out jose.JSONWebKeySet
+	return out, c.do(ctx, v1.PathJWKS, "", nil, &out)
+}
+
+func (c *Client) do(ctx context.Context, path, ctype string, body []byte, out any) error {
+	method := http.MethodGet
+	if body != nil {
+		method = http.MethodPost
+	}
+	req, err := http.NewRequestWithContext(ctx, method, strings.TrimRight(c.BaseURL, "/")+path, bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	if ctype != "" {
+		req.Header.Set("Content-Type", ctype)
+	}
+	hc := c.HTTP
+	if hc == nil {
+		hc = &http.Client{Timeout: 30 * time.Second}
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode/100 != 2 {
+		var e v1.Error
+		json.Unmarshal(b, &e)
+		return &APIError{Status: resp.StatusCode, Reason: e.Reason, Message: e.Error}
+	}
+	return json.Unmarshal(b, out)
+}

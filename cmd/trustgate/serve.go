@@ -1,0 +1,99 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/trustgate/trustgate/internal/app"
+	"github.com/trustgate/trustgate/internal/config"
+)
+
+// serveFlags are the settings `serve` takes as flags (each also a config
+// key and a TRUSTGATE_ variable).
+var serveFlags = []struct{ name, usage string }{
+	{"listen", "listen `ADDR` (default 127.0.0.1:8080)"},
+	{"reference-values", "reference-values `FILE` (JSON or YAML), reloaded when it changes"},
+	{"policy", "Rego policy `FILE` (default: the embedded default policy), reloaded when it changes"},
+	{"nonce-ttl", "challenge lifetime (default 120s)"},
+	{"nonce-key-file", "nonce MAC key `FILE` (default: generated at start)"},
+	{"token-key-file", "ES256 token key `FILE`, PEM (default: generated at start)"},
+	{"token-lifetime", "token lifetime (default 60s)"},
+	{"kds-url", "AMD KDS base `URL`"},
+	{"offline", "never contact the KDS (true/false)"},
+	{"reload-interval", "how often policy files are checked (default 2s)"},
+	{"shutdown-timeout", "graceful shutdown limit (default 10s)"},
+	{"dev-simulator", "trust the simulator's AMD root; loopback only (true/false)"},
+}
+
+func cmdServe(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	cfgFile := fs.String("config", "", "YAML config `FILE`")
+	set := map[string]*string{}
+	for _, f := range serveFlags {
+		set[f.name] = new(string)
+		fs.Func(f.name, f.usage, func(v string) error { *set[f.name] = v; return nil })
+	}
+	// Boolean flags may be given bare.
+	for _, b := range []string{"offline", "dev-simulator"} {
+		name := b
+		fs.Lookup(name).Value = boolFunc(func(v string) { *set[name] = v })
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return exitOK
+		}
+		return exitUsage
+	}
+	cfg, err := config.Load(*cfgFile, os.Environ())
+	if err != nil {
+		fmt.Fprintf(stderr, "trustgate serve: %v\n", err)
+		return exitUsage
+	}
+	var flagErrs []error
+	fs.Visit(func(f *flag.Flag) {
+		if f.Name == "config" {
+			return
+		}
+		if err := cfg.SetFlag(f.Name, *set[f.Name]); err != nil {
+			flagErrs = append(flagErrs, fmt.Errorf("--%s: %w", f.Name, err))
+		}
+	})
+	if err := errors.Join(append(flagErrs, cfg.Validate())...); err != nil {
+		fmt.Fprintf(stderr, "trustgate serve: invalid configuration:\n%v\n", err)
+		return exitUsage
+	}
+	log := slog.New(slog.NewJSONHandler(stderr, nil))
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	a, err := app.New(ctx, cfg, app.Deps{Logger: log})
+	if err != nil {
+		fmt.Fprintf(stderr, "trustgate serve: %v\n", err)
+		return exitUsage
+	}
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		fmt.Fprintf(stderr, "trustgate serve: %v\n", err)
+		return exitUnavailable
+	}
+	if err := a.Serve(ctx, ln); err != nil {
+		fmt.Fprintf(stderr, "trustgate serve: %v\n", err)
+		return exitUnavailable
+	}
+	return exitOK
+}
+
+// boolFunc is a flag.Value that may be given without a value.
+type boolFunc func(string)
+
+func (b boolFunc) String() string     { return "" }
+func (b boolFunc) Set(v string) error { b(v); return nil }
+func (b boolFunc) IsBoolFlag() bool   { return true }

@@ -1,0 +1,79 @@
+// Package agent is the guest side of trustgate: challenge → ephemeral key
+// → REPORT_DATA (SPEC rule 2) → report from the device → attest.
+package agent
+
+import (
+	"context"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"encoding/json"
+
+	jose "github.com/go-jose/go-jose/v4"
+
+	v1 "github.com/trustgate/trustgate/api/v1"
+	"github.com/trustgate/trustgate/client"
+	"github.com/trustgate/trustgate/internal/attest"
+)
+
+// Device produces SEV-SNP reports binding reportData, with the extended
+// report's certificate table when the host provides one.
+type Device interface {
+	Report(ctx context.Context, reportData [64]byte) (report, certTable []byte, err error)
+}
+
+// Result is an affirmed attestation.
+type Result struct {
+	Token string
+	// Key is the ephemeral private key bound in REPORT_DATA; secrets
+	// released with Token are encrypted to it.
+	Key *ecdsa.PrivateKey
+}
+
+// Attest runs challenge → report → attest once. The returned error is the
+// verifier's *client.APIError on a rejection.
+func Attest(ctx context.Context, c *client.Client, dev Device) (*Result, error) {
+	ch, err := c.Challenge(ctx)
+	if err != nil {
+		return nil, err
+	}
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	jwk := jose.JSONWebKey{Key: key.Public()}
+	tp, err := jwk.Thumbprint(crypto.SHA256)
+	if err != nil {
+		return nil, err
+	}
+	rd := attest.BindReportData(attest.Nonce(ch.Nonce), tp)
+	report, table, err := dev.Report(ctx, rd)
+	if err != nil {
+		return nil, err
+	}
+	pub, err := json.Marshal(jwk)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := c.Attest(ctx, v1.AttestRequest{
+		Nonce: ch.Nonce, TEE: v1.TEESEVSNP, Evidence: v1.SNPEvidence{Report: report, CertTable: table}, TEEPubKey: pub,
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &Result{Token: resp.Token, Key: key}, nil
+}
+
+// SimDevice adapts a simulator (sim.Device) to Device.
+type SimDevice struct {
+	Sim interface {
+		Report(reportData [64]byte) (report, certTable []byte)
+	}
+}
+
+// Report implements Device.
+func (s SimDevice) Report(_ context.Context, rd [64]byte) ([]byte, []byte, error) {
+	r, t := s.Sim.Report(rd)
+	return r, t, nil
+}

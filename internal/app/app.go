@@ -1,0 +1,200 @@
+// Package app is trustgate's composition root: it builds the verifier from
+// a validated config.Config, serves the HTTP API, watches policy and
+// reference-value files, and shuts down gracefully. Nothing imports it but
+// cmd/.
+package app
+
+import (
+	"context"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/trustgate/trustgate/internal/certs"
+	"github.com/trustgate/trustgate/internal/challenge"
+	"github.com/trustgate/trustgate/internal/config"
+	"github.com/trustgate/trustgate/internal/httpapi"
+	"github.com/trustgate/trustgate/internal/policy"
+	"github.com/trustgate/trustgate/internal/refvalues"
+	"github.com/trustgate/trustgate/internal/sim"
+	"github.com/trustgate/trustgate/internal/tee/snp"
+	"github.com/trustgate/trustgate/internal/token"
+	"github.com/trustgate/trustgate/internal/verifier"
+)
+
+// Version is reported as the token's ear.verifier-id build.
+var Version = "dev"
+
+// App is a built verifier.
+type App struct {
+	cfg     config.Config
+	log     *slog.Logger
+	engine  *policy.Engine
+	handler http.Handler
+	tokens  *token.Issuer
+	svc     *verifier.Service
+}
+
+// Deps are what an App takes from its environment. The zero value logs to
+// slog.Default() and uses the real clock.
+type Deps struct {
+	Logger *slog.Logger
+	Now    func() time.Time
+}
+
+// New builds an App from cfg (which it validates).
+func New(ctx context.Context, cfg config.Config, d Deps) (*App, error) {
+	log := d.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	if d.Now == nil {
+		d.Now = time.Now
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	nonceKey, err := loadNonceKey(cfg.NonceKeyFile)
+	if err != nil {
+		return nil, fmt.Errorf("nonce_key_file: %w", err)
+	}
+	if cfg.NonceKeyFile == "" {
+		log.Warn("no nonce_key_file: generated a nonce key; outstanding challenges die with a restart and replicas cannot share them")
+	}
+	nonces, err := challenge.New(challenge.Options{Key: nonceKey, TTL: cfg.NonceTTL, Store: challenge.NewMemoryStore(d.Now), Now: d.Now})
+	if err != nil {
+		return nil, err
+	}
+
+	tokKey, generated, err := token.LoadOrGenerateKey(cfg.TokenKeyFile)
+	if err != nil {
+		return nil, fmt.Errorf("token_key_file: %w", err)
+	}
+	if generated {
+		log.Warn("no token_key_file: generated a token signing key; tokens die with a restart (see /.well-known/jwks.json)")
+	}
+	tokens, err := token.New(token.Options{Key: tokKey, Build: Version, Lifetime: cfg.TokenLifetime, DevSimulator: cfg.DevSimulator, Now: d.Now})
+	if err != nil {
+		return nil, err
+	}
+
+	roots := snp.AMDRoots()
+	if cfg.DevSimulator {
+		roots = roots.WithARKKey(sim.ARKKey())
+		log.Warn("dev_simulator: trusting the simulator's AMD root; every token is marked as such")
+	}
+	snpOpts := snp.Options{Roots: roots, Now: d.Now}
+	if !cfg.Offline {
+		snpOpts.Keys = &certs.KDS{BaseURL: cfg.KDSURL}
+	}
+
+	policySrc, ref, err := readPolicyInputs(cfg)
+	if err != nil {
+		return nil, err
+	}
+	engine, err := policy.New(ctx, policy.Options{Module: policySrc, ModuleName: cfg.Policy, Reference: ref, Now: d.Now})
+	if err != nil {
+		return nil, fmt.Errorf("policy: %w", err)
+	}
+
+	svc, err := verifier.New(verifier.Options{SNP: snp.New(snpOpts), Policy: engine, Nonces: nonces, Tokens: tokens, Now: d.Now})
+	if err != nil {
+		return nil, err
+	}
+	a := &App{cfg: cfg, log: log, engine: engine, tokens: tokens, svc: svc}
+	a.handler = httpapi.New(httpapi.Options{
+		Attester: svc, Challenger: nonces, JWKS: tokens.JWKS, Health: health{engine}, Logger: log, DevSimulator: cfg.DevSimulator,
+	})
+	return a, nil
+}
+
+// Handler returns the API handler.
+func (a *App) Handler() http.Handler { return a.handler }
+
+// Service returns the attestation use case, for in-process callers.
+func (a *App) Service() *verifier.Service { return a.svc }
+
+// Serve serves on ln until ctx is done, watching policy files meanwhile,
+// then shuts down within the configured timeout.
+func (a *App) Serve(ctx context.Context, ln net.Listener) error {
+	srv := &http.Server{
+		Handler:           a.handler,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       15 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       60 * time.Second,
+		MaxHeaderBytes:    16 << 10,
+		ErrorLog:          slog.NewLogLogger(a.log.Handler(), slog.LevelWarn),
+	}
+	watchCtx, stopWatch := context.WithCancel(ctx)
+	defer stopWatch()
+	if a.cfg.Policy != "" || a.cfg.ReferenceValues != "" {
+		go policy.Watch(watchCtx, a.engine, a.cfg.Policy, a.cfg.ReferenceValues, a.cfg.ReloadInterval, a.log)
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	a.log.Info("serving", "addr", ln.Addr().String(), "appraisal_policy_id", a.engine.ID())
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	shutCtx, cancel := context.WithTimeout(context.Background(), a.cfg.ShutdownTimeout)
+	defer cancel()
+	err := srv.Shutdown(shutCtx)
+	if e := <-errc; !errors.Is(e, http.ErrServerClosed) && err == nil {
+		err = e
+	}
+	a.log.Info("stopped")
+	return err
+}
+
+type health struct{ e *policy.Engine }
+
+func (h health) PolicyID() string { return h.e.ID() }
+func (h health) Ready() error     { return h.e.LastError() }
+
+func readPolicyInputs(cfg config.Config) (string, *refvalues.Set, error) {
+	var src string
+	if cfg.Policy != "" {
+		b, err := os.ReadFile(cfg.Policy)
+		if err != nil {
+			return "", nil, fmt.Errorf("policy: %w", err)
+		}
+		src = string(b)
+	}
+	var ref *refvalues.Set
+	if cfg.ReferenceValues != "" {
+		s, err := refvalues.Load(cfg.ReferenceValues)
+		if err != nil {
+			return "", nil, fmt.Errorf("reference_values: %w", err)
+		}
+		ref = s
+	}
+	return src, ref, nil
+}
+
+// loadNonceKey reads a nonce key file (raw bytes, or hex text) or
+// generates a key when path is "".
+func loadNonceKey(path string) ([]byte, error) {
+	if path == "" {
+		return challenge.GenerateKey(), nil
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	if k, err := hex.DecodeString(strings.TrimSpace(string(b))); err == nil {
+		b = k
+	}
+	if len(b) < challenge.MinKeySize {
+		return nil, fmt.Errorf("%s: key is %d bytes, want at least %d", path, len(b), challenge.MinKeySize)
+	}
+	return b, nil
+}

@@ -1,0 +1,191 @@
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"os"
+	"reflect"
+	"strconv"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Config is the whole server configuration. Every field is also a flag of
+// `trustgate serve` (kebab-case) and an environment variable
+// (TRUSTGATE_ + the YAML key in upper case).
+type Config struct {
+	// Listen is the address the API listens on.
+	Listen string `yaml:"listen"`
+	// ReferenceValues is the reference-values file (JSON or YAML); "" means
+	// none, so the default policy denies everything.
+	ReferenceValues string `yaml:"reference_values"`
+	// Policy is a Rego policy file; "" means the embedded default policy.
+	Policy string `yaml:"policy"`
+	// NonceTTL is how long a challenge stays valid.
+	NonceTTL time.Duration `yaml:"nonce_ttl"`
+	// NonceKeyFile holds the nonce MAC key (at least 32 bytes, raw or hex);
+	// "" means a key generated at start (outstanding nonces die with a
+	// restart, and replicas cannot share nonces).
+	NonceKeyFile string `yaml:"nonce_key_file"`
+	// TokenKeyFile holds the ES256 token signing key (PEM); "" means a key
+	// generated at start.
+	TokenKeyFile string `yaml:"token_key_file"`
+	// TokenLifetime is how long an attestation token is valid.
+	TokenLifetime time.Duration `yaml:"token_lifetime"`
+	// KDSURL is the AMD KDS base URL.
+	KDSURL string `yaml:"kds_url"`
+	// Offline never contacts the KDS: evidence must carry its certificates.
+	Offline bool `yaml:"offline"`
+	// ReloadInterval is how often policy and reference-value files are
+	// checked for changes.
+	ReloadInterval time.Duration `yaml:"reload_interval"`
+	// ShutdownTimeout bounds a graceful shutdown.
+	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
+	// DevSimulator trusts the simulator's AMD root and marks every token;
+	// refused unless Listen is a loopback address.
+	DevSimulator bool `yaml:"dev_simulator"`
+}
+
+// Default returns the embedded defaults: one machine, no config at all.
+func Default() Config {
+	return Config{
+		Listen:          "127.0.0.1:8080",
+		NonceTTL:        120 * time.Second,
+		TokenLifetime:   60 * time.Second,
+		KDSURL:          "https://kdsintf.amd.com",
+		ReloadInterval:  2 * time.Second,
+		ShutdownTimeout: 10 * time.Second,
+	}
+}
+
+// Load returns the defaults overlaid with the YAML file at path (if path
+// is not "") and then with TRUSTGATE_* variables from env (os.Environ form).
+// Unknown YAML keys are an error.
+func Load(path string, env []string) (Config, error) {
+	c := Default()
+	if path != "" {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return c, err
+		}
+		dec := yaml.NewDecoder(bytes.NewReader(b))
+		dec.KnownFields(true)
+		if err := dec.Decode(&c); err != nil && !errors.Is(err, io.EOF) {
+			return c, fmt.Errorf("%s: %w", path, err)
+		}
+	}
+	return c, applyEnv(&c, env)
+}
+
+// applyEnv sets fields from TRUSTGATE_<YAML KEY> variables.
+func applyEnv(c *Config, env []string) error {
+	vars := map[string]string{}
+	for _, kv := range env {
+		if k, v, ok := strings.Cut(kv, "="); ok && strings.HasPrefix(k, "TRUSTGATE_") {
+			vars[k] = v
+		}
+	}
+	var errs []error
+	rv := reflect.ValueOf(c).Elem()
+	for i := 0; i < rv.NumField(); i++ {
+		key := "TRUSTGATE_" + strings.ToUpper(rv.Type().Field(i).Tag.Get("yaml"))
+		v, ok := vars[key]
+		if !ok {
+			continue
+		}
+		if err := setField(rv.Field(i), v); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", key, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// SetFlag sets the field whose YAML key is key (flags use the same keys
+// with dashes) from its string form.
+func (c *Config) SetFlag(key, value string) error {
+	key = strings.ReplaceAll(key, "-", "_")
+	rv := reflect.ValueOf(c).Elem()
+	for i := 0; i < rv.NumField(); i++ {
+		if rv.Type().Field(i).Tag.Get("yaml") == key {
+			return setField(rv.Field(i), value)
+		}
+	}
+	return fmt.Errorf("unknown setting %q", key)
+}
+
+func setField(f reflect.Value, v string) error {
+	switch f.Interface().(type) {
+	case string:
+		f.SetString(v)
+	case bool:
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return err
+		}
+		f.SetBool(b)
+	case time.Duration:
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			return err
+		}
+		f.SetInt(int64(d))
+	default:
+		return fmt.Errorf("unsupported setting type %s", f.Type())
+	}
+	return nil
+}
+
+// Validate checks c and returns every problem at once (nil if none).
+func (c Config) Validate() error {
+	var errs []error
+	bad := func(format string, a ...any) { errs = append(errs, fmt.Errorf(format, a...)) }
+	host, _, err := net.SplitHostPort(c.Listen)
+	if err != nil {
+		bad("listen %q: %v", c.Listen, err)
+	} else if c.DevSimulator && !isLoopback(host) {
+		bad("dev_simulator is refused unless listen is a loopback address (listen is %q)", c.Listen)
+	}
+	if c.NonceTTL < 10*time.Second || c.NonceTTL > time.Hour {
+		bad("nonce_ttl %v: want 10s to 1h", c.NonceTTL)
+	}
+	if c.TokenLifetime < 5*time.Second || c.TokenLifetime > time.Hour {
+		bad("token_lifetime %v: want 5s to 1h", c.TokenLifetime)
+	}
+	if c.ReloadInterval < 100*time.Millisecond {
+		bad("reload_interval %v: want at least 100ms", c.ReloadInterval)
+	}
+	if c.ShutdownTimeout <= 0 {
+		bad("shutdown_timeout %v: want more than 0", c.ShutdownTimeout)
+	}
+	if !c.Offline && !strings.HasPrefix(c.KDSURL, "https://") && !strings.HasPrefix(c.KDSURL, "http://") {
+		bad("kds_url %q: want an http(s) URL", c.KDSURL)
+	}
+	for _, f := range []struct{ key, path string }{
+		{"reference_values", c.ReferenceValues}, {"policy", c.Policy},
+		{"nonce_key_file", c.NonceKeyFile}, {"token_key_file", c.TokenKeyFile},
+	} {
+		if f.path == "" {
+			continue
+		}
+		if st, err := os.Stat(f.path); err != nil {
+			bad("%s: %v", f.key, err)
+		} else if st.IsDir() {
+			bad("%s: %s is a directory", f.key, f.path)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func isLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	a, err := netip.ParseAddr(host)
+	return err == nil && a.IsLoopback()
+}

@@ -1,0 +1,64 @@
+package config
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestDefaultsValid(t *testing.T) {
+	t.Parallel()
+	if err := Default().Validate(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestLoadPrecedence(t *testing.T) {
+	t.Parallel()
+	p := filepath.Join(t.TempDir(), "c.yaml")
+	os.WriteFile(p, []byte("listen: 127.0.0.1:9000\nnonce_ttl: 30s\noffline: true\n"), 0o600)
+	c, err := Load(p, []string{"TRUSTGATE_NONCE_TTL=45s", "OTHER=1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Listen != "127.0.0.1:9000" || c.NonceTTL != 45*time.Second || !c.Offline || c.TokenLifetime != 60*time.Second {
+		t.Fatalf("%+v", c)
+	}
+	if err := c.SetFlag("nonce-ttl", "50s"); err != nil || c.NonceTTL != 50*time.Second {
+		t.Fatalf("flag: %v %v", err, c.NonceTTL)
+	}
+}
+
+func TestLoadRejectsUnknownKeys(t *testing.T) {
+	t.Parallel()
+	p := filepath.Join(t.TempDir(), "c.yaml")
+	os.WriteFile(p, []byte("listen: 127.0.0.1:9000\nlisten_addr: x\n"), 0o600)
+	if _, err := Load(p, nil); err == nil {
+		t.Fatal("unknown key accepted")
+	}
+	if _, err := Load("", []string{"TRUSTGATE_NONCE_TTL=soon"}); err == nil {
+		t.Fatal("bad env value accepted")
+	}
+}
+
+// Every problem is reported at once.
+func TestValidateListsEveryProblem(t *testing.T) {
+	t.Parallel()
+	c := Default()
+	c.Listen = "0.0.0.0:8080"
+	c.DevSimulator = true
+	c.NonceTTL = time.Second
+	c.TokenLifetime = 2 * time.Hour
+	c.Policy = "/nonexistent/policy.rego"
+	err := c.Validate()
+	if err == nil {
+		t.Fatal("accepted")
+	}
+	for _, want := range []string{"dev_simulator", "nonce_ttl", "token_lifetime", "policy"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error lacks %s: %v", want, err)
+		}
+	}
+}

@@ -1,0 +1,218 @@
+package httpapi
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"time"
+
+	jose "github.com/go-jose/go-jose/v4"
+
+	v1 "github.com/trustgate/trustgate/api/v1"
+	"github.com/trustgate/trustgate/internal/attest"
+	"github.com/trustgate/trustgate/internal/verifier"
+)
+
+// Attester runs attestations (verifier.Service).
+type Attester interface {
+	Attest(ctx context.Context, in verifier.AttestInput) (string, error)
+	VerifyPlain(ctx context.Context, body []byte) error
+}
+
+// Challenger issues nonces (challenge.Issuer).
+type Challenger interface {
+	Issue() (attest.Nonce, time.Time)
+}
+
+// Health reports the state /healthz and /readyz show.
+type Health interface {
+	// PolicyID is the active appraisal-policy-id.
+	PolicyID() string
+	// Ready returns nil when the verifier can serve, or why it cannot
+	// (e.g. the last policy reload failed).
+	Ready() error
+}
+
+// Options wires a Handler. Attester, Challenger, JWKS and Health are
+// required; Logger nil means slog.Default(); Metrics nil serves no /metrics.
+type Options struct {
+	Attester     Attester
+	Challenger   Challenger
+	JWKS         func() jose.JSONWebKeySet
+	Health       Health
+	Metrics      http.Handler
+	Logger       *slog.Logger
+	DevSimulator bool
+}
+
+// New returns the API's handler.
+func New(o Options) http.Handler {
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	h := &handler{o: o}
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST "+v1.PathChallenge, h.challenge)
+	mux.HandleFunc("POST "+v1.PathAttest, h.attest)
+	mux.HandleFunc("POST "+v1.PathVerify, h.verifyPlain)
+	mux.HandleFunc("GET "+v1.PathJWKS, h.jwks)
+	mux.HandleFunc("GET "+v1.PathHealthz, h.healthz)
+	mux.HandleFunc("GET "+v1.PathReadyz, h.readyz)
+	if o.Metrics != nil {
+		mux.Handle("GET "+v1.PathMetrics, o.Metrics)
+	}
+	return recoverer(o.Logger, mux)
+}
+
+type handler struct{ o Options }
+
+func (h *handler) challenge(w http.ResponseWriter, r *http.Request) {
+	if _, ok := readBody(w, r); !ok {
+		return
+	}
+	n, exp := h.o.Challenger.Issue()
+	writeJSON(w, http.StatusOK, v1.ChallengeResponse{Nonce: n[:], ExpiresAt: exp.UTC()})
+}
+
+func (h *handler) attest(w http.ResponseWriter, r *http.Request) {
+	body, ok := readBody(w, r)
+	if !ok {
+		return
+	}
+	var req v1.AttestRequest
+	in, err := decodeAttest(body, &req)
+	if err == nil {
+		var tok string
+		tok, err = h.o.Attester.Attest(r.Context(), in)
+		if err == nil {
+			h.log("attest", req.TEE, nil)
+			writeJSON(w, http.StatusOK, v1.AttestResponse{Status: "affirming", Token: tok})
+			return
+		}
+	}
+	h.log("attest", req.TEE, err)
+	writeError(w, err)
+}
+
+func decodeAttest(body []byte, req *v1.AttestRequest) (verifier.AttestInput, error) {
+	if err := strictJSON(body, req); err != nil {
+		return verifier.AttestInput{}, err
+	}
+	in := verifier.AttestInput{TEE: req.TEE, Report: req.Evidence.Report, CertTable: req.Evidence.CertTable}
+	if len(req.Nonce) != attest.NonceSize {
+		return in, attest.Errorf(attest.ReasonMalformedEvidence, "nonce is %d bytes, want %d", len(req.Nonce), attest.NonceSize)
+	}
+	in.Nonce = attest.Nonce(req.Nonce)
+	key, err := verifier.ParseTEEPubKey(req.TEEPubKey)
+	in.TEEPubKey = key
+	return in, err
+}
+
+func (h *handler) verifyPlain(w http.ResponseWriter, r *http.Request) {
+	body, ok := readBody(w, r)
+	if !ok {
+		return
+	}
+	err := h.o.Attester.VerifyPlain(r.Context(), body)
+	h.log("verify", v1.TEESEVSNP, err)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, v1.VerifyResponse{Status: "verified", TEE: v1.TEESEVSNP})
+}
+
+func (h *handler) jwks(w http.ResponseWriter, _ *http.Request) {
+	writeJSON(w, http.StatusOK, h.o.JWKS())
+}
+
+func (h *handler) healthz(w http.ResponseWriter, _ *http.Request) {
+	writeJSON(w, http.StatusOK, v1.Health{Status: "ok", AppraisalPolicyID: h.o.Health.PolicyID(), DevSimulatorTrusted: h.o.DevSimulator})
+}
+
+func (h *handler) readyz(w http.ResponseWriter, _ *http.Request) {
+	st := v1.Health{Status: "ok", AppraisalPolicyID: h.o.Health.PolicyID(), DevSimulatorTrusted: h.o.DevSimulator}
+	code := http.StatusOK
+	if err := h.o.Health.Ready(); err != nil {
+		st.Status, st.PolicyError, code = "unavailable", err.Error(), http.StatusServiceUnavailable
+	}
+	writeJSON(w, code, st)
+}
+
+// log writes the one line an attempt gets: result and reason, nothing else.
+func (h *handler) log(op, tee string, err error) {
+	if err == nil {
+		h.o.Logger.Info(op, "tee", teeLabel(tee), "result", "pass")
+		return
+	}
+	h.o.Logger.Info(op, "tee", teeLabel(tee), "result", "fail", "reason", string(attest.ReasonOf(err)))
+}
+
+// teeLabel keeps a client-chosen string out of the log.
+func teeLabel(tee string) string {
+	if tee == v1.TEESEVSNP {
+		return tee
+	}
+	return "unknown"
+}
+
+// readBody reads at most v1.MaxBodySize bytes; larger gets 413.
+func readBody(w http.ResponseWriter, r *http.Request) ([]byte, bool) {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, v1.MaxBodySize))
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			writeJSON(w, http.StatusRequestEntityTooLarge, v1.Error{Error: "request body exceeds 64 KiB", Reason: string(attest.ReasonMalformedEvidence)})
+		} else {
+			writeError(w, attest.Errorf(attest.ReasonMalformedEvidence, "reading body: %w", err))
+		}
+		return nil, false
+	}
+	return body, true
+}
+
+// strictJSON decodes exactly one JSON object with no unknown fields.
+func strictJSON(body []byte, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return attest.Errorf(attest.ReasonMalformedEvidence, "request body: %w", err)
+	}
+	if dec.More() {
+		return attest.Errorf(attest.ReasonMalformedEvidence, "request body has data after the JSON object")
+	}
+	return nil
+}
+
+func writeError(w http.ResponseWriter, err error) {
+	r := attest.ReasonOf(err)
+	writeJSON(w, r.Status(), v1.Error{Error: message(r), Reason: string(r)})
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(code)
+	json.NewEncoder(w).Encode(v)
+}
+
+// recoverer turns a panic into 500 internal_error instead of a dropped
+// connection; the panic value is not logged (it may hold evidence).
+func recoverer(log *slog.Logger, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer func() {
+			if v := recover(); v != nil {
+				if v == http.ErrAbortHandler {
+					panic(v)
+				}
+				log.Error("handler panicked", "path", r.URL.Path)
+				writeError(w, attest.Errorf(attest.ReasonInternalError, "panic"))
+			}
+		}()
+		next.ServeHTTP(w, r)
+	})
+}

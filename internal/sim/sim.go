@@ -1,0 +1,63 @@
+// Package sim is trustgate's SEV-SNP simulator (SPEC "Simulator"): a guest
+// "device" whose reports are signed by a simulated AMD chain built from
+// go-sev-guest's test-only key set. A verifier accepts them only when it
+// trusts that ARK key (`trustgate serve --dev-simulator`); every other check
+// applies as for real hardware.
+package sim
+
+import (
+	"bytes"
+	"crypto/rsa"
+	"fmt"
+
+	sgtest "github.com/google/go-sev-guest/testing"
+
+	"github.com/trustgate/trustgate/internal/testkit"
+)
+
+// DefaultMeasurement is the launch measurement of a simulated guest when
+// none is given: 48 bytes of 0x5a.
+var DefaultMeasurement = [48]byte(bytes.Repeat([]byte{0x5a}, 48))
+
+// ARKKey returns the simulator's AMD root key, the key a --dev-simulator
+// verifier trusts.
+func ARKKey() *rsa.PublicKey { return &sgtest.DefaultArk().PublicKey }
+
+// Device is a simulated SEV-SNP guest device.
+type Device struct {
+	chain       *testkit.Chain
+	measurement [48]byte
+	policy      uint64
+	vmpl        uint32
+}
+
+// Options shapes a simulated guest; the zero value is a production-like
+// guest (no DEBUG, VMPL 0) with DefaultMeasurement.
+type Options struct {
+	Measurement *[48]byte
+	Debug       bool
+	VMPL        uint32
+}
+
+// New returns a simulated device with a fresh simulated AMD chain.
+func New(o Options) (*Device, error) {
+	c, err := testkit.NewChain(testkit.ChainOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("simulated AMD chain: %w", err)
+	}
+	d := &Device{chain: c, measurement: DefaultMeasurement, vmpl: o.VMPL}
+	if o.Measurement != nil {
+		d.measurement = *o.Measurement
+	}
+	if o.Debug {
+		d.policy = testkit.DebugPolicy
+	}
+	return d, nil
+}
+
+// Report returns a signed report binding reportData, and the extended
+// report's certificate table (simulated ARK, ASK, VCEK).
+func (d *Device) Report(reportData [64]byte) (report, certTable []byte) {
+	r := d.chain.Report(testkit.ReportFields{Measurement: d.measurement, ReportData: reportData, Policy: d.policy, VMPL: d.vmpl})
+	return r, d.chain.CertTable()
+}
