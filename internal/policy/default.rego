@@ -5,49 +5,45 @@ package trustgate
 
 ref := data.reference_values
 
-measurements := object.get(ref, "measurements", [])
-
 allowed_vmpl := object.get(ref, "allowed_vmpl", [0])
 
-min_tcb := object.get(ref, "min_tcb", {})
-
-# An approved measurement matches unless it has expired.
-matches contains m if {
-	some m in measurements
+# Labels of the approved measurements this report matches (unexpired).
+matches contains m.label if {
+	some m in object.get(ref, "measurements", [])
 	m.value == input.measurement
 	not expired(m)
 }
 
 expired(m) if time.parse_rfc3339_ns(m.expires) <= time.now_ns()
 
-failed contains "measurement_mismatch" if count(matches) == 0
-
-failed contains "debug_enabled" if input.policy.debug
-
-failed contains "vmpl_not_allowed" if not input.vmpl in allowed_vmpl
-
-failed contains "tcb_below_minimum" if {
-	some part in ["bootloader", "tee", "snp", "microcode", "fmc"]
-	floor := object.get(min_tcb, part, 0)
-	have := object.get(input.reported_tcb, part, null)
-	have != null
-	have < floor
+# Every component of min_tcb is a floor; a component the report lacks
+# (fmc before Turin) is not compared.
+tcb_ok if {
+	every part, floor in object.get(ref, "min_tcb", {}) {
+		object.get(input.reported_tcb, part, floor) >= floor
+	}
 }
 
-# Reasons in a fixed order: the first is the one reported.
-reasons := [r |
-	some r in ["measurement_mismatch", "debug_enabled", "vmpl_not_allowed", "tcb_below_minimum"]
-	r in failed
-]
+# The failed checks, in a fixed order: the first is the one reported.
+reasons := array.concat(
+	array.concat(
+		[r | r := "measurement_mismatch"; count(matches) == 0],
+		[r | r := "debug_enabled"; input.policy.debug],
+	),
+	array.concat(
+		[r | r := "vmpl_not_allowed"; not input.vmpl in allowed_vmpl],
+		[r | r := "tcb_below_minimum"; not tcb_ok],
+	),
+)
 
-# Of several matching values, the one with the lowest label decides.
-chosen := [m | some m in matches; m.label == min({l | some x in matches; l := x.label})][0]
+# Of several matching values, the lowest label decides.
+label := min(matches)
 
 decision := {
 	"allow": true,
 	"reasons": [],
-	"label": chosen.label,
-	"resources": object.get(chosen, "resources", []),
+	"label": label,
+	"resources": [r | some m in ref.measurements; m.label == label; some r in object.get(m, "resources", [])],
 } if count(reasons) == 0
 
 decision := {"allow": false, "reasons": reasons} if count(reasons) > 0

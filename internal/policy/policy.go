@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"reflect"
 	"sync/atomic"
 	"time"
 
@@ -53,6 +54,7 @@ type Engine struct {
 	now     func() time.Time
 	cur     atomic.Pointer[prepared]
 	lastErr atomic.Pointer[error]
+	fields  fieldCache
 }
 
 type prepared struct {
@@ -146,23 +148,24 @@ func prepare(ctx context.Context, module, name string, ref *refvalues.Set) (*pre
 // comes back as a Decision; an undefined decision, a wrong shape or an
 // evaluation error as an *attest.Error with reason policy_denied.
 func (e *Engine) Evaluate(ctx context.Context, c *attest.Claims) (attest.Decision, error) {
-	b, err := json.Marshal(c)
+	v, err := e.fields.inputValue(reflect.ValueOf(c))
 	if err != nil {
-		return attest.Decision{}, attest.Errorf(attest.ReasonInternalError, "claims: %w", err)
+		return attest.Decision{}, attest.Errorf(attest.ReasonInternalError, "%w", err)
 	}
-	return e.evaluate(ctx, b)
+	return e.evaluate(ctx, v)
 }
 
-// EvaluateJSON runs the active policy on claims given as JSON.
+// EvaluateJSON runs the active policy on claims given as JSON (for
+// `trustgate policy eval`).
 func (e *Engine) EvaluateJSON(ctx context.Context, claims []byte) (attest.Decision, error) {
-	return e.evaluate(ctx, claims)
+	v, err := ast.ValueFromReader(bytes.NewReader(claims))
+	if err != nil {
+		return attest.Decision{}, attest.Errorf(attest.ReasonMalformedEvidence, "claims: %w", err)
+	}
+	return e.evaluate(ctx, v)
 }
 
-func (e *Engine) evaluate(ctx context.Context, input []byte) (attest.Decision, error) {
-	v, err := ast.ValueFromReader(bytes.NewReader(input))
-	if err != nil {
-		return attest.Decision{}, attest.Errorf(attest.ReasonPolicyDenied, "policy input: %w", err)
-	}
+func (e *Engine) evaluate(ctx context.Context, v ast.Value) (attest.Decision, error) {
 	rs, err := e.cur.Load().q.Eval(ctx, rego.EvalParsedInput(v), rego.EvalTime(e.now()))
 	if err != nil {
 		return attest.Decision{}, attest.Errorf(attest.ReasonPolicyDenied, "policy evaluation: %w", err)

@@ -21,8 +21,9 @@ func Watch(ctx context.Context, e *Engine, policyPath, refPath string, interval 
 	if log == nil {
 		log = slog.Default()
 	}
+	// The zero digest makes the first tick reload, so a change made
+	// between the Engine's construction and this call is not missed.
 	var last [sha256.Size]byte
-	last, _ = digestFiles(policyPath, refPath)
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {

@@ -8,6 +8,7 @@ import (
 	_ "crypto/sha256" // for the JWK thumbprint
 	"crypto/x509"
 	"encoding/base64"
+	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -130,7 +131,15 @@ func (i *Issuer) Issue(a Appraisal) (tok, jti string, exp time.Time, err error) 
 		Submods:      map[string]Submodule{a.TEE: {Status: a.Status, PolicyID: a.PolicyID, Label: a.Label, TEEPubKey: a.TEEPubKey, Resources: a.Resources}},
 		DevSimulator: i.o.DevSimulator,
 	}
-	tok, err = jwt.Signed(i.signer).Claims(ear).Serialize()
+	payload, err := json.Marshal(ear)
+	if err != nil {
+		return "", "", time.Time{}, err
+	}
+	jws, err := i.signer.Sign(payload)
+	if err != nil {
+		return "", "", time.Time{}, err
+	}
+	tok, err = jws.CompactSerialize()
 	return tok, jti, exp, err
 }
 

@@ -10,6 +10,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/google/go-sev-guest/abi"
@@ -98,11 +99,15 @@ type Verifier struct {
 	now        func() time.Time
 	allowDebug bool
 	cache      *chainCache
+
+	evMu    sync.Mutex
+	evRoots map[[sha256.Size]byte]*Roots
 }
 
 // New returns a Verifier with the given options.
 func New(o Options) *Verifier {
-	v := &Verifier{roots: o.Roots, keys: o.Keys, revocation: o.Revocation, now: o.Now, allowDebug: o.AllowDebug, cache: newChainCache(o.CacheSize)}
+	v := &Verifier{roots: o.Roots, keys: o.Keys, revocation: o.Revocation, now: o.Now, allowDebug: o.AllowDebug, cache: newChainCache(o.CacheSize),
+		evRoots: make(map[[sha256.Size]byte]*Roots)}
 	if v.roots == nil {
 		v.roots = AMDRoots()
 	}
@@ -174,7 +179,7 @@ func (v *Verifier) endorsementKey(ctx context.Context, ev Evidence, at time.Time
 		}
 	}
 	roots := v.roots
-	if r := v.roots.fromEvidence(offered); r != nil {
+	if r := v.evidenceRoots(offered); r != nil {
 		roots, foreign = r, false
 	}
 	der := table[guidVCEK]
@@ -211,6 +216,40 @@ func (v *Verifier) endorsementKey(ctx context.Context, ev Evidence, at time.Time
 	}
 	return e.ek, nil
 }
+
+// evidenceRoots returns the roots made of the evidence's own ARK and
+// ASK/ASVK when the Verifier trusts that ARK's key (Roots.WithARKKey),
+// remembering them by the certificates' bytes so that each set is parsed and
+// checked once.
+func (v *Verifier) evidenceRoots(offered [][]byte) *Roots {
+	if len(v.roots.arkKeys) == 0 || len(offered) == 0 {
+		return nil
+	}
+	h := sha256.New()
+	for _, der := range offered {
+		sum := sha256.Sum256(der)
+		h.Write(sum[:])
+	}
+	var k [sha256.Size]byte
+	h.Sum(k[:0])
+	v.evMu.Lock()
+	r, ok := v.evRoots[k]
+	v.evMu.Unlock()
+	if ok {
+		return r
+	}
+	r = v.roots.fromEvidence(offered)
+	v.evMu.Lock()
+	if len(v.evRoots) >= maxEvidenceRoots {
+		clear(v.evRoots)
+	}
+	v.evRoots[k] = r
+	v.evMu.Unlock()
+	return r
+}
+
+// maxEvidenceRoots bounds the evidence-roots memo.
+const maxEvidenceRoots = 256
 
 // fetch asks the KeySource for the VCEK named by the report's unverified
 // CHIP_ID and REPORTED_TCB. A wrong guess fails closed: the key it returns
