@@ -25,6 +25,7 @@ type command struct {
 func commands() []command {
 	return []command{
 		{"demo", "run the whole attestation flow in one process, step by step", cmdDemo},
+		{"policy", "evaluate a policy offline (policy eval)", cmdPolicy},
 		{"serve", "serve the attestation HTTP API", cmdServe},
 		{"verify", "verify one SEV-SNP attestation report", cmdVerify},
 		{"measure", "compute the expected SEV-SNP launch measurement", cmdMeasure},

@@ -13,6 +13,7 @@ import (
 
 	"github.com/trustgate/trustgate/internal/attest"
 	"github.com/trustgate/trustgate/internal/certs"
+	"github.com/trustgate/trustgate/internal/policy"
 	"github.com/trustgate/trustgate/internal/tee/snp"
 )
 
@@ -43,6 +44,8 @@ func cmdVerify(args []string, stdout, stderr io.Writer) int {
 	atFlag := fs.String("at", "", "judge certificate validity at this RFC 3339 `time` (default now)")
 	jsonOut := fs.Bool("json", false, "print the verdict and claims as JSON")
 	allowDebug := fs.Bool("allow-debug", false, "accept a guest whose policy allows DEBUG (dangerous)")
+	policyFile := fs.String("policy", "", "appraise with this Rego policy `FILE` (default policy when only --data is given)")
+	dataFile := fs.String("data", "", "reference-values `FILE` (JSON or YAML) for the policy")
 	measurement := &hexFlag{n: 48}
 	fs.Var(measurement, "measurement", "expected launch measurement (48 bytes, `HEX`)")
 	reportData := &hexFlag{n: 64}
@@ -111,7 +114,15 @@ func cmdVerify(args []string, stdout, stderr io.Writer) int {
 		}
 	}
 
+	var engine *policy.Engine
+	if *policyFile != "" || *dataFile != "" {
+		if engine, err = loadPolicy(*policyFile, *dataFile, opts.Now); err != nil {
+			return usageErr("%v", err)
+		}
+	}
+
 	var claims *attest.Claims
+	var decision *attest.Decision
 	err = decodeErr
 	if err == nil {
 		claims, err = snp.New(opts).Verify(context.Background(), ev)
@@ -119,12 +130,18 @@ func cmdVerify(args []string, stdout, stderr io.Writer) int {
 	if err == nil {
 		err = claims.Expect(measurement.val, reportData.val)
 	}
-	return report(stdout, *jsonOut, claims, err)
+	if err == nil && engine != nil {
+		var d attest.Decision
+		if d, err = engine.Evaluate(context.Background(), claims); err == nil {
+			decision, err = &d, d.Err()
+		}
+	}
+	return report(stdout, *jsonOut, claims, decision, err)
 }
 
 // report prints the verdict line first, then the claims of an accepted
 // report (SPEC "CLI"), and returns the exit status.
-func report(w io.Writer, asJSON bool, claims *attest.Claims, err error) int {
+func report(w io.Writer, asJSON bool, claims *attest.Claims, decision *attest.Decision, err error) int {
 	reason := attest.ReasonOf(err)
 	code := exitOK
 	switch {
@@ -139,11 +156,12 @@ func report(w io.Writer, asJSON bool, claims *attest.Claims, err error) int {
 	}
 	if asJSON {
 		out := struct {
-			Verdict string         `json:"verdict"`
-			Reason  attest.Reason  `json:"reason,omitempty"`
-			Detail  string         `json:"detail,omitempty"`
-			Claims  *attest.Claims `json:"claims,omitempty"`
-		}{Verdict: "VERIFIED", Claims: claims}
+			Verdict string           `json:"verdict"`
+			Reason  attest.Reason    `json:"reason,omitempty"`
+			Detail  string           `json:"detail,omitempty"`
+			Policy  *attest.Decision `json:"policy,omitempty"`
+			Claims  *attest.Claims   `json:"claims,omitempty"`
+		}{Verdict: "VERIFIED", Policy: decision, Claims: claims}
 		if err != nil {
 			out.Verdict, out.Reason, out.Detail = "REJECTED", reason, attest.Detail(err)
 		}
@@ -154,9 +172,15 @@ func report(w io.Writer, asJSON bool, claims *attest.Claims, err error) int {
 	}
 	if err != nil {
 		fmt.Fprintf(w, "REJECTED: %s\n  detail: %s\n", reason, attest.Detail(err))
+		if decision != nil {
+			fmt.Fprintf(w, "  policy reasons: %v\n", decision.Reasons)
+		}
 		return code
 	}
 	fmt.Fprintln(w, "VERIFIED")
+	if decision != nil {
+		fmt.Fprintf(w, "  %-18s allow (label %s)\n", "policy:", decision.Label)
+	}
 	printClaims(w, claims)
 	return code
 }
