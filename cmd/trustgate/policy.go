@@ -17,17 +17,22 @@ import (
 
 const policyUsage = `usage: trustgate policy eval --claims FILE [--policy FILE.rego] [--data FILE]
 
-Evaluates a policy offline on claims (the JSON "claims" object that
-'trustgate verify --json' prints) and prints the decision as JSON.
---policy defaults to the embedded default policy; --data is a
-reference-values file (JSON or YAML).
+Evaluates a policy offline on claims and prints the decision as JSON. The
+claims file is the output of 'trustgate verify --json' or its "claims"
+object. --policy defaults to the embedded default policy; --data is a
+reference-values file (JSON or YAML), at data.trustgate.reference.
 
-Exit status: 0 allow, 1 deny, 2 usage error.
+Exit status: 0 allow, 1 deny, 2 usage error (unreadable file, bad JSON, a
+policy that does not compile, bad reference values).
 
 flags:
 `
 
 func cmdPolicy(args []string, stdout, stderr io.Writer) int {
+	if len(args) > 0 && (args[0] == "-h" || args[0] == "--help" || args[0] == "help") {
+		fmt.Fprint(stderr, policyUsage)
+		return exitOK
+	}
 	if len(args) == 0 || args[0] != "eval" {
 		fmt.Fprint(stderr, policyUsage)
 		return exitUsage
@@ -35,7 +40,7 @@ func cmdPolicy(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("policy eval", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() { fmt.Fprint(stderr, policyUsage); fs.PrintDefaults() }
-	claimsFile := fs.String("claims", "", "claims `FILE` (JSON)")
+	claimsFile := fs.String("claims", "", "claims `FILE` (JSON: verify --json output or its claims object)")
 	policyFile := fs.String("policy", "", "Rego policy `FILE` (default: the embedded default policy)")
 	dataFile := fs.String("data", "", "reference-values `FILE` (JSON or YAML)")
 	if err := fs.Parse(args[1:]); err != nil {
@@ -49,8 +54,11 @@ func cmdPolicy(args []string, stdout, stderr io.Writer) int {
 		return exitUsage
 	}
 	claims, err := readLimited(*claimsFile, 1<<20)
+	if err == nil {
+		claims, err = unwrapClaims(claims)
+	}
 	if err != nil {
-		fmt.Fprintf(stderr, "trustgate policy eval: %v\n", err)
+		fmt.Fprintf(stderr, "trustgate policy eval: %s: %v\n", *claimsFile, err)
 		return exitUsage
 	}
 	engine, err := loadPolicy(*policyFile, *dataFile, nil)
@@ -65,6 +73,11 @@ func cmdPolicy(args []string, stdout, stderr io.Writer) int {
 	}
 	if err == nil {
 		err = d.Err()
+	} else {
+		fmt.Fprintf(stderr, "trustgate policy eval: %s\n", attest.Detail(err))
+	}
+	if err != nil && len(d.Reasons) == 0 {
+		d.Reasons = []string{string(attest.ReasonOf(err))}
 	}
 	out := struct {
 		attest.Decision
@@ -78,6 +91,22 @@ func cmdPolicy(args []string, stdout, stderr io.Writer) int {
 		return exitRejected
 	}
 	return exitOK
+}
+
+// unwrapClaims returns the "claims" object of `trustgate verify --json`
+// output, or b itself when it is not such output.
+func unwrapClaims(b []byte) ([]byte, error) {
+	var v struct {
+		Verdict string          `json:"verdict"`
+		Claims  json.RawMessage `json:"claims"`
+	}
+	if json.Unmarshal(b, &v) != nil || v.Verdict == "" {
+		return b, nil
+	}
+	if len(v.Claims) == 0 {
+		return nil, fmt.Errorf("verdict %s carries no claims", v.Verdict)
+	}
+	return v.Claims, nil
 }
 
 // loadPolicy builds a policy engine from a Rego file ("" = the default

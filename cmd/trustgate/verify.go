@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/trustgate/trustgate/internal/attest"
@@ -26,6 +27,10 @@ endorsement key's TCB and chip against the report, and that DEBUG is off.
 
 Endorsement keys come from --cert-table, then --vcek, then the AMD KDS
 (unless --offline).
+
+With --policy and/or --data, a verified report is then appraised by the
+policy (the default policy when only --data is given) with the reference
+values of --data; a deny is REJECTED with the policy's reason.
 
 Exit status: 0 verified, 1 rejected, 2 usage error, 3 VCEK unavailable.
 
@@ -173,13 +178,20 @@ func report(w io.Writer, asJSON bool, claims *attest.Claims, decision *attest.De
 	if err != nil {
 		fmt.Fprintf(w, "REJECTED: %s\n  detail: %s\n", reason, attest.Detail(err))
 		if decision != nil {
-			fmt.Fprintf(w, "  policy reasons: %v\n", decision.Reasons)
+			fmt.Fprintf(w, "  policy: deny (%s)\n", strings.Join(decision.Reasons, ", "))
 		}
 		return code
 	}
 	fmt.Fprintln(w, "VERIFIED")
 	if decision != nil {
-		fmt.Fprintf(w, "  %-18s allow (label %s)\n", "policy:", decision.Label)
+		line := "allow"
+		if decision.Label != "" {
+			line += " (label " + decision.Label + ")"
+		}
+		if len(decision.Resources) > 0 {
+			line += ", resources: " + strings.Join(decision.Resources, ", ")
+		}
+		fmt.Fprintf(w, "  %-18s %s\n", "policy:", line)
 	}
 	printClaims(w, claims)
 	return code

@@ -15,74 +15,109 @@ claims := {
 }
 
 test_allow_approved if {
-	d := trustgate.decision with input as claims with data.reference_values as ref
+	d := trustgate.decision with input as claims with data.trustgate.reference as ref
 	d.allow
 	d.label == "build-1"
 	d.resources == ["db-password"]
 }
 
 test_deny_without_reference_values if {
-	d := trustgate.decision with input as claims with data.reference_values as {}
+	d := trustgate.decision with input as claims with data.trustgate.reference as {}
 	not d.allow
 	d.reasons == ["measurement_mismatch"]
 }
 
 test_deny_unknown_measurement if {
-	d := trustgate.decision with input as object.union(claims, {"measurement": "00"}) with data.reference_values as ref
+	d := trustgate.decision with input as object.union(claims, {"measurement": "00"}) with data.trustgate.reference as ref
 	d.reasons == ["measurement_mismatch"]
 }
 
 test_deny_expired if {
 	old := {"measurements": [{"value": approved, "label": "old", "expires": "2020-01-01T00:00:00Z"}]}
-	d := trustgate.decision with input as claims with data.reference_values as old
+	d := trustgate.decision with input as claims with data.trustgate.reference as old
 	d.reasons == ["measurement_mismatch"]
 }
 
 test_allow_not_yet_expired if {
 	soon := {"measurements": [{"value": approved, "label": "soon", "expires": "2999-01-01T00:00:00Z"}]}
-	d := trustgate.decision with input as claims with data.reference_values as soon
+	d := trustgate.decision with input as claims with data.trustgate.reference as soon
 	d.allow
 }
 
 test_deny_debug if {
-	d := trustgate.decision with input as object.union(claims, {"policy": {"debug": true}}) with data.reference_values as ref
+	d := trustgate.decision with input as object.union(claims, {"policy": {"debug": true}}) with data.trustgate.reference as ref
 	d.reasons == ["debug_enabled"]
 }
 
 test_deny_vmpl if {
-	d := trustgate.decision with input as object.union(claims, {"vmpl": 1}) with data.reference_values as ref
+	d := trustgate.decision with input as object.union(claims, {"vmpl": 1}) with data.trustgate.reference as ref
 	d.reasons == ["vmpl_not_allowed"]
 }
 
 test_allow_vmpl_when_listed if {
-	d := trustgate.decision with input as object.union(claims, {"vmpl": 1}) with data.reference_values as object.union(ref, {"allowed_vmpl": [0, 1]})
+	d := trustgate.decision with input as object.union(claims, {"vmpl": 1}) with data.trustgate.reference as object.union(ref, {"allowed_vmpl": [0, 1]})
 	d.allow
 }
 
 test_deny_tcb_below_minimum if {
 	strict := object.union(ref, {"min_tcb": {"bootloader": 0, "tee": 0, "snp": 9, "microcode": 0}})
-	d := trustgate.decision with input as claims with data.reference_values as strict
+	d := trustgate.decision with input as claims with data.trustgate.reference as strict
 	d.reasons == ["tcb_below_minimum"]
 }
 
 test_deny_turin_fmc_below_minimum if {
 	turin := object.union(claims, {"reported_tcb": {"fmc": 1, "bootloader": 3, "tee": 2, "snp": 5, "microcode": 97}})
 	strict := object.union(ref, {"min_tcb": {"fmc": 2}})
-	d := trustgate.decision with input as turin with data.reference_values as strict
+	d := trustgate.decision with input as turin with data.trustgate.reference as strict
 	d.reasons == ["tcb_below_minimum"]
 }
 
 test_every_failure_listed_in_order if {
 	bad := object.union(claims, {"measurement": "00", "vmpl": 2, "policy": {"debug": true}})
-	d := trustgate.decision with input as bad with data.reference_values as ref
+	d := trustgate.decision with input as bad with data.trustgate.reference as ref
 	d.reasons == ["measurement_mismatch", "debug_enabled", "vmpl_not_allowed"]
 }
 
 test_staged_rollout_two_builds if {
 	next := "4242424242424242424242424242424242424242424242424242424242424242424242424242424242424242424242424242"
 	both := {"measurements": [ref.measurements[0], {"value": next, "label": "build-2"}]}
-	d1 := trustgate.decision with input as claims with data.reference_values as both
-	d2 := trustgate.decision with input as object.union(claims, {"measurement": next}) with data.reference_values as both
+	d1 := trustgate.decision with input as claims with data.trustgate.reference as both
+	d2 := trustgate.decision with input as object.union(claims, {"measurement": next}) with data.trustgate.reference as both
 	d1.label == "build-1"
 	d2.label == "build-2"
+}
+
+test_deny_without_debug_claim if {
+	d := trustgate.decision with input as object.remove(claims, ["policy"]) with data.trustgate.reference as ref
+	d.reasons == ["debug_enabled"]
+}
+
+test_fmc_floor_ignored_before_turin if {
+	strict := object.union(ref, {"min_tcb": {"bootloader": 3, "tee": 0, "snp": 8, "microcode": 115, "fmc": 9}})
+	d := trustgate.decision with input as claims with data.trustgate.reference as strict
+	d.allow
+}
+
+test_deny_each_tcb_component if {
+	every part in ["bootloader", "tee", "snp", "microcode"] {
+		floor := object.union(ref, {"min_tcb": {part: claims.reported_tcb[part] + 1}})
+		d := trustgate.decision with input as claims with data.trustgate.reference as floor
+		d.reasons == ["tcb_below_minimum"]
+	}
+}
+
+test_expired_and_live_entries_for_one_value if {
+	two := {"measurements": [
+		{"value": approved, "label": "a-old", "expires": "2020-01-01T00:00:00Z", "resources": ["old"]},
+		{"value": approved, "label": "b-new", "resources": ["new"]},
+	]}
+	d := trustgate.decision with input as claims with data.trustgate.reference as two
+	d.label == "b-new"
+	d.resources == ["new"]
+}
+
+test_expiry_follows_eval_time if {
+	soon := {"measurements": [{"value": approved, "label": "soon", "expires": "2030-01-01T00:00:00Z"}]}
+	d := trustgate.decision with input as claims with data.trustgate.reference as soon with time.now_ns as time.parse_rfc3339_ns("2031-01-01T00:00:00Z")
+	d.reasons == ["measurement_mismatch"]
 }

@@ -1,22 +1,60 @@
-// Package policy appraises verified claims with a Rego policy (OPA, Rego
-// v1), evaluated in process (SPEC "Policy and reference values").
+// Package policy appraises verified claims with a Rego policy (OPA's Go
+// API, Rego v1), evaluated in process (SPEC "Policy and reference values").
+//
+// # Contract for a policy
 //
 // The query is one decision document, data.trustgate.decision:
 //
 //	{"allow": bool, "reasons": [string...], "label": string, "resources": [string...]}
 //
-// Its input is the claims of one verified report (attest.Claims as JSON).
-// The reference values are at data.reference_values, in SPEC's schema
-// (measurements[].value/label/expires/resources, min_tcb, allowed_vmpl), so
-// a custom policy can use them. Undefined, a wrong shape or an evaluation
-// error mean deny. The policy is compiled and prepared once, and swapped
-// atomically on Reload; a policy that fails to compile leaves the old one in
-// place. Builtins that reach the network or the runtime environment are
-// refused, builtin errors are strict, and time.now_ns() is the Engine's
-// clock.
+// "allow" is required; "label" and "resources" (the matched build and what
+// it may receive) matter on allow, "reasons" (reason codes, the reported
+// one first) on deny. Any other key, a wrong type, an undefined decision
+// or an evaluation error is a deny with reason policy_denied: the policy
+// fails closed. attest.Decision.Err maps a deny to its reason: the first
+// reason that is measurement_mismatch, debug_enabled, vmpl_not_allowed,
+// tcb_below_minimum, policy_denied or a policy's own policy_<name> code
+// ([a-z0-9_], at most 64 characters in all), else policy_denied.
 //
-// The embedded default policy (default.rego) allows a report only if its
-// measurement is an unexpired approved one, DEBUG is off, its VMPL is
-// allowed (default [0]) and its REPORTED_TCB is at least min_tcb in every
-// component; with no reference values it denies everything.
+// input is the claims of one verified report (attest.Claims as JSON, SPEC
+// "Claims"; byte strings are lowercase hex). The reference values are at
+// data.trustgate.reference, in the JSON form of refvalues.Set with SPEC's
+// keys:
+//
+//	{"measurements": [{"value": hex, "label": string, "expires": RFC 3339?, "resources": [string]?}],
+//	 "min_tcb": {"bootloader": n, "tee": n, "snp": n, "microcode": n, "fmc": n?}?,
+//	 "allowed_vmpl": [n]?}
+//
+// "measurements" is always present ([] when there are none); absent
+// optional keys are left out. So a custom policy must not define a rule
+// named reference in package trustgate.
+//
+// # Sandbox
+//
+// The policy is compiled and its query prepared once, then swapped
+// atomically by Reload; a policy that fails to compile leaves the old one
+// in place. Builtins that reach the network (http.send, net.*, JSON
+// schemas with remote references), the runtime environment (opa.runtime)
+// or randomness (rand.intn, uuid.rfc4122) are not available, so a policy
+// calling them does not compile; print calls are compiled away, so claims
+// never reach a log. Builtin errors are strict (an error, hence a deny),
+// and time.now_ns() is the Engine's clock (Options.Now).
+//
+// # Default policy
+//
+// The embedded default policy (default.rego, unit-tested by
+// default_test.rego) allows a report only if its measurement is an
+// approved one that has not expired, DEBUG is off, its VMPL is in
+// allowed_vmpl (default [0]) and its REPORTED_TCB is at least min_tcb in
+// every component (fmc only when the report has one). A deny lists every
+// failed check: measurement_mismatch, debug_enabled, vmpl_not_allowed,
+// tcb_below_minimum. With no reference values it denies everything. An
+// allow carries the label and resources of the matched value (of several
+// entries with the same value, the lowest label).
+//
+// # Appraisal policy id
+//
+// Engine.ID is "sha256:" and the hex SHA-256 over the policy source and
+// the canonical JSON of the reference values; tokens carry it as
+// ear.appraisal-policy-id.
 package policy

@@ -12,8 +12,6 @@ import (
 	"github.com/trustgate/trustgate/internal/attest"
 )
 
-var hexType = reflect.TypeOf(attest.Hex(nil))
-
 // field is one JSON-tagged field of a claims struct, with its key term
 // built once.
 type field struct {
@@ -68,7 +66,7 @@ func (c *fieldCache) inputValue(v reflect.Value) (ast.Value, error) {
 		}
 		return obj, nil
 	case reflect.Slice:
-		if v.Type() == hexType {
+		if v.Type() == reflect.TypeFor[attest.Hex]() {
 			return ast.String(hex.EncodeToString(v.Bytes())), nil
 		}
 	case reflect.String:

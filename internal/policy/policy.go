@@ -7,8 +7,10 @@ import (
 	_ "embed"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"reflect"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -30,27 +32,62 @@ func DefaultModule() string { return defaultModule }
 // Query is the one decision document a policy must define.
 const Query = "data.trustgate.decision"
 
-// unsafeBuiltins are refused in every policy: network access, the runtime
-// environment, and randomness that would make decisions irreproducible.
-var unsafeBuiltins = []string{
-	"http.send", "net.lookup_ip_addr", "opa.runtime", "rand.intn", "uuid.rfc4122", "trace", "print",
+// ReferencePath is where the reference values sit in OPA's data document,
+// in the JSON form of refvalues.Set (SPEC keys).
+const ReferencePath = "data.trustgate.reference"
+
+// refused reports whether a policy may not call the builtin: whatever
+// reaches the network (http.send, net.*, JSON schemas with remote refs) or
+// the runtime environment (opa.runtime), randomness that would make a
+// decision irreproducible, and output that could carry claims into logs
+// (print, trace).
+func refused(name string) bool {
+	if strings.HasPrefix(name, "net.") {
+		return true
+	}
+	switch name {
+	case "http.send", "opa.runtime", "rand.intn", "uuid.rfc4122",
+		"json.match_schema", "json.verify_schema", "print", "internal.print", "trace":
+		return true
+	}
+	return false
+}
+
+// capabilities are this OPA version's, without the refused builtins and
+// with no network host allowed.
+func capabilities() *ast.Capabilities {
+	c := ast.CapabilitiesForThisVersion()
+	keep := c.Builtins[:0]
+	for _, b := range c.Builtins {
+		if !refused(b.Name) {
+			keep = append(keep, b)
+		}
+	}
+	c.Builtins = keep
+	c.AllowNet = []string{}
+	return c
 }
 
 // Options configures an Engine.
 type Options struct {
-	// Module is the Rego source; "" means the embedded default policy.
+	// Module is the Rego source (Rego v1); "" means the embedded default
+	// policy.
 	Module string
-	// ModuleName names it in messages; "" means "default.rego" or
-	// "policy.rego".
+	// ModuleName names the module in compile errors, usually its file
+	// path; "" means "default.rego" for the default policy and
+	// "policy.rego" otherwise. Reload keeps it.
 	ModuleName string
-	// Reference are the reference values; nil means none.
+	// Reference are the reference values, at data.trustgate.reference;
+	// nil means an empty set (the default policy then denies everything).
 	Reference *refvalues.Set
-	// Now is the evaluation time (time.now_ns()); nil means time.Now.
+	// Now is the evaluation time (time.now_ns() and the expiry of
+	// reference values); nil means time.Now.
 	Now func() time.Time
 }
 
 // Engine evaluates the active policy. It is safe for concurrent use.
 type Engine struct {
+	name    string
 	now     func() time.Time
 	cur     atomic.Pointer[prepared]
 	lastErr atomic.Pointer[error]
@@ -62,13 +99,14 @@ type prepared struct {
 	id string
 }
 
-// New compiles and prepares the policy.
+// New compiles the policy and prepares its query once. A module that does
+// not parse or compile, or calls a refused builtin, is an error.
 func New(ctx context.Context, o Options) (*Engine, error) {
-	e := &Engine{now: o.Now}
+	e := &Engine{name: o.ModuleName, now: o.Now}
 	if e.now == nil {
 		e.now = time.Now
 	}
-	p, err := prepare(ctx, o.Module, o.ModuleName, o.Reference)
+	p, err := prepare(ctx, o.Module, e.name, o.Reference)
 	if err != nil {
 		return nil, err
 	}
@@ -76,12 +114,14 @@ func New(ctx context.Context, o Options) (*Engine, error) {
 	return e, nil
 }
 
-// Reload compiles a new policy and reference values and swaps them in
-// atomically. On error the old policy stays, and LastError reports it.
-func (e *Engine) Reload(ctx context.Context, module, name string, ref *refvalues.Set) error {
-	p, err := prepare(ctx, module, name, ref)
+// Reload compiles module ("" = the default policy) with the reference
+// values ref (nil = none) and swaps them in atomically; evaluations already
+// running finish on the old ones. On error the old policy stays, the error
+// is returned, and LastError reports it until a reload succeeds.
+func (e *Engine) Reload(ctx context.Context, module string, ref *refvalues.Set) error {
+	p, err := prepare(ctx, module, e.name, ref)
 	if err != nil {
-		e.lastErr.Store(&err)
+		e.fail(err)
 		return err
 	}
 	e.cur.Store(p)
@@ -89,8 +129,9 @@ func (e *Engine) Reload(ctx context.Context, module, name string, ref *refvalues
 	return nil
 }
 
-// LastError is the error of the last failed reload, or nil if the last
-// reload (or none) succeeded.
+// LastError is the error of the last failed reload (without policy source
+// lines, so it can be shown by /readyz), or nil if the last reload
+// succeeded or none failed yet.
 func (e *Engine) LastError() error {
 	if p := e.lastErr.Load(); p != nil {
 		return *p
@@ -98,56 +139,113 @@ func (e *Engine) LastError() error {
 	return nil
 }
 
+func (e *Engine) fail(err error) {
+	err = summary(err)
+	e.lastErr.Store(&err)
+}
+
+// summary drops the source lines OPA appends to parse and compile errors,
+// keeping file, line, code and message.
+func summary(err error) error {
+	var lines []string
+	var add func(error)
+	add = func(err error) {
+		var re rego.Errors
+		var ae ast.Errors
+		var one *ast.Error
+		switch {
+		case errors.As(err, &re):
+			for _, e := range re {
+				add(e)
+			}
+		case errors.As(err, &ae):
+			for _, e := range ae {
+				add(e)
+			}
+		case errors.As(err, &one):
+			c := *one
+			c.Details = nil
+			lines = append(lines, c.Error())
+		default:
+			lines = append(lines, err.Error())
+		}
+	}
+	add(err)
+	return errors.New(strings.Join(lines, "; "))
+}
+
 // ID is the appraisal-policy-id of the active policy: "sha256:" and the
-// digest of the policy source and the canonical reference values.
+// lowercase hex SHA-256 of the policy source and the canonical JSON of the
+// reference values. It changes whenever either changes.
 func (e *Engine) ID() string { return e.cur.Load().id }
 
 func prepare(ctx context.Context, module, name string, ref *refvalues.Set) (*prepared, error) {
 	if module == "" {
-		module, name = defaultModule, "default.rego"
+		module = defaultModule
+		if name == "" {
+			name = "default.rego"
+		}
 	}
 	if name == "" {
 		name = "policy.rego"
 	}
-	if ref == nil {
-		ref = &refvalues.Set{}
-	}
-	refJSON, err := json.Marshal(ref)
+	refJSON, refDoc, err := referenceDoc(ref)
 	if err != nil {
 		return nil, err
 	}
-	var refDoc any
-	if err := util.UnmarshalJSON(refJSON, &refDoc); err != nil {
-		return nil, err
-	}
-	unsafe := make(map[string]struct{}, len(unsafeBuiltins))
-	for _, b := range unsafeBuiltins {
-		unsafe[b] = struct{}{}
-	}
+	store := inmem.NewFromObject(map[string]any{"trustgate": map[string]any{"reference": refDoc}})
 	r := rego.New(
 		rego.Query(Query),
 		rego.Module(name, module),
-		rego.Store(inmem.NewFromObject(map[string]any{"reference_values": refDoc})),
-		rego.StrictBuiltinErrors(true),
-		rego.UnsafeBuiltins(unsafe),
+		rego.Store(store),
 		rego.SetRegoVersion(ast.RegoV1),
+		rego.Capabilities(capabilities()),
+		rego.StrictBuiltinErrors(true),
+		rego.EnablePrintStatements(false), // print() calls are compiled away
 	)
 	q, err := r.PrepareForEval(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("policy %s: %w", name, err)
 	}
 	h := sha256.New()
-	fmt.Fprintf(h, "policy:%d:", len(module))
+	fmt.Fprintf(h, "trustgate policy\x00%d\x00", len(module))
 	h.Write([]byte(module))
-	h.Write([]byte("\nreference:"))
+	fmt.Fprintf(h, "\x00reference\x00%d\x00", len(refJSON))
 	h.Write(refJSON)
 	return &prepared{q: q, id: "sha256:" + hex.EncodeToString(h.Sum(nil))}, nil
 }
 
-// Evaluate runs the active policy on c. A clean verdict (allow or deny)
-// comes back as a Decision; an undefined decision, a wrong shape or an
-// evaluation error as an *attest.Error with reason policy_denied.
+// referenceDoc returns the canonical JSON of ref (nil = empty set; no
+// measurements is [], never null) and the same as an OPA data document.
+func referenceDoc(ref *refvalues.Set) ([]byte, any, error) {
+	s := refvalues.Set{}
+	if ref != nil {
+		s = *ref
+	}
+	if s.Measurements == nil {
+		s.Measurements = []refvalues.Measurement{}
+	}
+	b, err := json.Marshal(s)
+	if err != nil {
+		return nil, nil, fmt.Errorf("reference values: %w", err)
+	}
+	var doc any
+	if err := util.UnmarshalJSON(b, &doc); err != nil {
+		return nil, nil, fmt.Errorf("reference values: %w", err)
+	}
+	return b, doc, nil
+}
+
+// Evaluate runs the active policy on the claims of one verified report. A
+// clean verdict (allow or deny) comes back as a Decision, with nil error;
+// Decision.Err turns a deny into an *attest.Error. An undefined decision, a
+// decision of the wrong shape or an evaluation error (builtin errors are
+// strict) comes back as an *attest.Error with reason policy_denied: the
+// policy fails closed. A nil c is an internal_error.
 func (e *Engine) Evaluate(ctx context.Context, c *attest.Claims) (attest.Decision, error) {
+	if c == nil {
+		return attest.Decision{}, attest.Errorf(attest.ReasonInternalError, "policy: no claims")
+	}
 	v, err := e.fields.inputValue(reflect.ValueOf(c))
 	if err != nil {
 		return attest.Decision{}, attest.Errorf(attest.ReasonInternalError, "%w", err)
@@ -155,12 +253,16 @@ func (e *Engine) Evaluate(ctx context.Context, c *attest.Claims) (attest.Decisio
 	return e.evaluate(ctx, v)
 }
 
-// EvaluateJSON runs the active policy on claims given as JSON (for
-// `trustgate policy eval`).
+// EvaluateJSON is Evaluate on claims given as a JSON object (for
+// `trustgate policy eval`). Claims that are not a JSON object are
+// malformed_evidence.
 func (e *Engine) EvaluateJSON(ctx context.Context, claims []byte) (attest.Decision, error) {
 	v, err := ast.ValueFromReader(bytes.NewReader(claims))
 	if err != nil {
 		return attest.Decision{}, attest.Errorf(attest.ReasonMalformedEvidence, "claims: %w", err)
+	}
+	if _, ok := v.(ast.Object); !ok {
+		return attest.Decision{}, attest.Errorf(attest.ReasonMalformedEvidence, "claims: not a JSON object")
 	}
 	return e.evaluate(ctx, v)
 }
@@ -171,11 +273,14 @@ func (e *Engine) evaluate(ctx context.Context, v ast.Value) (attest.Decision, er
 		return attest.Decision{}, attest.Errorf(attest.ReasonPolicyDenied, "policy evaluation: %w", err)
 	}
 	if len(rs) != 1 || len(rs[0].Expressions) != 1 {
-		return attest.Decision{}, attest.Errorf(attest.ReasonPolicyDenied, "policy decision is undefined")
+		return attest.Decision{}, attest.Errorf(attest.ReasonPolicyDenied, "policy decision %s is undefined", Query)
 	}
 	return parseDecision(rs[0].Expressions[0].Value)
 }
 
+// parseDecision checks the decision's shape: "allow" a boolean, "reasons"
+// and "resources" lists of strings, "label" a string, nothing else. A deny
+// without reasons gets policy_denied.
 func parseDecision(v any) (attest.Decision, error) {
 	bad := func(what string) (attest.Decision, error) {
 		return attest.Decision{}, attest.Errorf(attest.ReasonPolicyDenied, "policy decision: %s", what)
@@ -183,6 +288,13 @@ func parseDecision(v any) (attest.Decision, error) {
 	m, ok := v.(map[string]any)
 	if !ok {
 		return bad("not an object")
+	}
+	for k := range m {
+		switch k {
+		case "allow", "reasons", "label", "resources":
+		default:
+			return bad(fmt.Sprintf("unknown key %q", k))
+		}
 	}
 	var d attest.Decision
 	if d.Allow, ok = m["allow"].(bool); !ok {
@@ -217,6 +329,9 @@ func parseDecision(v any) (attest.Decision, error) {
 		if d.Label, ok = l.(string); !ok {
 			return bad(`"label" is not a string`)
 		}
+	}
+	if d.Reasons == nil {
+		d.Reasons = []string{}
 	}
 	if !d.Allow && len(d.Reasons) == 0 {
 		d.Reasons = []string{string(attest.ReasonPolicyDenied)}

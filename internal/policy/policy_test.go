@@ -2,32 +2,36 @@ package policy
 
 import (
 	"bytes"
-	"encoding/json"
-	"reflect"
-
 	"context"
-	"github.com/open-policy-agent/opa/v1/ast"
+	"encoding/json"
+	"errors"
+	"log/slog"
 	"os"
 	"path/filepath"
+	"reflect"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/open-policy-agent/opa/v1/ast"
 	"github.com/open-policy-agent/opa/v1/tester"
 
 	"github.com/trustgate/trustgate/internal/attest"
 	"github.com/trustgate/trustgate/internal/refvalues"
 )
 
-// The Rego unit tests of the default policy run with go test.
+// The Rego unit tests of the default policy run with go test; none
+// running is a failure too.
 func TestRegoUnitTests(t *testing.T) {
 	t.Parallel()
 	results, err := tester.Run(context.Background(), "default.rego", "default_test.rego")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(results) < 10 {
-		t.Fatalf("only %d Rego tests ran", len(results))
+	if len(results) == 0 {
+		t.Fatal("no Rego test ran")
 	}
 	for _, r := range results {
 		if !r.Pass() {
@@ -36,12 +40,31 @@ func TestRegoUnitTests(t *testing.T) {
 	}
 }
 
-var approved = strings.Repeat("5a", 48)
+var (
+	approved = strings.Repeat("5a", 48)
+	next     = strings.Repeat("42", 48)
+)
 
+// claims are realistic claims of a verified Milan report (the trustee
+// report's TCB), with mut applied.
 func claims(mut func(*attest.Claims)) *attest.Claims {
 	c := &attest.Claims{
-		TEE: "sev-snp", Product: "Milan", Signer: "vcek", ReportVersion: 5,
-		Measurement: mustHex(approved), ReportedTCB: attest.TCB{Bootloader: 3, SNP: 8, Microcode: 115},
+		TEE: "sev-snp", Product: "Milan", Signer: "vcek", ReportVersion: 2, GuestSVN: 4,
+		Measurement:    mustHex(approved),
+		HostData:       mustHex(strings.Repeat("00", 32)),
+		ReportData:     mustHex(strings.Repeat("11", 64)),
+		FamilyID:       mustHex(strings.Repeat("00", 16)),
+		ImageID:        mustHex(strings.Repeat("00", 16)),
+		IDKeyDigest:    mustHex(strings.Repeat("00", 48)),
+		ReportID:       mustHex(strings.Repeat("33", 32)),
+		ReportIDMA:     mustHex(strings.Repeat("ff", 32)),
+		ChipID:         mustHex(strings.Repeat("cd", 64)),
+		Policy:         attest.GuestPolicy{ABIMajor: 1, ABIMinor: 51, SMT: true},
+		CurrentTCB:     attest.TCB{Bootloader: 3, SNP: 8, Microcode: 206},
+		CommittedTCB:   attest.TCB{Bootloader: 3, SNP: 8, Microcode: 115},
+		ReportedTCB:    attest.TCB{Bootloader: 3, SNP: 8, Microcode: 115},
+		LaunchTCB:      attest.TCB{Bootloader: 3, SNP: 8, Microcode: 115},
+		CurrentVersion: "1.55.21", CommittedVersion: "1.55.21",
 	}
 	if mut != nil {
 		mut(c)
@@ -57,6 +80,8 @@ func mustHex(s string) attest.Hex {
 	return h
 }
 
+// set is one approved measurement (build-1, may receive db-password), with
+// mut applied.
 func set(mut func(*refvalues.Set)) *refvalues.Set {
 	s := &refvalues.Set{Measurements: []refvalues.Measurement{{Value: approved, Label: "build-1", Resources: []string{"db-password"}}}}
 	if mut != nil {
@@ -77,26 +102,46 @@ func engine(t testing.TB, module string, ref *refvalues.Set, now time.Time) *Eng
 func TestDefaultPolicy(t *testing.T) {
 	t.Parallel()
 	now := time.Date(2026, 11, 28, 0, 0, 0, 0, time.UTC)
-	past, future := now.Add(-time.Hour), now.Add(time.Hour)
-	fmc := uint8(1)
+	past, future := now.Add(-time.Second), now.Add(time.Hour)
+	fmc := func(v uint8) func(*attest.Claims) {
+		return func(c *attest.Claims) { c.Product = "Turin"; c.ReportedTCB.FMC = &v }
+	}
+	minTCB := func(tcb refvalues.TCB) *refvalues.Set { return set(func(s *refvalues.Set) { s.MinTCB = &tcb }) }
+	staged := set(func(s *refvalues.Set) {
+		s.Measurements = append(s.Measurements, refvalues.Measurement{Value: next, Label: "build-2", Resources: []string{"db-password", "api-key"}})
+	})
 	cases := []struct {
-		name   string
-		ref    *refvalues.Set
-		claims *attest.Claims
-		want   attest.Reason // "" = allow
+		name      string
+		ref       *refvalues.Set
+		claims    *attest.Claims
+		want      attest.Reason // "" = allow
+		label     string
+		resources []string
 	}{
-		{"approved", set(nil), claims(nil), ""},
-		{"approved, expires later", set(func(s *refvalues.Set) { s.Measurements[0].Expires = &future }), claims(nil), ""},
-		{"expired reference value", set(func(s *refvalues.Set) { s.Measurements[0].Expires = &past }), claims(nil), attest.ReasonMeasurementMismatch},
-		{"no reference values", nil, claims(nil), attest.ReasonMeasurementMismatch},
-		{"unknown measurement", set(nil), claims(func(c *attest.Claims) { c.Measurement = mustHex(strings.Repeat("11", 48)) }), attest.ReasonMeasurementMismatch},
-		{"debug", set(nil), claims(func(c *attest.Claims) { c.Policy.Debug = true }), attest.ReasonDebugEnabled},
-		{"vmpl 1, allowed [0]", set(nil), claims(func(c *attest.Claims) { c.VMPL = 1 }), attest.ReasonVMPLNotAllowed},
-		{"vmpl 1, allowed [0,1]", set(func(s *refvalues.Set) { s.AllowedVMPL = []int{0, 1} }), claims(func(c *attest.Claims) { c.VMPL = 1 }), ""},
-		{"microcode under min", set(func(s *refvalues.Set) { s.MinTCB = &refvalues.TCB{Microcode: 200} }), claims(nil), attest.ReasonTCBBelowMinimum},
-		{"bootloader under min", set(func(s *refvalues.Set) { s.MinTCB = &refvalues.TCB{Bootloader: 4} }), claims(nil), attest.ReasonTCBBelowMinimum},
-		{"at min", set(func(s *refvalues.Set) { s.MinTCB = &refvalues.TCB{Bootloader: 3, SNP: 8, Microcode: 115} }), claims(nil), ""},
-		{"Turin fmc under min", set(func(s *refvalues.Set) { s.MinTCB = &refvalues.TCB{FMC: 2} }), claims(func(c *attest.Claims) { c.ReportedTCB.FMC = &fmc }), attest.ReasonTCBBelowMinimum},
+		{"approved", set(nil), claims(nil), "", "build-1", []string{"db-password"}},
+		{"approved, expires later", set(func(s *refvalues.Set) { s.Measurements[0].Expires = &future }), claims(nil), "", "build-1", []string{"db-password"}},
+		{"approved, no resources", set(func(s *refvalues.Set) { s.Measurements[0].Resources = nil }), claims(nil), "", "build-1", nil},
+		{"expired reference value", set(func(s *refvalues.Set) { s.Measurements[0].Expires = &past }), claims(nil), attest.ReasonMeasurementMismatch, "", nil},
+		{"expires exactly now", set(func(s *refvalues.Set) { s.Measurements[0].Expires = &now }), claims(nil), attest.ReasonMeasurementMismatch, "", nil},
+		{"nil reference values", nil, claims(nil), attest.ReasonMeasurementMismatch, "", nil},
+		{"empty reference values", &refvalues.Set{}, claims(nil), attest.ReasonMeasurementMismatch, "", nil},
+		{"unknown measurement", set(nil), claims(func(c *attest.Claims) { c.Measurement = mustHex(strings.Repeat("11", 48)) }), attest.ReasonMeasurementMismatch, "", nil},
+		{"debug", set(nil), claims(func(c *attest.Claims) { c.Policy.Debug = true }), attest.ReasonDebugEnabled, "", nil},
+		{"vmpl 1, allowed default [0]", set(nil), claims(func(c *attest.Claims) { c.VMPL = 1 }), attest.ReasonVMPLNotAllowed, "", nil},
+		{"vmpl 1, allowed [0]", set(func(s *refvalues.Set) { s.AllowedVMPL = []int{0} }), claims(func(c *attest.Claims) { c.VMPL = 1 }), attest.ReasonVMPLNotAllowed, "", nil},
+		{"vmpl 1, allowed [0,1]", set(func(s *refvalues.Set) { s.AllowedVMPL = []int{0, 1} }), claims(func(c *attest.Claims) { c.VMPL = 1 }), "", "build-1", []string{"db-password"}},
+		{"vmpl 0, allowed [1]", set(func(s *refvalues.Set) { s.AllowedVMPL = []int{1} }), claims(nil), attest.ReasonVMPLNotAllowed, "", nil},
+		{"tcb at min_tcb", minTCB(refvalues.TCB{Bootloader: 3, SNP: 8, Microcode: 115}), claims(nil), "", "build-1", []string{"db-password"}},
+		{"bootloader under min", minTCB(refvalues.TCB{Bootloader: 4}), claims(nil), attest.ReasonTCBBelowMinimum, "", nil},
+		{"tee under min", minTCB(refvalues.TCB{TEE: 1}), claims(nil), attest.ReasonTCBBelowMinimum, "", nil},
+		{"snp under min", minTCB(refvalues.TCB{SNP: 9}), claims(nil), attest.ReasonTCBBelowMinimum, "", nil},
+		{"microcode under min", minTCB(refvalues.TCB{Microcode: 116}), claims(nil), attest.ReasonTCBBelowMinimum, "", nil},
+		{"Turin fmc under min", minTCB(refvalues.TCB{FMC: 2}), claims(fmc(1)), attest.ReasonTCBBelowMinimum, "", nil},
+		{"Turin fmc at min", minTCB(refvalues.TCB{FMC: 1}), claims(fmc(1)), "", "build-1", []string{"db-password"}},
+		{"fmc floor, Milan report", minTCB(refvalues.TCB{FMC: 2}), claims(nil), "", "build-1", []string{"db-password"}},
+		{"staged rollout, old build", staged, claims(nil), "", "build-1", []string{"db-password"}},
+		{"staged rollout, new build", staged, claims(func(c *attest.Claims) { c.Measurement = mustHex(next) }), "", "build-2", []string{"db-password", "api-key"}},
+		{"every failure, first reported", set(nil), claims(func(c *attest.Claims) { c.Measurement = mustHex(next); c.Policy.Debug = true }), attest.ReasonMeasurementMismatch, "", nil},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -105,13 +150,33 @@ func TestDefaultPolicy(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if got := attest.ReasonOf(d.Err()); got != tc.want {
+			err = d.Err()
+			if got := attest.ReasonOf(err); got != tc.want {
 				t.Fatalf("reason %q (%+v), want %q", got, d, tc.want)
 			}
-			if tc.want == "" && (d.Label != "build-1" || len(d.Resources) != 1) {
-				t.Fatalf("allow without label/resources: %+v", d)
+			if tc.want != "" {
+				var ae *attest.Error
+				if !errors.As(err, &ae) || d.Allow || len(d.Reasons) == 0 || d.Reasons[0] != string(tc.want) {
+					t.Fatalf("deny %+v: %v", d, err)
+				}
+				return
+			}
+			if !d.Allow || d.Label != tc.label || !slices.Equal(d.Resources, tc.resources) || len(d.Reasons) != 0 {
+				t.Fatalf("allow %+v, want label %q resources %q", d, tc.label, tc.resources)
 			}
 		})
+	}
+}
+
+// A deny lists every failed check, in SPEC order.
+func TestDefaultPolicyListsEveryFailure(t *testing.T) {
+	t.Parallel()
+	ref := set(func(s *refvalues.Set) { s.MinTCB = &refvalues.TCB{SNP: 9} })
+	c := claims(func(c *attest.Claims) { c.Measurement = mustHex(next); c.Policy.Debug = true; c.VMPL = 2 })
+	d, err := engine(t, "", ref, time.Now()).Evaluate(context.Background(), c)
+	want := []string{"measurement_mismatch", "debug_enabled", "vmpl_not_allowed", "tcb_below_minimum"}
+	if err != nil || d.Allow || !reflect.DeepEqual(d.Reasons, want) {
+		t.Fatalf("%+v %v, want reasons %q", d, err, want)
 	}
 }
 
@@ -119,20 +184,34 @@ func TestCustomPolicies(t *testing.T) {
 	t.Parallel()
 	cases := []struct {
 		name, module string
-		want         attest.Reason
+		want         attest.Reason // "" = allow
+		cleanDeny    bool          // a Decision, not an evaluation error
 	}{
-		{"own reason code", "package trustgate\ndecision := {\"allow\": false, \"reasons\": [\"policy_region\"]}\n", "policy_region"},
-		{"undefined decision", "package trustgate\ndecision := 1 if false\n", attest.ReasonPolicyDenied},
-		{"allow not a boolean", "package trustgate\ndecision := {\"allow\": \"yes\"}\n", attest.ReasonPolicyDenied},
-		{"runtime error (strict builtins)", "package trustgate\ndecision := {\"allow\": to_number(\"x\") > 0}\n", attest.ReasonPolicyDenied},
-		{"deny without reasons", "package trustgate\ndecision := {\"allow\": false}\n", attest.ReasonPolicyDenied},
+		{"own reason code", "package trustgate\ndecision := {\"allow\": false, \"reasons\": [\"policy_region\"]}\n", "policy_region", true},
+		{"built-in reason code", "package trustgate\ndecision := {\"allow\": false, \"reasons\": [\"note\", \"debug_enabled\"]}\n", attest.ReasonDebugEnabled, true},
+		{"deny without reasons", "package trustgate\ndecision := {\"allow\": false}\n", attest.ReasonPolicyDenied, true},
+		{"allow using the reference values", "package trustgate\ndecision := {\"allow\": input.measurement in {m.value | some m in data.trustgate.reference.measurements}, \"label\": \"custom\"}\n", "", true},
+		{"undefined decision", "package trustgate\ndecision := 1 if false\n", attest.ReasonPolicyDenied, false},
+		{"no decision rule", "package trustgate\nallow := true\n", attest.ReasonPolicyDenied, false},
+		{"allow not a boolean", "package trustgate\ndecision := {\"allow\": \"yes\"}\n", attest.ReasonPolicyDenied, false},
+		{"decision not an object", "package trustgate\ndecision := true\n", attest.ReasonPolicyDenied, false},
+		{"reasons not strings", "package trustgate\ndecision := {\"allow\": false, \"reasons\": [1]}\n", attest.ReasonPolicyDenied, false},
+		{"resources not a list", "package trustgate\ndecision := {\"allow\": true, \"resources\": \"all\"}\n", attest.ReasonPolicyDenied, false},
+		{"unknown key", "package trustgate\ndecision := {\"allow\": true, \"resource\": [\"x\"]}\n", attest.ReasonPolicyDenied, false},
+		{"runtime error (strict builtins)", "package trustgate\ndecision := {\"allow\": to_number(input.tee) > 0}\n", attest.ReasonPolicyDenied, false},
+		{"conflicting values", "package trustgate\ndecision := {\"allow\": true} if input.vmpl == 0\ndecision := {\"allow\": false} if input.tee == \"sev-snp\"\n", attest.ReasonPolicyDenied, false},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			d, err := engine(t, tc.module, set(nil), time.Now()).Evaluate(context.Background(), claims(nil))
+			if (err == nil) != tc.cleanDeny {
+				t.Fatalf("evaluation error %v, decision %+v", err, d)
+			}
 			if err == nil {
 				err = d.Err()
+			} else if d.Allow {
+				t.Fatal("an evaluation error came with allow")
 			}
 			if got := attest.ReasonOf(err); got != tc.want {
 				t.Fatalf("reason %q (%v), want %q", got, err, tc.want)
@@ -141,11 +220,25 @@ func TestCustomPolicies(t *testing.T) {
 	}
 }
 
-func TestNetworkBuiltinsRefused(t *testing.T) {
+// Builtins that reach the network, the environment or the logs do not
+// compile.
+func TestRefusedBuiltins(t *testing.T) {
 	t.Parallel()
-	module := "package trustgate\ndecision := {\"allow\": http.send({\"method\": \"get\", \"url\": \"http://127.0.0.1:1\"}).status_code == 200}\n"
-	if _, err := New(context.Background(), Options{Module: module}); err == nil {
-		t.Fatal("a policy using http.send compiled")
+	cases := map[string]string{
+		"http.send":          `http.send({"method": "get", "url": "http://127.0.0.1:1"}).status_code == 200`,
+		"net.lookup_ip_addr": `count(net.lookup_ip_addr("localhost")) > 0`,
+		"net.cidr_contains":  `net.cidr_contains("10.0.0.0/8", "10.0.0.1")`,
+		"opa.runtime":        `opa.runtime().env.HOME != ""`,
+		"rand.intn":          `rand.intn("x", 2) == 0`,
+	}
+	for name, expr := range cases {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			module := "package trustgate\ndecision := {\"allow\": true} if " + expr + "\n"
+			if _, err := New(context.Background(), Options{Module: module}); err == nil {
+				t.Fatalf("a policy using %s compiled", name)
+			}
+		})
 	}
 }
 
@@ -154,28 +247,107 @@ func TestReloadAndID(t *testing.T) {
 	ctx := context.Background()
 	e := engine(t, "", set(nil), time.Now())
 	id0 := e.ID()
-	if !strings.HasPrefix(id0, "sha256:") {
+	if !strings.HasPrefix(id0, "sha256:") || len(id0) != len("sha256:")+64 {
 		t.Fatalf("id %q", id0)
 	}
-	if err := e.Reload(ctx, "", "", set(func(s *refvalues.Set) { s.Measurements[0].Label = "build-2" })); err != nil {
+	if same := engine(t, DefaultModule(), set(nil), time.Now()); same.ID() != id0 {
+		t.Fatal("the same policy and reference values gave another id")
+	}
+	if err := e.Reload(ctx, "", set(func(s *refvalues.Set) { s.Measurements[0].Label = "build-2" })); err != nil {
 		t.Fatal(err)
 	}
 	id1 := e.ID()
 	if id1 == id0 {
 		t.Fatal("id unchanged by new reference values")
 	}
-	if err := e.Reload(ctx, "package trustgate\ndecision := {", "broken.rego", set(nil)); err == nil {
+	d, err := e.Evaluate(ctx, claims(nil))
+	if err != nil || d.Label != "build-2" {
+		t.Fatalf("reload not in effect: %+v %v", d, err)
+	}
+
+	if err := e.Reload(ctx, "package trustgate\ndecision := {", set(nil)); err == nil {
 		t.Fatal("broken module loaded")
 	}
 	if e.ID() != id1 || e.LastError() == nil {
 		t.Fatal("a failed reload replaced the policy or left no error")
 	}
-	d, err := e.Evaluate(ctx, claims(nil))
-	if err != nil || !d.Allow || d.Label != "build-2" {
+	if d, err := e.Evaluate(ctx, claims(nil)); err != nil || !d.Allow || d.Label != "build-2" {
 		t.Fatalf("old policy not serving: %+v %v", d, err)
 	}
-	if err := e.Reload(ctx, DefaultModule()+"\n# changed\n", "p.rego", set(nil)); err != nil || e.ID() == id1 || e.LastError() != nil {
-		t.Fatalf("policy change: %v, id %s", err, e.ID())
+
+	if err := e.Reload(ctx, DefaultModule()+"\n# changed\n", set(nil)); err != nil || e.ID() == id1 || e.ID() == id0 || e.LastError() != nil {
+		t.Fatalf("policy change: %v, id %s, last error %v", err, e.ID(), e.LastError())
+	}
+}
+
+// Evaluations running during reloads always see one whole policy.
+func TestReloadWhileEvaluating(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	e := engine(t, "", set(nil), time.Now())
+	var wg sync.WaitGroup
+	stop := make(chan struct{})
+	for range 2 {
+		wg.Go(func() {
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				d, err := e.Evaluate(ctx, claims(nil))
+				if err != nil || !d.Allow || (d.Label != "build-1" && d.Label != "build-2") {
+					t.Errorf("%+v %v", d, err)
+					return
+				}
+			}
+		})
+	}
+	for i := range 10 {
+		label := []string{"build-1", "build-2"}[i%2]
+		if err := e.Reload(ctx, "", set(func(s *refvalues.Set) { s.Measurements[0].Label = label })); err != nil {
+			t.Error(err)
+		}
+	}
+	close(stop)
+	wg.Wait()
+}
+
+// LastError leaves out the policy's source lines, which OPA's compile
+// errors quote.
+func TestLastErrorQuotesNoSource(t *testing.T) {
+	t.Parallel()
+	e := engine(t, "", nil, time.Now())
+	secret := "decision := {\"allow\": \"do-not-log-me\" ==="
+	if err := e.Reload(context.Background(), "package trustgate\n"+secret+"\n", nil); err == nil || !strings.Contains(err.Error(), "do-not-log-me") {
+		t.Skipf("OPA's error does not quote the source: %v", err)
+	}
+	if err := e.LastError(); err == nil || strings.Contains(err.Error(), "do-not-log-me") {
+		t.Fatalf("LastError %v", err)
+	}
+}
+
+// writeFile replaces path atomically, so the watcher never sees it
+// half-written.
+func writeFile(t *testing.T, path, body string) {
+	t.Helper()
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting: %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 }
 
@@ -183,37 +355,111 @@ func TestWatchReloadsFiles(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
 	refPath := filepath.Join(dir, "ref.yaml")
-	os.WriteFile(refPath, []byte("measurements: []\n"), 0o600)
-	e := engine(t, "", &refvalues.Set{}, time.Now())
+	policyPath := filepath.Join(dir, "policy.rego")
+	writeFile(t, refPath, "measurements: []\n")
+	writeFile(t, policyPath, DefaultModule())
+	e, err := New(context.Background(), Options{Module: DefaultModule(), ModuleName: policyPath})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var reported []error
+	var logs syncBuffer
+	log := slog.New(slog.NewTextHandler(&logs, nil))
 	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		Watch(ctx, e, policyPath, refPath, 5*time.Millisecond, log, func(err error) {
+			mu.Lock()
+			reported = append(reported, err)
+			mu.Unlock()
+		})
+	}()
 	defer cancel()
-	go Watch(ctx, e, "", refPath, 20*time.Millisecond, nil)
-	os.WriteFile(refPath, []byte("measurements:\n  - value: \""+approved+"\"\n    label: b\n"), 0o600)
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		d, _ := e.Evaluate(ctx, claims(nil))
-		if d.Allow {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("new reference values not picked up")
-		}
-		time.Sleep(20 * time.Millisecond)
+	allowed := func() bool {
+		d, err := e.Evaluate(ctx, claims(nil))
+		return err == nil && d.Allow
 	}
-	os.WriteFile(refPath, []byte("measurements: [{value: nothex, label: x}]\n"), 0o600)
-	for e.LastError() == nil {
-		if time.Now().After(deadline) {
-			t.Fatal("broken reference values not reported")
-		}
-		time.Sleep(20 * time.Millisecond)
+
+	// A newly approved measurement is accepted without a restart.
+	writeFile(t, refPath, "measurements:\n  - value: \""+approved+"\"\n    label: b\n")
+	waitFor(t, "new reference values", allowed)
+	id := e.ID()
+
+	// A broken policy is reported; the old one keeps serving.
+	writeFile(t, policyPath, "package trustgate\ndecision := {\n")
+	waitFor(t, "broken policy reported", func() bool { return e.LastError() != nil })
+	if !allowed() || e.ID() != id {
+		t.Fatal("the old policy was dropped")
 	}
-	if d, _ := e.Evaluate(ctx, claims(nil)); !d.Allow {
-		t.Fatal("old reference values were dropped")
+	mu.Lock()
+	n := len(reported)
+	mu.Unlock()
+	if n == 0 {
+		t.Fatal("onError not called")
+	}
+
+	// Broken reference values too.
+	writeFile(t, policyPath, DefaultModule())
+	waitFor(t, "policy fixed", func() bool { return e.LastError() == nil })
+	writeFile(t, refPath, "measurements: [{value: nothex, label: x}]\n")
+	waitFor(t, "broken reference values reported", func() bool { return e.LastError() != nil })
+	if strings.Contains(e.LastError().Error(), "nothex") || !allowed() {
+		t.Fatalf("LastError %v quotes the file, or the old values were dropped", e.LastError())
+	}
+
+	// A deleted file is an error, not an empty policy.
+	writeFile(t, refPath, "measurements:\n  - value: \""+approved+"\"\n    label: c\n")
+	waitFor(t, "reference values fixed", func() bool { return e.LastError() == nil })
+	os.Remove(refPath)
+	waitFor(t, "missing file reported", func() bool { return e.LastError() != nil })
+	if d, err := e.Evaluate(ctx, claims(nil)); err != nil || d.Label != "c" {
+		t.Fatalf("a missing file dropped the policy: %+v %v", d, err)
+	}
+	count := func() int { mu.Lock(); defer mu.Unlock(); return len(reported) }
+	n = count()
+	time.Sleep(50 * time.Millisecond) // ten polls
+	if count() != n {
+		t.Fatalf("an unchanged failure was reported again (%d times)", count()-n)
+	}
+	cancel()
+	<-done
+	for _, content := range []string{"nothex", "decision := {", approved} {
+		if strings.Contains(logs.String(), content) {
+			t.Errorf("the log quotes the files (%q):\n%s", content, logs.String())
+		}
 	}
 }
 
+// syncBuffer is a bytes.Buffer safe for a logger and a reader.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// BenchmarkEvaluate measures the default policy on realistic claims with
+// a staged rollout of three builds and a TCB floor.
 func BenchmarkEvaluate(b *testing.B) {
-	e := engine(b, "", set(nil), time.Now())
+	ref := set(func(s *refvalues.Set) {
+		s.Measurements = append(s.Measurements,
+			refvalues.Measurement{Value: next, Label: "build-2"},
+			refvalues.Measurement{Value: strings.Repeat("43", 48), Label: "build-3"})
+		s.MinTCB = &refvalues.TCB{Bootloader: 3, SNP: 8, Microcode: 115}
+	})
+	e := engine(b, "", ref, time.Now())
 	c := claims(nil)
 	ctx := context.Background()
 	b.ReportAllocs()
@@ -231,7 +477,6 @@ func TestInputValueMatchesJSON(t *testing.T) {
 	for _, c := range []*attest.Claims{claims(nil), claims(func(c *attest.Claims) {
 		c.ReportedTCB.FMC = &fmc
 		c.Policy.Debug = true
-		c.ChipID = mustHex(strings.Repeat("ab", 64))
 		c.CurrentVersion = "1.58.3"
 	})} {
 		b, _ := json.Marshal(c)
