@@ -35,23 +35,11 @@ import (
 	"github.com/trustgate/trustgate/internal/token"
 )
 
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *clock) add(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
-
 // server is a running verifier on loopback.
 type server struct {
 	url   string
 	c     *client.Client
-	clock *clock
+	clock *testkit.Clock
 	dir   string
 	logs  *bytes.Buffer
 	app   *App
@@ -66,7 +54,7 @@ func refYAML(extra string) string {
 func startServer(t testing.TB, ref string, mutate func(*config.Config)) *server {
 	t.Helper()
 	dir := t.TempDir()
-	s := &server{clock: &clock{t: time.Now()}, dir: dir, logs: &bytes.Buffer{}}
+	s := &server{clock: testkit.NewClock(time.Now()), dir: dir, logs: &bytes.Buffer{}}
 	cfg := config.Default()
 	cfg.Listen, cfg.DevSimulator, cfg.Offline = "127.0.0.1:0", true, true
 	cfg.ReloadInterval = 100 * time.Millisecond
@@ -79,7 +67,7 @@ func startServer(t testing.TB, ref string, mutate func(*config.Config)) *server 
 	}
 	var mu sync.Mutex
 	log := slog.New(slog.NewJSONHandler(lockedWriter{&mu, s.logs}, nil))
-	a, err := New(context.Background(), cfg, Deps{Logger: log, Now: s.clock.now})
+	a, err := New(context.Background(), cfg, Deps{Logger: log, Now: s.clock.Now})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -183,7 +171,7 @@ func TestHappyPathTokenVerifiesAgainstJWKS(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		ear, err := token.Verify(resp.Token, jwks, "trustgate", s.clock.now())
+		ear, err := token.Verify(resp.Token, jwks, "trustgate", s.clock.Now())
 		if err != nil {
 			t.Fatalf("token: %v", err)
 		}
@@ -308,7 +296,7 @@ func TestReplayAndExpiry(t *testing.T) {
 		t.Fatalf("replay: %s", got)
 	}
 	late := g.request(s.challenge(t), false)
-	s.clock.add(121 * time.Second)
+	s.clock.Add(121 * time.Second)
 	if got := reasonOf(func() error { _, err := s.c.Attest(ctx, late); return err }()); got != "nonce_expired" {
 		t.Fatalf("expired: %s", got)
 	}

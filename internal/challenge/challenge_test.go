@@ -9,23 +9,12 @@ import (
 	"time"
 
 	"github.com/trustgate/trustgate/internal/attest"
+	"github.com/trustgate/trustgate/internal/testkit"
 )
 
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *clock) add(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
-
-func newIssuer(t *testing.T, key []byte, c *clock) *Issuer {
+func newIssuer(t *testing.T, key []byte, c *testkit.Clock) *Issuer {
 	t.Helper()
-	i, err := New(Options{Key: key, Store: NewMemoryStore(c.now), Now: c.now})
+	i, err := New(Options{Key: key, Store: NewMemoryStore(c.Now), Now: c.Now})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -34,14 +23,14 @@ func newIssuer(t *testing.T, key []byte, c *clock) *Issuer {
 
 func TestNonceLifecycle(t *testing.T) {
 	t.Parallel()
-	c := &clock{t: time.Date(2026, 11, 28, 12, 0, 0, 0, time.UTC)}
+	c := testkit.NewClock(time.Date(2026, 11, 28, 12, 0, 0, 0, time.UTC))
 	key := GenerateKey()
 	i := newIssuer(t, key, c)
 	other := newIssuer(t, GenerateKey(), c)
 	ctx := context.Background()
 
 	n, exp := i.Issue()
-	if want := c.now().Add(DefaultTTL); !exp.Equal(want) {
+	if want := c.Now().Add(DefaultTTL); !exp.Equal(want) {
 		t.Fatalf("expiry %v, want %v", exp, want)
 	}
 	n2, _ := i.Issue()
@@ -76,7 +65,7 @@ func TestNonceLifecycle(t *testing.T) {
 	if err := restarted.Check(n2); err != nil {
 		t.Fatalf("same key after restart: %v", err)
 	}
-	c.add(DefaultTTL)
+	c.Add(DefaultTTL)
 	if got := attest.ReasonOf(i.Consume(ctx, n2)); got != attest.ReasonNonceExpired {
 		t.Fatalf("after TTL: %q, want nonce_expired", got)
 	}
@@ -85,7 +74,7 @@ func TestNonceLifecycle(t *testing.T) {
 // Of many concurrent consumers of one nonce exactly one wins.
 func TestConsumeAtomic(t *testing.T) {
 	t.Parallel()
-	c := &clock{t: time.Now()}
+	c := testkit.NewClock(time.Now())
 	i := newIssuer(t, GenerateKey(), c)
 	n, _ := i.Issue()
 	var ok, replayed atomic.Int32
@@ -128,13 +117,13 @@ func TestStoreUnavailable(t *testing.T) {
 
 func TestMemoryStoreDropsExpired(t *testing.T) {
 	t.Parallel()
-	c := &clock{t: time.Now()}
-	m := NewMemoryStore(c.now)
+	c := testkit.NewClock(time.Now())
+	m := NewMemoryStore(c.Now)
 	for i := range 100 {
-		m.Consume(context.Background(), string(rune(i)), c.now().Add(time.Second))
+		m.Consume(context.Background(), string(rune(i)), c.Now().Add(time.Second))
 	}
-	c.add(time.Minute)
-	m.Consume(context.Background(), "new", c.now().Add(time.Second))
+	c.Add(time.Minute)
+	m.Consume(context.Background(), "new", c.Now().Add(time.Second))
 	if m.Len() != 1 {
 		t.Fatalf("store holds %d records after expiry, want 1", m.Len())
 	}
