@@ -1,0 +1,3 @@
+// Package agent is the guest side of trustgate: challenge → ephemeral key
+// → REPORT_DATA (SPEC rule 2) → report from the device → attest.
+package agent
