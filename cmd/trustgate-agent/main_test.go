@@ -19,7 +19,7 @@ func startVerifier(t *testing.T) string {
 	t.Helper()
 	dir := t.TempDir()
 	cfg := config.Default()
-	cfg.DevSimulator, cfg.Offline = true, true
+	cfg.DevSimulator, cfg.Offline, cfg.CertCacheDir = true, true, t.TempDir()
 	cfg.ReferenceValues = filepath.Join(dir, "ref.yaml")
 	os.WriteFile(cfg.ReferenceValues, []byte("measurements:\n  - value: \""+hex.EncodeToString(sim.DefaultMeasurement[:])+"\"\n    label: b1\n"), 0o600)
 	a, err := app.New(context.Background(), cfg, app.Deps{})
@@ -33,7 +33,7 @@ func startVerifier(t *testing.T) string {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- a.Serve(ctx, ln) }()
-	t.Cleanup(func() { cancel(); <-done })
+	t.Cleanup(func() { cancel(); <-done; a.Close() })
 	return "http://" + ln.Addr().String()
 }
 

@@ -63,10 +63,12 @@ func demo(ctx context.Context, w io.Writer) error {
 	}
 	cfg := config.Default()
 	cfg.Listen, cfg.DevSimulator, cfg.Offline, cfg.ReferenceValues = "127.0.0.1:0", true, true, refPath
+	cfg.CertCacheDir = filepath.Join(filepath.Dir(refPath), "certs")
 	a, err := app.New(ctx, cfg, app.Deps{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		return err
 	}
+	defer a.Close()
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return err

@@ -29,6 +29,7 @@ func commands() []command {
 		{"serve", "serve the attestation HTTP API", cmdServe},
 		{"verify", "verify one SEV-SNP attestation report", cmdVerify},
 		{"measure", "compute the expected SEV-SNP launch measurement", cmdMeasure},
+		{"certs", "fetch and import AMD certificates for offline use", cmdCerts},
 	}
 }
 

@@ -25,7 +25,7 @@ func approvedRef(t *testing.T, extra string) string {
 // verify --policy/--data appraises a real report after verifying it.
 func TestVerifyCLIWithPolicy(t *testing.T) {
 	t.Parallel()
-	base := []string{"verify", "--offline", td("trustee-report.bin"), "--vcek", td("trustee-vcek.der")}
+	base := []string{"verify", "--offline", "--no-revocation", td("trustee-report.bin"), "--vcek", td("trustee-vcek.der")}
 	cases := []struct {
 		name  string
 		extra func(t *testing.T) []string
@@ -101,7 +101,7 @@ func TestVerifyCLIWithPolicyJSON(t *testing.T) {
 		}
 		Claims *struct{ Measurement string }
 	}
-	base := []string{"verify", "--offline", "--json", td("trustee-report.bin"), "--vcek", td("trustee-vcek.der")}
+	base := []string{"verify", "--offline", "--no-revocation", "--json", td("trustee-report.bin"), "--vcek", td("trustee-vcek.der")}
 
 	code, out, _ := runCLI(append(base, "--data", approvedRef(t, ""))...)
 	var r result
@@ -122,7 +122,7 @@ func TestPolicyEvalCLI(t *testing.T) {
 	t.Parallel()
 	// Claims as verify --json prints them: the whole output, and its claims
 	// object alone.
-	code, verifyOut, _ := runCLI("verify", "--offline", "--json", td("trustee-report.bin"), "--vcek", td("trustee-vcek.der"))
+	code, verifyOut, _ := runCLI("verify", "--offline", "--no-revocation", "--json", td("trustee-report.bin"), "--vcek", td("trustee-vcek.der"))
 	if code != exitOK {
 		t.Fatalf("verify: exit %d", code)
 	}

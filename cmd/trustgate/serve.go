@@ -27,7 +27,13 @@ var serveFlags = []struct{ name, usage string }{
 	{"token-key-file", "ES256 token key `FILE`, PEM (default: generated at start)"},
 	{"token-lifetime", "token lifetime (default 60s)"},
 	{"kds-url", "AMD KDS base `URL`"},
-	{"offline", "never contact the KDS (true/false)"},
+	{"offline", "never contact the KDS; certificates and CRLs from the evidence or 'trustgate certs import' (true/false)"},
+	{"redis", "Redis `URL` shared by replicas (certificate cache)"},
+	{"cert-cache-dir", "AMD certificate disk cache `DIR` (default: the user cache dir's trustgate/certs)"},
+	{"kds-rate", "least time between two KDS requests of one kind (default 10s)"},
+	{"cert-max-staleness", "serve a cached VCEK this long past its refresh point while the KDS is down (default 168h)"},
+	{"crl-grace", "use an AMD CRL this long past its nextUpdate while the KDS is down (default 24h)"},
+	{"warm-chips", "fetch the VCEKs of the chips in `FILE` (PRODUCT:HWID:TCB per line) at start"},
 	{"reload-interval", "how often policy files are checked (default 2s)"},
 	{"shutdown-timeout", "graceful shutdown limit (default 10s)"},
 	{"dev-simulator", "trust the simulator's AMD root; loopback only (true/false)"},
@@ -79,6 +85,7 @@ func cmdServe(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "trustgate serve: %v\n", err)
 		return exitUsage
 	}
+	defer a.Close()
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		fmt.Fprintf(stderr, "trustgate serve: %v\n", err)

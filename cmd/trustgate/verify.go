@@ -25,8 +25,13 @@ hex or base64 text, or an Azure CVM HCL report blob. It checks the signature
 chain up to AMD's pinned root, the report signature and structure, the
 endorsement key's TCB and chip against the report, and that DEBUG is off.
 
-Endorsement keys come from --cert-table, then --vcek, then the AMD KDS
-(unless --offline).
+Endorsement keys come from --cert-table, then --vcek, then the certificate
+cache (what earlier runs fetched and 'trustgate certs import' stored), then
+the AMD KDS (unless --offline); what the KDS serves is cached on disk.
+
+Revocation is checked against AMD's CRL for the chain (cached, imported or
+fetched); when no current CRL can be had the verdict is vcek_unavailable
+(exit 3). --no-revocation skips the check and says so on stderr.
 
 With --policy and/or --data, a verified report is then appraised by the
 policy (the default policy when only --data is given) with the reference
@@ -46,6 +51,7 @@ func cmdVerify(args []string, stdout, stderr io.Writer) int {
 	chainFile := fs.String("chain", "", "ASK+ARK PEM `FILE`; counts only if identical to AMD's pinned certificates")
 	offline := fs.Bool("offline", false, "never touch the network; fail with vcek_unavailable if no VCEK/VLEK is at hand")
 	kdsURL := fs.String("kds-url", certs.DefaultKDSURL, "AMD KDS base `URL`")
+	noRevocation := fs.Bool("no-revocation", false, "do not check AMD's CRL (dangerous: a revoked key verifies)")
 	atFlag := fs.String("at", "", "judge certificate validity at this RFC 3339 `time` (default now)")
 	jsonOut := fs.Bool("json", false, "print the verdict and claims as JSON")
 	allowDebug := fs.Bool("allow-debug", false, "accept a guest whose policy allows DEBUG (dangerous)")
@@ -87,8 +93,16 @@ func cmdVerify(args []string, stdout, stderr io.Writer) int {
 		}
 		opts.Now = func() time.Time { return at }
 	}
-	if !*offline {
-		opts.Keys = &certs.KDS{BaseURL: *kdsURL}
+	keys, err := verifyKeys(*kdsURL, *offline, opts.Now, stderr)
+	if err != nil {
+		return usageErr("%v", err)
+	}
+	defer keys.Close()
+	opts.Keys = keys
+	if *noRevocation {
+		fmt.Fprintln(stderr, "trustgate verify: warning: --no-revocation: AMD's CRL is not checked")
+	} else {
+		opts.Revocation = keys
 	}
 
 	ev, decodeErr := snp.DecodeReport(raw)

@@ -56,7 +56,7 @@ func TestVerifyCLIRealReports(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.report, func(t *testing.T) {
 			t.Parallel()
-			args := append([]string{"verify", td(tc.report), "--offline", "--vcek", td(tc.cert)}, tc.extra...)
+			args := append([]string{"verify", td(tc.report), "--offline", "--no-revocation", "--vcek", td(tc.cert)}, tc.extra...)
 			code, out, errOut := runCLI(args...)
 			if code != exitOK || !strings.HasPrefix(out, "VERIFIED\n") {
 				t.Fatalf("exit %d, stdout:\n%s\nstderr:\n%s", code, out, errOut)
@@ -105,7 +105,7 @@ func TestVerifyCLIRejections(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			args := append([]string{"verify", "--offline"}, tc.args...)
+			args := append([]string{"verify", "--offline", "--no-revocation"}, tc.args...)
 			code, out, _ := runCLI(args...)
 			if code != tc.code || !strings.HasPrefix(out, "REJECTED: "+tc.reason+"\n") {
 				t.Fatalf("exit %d, stdout:\n%s\nwant exit %d, REJECTED: %s", code, out, tc.code, tc.reason)
@@ -115,8 +115,24 @@ func TestVerifyCLIRejections(t *testing.T) {
 
 	// The right expectations pass, which shows the two cases above fail
 	// because of the value, not the flag.
-	if code, out, _ := runCLI("verify", "--offline", td("trustee-report.bin"), "--vcek", key, "--measurement", m, "--report-data", rd); code != exitOK {
+	if code, out, _ := runCLI("verify", "--offline", "--no-revocation", td("trustee-report.bin"), "--vcek", key, "--measurement", m, "--report-data", rd); code != exitOK {
 		t.Fatalf("correct expectations: exit %d\n%s", code, out)
+	}
+}
+
+// Revocation fails closed: offline with no AMD CRL cached or imported, a
+// genuine report with its own VCEK is not verified, and --no-revocation
+// (which warns) is the only way past that.
+func TestVerifyCLIRevocationFailsClosed(t *testing.T) {
+	t.Parallel()
+	args := []string{"verify", "--offline", td("trustee-report.bin"), "--vcek", td("trustee-vcek.der")}
+	code, out, _ := runCLI(args...)
+	if code != exitUnavailable || !strings.HasPrefix(out, "REJECTED: vcek_unavailable\n") || !strings.Contains(out, "revocation cannot be checked") {
+		t.Fatalf("offline without a CRL: exit %d\n%s", code, out)
+	}
+	code, out, errOut := runCLI(append(args, "--no-revocation")...)
+	if code != exitOK || !strings.Contains(errOut, "CRL is not checked") {
+		t.Fatalf("--no-revocation: exit %d\n%s%s", code, out, errOut)
 	}
 }
 
@@ -130,7 +146,7 @@ func TestVerifyCLIFormatsAndJSON(t *testing.T) {
 		"hex":    []byte(hex.EncodeToString(report) + "\n"),
 		"base64": []byte(base64.StdEncoding.EncodeToString(report)),
 	} {
-		code, out, _ := runCLI("verify", "--offline", "--json", writeTemp(t, name, b), "--vcek", td("trustee-vcek.der"))
+		code, out, _ := runCLI("verify", "--offline", "--no-revocation", "--json", writeTemp(t, name, b), "--vcek", td("trustee-vcek.der"))
 		var got struct {
 			Verdict string
 			Claims  struct {

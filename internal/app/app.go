@@ -12,6 +12,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/trustgate/trustgate/internal/certs"
 	"github.com/trustgate/trustgate/internal/challenge"
 	"github.com/trustgate/trustgate/internal/config"
@@ -35,6 +37,8 @@ type App struct {
 	handler http.Handler
 	tokens  *token.Issuer
 	svc     *verifier.Service
+	certs   *certs.Service
+	close   func()
 }
 
 // Deps are what an App takes from its environment. The zero value logs to
@@ -85,29 +89,87 @@ func New(ctx context.Context, cfg config.Config, d Deps) (*App, error) {
 		roots = roots.WithARKKey(sim.ARKKey())
 		log.Warn("dev_simulator: trusting the simulator's AMD root; every token is marked as such")
 	}
-	snpOpts := snp.Options{Roots: roots, Now: d.Now}
-	if !cfg.Offline {
-		snpOpts.Keys = &certs.KDS{BaseURL: cfg.KDSURL}
+	var rdb *redis.Client
+	if cfg.Redis != "" {
+		ro, err := redis.ParseURL(cfg.Redis)
+		if err != nil {
+			return nil, errors.New("redis: not a redis://, rediss:// or unix:// URL")
+		}
+		rdb = redis.NewClient(ro)
 	}
+	cleanup := func() {
+		if rdb != nil {
+			rdb.Close()
+		}
+	}
+	certSvc, err := newCertService(cfg, roots, rdb, d.Now, log)
+	if err != nil {
+		cleanup()
+		return nil, err
+	}
+	cleanup = func() {
+		certSvc.Close()
+		if rdb != nil {
+			rdb.Close()
+		}
+	}
+	snpOpts := snp.Options{Roots: roots, Now: d.Now, Keys: certSvc, Revocation: certSvc}
 
 	policySrc, ref, err := readPolicyInputs(cfg)
 	if err != nil {
+		cleanup()
 		return nil, err
 	}
 	engine, err := policy.New(ctx, policy.Options{Module: policySrc, ModuleName: cfg.Policy, Reference: ref, Now: d.Now})
 	if err != nil {
+		cleanup()
 		return nil, fmt.Errorf("policy: %w", err)
 	}
 
 	svc, err := verifier.New(verifier.Options{SNP: snp.New(snpOpts), Policy: engine, Nonces: nonces, Tokens: tokens, Now: d.Now})
 	if err != nil {
+		cleanup()
 		return nil, err
 	}
-	a := &App{cfg: cfg, log: log, engine: engine, tokens: tokens, svc: svc}
+	a := &App{cfg: cfg, log: log, engine: engine, tokens: tokens, svc: svc, certs: certSvc, close: cleanup}
 	a.handler = httpapi.New(httpapi.Options{
 		Attester: svc, Challenger: nonces, JWKS: tokens.JWKS, Health: health{engine}, Logger: log, DevSimulator: cfg.DevSimulator,
 	})
 	return a, nil
+}
+
+// newCertService builds the AMD certificate service of cfg: memory, disk
+// (cert_cache_dir) and Redis tiers in front of the KDS, and revocation over
+// AMD's CRLs. The simulator's chains are not AMD's and no CRL covers them;
+// only with dev_simulator are they let past the revocation check.
+func newCertService(cfg config.Config, roots *snp.Roots, rdb *redis.Client, now func() time.Time, log *slog.Logger) (*certs.Service, error) {
+	c := certs.Config{
+		KDSURL: cfg.KDSURL, Offline: cfg.Offline, Dir: cfg.CertCacheDir, Roots: roots, Clock: now, Logger: log,
+		RateInterval: cfg.KDSRate, MaxStaleness: cfg.CertMaxStaleness, CRLGrace: cfg.CRLGrace,
+		SkipRevocationForUnpinned: cfg.DevSimulator,
+	}
+	if rdb != nil {
+		c.Redis = rdb
+	}
+	// In Config zero means "none"; in certs.Config it means the default.
+	if c.MaxStaleness == 0 {
+		c.MaxStaleness = -1
+	}
+	if c.CRLGrace == 0 {
+		c.CRLGrace = -1
+	}
+	svc, err := certs.New(c)
+	if err != nil {
+		return nil, fmt.Errorf("certificate service: %w", err)
+	}
+	return svc, nil
+}
+
+// Close releases what New opened (the certificate service, Redis). Call it
+// after Serve has returned.
+func (a *App) Close() error {
+	a.close()
+	return nil
 }
 
 // Handler returns the API handler.
@@ -130,6 +192,9 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 	}
 	watchCtx, stopWatch := context.WithCancel(ctx)
 	defer stopWatch()
+	if a.cfg.WarmChips != "" {
+		go a.warm(watchCtx)
+	}
 	if a.cfg.Policy != "" || a.cfg.ReferenceValues != "" {
 		go policy.Watch(watchCtx, a.engine, a.cfg.Policy, a.cfg.ReferenceValues, a.cfg.ReloadInterval, a.log)
 	}
@@ -149,6 +214,27 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 	}
 	a.log.Info("stopped")
 	return err
+}
+
+// warm fetches the VCEKs of warm_chips, and their products' CRLs, into the
+// certificate cache, logging what could not be had (chip ids are not
+// logged).
+func (a *App) warm(ctx context.Context) {
+	reqs, err := certs.ReadChipListFile(a.cfg.WarmChips)
+	if err != nil {
+		a.log.Error("warm_chips: not read; nothing warmed", "error", err.Error())
+		return
+	}
+	start := time.Now()
+	err = a.certs.Warm(ctx, reqs)
+	if ctx.Err() != nil {
+		return
+	}
+	if err != nil {
+		a.log.Warn("warm_chips: some certificates could not be had", "chips", len(reqs), "error", err.Error())
+		return
+	}
+	a.log.Info("warm_chips: certificate cache warmed", "chips", len(reqs), "took", time.Since(start).Round(time.Millisecond).String())
 }
 
 type health struct{ e *policy.Engine }

@@ -42,6 +42,7 @@ type server struct {
 	clock *testkit.Clock
 	dir   string
 	logs  *bytes.Buffer
+	logMu sync.Mutex
 	app   *App
 }
 
@@ -57,6 +58,7 @@ func startServer(t testing.TB, ref string, mutate func(*config.Config)) *server 
 	s := &server{clock: testkit.NewClock(time.Now()), dir: dir, logs: &bytes.Buffer{}}
 	cfg := config.Default()
 	cfg.Listen, cfg.DevSimulator, cfg.Offline = "127.0.0.1:0", true, true
+	cfg.CertCacheDir = filepath.Join(dir, "certs")
 	cfg.ReloadInterval = 100 * time.Millisecond
 	cfg.ReferenceValues = filepath.Join(dir, "ref.yaml")
 	if err := os.WriteFile(cfg.ReferenceValues, []byte(ref), 0o600); err != nil {
@@ -65,8 +67,7 @@ func startServer(t testing.TB, ref string, mutate func(*config.Config)) *server 
 	if mutate != nil {
 		mutate(&cfg)
 	}
-	var mu sync.Mutex
-	log := slog.New(slog.NewJSONHandler(lockedWriter{&mu, s.logs}, nil))
+	log := slog.New(slog.NewJSONHandler(lockedWriter{&s.logMu, s.logs}, nil))
 	a, err := New(context.Background(), cfg, Deps{Logger: log, Now: s.clock.Now})
 	if err != nil {
 		t.Fatal(err)
@@ -83,11 +84,19 @@ func startServer(t testing.TB, ref string, mutate func(*config.Config)) *server 
 		if err := <-done; err != nil {
 			t.Errorf("Serve: %v", err)
 		}
+		a.Close()
 	})
 	s.app = a
 	s.url = "http://" + ln.Addr().String()
 	s.c = &client.Client{BaseURL: s.url}
 	return s
+}
+
+// logText is what the server has logged so far.
+func (s *server) logText() string {
+	s.logMu.Lock()
+	defer s.logMu.Unlock()
+	return s.logs.String()
 }
 
 type lockedWriter struct {
@@ -188,8 +197,8 @@ func TestHappyPathTokenVerifiesAgainstJWKS(t *testing.T) {
 	}
 	// Logs hold the result and reason only: no token, nonce or claim.
 	for _, secret := range secrets {
-		if secret != "" && strings.Contains(s.logs.String(), secret) {
-			t.Errorf("log mentions %q:\n%s", secret, s.logs)
+		if secret != "" && strings.Contains(s.logText(), secret) {
+			t.Errorf("log mentions %q:\n%s", secret, s.logText())
 		}
 	}
 	var h v1.Health

@@ -3,10 +3,14 @@ package certs
 import (
 	"context"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
+	"log/slog"
+	"math/rand/v2"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -16,17 +20,26 @@ import (
 // DefaultKDSURL is the base URL of AMD's KDS.
 const DefaultKDSURL = "https://kdsintf.amd.com"
 
-// maxCertSize bounds a KDS response body; a VCEK is about 1.3 KiB.
-const maxCertSize = 64 << 10
+// Response size limits: a VCEK is about 1.3 KiB, a cert_chain about
+// 4.7 KiB; AMD's CRLs are small but a CRL grows with what it revokes.
+const (
+	maxCertSize = 64 << 10
+	maxCRLSize  = 4 << 20
+)
 
-// KDS fetches VCEK certificates from the AMD KDS. The zero value uses
-// DefaultKDSURL and an HTTP client with a 30 s timeout.
-type KDS struct {
-	// BaseURL is the KDS base URL, e.g. DefaultKDSURL or a test server.
-	BaseURL string
-	// Client makes the requests; nil means a client with a 30 s timeout.
-	Client *http.Client
-}
+// Kind is what a KDS request asks for. Its values are the kind label of
+// trustgate_kds_requests_total.
+type Kind string
+
+// The KDS request kinds (VCEK spec 57230 ch. 4).
+const (
+	KindVCEK      Kind = "vcek"       // /vcek/v1/{product}/{hwid}?...SPL
+	KindCertChain Kind = "cert_chain" // /{vcek,vlek}/v1/{product}/cert_chain
+	KindCRL       Kind = "crl"        // /{vcek,vlek}/v1/{product}/crl
+)
+
+// Kinds lists every Kind, for metrics to pre-initialise their labels.
+func Kinds() []Kind { return []Kind{KindVCEK, KindCertChain, KindCRL} }
 
 // VCEKURL returns the KDS URL of the VCEK for a chip and TCB: Milan and
 // Genoa take the 64-byte CHIP_ID as 128 hex digits and blSPL, teeSPL,
@@ -43,46 +56,182 @@ func VCEKURL(base string, req snp.KeyRequest) string {
 		url.PathEscape(string(req.Product)), hex.EncodeToString(req.HWID), q)
 }
 
-// EndorsementKey fetches the VCEK named by req. VLEKs are not served to
-// verifiers by the KDS and are refused.
-func (k *KDS) EndorsementKey(ctx context.Context, req snp.KeyRequest) ([]byte, error) {
-	if req.Signer != snp.SignerVCEK {
-		return nil, fmt.Errorf("the KDS serves no %s certificates to verifiers", req.Signer)
+// CertChainURL returns the KDS URL of a product's certificate chain: the
+// ASK then the ARK for VCEKs (/vcek/v1/{product}/cert_chain), the ASVK then
+// the ARK for VLEKs (/vlek/v1/{product}/cert_chain), PEM.
+func CertChainURL(base string, p snp.Product, s snp.Signer) string {
+	return fmt.Sprintf("%s/%s/v1/%s/cert_chain", strings.TrimRight(base, "/"), signerPath(s), url.PathEscape(string(p)))
+}
+
+// CRLURL returns the KDS URL of a product's CRL, DER, signed by the ARK:
+// /vcek/v1/{product}/crl covers the ASK, /vlek/v1/{product}/crl the ASVK.
+func CRLURL(base string, p snp.Product, s snp.Signer) string {
+	return fmt.Sprintf("%s/%s/v1/%s/crl", strings.TrimRight(base, "/"), signerPath(s), url.PathEscape(string(p)))
+}
+
+func signerPath(s snp.Signer) string {
+	if s == snp.SignerVLEK {
+		return "vlek"
+	}
+	return "vcek"
+}
+
+// checkRequest checks that req names a VCEK the KDS can serve.
+func checkRequest(req snp.KeyRequest) error {
+	if req.Signer != snp.SignerVCEK && req.Signer != "" {
+		return fmt.Errorf("the KDS serves no %s certificates to verifiers", req.Signer)
+	}
+	if _, err := snp.ParseProduct(string(req.Product)); err != nil {
+		return err
 	}
 	want := 64
 	if req.Product == snp.Turin {
 		want = 8
 	}
 	if len(req.HWID) != want {
-		return nil, fmt.Errorf("%s hwid must be %d bytes, got %d", req.Product, want, len(req.HWID))
+		return fmt.Errorf("%s hwid must be %d bytes, got %d", req.Product, want, len(req.HWID))
 	}
-	base := k.BaseURL
-	if base == "" {
-		base = DefaultKDSURL
+	return nil
+}
+
+// errNotFound is the KDS's 404: no such product, chip or TCB.
+var errNotFound = errors.New("the KDS has no such certificate (HTTP 404)")
+
+// kdsClient makes KDS requests with a client-side rate limit, per-attempt
+// timeouts and bounded retries with jittered exponential backoff, honouring
+// Retry-After on 429 and 503. Its errors never carry the URL (it holds the
+// chip id, which is not logged).
+type kdsClient struct {
+	base           string
+	http           *http.Client
+	obs            Observer
+	log            *slog.Logger
+	now            func() time.Time
+	sleep          func(context.Context, time.Duration) error
+	vcekLim        *limiter // VCEK requests
+	otherLim       *limiter // cert_chain and CRL requests
+	requestTimeout time.Duration
+	attempts       int
+	backoff        time.Duration
+	backoffMax     time.Duration
+	maxRetryAfter  time.Duration
+}
+
+// get fetches u and returns its body (at most limit bytes). what names
+// the request in errors and logs, e.g. "Milan VCEK".
+func (c *kdsClient) get(ctx context.Context, kind Kind, what, u string, limit int64) ([]byte, error) {
+	lim := c.otherLim
+	if kind == KindVCEK {
+		lim = c.vcekLim
 	}
-	client := k.Client
-	if client == nil {
-		client = &http.Client{Timeout: 30 * time.Second}
+	var last error
+	for attempt := 1; ; attempt++ {
+		if err := lim.wait(ctx); err != nil {
+			return nil, fmt.Errorf("KDS %s: waiting for the rate limit: %w (last error: %v)", what, err, last)
+		}
+		body, status, wait, err := c.once(ctx, kind, what, u, limit)
+		if err == nil {
+			return body, nil
+		}
+		if status == http.StatusNotFound {
+			return nil, err
+		}
+		last = err
+		retryable := status == 0 || status == http.StatusTooManyRequests || status >= 500
+		if !retryable || attempt >= c.attempts {
+			return nil, last
+		}
+		if wait > 0 {
+			if wait > c.maxRetryAfter {
+				// Too long to wait now; still hold every request back.
+				c.vcekLim.deferUntil(c.now().Add(wait))
+				c.otherLim.deferUntil(c.now().Add(wait))
+				return nil, fmt.Errorf("%w; Retry-After %s exceeds the %s this client waits", last, wait, c.maxRetryAfter)
+			}
+			// The KDS throttles per client address: hold back every kind.
+			c.log.Warn("KDS asked to retry later", "request", string(kind), "status", status, "retry_after", wait.String())
+			c.vcekLim.deferUntil(c.now().Add(wait))
+			c.otherLim.deferUntil(c.now().Add(wait))
+			continue
+		}
+		d := c.backoff << (attempt - 1)
+		if d > c.backoffMax || d <= 0 {
+			d = c.backoffMax
+		}
+		d = d/2 + time.Duration(rand.Int64N(int64(d/2)+1)) // jitter in [d/2, d]
+		c.log.Warn("KDS request failed; retrying", "request", string(kind), "status", status, "attempt", attempt, "backoff", d.String())
+		if err := c.sleep(ctx, d); err != nil {
+			return nil, fmt.Errorf("%w (gave up: %v)", last, err)
+		}
 	}
-	u := VCEKURL(base, req)
-	hr, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+}
+
+// once makes one request. status is 0 for a transport error; wait is the
+// Retry-After of a 429 or 503.
+func (c *kdsClient) once(ctx context.Context, kind Kind, what, u string, limit int64) (body []byte, status int, wait time.Duration, err error) {
+	actx, cancel := context.WithTimeout(ctx, c.requestTimeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(actx, http.MethodGet, u, nil)
 	if err != nil {
-		return nil, err
+		return nil, 0, 0, fmt.Errorf("KDS %s: bad base URL", what)
 	}
-	resp, err := client.Do(hr)
+	resp, err := c.http.Do(req)
 	if err != nil {
-		return nil, fmt.Errorf("KDS: %w", err)
+		c.obs.KDSRequest(kind, "error")
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err // drop the URL: it holds the chip id
+		}
+		if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
+			err = fmt.Errorf("no answer within %s", c.requestTimeout)
+		}
+		return nil, 0, 0, fmt.Errorf("KDS %s: %v", what, err)
 	}
 	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, maxCertSize+1))
-	if err != nil {
-		return nil, fmt.Errorf("KDS: reading %s VCEK: %w", req.Product, err)
-	}
+	c.obs.KDSRequest(kind, strconv.Itoa(resp.StatusCode))
 	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("KDS: %s VCEK: HTTP %d", req.Product, resp.StatusCode)
+		io.Copy(io.Discard, io.LimitReader(resp.Body, 4<<10))
+		err := fmt.Errorf("KDS %s: HTTP %d", what, resp.StatusCode)
+		if resp.StatusCode == http.StatusNotFound {
+			err = fmt.Errorf("KDS %s: %w", what, errNotFound)
+		}
+		if resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable {
+			wait, _ = parseRetryAfter(resp.Header.Get("Retry-After"), c.now())
+		}
+		return nil, resp.StatusCode, wait, err
 	}
-	if len(body) > maxCertSize {
-		return nil, fmt.Errorf("KDS: %s VCEK response exceeds %d bytes", req.Product, maxCertSize)
+	body, err = io.ReadAll(io.LimitReader(resp.Body, limit+1))
+	if err != nil {
+		return nil, 0, 0, fmt.Errorf("KDS %s: reading the response: %v", what, err)
 	}
-	return body, nil
+	if int64(len(body)) > limit {
+		return nil, resp.StatusCode, 0, fmt.Errorf("KDS %s: response exceeds %d bytes", what, limit)
+	}
+	return body, resp.StatusCode, 0, nil
+}
+
+// parseRetryAfter reads a Retry-After header: delay-seconds or an
+// HTTP-date (RFC 9110 §10.2.3).
+func parseRetryAfter(h string, now time.Time) (time.Duration, bool) {
+	h = strings.TrimSpace(h)
+	if h == "" {
+		return 0, false
+	}
+	if n, err := strconv.ParseInt(h, 10, 64); err == nil {
+		if n < 0 {
+			return 0, false
+		}
+		if n > 86400 {
+			n = 86400
+		}
+		return time.Duration(n) * time.Second, true
+	}
+	if t, err := http.ParseTime(h); err == nil {
+		d := t.Sub(now)
+		if d < 0 {
+			d = 0
+		}
+		return d, true
+	}
+	return 0, false
 }

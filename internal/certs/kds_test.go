@@ -22,8 +22,8 @@ func testdata(t *testing.T, name string) []byte {
 	return b
 }
 
-// A fake KDS that serves real VCEKs at the paths and queries the real KDS
-// uses, and 404 for anything else. Verifying real reports online through it
+// A hand-written KDS that serves real VCEKs at exactly the paths and
+// queries the real KDS uses, and 404 for anything else. Verifying real reports online through it
 // proves the URLs: Milan v2 (product guessed), Genoa A0h and Turin.
 func TestVerifyFetchesVCEKFromKDS(t *testing.T) {
 	t.Parallel()
@@ -57,7 +57,8 @@ func TestVerifyFetchesVCEKFromKDS(t *testing.T) {
 	}))
 	defer srv.Close()
 
-	v := snp.New(snp.Options{Keys: &certs.KDS{BaseURL: srv.URL, Client: srv.Client()}})
+	svc := newService(t, certs.Config{KDSURL: srv.URL, HTTPClient: srv.Client(), Dir: t.TempDir(), RateInterval: -1})
+	v := snp.New(snp.Options{Keys: svc})
 	for _, name := range []string{"trustee-report.bin", "openanolis-trustee-turin-report.bin", "trustee-genoa-e2e-report.bin"} {
 		ev, err := snp.DecodeReport(testdata(t, name))
 		if err != nil {

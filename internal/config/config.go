@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/redis/go-redis/v9"
 	"gopkg.in/yaml.v3"
 )
 
@@ -40,8 +41,27 @@ type Config struct {
 	TokenLifetime time.Duration `yaml:"token_lifetime"`
 	// KDSURL is the AMD KDS base URL.
 	KDSURL string `yaml:"kds_url"`
-	// Offline never contacts the KDS: evidence must carry its certificates.
+	// Offline never contacts the KDS: certificates and CRLs come with the
+	// evidence or from the certificate cache (`trustgate certs import`).
 	Offline bool `yaml:"offline"`
+	// Redis is a Redis URL (redis://, rediss:// or unix://); "" means none.
+	// Replicas with the same Redis share the AMD certificate cache.
+	Redis string `yaml:"redis"`
+	// CertCacheDir is the AMD certificate disk cache; "" means the user
+	// cache directory's trustgate/certs.
+	CertCacheDir string `yaml:"cert_cache_dir"`
+	// KDSRate is the least time between two KDS requests of one kind
+	// (VCEKs; CRLs and chains).
+	KDSRate time.Duration `yaml:"kds_rate"`
+	// CertMaxStaleness is how long past its refresh point a cached VCEK is
+	// still used while the KDS cannot be reached.
+	CertMaxStaleness time.Duration `yaml:"cert_max_staleness"`
+	// CRLGrace is how long past its nextUpdate an AMD CRL that cannot be
+	// refreshed is still used; then SEV-SNP evidence fails closed.
+	CRLGrace time.Duration `yaml:"crl_grace"`
+	// WarmChips is a file of chips to fetch VCEKs for at start, one
+	// PRODUCT:HWID:TCB per line; "" means none.
+	WarmChips string `yaml:"warm_chips"`
 	// ReloadInterval is how often policy and reference-value files are
 	// checked for changes.
 	ReloadInterval time.Duration `yaml:"reload_interval"`
@@ -55,12 +75,15 @@ type Config struct {
 // Default returns the embedded defaults: one machine, no config at all.
 func Default() Config {
 	return Config{
-		Listen:          "127.0.0.1:8080",
-		NonceTTL:        120 * time.Second,
-		TokenLifetime:   60 * time.Second,
-		KDSURL:          "https://kdsintf.amd.com",
-		ReloadInterval:  2 * time.Second,
-		ShutdownTimeout: 10 * time.Second,
+		Listen:           "127.0.0.1:8080",
+		NonceTTL:         120 * time.Second,
+		TokenLifetime:    60 * time.Second,
+		KDSURL:           "https://kdsintf.amd.com",
+		KDSRate:          10 * time.Second,
+		CertMaxStaleness: 7 * 24 * time.Hour,
+		CRLGrace:         24 * time.Hour,
+		ReloadInterval:   2 * time.Second,
+		ShutdownTimeout:  10 * time.Second,
 	}
 }
 
@@ -166,9 +189,21 @@ func (c Config) Validate() error {
 	if !c.Offline && !strings.HasPrefix(c.KDSURL, "https://") && !strings.HasPrefix(c.KDSURL, "http://") {
 		bad("kds_url %q: want an http(s) URL", c.KDSURL)
 	}
+	if c.KDSRate <= 0 {
+		bad("kds_rate %v: want more than 0", c.KDSRate)
+	}
+	if c.CertMaxStaleness < 0 || c.CRLGrace < 0 {
+		bad("cert_max_staleness %v, crl_grace %v: want 0 or more", c.CertMaxStaleness, c.CRLGrace)
+	}
+	if c.Redis != "" {
+		if _, err := redis.ParseURL(c.Redis); err != nil {
+			// Not the error itself: it may quote the URL and its password.
+			bad("redis: not a redis://, rediss:// or unix:// URL")
+		}
+	}
 	for _, f := range []struct{ key, path string }{
 		{"reference_values", c.ReferenceValues}, {"policy", c.Policy},
-		{"nonce_key_file", c.NonceKeyFile}, {"token_key_file", c.TokenKeyFile},
+		{"nonce_key_file", c.NonceKeyFile}, {"token_key_file", c.TokenKeyFile}, {"warm_chips", c.WarmChips},
 	} {
 		if f.path == "" {
 			continue

@@ -32,8 +32,8 @@ func TestRevocationCheckedOnEveryUseAndPurged(t *testing.T) {
 	if _, err := v.Verify(context.Background(), ev); err != nil {
 		t.Fatal(err)
 	}
-	if v.cache.len() != 1 {
-		t.Fatalf("cache holds %d chains, want 1", v.cache.len())
+	if v.cache.Len() != 1 {
+		t.Fatalf("cache holds %d chains, want 1", v.cache.Len())
 	}
 	checker := &revokeAll{}
 	v.revocation = checker
@@ -41,7 +41,7 @@ func TestRevocationCheckedOnEveryUseAndPurged(t *testing.T) {
 	if got := attest.ReasonOf(err); got != attest.ReasonCertRevoked {
 		t.Fatalf("reason %s (%v), want cert_revoked", got, err)
 	}
-	if checker.calls != 1 || v.cache.len() != 0 {
-		t.Fatalf("checker called %d times, cache holds %d chains; want 1 and 0", checker.calls, v.cache.len())
+	if checker.calls != 1 || v.cache.Len() != 0 {
+		t.Fatalf("checker called %d times, cache holds %d chains; want 1 and 0", checker.calls, v.cache.Len())
 	}
 }

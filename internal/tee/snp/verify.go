@@ -15,6 +15,7 @@ import (
 
 	"github.com/google/go-sev-guest/abi"
 	"github.com/trustgate/trustgate/internal/attest"
+	"github.com/trustgate/trustgate/internal/lru"
 )
 
 // Report framing (SEV-SNP ABI 56860, ATTESTATION_REPORT).
@@ -98,7 +99,7 @@ type Verifier struct {
 	revocation RevocationChecker
 	now        func() time.Time
 	allowDebug bool
-	cache      *chainCache
+	cache      *lru.Cache[[sha256.Size]byte, *chainEntry] // verified chains by SHA-256 of the endorsement key DER
 
 	evMu    sync.Mutex
 	evRoots map[[sha256.Size]byte]*Roots
@@ -106,7 +107,7 @@ type Verifier struct {
 
 // New returns a Verifier with the given options.
 func New(o Options) *Verifier {
-	v := &Verifier{roots: o.Roots, keys: o.Keys, revocation: o.Revocation, now: o.Now, allowDebug: o.AllowDebug, cache: newChainCache(o.CacheSize),
+	v := &Verifier{roots: o.Roots, keys: o.Keys, revocation: o.Revocation, now: o.Now, allowDebug: o.AllowDebug, cache: lru.New[[sha256.Size]byte, *chainEntry](cacheSize(o.CacheSize)),
 		evRoots: make(map[[sha256.Size]byte]*Roots)}
 	if v.roots == nil {
 		v.roots = AMDRoots()
@@ -209,7 +210,7 @@ func (v *Verifier) endorsementKey(ctx context.Context, ev Evidence, at time.Time
 	if v.revocation != nil {
 		if err := v.revocation.Check(ctx, e.ek.Product, e.ek.Signer, e.intermediate, e.ek.Cert); err != nil {
 			if attest.ReasonOf(err) == attest.ReasonCertRevoked {
-				v.cache.remove(e.key)
+				v.cache.Remove(e.key)
 			}
 			return nil, err
 		}
@@ -279,6 +280,9 @@ func (v *Verifier) fetch(ctx context.Context, report []byte, signer Signer) ([]b
 		}
 		lastErr = err
 	}
+	if attest.ReasonOf(lastErr) == attest.ReasonVCEKUnavailable {
+		return nil, lastErr
+	}
 	return nil, &attest.Error{Reason: attest.ReasonVCEKUnavailable, Err: lastErr}
 }
 
@@ -304,7 +308,7 @@ func candidateProducts(report []byte) []Product {
 // chains are cached by the certificate's bytes.
 func (v *Verifier) verifyChain(der []byte, at time.Time, roots *Roots) (*chainEntry, error) {
 	k := sha256.Sum256(der)
-	if e := v.cache.get(k); e != nil {
+	if e, ok := v.cache.Get(k); ok {
 		if !e.validAt(at) {
 			return nil, attest.Errorf(attest.ReasonCertChainInvalid, "endorsement key chain is valid %s to %s, not at %s",
 				e.notBefore.Format(time.RFC3339), e.notAfter.Format(time.RFC3339), at.Format(time.RFC3339))
@@ -349,7 +353,7 @@ func (v *Verifier) verifyChain(der []byte, at time.Time, roots *Roots) (*chainEn
 			e.notAfter = c.NotAfter
 		}
 	}
-	v.cache.put(e)
+	v.cache.Put(e.key, e)
 	return e, nil
 }
 

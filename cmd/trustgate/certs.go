@@ -1,0 +1,277 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"time"
+
+	"github.com/trustgate/trustgate/internal/attest"
+	"github.com/trustgate/trustgate/internal/certs"
+	"github.com/trustgate/trustgate/internal/tee/snp"
+)
+
+const certsUsage = `usage: trustgate certs fetch [flags] [REPORT...]
+       trustgate certs import [flags] BUNDLE
+
+fetch gets from the AMD KDS the VCEKs of the given reports (any form
+trustgate verify reads) and of --chip / --list entries, with the certificate
+chains and CRLs of their products, and writes them as one bundle file (JSON).
+Each report is verified with the VCEK fetched for it.
+
+import verifies a bundle (VCEKs chain to AMD's pinned roots, CRLs are signed
+by the pinned ARK and current) and stores it in the certificate disk cache,
+where 'trustgate verify --offline' and 'trustgate serve' find it.
+
+A chip is PRODUCT:HWID:TCB, e.g. Milan:<128 hex>:bl=3,tee=0,snp=8,ucode=115
+or Turin:<16 hex>:fmc=1,bl=3,tee=2,snp=5,ucode=97 (TCB levels of
+REPORTED_TCB), or with TCB as 0x and 16 hex digits (the raw REPORTED_TCB).
+
+Exit status: 0 done, 1 a report did not verify, 2 usage error, 3 the KDS
+could not provide something (the bundle then holds the rest).
+`
+
+func cmdCerts(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, certsUsage)
+		return exitUsage
+	}
+	switch args[0] {
+	case "fetch":
+		return certsFetch(args[1:], stdout, stderr)
+	case "import":
+		return certsImport(args[1:], stdout, stderr)
+	case "-h", "--help", "help":
+		fmt.Fprint(stdout, certsUsage)
+		return exitOK
+	}
+	fmt.Fprintf(stderr, "trustgate certs: unknown subcommand %q\n\n%s", args[0], certsUsage)
+	return exitUsage
+}
+
+// chipList is a repeatable --chip flag.
+type chipList []snp.KeyRequest
+
+func (c *chipList) String() string { return fmt.Sprint(len(*c), " chips") }
+
+func (c *chipList) Set(s string) error {
+	req, err := certs.ParseKeyRequest(s)
+	if err != nil {
+		return err
+	}
+	*c = append(*c, req)
+	return nil
+}
+
+func certsFetch(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("certs fetch", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() { fmt.Fprint(stderr, certsUsage+"\nfetch flags:\n"); fs.PrintDefaults() }
+	kdsURL := fs.String("kds-url", certs.DefaultKDSURL, "AMD KDS base `URL`")
+	out := fs.String("out", "trustgate-certs.json", "write the bundle to `FILE`")
+	var chips chipList
+	fs.Var(&chips, "chip", "a chip and TCB, `PRODUCT:HWID:TCB` (repeatable)")
+	list := fs.String("list", "", "read chips from `FILE`, one PRODUCT:HWID:TCB per line (# comments)")
+	vlek := fs.Bool("vlek", false, "also the VLEK chains and CRLs of the products")
+	noCRLs := fs.Bool("no-crls", false, "leave the CRLs out")
+	cacheDir := fs.String("cache-dir", "", "certificate cache `DIR` (default the user cache dir's trustgate/certs)")
+	rate := fs.Duration("rate", certs.DefaultRateInterval, "at most one KDS request per this `DURATION` (and kind)")
+	reports, err := parseInterspersed(fs, args)
+	if errors.Is(err, flag.ErrHelp) {
+		return exitOK
+	}
+	if err != nil {
+		return exitUsage
+	}
+	usageErr := func(format string, a ...any) int {
+		fmt.Fprintf(stderr, "trustgate certs fetch: "+format+"\n", a...)
+		return exitUsage
+	}
+	if *list != "" {
+		more, err := certs.ReadChipListFile(*list)
+		if err != nil {
+			return usageErr("--list: %v", err)
+		}
+		chips = append(chips, more...)
+	}
+	if len(reports) == 0 && len(chips) == 0 {
+		return usageErr("nothing to fetch: give REPORT files, --chip or --list")
+	}
+	evs := make([]snp.Evidence, len(reports))
+	for i, r := range reports {
+		raw, err := readAtMost(r, snp.MaxInputSize+1)
+		if err != nil {
+			return usageErr("%v", err)
+		}
+		if evs[i], err = snp.DecodeReport(raw); err != nil {
+			return usageErr("%s: %v", r, attest.Detail(err))
+		}
+	}
+	svc, err := certs.New(certs.Config{KDSURL: *kdsURL, Dir: *cacheDir, RateInterval: *rate, Logger: cliLogger(stderr)})
+	if err != nil {
+		return usageErr("%v", err)
+	}
+	defer svc.Close()
+	ctx := context.Background()
+
+	code := exitOK
+	worse := func(c int) {
+		if code == exitOK || c == exitRejected {
+			code = c
+		}
+	}
+	reqs := slices.Clone(chips)
+	var products []snp.Product
+	for i, ev := range evs {
+		rec := &recordingKeys{src: svc}
+		_, err := snp.New(snp.Options{Keys: rec, AllowDebug: true}).Verify(ctx, ev)
+		switch {
+		case rec.got == nil:
+			fmt.Fprintf(stderr, "%s: no VCEK: %s: %s\n", reports[i], attest.ReasonOf(err), attest.Detail(err))
+			worse(exitUnavailable)
+		case err != nil:
+			fmt.Fprintf(stderr, "%s: the report does not verify with its VCEK: %s: %s\n", reports[i], attest.ReasonOf(err), attest.Detail(err))
+			worse(exitRejected)
+		default:
+			reqs = append(reqs, *rec.got)
+		}
+	}
+	var o certs.ExportOptions
+	o.NoCRLs = *noCRLs
+	for _, r := range reqs {
+		if *vlek && !slices.Contains(products, r.Product) {
+			products = append(products, r.Product)
+			o.Chains = append(o.Chains, certs.ChainRef{Product: r.Product, Signer: snp.SignerVLEK})
+		}
+	}
+	b, err := svc.Export(ctx, reqs, o)
+	if err != nil {
+		for _, e := range unjoin(err) {
+			fmt.Fprintf(stderr, "trustgate certs fetch: %s: %s\n", attest.ReasonOf(e), attest.Detail(e))
+		}
+		worse(exitUnavailable)
+	}
+	if len(b.VCEKs) == 0 && len(b.CRLs) == 0 {
+		fmt.Fprintln(stderr, "trustgate certs fetch: nothing fetched; no bundle written")
+		worse(exitUnavailable)
+		return code
+	}
+	if err := writeBundle(*out, b); err != nil {
+		fmt.Fprintf(stderr, "trustgate certs fetch: %v\n", err)
+		return exitUsage
+	}
+	fmt.Fprintf(stdout, "wrote %s: %d VCEKs, %d CRLs, %d certificate chains\n", *out, len(b.VCEKs), len(b.CRLs), len(b.Chains))
+	return code
+}
+
+func certsImport(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("certs import", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() { fmt.Fprint(stderr, certsUsage+"\nimport flags:\n"); fs.PrintDefaults() }
+	cacheDir := fs.String("cache-dir", "", "certificate cache `DIR` (default the user cache dir's trustgate/certs)")
+	pos, err := parseInterspersed(fs, args)
+	if errors.Is(err, flag.ErrHelp) {
+		return exitOK
+	}
+	if err != nil {
+		return exitUsage
+	}
+	if len(pos) != 1 {
+		fmt.Fprintln(stderr, "trustgate certs import: want exactly one BUNDLE file")
+		return exitUsage
+	}
+	f, err := os.Open(pos[0])
+	if err != nil {
+		fmt.Fprintf(stderr, "trustgate certs import: %v\n", err)
+		return exitUsage
+	}
+	b, err := certs.ReadBundle(f)
+	f.Close()
+	if err != nil {
+		fmt.Fprintf(stderr, "trustgate certs import: %s: %v\n", pos[0], err)
+		return exitUsage
+	}
+	dir := *cacheDir
+	if dir == "" {
+		if dir, err = certs.DefaultDir(); err != nil {
+			fmt.Fprintf(stderr, "trustgate certs import: no user cache directory (%v); give --cache-dir\n", err)
+			return exitUsage
+		}
+	}
+	svc, err := certs.New(certs.Config{Dir: dir, Offline: true, Logger: cliLogger(stderr)})
+	if err != nil {
+		fmt.Fprintf(stderr, "trustgate certs import: %v\n", err)
+		return exitUsage
+	}
+	defer svc.Close()
+	res, err := svc.Import(context.Background(), b)
+	if err != nil {
+		fmt.Fprintf(stderr, "trustgate certs import: %s: %v\n", pos[0], err)
+		return exitRejected
+	}
+	fmt.Fprintf(stdout, "imported %d VCEKs and %d CRLs into %s", res.VCEKs, res.CRLs, dir)
+	if res.Kept > 0 {
+		fmt.Fprintf(stdout, " (%d older CRLs not imported: newer ones are held)", res.Kept)
+	}
+	fmt.Fprintln(stdout)
+	return exitOK
+}
+
+// verifyKeys is the certificate source of `trustgate verify`: the
+// certificate service over the user cache directory (where `certs import`
+// puts bundles), asking the KDS only when not offline. now is the clock
+// freshness is judged by (nil: time.Now).
+func verifyKeys(kdsURL string, offline bool, now func() time.Time, stderr io.Writer) (*certs.Service, error) {
+	return certs.New(certs.Config{KDSURL: kdsURL, Offline: offline, Clock: now, Logger: cliLogger(stderr)})
+}
+
+// recordingKeys passes key requests on and remembers the one that was
+// answered.
+type recordingKeys struct {
+	src snp.KeySource
+	got *snp.KeyRequest
+}
+
+func (r *recordingKeys) EndorsementKey(ctx context.Context, req snp.KeyRequest) ([]byte, error) {
+	der, err := r.src.EndorsementKey(ctx, req)
+	if err == nil {
+		req.HWID = slices.Clone(req.HWID)
+		r.got = &req
+	}
+	return der, err
+}
+
+func cliLogger(w io.Writer) *slog.Logger {
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelWarn}))
+}
+
+// writeBundle writes b to path through a temporary file and a rename.
+func writeBundle(path string, b *certs.Bundle) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".trustgate-certs-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if err := b.Write(tmp); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), path)
+}
+
+// unjoin splits an errors.Join error into its parts.
+func unjoin(err error) []error {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		return j.Unwrap()
+	}
+	return []error{err}
+}

@@ -1,0 +1,92 @@
+package app
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/trustgate/trustgate/internal/certs"
+	"github.com/trustgate/trustgate/internal/config"
+	"github.com/trustgate/trustgate/internal/testkit"
+)
+
+// serve warms the certificate cache for warm_chips at start: each chip's
+// VCEK is fetched once from the KDS into the disk tier, where a verifier
+// that is offline finds it; chip ids are never logged.
+func TestServeWarmsCertificateCache(t *testing.T) {
+	t.Parallel()
+	kds := testkit.NewKDS(t, testkit.KDSOptions{})
+	if err := kds.ServeTestdata(filepath.Join("..", "..", "testdata", "snp")); err != nil {
+		t.Fatal(err)
+	}
+	milan := "Milan:c38427a30d4c7af9d96f7a15b97269825a64cb76a2352ffd5d18115d89ad473f8e8c0bcd9a5d9286612bad4aadfb4426205a3b9e4fea82301135a170e477524e:bl=3,tee=0,snp=8,ucode=115"
+	turin := "Turin:0910b4f884ff4ba9:fmc=1,bl=3,tee=2,snp=5,ucode=97"
+	list := filepath.Join(t.TempDir(), "chips.txt")
+	if err := os.WriteFile(list, []byte("# fleet\n"+milan+"\n\n"+turin+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cacheDir := t.TempDir()
+	s := startServer(t, refYAML(""), func(c *config.Config) {
+		c.Offline, c.KDSURL, c.KDSRate, c.WarmChips, c.CertCacheDir = false, kds.URL, 1, list, cacheDir
+	})
+	waitFor(t, func() bool { return len(kds.Requests("vcek")) >= 2 && len(kds.Requests("crl")) >= 2 })
+
+	offline, err := certs.New(certs.Config{Offline: true, Dir: cacheDir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer offline.Close()
+	for _, chip := range []string{milan, turin} {
+		req, err := certs.ParseKeyRequest(chip)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := offline.EndorsementKey(context.Background(), req); err != nil {
+			t.Errorf("%s not in the disk cache after warming: %v", chip[:5], err)
+		}
+	}
+	if n := len(kds.Requests("vcek")); n != 2 {
+		t.Errorf("%d VCEK requests for 2 chips", n)
+	}
+	// The fake KDS cannot sign CRLs with AMD's ARK: warming reports that.
+	waitFor(t, func() bool { return strings.Contains(s.logText(), "warm_chips: some certificates could not be had") })
+	if logs := s.logText(); strings.Contains(logs, "c38427a30d4c") || strings.Contains(logs, "0910b4f884ff4ba9") {
+		t.Errorf("a chip id was logged:\n%s", logs)
+	}
+}
+
+// Replicas with the same redis share the certificate cache: what one
+// warmed, another that is offline and has an empty disk cache serves.
+func TestServeSharesCertificatesThroughRedis(t *testing.T) {
+	t.Parallel()
+	rdb := testkit.StartRedis(t)
+	url := "redis://" + rdb.Options().Addr + "/0"
+	kds := testkit.NewKDS(t, testkit.KDSOptions{})
+	if err := kds.ServeTestdata(filepath.Join("..", "..", "testdata", "snp")); err != nil {
+		t.Fatal(err)
+	}
+	turin := "Turin:0910b4f884ff4ba9:fmc=1,bl=3,tee=2,snp=5,ucode=97"
+	list := filepath.Join(t.TempDir(), "chips.txt")
+	if err := os.WriteFile(list, []byte(turin+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	startServer(t, refYAML(""), func(c *config.Config) {
+		c.Offline, c.KDSURL, c.KDSRate, c.WarmChips, c.Redis = false, kds.URL, 1, list, url
+	})
+	waitFor(t, func() bool { return len(kds.Requests("vcek")) == 1 })
+
+	req, err := certs.ParseKeyRequest(turin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	replica := startServer(t, refYAML(""), func(c *config.Config) { c.Redis = url })
+	waitFor(t, func() bool {
+		_, err := replica.app.certs.EndorsementKey(context.Background(), req)
+		return err == nil
+	})
+	if n := len(kds.Requests("vcek")); n != 1 {
+		t.Errorf("%d VCEK requests, want the one of the first replica", n)
+	}
+}

@@ -1,0 +1,237 @@
+package certs_test
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"math/big"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/trustgate/trustgate/internal/attest"
+	"github.com/trustgate/trustgate/internal/certs"
+	"github.com/trustgate/trustgate/internal/tee/snp"
+	"github.com/trustgate/trustgate/internal/testkit"
+)
+
+// fakeEnv is a fake AMD chain (go-sev-guest's test keys) served by a fake
+// KDS, a report signed by its VCEK, and a clock; CRLs are made with the
+// chain's ARK key.
+type fakeEnv struct {
+	chain *testkit.Chain
+	kds   *testkit.KDS
+	clock *testkit.Clock
+	cfg   certs.Config
+	ev    snp.Evidence
+	req   snp.KeyRequest
+}
+
+func newFakeEnv(t *testing.T, rdb redis.UniversalClient) *fakeEnv {
+	t.Helper()
+	chain, err := testkit.NewChain(testkit.ChainOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	clock := testkit.NewClock(time.Now())
+	kds := testkit.NewKDS(t, testkit.KDSOptions{Now: clock.Now})
+	if err := kds.AddVCEK(chain.VCEK()); err != nil {
+		t.Fatal(err)
+	}
+	e := &fakeEnv{chain: chain, kds: kds, clock: clock,
+		cfg: certs.Config{KDSURL: kds.URL, HTTPClient: kds.Client(), Dir: t.TempDir(), Roots: chain.Roots,
+			Clock: clock.Now, Sleep: fakeSleep(clock), Attempts: 2, Redis: rdb, RedisPrefix: "test:" + t.Name() + ":"},
+		ev:  snp.Evidence{Report: chain.Report(testkit.ReportFields{})},
+		req: snp.KeyRequest{Product: snp.Milan, Signer: snp.SignerVCEK, HWID: testkit.DefaultChipID[:], TCB: snp.Milan.EncodeTCB(testkit.DefaultTCB)},
+	}
+	return e
+}
+
+func (e *fakeEnv) verify(svc *certs.Service) error {
+	_, err := snp.New(snp.Options{Roots: e.chain.Roots, Keys: svc, Revocation: svc, Now: e.clock.Now}).Verify(context.Background(), e.ev)
+	return err
+}
+
+// crl makes a CRL signed by the chain's ARK, issued at the clock's now
+// shifted by from, valid for length.
+func (e *fakeEnv) crl(t *testing.T, number int64, from, length time.Duration, serials ...*big.Int) []byte {
+	t.Helper()
+	now := e.clock.Now()
+	der, err := e.chain.CRL(number, now.Add(from), now.Add(from+length), serials...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return der
+}
+
+// A CRL made with the fake AMD signer that revokes the VCEK (or the ASK
+// above it) fails verification with cert_revoked, and no tier still holds
+// the key afterwards: revoked from the start, or by the CRL that follows
+// one that did not revoke it.
+func TestCRLRevokes(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		name      string
+		askSerial bool // revoke the ASK rather than the VCEK
+		later     bool // revoked by the next CRL
+		redis     bool
+	}{
+		{name: "VCEK"},
+		{name: "VCEK by the next CRL", later: true},
+		{name: "ASK", askSerial: true},
+		{name: "VCEK with Redis", redis: true},
+		{name: "ASK by the next CRL with Redis", askSerial: true, later: true, redis: true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			var rdb redis.UniversalClient
+			if tc.redis {
+				rdb = testkit.StartRedis(t)
+			}
+			e := newFakeEnv(t, rdb)
+			serial := e.chain.Signer.Vcek.SerialNumber
+			if tc.askSerial {
+				serial = e.chain.Signer.Ask.SerialNumber
+			}
+			e.cfg.CRLGrace = time.Hour
+			svc := newService(t, e.cfg)
+			if tc.later {
+				e.kds.SetCRL(snp.Milan, snp.SignerVCEK, e.crl(t, 1, -time.Hour, 2*time.Hour))
+				if err := e.verify(svc); err != nil {
+					t.Fatalf("before revocation: %v", err)
+				}
+				// The next CRL, after the first has run out (nextUpdate +
+				// grace), revokes.
+				e.clock.Add(2*time.Hour + time.Minute)
+				e.kds.SetCRL(snp.Milan, snp.SignerVCEK, e.crl(t, 2, -time.Minute, 24*time.Hour, serial))
+			} else {
+				e.kds.SetCRL(snp.Milan, snp.SignerVCEK, e.crl(t, 1, -time.Hour, 24*time.Hour, serial))
+				if _, err := svc.EndorsementKey(context.Background(), e.req); err != nil {
+					t.Fatal(err)
+				}
+			}
+			want := []string{"memory", "disk"}
+			if tc.redis {
+				want = append(want, "redis")
+			}
+			if in := certs.HeldIn(context.Background(), svc, e.req); !slices.Equal(in, want) {
+				t.Fatalf("before: held in %v, want %v", in, want)
+			}
+			err := e.verify(svc)
+			if got := attest.ReasonOf(err); got != attest.ReasonCertRevoked {
+				t.Fatalf("reason %s (%v), want cert_revoked", got, err)
+			}
+			if in := certs.HeldIn(context.Background(), svc, e.req); len(in) != 0 {
+				t.Fatalf("a revoked VCEK is still held in %v", in)
+			}
+			// A restarted Service reads the revoking CRL from its tiers.
+			e.kds.SetFault("crl", testkit.Fault{Status: 500})
+			if got := attest.ReasonOf(e.verify(newService(t, e.cfg))); got != attest.ReasonCertRevoked {
+				t.Fatalf("after a restart: reason %s, want cert_revoked", got)
+			}
+		})
+	}
+}
+
+// A CRL that is not AMD's, or is out of date beyond the grace, makes
+// verification fail closed with vcek_unavailable (revocation cannot be
+// judged: the dependency-unavailable code, SPEC exit 3 / HTTP 503).
+func TestCRLFailsClosed(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		name string
+		// crl makes what the KDS serves; nil serves nothing (404).
+		crl     func(t *testing.T, e *fakeEnv) []byte
+		advance time.Duration // clock moved after a first verification with the KDS down
+		want    attest.Reason
+	}{
+		{"current", func(t *testing.T, e *fakeEnv) []byte { return e.crl(t, 1, -time.Hour, 24*time.Hour) }, 0, ""},
+		{"not signed by the ARK", func(t *testing.T, e *fakeEnv) []byte {
+			key, err := rsa.GenerateKey(rand.Reader, 2048)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ark := e.chain.Signer.Ark
+			tmpl := &x509.Certificate{SerialNumber: ark.SerialNumber, Subject: ark.Subject, NotBefore: ark.NotBefore, NotAfter: ark.NotAfter,
+				KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageCRLSign, IsCA: true, BasicConstraintsValid: true}
+			raw, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+			if err != nil {
+				t.Fatal(err)
+			}
+			now := e.clock.Now()
+			der, err := testkit.NewCRL(testkit.Cert(raw), key, 1, now.Add(-time.Hour), now.Add(24*time.Hour))
+			if err != nil {
+				t.Fatal(err)
+			}
+			return der
+		}, 0, attest.ReasonVCEKUnavailable},
+		{"not a CRL", func(t *testing.T, e *fakeEnv) []byte { return e.chain.VCEK() }, 0, attest.ReasonVCEKUnavailable},
+		{"past nextUpdate plus grace", func(t *testing.T, e *fakeEnv) []byte { return e.crl(t, 1, -10*24*time.Hour, 8*24*time.Hour) }, 0, attest.ReasonVCEKUnavailable},
+		{"past nextUpdate within grace", func(t *testing.T, e *fakeEnv) []byte { return e.crl(t, 1, -3*24*time.Hour, 3*24*time.Hour-time.Hour) }, 0, ""},
+		{"issued in the future", func(t *testing.T, e *fakeEnv) []byte { return e.crl(t, 1, time.Hour, 24*time.Hour) }, 0, attest.ReasonVCEKUnavailable},
+		{"none (404)", nil, 0, attest.ReasonVCEKUnavailable},
+		{"KDS down, used until nextUpdate plus grace", func(t *testing.T, e *fakeEnv) []byte { return e.crl(t, 1, -time.Hour, 3*time.Hour) }, 3*time.Hour + time.Minute, ""},
+		{"KDS down, past nextUpdate plus grace", func(t *testing.T, e *fakeEnv) []byte { return e.crl(t, 1, -time.Hour, 3*time.Hour) }, 4*time.Hour + time.Minute, attest.ReasonVCEKUnavailable},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			e := newFakeEnv(t, nil)
+			e.cfg.CRLGrace = 2 * time.Hour
+			if tc.crl != nil {
+				e.kds.SetCRL(snp.Milan, snp.SignerVCEK, tc.crl(t, e))
+			}
+			svc := newService(t, e.cfg)
+			err := e.verify(svc)
+			if tc.advance > 0 {
+				if err != nil {
+					t.Fatalf("before the KDS went down: %v", err)
+				}
+				e.kds.SetFault("crl", testkit.Fault{Status: 503})
+				e.clock.Add(tc.advance)
+				err = e.verify(svc)
+			}
+			if got := attest.ReasonOf(err); got != tc.want {
+				t.Fatalf("reason %q (%v), want %q", got, err, tc.want)
+			}
+		})
+	}
+}
+
+// A CRL is fetched once and then read from memory, however many checks.
+func TestCRLFetchedOnce(t *testing.T) {
+	t.Parallel()
+	e := newFakeEnv(t, nil)
+	e.kds.SetCRL(snp.Milan, snp.SignerVCEK, e.crl(t, 1, -time.Hour, 24*time.Hour))
+	svc := newService(t, e.cfg)
+	for i := 0; i < 20; i++ {
+		if err := e.verify(svc); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := len(e.kds.Requests("crl")); n != 1 {
+		t.Fatalf("%d CRL requests, want 1", n)
+	}
+}
+
+// A chain whose intermediate is not the pinned one fails, unless the
+// Service is told to skip such chains (the --dev-simulator case).
+func TestUnpinnedIntermediate(t *testing.T) {
+	t.Parallel()
+	e := newFakeEnv(t, nil)
+	ek := e.chain.Signer.Vcek
+	for _, skip := range []bool{false, true} {
+		svc := newService(t, certs.Config{NoDisk: true, SkipRevocationForUnpinned: skip})
+		err := svc.Check(context.Background(), snp.Milan, snp.SignerVCEK, e.chain.Signer.Ask, ek)
+		if (err == nil) != skip {
+			t.Errorf("skip %t: %v", skip, err)
+		}
+		if !skip && attest.ReasonOf(err) != attest.ReasonCertChainInvalid {
+			t.Errorf("reason %s, want cert_chain_invalid", attest.ReasonOf(err))
+		}
+	}
+}
