@@ -228,7 +228,9 @@ func certsImport(args []string, stdout, stderr io.Writer) int {
 // puts bundles), asking the KDS only when not offline. now is the clock
 // freshness is judged by (nil: time.Now).
 func verifyKeys(kdsURL string, offline bool, now func() time.Time, stderr io.Writer) (*certs.Service, error) {
-	return certs.New(certs.Config{KDSURL: kdsURL, Offline: offline, Clock: now, Logger: cliLogger(stderr)})
+	// An interactive command gives up on an unreachable KDS sooner than
+	// a server does (certs.DefaultFetchTimeout).
+	return certs.New(certs.Config{KDSURL: kdsURL, Offline: offline, Clock: now, Logger: cliLogger(stderr), FetchTimeout: 45 * time.Second})
 }
 
 // recordingKeys passes key requests on and remembers the one that was
