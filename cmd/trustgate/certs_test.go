@@ -101,3 +101,34 @@ func TestCertsCLIErrors(t *testing.T) {
 		})
 	}
 }
+
+// verify online fetches the VCEK once, keeps it on disk, and reuses it in
+// later runs (online or offline) without asking the KDS again. Without a
+// CRL signed by AMD's ARK (which a fake KDS cannot make) it fails closed.
+//
+// Not parallel: it points the user cache directory at a temporary one.
+func TestVerifyOnlineCachesOnDisk(t *testing.T) {
+	kds := testkit.NewKDS(t, testkit.KDSOptions{})
+	if err := kds.ServeTestdata(snpData); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("XDG_CACHE_HOME", t.TempDir())
+	report := td("openanolis-trustee-turin-report.bin")
+	for i, args := range [][]string{
+		{"--kds-url", kds.URL, "--no-revocation"},
+		{"--kds-url", kds.URL, "--no-revocation"},
+		{"--offline", "--no-revocation"},
+	} {
+		code, out, errOut := runCLI(append([]string{"verify", report}, args...)...)
+		if code != exitOK || !strings.HasPrefix(out, "VERIFIED") {
+			t.Fatalf("run %d %v: exit %d\n%s%s", i, args, code, out, errOut)
+		}
+	}
+	if n := len(kds.Requests("vcek")); n != 1 {
+		t.Errorf("%d VCEK requests for three runs, want 1", n)
+	}
+	code, out, _ := runCLI("verify", report, "--kds-url", kds.URL)
+	if code != exitUnavailable || !strings.HasPrefix(out, "REJECTED: vcek_unavailable") || len(kds.Requests("crl")) == 0 {
+		t.Errorf("with revocation and no AMD-signed CRL: exit %d, %d CRL requests\n%s", code, len(kds.Requests("crl")), out)
+	}
+}
