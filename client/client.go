@@ -36,7 +36,7 @@ func (e *APIError) Error() string {
 // Challenge asks for a nonce.
 func (c *Client) Challenge(ctx context.Context) (v1.ChallengeResponse, error) {
 	var out v1.ChallengeResponse
-	err := c.do(ctx, v1.PathChallenge, "application/json", []byte("{}"), &out)
+	err := c.do(ctx, v1.PathChallenge, "", []byte("{}"), &out)
 	if err == nil && len(out.Nonce) != 64 {
 		err = fmt.Errorf("verifier sent a %d-byte nonce", len(out.Nonce))
 	}
@@ -50,7 +50,21 @@ func (c *Client) Attest(ctx context.Context, req v1.AttestRequest) (v1.AttestRes
 		return v1.AttestResponse{}, err
 	}
 	var out v1.AttestResponse
-	return out, c.do(ctx, v1.PathAttest, "application/json", body, &out)
+	return out, c.do(ctx, v1.PathAttest, "", body, &out)
+}
+
+// Release asks for resources with an attestation token and returns the
+// JWE they come in (decrypt it with the key bound at attestation).
+func (c *Client) Release(ctx context.Context, token string, names []string) (string, error) {
+	body, err := json.Marshal(v1.ReleaseRequest{Resources: names})
+	if err != nil {
+		return "", err
+	}
+	var out v1.ReleaseResponse
+	if err := c.do(ctx, v1.PathRelease, token, body, &out); err != nil {
+		return "", err
+	}
+	return out.JWE, nil
 }
 
 // JWKS fetches the verifier's token keys.
@@ -59,7 +73,9 @@ func (c *Client) JWKS(ctx context.Context) (jose.JSONWebKeySet, error) {
 	return out, c.do(ctx, v1.PathJWKS, "", nil, &out)
 }
 
-func (c *Client) do(ctx context.Context, path, ctype string, body []byte, out any) error {
+// do sends body as JSON (POST) or nothing (GET), with token as a bearer
+// token unless "", and decodes a 2xx answer into out.
+func (c *Client) do(ctx context.Context, path, token string, body []byte, out any) error {
 	method := http.MethodGet
 	if body != nil {
 		method = http.MethodPost
@@ -68,8 +84,11 @@ func (c *Client) do(ctx context.Context, path, ctype string, body []byte, out an
 	if err != nil {
 		return err
 	}
-	if ctype != "" {
-		req.Header.Set("Content-Type", ctype)
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
 	}
 	hc := c.HTTP
 	if hc == nil {

@@ -51,6 +51,19 @@ type AttestResponse struct {
 	Token  string `json:"token"`  // EAR JWT
 }
 
+// ReleaseRequest is the body of POST /v1/release (with the token as
+// "Authorization: Bearer").
+type ReleaseRequest struct {
+	Resources []string `json:"resources"`
+}
+
+// ReleaseResponse answers POST /v1/release: a compact JWE encrypted to the
+// token's tee_pubkey (ECDH-ES, A256GCM) whose plaintext is
+// {"<name>": "<base64 of the resource>", ...}.
+type ReleaseResponse struct {
+	JWE string `json:"jwe"`
+}
+
 // VerifyResponse answers an accepted POST /verify.
 type VerifyResponse struct {
 	Status string `json:"status"` // "verified"

@@ -1,27 +1,34 @@
 // Command trustgate-agent runs inside a confidential guest: it gets a
 // challenge from the verifier, has the SEV-SNP firmware bind the nonce and
-// an ephemeral key into a report, and attests.
-//
-// This first version attests with the simulator (--simulate); the real
-// guest devices and secret release follow.
+// an ephemeral key into a report, attests, and receives its resources
+// (secrets and runtime configuration) encrypted to that key.
 package main
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/hex"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"syscall"
 	"time"
 
 	"github.com/trustgate/trustgate/client"
 	"github.com/trustgate/trustgate/internal/agent"
 	"github.com/trustgate/trustgate/internal/attest"
+	"github.com/trustgate/trustgate/internal/resources"
 	"github.com/trustgate/trustgate/internal/sim"
 )
 
+// Exit codes (SPEC): 0 success, 1 rejected, 2 usage error, 3 unavailable.
 const (
 	exitOK          = 0
 	exitRejected    = 1
@@ -29,52 +36,172 @@ const (
 	exitUnavailable = 3
 )
 
+const usage = `usage: trustgate-agent attest --verifier URL [--resource NAME]... [--out DIR] [flags]
+       trustgate-agent run --verifier URL [--resource NAME]... --out DIR [flags] -- CMD [ARGS...]
+
+attest gets a challenge, makes an ephemeral P-256 key, binds both into an
+SEV-SNP report (REPORT_DATA = SHA-512(nonce || JWK thumbprint)), attests,
+and releases each --resource into DIR/NAME (mode 0600, DIR 0700). Without
+--resource it prints the attestation token. run does the same, then execs
+CMD with TRUSTGATE_RESOURCES_DIR=DIR in its environment.
+
+The report comes from configfs-tsm (/sys/kernel/config/tsm/report, Linux
+6.7+) or /dev/sev-guest (--device), or from the simulator (--simulate; the
+verifier must run --dev-simulator). A 503 or an unreachable verifier is
+retried with backoff.
+
+Exit status: 0 done, 1 refused by the verifier, 2 usage error,
+3 verifier, device or filesystem unavailable.
+
+flags:
+`
+
 func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
 
+// stringList is a repeatable flag.
+type stringList []string
+
+func (s *stringList) String() string     { return fmt.Sprint(*s) }
+func (s *stringList) Set(v string) error { *s = append(*s, v); return nil }
+
 func run(args []string, stdout, stderr io.Writer) int {
-	if len(args) == 0 || args[0] != "attest" {
-		fmt.Fprintln(stderr, "usage: trustgate-agent attest --verifier URL --simulate [--sim-measurement HEX]")
+	if len(args) == 0 || (args[0] != "attest" && args[0] != "run") {
+		fmt.Fprint(stderr, usage)
 		return exitUsage
 	}
-	fs := flag.NewFlagSet("attest", flag.ContinueOnError)
+	cmd := args[0]
+	fs := flag.NewFlagSet(cmd, flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	verifierURL := fs.String("verifier", "", "verifier base `URL`, e.g. http://127.0.0.1:8080")
+	fs.Usage = func() { fmt.Fprint(stderr, usage); fs.PrintDefaults() }
+	verifierURL := fs.String("verifier", "", "verifier base `URL`, e.g. https://verifier.example:8443")
+	var names stringList
+	fs.Var(&names, "resource", "release resource `NAME` (repeatable)")
+	out := fs.String("out", "", "write released resources to `DIR`/NAME")
+	device := fs.String("device", "auto", "guest device: auto, configfs or sev-guest")
 	simulate := fs.Bool("simulate", false, "use the SEV-SNP simulator instead of the guest device (the verifier must run --dev-simulator)")
 	simMeasurement := fs.String("sim-measurement", "", "launch measurement of the simulated guest (48 bytes, `HEX`; default 5a…5a)")
-	timeout := fs.Duration("timeout", 30*time.Second, "overall time limit")
+	caFile := fs.String("ca", "", "trust the verifier's TLS certificate under this CA `FILE` (PEM)")
+	certFile := fs.String("cert", "", "client TLS certificate `FILE` (PEM), with --key")
+	keyFile := fs.String("key", "", "client TLS key `FILE` (PEM), with --cert")
+	attempts := fs.Int("attempts", 5, "tries of the whole flow on 503 or network errors")
+	timeout := fs.Duration("timeout", 2*time.Minute, "overall time limit")
 	if err := fs.Parse(args[1:]); err != nil {
-		return exitUsage
-	}
-	if *verifierURL == "" {
-		fmt.Fprintln(stderr, "trustgate-agent: --verifier is required")
-		return exitUsage
-	}
-	if !*simulate {
-		fmt.Fprintln(stderr, "trustgate-agent: this version attests only with --simulate; guest device support comes with secret release")
-		return exitUsage
-	}
-	opts := sim.Options{}
-	if *simMeasurement != "" {
-		b, err := hex.DecodeString(*simMeasurement)
-		if err != nil || len(b) != 48 {
-			fmt.Fprintln(stderr, "trustgate-agent: --sim-measurement must be 48 bytes of hex")
-			return exitUsage
+		if errors.Is(err, flag.ErrHelp) {
+			return exitOK
 		}
-		m := [48]byte(b)
-		opts.Measurement = &m
+		return exitUsage
 	}
-	dev, err := sim.New(opts)
+	usageErr := func(format string, a ...any) int {
+		fmt.Fprintf(stderr, "trustgate-agent %s: "+format+"\n", append([]any{cmd}, a...)...)
+		return exitUsage
+	}
+	argv := fs.Args()
+	switch {
+	case *verifierURL == "":
+		return usageErr("--verifier is required")
+	case cmd == "run" && len(argv) == 0:
+		return usageErr("want -- CMD [ARGS...]")
+	case cmd == "attest" && len(argv) > 0:
+		return usageErr("unexpected arguments %q", argv)
+	case len(names) > 0 && *out == "":
+		return usageErr("--resource needs --out DIR (resources are never printed)")
+	case cmd == "run" && *out == "":
+		return usageErr("run needs --out DIR")
+	case *simMeasurement != "" && !*simulate:
+		return usageErr("--sim-measurement needs --simulate")
+	case *device != agent.DeviceAuto && *device != agent.DeviceConfigFS && *device != agent.DeviceSEVGuest:
+		return usageErr("--device %q: want auto, configfs or sev-guest", *device)
+	}
+	for _, n := range names {
+		if err := resources.ValidName(n); err != nil {
+			return usageErr("--resource: %v", err)
+		}
+	}
+	var bin string
+	if cmd == "run" {
+		var err error
+		if bin, err = exec.LookPath(argv[0]); err != nil {
+			return usageErr("%v", err)
+		}
+	}
+	httpClient, err := tlsClient(*caFile, *certFile, *keyFile)
 	if err != nil {
-		fmt.Fprintf(stderr, "trustgate-agent: %v\n", err)
-		return exitUnavailable
+		return usageErr("%v", err)
 	}
+
+	var dev agent.Device
+	if *simulate {
+		opts := sim.Options{}
+		if *simMeasurement != "" {
+			b, err := hex.DecodeString(*simMeasurement)
+			if err != nil || len(b) != 48 {
+				return usageErr("--sim-measurement must be 48 bytes of hex")
+			}
+			m := [48]byte(b)
+			opts.Measurement = &m
+		}
+		s, err := sim.New(opts)
+		if err != nil {
+			fmt.Fprintf(stderr, "trustgate-agent: %v\n", err)
+			return exitUnavailable
+		}
+		dev = agent.SimDevice{Sim: s}
+	} else {
+		d, err := agent.OpenDevice(*device)
+		if err != nil {
+			fmt.Fprintf(stderr, "trustgate-agent: %v\n", err)
+			return exitUnavailable
+		}
+		defer d.Close()
+		dev = d
+	}
+
 	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
 	defer cancel()
-	res, err := agent.Attest(ctx, &client.Client{BaseURL: *verifierURL}, agent.SimDevice{Sim: dev})
+	got, err := agent.Fetch(ctx, agent.Options{
+		Client: &client.Client{BaseURL: *verifierURL, HTTP: httpClient}, Device: dev, Resources: names, Attempts: *attempts,
+		Logf: func(format string, a ...any) { fmt.Fprintf(stderr, "trustgate-agent: "+format+"\n", a...) },
+	})
+	if code := failure(err, stdout, stderr); code != exitOK {
+		return code
+	}
+	if len(names) == 0 {
+		fmt.Fprintf(stdout, "AFFIRMING\ntoken: %s\n", got.Token)
+	} else {
+		err := agent.WriteResources(*out, got.Resources)
+		for _, b := range got.Resources {
+			clear(b)
+		}
+		if err != nil {
+			fmt.Fprintf(stderr, "trustgate-agent: writing resources: %v\n", err)
+			return exitUnavailable
+		}
+		sort.Strings(names)
+		fmt.Fprintln(stdout, "AFFIRMING")
+		for _, n := range names {
+			fmt.Fprintf(stdout, "released %s → %s\n", n, filepath.Join(*out, n))
+		}
+	}
+	if cmd == "attest" {
+		return exitOK
+	}
+	abs, err := filepath.Abs(*out)
+	if err != nil {
+		abs = *out
+	}
+	env := append(os.Environ(), "TRUSTGATE_RESOURCES_DIR="+abs)
+	err = syscall.Exec(bin, argv, env)
+	fmt.Fprintf(stderr, "trustgate-agent run: exec %s: %v\n", argv[0], err)
+	return exitUnavailable
+}
+
+// failure prints why err ended the flow and returns the exit status;
+// exitOK for a nil err.
+func failure(err error, stdout, stderr io.Writer) int {
 	var apiErr *client.APIError
+	var devErr *agent.DeviceError
 	switch {
 	case err == nil:
-		fmt.Fprintf(stdout, "AFFIRMING\ntoken: %s\n", res.Token)
 		return exitOK
 	case errors.As(err, &apiErr) && apiErr.Reason != "":
 		fmt.Fprintf(stdout, "REJECTED: %s\n  %s\n", apiErr.Reason, apiErr.Message)
@@ -82,8 +209,44 @@ func run(args []string, stdout, stderr io.Writer) int {
 			return exitUnavailable
 		}
 		return exitRejected
-	default:
+	case errors.As(err, &devErr):
 		fmt.Fprintf(stderr, "trustgate-agent: %v\n", err)
 		return exitUnavailable
+	case agent.Retryable(err):
+		fmt.Fprintf(stderr, "trustgate-agent: verifier unavailable: %v\n", err)
+		return exitUnavailable
+	default: // e.g. a release that does not decrypt with this key
+		fmt.Fprintf(stderr, "trustgate-agent: %v\n", err)
+		return exitRejected
 	}
+}
+
+// tlsClient is the HTTP client for the verifier: the default one unless a
+// CA or a client certificate is given.
+func tlsClient(caFile, certFile, keyFile string) (*http.Client, error) {
+	if caFile == "" && certFile == "" && keyFile == "" {
+		return nil, nil
+	}
+	if (certFile == "") != (keyFile == "") {
+		return nil, errors.New("--cert and --key go together")
+	}
+	cfg := &tls.Config{MinVersion: tls.VersionTLS12}
+	if caFile != "" {
+		pem, err := os.ReadFile(caFile)
+		if err != nil {
+			return nil, fmt.Errorf("--ca: %v", err)
+		}
+		cfg.RootCAs = x509.NewCertPool()
+		if !cfg.RootCAs.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("--ca %s: no PEM certificates", caFile)
+		}
+	}
+	if certFile != "" {
+		c, err := tls.LoadX509KeyPair(certFile, keyFile)
+		if err != nil {
+			return nil, fmt.Errorf("--cert/--key: %v", err)
+		}
+		cfg.Certificates = []tls.Certificate{c}
+	}
+	return &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{TLSClientConfig: cfg, Proxy: http.ProxyFromEnvironment}}, nil
 }

@@ -2,39 +2,30 @@ package main
 
 import (
 	"bytes"
-	"context"
-	"encoding/hex"
-	"net"
+	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 
-	"github.com/trustgate/trustgate/internal/app"
-	"github.com/trustgate/trustgate/internal/config"
-	"github.com/trustgate/trustgate/internal/sim"
+	"github.com/trustgate/trustgate/internal/app/apptest"
 )
 
+const dbPassword = "correct horse battery staple"
+
+// startVerifier serves a --dev-simulator verifier on loopback that
+// approves the simulator's default build and grants it db-password and
+// config.json; other-secret is stored but granted to nobody.
 func startVerifier(t *testing.T) string {
-	t.Helper()
-	dir := t.TempDir()
-	cfg := config.Default()
-	cfg.DevSimulator, cfg.Offline, cfg.CertCacheDir = true, true, t.TempDir()
-	cfg.ReferenceValues = filepath.Join(dir, "ref.yaml")
-	os.WriteFile(cfg.ReferenceValues, []byte("measurements:\n  - value: \""+hex.EncodeToString(sim.DefaultMeasurement[:])+"\"\n    label: b1\n"), 0o600)
-	a, err := app.New(context.Background(), cfg, app.Deps{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- a.Serve(ctx, ln) }()
-	t.Cleanup(func() { cancel(); <-done; a.Close() })
-	return "http://" + ln.Addr().String()
+	res := map[string]string{"db-password": dbPassword, "config.json": `{"log":"debug"}`, "other-secret": "no"}
+	return apptest.Start(t, apptest.SimVerifier(t, res, "db-password", "config.json"))
+}
+
+func runAgent(args ...string) (code int, stdout, stderr string) {
+	var out, errOut bytes.Buffer
+	code = run(args, &out, &errOut)
+	return code, out.String(), errOut.String()
 }
 
 func TestAgentAttestSimulated(t *testing.T) {
@@ -47,15 +38,101 @@ func TestAgentAttestSimulated(t *testing.T) {
 	}{
 		{[]string{"attest", "--verifier", url, "--simulate"}, exitOK, "AFFIRMING\ntoken: ey"},
 		{[]string{"attest", "--verifier", url, "--simulate", "--sim-measurement", strings.Repeat("11", 48)}, exitRejected, "REJECTED: measurement_mismatch"},
-		{[]string{"attest", "--verifier", url}, exitUsage, ""},
 		{[]string{"attest", "--verifier", url, "--simulate", "--sim-measurement", "abc"}, exitUsage, ""},
-		{[]string{"attest", "--verifier", "http://127.0.0.1:1", "--simulate"}, exitUnavailable, ""},
+		{[]string{"attest", "--verifier", url, "--sim-measurement", strings.Repeat("11", 48)}, exitUsage, ""},
+		{[]string{"attest", "--verifier", url, "--simulate", "--resource", "db-password"}, exitUsage, ""},
+		{[]string{"attest", "--verifier", url, "--simulate", "--resource", "../x", "--out", t.TempDir()}, exitUsage, ""},
+		{[]string{"attest", "--verifier", url, "--device", "tpm"}, exitUsage, ""},
+		{[]string{"attest", "--simulate"}, exitUsage, ""},
+		{[]string{"run", "--verifier", url, "--simulate", "--out", t.TempDir()}, exitUsage, ""},
+		{[]string{"attest", "--verifier", url, "--simulate", "--resource", "other-secret", "--out", t.TempDir()}, exitRejected, "REJECTED: resource_forbidden"},
+		{[]string{"attest", "--verifier", "http://127.0.0.1:1", "--simulate", "--attempts", "2"}, exitUnavailable, ""},
+	}
+	if _, err := os.Stat("/dev/sev-guest"); err != nil {
+		// Not an SEV-SNP guest: the real device is unavailable, exit 3.
+		cases = append(cases, struct {
+			args []string
+			code int
+			want string
+		}{[]string{"attest", "--verifier", url}, exitUnavailable, ""})
 	}
 	for _, c := range cases {
-		var out, errOut bytes.Buffer
-		code := run(c.args, &out, &errOut)
-		if code != c.code || !strings.HasPrefix(out.String(), c.want) {
-			t.Errorf("%q: exit %d, stdout %q, stderr %q; want exit %d, %q", c.args, code, out.String(), errOut.String(), c.code, c.want)
+		code, out, errOut := runAgent(c.args...)
+		if code != c.code || !strings.HasPrefix(out, c.want) {
+			t.Errorf("%q: exit %d, stdout %q, stderr %q; want exit %d, %q", c.args, code, out, errOut, c.code, c.want)
 		}
+	}
+}
+
+// attest --resource --out: each resource lands in DIR/NAME, mode 0600, in
+// a directory of mode 0700, and nothing secret is printed.
+func TestAgentWritesResources(t *testing.T) {
+	t.Parallel()
+	url := startVerifier(t)
+	out := filepath.Join(t.TempDir(), "secrets")
+	code, stdout, stderr := runAgent("attest", "--verifier", url, "--simulate", "--resource", "db-password", "--resource", "config.json", "--out", out)
+	if code != exitOK {
+		t.Fatalf("exit %d\n%s%s", code, stdout, stderr)
+	}
+	if strings.Contains(stdout+stderr, dbPassword) || strings.Contains(stdout, "token:") {
+		t.Errorf("a secret or the token was printed:\n%s%s", stdout, stderr)
+	}
+	st, err := os.Stat(out)
+	if err != nil || st.Mode().Perm() != 0o700 {
+		t.Fatalf("out dir: %v, %v", st, err)
+	}
+	for name, want := range map[string]string{"db-password": dbPassword, "config.json": `{"log":"debug"}`} {
+		p := filepath.Join(out, name)
+		b, err := os.ReadFile(p)
+		st, _ := os.Stat(p)
+		if err != nil || string(b) != want || st.Mode().Perm() != 0o600 {
+			t.Errorf("%s: %q, %v, mode %v", name, b, err, st.Mode())
+		}
+	}
+	entries, _ := os.ReadDir(out)
+	if len(entries) != 2 {
+		t.Errorf("out holds %d entries, want the 2 resources (no temporary files)", len(entries))
+	}
+	// An existing directory open to others is refused, not written into.
+	open := t.TempDir()
+	os.Chmod(open, 0o755)
+	if code, _, _ := runAgent("attest", "--verifier", url, "--simulate", "--resource", "db-password", "--out", open); code != exitUnavailable {
+		t.Errorf("out dir of mode 0755: exit %d", code)
+	}
+	if _, err := os.Stat(filepath.Join(open, "db-password")); err == nil {
+		t.Error("a secret was written into a directory open to others")
+	}
+}
+
+// run execs the workload once the resources are in place: the built
+// binary is run, so that exec replaces it as in production.
+func TestAgentRunExecs(t *testing.T) {
+	t.Parallel()
+	url := startVerifier(t)
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "trustgate-agent")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	out, marker := filepath.Join(dir, "secrets"), filepath.Join(dir, "marker")
+	cmd := exec.Command(bin, "run", "--verifier", url, "--simulate", "--resource", "db-password", "--out", out, "--",
+		"sh", "-c", `cat "$TRUSTGATE_RESOURCES_DIR/db-password" > "$1"; echo "workload pid $$"`, "sh", marker)
+	got, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("run: %v\n%s", err, got)
+	}
+	b, err := os.ReadFile(marker)
+	if err != nil || string(b) != dbPassword {
+		t.Fatalf("the workload read %q (%v); output:\n%s", b, err, got)
+	}
+	// exec, not a child: the workload has the agent's pid.
+	if want := fmt.Sprintf("workload pid %d", cmd.Process.Pid); !strings.Contains(string(got), want) {
+		t.Errorf("output lacks %q:\n%s", want, got)
+	}
+	// A command that does not exist is a usage error before anything is
+	// attested or written.
+	code, _, _ := runAgent("run", "--verifier", url, "--simulate", "--out", filepath.Join(dir, "none"), "--", "/nonexistent/workload")
+	if _, err := os.Stat(filepath.Join(dir, "none")); code != exitUsage || err == nil {
+		t.Errorf("missing workload: exit %d, out dir created: %v", code, err == nil)
 	}
 }

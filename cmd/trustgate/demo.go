@@ -25,6 +25,7 @@ import (
 	"github.com/trustgate/trustgate/internal/app"
 	"github.com/trustgate/trustgate/internal/attest"
 	"github.com/trustgate/trustgate/internal/config"
+	"github.com/trustgate/trustgate/internal/release"
 	"github.com/trustgate/trustgate/internal/sim"
 	"github.com/trustgate/trustgate/internal/token"
 )
@@ -41,7 +42,8 @@ func cmdDemo(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stdout, "\nDEMO FAILED: %v\n", err)
 		return exitRejected
 	}
-	fmt.Fprintln(stdout, "\nAll steps held: a genuine, approved, fresh guest got its token; a replay and an unapproved build were refused.")
+	fmt.Fprintln(stdout, "\nAll steps held: a genuine, approved, fresh guest got its token and its secret, encrypted to its own key;")
+	fmt.Fprintln(stdout, "the token used again, a replayed request and an unapproved build were refused.")
 	return exitOK
 }
 
@@ -57,13 +59,21 @@ func demo(ctx context.Context, w io.Writer) error {
 	defer os.RemoveAll(dir)
 	approved := sim.DefaultMeasurement
 	refPath := filepath.Join(dir, "reference-values.yaml")
-	ref := fmt.Sprintf("measurements:\n  - value: %q\n    label: demo-build-1\nallowed_vmpl: [0]\n", hex.EncodeToString(approved[:]))
+	ref := fmt.Sprintf("measurements:\n  - value: %q\n    label: demo-build-1\n    resources: [db-password]\nallowed_vmpl: [0]\n", hex.EncodeToString(approved[:]))
+	resDir := filepath.Join(dir, "resources")
+	secret := []byte("demo-db-password-" + hex.EncodeToString(approved[:4]))
+	if err := os.Mkdir(resDir, 0o700); err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(resDir, "db-password"), secret, 0o600); err != nil {
+		return err
+	}
 	if err := os.WriteFile(refPath, []byte(ref), 0o600); err != nil {
 		return err
 	}
 	cfg := config.Default()
 	cfg.Listen, cfg.DevSimulator, cfg.Offline, cfg.ReferenceValues = "127.0.0.1:0", true, true, refPath
-	cfg.CertCacheDir = filepath.Join(filepath.Dir(refPath), "certs")
+	cfg.CertCacheDir, cfg.Resources = filepath.Join(dir, "certs"), resDir
 	a, err := app.New(ctx, cfg, app.Deps{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		return err
@@ -81,7 +91,8 @@ func demo(ctx context.Context, w io.Writer) error {
 	c := &client.Client{BaseURL: base}
 	step(1, "Verifier listening on %s (in this process).", base)
 	say("It trusts AMD's pinned roots and, because this is a demo (--dev-simulator), the simulator's AMD root key.")
-	say("Approved build: measurement %s… labelled demo-build-1 (default policy: approved measurement, no DEBUG, VMPL 0).", hex.EncodeToString(approved[:6]))
+	say("Approved build: measurement %s… labelled demo-build-1 (default policy: approved measurement, no DEBUG, VMPL 0),", hex.EncodeToString(approved[:6]))
+	say("granted the resource db-password from its secret store (--resources, one owner-only file per resource).")
 
 	// 2. Challenge.
 	ch, err := c.Challenge(ctx)
@@ -140,9 +151,37 @@ func demo(ctx context.Context, w io.Writer) error {
 	say("ear.status=%s, label=%s, policy=%s…, bound key present, expires %s; no measurement or chip id inside.",
 		sm.Status, sm.Label, sm.PolicyID[:min(len(sm.PolicyID), 20)], ear.Expiry.Time().Format(time.RFC3339))
 
-	// 7. Replay.
-	step(7, "An attacker replays the very same request.")
-	reason, err := rejection(c.Attest(ctx, req))
+	// 7. Release.
+	jwe, err := c.Release(ctx, resp.Token, []string{"db-password"})
+	if err != nil {
+		return fmt.Errorf("release: %w", err)
+	}
+	got, err := release.Open(jwe, key)
+	if err != nil {
+		return fmt.Errorf("release: %w", err)
+	}
+	if !bytes.Equal(got["db-password"], secret) {
+		return errors.New("release: the decrypted resource is not the stored one")
+	}
+	step(7, "Guest sends POST /v1/release with the token as bearer, asking for db-password.")
+	say("→ a compact JWE (ECDH-ES to the guest's ephemeral key, A256GCM), %d bytes; only that key opens it.", len(jwe))
+	say("The guest decrypts it: db-password, %d bytes, equal to the verifier's file. The verifier kept only the token's id.", len(got["db-password"]))
+
+	// 8. The token again.
+	step(8, "Someone who copied the token tries to release with it again.")
+	_, err = c.Release(ctx, resp.Token, []string{"db-password"})
+	reason, err := rejection(v1.AttestResponse{}, err)
+	if err != nil {
+		return err
+	}
+	if reason != string(attest.ReasonTokenReplayed) {
+		return fmt.Errorf("second release: got %q, want token_replayed", reason)
+	}
+	say("→ REJECTED: %s (a token releases once)", reason)
+
+	// 9. Replay.
+	step(9, "An attacker replays the very same attest request.")
+	reason, err = rejection(c.Attest(ctx, req))
 	if err != nil {
 		return err
 	}
@@ -151,7 +190,7 @@ func demo(ctx context.Context, w io.Writer) error {
 	}
 	say("→ REJECTED: %s", reason)
 
-	// 8. Unapproved build.
+	// 10. Unapproved build.
 	other := [48]byte(bytes.Repeat([]byte{0x11}, 48))
 	rogue, err := sim.New(sim.Options{Measurement: &other})
 	if err != nil {
@@ -163,7 +202,7 @@ func demo(ctx context.Context, w io.Writer) error {
 	}
 	rd2 := attest.BindReportData(attest.Nonce(ch2.Nonce), tp)
 	r2, t2 := rogue.Report(rd2)
-	step(8, "A guest running an unapproved build (measurement 1111…) attests with a fresh nonce.")
+	step(10, "A guest running an unapproved build (measurement 1111…) attests with a fresh nonce.")
 	reason, err = rejection(c.Attest(ctx, v1.AttestRequest{Nonce: ch2.Nonce, TEE: v1.TEESEVSNP,
 		Evidence: v1.SNPEvidence{Report: r2, CertTable: t2}, TEEPubKey: pub}))
 	if err != nil {
@@ -176,7 +215,7 @@ func demo(ctx context.Context, w io.Writer) error {
 	return nil
 }
 
-// rejection returns the reason of an attestation that must be refused.
+// rejection returns the reason of a request that must be refused.
 func rejection(_ v1.AttestResponse, err error) (string, error) {
 	var apiErr *client.APIError
 	if !errors.As(err, &apiErr) {

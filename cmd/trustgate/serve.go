@@ -22,6 +22,7 @@ var serveFlags = []struct{ name, usage string }{
 	{"listen", "listen `ADDR` (default 127.0.0.1:8080)"},
 	{"reference-values", "reference-values `FILE` (JSON or YAML), reloaded when it changes"},
 	{"policy", "Rego policy `FILE` (default: the embedded default policy), reloaded when it changes"},
+	{"resources", "secret store `DIR`: one file per resource, owner-only permissions (default: none, nothing is released)"},
 	{"nonce-ttl", "challenge lifetime (default 120s)"},
 	{"nonce-key-file", "nonce MAC key `FILE` (default: generated at start)"},
 	{"token-key-file", "ES256 token key `FILE`, PEM (default: generated at start)"},

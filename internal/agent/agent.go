@@ -48,7 +48,7 @@ func Attest(ctx context.Context, c *client.Client, dev Device) (*Result, error) 
 	rd := attest.BindReportData(attest.Nonce(ch.Nonce), tp)
 	report, table, err := dev.Report(ctx, rd)
 	if err != nil {
-		return nil, err
+		return nil, &DeviceError{Err: err}
 	}
 	pub, err := json.Marshal(jwk)
 	if err != nil {

@@ -1,3 +1,4 @@
 // Package agent is the guest side of trustgate: challenge → ephemeral key
-// → REPORT_DATA (SPEC rule 2) → report from the device → attest.
+// → REPORT_DATA (SPEC rule 2) → report from the device → attest → release
+// → decrypt → files, with retries on 503 and network errors.
 package agent

@@ -20,6 +20,8 @@ import (
 	"github.com/trustgate/trustgate/internal/httpapi"
 	"github.com/trustgate/trustgate/internal/policy"
 	"github.com/trustgate/trustgate/internal/refvalues"
+	"github.com/trustgate/trustgate/internal/release"
+	"github.com/trustgate/trustgate/internal/resources"
 	"github.com/trustgate/trustgate/internal/sim"
 	"github.com/trustgate/trustgate/internal/tee/snp"
 	"github.com/trustgate/trustgate/internal/token"
@@ -131,9 +133,23 @@ func New(ctx context.Context, cfg config.Config, d Deps) (*App, error) {
 		cleanup()
 		return nil, err
 	}
+	var releaser httpapi.Releaser
+	if cfg.Resources != "" {
+		store, err := resources.Open(cfg.Resources)
+		if err != nil {
+			cleanup()
+			return nil, fmt.Errorf("resources: %w", err)
+		}
+		rel, err := release.New(release.Options{Tokens: tokens, Used: challenge.NewMemoryStore(d.Now), Resources: store, Now: d.Now})
+		if err != nil {
+			cleanup()
+			return nil, err
+		}
+		releaser = rel
+	}
 	a := &App{cfg: cfg, log: log, engine: engine, tokens: tokens, svc: svc, certs: certSvc, close: cleanup}
 	a.handler = httpapi.New(httpapi.Options{
-		Attester: svc, Challenger: nonces, JWKS: tokens.JWKS, Health: health{engine}, Logger: log, DevSimulator: cfg.DevSimulator,
+		Attester: svc, Releaser: releaser, Challenger: nonces, JWKS: tokens.JWKS, Health: health{engine}, Logger: log, DevSimulator: cfg.DevSimulator,
 	})
 	return a, nil
 }

@@ -28,6 +28,9 @@ type Config struct {
 	ReferenceValues string `yaml:"reference_values"`
 	// Policy is a Rego policy file; "" means the embedded default policy.
 	Policy string `yaml:"policy"`
+	// Resources is the embedded secret store: a directory with one file per
+	// resource, owner-only permissions; "" means none (nothing is released).
+	Resources string `yaml:"resources"`
 	// NonceTTL is how long a challenge stays valid.
 	NonceTTL time.Duration `yaml:"nonce_ttl"`
 	// NonceKeyFile holds the nonce MAC key (at least 32 bytes, raw or hex);
@@ -199,6 +202,13 @@ func (c Config) Validate() error {
 		if _, err := redis.ParseURL(c.Redis); err != nil {
 			// Not the error itself: it may quote the URL and its password.
 			bad("redis: not a redis://, rediss:// or unix:// URL")
+		}
+	}
+	if c.Resources != "" {
+		if st, err := os.Stat(c.Resources); err != nil {
+			bad("resources: %v", err)
+		} else if !st.IsDir() {
+			bad("resources: %s is not a directory", c.Resources)
 		}
 	}
 	for _, f := range []struct{ key, path string }{

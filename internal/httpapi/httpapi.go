@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"strings"
 	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
@@ -21,6 +22,11 @@ import (
 type Attester interface {
 	Attest(ctx context.Context, in verifier.AttestInput) (string, error)
 	VerifyPlain(ctx context.Context, body []byte) error
+}
+
+// Releaser releases resources for a token (release.Service).
+type Releaser interface {
+	Release(ctx context.Context, token string, names []string) (jwe string, err error)
 }
 
 // Challenger issues nonces (challenge.Issuer).
@@ -38,9 +44,12 @@ type Health interface {
 }
 
 // Options wires a Handler. Attester, Challenger, JWKS and Health are
-// required; Logger nil means slog.Default(); Metrics nil serves no /metrics.
+// required; Releaser nil answers /v1/release with 403 resource_forbidden
+// (no resource store); Logger nil means slog.Default(); Metrics nil serves
+// no /metrics.
 type Options struct {
 	Attester     Attester
+	Releaser     Releaser
 	Challenger   Challenger
 	JWKS         func() jose.JSONWebKeySet
 	Health       Health
@@ -58,6 +67,7 @@ func New(o Options) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST "+v1.PathChallenge, h.challenge)
 	mux.HandleFunc("POST "+v1.PathAttest, h.attest)
+	mux.HandleFunc("POST "+v1.PathRelease, h.release)
 	mux.HandleFunc("POST "+v1.PathVerify, h.verifyPlain)
 	mux.HandleFunc("GET "+v1.PathJWKS, h.jwks)
 	mux.HandleFunc("GET "+v1.PathHealthz, h.healthz)
@@ -110,6 +120,35 @@ func decodeAttest(body []byte, req *v1.AttestRequest) (verifier.AttestInput, err
 	key, err := verifier.ParseTEEPubKey(req.TEEPubKey)
 	in.TEEPubKey = key
 	return in, err
+}
+
+func (h *handler) release(w http.ResponseWriter, r *http.Request) {
+	body, ok := readBody(w, r)
+	if !ok {
+		return
+	}
+	jwe, err := h.doRelease(r, body)
+	h.log("release", v1.TEESEVSNP, err)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, v1.ReleaseResponse{JWE: jwe})
+}
+
+func (h *handler) doRelease(r *http.Request, body []byte) (string, error) {
+	scheme, tok, _ := strings.Cut(r.Header.Get("Authorization"), " ")
+	if !strings.EqualFold(scheme, "Bearer") || tok == "" {
+		return "", attest.Errorf(attest.ReasonTokenInvalid, "no Authorization: Bearer token")
+	}
+	var req v1.ReleaseRequest
+	if err := strictJSON(body, &req); err != nil {
+		return "", err
+	}
+	if h.o.Releaser == nil {
+		return "", attest.Errorf(attest.ReasonResourceForbidden, "this verifier has no resource store (--resources)")
+	}
+	return h.o.Releaser.Release(r.Context(), strings.TrimSpace(tok), req.Resources)
 }
 
 func (h *handler) verifyPlain(w http.ResponseWriter, r *http.Request) {

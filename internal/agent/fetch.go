@@ -1,0 +1,156 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"time"
+
+	"github.com/trustgate/trustgate/client"
+	"github.com/trustgate/trustgate/internal/release"
+	"github.com/trustgate/trustgate/internal/resources"
+)
+
+// Options configures Fetch.
+type Options struct {
+	Client *client.Client
+	Device Device
+	// Resources names what to release; none means attest only.
+	Resources []string
+	// Attempts is how many times the whole flow is tried when the verifier
+	// answers 503 or cannot be reached; 0 means 5.
+	Attempts int
+	// Backoff is the first wait between attempts, doubled each time up to
+	// 16 times its first value, each drawn from [d/2, d]; 0 means 500 ms.
+	Backoff time.Duration
+	// Logf reports retries; nil means silence.
+	Logf func(format string, args ...any)
+}
+
+// Fetched is what a successful Fetch returns.
+type Fetched struct {
+	Token     string
+	Resources map[string][]byte // by name; nil when none were asked for
+}
+
+// Fetch attests and, when resources are named, releases and decrypts them
+// with the ephemeral key bound at attestation. A 503 or a network error
+// starts the whole flow again (a new challenge, a new key, a new report)
+// after a backoff; any other failure ends it. The error of a refusal is
+// the verifier's *client.APIError.
+func Fetch(ctx context.Context, o Options) (*Fetched, error) {
+	attempts, wait := o.Attempts, o.Backoff
+	if attempts <= 0 {
+		attempts = 5
+	}
+	if wait <= 0 {
+		wait = 500 * time.Millisecond
+	}
+	maxWait := 16 * wait
+	for try := 1; ; try++ {
+		f, err := fetchOnce(ctx, o)
+		if err == nil || !Retryable(err) || try >= attempts || ctx.Err() != nil {
+			return f, err
+		}
+		d := wait/2 + time.Duration(rand.Int64N(int64(wait/2)+1))
+		if o.Logf != nil {
+			o.Logf("attempt %d of %d failed (%v); retrying in %s", try, attempts, err, d.Round(time.Millisecond))
+		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("%w (gave up: %v)", err, ctx.Err())
+		case <-time.After(d):
+		}
+		wait = min(wait*2, maxWait)
+	}
+}
+
+func fetchOnce(ctx context.Context, o Options) (*Fetched, error) {
+	res, err := Attest(ctx, o.Client, o.Device)
+	if err != nil {
+		return nil, err
+	}
+	f := &Fetched{Token: res.Token}
+	if len(o.Resources) == 0 {
+		return f, nil
+	}
+	jwe, err := o.Client.Release(ctx, res.Token, o.Resources)
+	if err != nil {
+		return nil, err
+	}
+	if f.Resources, err = release.Open(jwe, res.Key); err != nil {
+		return nil, err
+	}
+	for name := range f.Resources {
+		if !slices.Contains(o.Resources, name) {
+			return nil, fmt.Errorf("the verifier released %q, which was not asked for", name)
+		}
+	}
+	for _, name := range o.Resources {
+		if _, ok := f.Resources[name]; !ok {
+			return nil, fmt.Errorf("the verifier did not release %q", name)
+		}
+	}
+	return f, nil
+}
+
+// Retryable reports whether err is worth a new attempt: the verifier
+// answered 503 or could not be reached.
+func Retryable(err error) bool {
+	var api *client.APIError
+	if errors.As(err, &api) {
+		return api.Status == http.StatusServiceUnavailable
+	}
+	var dev *DeviceError
+	if errors.As(err, &dev) {
+		return false
+	}
+	return err != nil && !errors.Is(err, context.Canceled)
+}
+
+// DeviceError is a failure of the guest's attestation device: not worth
+// retrying.
+type DeviceError struct{ Err error }
+
+func (e *DeviceError) Error() string { return "guest device: " + e.Err.Error() }
+func (e *DeviceError) Unwrap() error { return e.Err }
+
+// WriteResources writes each resource to dir/name, mode 0600, through a
+// temporary file and a rename, creating dir with mode 0700. An existing
+// dir must be accessible by its owner only.
+func WriteResources(dir string, res map[string][]byte) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	st, err := os.Stat(dir)
+	if err != nil {
+		return err
+	}
+	if perm := st.Mode().Perm(); perm&0o077 != 0 {
+		return fmt.Errorf("%s has mode %#o: secrets go only into a directory accessible by its owner only", dir, perm)
+	}
+	for name, b := range res {
+		if err := resources.ValidName(name); err != nil {
+			return err
+		}
+		tmp, err := os.CreateTemp(dir, ".tmp-*")
+		if err != nil {
+			return err
+		}
+		_, werr := tmp.Write(b)
+		if err := errors.Join(werr, tmp.Chmod(0o600), tmp.Sync(), tmp.Close()); err != nil {
+			os.Remove(tmp.Name())
+			return err
+		}
+		if err := os.Rename(tmp.Name(), filepath.Join(dir, name)); err != nil {
+			os.Remove(tmp.Name())
+			return err
+		}
+	}
+	return nil
+}

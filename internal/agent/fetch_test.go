@@ -1,0 +1,102 @@
+package agent_test
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	v1 "github.com/trustgate/trustgate/api/v1"
+	"github.com/trustgate/trustgate/client"
+	"github.com/trustgate/trustgate/internal/agent"
+	"github.com/trustgate/trustgate/internal/app/apptest"
+	"github.com/trustgate/trustgate/internal/sim"
+)
+
+// verifier serves a --dev-simulator verifier granting the simulator's
+// default build the resource "s".
+func verifier(t *testing.T) string {
+	return apptest.Start(t, apptest.SimVerifier(t, map[string]string{"s": "secret"}, "s"))
+}
+
+// flaky answers the first n challenges with 503, then passes through.
+func flaky(t *testing.T, target string, n int32) (string, *atomic.Int32) {
+	u, _ := url.Parse(target)
+	proxy := httputil.NewSingleHostReverseProxy(u)
+	var challenges atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == v1.PathChallenge && challenges.Add(1) <= n {
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusServiceUnavailable)
+			w.Write([]byte(`{"error":"busy","reason":"store_unavailable"}`))
+			return
+		}
+		proxy.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	return srv.URL, &challenges
+}
+
+func simDevice(t *testing.T, o sim.Options) agent.Device {
+	s, err := sim.New(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return agent.SimDevice{Sim: s}
+}
+
+func TestFetchRetriesOn503(t *testing.T) {
+	t.Parallel()
+	u, challenges := flaky(t, verifier(t), 2)
+	got, err := agent.Fetch(context.Background(), agent.Options{
+		Client: &client.Client{BaseURL: u}, Device: simDevice(t, sim.Options{}), Resources: []string{"s"}, Backoff: 10 * time.Millisecond,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(got.Resources["s"]) != "secret" || challenges.Load() != 3 {
+		t.Fatalf("released %q after %d challenges, want secret after 3", got.Resources, challenges.Load())
+	}
+
+	// Out of attempts: the last 503 is the answer.
+	u, challenges = flaky(t, verifier(t), 100)
+	_, err = agent.Fetch(context.Background(), agent.Options{
+		Client: &client.Client{BaseURL: u}, Device: simDevice(t, sim.Options{}), Attempts: 3, Backoff: time.Millisecond,
+	})
+	var api *client.APIError
+	if !errors.As(err, &api) || api.Reason != "store_unavailable" || challenges.Load() != 3 {
+		t.Fatalf("%v after %d challenges, want store_unavailable after 3", err, challenges.Load())
+	}
+}
+
+// A refusal is final: one attempt, the verifier's reason.
+func TestFetchDoesNotRetryRefusals(t *testing.T) {
+	t.Parallel()
+	u, challenges := flaky(t, verifier(t), 0)
+	m := [48]byte{1}
+	_, err := agent.Fetch(context.Background(), agent.Options{
+		Client: &client.Client{BaseURL: u}, Device: simDevice(t, sim.Options{Measurement: &m}), Backoff: time.Millisecond,
+	})
+	var api *client.APIError
+	if !errors.As(err, &api) || api.Reason != "measurement_mismatch" || challenges.Load() != 1 {
+		t.Fatalf("%v after %d challenges", err, challenges.Load())
+	}
+	// A failing device is not retried either.
+	_, err = agent.Fetch(context.Background(), agent.Options{Client: &client.Client{BaseURL: u}, Device: brokenDevice{}, Backoff: time.Millisecond})
+	var dev *agent.DeviceError
+	if !errors.As(err, &dev) || challenges.Load() != 2 || !strings.Contains(err.Error(), "firmware said no") {
+		t.Fatalf("%v after %d challenges", err, challenges.Load())
+	}
+}
+
+type brokenDevice struct{}
+
+func (brokenDevice) Report(context.Context, [64]byte) ([]byte, []byte, error) {
+	return nil, nil, errors.New("firmware said no")
+}

@@ -1,0 +1,175 @@
+// Package release is the secret-release use case (SPEC rule 4): an
+// attestation token, used once, buys the resources the policy granted the
+// guest, encrypted to the ephemeral key the guest bound into its report.
+package release
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	jose "github.com/go-jose/go-jose/v4"
+
+	"github.com/trustgate/trustgate/internal/attest"
+	"github.com/trustgate/trustgate/internal/resources"
+	"github.com/trustgate/trustgate/internal/token"
+)
+
+// MaxResources bounds how many resources one release may ask for.
+const MaxResources = 64
+
+// Tokens verifies attestation tokens (token.Issuer).
+type Tokens interface {
+	Verify(tok string) (*token.EAR, error)
+}
+
+// Used records single-use ids (challenge.Store): Consume reports whether
+// id was not recorded before, and keeps it recorded until the given time.
+type Used interface {
+	Consume(ctx context.Context, id string, until time.Time) (first bool, err error)
+}
+
+// Options wires a Service; all but Now are required.
+type Options struct {
+	Tokens    Tokens
+	Used      Used
+	Resources resources.Store
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+}
+
+// Service releases resources.
+type Service struct{ o Options }
+
+// New returns a Service.
+func New(o Options) (*Service, error) {
+	if o.Tokens == nil || o.Used == nil || o.Resources == nil {
+		return nil, errors.New("release: Tokens, Used and Resources are required")
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	return &Service{o: o}, nil
+}
+
+// Release checks tok (signature, issuer, expiry), that it grants every one
+// of names and binds a tee_pubkey, reads the resources, encrypts them to
+// that key as one compact JWE (ECDH-ES, A256GCM) whose plaintext is
+// {"name": "<base64>", ...}, and only then uses the token up: a second
+// release with it is token_replayed. A refused release changes nothing.
+// Nothing of the token or the resources is kept, only the jti's record
+// until the token's expiry.
+func (s *Service) Release(ctx context.Context, tok string, names []string) (string, error) {
+	ear, err := s.o.Tokens.Verify(tok)
+	if err != nil {
+		return "", err
+	}
+	if ear.Expiry == nil {
+		return "", attest.Errorf(attest.ReasonTokenInvalid, "token has no expiry")
+	}
+	if len(names) == 0 || len(names) > MaxResources {
+		return "", attest.Errorf(attest.ReasonMalformedEvidence, "ask for 1 to %d resources, not %d", MaxResources, len(names))
+	}
+	for i, n := range names {
+		if err := resources.ValidName(n); err != nil {
+			return "", attest.Errorf(attest.ReasonMalformedEvidence, "%v", err)
+		}
+		if slices.Contains(names[:i], n) {
+			return "", attest.Errorf(attest.ReasonMalformedEvidence, "resource %q asked for twice", n)
+		}
+	}
+	sub, err := submodule(ear)
+	if err != nil {
+		return "", err
+	}
+	for _, n := range names {
+		if !slices.Contains(sub.Resources, n) {
+			return "", attest.Errorf(attest.ReasonResourceForbidden, "resource %q is not granted by the token", n)
+		}
+	}
+	if sub.TEEPubKey == nil {
+		return "", attest.Errorf(attest.ReasonResourceForbidden, "the token binds no tee_pubkey, so nothing can be encrypted to the guest")
+	}
+
+	plain := make(map[string][]byte, len(names))
+	defer func() {
+		for _, b := range plain {
+			clear(b)
+		}
+	}()
+	for _, n := range names {
+		b, err := s.o.Resources.Get(ctx, n)
+		if err != nil {
+			return "", err
+		}
+		plain[n] = b
+	}
+	jwe, err := seal(sub.TEEPubKey, plain)
+	if err != nil {
+		return "", attest.Errorf(attest.ReasonInternalError, "encrypting the resources: %w", err)
+	}
+
+	first, err := s.o.Used.Consume(ctx, "jti:"+ear.ID, ear.Expiry.Time())
+	if err != nil {
+		return "", attest.Errorf(attest.ReasonStoreUnavailable, "recording the token's use: %w", err)
+	}
+	if !first {
+		return "", attest.Errorf(attest.ReasonTokenReplayed, "the token was used before")
+	}
+	return jwe, nil
+}
+
+// submodule is the token's one affirming TEE submodule.
+func submodule(ear *token.EAR) (token.Submodule, error) {
+	if len(ear.Submods) != 1 {
+		return token.Submodule{}, attest.Errorf(attest.ReasonTokenInvalid, "token has %d submodules, want 1", len(ear.Submods))
+	}
+	for _, sub := range ear.Submods {
+		if sub.Status != "affirming" {
+			return token.Submodule{}, attest.Errorf(attest.ReasonTokenInvalid, "token status is %q, not affirming", sub.Status)
+		}
+		return sub, nil
+	}
+	panic("unreachable")
+}
+
+// seal encrypts {"name": base64(bytes)} to key as a compact JWE.
+func seal(key *jose.JSONWebKey, plain map[string][]byte) (string, error) {
+	enc, err := jose.NewEncrypter(jose.A256GCM, jose.Recipient{Algorithm: jose.ECDH_ES, Key: key},
+		(&jose.EncrypterOptions{}).WithContentType("application/json"))
+	if err != nil {
+		return "", err
+	}
+	body, err := json.Marshal(plain) // []byte values marshal as base64
+	if err != nil {
+		return "", err
+	}
+	defer clear(body)
+	obj, err := enc.Encrypt(body)
+	if err != nil {
+		return "", err
+	}
+	return obj.CompactSerialize()
+}
+
+// Open decrypts a release JWE with the guest's private key (the agent's
+// side), refusing anything but ECDH-ES with A256GCM.
+func Open(jwe string, key any) (map[string][]byte, error) {
+	obj, err := jose.ParseEncrypted(jwe, []jose.KeyAlgorithm{jose.ECDH_ES}, []jose.ContentEncryption{jose.A256GCM})
+	if err != nil {
+		return nil, fmt.Errorf("not a release JWE: %w", err)
+	}
+	body, err := obj.Decrypt(key)
+	if err != nil {
+		return nil, fmt.Errorf("cannot decrypt the release (is it for this key?): %w", err)
+	}
+	defer clear(body)
+	var out map[string][]byte
+	if err := json.Unmarshal(body, &out); err != nil {
+		return nil, fmt.Errorf("release plaintext: %w", err)
+	}
+	return out, nil
+}
