@@ -80,6 +80,6 @@ type Error struct {
 type Health struct {
 	Status              string `json:"status"` // "ok" or "unavailable"
 	AppraisalPolicyID   string `json:"appraisal_policy_id,omitempty"`
-	PolicyError         string `json:"policy_error,omitempty"`
+	Error               string `json:"error,omitempty"` // why not ready: a failed policy reload, Redis down
 	DevSimulatorTrusted bool   `json:"dev_simulator,omitempty"`
 }

@@ -69,28 +69,6 @@ func New(ctx context.Context, cfg config.Config, d Deps) (*App, error) {
 	if cfg.NonceKeyFile == "" {
 		log.Warn("no nonce_key_file: generated a nonce key; outstanding challenges die with a restart and replicas cannot share them")
 	}
-	nonces, err := challenge.New(challenge.Options{Key: nonceKey, TTL: cfg.NonceTTL, Store: challenge.NewMemoryStore(d.Now), Now: d.Now})
-	if err != nil {
-		return nil, err
-	}
-
-	tokKey, generated, err := token.LoadOrGenerateKey(cfg.TokenKeyFile)
-	if err != nil {
-		return nil, fmt.Errorf("token_key_file: %w", err)
-	}
-	if generated {
-		log.Warn("no token_key_file: generated a token signing key; tokens die with a restart (see /.well-known/jwks.json)")
-	}
-	tokens, err := token.New(token.Options{Key: tokKey, Build: Version, Lifetime: cfg.TokenLifetime, DevSimulator: cfg.DevSimulator, Now: d.Now})
-	if err != nil {
-		return nil, err
-	}
-
-	roots := snp.AMDRoots()
-	if cfg.DevSimulator {
-		roots = roots.WithARKKey(sim.ARKKey())
-		log.Warn("dev_simulator: trusting the simulator's AMD root; every token is marked as such")
-	}
 	var rdb *redis.Client
 	if cfg.Redis != "" {
 		ro, err := redis.ParseURL(cfg.Redis)
@@ -103,6 +81,37 @@ func New(ctx context.Context, cfg config.Config, d Deps) (*App, error) {
 		if rdb != nil {
 			rdb.Close()
 		}
+	}
+	// Single-use records (nonces, token ids): in Redis when configured, so
+	// that every replica refuses what one of them accepted.
+	var used challenge.Store = challenge.NewMemoryStore(d.Now)
+	if rdb != nil {
+		used = challenge.NewRedisStore(rdb, "")
+	}
+	nonces, err := challenge.New(challenge.Options{Key: nonceKey, TTL: cfg.NonceTTL, Store: used, Now: d.Now})
+	if err != nil {
+		cleanup()
+		return nil, err
+	}
+
+	tokKey, generated, err := token.LoadOrGenerateKey(cfg.TokenKeyFile)
+	if err != nil {
+		cleanup()
+		return nil, fmt.Errorf("token_key_file: %w", err)
+	}
+	if generated {
+		log.Warn("no token_key_file: generated a token signing key; tokens die with a restart (see /.well-known/jwks.json)")
+	}
+	tokens, err := token.New(token.Options{Key: tokKey, Build: Version, Lifetime: cfg.TokenLifetime, DevSimulator: cfg.DevSimulator, Now: d.Now})
+	if err != nil {
+		cleanup()
+		return nil, err
+	}
+
+	roots := snp.AMDRoots()
+	if cfg.DevSimulator {
+		roots = roots.WithARKKey(sim.ARKKey())
+		log.Warn("dev_simulator: trusting the simulator's AMD root; every token is marked as such")
 	}
 	certSvc, err := newCertService(cfg, roots, rdb, d.Now, log)
 	if err != nil {
@@ -140,7 +149,7 @@ func New(ctx context.Context, cfg config.Config, d Deps) (*App, error) {
 			cleanup()
 			return nil, fmt.Errorf("resources: %w", err)
 		}
-		rel, err := release.New(release.Options{Tokens: tokens, Used: challenge.NewMemoryStore(d.Now), Resources: store, Now: d.Now})
+		rel, err := release.New(release.Options{Tokens: tokens, Used: used, Resources: store, Now: d.Now})
 		if err != nil {
 			cleanup()
 			return nil, err
@@ -149,7 +158,7 @@ func New(ctx context.Context, cfg config.Config, d Deps) (*App, error) {
 	}
 	a := &App{cfg: cfg, log: log, engine: engine, tokens: tokens, svc: svc, certs: certSvc, close: cleanup}
 	a.handler = httpapi.New(httpapi.Options{
-		Attester: svc, Releaser: releaser, Challenger: nonces, JWKS: tokens.JWKS, Health: health{engine}, Logger: log, DevSimulator: cfg.DevSimulator,
+		Attester: svc, Releaser: releaser, Challenger: nonces, JWKS: tokens.JWKS, Health: health{engine, rdb}, Logger: log, DevSimulator: cfg.DevSimulator,
 	})
 	return a, nil
 }
@@ -253,10 +262,28 @@ func (a *App) warm(ctx context.Context) {
 	a.log.Info("warm_chips: certificate cache warmed", "chips", len(reqs), "took", time.Since(start).Round(time.Millisecond).String())
 }
 
-type health struct{ e *policy.Engine }
+type health struct {
+	e   *policy.Engine
+	rdb *redis.Client // nil without Redis
+}
 
 func (h health) PolicyID() string { return h.e.ID() }
-func (h health) Ready() error     { return h.e.LastError() }
+
+// Ready fails while the last policy reload failed or Redis (when
+// configured) does not answer: attestations would then be refused.
+func (h health) Ready() error {
+	if err := h.e.LastError(); err != nil {
+		return err
+	}
+	if h.rdb != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		if err := h.rdb.Ping(ctx).Err(); err != nil {
+			return errors.New("redis does not answer; single-use records cannot be kept")
+		}
+	}
+	return nil
+}
 
 func readPolicyInputs(cfg config.Config) (string, *refvalues.Set, error) {
 	var src string

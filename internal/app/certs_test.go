@@ -2,13 +2,22 @@ package app
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"encoding/pem"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	v1 "github.com/trustgate/trustgate/api/v1"
+
 	"github.com/trustgate/trustgate/internal/certs"
 	"github.com/trustgate/trustgate/internal/config"
+	"github.com/trustgate/trustgate/internal/sim"
 	"github.com/trustgate/trustgate/internal/testkit"
 )
 
@@ -88,5 +97,64 @@ func TestServeSharesCertificatesThroughRedis(t *testing.T) {
 	})
 	if n := len(kds.Requests("vcek")); n != 1 {
 		t.Errorf("%d VCEK requests, want the one of the first replica", n)
+	}
+}
+
+// Replicas sharing Redis (and the nonce and token keys) share the
+// single-use records: a nonce consumed at one is replayed at the other, a
+// token used at one is used up at the other; with Redis down, attestation
+// fails closed with 503 store_unavailable and /readyz says why.
+func TestReplicasShareSingleUseRecords(t *testing.T) {
+	t.Parallel()
+	rdb := testkit.StartRedis(t)
+	dir := t.TempDir()
+	nonceKey, tokenKey := filepath.Join(dir, "nonce.key"), filepath.Join(dir, "token.pem")
+	os.WriteFile(nonceKey, []byte(strings.Repeat("ab", 32)), 0o600)
+	writeTokenKey(t, tokenKey)
+	res := resourceDir(t, map[string]string{"db-password": dbPassword})
+	shared := func(c *config.Config) {
+		c.Redis, c.NonceKeyFile, c.TokenKeyFile, c.Resources = "redis://"+rdb.Options().Addr, nonceKey, tokenKey, res
+	}
+	a, b := startServer(t, refYAML(""), shared), startServer(t, refYAML(""), shared)
+	g := newGuest(t, sim.Options{})
+	ctx := context.Background()
+
+	req := g.request(a.challenge(t), false)
+	resp, err := a.c.Attest(ctx, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.c.Attest(ctx, req); reasonOf(err) != "nonce_replayed" {
+		t.Fatalf("nonce consumed at replica a, replayed at b: %v", err)
+	}
+	if _, err := a.c.Release(ctx, resp.Token, []string{"db-password"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.c.Release(ctx, resp.Token, []string{"db-password"}); reasonOf(err) != "token_replayed" {
+		t.Fatalf("token used at replica a, again at b: %v", err)
+	}
+
+	rdb.Shutdown(ctx) // NOSAVE is the default without persistence
+	_, err = a.c.Attest(ctx, g.request(a.challenge(t), false))
+	if reasonOf(err) != "store_unavailable" || !strings.Contains(err.Error(), "HTTP 503") {
+		t.Fatalf("Redis down: %v, want 503 store_unavailable", err)
+	}
+	var h v1.Health
+	getJSON(t, a.url+v1.PathReadyz, http.StatusServiceUnavailable, &h)
+	if h.Status != "unavailable" || !strings.Contains(h.Error, "redis") {
+		t.Fatalf("readyz with Redis down: %+v", h)
+	}
+}
+
+// writeTokenKey writes a fresh P-256 token key (PEM) to path.
+func writeTokenKey(t *testing.T, path string) {
+	t.Helper()
+	k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	der, err := x509.MarshalECPrivateKey(k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
 	}
 }

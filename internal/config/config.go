@@ -48,7 +48,8 @@ type Config struct {
 	// evidence or from the certificate cache (`trustgate certs import`).
 	Offline bool `yaml:"offline"`
 	// Redis is a Redis URL (redis://, rediss:// or unix://); "" means none.
-	// Replicas with the same Redis share the AMD certificate cache.
+	// Replicas with the same Redis share the single-use records (nonces,
+	// token ids) and the AMD certificate cache.
 	Redis string `yaml:"redis"`
 	// CertCacheDir is the AMD certificate disk cache; "" means the user
 	// cache directory's trustgate/certs.

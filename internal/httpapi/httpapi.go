@@ -177,7 +177,7 @@ func (h *handler) readyz(w http.ResponseWriter, _ *http.Request) {
 	st := v1.Health{Status: "ok", AppraisalPolicyID: h.o.Health.PolicyID(), DevSimulatorTrusted: h.o.DevSimulator}
 	code := http.StatusOK
 	if err := h.o.Health.Ready(); err != nil {
-		st.Status, st.PolicyError, code = "unavailable", err.Error(), http.StatusServiceUnavailable
+		st.Status, st.Error, code = "unavailable", err.Error(), http.StatusServiceUnavailable
 	}
 	writeJSON(w, code, st)
 }

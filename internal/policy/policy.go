@@ -193,7 +193,9 @@ func prepare(ctx context.Context, module, name string, ref *refvalues.Set) (*pre
 	if err != nil {
 		return nil, err
 	}
-	store := inmem.NewFromObject(map[string]any{"trustgate": map[string]any{"reference": refDoc}})
+	// AST values on read: the reference values are not converted from Go
+	// values again at every evaluation.
+	store := inmem.NewFromObjectWithOpts(map[string]any{"trustgate": map[string]any{"reference": refDoc}}, inmem.OptReturnASTValuesOnRead(true))
 	r := rego.New(
 		rego.Query(Query),
 		rego.Module(name, module),
