@@ -200,6 +200,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 func failure(err error, stdout, stderr io.Writer) int {
 	var apiErr *client.APIError
 	var devErr *agent.DeviceError
+	var tlsErr *tls.CertificateVerificationError
 	switch {
 	case err == nil:
 		return exitOK
@@ -211,6 +212,9 @@ func failure(err error, stdout, stderr io.Writer) int {
 		return exitRejected
 	case errors.As(err, &devErr):
 		fmt.Fprintf(stderr, "trustgate-agent: %v\n", err)
+		return exitUnavailable
+	case errors.As(err, &tlsErr):
+		fmt.Fprintf(stderr, "trustgate-agent: the verifier's TLS certificate does not verify (--ca?): %v\n", err)
 		return exitUnavailable
 	case agent.Retryable(err):
 		fmt.Fprintf(stderr, "trustgate-agent: verifier unavailable: %v\n", err)

@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -100,14 +101,16 @@ func fetchOnce(ctx context.Context, o Options) (*Fetched, error) {
 }
 
 // Retryable reports whether err is worth a new attempt: the verifier
-// answered 503 or could not be reached.
+// answered 503 or could not be reached. A verifier whose TLS certificate
+// does not verify is not tried again.
 func Retryable(err error) bool {
 	var api *client.APIError
 	if errors.As(err, &api) {
 		return api.Status == http.StatusServiceUnavailable
 	}
 	var dev *DeviceError
-	if errors.As(err, &dev) {
+	var tlsErr *tls.CertificateVerificationError
+	if errors.As(err, &dev) || errors.As(err, &tlsErr) {
 		return false
 	}
 	return err != nil && !errors.Is(err, context.Canceled)

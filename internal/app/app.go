@@ -2,6 +2,8 @@ package app
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -40,6 +42,7 @@ type App struct {
 	tokens  *token.Issuer
 	svc     *verifier.Service
 	certs   *certs.Service
+	tls     *tls.Config // nil: plain HTTP
 	close   func()
 }
 
@@ -156,11 +159,48 @@ func New(ctx context.Context, cfg config.Config, d Deps) (*App, error) {
 		}
 		releaser = rel
 	}
-	a := &App{cfg: cfg, log: log, engine: engine, tokens: tokens, svc: svc, certs: certSvc, close: cleanup}
+	tlsCfg, err := serverTLS(cfg)
+	if err != nil {
+		cleanup()
+		return nil, err
+	}
+	if tlsCfg == nil && !cfg.DevSimulator {
+		if host, _, _ := net.SplitHostPort(cfg.Listen); !config.IsLoopback(host) {
+			log.Warn("serving plain HTTP on a non-loopback address: tokens and released secrets' JWEs travel unprotected; set tls_cert/tls_key or put TLS in front")
+		}
+	}
+	a := &App{cfg: cfg, log: log, engine: engine, tokens: tokens, svc: svc, certs: certSvc, tls: tlsCfg, close: cleanup}
 	a.handler = httpapi.New(httpapi.Options{
-		Attester: svc, Releaser: releaser, Challenger: nonces, JWKS: tokens.JWKS, Health: health{engine, rdb}, Logger: log, DevSimulator: cfg.DevSimulator,
+		Attester: svc, Releaser: releaser, Challenger: nonces, JWKS: tokens.JWKS, Health: health{engine, rdb}, Logger: log,
+		DevSimulator: cfg.DevSimulator, RequireClientCert: cfg.ClientCA != "",
 	})
 	return a, nil
+}
+
+// serverTLS is the TLS configuration of cfg: nil without tls_cert; with
+// client_ca, client certificates are verified against it when given (the
+// API handler then refuses requests without one).
+func serverTLS(cfg config.Config) (*tls.Config, error) {
+	if cfg.TLSCert == "" {
+		return nil, nil
+	}
+	cert, err := tls.LoadX509KeyPair(cfg.TLSCert, cfg.TLSKey)
+	if err != nil {
+		return nil, fmt.Errorf("tls_cert/tls_key: %w", err)
+	}
+	t := &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}}
+	if cfg.ClientCA != "" {
+		pemBytes, err := os.ReadFile(cfg.ClientCA)
+		if err != nil {
+			return nil, fmt.Errorf("client_ca: %w", err)
+		}
+		t.ClientCAs = x509.NewCertPool()
+		if !t.ClientCAs.AppendCertsFromPEM(pemBytes) {
+			return nil, fmt.Errorf("client_ca %s: no PEM certificates", cfg.ClientCA)
+		}
+		t.ClientAuth = tls.VerifyClientCertIfGiven
+	}
+	return t, nil
 }
 
 // newCertService builds the AMD certificate service of cfg: memory, disk
@@ -223,9 +263,14 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 	if a.cfg.Policy != "" || a.cfg.ReferenceValues != "" {
 		go policy.Watch(watchCtx, a.engine, a.cfg.Policy, a.cfg.ReferenceValues, a.cfg.ReloadInterval, a.log)
 	}
+	if a.tls != nil {
+		srv.TLSConfig = a.tls
+		ln = tls.NewListener(ln, a.tls)
+	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
-	a.log.Info("serving", "addr", ln.Addr().String(), "appraisal_policy_id", a.engine.ID())
+	a.log.Info("serving", "addr", ln.Addr().String(), "tls", a.tls != nil, "client_certificates_required", a.cfg.ClientCA != "",
+		"appraisal_policy_id", a.engine.ID())
 	select {
 	case err := <-errc:
 		return err

@@ -23,6 +23,14 @@ import (
 type Config struct {
 	// Listen is the address the API listens on.
 	Listen string `yaml:"listen"`
+	// TLSCert and TLSKey are the server's certificate (chain) and key,
+	// PEM; both or neither. Without them the API is plain HTTP.
+	TLSCert string `yaml:"tls_cert"`
+	TLSKey  string `yaml:"tls_key"`
+	// ClientCA, PEM, restricts the API to known agents: a request to
+	// /v1/* or /verify must come with a client certificate that chains to
+	// it (else 401 unauthorized_client). Needs TLSCert.
+	ClientCA string `yaml:"client_ca"`
 	// ReferenceValues is the reference-values file (JSON or YAML); "" means
 	// none, so the default policy denies everything.
 	ReferenceValues string `yaml:"reference_values"`
@@ -175,7 +183,7 @@ func (c Config) Validate() error {
 	host, _, err := net.SplitHostPort(c.Listen)
 	if err != nil {
 		bad("listen %q: %v", c.Listen, err)
-	} else if c.DevSimulator && !isLoopback(host) {
+	} else if c.DevSimulator && !IsLoopback(host) {
 		bad("dev_simulator is refused unless listen is a loopback address (listen is %q)", c.Listen)
 	}
 	if c.NonceTTL < 10*time.Second || c.NonceTTL > time.Hour {
@@ -192,6 +200,12 @@ func (c Config) Validate() error {
 	}
 	if !c.Offline && !strings.HasPrefix(c.KDSURL, "https://") && !strings.HasPrefix(c.KDSURL, "http://") {
 		bad("kds_url %q: want an http(s) URL", c.KDSURL)
+	}
+	if (c.TLSCert == "") != (c.TLSKey == "") {
+		bad("tls_cert and tls_key: give both or neither")
+	}
+	if c.ClientCA != "" && c.TLSCert == "" {
+		bad("client_ca needs tls_cert and tls_key: client certificates need TLS")
 	}
 	if c.KDSRate <= 0 {
 		bad("kds_rate %v: want more than 0", c.KDSRate)
@@ -215,6 +229,7 @@ func (c Config) Validate() error {
 	for _, f := range []struct{ key, path string }{
 		{"reference_values", c.ReferenceValues}, {"policy", c.Policy},
 		{"nonce_key_file", c.NonceKeyFile}, {"token_key_file", c.TokenKeyFile}, {"warm_chips", c.WarmChips},
+		{"tls_cert", c.TLSCert}, {"tls_key", c.TLSKey}, {"client_ca", c.ClientCA},
 	} {
 		if f.path == "" {
 			continue
@@ -228,7 +243,8 @@ func (c Config) Validate() error {
 	return errors.Join(errs...)
 }
 
-func isLoopback(host string) bool {
+// IsLoopback reports whether host (of a listen address) is loopback.
+func IsLoopback(host string) bool {
 	if host == "localhost" {
 		return true
 	}

@@ -56,6 +56,11 @@ type Options struct {
 	Metrics      http.Handler
 	Logger       *slog.Logger
 	DevSimulator bool
+	// RequireClientCert refuses /v1/* and /verify with 401
+	// unauthorized_client unless the TLS connection carries a verified
+	// client certificate (the server's tls.Config checks it against the
+	// client CA). Health, readiness, JWKS and metrics stay open.
+	RequireClientCert bool
 }
 
 // New returns the API's handler.
@@ -65,10 +70,10 @@ func New(o Options) http.Handler {
 	}
 	h := &handler{o: o}
 	mux := http.NewServeMux()
-	mux.HandleFunc("POST "+v1.PathChallenge, h.challenge)
-	mux.HandleFunc("POST "+v1.PathAttest, h.attest)
-	mux.HandleFunc("POST "+v1.PathRelease, h.release)
-	mux.HandleFunc("POST "+v1.PathVerify, h.verifyPlain)
+	mux.HandleFunc("POST "+v1.PathChallenge, h.agentsOnly(h.challenge))
+	mux.HandleFunc("POST "+v1.PathAttest, h.agentsOnly(h.attest))
+	mux.HandleFunc("POST "+v1.PathRelease, h.agentsOnly(h.release))
+	mux.HandleFunc("POST "+v1.PathVerify, h.agentsOnly(h.verifyPlain))
 	mux.HandleFunc("GET "+v1.PathJWKS, h.jwks)
 	mux.HandleFunc("GET "+v1.PathHealthz, h.healthz)
 	mux.HandleFunc("GET "+v1.PathReadyz, h.readyz)
@@ -79,6 +84,21 @@ func New(o Options) http.Handler {
 }
 
 type handler struct{ o Options }
+
+// agentsOnly applies RequireClientCert.
+func (h *handler) agentsOnly(next http.HandlerFunc) http.HandlerFunc {
+	if !h.o.RequireClientCert {
+		return next
+	}
+	return func(w http.ResponseWriter, r *http.Request) {
+		if r.TLS == nil || len(r.TLS.VerifiedChains) == 0 {
+			h.o.Logger.Info("request", "path", r.URL.Path, "result", "fail", "reason", string(attest.ReasonUnauthorizedClient))
+			writeError(w, attest.Errorf(attest.ReasonUnauthorizedClient, "no verified client certificate"))
+			return
+		}
+		next(w, r)
+	}
+}
 
 func (h *handler) challenge(w http.ResponseWriter, r *http.Request) {
 	if _, ok := readBody(w, r); !ok {

@@ -52,7 +52,7 @@ func write(t testing.TB, path, content string) {
 }
 
 // Start builds the verifier of cfg and serves it on a loopback port until
-// the test ends; it returns the base URL.
+// the test ends; it returns the base URL (https:// when cfg has TLS).
 func Start(t testing.TB, cfg config.Config) string {
 	t.Helper()
 	a, err := app.New(context.Background(), cfg, app.Deps{Logger: slog.New(slog.DiscardHandler)})
@@ -74,5 +74,8 @@ func Start(t testing.TB, cfg config.Config) string {
 		}
 		a.Close()
 	})
+	if cfg.TLSCert != "" {
+		return "https://" + ln.Addr().String()
+	}
 	return "http://" + ln.Addr().String()
 }
