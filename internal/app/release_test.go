@@ -5,8 +5,11 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"encoding/json"
+	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -233,5 +236,51 @@ func TestInsecureResourceStoreRefused(t *testing.T) {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error lacks %q:\n%v", want, err)
 		}
+	}
+}
+
+// Hostile bodies and headers to /v1/release: each a 4xx with its reason,
+// never a 500.
+func TestReleaseHostileInput(t *testing.T) {
+	t.Parallel()
+	s := startReleasing(t)
+	many, _ := json.Marshal(v1.ReleaseRequest{Resources: slices.Repeat([]string{"db-password"}, 100)})
+	cases := []struct {
+		name, auth, body string
+		code             int
+		reason           string
+	}{
+		{"no bearer", "", `{"resources":["db-password"]}`, 401, "token_invalid"},
+		{"basic auth", "Basic dXNlcjpwYXNz", `{"resources":["db-password"]}`, 401, "token_invalid"},
+		{"not JSON", "Bearer x", "resources=db-password", 400, "malformed_evidence"},
+		{"unknown field", "Bearer x", `{"resources":["db-password"],"all":true}`, 400, "malformed_evidence"},
+		{"resources not a list", "Bearer x", `{"resources":"db-password"}`, 400, "malformed_evidence"},
+		{"nested", "Bearer x", strings.Repeat("[", 5000) + strings.Repeat("]", 5000), 400, "malformed_evidence"},
+		{"over 64 KiB", "Bearer x", `{"resources":["` + strings.Repeat("a", 70<<10) + `"]}`, 413, "malformed_evidence"},
+		{"100 names, bad token", "Bearer x", string(many), 401, "token_invalid"},
+		{"huge token", "Bearer " + strings.Repeat("e", 8<<10), `{"resources":["db-password"]}`, 401, "token_invalid"},
+	}
+	for _, c := range cases {
+		req, _ := http.NewRequest(http.MethodPost, s.url+v1.PathRelease, strings.NewReader(c.body))
+		if c.auth != "" {
+			req.Header.Set("Authorization", c.auth)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var e v1.Error
+		json.NewDecoder(resp.Body).Decode(&e)
+		resp.Body.Close()
+		if resp.StatusCode != c.code || e.Reason != c.reason {
+			t.Errorf("%s: %d %+v, want %d %s", c.name, resp.StatusCode, e, c.code, c.reason)
+		}
+	}
+	// 100 names with a valid token: too many.
+	g := newGuest(t, sim.Options{})
+	var req v1.ReleaseRequest
+	json.Unmarshal(many, &req)
+	if _, err := s.c.Release(context.Background(), attestToken(t, s, g), req.Resources); reasonOf(err) != "malformed_evidence" {
+		t.Errorf("100 names: %v", err)
 	}
 }
