@@ -15,6 +15,10 @@ import (
 	v1 "github.com/trustgate/trustgate/api/v1"
 )
 
+// maxResponse bounds an answer: a release of the most resources the
+// verifier sends (64 of 32 KiB, base64 in a JWE) fits with room to spare.
+const maxResponse = 8 << 20
+
 // Client calls one verifier. The zero HTTP client means one with a 30 s
 // timeout.
 type Client struct {
@@ -99,9 +103,12 @@ func (c *Client) do(ctx context.Context, path, token string, body []byte, out an
 		return err
 	}
 	defer resp.Body.Close()
-	b, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	b, err := io.ReadAll(io.LimitReader(resp.Body, maxResponse+1))
 	if err != nil {
 		return err
+	}
+	if len(b) > maxResponse {
+		return fmt.Errorf("%s: the verifier's answer exceeds %d bytes", path, maxResponse)
 	}
 	if resp.StatusCode/100 != 2 {
 		var e v1.Error

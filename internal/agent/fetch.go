@@ -6,10 +6,13 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
+	"syscall"
 	"time"
 
 	"github.com/trustgate/trustgate/client"
@@ -100,20 +103,22 @@ func fetchOnce(ctx context.Context, o Options) (*Fetched, error) {
 	return f, nil
 }
 
-// Retryable reports whether err is worth a new attempt: the verifier
-// answered 503 or could not be reached. A verifier whose TLS certificate
-// does not verify is not tried again.
+// Retryable reports whether err is worth a new attempt: the verifier (or
+// a proxy before it) answered 502, 503 or 504, or could not be reached. A
+// verifier whose TLS certificate does not verify, a refusal, a device
+// failure or a release that does not decrypt are final.
 func Retryable(err error) bool {
 	var api *client.APIError
 	if errors.As(err, &api) {
-		return api.Status == http.StatusServiceUnavailable
+		return api.Status == http.StatusBadGateway || api.Status == http.StatusServiceUnavailable || api.Status == http.StatusGatewayTimeout
 	}
-	var dev *DeviceError
 	var tlsErr *tls.CertificateVerificationError
-	if errors.As(err, &dev) || errors.As(err, &tlsErr) {
+	if errors.As(err, &tlsErr) || errors.Is(err, context.Canceled) {
 		return false
 	}
-	return err != nil && !errors.Is(err, context.Canceled)
+	var urlErr *url.Error
+	var netErr net.Error
+	return errors.As(err, &urlErr) || errors.As(err, &netErr)
 }
 
 // DeviceError is a failure of the guest's attestation device: not worth
@@ -125,14 +130,22 @@ func (e *DeviceError) Unwrap() error { return e.Err }
 
 // WriteResources writes each resource to dir/name, mode 0600, through a
 // temporary file and a rename, creating dir with mode 0700. An existing
-// dir must be accessible by its owner only.
+// dir must be a directory (not a symlink) owned by this user and
+// accessible by its owner only: secrets are not put where someone else
+// could swap them before the workload reads them.
 func WriteResources(dir string, res map[string][]byte) error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return err
 	}
-	st, err := os.Stat(dir)
+	st, err := os.Lstat(dir)
 	if err != nil {
 		return err
+	}
+	if !st.IsDir() {
+		return fmt.Errorf("%s is not a directory (a symlink?): secrets are not written through it", dir)
+	}
+	if sys, ok := st.Sys().(*syscall.Stat_t); ok && int(sys.Uid) != os.Geteuid() {
+		return fmt.Errorf("%s belongs to uid %d, not to this user (%d): secrets are not written into it", dir, sys.Uid, os.Geteuid())
 	}
 	if perm := st.Mode().Perm(); perm&0o077 != 0 {
 		return fmt.Errorf("%s has mode %#o: secrets go only into a directory accessible by its owner only", dir, perm)

@@ -3,10 +3,13 @@ package agent_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -16,6 +19,8 @@ import (
 	"github.com/trustgate/trustgate/client"
 	"github.com/trustgate/trustgate/internal/agent"
 	"github.com/trustgate/trustgate/internal/app/apptest"
+	"github.com/trustgate/trustgate/internal/release"
+	"github.com/trustgate/trustgate/internal/resources"
 	"github.com/trustgate/trustgate/internal/sim"
 )
 
@@ -99,4 +104,64 @@ type brokenDevice struct{}
 
 func (brokenDevice) Report(context.Context, [64]byte) ([]byte, []byte, error) {
 	return nil, nil, errors.New("firmware said no")
+}
+
+// The most a release may carry (64 resources of the largest size) reaches
+// the agent whole.
+func TestFetchLargestRelease(t *testing.T) {
+	t.Parallel()
+	res := map[string]string{}
+	var names []string
+	for i := range release.MaxResources {
+		n := fmt.Sprintf("r%02d", i)
+		res[n] = strings.Repeat(string(rune('a'+i%26)), resources.MaxSize)
+		names = append(names, n)
+	}
+	u := apptest.Start(t, apptest.SimVerifier(t, res, names...))
+	got, err := agent.Fetch(context.Background(), agent.Options{Client: &client.Client{BaseURL: u}, Device: simDevice(t, sim.Options{}), Resources: names, Attempts: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range names {
+		if string(got.Resources[n]) != res[n] {
+			t.Fatalf("%s: %d bytes, want %d", n, len(got.Resources[n]), len(res[n]))
+		}
+	}
+}
+
+// Secrets are written only into a directory of this user, never through
+// a symlink.
+func TestWriteResourcesRefusesForeignDirectories(t *testing.T) {
+	t.Parallel()
+	base := t.TempDir()
+	real := filepath.Join(base, "real")
+	os.Mkdir(real, 0o700)
+	link := filepath.Join(base, "link")
+	os.Symlink(real, link)
+	if err := agent.WriteResources(link, map[string][]byte{"s": []byte("x")}); err == nil {
+		t.Error("written through a symlink")
+	}
+	if os.Geteuid() == 0 { // CI runs as root: make a directory of another user
+		other := filepath.Join(base, "other")
+		os.Mkdir(other, 0o700)
+		os.Chown(other, 4242, 4242)
+		if err := agent.WriteResources(other, map[string][]byte{"s": []byte("x")}); err == nil || !strings.Contains(err.Error(), "uid 4242") {
+			t.Errorf("written into another user's directory: %v", err)
+		}
+	}
+	if err := agent.WriteResources(real, map[string][]byte{"s": []byte("x")}); err != nil {
+		t.Fatalf("own directory: %v", err)
+	}
+}
+
+// A proxy's 502 or 504 is worth another attempt, like the verifier's 503.
+func TestRetryableStatuses(t *testing.T) {
+	for status, want := range map[int]bool{502: true, 503: true, 504: true, 500: false, 401: false, 403: false, 400: false} {
+		if got := agent.Retryable(&client.APIError{Status: status}); got != want {
+			t.Errorf("%d: retryable %v", status, got)
+		}
+	}
+	if agent.Retryable(errors.New("the release does not decrypt")) {
+		t.Error("a decryption failure is retryable")
+	}
 }

@@ -92,8 +92,11 @@ func (s *Service) parseCRL(k crlKey, rec *record, now time.Time) (*crlState, err
 	if l.NextUpdate.IsZero() || !l.NextUpdate.After(l.ThisUpdate) {
 		return nil, errors.New("no nextUpdate after its thisUpdate")
 	}
-	if l.ThisUpdate.After(now.Add(crlSkew)) {
-		return nil, fmt.Errorf("issued in the future (thisUpdate %s)", l.ThisUpdate.Format(time.RFC3339))
+	// Issued in the future by the later of the service's clock and this
+	// host's wall clock: verify --at judges certificates at an earlier
+	// time, and a CRL newer than that time only knows more.
+	if l.ThisUpdate.After(later(now, time.Now()).Add(crlSkew)) {
+		return nil, fmt.Errorf("%w: issued in the future (thisUpdate %s)", errNotNow, l.ThisUpdate.Format(time.RFC3339))
 	}
 	fetched := rec.FetchedAt
 	if fetched.After(now) {
@@ -299,4 +302,11 @@ func (s *Service) purgeProduct(ctx context.Context, p snp.Product) {
 			s.log.Warn("could not purge revoked VCEKs from a tier", "tier", t.kind(), "error", err.Error())
 		}
 	}
+}
+
+func later(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
 }

@@ -235,3 +235,42 @@ func TestUnpinnedIntermediate(t *testing.T) {
 		}
 	}
 }
+
+// Judging at an earlier time (verify --at) neither refuses a current CRL
+// as "issued in the future" nor deletes sound cached records: a refusal
+// that depends on the clock leaves the tiers as they were.
+func TestEarlierClockKeepsCachedRecords(t *testing.T) {
+	t.Parallel()
+	e := newFakeEnv(t, nil)
+	e.kds.SetCRL(snp.Milan, snp.SignerVCEK, e.crl(t, 1, -10*time.Minute, 30*24*time.Hour))
+	if err := e.verify(newService(t, e.cfg)); err != nil {
+		t.Fatalf("warm-up: %v", err)
+	}
+	e.kds.SetFault("crl", testkit.Fault{Status: 500})
+	e.kds.SetFault("vcek", testkit.Fault{Status: 500})
+
+	// Half an hour ago: the CRL from ten minutes ago still counts.
+	past := e.cfg
+	at := e.clock.Now().Add(-30 * time.Minute)
+	past.Clock = func() time.Time { return at }
+	if err := e.verify(newService(t, past)); err != nil {
+		t.Fatalf("half an hour ago: %v", err)
+	}
+	// Before the VCEK's validity: refused, but the VCEK stays on disk.
+	vcek, err := x509.ParseCertificate(e.chain.VCEK())
+	if err != nil {
+		t.Fatal(err)
+	}
+	long := e.cfg
+	before := vcek.NotBefore.Add(-time.Hour)
+	long.Clock = func() time.Time { return before }
+	if _, err := newService(t, long).EndorsementKey(context.Background(), e.req); attest.ReasonOf(err) != attest.ReasonVCEKUnavailable {
+		t.Fatalf("before the VCEK's validity: %v", err)
+	}
+	if in := certs.HeldIn(context.Background(), newService(t, e.cfg), e.req); !slices.Contains(in, "disk") {
+		t.Fatalf("the VCEK was dropped from disk by a clock-based refusal: held in %v", in)
+	}
+	if err := e.verify(newService(t, e.cfg)); err != nil {
+		t.Fatalf("now, with the KDS down: %v", err)
+	}
+}

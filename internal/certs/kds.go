@@ -221,16 +221,11 @@ func parseRetryAfter(h string, now time.Time) (time.Duration, bool) {
 		if n < 0 {
 			return 0, false
 		}
-		if n > 86400 {
-			n = 86400
-		}
+		n = min(n, 86400) // a day at most, whatever the form
 		return time.Duration(n) * time.Second, true
 	}
 	if t, err := http.ParseTime(h); err == nil {
-		d := t.Sub(now)
-		if d < 0 {
-			d = 0
-		}
+		d := min(max(t.Sub(now), 0), 86400*time.Second)
 		return d, true
 	}
 	return 0, false

@@ -2,6 +2,7 @@ package certs
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"time"
 )
@@ -26,12 +27,16 @@ func newLimiter(every time.Duration, burst int, now func() time.Time, sleep func
 	return &limiter{every: every, burst: burst, now: now, sleep: sleep, tokens: float64(burst)}
 }
 
-// wait blocks until a request may be sent, or ctx ends.
+// wait blocks until a request may be sent, or ctx ends. A wait that would
+// outlast ctx's deadline fails at once.
 func (l *limiter) wait(ctx context.Context) error {
 	for {
 		d := l.reserve()
 		if d <= 0 {
 			return nil
+		}
+		if dl, ok := ctx.Deadline(); ok && time.Until(dl) < d {
+			return fmt.Errorf("the rate limit allows the next request in %s, after this fetch's deadline", d.Round(time.Millisecond))
 		}
 		if err := l.sleep(ctx, d); err != nil {
 			return err

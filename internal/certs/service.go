@@ -55,6 +55,10 @@ const (
 	DefaultNegativeTTL = 5 * time.Minute
 	// DefaultMemoryEntries bounds the memory tier (about 1.5 KiB each).
 	DefaultMemoryEntries = 4096
+	// maxVCEKFetches bounds the VCEK fetches in flight at once (distinct
+	// chips and TCBs); at one request per 10 s a longer queue could not be
+	// served within DefaultFetchTimeout anyway.
+	maxVCEKFetches = 32
 	// DefaultRedisPrefix prefixes every Redis key of the Redis tier.
 	DefaultRedisPrefix = "trustgate:certs:"
 )
@@ -253,6 +257,7 @@ func New(cfg Config) (*Service, error) {
 		frac: cfg.RefreshFraction, maxStale: cfg.MaxStaleness, crlGrace: cfg.CRLGrace, fetchTO: cfg.FetchTimeout,
 		crls: make(map[crlKey]*atomic.Pointer[crlState]),
 	}
+	s.vflights.max = maxVCEKFetches
 	if s.roots == nil {
 		s.roots = snp.AMDRoots()
 	}
@@ -431,7 +436,7 @@ func (s *Service) newEntry(k vkey, rec *record, now time.Time) (*ventry, error) 
 		return nil, fmt.Errorf("not signed by the pinned %s ASK: %v", k.product, err)
 	}
 	if now.Before(cert.NotBefore) || now.After(cert.NotAfter) {
-		return nil, fmt.Errorf("valid %s to %s, not now", cert.NotBefore.Format(time.RFC3339), cert.NotAfter.Format(time.RFC3339))
+		return nil, fmt.Errorf("%w: valid %s to %s", errNotNow, cert.NotBefore.Format(time.RFC3339), cert.NotAfter.Format(time.RFC3339))
 	}
 	fetched := rec.FetchedAt
 	if fetched.After(now) {
@@ -585,9 +590,15 @@ func (s *Service) resolve(ctx context.Context, k vkey) (lookupResult, error) {
 	return lookupResult{}, &attest.Error{Reason: attest.ReasonVCEKUnavailable, Err: err}
 }
 
+// errNotNow marks a refusal that depends on the clock (a certificate not
+// valid at the time asked about, a CRL issued later): the record itself is
+// sound and stays in its tier for other clocks and later times.
+var errNotNow = errors.New("not usable at this time")
+
 // fromTiers reads name from the persistent tiers in order until enough()
 // holds, giving each record found to take; one that take refuses is
-// logged and deleted from its tier. what names the entry in logs.
+// logged and, unless the refusal is errNotNow, deleted from its tier.
+// what names the entry in logs.
 func (s *Service) fromTiers(ctx context.Context, name, what string, enough func() bool, take func(*record) error) {
 	for _, t := range s.tiers {
 		if enough() {
@@ -601,7 +612,9 @@ func (s *Service) fromTiers(ctx context.Context, name, what string, enough func(
 		if rec == nil {
 			continue
 		}
-		if err := take(rec); err != nil {
+		if err := take(rec); errors.Is(err, errNotNow) {
+			s.log.Warn("a cached entry is not usable at this time", "tier", t.kind(), "entry", what, "error", err.Error())
+		} else if err != nil {
 			s.log.Warn("dropping an unusable cached entry", "tier", t.kind(), "entry", what, "error", err.Error())
 			t.del(ctx, name)
 		}

@@ -1,9 +1,12 @@
 package certs_test
 
 import (
+	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -361,6 +364,8 @@ func TestParseRetryAfter(t *testing.T) {
 		{" 0 ", 0, true},
 		{"Sat, 28 Nov 2026 12:00:30 GMT", 30 * time.Second, true},
 		{"Sat, 28 Nov 2026 11:00:00 GMT", 0, true},
+		{"Fri, 31 Dec 9999 23:59:59 GMT", 24 * time.Hour, true}, // capped: a day at most
+		{"99999999", 24 * time.Hour, true},
 		{"-1", 0, false},
 		{"soon", 0, false},
 		{"", 0, false},
@@ -425,5 +430,59 @@ func TestCloseStopsBackground(t *testing.T) {
 	case <-done:
 	case <-time.After(5 * time.Second):
 		t.Fatal("Close did not return")
+	}
+}
+
+// Evidence names the chip to fetch for before it is verified, so made-up
+// chip ids must not pile up fetches: at most a bounded number run at once
+// (beyond it a lookup fails at once with vcek_unavailable), and a fetch
+// nobody waits for any more is cancelled, freeing its place.
+func TestMadeUpChipsDoNotPileUpFetches(t *testing.T) {
+	t.Parallel()
+	kds := realKDS(t, nil)
+	kds.SetFault("vcek", testkit.Fault{Hang: true})
+	svc := newService(t, certs.Config{KDSURL: kds.URL, HTTPClient: kds.Client(), NoDisk: true, RateInterval: -1, NegativeTTL: -1})
+	chip := func(i int) snp.KeyRequest {
+		req := trusteeReq
+		req.HWID = bytes.Clone(req.HWID)
+		binary.BigEndian.PutUint32(req.HWID, uint32(i))
+		return req
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	errs := make(chan error, 200)
+	for i := range 200 {
+		wg.Go(func() {
+			_, err := svc.EndorsementKey(ctx, chip(i))
+			errs <- err
+		})
+	}
+	// Those beyond the bound fail at once, while the others still wait.
+	busy := 0
+	for busy < 200-32 {
+		select {
+		case err := <-errs:
+			if attest.ReasonOf(err) != attest.ReasonVCEKUnavailable || !strings.Contains(err.Error(), "too many") {
+				t.Fatalf("beyond the bound: %v", err)
+			}
+			busy++
+		case <-time.After(10 * time.Second):
+			t.Fatalf("only %d lookups failed fast", busy)
+		}
+	}
+	cancel() // every caller gives up
+	wg.Wait()
+	// The abandoned fetches are gone: a real lookup gets a place.
+	kds.SetFault("vcek", testkit.Fault{})
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		_, err := svc.EndorsementKey(context.Background(), trusteeReq)
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after the callers left: %v", err)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }

@@ -115,7 +115,8 @@ func (d *Dir) Get(ctx context.Context, name string) ([]byte, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, attest.Errorf(attest.ReasonStoreUnavailable, "%v", err)
 	}
-	f, err := os.OpenFile(filepath.Join(d.path, name), os.O_RDONLY|syscall.O_NOFOLLOW, 0)
+	// No symlink is followed, and a FIFO does not block the open.
+	f, err := os.OpenFile(filepath.Join(d.path, name), os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, attest.Errorf(attest.ReasonResourceForbidden, "no resource %q in the store", name)
 	}

@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/trustgate/trustgate/internal/attest"
@@ -50,6 +51,8 @@ func TestDirGet(t *testing.T) {
 		// Changed after start: re-checked at each Get.
 		{"opened", func() { os.WriteFile(filepath.Join(dir, "opened"), []byte("x"), 0o644) }, attest.ReasonStoreUnavailable},
 		{"link", func() { os.Symlink(filepath.Join(dir, "s"), filepath.Join(dir, "link")) }, attest.ReasonStoreUnavailable},
+		// A FIFO must not block the release.
+		{"fifo", func() { syscall.Mkfifo(filepath.Join(dir, "fifo"), 0o600) }, attest.ReasonStoreUnavailable},
 	}
 	for _, c := range cases {
 		c.setup()
