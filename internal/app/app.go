@@ -16,10 +16,12 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/trustgate/trustgate/internal/attest"
 	"github.com/trustgate/trustgate/internal/certs"
 	"github.com/trustgate/trustgate/internal/challenge"
 	"github.com/trustgate/trustgate/internal/config"
 	"github.com/trustgate/trustgate/internal/httpapi"
+	"github.com/trustgate/trustgate/internal/metrics"
 	"github.com/trustgate/trustgate/internal/policy"
 	"github.com/trustgate/trustgate/internal/refvalues"
 	"github.com/trustgate/trustgate/internal/release"
@@ -116,7 +118,9 @@ func New(ctx context.Context, cfg config.Config, d Deps) (*App, error) {
 		roots = roots.WithARKKey(sim.ARKKey())
 		log.Warn("dev_simulator: trusting the simulator's AMD root; every token is marked as such")
 	}
-	certSvc, err := newCertService(cfg, roots, rdb, d.Now, log)
+	var engine *policy.Engine // set below, before anything is served
+	m := metrics.New(func() string { return engine.ID() })
+	certSvc, err := newCertService(cfg, roots, rdb, m, d.Now, log)
 	if err != nil {
 		cleanup()
 		return nil, err
@@ -134,13 +138,13 @@ func New(ctx context.Context, cfg config.Config, d Deps) (*App, error) {
 		cleanup()
 		return nil, err
 	}
-	engine, err := policy.New(ctx, policy.Options{Module: policySrc, ModuleName: cfg.Policy, Reference: ref, Now: d.Now})
+	engine, err = policy.New(ctx, policy.Options{Module: policySrc, ModuleName: cfg.Policy, Reference: ref, Now: d.Now})
 	if err != nil {
 		cleanup()
 		return nil, fmt.Errorf("policy: %w", err)
 	}
 
-	svc, err := verifier.New(verifier.Options{SNP: snp.New(snpOpts), Policy: engine, Nonces: nonces, Tokens: tokens, Now: d.Now})
+	svc, err := verifier.New(verifier.Options{SNP: snp.New(snpOpts), Policy: engine, Nonces: nonces, Tokens: tokens, Observer: m, Now: d.Now})
 	if err != nil {
 		cleanup()
 		return nil, err
@@ -157,7 +161,7 @@ func New(ctx context.Context, cfg config.Config, d Deps) (*App, error) {
 			cleanup()
 			return nil, err
 		}
-		releaser = rel
+		releaser = countedReleaser{rel, m}
 	}
 	tlsCfg, err := serverTLS(cfg)
 	if err != nil {
@@ -171,7 +175,8 @@ func New(ctx context.Context, cfg config.Config, d Deps) (*App, error) {
 	}
 	a := &App{cfg: cfg, log: log, engine: engine, tokens: tokens, svc: svc, certs: certSvc, tls: tlsCfg, close: cleanup}
 	a.handler = httpapi.New(httpapi.Options{
-		Attester: svc, Releaser: releaser, Challenger: nonces, JWKS: tokens.JWKS, Health: health{engine, rdb}, Logger: log,
+		Attester: svc, Releaser: releaser, Challenger: countedChallenger{nonces, m}, JWKS: tokens.JWKS, Health: health{engine, rdb},
+		Metrics: m.Handler(), Logger: log,
 		DevSimulator: cfg.DevSimulator, RequireClientCert: cfg.ClientCA != "",
 	})
 	return a, nil
@@ -207,9 +212,9 @@ func serverTLS(cfg config.Config) (*tls.Config, error) {
 // (cert_cache_dir) and Redis tiers in front of the KDS, and revocation over
 // AMD's CRLs. The simulator's chains are not AMD's and no CRL covers them;
 // only with dev_simulator are they let past the revocation check.
-func newCertService(cfg config.Config, roots *snp.Roots, rdb *redis.Client, now func() time.Time, log *slog.Logger) (*certs.Service, error) {
+func newCertService(cfg config.Config, roots *snp.Roots, rdb *redis.Client, obs certs.Observer, now func() time.Time, log *slog.Logger) (*certs.Service, error) {
 	c := certs.Config{
-		KDSURL: cfg.KDSURL, Offline: cfg.Offline, Dir: cfg.CertCacheDir, Roots: roots, Clock: now, Logger: log,
+		KDSURL: cfg.KDSURL, Offline: cfg.Offline, Dir: cfg.CertCacheDir, Roots: roots, Clock: now, Logger: log, Observer: obs,
 		RateInterval: cfg.KDSRate, MaxStaleness: cfg.CertMaxStaleness, CRLGrace: cfg.CRLGrace,
 		SkipRevocationForUnpinned: cfg.DevSimulator,
 	}
@@ -305,6 +310,29 @@ func (a *App) warm(ctx context.Context) {
 		return
 	}
 	a.log.Info("warm_chips: certificate cache warmed", "chips", len(reqs), "took", time.Since(start).Round(time.Millisecond).String())
+}
+
+// countedChallenger counts the nonces it issues.
+type countedChallenger struct {
+	httpapi.Challenger
+	m *metrics.Metrics
+}
+
+func (c countedChallenger) Issue() (attest.Nonce, time.Time) {
+	c.m.ChallengeIssued()
+	return c.Challenger.Issue()
+}
+
+// countedReleaser counts releases by result.
+type countedReleaser struct {
+	httpapi.Releaser
+	m *metrics.Metrics
+}
+
+func (r countedReleaser) Release(ctx context.Context, token string, names []string) (string, error) {
+	jwe, err := r.Releaser.Release(ctx, token, names)
+	r.m.Released(attest.ReasonOf(err))
+	return jwe, err
 }
 
 type health struct {

@@ -7,6 +7,7 @@ import (
 	"crypto/rand"
 	"crypto/x509"
 	"encoding/pem"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -58,6 +59,18 @@ func TestServeWarmsCertificateCache(t *testing.T) {
 	}
 	if n := len(kds.Requests("vcek")); n != 2 {
 		t.Errorf("%d VCEK requests for 2 chips", n)
+	}
+	// The certificate service reports to /metrics.
+	resp, err := http.Get(s.url + v1.PathMetrics)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{`trustgate_kds_requests_total{code="200",kind="vcek"} 2`, `trustgate_cert_cache_lookups_total{result="miss"} 2`} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
 	}
 	// The fake KDS cannot sign CRLs with AMD's ARK: warming reports that.
 	waitFor(t, func() bool { return strings.Contains(s.logText(), "warm_chips: some certificates could not be had") })
