@@ -44,12 +44,25 @@ func (c *fieldCache) fieldsOf(t reflect.Type) []field {
 // omitempty left out): the document json.Marshal would give, without a
 // JSON round trip, which would double the cost of an evaluation.
 func (c *fieldCache) inputValue(v reflect.Value) (ast.Value, error) {
+	t, err := c.term(v)
+	if err != nil {
+		return nil, err
+	}
+	return t.Value, nil
+}
+
+// hexType is the claims' byte-string type, rendered as lowercase hex.
+var hexType = reflect.TypeFor[attest.Hex]()
+
+// term is inputValue as a term; booleans, small numbers and short strings
+// (tee, product, signer) are OPA's interned terms, allocated once.
+func (c *fieldCache) term(v reflect.Value) (*ast.Term, error) {
 	switch v.Kind() {
 	case reflect.Pointer:
 		if v.IsNil() {
-			return ast.Null{}, nil
+			return ast.InternedNullTerm, nil
 		}
-		return c.inputValue(v.Elem())
+		return c.term(v.Elem())
 	case reflect.Struct:
 		fs := c.fieldsOf(v.Type())
 		obj := ast.NewObjectWithCapacity(len(fs))
@@ -58,25 +71,25 @@ func (c *fieldCache) inputValue(v reflect.Value) (ast.Value, error) {
 			if f.omitEmpty && fv.IsZero() {
 				continue
 			}
-			val, err := c.inputValue(fv)
+			t, err := c.term(fv)
 			if err != nil {
 				return nil, err
 			}
-			obj.Insert(f.key, ast.NewTerm(val))
+			obj.Insert(f.key, t)
 		}
-		return obj, nil
+		return ast.NewTerm(obj), nil
 	case reflect.Slice:
-		if v.Type() == reflect.TypeFor[attest.Hex]() {
-			return ast.String(hex.EncodeToString(v.Bytes())), nil
+		if v.Type() == hexType {
+			return ast.StringTerm(hex.EncodeToString(v.Bytes())), nil
 		}
 	case reflect.String:
-		return ast.String(v.String()), nil
+		return ast.InternedTerm(v.String()), nil
 	case reflect.Bool:
-		return ast.Boolean(v.Bool()), nil
+		return ast.InternedTerm(v.Bool()), nil
 	case reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
-		return ast.InternedTerm(int(v.Uint())).Value, nil
+		return ast.InternedTerm(int(v.Uint())), nil
 	case reflect.Int, reflect.Int32, reflect.Int64:
-		return ast.InternedTerm(int(v.Int())).Value, nil
+		return ast.InternedTerm(int(v.Int())), nil
 	}
 	return nil, fmt.Errorf("policy input: unsupported claim type %s", v.Type())
 }
