@@ -56,7 +56,7 @@ type Deps struct {
 }
 
 // New builds an App from cfg (which it validates).
-func New(ctx context.Context, cfg config.Config, d Deps) (*App, error) {
+func New(ctx context.Context, cfg config.Config, d Deps) (_ *App, err error) {
 	log := d.Logger
 	if log == nil {
 		log = slog.Default()
@@ -74,6 +74,18 @@ func New(ctx context.Context, cfg config.Config, d Deps) (*App, error) {
 	if cfg.NonceKeyFile == "" {
 		log.Warn("no nonce_key_file: generated a nonce key; outstanding challenges die with a restart and replicas cannot share them")
 	}
+	// What is opened is closed again, last first, if New fails later.
+	var closers []func()
+	cleanup := func() {
+		for i := len(closers) - 1; i >= 0; i-- {
+			closers[i]()
+		}
+	}
+	defer func() {
+		if err != nil {
+			cleanup()
+		}
+	}()
 	var rdb *redis.Client
 	if cfg.Redis != "" {
 		ro, err := redis.ParseURL(cfg.Redis)
@@ -81,11 +93,7 @@ func New(ctx context.Context, cfg config.Config, d Deps) (*App, error) {
 			return nil, errors.New("redis: not a redis://, rediss:// or unix:// URL")
 		}
 		rdb = redis.NewClient(ro)
-	}
-	cleanup := func() {
-		if rdb != nil {
-			rdb.Close()
-		}
+		closers = append(closers, func() { rdb.Close() })
 	}
 	// Single-use records (nonces, token ids): in Redis when configured, so
 	// that every replica refuses what one of them accepted.
@@ -95,13 +103,11 @@ func New(ctx context.Context, cfg config.Config, d Deps) (*App, error) {
 	}
 	nonces, err := challenge.New(challenge.Options{Key: nonceKey, TTL: cfg.NonceTTL, Store: used, Now: d.Now})
 	if err != nil {
-		cleanup()
 		return nil, err
 	}
 
 	tokKey, generated, err := token.LoadOrGenerateKey(cfg.TokenKeyFile)
 	if err != nil {
-		cleanup()
 		return nil, fmt.Errorf("token_key_file: %w", err)
 	}
 	if generated {
@@ -109,7 +115,6 @@ func New(ctx context.Context, cfg config.Config, d Deps) (*App, error) {
 	}
 	tokens, err := token.New(token.Options{Key: tokKey, Build: Version, Lifetime: cfg.TokenLifetime, DevSimulator: cfg.DevSimulator, Now: d.Now})
 	if err != nil {
-		cleanup()
 		return nil, err
 	}
 
@@ -122,50 +127,38 @@ func New(ctx context.Context, cfg config.Config, d Deps) (*App, error) {
 	m := metrics.New(func() string { return engine.ID() })
 	certSvc, err := newCertService(cfg, roots, rdb, m, d.Now, log)
 	if err != nil {
-		cleanup()
 		return nil, err
 	}
-	cleanup = func() {
-		certSvc.Close()
-		if rdb != nil {
-			rdb.Close()
-		}
-	}
+	closers = append(closers, func() { certSvc.Close() })
 	snpOpts := snp.Options{Roots: roots, Now: d.Now, Keys: certSvc, Revocation: certSvc}
 
 	policySrc, ref, err := readPolicyInputs(cfg)
 	if err != nil {
-		cleanup()
 		return nil, err
 	}
 	engine, err = policy.New(ctx, policy.Options{Module: policySrc, ModuleName: cfg.Policy, Reference: ref, Now: d.Now})
 	if err != nil {
-		cleanup()
 		return nil, fmt.Errorf("policy: %w", err)
 	}
 
 	svc, err := verifier.New(verifier.Options{SNP: snp.New(snpOpts), Policy: engine, Nonces: nonces, Tokens: tokens, Observer: m, Now: d.Now})
 	if err != nil {
-		cleanup()
 		return nil, err
 	}
 	var releaser httpapi.Releaser
 	if cfg.Resources != "" {
 		store, err := resources.Open(cfg.Resources)
 		if err != nil {
-			cleanup()
-			return nil, fmt.Errorf("resources: %w", err)
+				return nil, fmt.Errorf("resources: %w", err)
 		}
 		rel, err := release.New(release.Options{Tokens: tokens, Used: used, Resources: store, Now: d.Now})
 		if err != nil {
-			cleanup()
-			return nil, err
+				return nil, err
 		}
 		releaser = countedReleaser{rel, m}
 	}
 	tlsCfg, err := serverTLS(cfg)
 	if err != nil {
-		cleanup()
 		return nil, err
 	}
 	if tlsCfg == nil && !cfg.DevSimulator {
