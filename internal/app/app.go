@@ -149,11 +149,11 @@ func New(ctx context.Context, cfg config.Config, d Deps) (_ *App, err error) {
 	if cfg.Resources != "" {
 		store, err := resources.Open(cfg.Resources)
 		if err != nil {
-				return nil, fmt.Errorf("resources: %w", err)
+			return nil, fmt.Errorf("resources: %w", err)
 		}
 		rel, err := release.New(release.Options{Tokens: tokens, Used: used, Resources: store, Now: d.Now})
 		if err != nil {
-				return nil, err
+			return nil, err
 		}
 		releaser = countedReleaser{rel, m}
 	}
