@@ -6,6 +6,7 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -276,11 +277,33 @@ func TestReleaseHostileInput(t *testing.T) {
 			t.Errorf("%s: %d %+v, want %d %s", c.name, resp.StatusCode, e, c.code, c.reason)
 		}
 	}
-	// 100 names with a valid token: too many.
+	// 65 distinct names with a valid token: one more than a release takes.
 	g := newGuest(t, sim.Options{})
-	var req v1.ReleaseRequest
-	json.Unmarshal(many, &req)
-	if _, err := s.c.Release(context.Background(), attestToken(t, s, g), req.Resources); reasonOf(err) != "malformed_evidence" {
-		t.Errorf("100 names: %v", err)
+	var names []string
+	for i := range release.MaxResources + 1 {
+		names = append(names, fmt.Sprintf("r%d", i))
+	}
+	if _, err := s.c.Release(context.Background(), attestToken(t, s, g), names); reasonOf(err) != "malformed_evidence" {
+		t.Errorf("%d names: %v", len(names), err)
+	}
+}
+
+// A release refused after the resources are read (a granted resource is
+// missing from the store) uses nothing up: once it is there, the same
+// token releases.
+func TestReleaseRefusedAtTheStoreConsumesNothing(t *testing.T) {
+	t.Parallel()
+	dir := resourceDir(t, map[string]string{})
+	s := startServer(t, refYAML(""), func(c *config.Config) { c.Resources = dir })
+	g := newGuest(t, sim.Options{})
+	tok := attestToken(t, s, g)
+	if _, err := s.c.Release(context.Background(), tok, []string{"db-password"}); reasonOf(err) != "resource_forbidden" {
+		t.Fatalf("granted but not stored: %v", err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "db-password"), []byte(dbPassword), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.c.Release(context.Background(), tok, []string{"db-password"}); err != nil {
+		t.Fatalf("the same token after the store was mended: %v", err)
 	}
 }

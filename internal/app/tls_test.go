@@ -3,6 +3,7 @@ package app
 import (
 	"context"
 	"crypto/tls"
+	"encoding/json"
 	"net/http"
 	"strings"
 	"testing"
@@ -42,8 +43,18 @@ func TestServeTLSKnownAgentsOnly(t *testing.T) {
 	if _, err := agent.Attest(ctx, g.request(ch.Nonce, false)); err != nil {
 		t.Fatalf("known agent: %v", err)
 	}
-	if _, err := anonymous.Challenge(ctx); reasonOf(err) != "unauthorized_client" || !strings.Contains(err.Error(), "HTTP 401") {
-		t.Fatalf("agent without a certificate: %v", err)
+	// Every gated path refuses a client without a certificate.
+	for _, path := range []string{v1.PathChallenge, v1.PathAttest, v1.PathRelease, v1.PathVerify} {
+		resp, err := anonymous.HTTP.Post(httpsURL+path, "application/json", strings.NewReader("{}"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var e v1.Error
+		json.NewDecoder(resp.Body).Decode(&e)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusUnauthorized || e.Reason != "unauthorized_client" {
+			t.Errorf("%s without a certificate: %d %+v", path, resp.StatusCode, e)
+		}
 	}
 	if _, err := anonymous.JWKS(ctx); err != nil {
 		t.Fatalf("JWKS must stay open: %v", err)
