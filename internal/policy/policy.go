@@ -17,6 +17,7 @@ import (
 	"github.com/open-policy-agent/opa/v1/ast"
 	"github.com/open-policy-agent/opa/v1/rego"
 	"github.com/open-policy-agent/opa/v1/storage/inmem"
+	"github.com/open-policy-agent/opa/v1/topdown"
 	"github.com/open-policy-agent/opa/v1/util"
 
 	"github.com/trustgate/trustgate/internal/attest"
@@ -270,7 +271,17 @@ func (e *Engine) EvaluateJSON(ctx context.Context, claims []byte) (attest.Decisi
 }
 
 func (e *Engine) evaluate(ctx context.Context, v ast.Value) (attest.Decision, error) {
-	rs, err := e.cur.Load().q.Eval(ctx, rego.EvalParsedInput(v), rego.EvalTime(e.now()))
+	// The evaluation stops when ctx ends. OPA would otherwise start a
+	// goroutine per evaluation to watch ctx; context.AfterFunc registers
+	// the same stop without one (and with nothing at all for a context
+	// that cannot end).
+	if err := ctx.Err(); err != nil {
+		return attest.Decision{}, attest.Errorf(attest.ReasonPolicyDenied, "policy evaluation: %w", err)
+	}
+	c := topdown.NewCancel()
+	stop := context.AfterFunc(ctx, c.Cancel)
+	defer stop()
+	rs, err := e.cur.Load().q.Eval(ctx, rego.EvalParsedInput(v), rego.EvalTime(e.now()), rego.EvalExternalCancel(c))
 	if err != nil {
 		return attest.Decision{}, attest.Errorf(attest.ReasonPolicyDenied, "policy evaluation: %w", err)
 	}

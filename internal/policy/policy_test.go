@@ -220,6 +220,32 @@ func TestCustomPolicies(t *testing.T) {
 	}
 }
 
+// An evaluation whose context ends is a deny, whether the context ended
+// before it started or while it ran (a policy that would run for minutes
+// stops within the deadline).
+func TestEvaluationStopsWithItsContext(t *testing.T) {
+	t.Parallel()
+	slow := "package trustgate\ndecision := {\"allow\": count([x | some x in numbers.range(1, 100000000); x % 7 == 0]) > 0}\n"
+	e := engine(t, slow, set(nil), time.Now())
+
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if d, err := e.Evaluate(ctx, claims(nil)); err == nil || d.Allow || attest.ReasonOf(err) != attest.ReasonPolicyDenied {
+		t.Fatalf("cancelled before: decision %+v, error %v", d, err)
+	}
+
+	ctx, cancel = context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	d, err := e.Evaluate(ctx, claims(nil))
+	if err == nil || d.Allow || attest.ReasonOf(err) != attest.ReasonPolicyDenied {
+		t.Fatalf("deadline during evaluation: decision %+v, error %v", d, err)
+	}
+	if took := time.Since(start); took > 10*time.Second {
+		t.Fatalf("the evaluation ran on for %v after its deadline", took)
+	}
+}
+
 // Builtins that reach the network, the environment or the logs do not
 // compile.
 func TestRefusedBuiltins(t *testing.T) {
