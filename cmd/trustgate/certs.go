@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"flag"
@@ -8,10 +9,10 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"path/filepath"
 	"slices"
 	"time"
 
+	"github.com/trustgate/trustgate/internal/atomicfile"
 	"github.com/trustgate/trustgate/internal/attest"
 	"github.com/trustgate/trustgate/internal/certs"
 	"github.com/trustgate/trustgate/internal/tee/snp"
@@ -253,21 +254,13 @@ func cliLogger(w io.Writer) *slog.Logger {
 	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelWarn}))
 }
 
-// writeBundle writes b to path through a temporary file and a rename.
+// writeBundle replaces path with b.
 func writeBundle(path string, b *certs.Bundle) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".trustgate-certs-*")
-	if err != nil {
+	var buf bytes.Buffer
+	if err := b.Write(&buf); err != nil {
 		return err
 	}
-	defer os.Remove(tmp.Name())
-	if err := b.Write(tmp); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
+	return atomicfile.Write(path, buf.Bytes(), 0o600)
 }
 
 // unjoin splits an errors.Join error into its parts.

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/trustgate/trustgate/client"
+	"github.com/trustgate/trustgate/internal/atomicfile"
 	"github.com/trustgate/trustgate/internal/release"
 	"github.com/trustgate/trustgate/internal/resources"
 )
@@ -154,17 +155,7 @@ func WriteResources(dir string, res map[string][]byte) error {
 		if err := resources.ValidName(name); err != nil {
 			return err
 		}
-		tmp, err := os.CreateTemp(dir, ".tmp-*")
-		if err != nil {
-			return err
-		}
-		_, werr := tmp.Write(b)
-		if err := errors.Join(werr, tmp.Chmod(0o600), tmp.Sync(), tmp.Close()); err != nil {
-			os.Remove(tmp.Name())
-			return err
-		}
-		if err := os.Rename(tmp.Name(), filepath.Join(dir, name)); err != nil {
-			os.Remove(tmp.Name())
+		if err := atomicfile.Write(filepath.Join(dir, name), b, 0o600); err != nil {
 			return err
 		}
 	}

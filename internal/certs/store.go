@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/trustgate/trustgate/internal/atomicfile"
 )
 
 // record is what the persistent tiers hold per certificate or CRL: the
@@ -93,31 +95,7 @@ func (d *diskStore) put(_ context.Context, key string, r *record, _ time.Duratio
 	if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
 		return pathless(err)
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(p), ".tmp-*")
-	if err != nil {
-		return pathless(err)
-	}
-	ok := false
-	defer func() {
-		if !ok {
-			tmp.Close()
-			os.Remove(tmp.Name())
-		}
-	}()
-	if _, err := tmp.Write(b); err != nil {
-		return pathless(err)
-	}
-	if err := tmp.Sync(); err != nil {
-		return pathless(err)
-	}
-	if err := tmp.Close(); err != nil {
-		return pathless(err)
-	}
-	if err := os.Rename(tmp.Name(), p); err != nil {
-		return pathless(err)
-	}
-	ok = true
-	return nil
+	return pathless(atomicfile.Write(p, b, 0o600))
 }
 
 func (d *diskStore) del(_ context.Context, key string) error {

@@ -8,9 +8,10 @@ import (
 	"io"
 	"io/fs"
 	"os"
-	"path/filepath"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/trustgate/trustgate/internal/atomicfile"
 )
 
 // Append adds m to the reference-values file at path, creating the file if
@@ -55,7 +56,7 @@ func Append(path string, m Measurement) error {
 	if _, err := Parse(out, f); err != nil {
 		return fmt.Errorf("reference values %s: refusing to write: %w", path, err)
 	}
-	return writeAtomic(path, out, mode)
+	return atomicfile.Write(path, out, mode)
 }
 
 // checkLabels refuses label if one of the existing labels equals it.
@@ -223,31 +224,4 @@ func appendYAML(old []byte, m Measurement) ([]byte, error) {
 		return nil, err
 	}
 	return out.Bytes(), nil
-}
-
-// writeAtomic replaces path with data through a temporary file in the same
-// directory and a rename, so a reader never sees a half-written file.
-func writeAtomic(path string, data []byte, mode fs.FileMode) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
-	if err != nil {
-		return err
-	}
-	name := tmp.Name()
-	defer os.Remove(name) // no-op once renamed
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Chmod(mode); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(name, path)
 }
