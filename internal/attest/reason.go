@@ -71,6 +71,19 @@ func Errorf(reason Reason, format string, args ...any) *Error {
 	return &Error{Reason: reason, Err: fmt.Errorf(format, args...)}
 }
 
+// WithReason gives err the reason r: err itself when its reason is already
+// r, otherwise err wrapped in an *Error with reason r, its detail prefixed
+// by what (if not empty). A nil err stays nil.
+func WithReason(r Reason, what string, err error) error {
+	if err == nil || ReasonOf(err) == r {
+		return err
+	}
+	if what != "" {
+		err = fmt.Errorf("%s: %w", what, err)
+	}
+	return &Error{Reason: r, Err: err}
+}
+
 func (e *Error) Error() string {
 	if e.Err == nil {
 		return string(e.Reason)

@@ -203,10 +203,7 @@ func (s *Service) crl(ctx context.Context, k crlKey) (*crlState, error) {
 		return s.resolveCRL(fctx, k)
 	})
 	if err != nil {
-		if attest.ReasonOf(err) != attest.ReasonVCEKUnavailable {
-			err = attest.Errorf(attest.ReasonVCEKUnavailable, "%s: %w", k, err)
-		}
-		return nil, err
+		return nil, attest.WithReason(attest.ReasonVCEKUnavailable, k.String(), err)
 	}
 	return c, nil
 }

@@ -513,8 +513,8 @@ func (s *Service) lookup(ctx context.Context, k vkey) (lookupResult, error) {
 	r, _, err := s.vflights.do(ctx, k, s.fetchContext, func(fctx context.Context) (lookupResult, error) {
 		return s.resolve(fctx, k)
 	})
-	if err != nil && attest.ReasonOf(err) != attest.ReasonVCEKUnavailable {
-		err = attest.Errorf(attest.ReasonVCEKUnavailable, "%s VCEK: %w", k.product, err)
+	if err != nil {
+		err = attest.WithReason(attest.ReasonVCEKUnavailable, string(k.product)+" VCEK", err)
 	}
 	return r, err
 }

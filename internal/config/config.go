@@ -15,6 +15,8 @@ import (
 
 	"github.com/redis/go-redis/v9"
 	"gopkg.in/yaml.v3"
+
+	"github.com/trustgate/trustgate/internal/certs"
 )
 
 // Config is the whole server configuration. Every field is also a flag of
@@ -90,10 +92,10 @@ func Default() Config {
 		Listen:           "127.0.0.1:8080",
 		NonceTTL:         120 * time.Second,
 		TokenLifetime:    60 * time.Second,
-		KDSURL:           "https://kdsintf.amd.com",
-		KDSRate:          10 * time.Second,
-		CertMaxStaleness: 7 * 24 * time.Hour,
-		CRLGrace:         24 * time.Hour,
+		KDSURL:           certs.DefaultKDSURL,
+		KDSRate:          certs.DefaultRateInterval,
+		CertMaxStaleness: certs.DefaultMaxStaleness,
+		CRLGrace:         certs.DefaultCRLGrace,
 		ReloadInterval:   2 * time.Second,
 		ShutdownTimeout:  10 * time.Second,
 	}

@@ -280,10 +280,7 @@ func (v *Verifier) fetch(ctx context.Context, report []byte, signer Signer) ([]b
 		}
 		lastErr = err
 	}
-	if attest.ReasonOf(lastErr) == attest.ReasonVCEKUnavailable {
-		return nil, lastErr
-	}
-	return nil, &attest.Error{Reason: attest.ReasonVCEKUnavailable, Err: lastErr}
+	return nil, attest.WithReason(attest.ReasonVCEKUnavailable, "", lastErr)
 }
 
 // candidateProducts lists the product lines whose KDS may hold the report's
