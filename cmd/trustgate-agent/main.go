@@ -78,6 +78,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.Var(&names, "resource", "release resource `NAME` (repeatable)")
 	out := fs.String("out", "", "write released resources to `DIR`/NAME")
 	device := fs.String("device", "auto", "guest device: auto, configfs or sev-guest")
+	vmpl := fs.Uint("vmpl", 0, "ask for the report at this VMPL, 0–3 (the verifier's allowed_vmpl must admit it)")
 	simulate := fs.Bool("simulate", false, "use the SEV-SNP simulator instead of the guest device (the verifier must run --dev-simulator)")
 	simMeasurement := fs.String("sim-measurement", "", "launch measurement of the simulated guest (48 bytes, `HEX`; default 5a…5a)")
 	caFile := fs.String("ca", "", "trust the verifier's TLS certificate under this CA `FILE` (PEM)")
@@ -111,6 +112,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return usageErr("--sim-measurement needs --simulate")
 	case *device != agent.DeviceAuto && *device != agent.DeviceConfigFS && *device != agent.DeviceSEVGuest:
 		return usageErr("--device %q: want auto, configfs or sev-guest", *device)
+	case *vmpl > 3:
+		return usageErr("--vmpl %d: want 0 to 3", *vmpl)
+	case *vmpl != 0 && *simulate:
+		return usageErr("--vmpl needs a guest device, not --simulate")
 	}
 	for _, n := range names {
 		if err := resources.ValidName(n); err != nil {
@@ -147,7 +152,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		}
 		dev = agent.SimDevice{Sim: s}
 	} else {
-		d, err := agent.OpenDevice(*device)
+		d, err := agent.OpenDevice(*device, agent.WithVMPL(*vmpl))
 		if err != nil {
 			fmt.Fprintf(stderr, "trustgate-agent: %v\n", err)
 			return exitUnavailable

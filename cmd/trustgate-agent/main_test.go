@@ -43,6 +43,8 @@ func TestAgentAttestSimulated(t *testing.T) {
 		{[]string{"attest", "--verifier", url, "--simulate", "--resource", "db-password"}, exitUsage, ""},
 		{[]string{"attest", "--verifier", url, "--simulate", "--resource", "../x", "--out", t.TempDir()}, exitUsage, ""},
 		{[]string{"attest", "--verifier", url, "--device", "tpm"}, exitUsage, ""},
+		{[]string{"attest", "--verifier", url, "--vmpl", "4"}, exitUsage, ""},
+		{[]string{"attest", "--verifier", url, "--simulate", "--vmpl", "1"}, exitUsage, ""},
 		{[]string{"attest", "--simulate"}, exitUsage, ""},
 		{[]string{"run", "--verifier", url, "--simulate", "--out", t.TempDir()}, exitUsage, ""},
 		{[]string{"attest", "--verifier", url, "--simulate", "--resource", "other-secret", "--out", t.TempDir()}, exitRejected, "REJECTED: resource_forbidden"},

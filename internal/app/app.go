@@ -87,11 +87,11 @@ func New(ctx context.Context, cfg config.Config, d Deps) (_ *App, err error) {
 		}
 	}()
 	var rdb *redis.Client
-	if cfg.Redis != "" {
-		ro, err := redis.ParseURL(cfg.Redis)
-		if err != nil {
-			return nil, errors.New("redis: not a redis://, rediss:// or unix:// URL")
-		}
+	ro, err := cfg.RedisOptions()
+	if err != nil {
+		return nil, err
+	}
+	if ro != nil {
 		rdb = redis.NewClient(ro)
 		closers = append(closers, func() { rdb.Close() })
 	}
@@ -151,7 +151,7 @@ func New(ctx context.Context, cfg config.Config, d Deps) (_ *App, err error) {
 		if err != nil {
 			return nil, fmt.Errorf("resources: %w", err)
 		}
-		rel, err := release.New(release.Options{Tokens: tokens, Used: used, Resources: store, Now: d.Now})
+		rel, err := release.New(release.Options{Tokens: tokens, Used: used, Resources: store})
 		if err != nil {
 			return nil, err
 		}

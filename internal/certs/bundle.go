@@ -305,7 +305,7 @@ func (s *Service) Import(ctx context.Context, b *Bundle) (ImportResult, error) {
 		res.VCEKs++
 	}
 	for _, c := range crls {
-		cur, _ := s.resolveHeldCRL(ctx, c.k, now)
+		cur := s.heldCRL(ctx, c.k, now)
 		if cur != nil && cur.newer(c.c) {
 			res.Kept++
 			continue
@@ -319,9 +319,9 @@ func (s *Service) Import(ctx context.Context, b *Bundle) (ImportResult, error) {
 	return res, nil
 }
 
-// resolveHeldCRL returns the newest CRL held in memory or the tiers,
-// without asking the KDS.
-func (s *Service) resolveHeldCRL(ctx context.Context, k crlKey, now time.Time) (*crlState, error) {
+// heldCRL returns the newest CRL held in memory or the tiers, without
+// asking the KDS; nil if none.
+func (s *Service) heldCRL(ctx context.Context, k crlKey, now time.Time) *crlState {
 	best := s.crls[k].Load()
 	for _, t := range s.tiers {
 		rec, err := t.get(ctx, k.name())
@@ -332,7 +332,7 @@ func (s *Service) resolveHeldCRL(ctx context.Context, k crlKey, now time.Time) (
 			best = c
 		}
 	}
-	return best, nil
+	return best
 }
 
 // putAll writes a record to every persistent tier; unlike persist it

@@ -199,7 +199,7 @@ func (s *Service) crl(ctx context.Context, k crlKey) (*crlState, error) {
 	if s.crls[k] == nil {
 		return nil, attest.Errorf(attest.ReasonVCEKUnavailable, "no CRL is known for %s", k)
 	}
-	c, _, err := s.cflights.do(ctx, k, s.fetchContext, func(fctx context.Context) (*crlState, error) {
+	c, err := s.cflights.do(ctx, k, s.fetchContext, func(fctx context.Context) (*crlState, error) {
 		return s.resolveCRL(fctx, k)
 	})
 	if err != nil {

@@ -33,9 +33,8 @@ type flight[V any] struct {
 }
 
 // do returns the result of fn for key, calling fn only if no call for key
-// is in flight. shared reports whether the result came from another
-// caller's call.
-func (f *flights[K, V]) do(ctx context.Context, key K, start func() (context.Context, context.CancelFunc), fn func(context.Context) (V, error)) (v V, shared bool, err error) {
+// is in flight.
+func (f *flights[K, V]) do(ctx context.Context, key K, start func() (context.Context, context.CancelFunc), fn func(context.Context) (V, error)) (v V, err error) {
 	f.mu.Lock()
 	if f.m == nil {
 		f.m = make(map[K]*flight[V])
@@ -44,7 +43,7 @@ func (f *flights[K, V]) do(ctx context.Context, key K, start func() (context.Con
 	if !shared {
 		if f.max > 0 && len(f.m) >= f.max {
 			f.mu.Unlock()
-			return v, false, errBusy
+			return v, errBusy
 		}
 		fctx, release := start()
 		fctx, abandon := context.WithCancel(fctx)
@@ -67,7 +66,7 @@ func (f *flights[K, V]) do(ctx context.Context, key K, start func() (context.Con
 	f.mu.Unlock()
 	select {
 	case <-fl.done:
-		return fl.val, shared, fl.err
+		return fl.val, fl.err
 	case <-ctx.Done():
 		f.mu.Lock()
 		if fl.waiters--; fl.waiters == 0 {
@@ -77,6 +76,6 @@ func (f *flights[K, V]) do(ctx context.Context, key K, start func() (context.Con
 			}
 		}
 		f.mu.Unlock()
-		return v, shared, ctx.Err()
+		return v, ctx.Err()
 	}
 }

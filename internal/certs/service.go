@@ -167,7 +167,6 @@ type Service struct {
 	kds      *kdsClient
 	mem      *lru.Cache[vkey, *ventry] // the memory tier
 	tiers    []store
-	disk     *diskStore
 	neg      negCache
 	frac     float64
 	maxStale time.Duration
@@ -295,8 +294,7 @@ func New(cfg Config) (*Service, error) {
 			dir = d
 		}
 		if dir != "" {
-			s.disk = &diskStore{dir: dir}
-			s.tiers = append(s.tiers, s.disk)
+			s.tiers = append(s.tiers, &diskStore{dir: dir})
 		}
 	}
 	if cfg.Redis != nil {
@@ -510,7 +508,7 @@ type lookupResult struct {
 
 // lookup resolves k through the tiers and the KDS, coalesced per key.
 func (s *Service) lookup(ctx context.Context, k vkey) (lookupResult, error) {
-	r, _, err := s.vflights.do(ctx, k, s.fetchContext, func(fctx context.Context) (lookupResult, error) {
+	r, err := s.vflights.do(ctx, k, s.fetchContext, func(fctx context.Context) (lookupResult, error) {
 		return s.resolve(fctx, k)
 	})
 	if err != nil {

@@ -86,6 +86,20 @@ type Config struct {
 	DevSimulator bool `yaml:"dev_simulator"`
 }
 
+// RedisOptions returns the client options of the redis URL, nil without
+// one.
+func (c Config) RedisOptions() (*redis.Options, error) {
+	if c.Redis == "" {
+		return nil, nil
+	}
+	o, err := redis.ParseURL(c.Redis)
+	if err != nil {
+		// Not the error itself: it may quote the URL and its password.
+		return nil, errors.New("redis: not a redis://, rediss:// or unix:// URL")
+	}
+	return o, nil
+}
+
 // Default returns the embedded defaults: one machine, no config at all.
 func Default() Config {
 	return Config{
@@ -215,11 +229,8 @@ func (c Config) Validate() error {
 	if c.CertMaxStaleness < 0 || c.CRLGrace < 0 {
 		bad("cert_max_staleness %v, crl_grace %v: want 0 or more", c.CertMaxStaleness, c.CRLGrace)
 	}
-	if c.Redis != "" {
-		if _, err := redis.ParseURL(c.Redis); err != nil {
-			// Not the error itself: it may quote the URL and its password.
-			bad("redis: not a redis://, rediss:// or unix:// URL")
-		}
+	if _, err := c.RedisOptions(); err != nil {
+		bad("%v", err)
 	}
 	if c.Resources != "" {
 		if st, err := os.Stat(c.Resources); err != nil {

@@ -82,6 +82,12 @@ func New(policyID func() string) *Metrics {
 	for _, res := range []string{Pass, Fail} {
 		m.releases.WithLabelValues(res)
 	}
+	// KDS answers: success and no answer at all per kind; other statuses
+	// appear when they first happen.
+	for _, k := range certs.Kinds() {
+		m.kds.WithLabelValues(string(k), "200")
+		m.kds.WithLabelValues(string(k), "error")
+	}
 	return m
 }
 

@@ -28,6 +28,8 @@ func TestLabels(t *testing.T) {
 		`trustgate_releases_total{result="fail"} 1`,
 		`trustgate_releases_total{result="pass"} 0`,
 		`trustgate_cert_cache_lookups_total{result="stale"} 0`,
+		`trustgate_kds_requests_total{code="200",kind="crl"} 0`,
+		`trustgate_kds_requests_total{code="error",kind="vcek"} 0`,
 		`trustgate_policy_info{policy_id="sha256:abc"} 1`,
 	} {
 		if !strings.Contains(out, want) {

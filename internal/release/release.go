@@ -9,11 +9,11 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
 
 	"github.com/trustgate/trustgate/internal/attest"
+	"github.com/trustgate/trustgate/internal/challenge"
 	"github.com/trustgate/trustgate/internal/resources"
 	"github.com/trustgate/trustgate/internal/token"
 )
@@ -26,19 +26,13 @@ type Tokens interface {
 	Verify(tok string) (*token.EAR, error)
 }
 
-// Used records single-use ids (challenge.Store): Consume reports whether
-// id was not recorded before, and keeps it recorded until the given time.
-type Used interface {
-	Consume(ctx context.Context, id string, until time.Time) (first bool, err error)
-}
-
-// Options wires a Service; all but Now are required.
+// Options wires a Service; all are required.
 type Options struct {
-	Tokens    Tokens
-	Used      Used
+	Tokens Tokens
+	// Used records the ids of used tokens, the same kind of single-use
+	// store as for nonces.
+	Used      challenge.Store
 	Resources resources.Store
-	// Now is the clock; nil means time.Now.
-	Now func() time.Time
 }
 
 // Service releases resources.
@@ -48,9 +42,6 @@ type Service struct{ o Options }
 func New(o Options) (*Service, error) {
 	if o.Tokens == nil || o.Used == nil || o.Resources == nil {
 		return nil, errors.New("release: Tokens, Used and Resources are required")
-	}
-	if o.Now == nil {
-		o.Now = time.Now
 	}
 	return &Service{o: o}, nil
 }

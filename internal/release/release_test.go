@@ -36,7 +36,7 @@ func TestReleaseKeepsOnlyTheJTIUntilExpiry(t *testing.T) {
 		t.Fatal(err)
 	}
 	used := challenge.NewMemoryStore(clock.Now)
-	svc, err := New(Options{Tokens: tokens, Used: used, Resources: store, Now: clock.Now})
+	svc, err := New(Options{Tokens: tokens, Used: used, Resources: store})
 	if err != nil {
 		t.Fatal(err)
 	}
