@@ -163,6 +163,15 @@ func reasonOf(err error) string {
 	return "transport: " + err.Error()
 }
 
+// statusOf is the HTTP status of a refusal, 0 for anything else.
+func statusOf(err error) int {
+	var e *client.APIError
+	if errors.As(err, &e) {
+		return e.Status
+	}
+	return 0
+}
+
 func TestHappyPathTokenVerifiesAgainstJWKS(t *testing.T) {
 	t.Parallel()
 	s := startServer(t, refYAML(""), nil)

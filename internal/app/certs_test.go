@@ -149,7 +149,7 @@ func TestReplicasShareSingleUseRecords(t *testing.T) {
 
 	rdb.Shutdown(ctx) // NOSAVE is the default without persistence
 	_, err = a.c.Attest(ctx, g.request(a.challenge(t), false))
-	if reasonOf(err) != "store_unavailable" || !strings.Contains(err.Error(), "HTTP 503") {
+	if reasonOf(err) != "store_unavailable" || statusOf(err) != 503 {
 		t.Fatalf("Redis down: %v, want 503 store_unavailable", err)
 	}
 	var h v1.Health

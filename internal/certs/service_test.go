@@ -441,7 +441,10 @@ func TestMadeUpChipsDoNotPileUpFetches(t *testing.T) {
 	t.Parallel()
 	kds := realKDS(t, nil)
 	kds.SetFault("vcek", testkit.Fault{Hang: true})
-	svc := newService(t, certs.Config{KDSURL: kds.URL, HTTPClient: kds.Client(), NoDisk: true, RateInterval: -1, NegativeTTL: -1})
+	// Timeouts far away: what ends a hung request below is that nobody
+	// waits for it any more.
+	svc := newService(t, certs.Config{KDSURL: kds.URL, HTTPClient: kds.Client(), NoDisk: true, RateInterval: -1, NegativeTTL: -1,
+		RequestTimeout: time.Hour, FetchTimeout: time.Hour})
 	chip := func(i int) snp.KeyRequest {
 		req := trusteeReq
 		req.HWID = bytes.Clone(req.HWID)
@@ -470,8 +473,21 @@ func TestMadeUpChipsDoNotPileUpFetches(t *testing.T) {
 			t.Fatalf("only %d lookups failed fast", busy)
 		}
 	}
+	waitUntil := func(what string, cond func() bool) {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for !cond() {
+			if time.Now().After(deadline) {
+				t.Fatal(what)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	waitUntil("the fetches never reached the KDS", func() bool { return kds.Hanging() == 32 })
 	cancel() // every caller gives up
 	wg.Wait()
+	// Their HTTP requests end with them, long before any timeout.
+	waitUntil("abandoned KDS requests still hang", func() bool { return kds.Hanging() == 0 })
 	// The abandoned fetches are gone: a real lookup gets a place.
 	kds.SetFault("vcek", testkit.Fault{})
 	deadline := time.Now().Add(10 * time.Second)

@@ -41,6 +41,7 @@ type KDS struct {
 	crls   map[string][]byte      // "vcek/Product" → DER
 	faults map[string]*Fault      // kind → fault
 	log    []KDSRequest
+	hung   int // requests hanging now
 }
 
 type vcekRoute struct {
@@ -95,6 +96,14 @@ func NewKDS(tb testing.TB, o KDSOptions) *KDS {
 		k.srv.Close()
 	})
 	return k
+}
+
+// Hanging returns how many requests hang now (Fault.Hang) with their
+// client still connected.
+func (k *KDS) Hanging() int {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return k.hung
 }
 
 // Client returns an HTTP client for the fake KDS.
@@ -236,10 +245,16 @@ func (k *KDS) serve(w http.ResponseWriter, r *http.Request) {
 	}()
 
 	if f.Hang {
+		k.mu.Lock()
+		k.hung++
+		k.mu.Unlock()
 		select {
 		case <-r.Context().Done():
 		case <-k.closed:
 		}
+		k.mu.Lock()
+		k.hung--
+		k.mu.Unlock()
 		status = 0
 		return
 	}
