@@ -7,13 +7,11 @@ package main
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"encoding/hex"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -129,7 +127,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 			return usageErr("%v", err)
 		}
 	}
-	httpClient, err := tlsClient(*caFile, *certFile, *keyFile)
+	httpClient, err := client.NewHTTPClient(*caFile, *certFile, *keyFile)
 	if err != nil {
 		return usageErr("%v", err)
 	}
@@ -228,34 +226,4 @@ func failure(err error, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "trustgate-agent: %v\n", err)
 		return exitRejected
 	}
-}
-
-// tlsClient is the HTTP client for the verifier: the default one unless a
-// CA or a client certificate is given.
-func tlsClient(caFile, certFile, keyFile string) (*http.Client, error) {
-	if caFile == "" && certFile == "" && keyFile == "" {
-		return nil, nil
-	}
-	if (certFile == "") != (keyFile == "") {
-		return nil, errors.New("--cert and --key go together")
-	}
-	cfg := &tls.Config{MinVersion: tls.VersionTLS12}
-	if caFile != "" {
-		pem, err := os.ReadFile(caFile)
-		if err != nil {
-			return nil, fmt.Errorf("--ca: %v", err)
-		}
-		cfg.RootCAs = x509.NewCertPool()
-		if !cfg.RootCAs.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("--ca %s: no PEM certificates", caFile)
-		}
-	}
-	if certFile != "" {
-		c, err := tls.LoadX509KeyPair(certFile, keyFile)
-		if err != nil {
-			return nil, fmt.Errorf("--cert/--key: %v", err)
-		}
-		cfg.Certificates = []tls.Certificate{c}
-	}
-	return &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{TLSClientConfig: cfg, Proxy: http.ProxyFromEnvironment}}, nil
 }

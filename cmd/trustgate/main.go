@@ -1,6 +1,8 @@
-// Command trustgate is the verifier side of trustgate: it verifies SEV-SNP
-// attestation reports (verify), computes expected launch measurements
-// (measure) and, in later versions, serves the attestation HTTP API.
+// Command trustgate is the verifier side of trustgate: it serves the
+// attestation HTTP API (serve), verifies single SEV-SNP reports (verify),
+// appraises claims with a policy (policy eval), computes expected launch
+// measurements (measure), fetches and imports AMD certificates (certs),
+// load-tests a verifier (bench) and shows the whole flow (demo).
 package main
 
 import (
@@ -30,6 +32,7 @@ func commands() []command {
 		{"verify", "verify one SEV-SNP attestation report", cmdVerify},
 		{"measure", "compute the expected SEV-SNP launch measurement", cmdMeasure},
 		{"certs", "fetch and import AMD certificates for offline use", cmdCerts},
+		{"bench", "load-test a verifier serving --dev-simulator", cmdBench},
 	}
 }
 

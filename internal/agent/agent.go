@@ -7,6 +7,7 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"encoding/json"
+	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
 
@@ -32,6 +33,29 @@ type Result struct {
 // Attest runs challenge → report → attest once. The returned error is the
 // verifier's *client.APIError on a rejection.
 func Attest(ctx context.Context, c *client.Client, dev Device) (*Result, error) {
+	p, err := Prepare(ctx, c, dev)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := c.Attest(ctx, p.Request)
+	if err != nil {
+		return nil, err
+	}
+	return &Result{Token: resp.Token, Key: p.Key}, nil
+}
+
+// Prepared is an attest request ready to send, with the ephemeral key
+// bound in its report.
+type Prepared struct {
+	Request v1.AttestRequest
+	Key     *ecdsa.PrivateKey
+	// Expires is when the request's nonce expires.
+	Expires time.Time
+}
+
+// Prepare gets a challenge, makes an ephemeral P-256 key and gets a report
+// binding both (SPEC rule 2) from dev.
+func Prepare(ctx context.Context, c *client.Client, dev Device) (*Prepared, error) {
 	ch, err := c.Challenge(ctx)
 	if err != nil {
 		return nil, err
@@ -54,13 +78,12 @@ func Attest(ctx context.Context, c *client.Client, dev Device) (*Result, error) 
 	if err != nil {
 		return nil, err
 	}
-	resp, err := c.Attest(ctx, v1.AttestRequest{
-		Nonce: ch.Nonce, TEE: v1.TEESEVSNP, Evidence: v1.SNPEvidence{Report: report, CertTable: table}, TEEPubKey: pub,
-	})
-	if err != nil {
-		return nil, err
-	}
-	return &Result{Token: resp.Token, Key: key}, nil
+	return &Prepared{
+		Request: v1.AttestRequest{
+			Nonce: ch.Nonce, TEE: v1.TEESEVSNP, Evidence: v1.SNPEvidence{Report: report, CertTable: table}, TEEPubKey: pub,
+		},
+		Key: key, Expires: ch.ExpiresAt,
+	}, nil
 }
 
 // SimDevice adapts a simulator (sim.Device) to Device.

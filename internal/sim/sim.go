@@ -2,6 +2,7 @@ package sim
 
 import (
 	"bytes"
+	"crypto/ecdsa"
 	"crypto/rsa"
 	"fmt"
 
@@ -48,6 +49,11 @@ func New(o Options) (*Device, error) {
 		d.policy = testkit.DebugPolicy
 	}
 	return d, nil
+}
+
+// VCEKPublicKey returns the key the simulated reports are signed with.
+func (d *Device) VCEKPublicKey() *ecdsa.PublicKey {
+	return d.chain.Signer.Vcek.PublicKey.(*ecdsa.PublicKey)
 }
 
 // Report returns a signed report binding reportData, and the extended
