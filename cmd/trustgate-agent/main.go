@@ -7,7 +7,6 @@ package main
 import (
 	"context"
 	"crypto/tls"
-	"encoding/hex"
 	"errors"
 	"flag"
 	"fmt"
@@ -134,16 +133,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 
 	var dev agent.Device
 	if *simulate {
-		opts := sim.Options{}
-		if *simMeasurement != "" {
-			b, err := hex.DecodeString(*simMeasurement)
-			if err != nil || len(b) != 48 {
-				return usageErr("--sim-measurement must be 48 bytes of hex")
-			}
-			m := [48]byte(b)
-			opts.Measurement = &m
+		m, err := sim.ParseMeasurement(*simMeasurement)
+		if err != nil {
+			return usageErr("--sim-measurement: %v", err)
 		}
-		s, err := sim.New(opts)
+		s, err := sim.New(sim.Options{Measurement: m})
 		if err != nil {
 			fmt.Fprintf(stderr, "trustgate-agent: %v\n", err)
 			return exitUnavailable

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/ecdsa"
 	"crypto/sha512"
-	"encoding/hex"
 	"errors"
 	"flag"
 	"fmt"
@@ -76,14 +75,9 @@ func cmdBench(args []string, stdout, stderr io.Writer) int {
 	case *c < 1 || *c > 1024:
 		return usageErr("-c %d: want 1 to 1024", *c)
 	}
-	opts := sim.Options{}
-	if *simMeasurement != "" {
-		b, err := hex.DecodeString(*simMeasurement)
-		if err != nil || len(b) != 48 {
-			return usageErr("--sim-measurement must be 48 bytes of hex")
-		}
-		m := [48]byte(b)
-		opts.Measurement = &m
+	m, err := sim.ParseMeasurement(*simMeasurement)
+	if err != nil {
+		return usageErr("--sim-measurement: %v", err)
 	}
 	hc, err := client.NewHTTPClient(*caFile, *certFile, *keyFile)
 	if err != nil {
@@ -92,7 +86,7 @@ func cmdBench(args []string, stdout, stderr io.Writer) int {
 	// Keep every worker's connection open between requests: the figure is
 	// the verifier's, not TCP's.
 	hc.Transport.(*http.Transport).MaxIdleConnsPerHost = *c
-	dev, err := sim.New(opts)
+	dev, err := sim.New(sim.Options{Measurement: m})
 	if err != nil {
 		fmt.Fprintf(stderr, "trustgate bench: %v\n", err)
 		return exitUnavailable

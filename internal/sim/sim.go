@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"crypto/ecdsa"
 	"crypto/rsa"
+	"encoding/hex"
+	"errors"
 	"fmt"
 
 	sgtest "github.com/google/go-sev-guest/testing"
@@ -33,6 +35,20 @@ type Options struct {
 	Measurement *[48]byte
 	Debug       bool
 	VMPL        uint32
+}
+
+// ParseMeasurement reads a launch measurement given as 96 hex digits; ""
+// gives nil (DefaultMeasurement).
+func ParseMeasurement(s string) (*[48]byte, error) {
+	if s == "" {
+		return nil, nil
+	}
+	b, err := hex.DecodeString(s)
+	if err != nil || len(b) != 48 {
+		return nil, errors.New("a measurement is 48 bytes of hex")
+	}
+	m := [48]byte(b)
+	return &m, nil
 }
 
 // New returns a simulated device with a fresh simulated AMD chain.
