@@ -27,7 +27,7 @@ func FuzzDecodeVerify(f *testing.F) {
 	f.Add(genuine, []byte{1, 2, 3})
 	f.Add([]byte("HCLA"), bytes.Repeat([]byte{0xff}, 48))
 
-	v := New(Options{AllowDebug: true})
+	v := New(Options{AllowDebug: true, Now: fixedTime(f, "")})
 	known := attest.Reasons()
 	f.Fuzz(func(t *testing.T, input, table []byte) {
 		ev, err := DecodeReport(input)

@@ -23,7 +23,7 @@ func (r *revokeAll) Check(_ context.Context, p Product, s Signer, ica, ek *x509.
 func TestRevocationCheckedOnEveryUseAndPurged(t *testing.T) {
 	t.Parallel()
 	rr := realReports[2] // trustee-report.bin, Milan VCEK
-	v := New(Options{})
+	v := New(Options{Now: fixedTime(t, "")})
 	ev, err := DecodeReport(readTestdata(t, rr.report))
 	if err != nil {
 		t.Fatal(err)
