@@ -43,13 +43,13 @@ func TestCertsFetchImportVerifyOffline(t *testing.T) {
 	}
 	before := len(kds.Requests(""))
 	for _, r := range []string{"trustee-report.bin", "openanolis-trustee-turin-report.bin", "trustee-genoa-e2e-report.bin"} {
-		code, out, errOut = runCLI("verify", td(r), "--offline", "--no-revocation")
+		code, out, errOut = runCLI(atPinned([]string{"verify", td(r), "--offline", "--no-revocation"})...)
 		if code != exitOK || !strings.HasPrefix(out, "VERIFIED") {
 			t.Errorf("verify --offline %s: exit %d\n%s%s", r, code, out, errOut)
 		}
 	}
 	// Not in the bundle: unavailable, exit 3.
-	code, out, _ = runCLI("verify", td("teekit-gcp-milan-report.bin"), "--offline", "--no-revocation")
+	code, out, _ = runCLI(atPinned([]string{"verify", td("teekit-gcp-milan-report.bin"), "--offline", "--no-revocation"})...)
 	if code != exitUnavailable || !strings.HasPrefix(out, "REJECTED: vcek_unavailable") {
 		t.Errorf("verify --offline of a chip not imported: exit %d\n%s", code, out)
 	}
@@ -119,7 +119,7 @@ func TestVerifyOnlineCachesOnDisk(t *testing.T) {
 		{"--kds-url", kds.URL, "--no-revocation"},
 		{"--offline", "--no-revocation"},
 	} {
-		code, out, errOut := runCLI(append([]string{"verify", report}, args...)...)
+		code, out, errOut := runCLI(atPinned(append([]string{"verify", report}, args...))...)
 		if code != exitOK || !strings.HasPrefix(out, "VERIFIED") {
 			t.Fatalf("run %d %v: exit %d\n%s%s", i, args, code, out, errOut)
 		}
@@ -127,7 +127,7 @@ func TestVerifyOnlineCachesOnDisk(t *testing.T) {
 	if n := len(kds.Requests("vcek")); n != 1 {
 		t.Errorf("%d VCEK requests for three runs, want 1", n)
 	}
-	code, out, _ := runCLI("verify", report, "--kds-url", kds.URL)
+	code, out, _ := runCLI(atPinned([]string{"verify", report, "--kds-url", kds.URL})...)
 	if code != exitUnavailable || !strings.HasPrefix(out, "REJECTED: vcek_unavailable") || len(kds.Requests("crl")) == 0 {
 		t.Errorf("with revocation and no AMD-signed CRL: exit %d, %d CRL requests\n%s", code, len(kds.Requests("crl")), out)
 	}

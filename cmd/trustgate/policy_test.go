@@ -122,7 +122,7 @@ func TestPolicyEvalCLI(t *testing.T) {
 	t.Parallel()
 	// Claims as verify --json prints them: the whole output, and its claims
 	// object alone.
-	code, verifyOut, _ := runCLI("verify", "--offline", "--no-revocation", "--json", td("trustee-report.bin"), "--vcek", td("trustee-vcek.der"))
+	code, verifyOut, _ := runCLI(atPinned([]string{"verify", "--offline", "--no-revocation", "--json", td("trustee-report.bin"), "--vcek", td("trustee-vcek.der")})...)
 	if code != exitOK {
 		t.Fatalf("verify: exit %d", code)
 	}

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -28,6 +29,20 @@ func writeTemp(t *testing.T, name string, b []byte) string {
 		t.Fatal(err)
 	}
 	return p
+}
+
+// pinnedAt is when real reports are verified unless a case says otherwise:
+// inside the validity of every stored VCEK (latest notBefore 2026-06-28,
+// earliest notAfter 2029-09-24), so the tests do not depend on the day
+// they run.
+const pinnedAt = "2026-11-01T00:00:00Z"
+
+// atPinned adds --at pinnedAt to verify arguments that have no --at.
+func atPinned(args []string) []string {
+	if slices.Contains(args, "--at") {
+		return args
+	}
+	return append(args, "--at", pinnedAt)
 }
 
 // Every real report verifies from the command line with its own key, as a
@@ -56,7 +71,7 @@ func TestVerifyCLIRealReports(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.report, func(t *testing.T) {
 			t.Parallel()
-			args := append([]string{"verify", td(tc.report), "--offline", "--no-revocation", "--vcek", td(tc.cert)}, tc.extra...)
+			args := atPinned(append([]string{"verify", td(tc.report), "--offline", "--no-revocation", "--vcek", td(tc.cert)}, tc.extra...))
 			code, out, errOut := runCLI(args...)
 			if code != exitOK || !strings.HasPrefix(out, "VERIFIED\n") {
 				t.Fatalf("exit %d, stdout:\n%s\nstderr:\n%s", code, out, errOut)
@@ -96,7 +111,7 @@ func TestVerifyCLIRejections(t *testing.T) {
 		{"wrong report data", []string{td("trustee-report.bin"), "--vcek", key, "--report-data", strings.Repeat("00", 64)}, exitRejected, "report_data_mismatch"},
 		{"no key, offline", []string{td("trustee-report.bin")}, exitUnavailable, "vcek_unavailable"},
 		{"VCEK of another chip", []string{td("trustee-report.bin"), "--vcek", td("virtee-milan-vcek.der")}, exitRejected, "signature_invalid"},
-		{"expired VLEK today", []string{td("trustee-vlek-report.bin"), "--vcek", td("trustee-vlek.der")}, exitRejected, "cert_chain_invalid"},
+		{"expired VLEK", []string{td("trustee-vlek-report.bin"), "--vcek", td("trustee-vlek.der"), "--at", "2026-11-28T00:00:00Z"}, exitRejected, "cert_chain_invalid"},
 		{"empty", []string{writeTemp(t, "e.bin", nil), "--vcek", key}, exitRejected, "malformed_evidence"},
 		{"truncated", []string{writeTemp(t, "t.bin", report[:1000]), "--vcek", key}, exitRejected, "malformed_evidence"},
 		{"oversized", []string{writeTemp(t, "o.bin", make([]byte, 1<<20)), "--vcek", key}, exitRejected, "malformed_evidence"},
@@ -105,7 +120,7 @@ func TestVerifyCLIRejections(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			args := append([]string{"verify", "--offline", "--no-revocation"}, tc.args...)
+			args := atPinned(append([]string{"verify", "--offline", "--no-revocation"}, tc.args...))
 			code, out, _ := runCLI(args...)
 			if code != tc.code || !strings.HasPrefix(out, "REJECTED: "+tc.reason+"\n") {
 				t.Fatalf("exit %d, stdout:\n%s\nwant exit %d, REJECTED: %s", code, out, tc.code, tc.reason)
@@ -115,7 +130,7 @@ func TestVerifyCLIRejections(t *testing.T) {
 
 	// The right expectations pass, which shows the two cases above fail
 	// because of the value, not the flag.
-	if code, out, _ := runCLI("verify", "--offline", "--no-revocation", td("trustee-report.bin"), "--vcek", key, "--measurement", m, "--report-data", rd); code != exitOK {
+	if code, out, _ := runCLI(atPinned([]string{"verify", "--offline", "--no-revocation", td("trustee-report.bin"), "--vcek", key, "--measurement", m, "--report-data", rd})...); code != exitOK {
 		t.Fatalf("correct expectations: exit %d\n%s", code, out)
 	}
 }
@@ -125,7 +140,7 @@ func TestVerifyCLIRejections(t *testing.T) {
 // (which warns) is the only way past that.
 func TestVerifyCLIRevocationFailsClosed(t *testing.T) {
 	t.Parallel()
-	args := []string{"verify", "--offline", td("trustee-report.bin"), "--vcek", td("trustee-vcek.der")}
+	args := atPinned([]string{"verify", "--offline", td("trustee-report.bin"), "--vcek", td("trustee-vcek.der")})
 	code, out, _ := runCLI(args...)
 	if code != exitUnavailable || !strings.HasPrefix(out, "REJECTED: vcek_unavailable\n") || !strings.Contains(out, "revocation cannot be checked") {
 		t.Fatalf("offline without a CRL: exit %d\n%s", code, out)
@@ -146,7 +161,7 @@ func TestVerifyCLIFormatsAndJSON(t *testing.T) {
 		"hex":    []byte(hex.EncodeToString(report) + "\n"),
 		"base64": []byte(base64.StdEncoding.EncodeToString(report)),
 	} {
-		code, out, _ := runCLI("verify", "--offline", "--no-revocation", "--json", writeTemp(t, name, b), "--vcek", td("trustee-vcek.der"))
+		code, out, _ := runCLI(atPinned([]string{"verify", "--offline", "--no-revocation", "--json", writeTemp(t, name, b), "--vcek", td("trustee-vcek.der")})...)
 		var got struct {
 			Verdict string
 			Claims  struct {
