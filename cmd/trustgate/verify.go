@@ -227,6 +227,7 @@ func printClaims(w io.Writer, c *attest.Claims) {
 		{"measurement", c.Measurement.String()}, {"host_data", c.HostData.String()}, {"report_data", c.ReportData.String()},
 		{"family_id", c.FamilyID.String()}, {"image_id", c.ImageID.String()},
 		{"id_key_digest", c.IDKeyDigest.String()}, {"author_key_digest", c.AuthorKeyDigest.String()},
+		{"signer_info", fmt.Sprintf("author_key_en=%t mask_chip_key=%t", c.AuthorKeyEn, c.MaskChipKey)},
 		{"report_id", c.ReportID.String()}, {"report_id_ma", c.ReportIDMA.String()}, {"chip_id", c.ChipID.String()},
 		{"policy", fmt.Sprintf("abi=%d.%d debug=%t migrate_ma=%t smt=%t single_socket=%t cxl_allow=%t mem_aes_256_xts=%t rapl_dis=%t ciphertext_hiding=%t page_swap_disable=%t",
 			p.ABIMajor, p.ABIMinor, p.Debug, p.MigrateMA, p.SMT, p.SingleSocket, p.CXLAllow, p.MemAES256XTS, p.RAPLDis, p.CiphertextHiding, p.PageSwapDisable)},

@@ -36,19 +36,26 @@ func (h Hex) String() string { return hex.EncodeToString(h) }
 // have been verified. Claims are evaluated and dropped: never logged, stored,
 // or put whole into a token.
 type Claims struct {
-	TEE              string       `json:"tee"`            // "sev-snp"
-	Product          string       `json:"product"`        // "Milan", "Genoa", "Turin"
-	Signer           string       `json:"signer"`         // "vcek" or "vlek"
-	ReportVersion    uint32       `json:"report_version"` // 2..5
-	VMPL             uint32       `json:"vmpl"`
-	GuestSVN         uint32       `json:"guest_svn"`
-	Measurement      Hex          `json:"measurement"` // 48 bytes
-	HostData         Hex          `json:"host_data"`   // 32 bytes
-	ReportData       Hex          `json:"report_data"` // 64 bytes
-	FamilyID         Hex          `json:"family_id"`   // 16 bytes
-	ImageID          Hex          `json:"image_id"`    // 16 bytes
-	IDKeyDigest      Hex          `json:"id_key_digest"`
-	AuthorKeyDigest  Hex          `json:"author_key_digest"`
+	TEE             string `json:"tee"`            // "sev-snp"
+	Product         string `json:"product"`        // "Milan", "Genoa", "Turin"
+	Signer          string `json:"signer"`         // "vcek" or "vlek"
+	ReportVersion   uint32 `json:"report_version"` // 2..5
+	VMPL            uint32 `json:"vmpl"`
+	GuestSVN        uint32 `json:"guest_svn"`
+	Measurement     Hex    `json:"measurement"` // 48 bytes
+	HostData        Hex    `json:"host_data"`   // 32 bytes
+	ReportData      Hex    `json:"report_data"` // 64 bytes
+	FamilyID        Hex    `json:"family_id"`   // 16 bytes
+	ImageID         Hex    `json:"image_id"`    // 16 bytes
+	IDKeyDigest     Hex    `json:"id_key_digest"`
+	AuthorKeyDigest Hex    `json:"author_key_digest"` // meaningful only with AuthorKeyEn
+	// AuthorKeyEn is SIGNER_INFO bit 0: the ID block was signed by an author
+	// key, so AuthorKeyDigest names it (all zero otherwise).
+	AuthorKeyEn bool `json:"author_key_en"`
+	// MaskChipKey is SIGNER_INFO bit 1: the host configured the platform
+	// not to use the VCEK in attestation (the report is then VLEK-signed or
+	// unsigned).
+	MaskChipKey      bool         `json:"mask_chip_key"`
 	ReportID         Hex          `json:"report_id"`
 	ReportIDMA       Hex          `json:"report_id_ma"`
 	ChipID           Hex          `json:"chip_id"` // 64 bytes; all zero when the host masks it

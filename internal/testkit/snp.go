@@ -36,6 +36,10 @@ type ChainOptions struct {
 	// DefaultTCB and DefaultChipID.
 	CertTCB  *attest.TCB
 	CertHWID []byte
+	// Extensions, when not nil, changes the AMD extensions of the VCEK and
+	// VLEK (VCEK spec 57230) before they are signed, for tests of the
+	// certificate checks; it gets them in the form the KDS issues.
+	Extensions func([]pkix.Extension) []pkix.Extension
 }
 
 // Chain is a fake AMD chain and its keys.
@@ -84,12 +88,16 @@ func NewChain(o ChainOptions) (*Chain, error) {
 		}
 	}
 	name := map[snp.Product]string{snp.Milan: "Milan-B0", snp.Genoa: "Genoa", snp.Turin: "Turin"}[p]
+	vcekExt, vlekExt := endorsementExtensions(p, name, tcb, hwid, ""), endorsementExtensions(p, name, tcb, nil, "CN=test-csp.example")
+	if o.Extensions != nil {
+		vcekExt, vlekExt = o.Extensions(vcekExt), o.Extensions(vlekExt)
+	}
 	b := &sgtest.AmdSignerBuilder{
 		Keys: keys, ProductName: name, CSPID: "CN=test-csp.example",
 		ArkCreationTime: created, AskCreationTime: created, AsvkCreationTime: created,
 		VcekCreationTime: created, VlekCreationTime: created,
-		VcekCustom: sgtest.CertOverride{Extensions: endorsementExtensions(p, name, tcb, hwid, "")},
-		VlekCustom: sgtest.CertOverride{Extensions: endorsementExtensions(p, name, tcb, nil, "CN=test-csp.example")},
+		VcekCustom: sgtest.CertOverride{Extensions: vcekExt},
+		VlekCustom: sgtest.CertOverride{Extensions: vlekExt},
 	}
 	// go-sev-guest's fake signer draws from one shared math/rand source
 	// that is not safe for concurrent use.
@@ -189,6 +197,9 @@ type ReportFields struct {
 	HostData    [32]byte    //
 	ReportedTCB *attest.TCB // nil means DefaultTCB
 	ChipID      *[64]byte   // nil means DefaultChipID (Turin: bytes 0–7 only)
+	// Mutate, when not nil, changes the finished report before it is
+	// signed, for fields the others do not reach.
+	Mutate func(report []byte)
 }
 
 // DebugPolicy is a guest policy with DEBUG allowed (bit 19).
@@ -247,6 +258,9 @@ func (c *Chain) Report(f ReportFields) []byte {
 	r[0x1E8], r[0x1E9], r[0x1EA] = 30, 55, 1 // CURRENT_BUILD/MINOR/MAJOR 1.55.30
 	r[0x1EC], r[0x1ED], r[0x1EE] = 30, 55, 1 // COMMITTED
 	le64(r[0x1F0:], raw)                     // LAUNCH_TCB
+	if f.Mutate != nil {
+		f.Mutate(r)
+	}
 	Resign(r, key)
 	return r
 }

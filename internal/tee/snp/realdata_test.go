@@ -1,6 +1,7 @@
 package snp
 
 import (
+	"bytes"
 	"context"
 	"encoding/hex"
 	"errors"
@@ -211,5 +212,45 @@ func TestRealDebugReportRefused(t *testing.T) {
 	var e *attest.Error
 	if !errors.As(err, &e) || e.Reason != attest.ReasonDebugEnabled {
 		t.Fatalf("Verify(debug report) = %v, want debug_enabled", err)
+	}
+}
+
+// An Azure HCL blob binds its runtime data by REPORT_DATA = SHA-256(runtime
+// data) ‖ 0³²: a changed byte of the runtime data is report_data_mismatch.
+// The bytes after the runtime data are the NV index's zero padding; they are
+// not covered by the report and carry no claim, so they are ignored.
+func TestRealHCLRuntimeDataBound(t *testing.T) {
+	t.Parallel()
+	for _, rr := range realReports {
+		blob := readTestdata(t, rr.report)
+		if !bytes.HasPrefix(blob, hclMagic) {
+			continue
+		}
+		ev, err := DecodeReport(blob)
+		if err != nil || len(ev.RuntimeData) == 0 {
+			t.Fatalf("%s: %v, %d bytes of runtime data", rr.report, err, len(ev.RuntimeData))
+		}
+		end := hclVarDataOff + len(ev.RuntimeData)
+		for _, tc := range []struct {
+			name string
+			off  int
+			want attest.Reason
+		}{
+			{"first runtime-data byte", hclVarDataOff, attest.ReasonReportDataMismatch},
+			{"last runtime-data byte", end - 1, attest.ReasonReportDataMismatch},
+			{"padding after the runtime data", len(blob) - 1, ""},
+		} {
+			changed := bytes.Clone(blob)
+			changed[tc.off] ^= 0x01
+			ev, err := DecodeReport(changed)
+			if err != nil {
+				t.Fatalf("%s, %s: %v", rr.report, tc.name, err)
+			}
+			ev.EndorsementKey = readTestdata(t, rr.cert)
+			_, err = New(Options{Now: fixedTime(t, rr.at)}).Verify(context.Background(), ev)
+			if got := attest.ReasonOf(err); got != tc.want {
+				t.Errorf("%s, %s changed: reason %q (%v), want %q", rr.report, tc.name, got, err, tc.want)
+			}
+		}
 	}
 }

@@ -3,6 +3,8 @@ package snp_test
 import (
 	"bytes"
 	"context"
+	"crypto/x509/pkix"
+	"encoding/asn1"
 	"errors"
 	"fmt"
 	mrand "math/rand/v2"
@@ -11,6 +13,9 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/google/go-sev-guest/abi"
+	"github.com/google/uuid"
 
 	"github.com/trustgate/trustgate/internal/attest"
 	"github.com/trustgate/trustgate/internal/tee/snp"
@@ -87,6 +92,30 @@ func TestRejections(t *testing.T) {
 	otherChip[5] ^= 0xff
 	chipChain := mustChain(t, testkit.ChainOptions{CertHWID: otherChip[:]})
 
+	oid := func(arc ...int) asn1.ObjectIdentifier {
+		return append(asn1.ObjectIdentifier{1, 3, 6, 1, 4, 1, 3704, 1}, arc...)
+	}
+	zeroInt, _ := asn1.Marshal(0)
+	oneInt, _ := asn1.Marshal(1)
+	unknownSPL := mustChain(t, testkit.ChainOptions{Extensions: func(e []pkix.Extension) []pkix.Extension {
+		return append(e, pkix.Extension{Id: oid(3, 10), Value: zeroInt})
+	}})
+	turinReservedSPL := mustChain(t, testkit.ChainOptions{Product: snp.Turin, Extensions: func(e []pkix.Extension) []pkix.Extension {
+		for i := range e {
+			if e[i].Id.Equal(oid(3, 6)) {
+				e[i].Value = oneInt
+			}
+		}
+		return e
+	}})
+	twice := (&abi.CertTable{Entries: []abi.CertTableEntry{
+		{GUID: uuid.MustParse(abi.VcekGUID), RawCert: milan.VCEK()},
+		{GUID: uuid.MustParse(abi.VcekGUID), RawCert: milan.VCEK()},
+	}}).Marshal()
+	v3Reserved := milan.Report(testkit.ReportFields{Version: 3, Mutate: func(r []byte) { r[0x200] = 1 }})
+	saysVLEK := milan.Report(testkit.ReportFields{Mutate: func(r []byte) { r[0x48] |= 1 << 2 }})
+	saysVCEK := milan.Report(testkit.ReportFields{Signer: snp.SignerVLEK, Mutate: func(r []byte) { r[0x48] &^= 7 << 2 }})
+
 	padded := bytes.Clone(good)
 	padded[len(padded)-1] = 1
 	debug := milan.Report(testkit.ReportFields{Policy: testkit.DebugPolicy})
@@ -112,6 +141,12 @@ func TestRejections(t *testing.T) {
 		{"version 1", milan, snp.Evidence{Report: milan.Report(testkit.ReportFields{Version: 1}), EndorsementKey: milan.VCEK()}, snp.Options{}, attest.ReasonUnsupportedVersion},
 		{"version 6", milan, snp.Evidence{Report: milan.Report(testkit.ReportFields{Version: 6}), EndorsementKey: milan.VCEK()}, snp.Options{}, attest.ReasonUnsupportedVersion},
 		{"debug", milan, snp.Evidence{Report: debug, EndorsementKey: milan.VCEK()}, snp.Options{}, attest.ReasonDebugEnabled},
+		{"reserved 0x1F8-0x207 not zero in a version 3 report", milan, snp.Evidence{Report: v3Reserved, EndorsementKey: milan.VCEK()}, snp.Options{}, attest.ReasonMalformedEvidence},
+		{"SIGNING_KEY says VLEK, a VCEK signed", milan, snp.Evidence{Report: saysVLEK, EndorsementKey: milan.VCEK()}, snp.Options{}, attest.ReasonCertChainInvalid},
+		{"SIGNING_KEY says VCEK, a VLEK signed", milan, snp.Evidence{Report: saysVCEK, EndorsementKey: milan.VLEK()}, snp.Options{}, attest.ReasonCertChainInvalid},
+		{"certificate table names the VCEK twice", milan, snp.Evidence{Report: good, CertTable: twice}, snp.Options{}, attest.ReasonMalformedEvidence},
+		{"VCEK with an unknown AMD SPL extension", unknownSPL, snp.Evidence{Report: unknownSPL.Report(testkit.ReportFields{}), EndorsementKey: unknownSPL.VCEK()}, snp.Options{}, attest.ReasonCertChainInvalid},
+		{"Turin VCEK with a non-zero reserved SPL", turinReservedSPL, snp.Evidence{Report: turinReservedSPL.Report(testkit.ReportFields{}), EndorsementKey: turinReservedSPL.VCEK()}, snp.Options{}, attest.ReasonCertChainInvalid},
 		{"policy reserved bit 17 clear", milan, snp.Evidence{Report: milan.Report(testkit.ReportFields{Policy: 0x10000}), EndorsementKey: milan.VCEK()}, snp.Options{}, attest.ReasonMalformedEvidence},
 		{"empty", milan, snp.Evidence{EndorsementKey: milan.VCEK()}, snp.Options{}, attest.ReasonMalformedEvidence},
 		{"truncated", milan, snp.Evidence{Report: good[:snp.ReportSize-1], EndorsementKey: milan.VCEK()}, snp.Options{}, attest.ReasonMalformedEvidence},
@@ -232,5 +267,41 @@ func TestTrustedARKKey(t *testing.T) {
 	wantReason(t, err, attest.ReasonCertChainInvalid)
 	// Without the key the simulator's chain is refused.
 	_, err = snp.New(snp.Options{}).Verify(context.Background(), snp.Evidence{Report: sim.Report(testkit.ReportFields{}), CertTable: sim.CertTable()})
+	wantReason(t, err, attest.ReasonCertChainInvalid)
+}
+
+// The same fake evidence verifies in a version 5 report, where
+// 0x1F8–0x207 hold the mitigation vectors, and with one VCEK in the table:
+// the two cases above fail for the one thing they change.
+func TestReservedAndTableCounterparts(t *testing.T) {
+	t.Parallel()
+	milan := mustChain(t, testkit.ChainOptions{})
+	v5 := milan.Report(testkit.ReportFields{Mutate: func(r []byte) { r[0x200] = 1 }})
+	if _, err := verify(milan, snp.Evidence{Report: v5, EndorsementKey: milan.VCEK()}, snp.Options{}); err != nil {
+		t.Fatalf("version 5 with CURRENT_MIT_VECTOR set: %v", err)
+	}
+	once := (&abi.CertTable{Entries: []abi.CertTableEntry{{GUID: uuid.MustParse(abi.VcekGUID), RawCert: milan.VCEK()}}}).Marshal()
+	if _, err := verify(milan, snp.Evidence{Report: milan.Report(testkit.ReportFields{}), CertTable: once}, snp.Options{}); err != nil {
+		t.Fatalf("table with the VCEK once: %v", err)
+	}
+}
+
+// A chain found in the verified-chain cache is still judged at the time
+// of each verification: an endorsement key that verified once does not
+// keep verifying after it expires.
+func TestCachedChainExpires(t *testing.T) {
+	t.Parallel()
+	milan := mustChain(t, testkit.ChainOptions{})
+	var mu sync.Mutex
+	now := time.Now()
+	v := snp.New(snp.Options{Roots: milan.Roots, Now: func() time.Time { mu.Lock(); defer mu.Unlock(); return now }})
+	ev := snp.Evidence{Report: milan.Report(testkit.ReportFields{}), CertTable: milan.CertTable()}
+	if _, err := v.Verify(context.Background(), ev); err != nil {
+		t.Fatalf("fresh: %v", err)
+	}
+	mu.Lock()
+	now = now.AddDate(8, 0, 0) // the fake VCEK lasts 7 years
+	mu.Unlock()
+	_, err := v.Verify(context.Background(), ev)
 	wantReason(t, err, attest.ReasonCertChainInvalid)
 }

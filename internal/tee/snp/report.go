@@ -86,6 +86,8 @@ func decodeSigned(report []byte, p Product) (*decoded, error) {
 		ImageID:         pb.GetImageId(),
 		IDKeyDigest:     pb.GetIdKeyDigest(),
 		AuthorKeyDigest: pb.GetAuthorKeyDigest(),
+		AuthorKeyEn:     si.AuthorKeyEn,
+		MaskChipKey:     si.MaskChipKey,
 		ReportID:        pb.GetReportId(),
 		ReportIDMA:      pb.GetReportIdMa(),
 		ChipID:          pb.GetChipId(),
