@@ -3,27 +3,22 @@ package sim
 import (
 	"bytes"
 	"crypto/ecdsa"
-	"crypto/rsa"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"time"
 
-	sgtest "github.com/google/go-sev-guest/testing"
-
-	"github.com/trustgate/trustgate/internal/testkit"
+	"github.com/trustgate/trustgate/internal/tee/snp"
 )
 
 // DefaultMeasurement is the launch measurement of a simulated guest when
 // none is given: 48 bytes of 0x5a.
 var DefaultMeasurement = [48]byte(bytes.Repeat([]byte{0x5a}, 48))
 
-// ARKKey returns the simulator's AMD root key, the key a --dev-simulator
-// verifier trusts.
-func ARKKey() *rsa.PublicKey { return &sgtest.DefaultArk().PublicKey }
-
 // Device is a simulated SEV-SNP guest device.
 type Device struct {
-	chain       *testkit.Chain
+	chain       *chain
+	table       []byte
 	measurement [48]byte
 	policy      uint64
 	vmpl        uint32
@@ -51,30 +46,29 @@ func ParseMeasurement(s string) (*[48]byte, error) {
 	return &m, nil
 }
 
-// New returns a simulated device with a fresh simulated AMD chain.
+// New returns a simulated Milan device with a fresh simulated AMD chain,
+// issued an hour ago.
 func New(o Options) (*Device, error) {
-	c, err := testkit.NewChain(testkit.ChainOptions{})
+	c, err := newChain(snp.Milan, time.Now().Add(-time.Hour), DefaultChipID, DefaultTCB)
 	if err != nil {
 		return nil, fmt.Errorf("simulated AMD chain: %w", err)
 	}
-	d := &Device{chain: c, measurement: DefaultMeasurement, vmpl: o.VMPL}
+	d := &Device{chain: c, table: c.certTable(), measurement: DefaultMeasurement, vmpl: o.VMPL}
 	if o.Measurement != nil {
 		d.measurement = *o.Measurement
 	}
 	if o.Debug {
-		d.policy = testkit.DebugPolicy
+		d.policy = DebugPolicy
 	}
 	return d, nil
 }
 
 // VCEKPublicKey returns the key the simulated reports are signed with.
-func (d *Device) VCEKPublicKey() *ecdsa.PublicKey {
-	return d.chain.Signer.Vcek.PublicKey.(*ecdsa.PublicKey)
-}
+func (d *Device) VCEKPublicKey() *ecdsa.PublicKey { return &d.chain.vcekKey.PublicKey }
 
 // Report returns a signed report binding reportData, and the extended
 // report's certificate table (simulated ARK, ASK, VCEK).
 func (d *Device) Report(reportData [64]byte) (report, certTable []byte) {
-	r := d.chain.Report(testkit.ReportFields{Measurement: d.measurement, ReportData: reportData, Policy: d.policy, VMPL: d.vmpl})
-	return r, d.chain.CertTable()
+	f := ReportFields{Measurement: d.measurement, ReportData: reportData, Policy: d.policy, VMPL: d.vmpl}
+	return f.Sign(d.chain.product, d.chain.vcekKey), bytes.Clone(d.table)
 }
