@@ -8,6 +8,8 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/google/go-sev-guest/abi"
+
 	"github.com/trustgate/trustgate/internal/attest"
 )
 
@@ -44,6 +46,36 @@ func FuzzDecodeVerify(f *testing.F) {
 		}
 		if r := attest.ReasonOf(err); !slices.Contains(known, r) || r == attest.ReasonInternalError {
 			t.Fatalf("rejection without a proper reason: %v", err)
+		}
+	})
+}
+
+// FuzzCertTable feeds arbitrary bytes to the certificate-table parser that
+// every extended report's table goes through before go-sev-guest sees it.
+// Nothing may panic, and a table that parses names each GUID once, with
+// every blob non-empty and inside the table.
+func FuzzCertTable(f *testing.F) {
+	good := (&abi.CertTable{Entries: []abi.CertTableEntry{
+		{GUID: guidARK, RawCert: []byte("ark")},
+		{GUID: guidASK, RawCert: []byte("ask")},
+		{GUID: guidVCEK, RawCert: []byte("vcek")},
+	}}).Marshal()
+	f.Add(good)
+	f.Add(good[:24])
+	f.Add(append(bytes.Clone(good[:24]), good...))
+	f.Add([]byte{})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		table, err := parseCertTable(b)
+		if err != nil {
+			return
+		}
+		for g, blob := range table {
+			if len(blob) == 0 {
+				t.Fatalf("GUID %s has an empty blob", g)
+			}
+		}
+		if len(table) > 0 && len(b) == 0 {
+			t.Fatalf("entries from an empty table")
 		}
 	})
 }
