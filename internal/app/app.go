@@ -26,6 +26,7 @@ import (
 	"github.com/trustgate/trustgate/internal/refvalues"
 	"github.com/trustgate/trustgate/internal/release"
 	"github.com/trustgate/trustgate/internal/resources"
+	"github.com/trustgate/trustgate/internal/secretfile"
 	"github.com/trustgate/trustgate/internal/sim"
 	"github.com/trustgate/trustgate/internal/tee/snp"
 	"github.com/trustgate/trustgate/internal/token"
@@ -371,13 +372,13 @@ func readPolicyInputs(cfg config.Config) (string, *refvalues.Set, error) {
 	return src, ref, nil
 }
 
-// loadNonceKey reads a nonce key file (raw bytes, or hex text) or
-// generates a key when path is "".
+// loadNonceKey reads a nonce key file (raw bytes, or hex text; owner-only,
+// at most 64 KiB) or generates a key when path is "".
 func loadNonceKey(path string) ([]byte, error) {
 	if path == "" {
 		return challenge.GenerateKey(), nil
 	}
-	b, err := os.ReadFile(path)
+	b, err := secretfile.Read(path, 64<<10)
 	if err != nil {
 		return nil, err
 	}

@@ -12,13 +12,13 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
-	"os"
 	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
 	"github.com/go-jose/go-jose/v4/jwt"
 
 	"github.com/trustgate/trustgate/internal/attest"
+	"github.com/trustgate/trustgate/internal/secretfile"
 )
 
 // DefaultLifetime is a token's lifetime when Options.Lifetime is 0.
@@ -180,14 +180,18 @@ func Verify(tok string, keys jose.JSONWebKeySet, issuer string, now time.Time) (
 	return &ear, nil
 }
 
+// maxKeyFile bounds a token key file (a PEM key is a few hundred bytes).
+const maxKeyFile = 64 << 10
+
 // LoadOrGenerateKey reads a P-256 private key (PEM, SEC 1 or PKCS #8) from
-// path, or generates one when path is "" (generated reports true).
+// path, or generates one when path is "" (generated reports true). A file
+// readable or writable by group or others is refused (secretfile.Read).
 func LoadOrGenerateKey(path string) (key *ecdsa.PrivateKey, generated bool, err error) {
 	if path == "" {
 		key, err = ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 		return key, true, err
 	}
-	b, err := os.ReadFile(path)
+	b, err := secretfile.Read(path, maxKeyFile)
 	if err != nil {
 		return nil, false, err
 	}
