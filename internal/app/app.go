@@ -113,6 +113,8 @@ func New(ctx context.Context, cfg config.Config, d Deps) (_ *App, err error) {
 	}
 	if generated {
 		log.Warn("no token_key_file: generated a token signing key; tokens die with a restart (see /.well-known/jwks.json)")
+	} else if cfg.DevSimulator {
+		log.Warn("dev_simulator: tokens are signed with a key derived from token_key_file, not with it: a production verifier given the same file never honours them")
 	}
 	tokens, err := token.New(token.Options{Key: tokKey, Build: Version, Lifetime: cfg.TokenLifetime, DevSimulator: cfg.DevSimulator, Now: d.Now})
 	if err != nil {

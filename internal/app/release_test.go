@@ -307,3 +307,26 @@ func TestReleaseRefusedAtTheStoreConsumesNothing(t *testing.T) {
 		t.Fatalf("the same token after the store was mended: %v", err)
 	}
 }
+
+// A --dev-simulator verifier given the production verifier's token key
+// file cannot mint tokens the production one honours: at the production
+// /v1/release a dev token is 401 token_invalid.
+func TestDevTokenRefusedInProduction(t *testing.T) {
+	t.Parallel()
+	tokenKey := filepath.Join(t.TempDir(), "token.pem")
+	writeTokenKey(t, tokenKey)
+	res := resourceDir(t, map[string]string{"db-password": dbPassword})
+	dev := startServer(t, refYAML(""), func(c *config.Config) { c.TokenKeyFile, c.Resources = tokenKey, res })
+	prod := startServer(t, refYAML(""), func(c *config.Config) { c.DevSimulator, c.TokenKeyFile, c.Resources = false, tokenKey, res })
+	if !strings.Contains(dev.logText(), "derived from token_key_file") {
+		t.Errorf("the dev verifier does not say it signs with a derived key:\n%s", dev.logText())
+	}
+	tok := attestToken(t, dev, newGuest(t, sim.Options{}))
+	_, err := prod.c.Release(context.Background(), tok, []string{"db-password"})
+	if reasonOf(err) != "token_invalid" || statusOf(err) != 401 {
+		t.Fatalf("a dev token at the production verifier: %v, want 401 token_invalid", err)
+	}
+	if _, err := dev.c.Release(context.Background(), tok, []string{"db-password"}); err != nil {
+		t.Fatalf("the same token at the dev verifier: %v", err)
+	}
+}
