@@ -16,7 +16,8 @@ import (
 )
 
 // maxResponse bounds an answer: a release of the most resources the
-// verifier sends (64 of 32 KiB, base64 in a JWE) fits with room to spare.
+// verifier sends (64 of 32 KiB, base64 in a signed JWS, base64url again in
+// a JWE: about 5 MiB) fits with room to spare.
 const maxResponse = 8 << 20
 
 // Client calls one verifier. The zero HTTP client means one with a 30 s
