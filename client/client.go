@@ -16,15 +16,33 @@ import (
 )
 
 // maxResponse bounds an answer: a release of the most resources the
-// verifier sends (64 of 32 KiB, base64 in a JWE) fits with room to spare.
+// verifier sends (64 of 32 KiB, base64 in a signed JWS, base64url again in
+// a JWE: about 5 MiB) fits with room to spare.
 const maxResponse = 8 << 20
 
 // Client calls one verifier. The zero HTTP client means one with a 30 s
-// timeout.
+// timeout. Redirects are never followed, whatever HTTP's CheckRedirect
+// says: a 3xx answer is a *RedirectError.
 type Client struct {
 	BaseURL string
 	HTTP    *http.Client
 }
+
+// RedirectError is a 3xx answer: no client of trustgate follows redirects
+// (SPEC "Agent trust in the verifier"), so a verifier URL that redirects
+// is a misconfiguration or someone on the path.
+type RedirectError struct {
+	Status   int
+	Location string // the Location header, "" if none
+}
+
+func (e *RedirectError) Error() string {
+	return fmt.Sprintf("HTTP %d %s (to %q): redirects are not followed; give the verifier's final URL", e.Status, http.StatusText(e.Status), e.Location)
+}
+
+// noRedirect makes an http.Client hand back a 3xx answer instead of
+// following it.
+func noRedirect(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 
 // APIError is a non-2xx answer: its status and the body's reason code.
 type APIError struct {
@@ -58,7 +76,7 @@ func (c *Client) Attest(ctx context.Context, req v1.AttestRequest) (v1.AttestRes
 }
 
 // Release asks for resources with an attestation token and returns the
-// JWE they come in (decrypt it with the key bound at attestation).
+// JWE they come in; open it with OpenRelease.
 func (c *Client) Release(ctx context.Context, token string, names []string) (string, error) {
 	body, err := json.Marshal(v1.ReleaseRequest{Resources: names})
 	if err != nil {
@@ -94,15 +112,19 @@ func (c *Client) do(ctx context.Context, path, token string, body []byte, out an
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
-	hc := c.HTTP
-	if hc == nil {
-		hc = &http.Client{Timeout: 30 * time.Second}
+	hc := http.Client{Timeout: 30 * time.Second}
+	if c.HTTP != nil {
+		hc = *c.HTTP
 	}
+	hc.CheckRedirect = noRedirect
 	resp, err := hc.Do(req)
 	if err != nil {
 		return err
 	}
 	defer resp.Body.Close()
+	if resp.StatusCode/100 == 3 {
+		return fmt.Errorf("%s: %w", path, &RedirectError{Status: resp.StatusCode, Location: resp.Header.Get("Location")})
+	}
 	b, err := io.ReadAll(io.LimitReader(resp.Body, maxResponse+1))
 	if err != nil {
 		return err

@@ -10,7 +10,9 @@ import (
 	"time"
 )
 
-// NewHTTPClient returns an HTTP client for a verifier, with a 30 s timeout.
+// NewHTTPClient returns an HTTP client for a verifier, with a 30 s timeout,
+// that follows no redirect (a 3xx answer is returned as it is; Client
+// makes it a *RedirectError).
 // caFile (PEM) replaces the system roots for the verifier's certificate;
 // certFile and keyFile (PEM, both or neither) are the client certificate
 // a verifier with client_ca asks for. All may be empty.
@@ -37,5 +39,5 @@ func NewHTTPClient(caFile, certFile, keyFile string) (*http.Client, error) {
 		}
 		tr.TLSClientConfig.Certificates = []tls.Certificate{c}
 	}
-	return &http.Client{Timeout: 30 * time.Second, Transport: tr}, nil
+	return &http.Client{Timeout: 30 * time.Second, Transport: tr, CheckRedirect: noRedirect}, nil
 }

@@ -58,11 +58,25 @@ type ReleaseRequest struct {
 }
 
 // ReleaseResponse answers POST /v1/release: a compact JWE encrypted to the
-// token's tee_pubkey (ECDH-ES, A256GCM) whose plaintext is
+// token's tee_pubkey (ECDH-ES, A256GCM, cty JWT) whose plaintext is a
+// nested JWT: a compact JWS (ES256 with the token key, kid as in the
+// JWKS, typ JWT, and the protected headers HeaderReleaseTokenID and
+// HeaderReleaseKeyThumbprint) whose payload is
 // {"<name>": "<base64 of the resource>", ...}.
 type ReleaseResponse struct {
 	JWE string `json:"jwe"`
 }
+
+// Protected header parameters of a release's inner JWS that bind it to one
+// attestation (names private to trustgate, RFC 7515 section 4.3); the
+// payload stays the bare {"<name>": "<base64>"} object.
+const (
+	// HeaderReleaseTokenID is the jti of the token that bought the release.
+	HeaderReleaseTokenID = "trustgate.token_jti"
+	// HeaderReleaseKeyThumbprint is the RFC 7638 SHA-256 thumbprint
+	// (base64url, no padding) of the tee_pubkey the release is for.
+	HeaderReleaseKeyThumbprint = "trustgate.tee_jkt"
+)
 
 // VerifyResponse answers an accepted POST /verify.
 type VerifyResponse struct {

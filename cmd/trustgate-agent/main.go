@@ -11,12 +11,19 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
+	"net/http"
+	"net/netip"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"sort"
+	"strings"
 	"syscall"
 	"time"
+
+	jose "github.com/go-jose/go-jose/v4"
 
 	"github.com/trustgate/trustgate/client"
 	"github.com/trustgate/trustgate/internal/agent"
@@ -47,8 +54,16 @@ The report comes from configfs-tsm (/sys/kernel/config/tsm/report, Linux
 verifier must run --dev-simulator). A 503 or an unreachable verifier is
 retried with backoff.
 
-Exit status: 0 done, 1 refused by the verifier, 2 usage error,
-3 verifier, device or filesystem unavailable.
+Releases are signed by the verifier's token key and the agent writes
+nothing it cannot verify: it trusts the keys of --verifier-jwks, or else
+the verifier's /.well-known/jwks.json fetched over https:// (verified
+with --ca or the system roots) or from a loopback address. http:// to
+any other address needs --insecure-http (and --verifier-jwks to release).
+Redirects are never followed.
+
+Exit status: 0 done, 1 refused by the verifier (or a release that does
+not verify), 2 usage error, 3 verifier, device or filesystem unavailable
+(or a redirect).
 
 flags:
 `
@@ -79,6 +94,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	simulate := fs.Bool("simulate", false, "use the SEV-SNP simulator instead of the guest device (the verifier must run --dev-simulator)")
 	simMeasurement := fs.String("sim-measurement", "", "launch measurement of the simulated guest (48 bytes, `HEX`; default 5a…5a)")
 	caFile := fs.String("ca", "", "trust the verifier's TLS certificate under this CA `FILE` (PEM)")
+	jwksFile := fs.String("verifier-jwks", "", "trust releases signed by the keys of this JWKS `FILE` only (saved from the verifier's /.well-known/jwks.json)")
+	insecureHTTP := fs.Bool("insecure-http", false, "allow http:// to a verifier that is not on loopback (anyone on the path sees and can change the exchange; releases then need --verifier-jwks)")
 	certFile := fs.String("cert", "", "client TLS certificate `FILE` (PEM), with --key")
 	keyFile := fs.String("key", "", "client TLS key `FILE` (PEM), with --cert")
 	attempts := fs.Int("attempts", 5, "tries of the whole flow on 503 or network errors")
@@ -119,6 +136,32 @@ func run(args []string, stdout, stderr io.Writer) int {
 			return usageErr("--resource: %v", err)
 		}
 	}
+	// Before any connection: what the path to the verifier is, and so
+	// whether its JWKS may be fetched over it (SPEC "Agent trust in the
+	// verifier").
+	path, err := verifierPath(*verifierURL)
+	if err != nil {
+		return usageErr("--verifier: %v", err)
+	}
+	if path == pathPlain {
+		if !*insecureHTTP {
+			return usageErr("--verifier %s: http:// to a verifier that is not on loopback lets anyone on the path read and change the exchange; use https:// (with --ca), or --insecure-http", *verifierURL)
+		}
+		if len(names) > 0 && *jwksFile == "" {
+			return usageErr("--insecure-http: a release over plain HTTP can be trusted only with the verifier's key pinned: give --verifier-jwks FILE")
+		}
+		fmt.Fprintf(stderr, "trustgate-agent: warning: --insecure-http: talking to %s in clear; the token can be read and the exchange changed on the path\n", *verifierURL)
+	}
+	var verifierKeys jose.JSONWebKeySet
+	if *jwksFile != "" {
+		b, err := os.ReadFile(*jwksFile)
+		if err != nil {
+			return usageErr("--verifier-jwks: %v", err)
+		}
+		if verifierKeys, err = client.ParseJWKS(b); err != nil {
+			return usageErr("--verifier-jwks %s: %v", *jwksFile, err)
+		}
+	}
 	var bin string
 	if cmd == "run" {
 		var err error
@@ -129,6 +172,13 @@ func run(args []string, stdout, stderr io.Writer) int {
 	httpClient, err := client.NewHTTPClient(*caFile, *certFile, *keyFile)
 	if err != nil {
 		return usageErr("%v", err)
+	}
+	if path == pathLoopback {
+		// A loopback name (localhost) is trusted only if it resolves to
+		// loopback: the dialer refuses anything else.
+		tr := httpClient.Transport.(*http.Transport)
+		tr.Proxy = nil
+		tr.DialContext = (&net.Dialer{Timeout: 30 * time.Second, Control: loopbackOnly}).DialContext
 	}
 
 	var dev agent.Device
@@ -157,6 +207,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	defer cancel()
 	got, err := agent.Fetch(ctx, agent.Options{
 		Client: &client.Client{BaseURL: *verifierURL, HTTP: httpClient}, Device: dev, Resources: names, Attempts: *attempts,
+		VerifierKeys: verifierKeys, FetchVerifierKeys: path != pathPlain,
 		Logf: func(format string, a ...any) { fmt.Fprintf(stderr, "trustgate-agent: "+format+"\n", a...) },
 	})
 	if code := failure(err, stdout, stderr); code != exitOK {
@@ -192,15 +243,69 @@ func run(args []string, stdout, stderr io.Writer) int {
 	return exitUnavailable
 }
 
+// The path to the verifier, as judged from its URL alone.
+const (
+	pathTLS      = iota // https://: TLS, verified with --ca or the system roots
+	pathLoopback        // http:// to a loopback address: never leaves this machine
+	pathPlain           // http:// to anything else: readable and changeable on the path
+)
+
+// verifierPath judges the path to the verifier at raw, an http:// or
+// https:// base URL. Loopback is an IP literal in 127.0.0.0/8 or ::1, or
+// the name localhost (then held to resolve to loopback when dialled).
+func verifierPath(raw string) (int, error) {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return 0, err
+	}
+	if u.Host == "" || u.User != nil {
+		return 0, fmt.Errorf("%q: want http(s)://HOST[:PORT][/PATH]", raw)
+	}
+	switch u.Scheme {
+	case "https":
+		return pathTLS, nil
+	case "http":
+		if loopbackHost(u.Hostname()) {
+			return pathLoopback, nil
+		}
+		return pathPlain, nil
+	}
+	return 0, fmt.Errorf("%q: scheme %q, want http or https", raw, u.Scheme)
+}
+
+func loopbackHost(h string) bool {
+	if strings.EqualFold(h, "localhost") {
+		return true
+	}
+	a, err := netip.ParseAddr(h)
+	return err == nil && a.Unmap().IsLoopback()
+}
+
+// loopbackOnly is a net.Dialer Control refusing any address but loopback.
+func loopbackOnly(network, address string, _ syscall.RawConn) error {
+	ap, err := netip.ParseAddrPort(address)
+	if err != nil || !ap.Addr().Unmap().IsLoopback() {
+		return fmt.Errorf("the verifier's loopback name resolved to %s, not a loopback address", address)
+	}
+	return nil
+}
+
 // failure prints why err ended the flow and returns the exit status;
 // exitOK for a nil err.
 func failure(err error, stdout, stderr io.Writer) int {
 	var apiErr *client.APIError
 	var devErr *agent.DeviceError
 	var tlsErr *tls.CertificateVerificationError
+	var redirect *client.RedirectError
 	switch {
 	case err == nil:
 		return exitOK
+	case errors.Is(err, client.ErrUntrustedRelease):
+		fmt.Fprintf(stderr, "trustgate-agent: nothing written: %v\n", err)
+		return exitRejected
+	case errors.As(err, &redirect):
+		fmt.Fprintf(stderr, "trustgate-agent: the verifier redirected: %v\n", err)
+		return exitUnavailable
 	case errors.As(err, &apiErr) && apiErr.Reason != "":
 		fmt.Fprintf(stdout, "REJECTED: %s\n  %s\n", apiErr.Reason, apiErr.Message)
 		if attest.Reason(apiErr.Reason).Unavailable() {

@@ -25,7 +25,6 @@ import (
 	"github.com/trustgate/trustgate/internal/app"
 	"github.com/trustgate/trustgate/internal/attest"
 	"github.com/trustgate/trustgate/internal/config"
-	"github.com/trustgate/trustgate/internal/release"
 	"github.com/trustgate/trustgate/internal/sim"
 	"github.com/trustgate/trustgate/internal/token"
 )
@@ -156,7 +155,7 @@ func demo(ctx context.Context, w io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("release: %w", err)
 	}
-	got, err := release.Open(jwe, key)
+	got, err := client.OpenRelease(jwe, client.ReleaseCheck{Key: key, Token: resp.Token, Resources: []string{"db-password"}, VerifierKeys: jwks})
 	if err != nil {
 		return fmt.Errorf("release: %w", err)
 	}
@@ -165,7 +164,9 @@ func demo(ctx context.Context, w io.Writer) error {
 	}
 	step(7, "Guest sends POST /v1/release with the token as bearer, asking for db-password.")
 	say("→ a compact JWE (ECDH-ES to the guest's ephemeral key, A256GCM), %d bytes; only that key opens it.", len(jwe))
-	say("The guest decrypts it: db-password, %d bytes, equal to the verifier's file. The verifier kept only the token's id.", len(got["db-password"]))
+	say("Inside, a JWS signed with the token key and bound to this token and key: the guest checks it against the JWKS,")
+	say("so nobody on the path can hand it values of his own. db-password, %d bytes, equal to the verifier's file.", len(got["db-password"]))
+	say("The verifier kept only the token's id.")
 
 	// 8. The token again.
 	step(8, "Someone who copied the token tries to release with it again.")

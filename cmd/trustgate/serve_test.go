@@ -1,6 +1,14 @@
 package main
 
 import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"encoding/pem"
+	"net"
+	"os"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
@@ -47,5 +55,58 @@ func TestServeRefusesBadConfig(t *testing.T) {
 	}
 	if code, _, errOut := runCLI("serve", "--nonce-ttl", "soon"); code != exitUsage || !strings.Contains(errOut, "--nonce-ttl") {
 		t.Fatalf("bad duration: exit %d\n%s", code, errOut)
+	}
+}
+
+// A key file readable or writable by group or others stops serve before it
+// listens: exit 2 and one line naming the file, its mode and the fix.
+func TestServeRefusesOpenKeyFiles(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	nonceKey := writeTemp(t, "nonce.key", []byte(strings.Repeat("ab", 32)))
+	tokenKey := filepath.Join(dir, "token.pem")
+	k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	der, _ := x509.MarshalECPrivateKey(k)
+	if err := os.WriteFile(tokenKey, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	openNonce := writeTemp(t, "nonce-open.key", []byte(strings.Repeat("ab", 32)))
+	os.Chmod(openNonce, 0o644)
+	openToken := filepath.Join(dir, "token-open.pem")
+	b, _ := os.ReadFile(tokenKey)
+	os.WriteFile(openToken, b, 0o600)
+	os.Chmod(openToken, 0o640)
+	// serve listens on a port already taken, so that a key file accepted
+	// ends it with exit 3 rather than serving.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	cases := []struct {
+		name, nonce, token, key, path, mode string
+	}{
+		{"nonce key 0644", openNonce, tokenKey, "nonce_key_file", openNonce, "0644"},
+		{"token key 0640", nonceKey, openToken, "token_key_file", openToken, "0640"},
+	}
+	for _, c := range cases {
+		code, _, errOut := runCLI("serve", "--listen", ln.Addr().String(), "--offline", "--cert-cache-dir", t.TempDir(),
+			"--nonce-key-file", c.nonce, "--token-key-file", c.token)
+		lines := strings.Split(strings.TrimSpace(errOut), "\n")
+		if code != exitUsage || len(lines) != 1 {
+			t.Errorf("%s: exit %d, %d lines, want exit %d and one line:\n%s", c.name, code, len(lines), exitUsage, errOut)
+			continue
+		}
+		for _, want := range []string{c.key, c.path + " has mode " + c.mode, "chmod 600 " + c.path} {
+			if !strings.Contains(lines[0], want) {
+				t.Errorf("%s: %q lacks %q", c.name, lines[0], want)
+			}
+		}
+	}
+	// The same files, owner-only, pass this check (serve then fails to
+	// listen: exit 3, not 2).
+	if code, _, errOut := runCLI("serve", "--listen", ln.Addr().String(), "--offline", "--cert-cache-dir", t.TempDir(),
+		"--nonce-key-file", nonceKey, "--token-key-file", tokenKey); code != exitUnavailable {
+		t.Errorf("owner-only key files: exit %d, want %d (address in use)\n%s", code, exitUnavailable, errOut)
 	}
 }

@@ -11,13 +11,13 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
-	"slices"
 	"syscall"
 	"time"
 
+	jose "github.com/go-jose/go-jose/v4"
+
 	"github.com/trustgate/trustgate/client"
 	"github.com/trustgate/trustgate/internal/atomicfile"
-	"github.com/trustgate/trustgate/internal/release"
 	"github.com/trustgate/trustgate/internal/resources"
 )
 
@@ -27,6 +27,16 @@ type Options struct {
 	Device Device
 	// Resources names what to release; none means attest only.
 	Resources []string
+	// VerifierKeys are the verifier keys a release must be signed by
+	// (SPEC "Agent trust in the verifier"), e.g. a JWKS pinned with
+	// --verifier-jwks. Empty means none are pinned: FetchVerifierKeys
+	// must then be set for a release.
+	VerifierKeys jose.JSONWebKeySet
+	// FetchVerifierKeys, when VerifierKeys is empty, takes the verifier's
+	// keys from its /.well-known/jwks.json through Client. Only the caller
+	// knows whether that answer can be trusted: set it only when the
+	// connection is TLS that verified or stays on loopback.
+	FetchVerifierKeys bool
 	// Attempts is how many times the whole flow is tried when the verifier
 	// answers 503 or cannot be reached; 0 means 5.
 	Attempts int
@@ -43,12 +53,17 @@ type Fetched struct {
 	Resources map[string][]byte // by name; nil when none were asked for
 }
 
-// Fetch attests and, when resources are named, releases and decrypts them
-// with the ephemeral key bound at attestation. A 503 or a network error
-// starts the whole flow again (a new challenge, a new key, a new report)
-// after a backoff; any other failure ends it. The error of a refusal is
-// the verifier's *client.APIError.
+// Fetch attests and, when resources are named, releases them and opens
+// the release with the ephemeral key bound at attestation, trusting it
+// only if it is signed by a verifier key (client.OpenRelease). A 503 or a
+// network error starts the whole flow again (a new challenge, a new key, a
+// new report) after a backoff; any other failure ends it. The error of a
+// refusal is the verifier's *client.APIError; that of a release that is
+// not trusted wraps client.ErrUntrustedRelease.
 func Fetch(ctx context.Context, o Options) (*Fetched, error) {
+	if len(o.Resources) > 0 && len(o.VerifierKeys.Keys) == 0 && !o.FetchVerifierKeys {
+		return nil, errors.New("no verifier key to check a release against: pin one (--verifier-jwks) or reach the verifier over TLS or loopback")
+	}
 	attempts, wait := o.Attempts, o.Backoff
 	if attempts <= 0 {
 		attempts = 5
@@ -76,6 +91,18 @@ func Fetch(ctx context.Context, o Options) (*Fetched, error) {
 }
 
 func fetchOnce(ctx context.Context, o Options) (*Fetched, error) {
+	keys := o.VerifierKeys
+	if len(o.Resources) > 0 && len(keys.Keys) == 0 {
+		// Before attesting, so that a token is not spent on a release
+		// that could not be checked.
+		set, err := o.Client.JWKS(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("the verifier's JWKS: %w", err)
+		}
+		if keys, err = client.ReleaseKeys(set); err != nil {
+			return nil, fmt.Errorf("the verifier's JWKS: %w", err)
+		}
+	}
 	res, err := Attest(ctx, o.Client, o.Device)
 	if err != nil {
 		return nil, err
@@ -88,18 +115,9 @@ func fetchOnce(ctx context.Context, o Options) (*Fetched, error) {
 	if err != nil {
 		return nil, err
 	}
-	if f.Resources, err = release.Open(jwe, res.Key); err != nil {
+	f.Resources, err = client.OpenRelease(jwe, client.ReleaseCheck{Key: res.Key, Token: res.Token, Resources: o.Resources, VerifierKeys: keys})
+	if err != nil {
 		return nil, err
-	}
-	for name := range f.Resources {
-		if !slices.Contains(o.Resources, name) {
-			return nil, fmt.Errorf("the verifier released %q, which was not asked for", name)
-		}
-	}
-	for _, name := range o.Resources {
-		if _, ok := f.Resources[name]; !ok {
-			return nil, fmt.Errorf("the verifier did not release %q", name)
-		}
 	}
 	return f, nil
 }

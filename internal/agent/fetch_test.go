@@ -60,7 +60,7 @@ func TestFetchRetriesOn503(t *testing.T) {
 	t.Parallel()
 	u, challenges := flaky(t, verifier(t), 2)
 	got, err := agent.Fetch(context.Background(), agent.Options{
-		Client: &client.Client{BaseURL: u}, Device: simDevice(t, sim.Options{}), Resources: []string{"s"}, Backoff: 10 * time.Millisecond,
+		Client: &client.Client{BaseURL: u}, Device: simDevice(t, sim.Options{}), Resources: []string{"s"}, Backoff: 10 * time.Millisecond, FetchVerifierKeys: true,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -118,7 +118,7 @@ func TestFetchLargestRelease(t *testing.T) {
 		names = append(names, n)
 	}
 	u := apptest.Start(t, apptest.SimVerifier(t, res, names...))
-	got, err := agent.Fetch(context.Background(), agent.Options{Client: &client.Client{BaseURL: u}, Device: simDevice(t, sim.Options{}), Resources: names, Attempts: 1})
+	got, err := agent.Fetch(context.Background(), agent.Options{Client: &client.Client{BaseURL: u}, Device: simDevice(t, sim.Options{}), Resources: names, Attempts: 1, FetchVerifierKeys: true})
 	if err != nil {
 		t.Fatal(err)
 	}

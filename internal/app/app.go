@@ -26,6 +26,7 @@ import (
 	"github.com/trustgate/trustgate/internal/refvalues"
 	"github.com/trustgate/trustgate/internal/release"
 	"github.com/trustgate/trustgate/internal/resources"
+	"github.com/trustgate/trustgate/internal/secretfile"
 	"github.com/trustgate/trustgate/internal/sim"
 	"github.com/trustgate/trustgate/internal/tee/snp"
 	"github.com/trustgate/trustgate/internal/token"
@@ -112,6 +113,8 @@ func New(ctx context.Context, cfg config.Config, d Deps) (_ *App, err error) {
 	}
 	if generated {
 		log.Warn("no token_key_file: generated a token signing key; tokens die with a restart (see /.well-known/jwks.json)")
+	} else if cfg.DevSimulator {
+		log.Warn("dev_simulator: tokens are signed with a key derived from token_key_file, not with it: a production verifier given the same file never honours them")
 	}
 	tokens, err := token.New(token.Options{Key: tokKey, Build: Version, Lifetime: cfg.TokenLifetime, DevSimulator: cfg.DevSimulator, Now: d.Now})
 	if err != nil {
@@ -371,13 +374,13 @@ func readPolicyInputs(cfg config.Config) (string, *refvalues.Set, error) {
 	return src, ref, nil
 }
 
-// loadNonceKey reads a nonce key file (raw bytes, or hex text) or
-// generates a key when path is "".
+// loadNonceKey reads a nonce key file (raw bytes, or hex text; owner-only,
+// at most 64 KiB) or generates a key when path is "".
 func loadNonceKey(path string) ([]byte, error) {
 	if path == "" {
 		return challenge.GenerateKey(), nil
 	}
-	b, err := os.ReadFile(path)
+	b, err := secretfile.Read(path, 64<<10)
 	if err != nil {
 		return nil, err
 	}

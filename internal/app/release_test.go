@@ -16,6 +16,7 @@ import (
 	"time"
 
 	v1 "github.com/trustgate/trustgate/api/v1"
+	"github.com/trustgate/trustgate/client"
 	"github.com/trustgate/trustgate/internal/config"
 	"github.com/trustgate/trustgate/internal/release"
 	"github.com/trustgate/trustgate/internal/sim"
@@ -58,6 +59,11 @@ func attestToken(t *testing.T, s *server, g *guest) string {
 	return resp.Token
 }
 
+// openRelease opens a release of s as the agent does, trusting s's JWKS.
+func openRelease(s *server, jwe string, g *guest, tok string, names ...string) (map[string][]byte, error) {
+	return client.OpenRelease(jwe, client.ReleaseCheck{Key: g.key, Token: tok, Resources: names, VerifierKeys: s.app.tokens.JWKS()})
+}
+
 // The whole of SPEC rule 4: the token buys the granted resource once,
 // encrypted so that the guest's key opens it; the log keeps none of it.
 func TestReleaseOnceEncryptedToTheGuest(t *testing.T) {
@@ -74,7 +80,7 @@ func TestReleaseOnceEncryptedToTheGuest(t *testing.T) {
 	if strings.Contains(jwe, dbPassword) || strings.Count(jwe, ".") != 4 {
 		t.Fatalf("not a compact JWE hiding the secret: %q", jwe)
 	}
-	got, err := release.Open(jwe, g.key)
+	got, err := openRelease(s, jwe, g, tok, "db-password")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -182,14 +188,15 @@ func TestReleaseOnlyTheBoundKeyDecrypts(t *testing.T) {
 	t.Parallel()
 	s := startReleasing(t)
 	owner, agent := newGuest(t, sim.Options{}), newGuest(t, sim.Options{})
-	jwe, err := s.c.Release(context.Background(), attestToken(t, s, owner), []string{"db-password"})
+	tok := attestToken(t, s, owner)
+	jwe, err := s.c.Release(context.Background(), tok, []string{"db-password"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got, err := release.Open(jwe, agent.key); err == nil {
+	if got, err := openRelease(s, jwe, agent, tok, "db-password"); err == nil {
 		t.Fatalf("another key decrypted the release: %q", got)
 	}
-	if got, err := release.Open(jwe, owner.key); err != nil || string(got["db-password"]) != dbPassword {
+	if got, err := openRelease(s, jwe, owner, tok, "db-password"); err != nil || string(got["db-password"]) != dbPassword {
 		t.Fatalf("the bound key: %q, %v", got, err)
 	}
 }
@@ -305,5 +312,28 @@ func TestReleaseRefusedAtTheStoreConsumesNothing(t *testing.T) {
 	}
 	if _, err := s.c.Release(context.Background(), tok, []string{"db-password"}); err != nil {
 		t.Fatalf("the same token after the store was mended: %v", err)
+	}
+}
+
+// A --dev-simulator verifier given the production verifier's token key
+// file cannot mint tokens the production one honours: at the production
+// /v1/release a dev token is 401 token_invalid.
+func TestDevTokenRefusedInProduction(t *testing.T) {
+	t.Parallel()
+	tokenKey := filepath.Join(t.TempDir(), "token.pem")
+	writeTokenKey(t, tokenKey)
+	res := resourceDir(t, map[string]string{"db-password": dbPassword})
+	dev := startServer(t, refYAML(""), func(c *config.Config) { c.TokenKeyFile, c.Resources = tokenKey, res })
+	prod := startServer(t, refYAML(""), func(c *config.Config) { c.DevSimulator, c.TokenKeyFile, c.Resources = false, tokenKey, res })
+	if !strings.Contains(dev.logText(), "derived from token_key_file") {
+		t.Errorf("the dev verifier does not say it signs with a derived key:\n%s", dev.logText())
+	}
+	tok := attestToken(t, dev, newGuest(t, sim.Options{}))
+	_, err := prod.c.Release(context.Background(), tok, []string{"db-password"})
+	if reasonOf(err) != "token_invalid" || statusOf(err) != 401 {
+		t.Fatalf("a dev token at the production verifier: %v, want 401 token_invalid", err)
+	}
+	if _, err := dev.c.Release(context.Background(), tok, []string{"db-password"}); err != nil {
+		t.Fatalf("the same token at the dev verifier: %v", err)
 	}
 }

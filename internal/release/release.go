@@ -5,13 +5,16 @@ package release
 
 import (
 	"context"
+	"crypto"
+	_ "crypto/sha256" // for the JWK thumbprint
+	"encoding/base64"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"slices"
 
 	jose "github.com/go-jose/go-jose/v4"
 
+	v1 "github.com/trustgate/trustgate/api/v1"
 	"github.com/trustgate/trustgate/internal/attest"
 	"github.com/trustgate/trustgate/internal/challenge"
 	"github.com/trustgate/trustgate/internal/resources"
@@ -21,9 +24,11 @@ import (
 // MaxResources bounds how many resources one release may ask for.
 const MaxResources = 64
 
-// Tokens verifies attestation tokens (token.Issuer).
+// Tokens verifies attestation tokens and signs releases with the token
+// key (token.Issuer).
 type Tokens interface {
 	Verify(tok string) (*token.EAR, error)
+	SignJWT(payload []byte, headers map[string]any) (string, error)
 }
 
 // Options wires a Service; all are required.
@@ -47,10 +52,16 @@ func New(o Options) (*Service, error) {
 }
 
 // Release checks tok (signature, issuer, expiry), that it grants every one
-// of names and binds a tee_pubkey, reads the resources, encrypts them to
-// that key as one compact JWE (ECDH-ES, A256GCM) whose plaintext is
-// {"name": "<base64>", ...}, and only then uses the token up: a second
-// release with it is token_replayed. A refused release changes nothing.
+// of names and binds a tee_pubkey, reads the resources, and makes of them
+// a nested JWT (SPEC "Agent trust in the verifier"): the payload
+// {"name": "<base64>", ...} is signed with the token key (ES256, the kid
+// of the JWKS, typ JWT, and the protected headers
+// v1.HeaderReleaseTokenID = the token's jti and
+// v1.HeaderReleaseKeyThumbprint = the tee_pubkey's RFC 7638
+// thumbprint, which bind the release to this attestation), then encrypted
+// to that key as one compact JWE (ECDH-ES, A256GCM, cty JWT). Only then
+// is the token used up: a second release with it is token_replayed. A
+// refused release changes nothing.
 // Nothing of the token or the resources is kept, only the jti's record
 // until the token's expiry.
 func (s *Service) Release(ctx context.Context, tok string, names []string) (string, error) {
@@ -98,7 +109,7 @@ func (s *Service) Release(ctx context.Context, tok string, names []string) (stri
 		}
 		plain[n] = b
 	}
-	jwe, err := seal(sub.TEEPubKey, plain)
+	jwe, err := s.seal(ear.ID, sub.TEEPubKey, plain)
 	if err != nil {
 		return "", attest.Errorf(attest.ReasonInternalError, "encrypting the resources: %w", err)
 	}
@@ -127,10 +138,10 @@ func submodule(ear *token.EAR) (token.Submodule, error) {
 	panic("unreachable")
 }
 
-// seal encrypts {"name": base64(bytes)} to key as a compact JWE.
-func seal(key *jose.JSONWebKey, plain map[string][]byte) (string, error) {
-	enc, err := jose.NewEncrypter(jose.A256GCM, jose.Recipient{Algorithm: jose.ECDH_ES, Key: key},
-		(&jose.EncrypterOptions{}).WithContentType("application/json"))
+// seal signs {"name": base64(bytes)} with the token key, bound to the
+// token's jti and to key, and encrypts that JWS to key as a compact JWE.
+func (s *Service) seal(jti string, key *jose.JSONWebKey, plain map[string][]byte) (string, error) {
+	jkt, err := key.Thumbprint(crypto.SHA256)
 	if err != nil {
 		return "", err
 	}
@@ -139,28 +150,21 @@ func seal(key *jose.JSONWebKey, plain map[string][]byte) (string, error) {
 		return "", err
 	}
 	defer clear(body)
-	obj, err := enc.Encrypt(body)
+	jws, err := s.o.Tokens.SignJWT(body, map[string]any{
+		v1.HeaderReleaseTokenID:       jti,
+		v1.HeaderReleaseKeyThumbprint: base64.RawURLEncoding.EncodeToString(jkt),
+	})
+	if err != nil {
+		return "", err
+	}
+	enc, err := jose.NewEncrypter(jose.A256GCM, jose.Recipient{Algorithm: jose.ECDH_ES, Key: key},
+		(&jose.EncrypterOptions{}).WithContentType("JWT"))
+	if err != nil {
+		return "", err
+	}
+	obj, err := enc.Encrypt([]byte(jws))
 	if err != nil {
 		return "", err
 	}
 	return obj.CompactSerialize()
-}
-
-// Open decrypts a release JWE with the guest's private key (the agent's
-// side), refusing anything but ECDH-ES with A256GCM.
-func Open(jwe string, key any) (map[string][]byte, error) {
-	obj, err := jose.ParseEncrypted(jwe, []jose.KeyAlgorithm{jose.ECDH_ES}, []jose.ContentEncryption{jose.A256GCM})
-	if err != nil {
-		return nil, fmt.Errorf("not a release JWE: %w", err)
-	}
-	body, err := obj.Decrypt(key)
-	if err != nil {
-		return nil, fmt.Errorf("cannot decrypt the release (is it for this key?): %w", err)
-	}
-	defer clear(body)
-	var out map[string][]byte
-	if err := json.Unmarshal(body, &out); err != nil {
-		return nil, fmt.Errorf("release plaintext: %w", err)
-	}
-	return out, nil
 }

@@ -12,6 +12,7 @@ import (
 
 	jose "github.com/go-jose/go-jose/v4"
 
+	"github.com/trustgate/trustgate/client"
 	"github.com/trustgate/trustgate/internal/attest"
 	"github.com/trustgate/trustgate/internal/challenge"
 	"github.com/trustgate/trustgate/internal/resources"
@@ -54,7 +55,8 @@ func TestReleaseKeepsOnlyTheJTIUntilExpiry(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got, err := Open(jwe, guest); err != nil || string(got["s"]) != "secret" {
+	got, err := client.OpenRelease(jwe, client.ReleaseCheck{Key: guest, Token: tok, Resources: []string{"s"}, VerifierKeys: tokens.JWKS()})
+	if err != nil || string(got["s"]) != "secret" {
 		t.Fatalf("Open: %q, %v", got, err)
 	}
 	if used.Len() != 1 {

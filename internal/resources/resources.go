@@ -15,6 +15,7 @@ import (
 	"syscall"
 
 	"github.com/trustgate/trustgate/internal/attest"
+	"github.com/trustgate/trustgate/internal/secretfile"
 )
 
 // MaxSize bounds one resource (a secret or a configuration file).
@@ -100,12 +101,7 @@ func Open(dir string) (*Dir, error) {
 }
 
 // ownerOnly refuses group and other permission bits.
-func ownerOnly(p string, info fs.FileInfo) error {
-	if perm := info.Mode().Perm(); perm&0o077 != 0 {
-		return fmt.Errorf("%s has mode %#o: it must be accessible by its owner only (chmod go-rwx)", p, perm)
-	}
-	return nil
-}
+func ownerOnly(p string, info fs.FileInfo) error { return secretfile.Check(p, info.Mode()) }
 
 // Get implements Store.
 func (d *Dir) Get(ctx context.Context, name string) ([]byte, error) {

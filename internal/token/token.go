@@ -4,21 +4,22 @@ import (
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
+	"crypto/hkdf"
 	"crypto/rand"
-	_ "crypto/sha256" // for the JWK thumbprint
+	"crypto/sha256"
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"fmt"
-	"os"
 	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
 	"github.com/go-jose/go-jose/v4/jwt"
 
 	"github.com/trustgate/trustgate/internal/attest"
+	"github.com/trustgate/trustgate/internal/secretfile"
 )
 
 // DefaultLifetime is a token's lifetime when Options.Lifetime is 0.
@@ -39,7 +40,10 @@ type Options struct {
 	// Lifetime of a token; 0 means DefaultLifetime.
 	Lifetime time.Duration
 	// DevSimulator marks every token as issued by a verifier that trusts
-	// the simulator's AMD root.
+	// the simulator's AMD root, and signs with a key derived from Key
+	// (DevKey) instead of Key itself, so that a production verifier
+	// given the same key file never trusts what a dev verifier signs. An
+	// Issuer without DevSimulator refuses marked tokens (Verify).
 	DevSimulator bool
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
@@ -49,6 +53,7 @@ type Options struct {
 type Issuer struct {
 	o      Options
 	signer jose.Signer
+	priv   jose.JSONWebKey // the signing key, with the kid of jwk
 	jwk    jose.JSONWebKey
 }
 
@@ -56,6 +61,13 @@ type Issuer struct {
 func New(o Options) (*Issuer, error) {
 	if o.Key == nil || o.Key.Curve != elliptic.P256() {
 		return nil, errors.New("token key must be an ECDSA P-256 key")
+	}
+	if o.DevSimulator {
+		k, err := DevKey(o.Key)
+		if err != nil {
+			return nil, err
+		}
+		o.Key = k
 	}
 	if o.Issuer == "" {
 		o.Issuer = "trustgate"
@@ -72,12 +84,70 @@ func New(o Options) (*Issuer, error) {
 		return nil, err
 	}
 	pub.KeyID = base64.RawURLEncoding.EncodeToString(tp)
-	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.ES256, Key: jose.JSONWebKey{Key: o.Key, KeyID: pub.KeyID}},
-		(&jose.SignerOptions{}).WithType("JWT"))
+	i := &Issuer{o: o, priv: jose.JSONWebKey{Key: o.Key, KeyID: pub.KeyID}, jwk: pub}
+	if i.signer, err = i.newSigner(nil); err != nil {
+		return nil, err
+	}
+	return i, nil
+}
+
+// newSigner signs with the issuer's key: ES256, its kid, typ JWT, and the
+// protected header parameters of headers besides.
+func (i *Issuer) newSigner(headers map[string]any) (jose.Signer, error) {
+	so := (&jose.SignerOptions{}).WithType("JWT")
+	for k, v := range headers {
+		so.WithHeader(jose.HeaderKey(k), v)
+	}
+	return jose.NewSigner(jose.SigningKey{Algorithm: jose.ES256, Key: i.priv}, so)
+}
+
+// SignJWT signs payload (a JSON object) as a compact JWS with the token
+// key: ES256, the kid of JWKS, typ JWT, and headers as further protected
+// header parameters (nil: none; alg, kid and typ cannot be replaced). It
+// is how other signed answers of the verifier, such as a release, are
+// signed by the key a relying party already trusts.
+func (i *Issuer) SignJWT(payload []byte, headers map[string]any) (string, error) {
+	for _, k := range []string{"alg", "kid", "typ", "crit", "jwk"} {
+		if _, ok := headers[k]; ok {
+			return "", fmt.Errorf("header %q is set by the issuer", k)
+		}
+	}
+	signer, err := i.newSigner(headers)
+	if err != nil {
+		return "", err
+	}
+	jws, err := signer.Sign(payload)
+	if err != nil {
+		return "", err
+	}
+	return jws.CompactSerialize()
+}
+
+// DevKey derives from k the P-256 key a --dev-simulator issuer signs with:
+// HKDF-SHA256 over k's private scalar (info "trustgate dev_simulator token
+// key"), so that dev verifiers sharing a key file share this key too, and
+// a production verifier, which signs and verifies with k, never trusts
+// it. The derivation is one-way: the dev key says nothing about k.
+func DevKey(k *ecdsa.PrivateKey) (*ecdsa.PrivateKey, error) {
+	secret, err := k.Bytes()
 	if err != nil {
 		return nil, err
 	}
-	return &Issuer{o: o, signer: signer, jwk: pub}, nil
+	defer clear(secret)
+	// A 32-byte output is at or above the order of P-256 with probability
+	// about 2^-32; the next counter is then used.
+	for ctr := range 256 {
+		d, err := hkdf.Key(sha256.New, secret, nil, fmt.Sprintf("trustgate dev_simulator token key %d", ctr), 32)
+		if err != nil {
+			return nil, err
+		}
+		dk, err := ecdsa.ParseRawPrivateKey(elliptic.P256(), d)
+		clear(d)
+		if err == nil {
+			return dk, nil
+		}
+	}
+	return nil, errors.New("no dev token key could be derived")
 }
 
 // Appraisal is what a token says about one attested guest.
@@ -149,9 +219,18 @@ func (i *Issuer) JWKS() jose.JSONWebKeySet {
 }
 
 // Verify checks a token's signature (ES256, this issuer's key), issuer and
-// time window, and returns its claims; token_invalid otherwise.
+// time window, and returns its claims; token_invalid otherwise. An issuer
+// without DevSimulator also refuses a token marked
+// trustgate.dev_simulator, whoever signed it.
 func (i *Issuer) Verify(tok string) (*EAR, error) {
-	return Verify(tok, i.JWKS(), i.o.Issuer, i.o.Now())
+	ear, err := Verify(tok, i.JWKS(), i.o.Issuer, i.o.Now())
+	if err != nil {
+		return nil, err
+	}
+	if ear.DevSimulator && !i.o.DevSimulator {
+		return nil, attest.Errorf(attest.ReasonTokenInvalid, "a token of a --dev-simulator verifier is never honoured by a production verifier")
+	}
+	return ear, nil
 }
 
 // Verify checks a token against a JWKS, for relying parties.
@@ -180,14 +259,18 @@ func Verify(tok string, keys jose.JSONWebKeySet, issuer string, now time.Time) (
 	return &ear, nil
 }
 
+// maxKeyFile bounds a token key file (a PEM key is a few hundred bytes).
+const maxKeyFile = 64 << 10
+
 // LoadOrGenerateKey reads a P-256 private key (PEM, SEC 1 or PKCS #8) from
-// path, or generates one when path is "" (generated reports true).
+// path, or generates one when path is "" (generated reports true). A file
+// readable or writable by group or others is refused (secretfile.Read).
 func LoadOrGenerateKey(path string) (key *ecdsa.PrivateKey, generated bool, err error) {
 	if path == "" {
 		key, err = ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 		return key, true, err
 	}
-	b, err := os.ReadFile(path)
+	b, err := secretfile.Read(path, maxKeyFile)
 	if err != nil {
 		return nil, false, err
 	}
