@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
 
@@ -103,7 +104,11 @@ func (s *Service) Release(ctx context.Context, tok string, names []string) (stri
 		return "", attest.Errorf(attest.ReasonInternalError, "encrypting the resources: %w", err)
 	}
 
-	first, err := s.o.Used.Consume(ctx, "jti:"+ear.ID, ear.Expiry.Time())
+	var issued time.Time // no iat: the zero time, before every store's records, so refused
+	if ear.IssuedAt != nil {
+		issued = ear.IssuedAt.Time()
+	}
+	first, err := s.o.Used.Consume(ctx, "jti:"+ear.ID, issued, ear.Expiry.Time())
 	if err != nil {
 		return "", attest.Errorf(attest.ReasonStoreUnavailable, "recording the token's use: %w", err)
 	}
