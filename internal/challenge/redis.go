@@ -179,11 +179,28 @@ func (r *RedisStore) Init(ctx context.Context, now time.Time) error {
 	case outLost:
 		r.lost(from, existed)
 	}
+	r.checkEviction(ctx)
 	if d := now.Sub(rnow); d > r.margin || -d > r.margin {
 		r.log.Warn("single-use records: this verifier's clock differs from Redis's by more than the clock margin; keep clocks in sync (NTP)",
 			"skew", d.Round(time.Millisecond).String(), "margin", r.margin.String())
 	}
 	return nil
+}
+
+// checkEviction warns when Redis may evict keys: an evicted record is a
+// nonce or token accepted again, and no marker shows it. Redis may refuse
+// CONFIG (a managed service); then nothing is said.
+func (r *RedisStore) checkEviction(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(ctx, r.timeout)
+	defer cancel()
+	cfg, err := r.c.ConfigGet(ctx, "maxmemory*").Result()
+	if err != nil {
+		return
+	}
+	if limit, policy := cfg["maxmemory"], cfg["maxmemory-policy"]; limit != "" && limit != "0" && policy != "noeviction" {
+		r.log.Warn("single-use records: Redis evicts keys when full (maxmemory-policy is not noeviction): an evicted record is a nonce or token accepted again; set maxmemory-policy noeviction",
+			"maxmemory_policy", policy)
+	}
 }
 
 func (r *RedisStore) lost(from time.Time, existed bool) {

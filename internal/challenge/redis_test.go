@@ -181,3 +181,54 @@ func (l *lockedBuffer) String() string {
 	defer l.mu.Unlock()
 	return l.b.String()
 }
+
+// A Redis that evicts keys when full could drop records unseen: Init says
+// so.
+func TestRedisStoreWarnsOfEviction(t *testing.T) {
+	t.Parallel()
+	rdb := testkit.StartRedis(t)
+	ctx := context.Background()
+	for _, policy := range []string{"noeviction", "volatile-lru"} {
+		if err := rdb.ConfigSet(ctx, "maxmemory", "100mb").Err(); err != nil {
+			t.Fatal(err)
+		}
+		if err := rdb.ConfigSet(ctx, "maxmemory-policy", policy).Err(); err != nil {
+			t.Fatal(err)
+		}
+		var logs lockedBuffer
+		s := NewRedisStore(rdb, RedisOptions{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+		if err := s.Init(ctx, time.Now()); err != nil {
+			t.Fatal(err)
+		}
+		if warned := strings.Contains(logs.String(), "evicts keys"); warned != (policy != "noeviction") {
+			t.Errorf("maxmemory-policy %s: warned %v\n%s", policy, warned, logs.String())
+		}
+	}
+}
+
+// The single-use script (TIME, INFO server, HMGET, SET NX) against a bare
+// SET NX, one call at a time over loopback.
+func BenchmarkRedisStoreConsume(b *testing.B) {
+	rdb := testkit.StartRedis(b)
+	s := NewRedisStore(rdb, RedisOptions{})
+	ctx := context.Background()
+	now := time.Now()
+	if err := s.Init(ctx, now); err != nil {
+		b.Fatal(err)
+	}
+	for i := 0; b.Loop(); i++ {
+		if first, err := s.Consume(ctx, "b:"+strconv.Itoa(i), now, now.Add(time.Minute)); !first || err != nil {
+			b.Fatal(first, err)
+		}
+	}
+}
+
+func BenchmarkRedisBareSetNX(b *testing.B) {
+	rdb := testkit.StartRedis(b)
+	ctx := context.Background()
+	for i := 0; b.Loop(); i++ {
+		if ok, err := rdb.SetNX(ctx, "b:"+strconv.Itoa(i), 1, time.Minute).Result(); !ok || err != nil {
+			b.Fatal(ok, err)
+		}
+	}
+}
