@@ -174,7 +174,7 @@ func New(ctx context.Context, cfg config.Config, d Deps) (_ *App, err error) {
 	}
 	a := &App{cfg: cfg, log: log, engine: engine, tokens: tokens, svc: svc, certs: certSvc, tls: tlsCfg, close: cleanup}
 	a.handler = httpapi.New(httpapi.Options{
-		Attester: svc, Releaser: releaser, Challenger: countedChallenger{nonces, m}, JWKS: tokens.JWKS, Health: health{engine, rdb, cfg.StoreTimeout},
+		Attester: svc, Releaser: releaser, Challenger: countedChallenger{nonces, m}, JWKS: tokens.JWKS, Health: health{engine, rdb, min(cfg.StoreTimeout, readyRedisTimeout)},
 		Metrics: m.Handler(), Logger: log,
 		DevSimulator: cfg.DevSimulator, RequireClientCert: cfg.ClientCA != "",
 	})
@@ -334,10 +334,14 @@ func (r countedReleaser) Release(ctx context.Context, token string, names []stri
 	return jwe, err
 }
 
+// readyRedisTimeout caps /readyz's Redis check, so that a probe with a
+// 1 s timeout (Kubernetes' default) gets the answer, not a timeout.
+const readyRedisTimeout = 900 * time.Millisecond
+
 type health struct {
 	e       *policy.Engine
 	rdb     *redis.Client // nil without Redis
-	timeout time.Duration // bounds the Redis check
+	timeout time.Duration // bounds the Redis check: store_timeout, at most readyRedisTimeout
 }
 
 func (h health) PolicyID() string { return h.e.ID() }

@@ -163,17 +163,21 @@ func TestRedisStalledAnsweredWithinStoreTimeout(t *testing.T) {
 	stalled := g.request(s.challenge(t), false)
 
 	srv.Stop()
-	const bound = 4 * time.Second // store_timeout is 1 s; the CI machine may be busy
+	const bound = 4 * time.Second // store_timeout is 1 s, /readyz waits 900 ms; the CI machine may be busy
 	start := time.Now()
 	_, err := s.c.Attest(ctx, stalled)
-	if took := time.Since(start); took > bound {
+	took := time.Since(start)
+	t.Logf("attestation with Redis stalled answered in %s", took.Round(time.Millisecond))
+	if took > bound {
 		t.Errorf("attestation with Redis stalled answered after %s, want within %s", took, bound)
 	}
 	wantUnavailable(t, "Redis stalled", err)
 	start = time.Now()
 	var h v1.Health
 	getJSON(t, s.url+v1.PathReadyz, http.StatusServiceUnavailable, &h)
-	if took := time.Since(start); took > bound {
+	took = time.Since(start)
+	t.Logf("/readyz with Redis stalled answered in %s", took.Round(time.Millisecond))
+	if took > bound {
 		t.Errorf("/readyz with Redis stalled answered after %s, want within %s", took, bound)
 	}
 	srv.Cont()

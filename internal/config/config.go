@@ -64,7 +64,7 @@ type Config struct {
 	// StoreTimeout bounds every call to the single-use store (Redis): a
 	// call that gets no answer within it is 503 store_unavailable, never
 	// retried. It also bounds each Redis dial, read, write and wait for a
-	// pooled connection, and /readyz's Redis check.
+	// pooled connection, and /readyz's Redis check (there at most 900 ms).
 	StoreTimeout time.Duration `yaml:"store_timeout"`
 	// CertCacheDir is the AMD certificate disk cache; "" means the user
 	// cache directory's trustgate/certs.
