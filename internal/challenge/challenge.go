@@ -21,8 +21,8 @@ const DefaultTTL = 120 * time.Second
 const MinKeySize = 32
 
 // nonceVersion is the layout of doc.go. Version 1 (no issue time) is no
-// longer accepted: nothing could tell whether a store that lost its records
-// had seen it.
+// longer accepted (see Check): nothing could tell whether a store that lost
+// its records had seen it.
 const nonceVersion = 2
 
 // ErrIssuedBeforeRecords is a Store's answer for a record issued before
@@ -121,10 +121,16 @@ func (i *Issuer) mac(b []byte) []byte {
 }
 
 // Check reports whether n is one of this verifier's nonces and unexpired,
-// without consuming it: nonce_invalid or nonce_expired otherwise.
+// without consuming it: nonce_invalid or nonce_expired otherwise. A
+// version 1 nonce under this verifier's key (issued before an upgrade) is
+// store_unavailable: it carries no issue time, so no store can confirm it
+// unused; the guest's retry asks a new challenge.
 func (i *Issuer) Check(n attest.Nonce) error {
-	if !hmac.Equal(i.mac(n[:32]), n[32:]) || n[0] != nonceVersion {
+	if !hmac.Equal(i.mac(n[:32]), n[32:]) || (n[0] != nonceVersion && n[0] != 1) {
 		return attest.Errorf(attest.ReasonNonceInvalid, "nonce was not issued by this verifier")
+	}
+	if n[0] == 1 {
+		return attest.Errorf(attest.ReasonStoreUnavailable, "a version 1 nonce (issued before an upgrade) cannot be confirmed unused; ask a new challenge")
 	}
 	if !i.now().Before(expiry(n)) {
 		return attest.Errorf(attest.ReasonNonceExpired, "nonce expired at %s", expiry(n).UTC().Format(time.RFC3339))

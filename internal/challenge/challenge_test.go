@@ -137,9 +137,10 @@ func TestNewRejectsWeakKey(t *testing.T) {
 	}
 }
 
-// A nonce of the old layout (version 1: expiry, no issue time) is refused
-// even under the right key: nothing could tell whether a store that lost
-// its records had seen it.
+// A nonce of the old layout (version 1: expiry, no issue time) is not
+// accepted even under the right key: nothing could tell whether a store
+// that lost its records had seen it. It is store_unavailable, so that the
+// agent retries with a new challenge; under another key, nonce_invalid.
 func TestVersion1NonceRefused(t *testing.T) {
 	t.Parallel()
 	c := testkit.NewClock(time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC))
@@ -148,8 +149,12 @@ func TestVersion1NonceRefused(t *testing.T) {
 	v1[0] = 1
 	binary.BigEndian.PutUint64(v1[1:9], uint64(c.Now().Add(time.Minute).UnixMilli()))
 	copy(v1[32:], i.mac(v1[:32]))
+	if got := attest.ReasonOf(i.Consume(context.Background(), v1)); got != attest.ReasonStoreUnavailable {
+		t.Fatalf("version 1 nonce: reason %q, want store_unavailable", got)
+	}
+	v1[40] ^= 1
 	if got := attest.ReasonOf(i.Consume(context.Background(), v1)); got != attest.ReasonNonceInvalid {
-		t.Fatalf("version 1 nonce: reason %q, want nonce_invalid", got)
+		t.Fatalf("version 1 nonce, bad MAC: reason %q, want nonce_invalid", got)
 	}
 	n, exp := i.Issue()
 	if n[0] != 2 || !issued(n).Equal(c.Now()) || !expiry(n).Equal(exp) {

@@ -9,9 +9,10 @@
 //	[13:32]  19 random bytes (152 bits)
 //	[32:64]  HMAC-SHA256 under the verifier's nonce key over bytes 0..31
 //
-// Version 1 (expiry only, no issue time) is refused as nonce_invalid; a
-// version 1 nonce lived 120 s by default, so an upgrade costs the guests
-// holding one a new challenge.
+// Version 1 (expiry only, no issue time) is no longer accepted: under the
+// right key it is store_unavailable (503, which the agent retries with a
+// new challenge), else nonce_invalid. A version 1 nonce lived 120 s by
+// default, so an upgrade costs the guests holding one a new challenge.
 // Checking needs only the key: a nonce from another verifier (another key)
 // fails its MAC, a late one its expiry. Consuming records the nonce in a
 // Store until it expires, atomically, so that it is accepted at most once
