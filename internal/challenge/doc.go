@@ -13,6 +13,7 @@
 // right key it is store_unavailable (503, which the agent retries with a
 // new challenge), else nonce_invalid. A version 1 nonce lived 120 s by
 // default, so an upgrade costs the guests holding one a new challenge.
+//
 // Checking needs only the key: a nonce from another verifier (another key)
 // fails its MAC, a late one its expiry. Consuming records the nonce in a
 // Store until it expires, atomically, so that it is accepted at most once
@@ -21,7 +22,8 @@
 // The issue time is what makes single use hold when a store forgets: a
 // Store refuses a record issued before its records begin
 // (ErrIssuedBeforeRecords, reported as store_unavailable). The memory
-// store's records begin when the process starts, so a restarted verifier
+// store's records begin when the process starts (to the second below: a
+// token's iat has 1 s resolution), so a restarted verifier
 // sharing its nonce key refuses every nonce issued before the restart
 // instead of accepting once more those consumed before it. The Redis
 // store keeps a marker of when its records begin and of the Redis server

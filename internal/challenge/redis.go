@@ -57,9 +57,9 @@ type RedisOptions struct {
 //  2. if the marker is gone (the data was lost, or flushed) or names
 //     another run_id (Redis restarted, whatever its persistence, or
 //     another server took over), sets "from" to Redis's clock plus
-//     ClockMargin, "run" to this run_id, and
-//     refuses the record (ErrIssuedBeforeRecords): a loss is detected once,
-//     by the one write that finds it;
+//     ClockMargin and "run" to this run_id, and refuses the record
+//     (ErrIssuedBeforeRecords): a loss is detected once, by the one write
+//     that finds it;
 //  3. refuses a record stamped more than ClockMargin after Redis's clock
 //     (its issuer's clock is ahead; the outcome cannot be confirmed);
 //  4. refuses a record issued before "from" (ErrIssuedBeforeRecords);
@@ -70,11 +70,14 @@ type RedisOptions struct {
 // stamped at most ClockMargin after Redis's clock when it was written
 // (rule 3), a time before the loss; after it, "from" is Redis's clock at
 // the detection, a time after the loss, plus ClockMargin: the record's
-// stamp is before "from", and it is refused.
-// It relies on Redis's clock not going back across the restart by more
+// stamp is before "from", and it is refused. It relies on Redis's clock not going back across the restart by more
 // than what separates the loss from its detection, and on nothing but a
 // restart, a failover or a flush removing records (maxmemory-policy
-// noeviction; nobody deletes Prefix keys).
+// noeviction; nobody deletes Prefix keys). Init, at start, creates a
+// missing marker without calling it a loss, so that a fresh deployment
+// accepts its first records: a loss that no write saw before a verifier
+// starts is then covered from that start on, to the second below, without
+// the clock margin.
 type RedisStore struct {
 	c        redis.UniversalClient
 	prefix   string
