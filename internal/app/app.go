@@ -100,7 +100,13 @@ func New(ctx context.Context, cfg config.Config, d Deps) (_ *App, err error) {
 	// that every replica refuses what one of them accepted.
 	var used challenge.Store = challenge.NewMemoryStore(d.Now)
 	if rdb != nil {
-		used = challenge.NewRedisStore(rdb, "")
+		rs := challenge.NewRedisStore(rdb, challenge.RedisOptions{Timeout: cfg.StoreTimeout, Logger: log})
+		if err := rs.Init(ctx, d.Now()); err != nil {
+			log.Warn("redis: single-use marker not checked at start; the first write will (its guest gets 503 store_unavailable)", "error", err.Error())
+		}
+		used = rs
+	} else if cfg.NonceKeyFile != "" || cfg.TokenKeyFile != "" {
+		log.Warn("nonce_key_file or token_key_file without redis: single use is per process; another process with the same keys accepts a nonce or token this one accepted (set redis to share the records)")
 	}
 	nonces, err := challenge.New(challenge.Options{Key: nonceKey, TTL: cfg.NonceTTL, Store: used, Now: d.Now})
 	if err != nil {
@@ -171,7 +177,7 @@ func New(ctx context.Context, cfg config.Config, d Deps) (_ *App, err error) {
 	}
 	a := &App{cfg: cfg, log: log, engine: engine, tokens: tokens, svc: svc, certs: certSvc, tls: tlsCfg, close: cleanup}
 	a.handler = httpapi.New(httpapi.Options{
-		Attester: svc, Releaser: releaser, Challenger: countedChallenger{nonces, m}, JWKS: tokens.JWKS, Health: health{engine, rdb},
+		Attester: svc, Releaser: releaser, Challenger: countedChallenger{nonces, m}, JWKS: tokens.JWKS, Health: health{engine, rdb, min(cfg.StoreTimeout, readyRedisTimeout)},
 		Metrics: m.Handler(), Logger: log,
 		DevSimulator: cfg.DevSimulator, RequireClientCert: cfg.ClientCA != "",
 	})
@@ -331,9 +337,14 @@ func (r countedReleaser) Release(ctx context.Context, token string, names []stri
 	return jwe, err
 }
 
+// readyRedisTimeout caps /readyz's Redis check, so that a probe with a
+// 1 s timeout (Kubernetes' default) gets the answer, not a timeout.
+const readyRedisTimeout = 900 * time.Millisecond
+
 type health struct {
-	e   *policy.Engine
-	rdb *redis.Client // nil without Redis
+	e       *policy.Engine
+	rdb     *redis.Client // nil without Redis
+	timeout time.Duration // bounds the Redis check: store_timeout, at most readyRedisTimeout
 }
 
 func (h health) PolicyID() string { return h.e.ID() }
@@ -345,7 +356,7 @@ func (h health) Ready() error {
 		return err
 	}
 	if h.rdb != nil {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		ctx, cancel := context.WithTimeout(context.Background(), h.timeout)
 		defer cancel()
 		if err := h.rdb.Ping(ctx).Err(); err != nil {
 			return errors.New("redis does not answer; single-use records cannot be kept")

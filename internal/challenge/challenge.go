@@ -20,14 +20,26 @@ const DefaultTTL = 120 * time.Second
 // MinKeySize is the smallest accepted nonce MAC key.
 const MinKeySize = 32
 
-const nonceVersion = 1
+// nonceVersion is the layout of doc.go. Version 1 (no issue time) is no
+// longer accepted (see Check): nothing could tell whether a store that lost
+// its records had seen it.
+const nonceVersion = 2
 
-// Store records consumed nonces. Consume must be atomic: of concurrent
-// calls with the same id, exactly one gets first == true.
+// ErrIssuedBeforeRecords is a Store's answer for a record issued before
+// the store's records begin: the store was restarted or lost its data
+// since, so it cannot confirm the record was not used before. It is an
+// outcome the store cannot confirm (store_unavailable), not a replay.
+var ErrIssuedBeforeRecords = errors.New("issued before the single-use records begin (the store restarted or lost its data since)")
+
+// Store records consumed nonces and token ids. Consume must be atomic: of
+// concurrent calls with the same id, exactly one gets first == true.
 type Store interface {
-	// Consume records id until the given time and reports whether it was
-	// not recorded before.
-	Consume(ctx context.Context, id string, until time.Time) (first bool, err error)
+	// Consume records id, issued at the given time, until the given time
+	// and reports whether it was not recorded before. A record issued
+	// before the store's records begin (a restart or a loss of data since)
+	// is refused with an error wrapping ErrIssuedBeforeRecords; any error
+	// means the outcome is unknown, never that the id was used.
+	Consume(ctx context.Context, id string, issued, until time.Time) (first bool, err error)
 }
 
 // Options configures an Issuer.
@@ -78,12 +90,28 @@ func GenerateKey() []byte {
 // Issue returns a fresh nonce and its expiry.
 func (i *Issuer) Issue() (attest.Nonce, time.Time) {
 	var n attest.Nonce
-	exp := i.now().Add(i.ttl).Truncate(time.Millisecond)
+	now := i.now().Truncate(time.Millisecond)
+	exp := now.Add(i.ttl).Truncate(time.Millisecond)
 	n[0] = nonceVersion
-	binary.BigEndian.PutUint64(n[1:9], uint64(exp.UnixMilli()))
-	rand.Read(n[9:32])
+	putMillis48(n[1:7], now)
+	putMillis48(n[7:13], exp)
+	rand.Read(n[13:32])
 	copy(n[32:], i.mac(n[:32]))
 	return n, exp
+}
+
+// putMillis48 writes t as Unix milliseconds, 48 bits big-endian (good
+// until the year 10889).
+func putMillis48(b []byte, t time.Time) {
+	var w [8]byte
+	binary.BigEndian.PutUint64(w[:], uint64(t.UnixMilli()))
+	copy(b, w[2:])
+}
+
+func millis48(b []byte) time.Time {
+	var w [8]byte
+	copy(w[2:], b)
+	return time.UnixMilli(int64(binary.BigEndian.Uint64(w[:])))
 }
 
 func (i *Issuer) mac(b []byte) []byte {
@@ -93,10 +121,16 @@ func (i *Issuer) mac(b []byte) []byte {
 }
 
 // Check reports whether n is one of this verifier's nonces and unexpired,
-// without consuming it: nonce_invalid or nonce_expired otherwise.
+// without consuming it: nonce_invalid or nonce_expired otherwise. A
+// version 1 nonce under this verifier's key (issued before an upgrade) is
+// store_unavailable: it carries no issue time, so no store can confirm it
+// unused; the guest's retry asks a new challenge.
 func (i *Issuer) Check(n attest.Nonce) error {
-	if !hmac.Equal(i.mac(n[:32]), n[32:]) || n[0] != nonceVersion {
+	if !hmac.Equal(i.mac(n[:32]), n[32:]) || (n[0] != nonceVersion && n[0] != 1) {
 		return attest.Errorf(attest.ReasonNonceInvalid, "nonce was not issued by this verifier")
+	}
+	if n[0] == 1 {
+		return attest.Errorf(attest.ReasonStoreUnavailable, "a version 1 nonce (issued before an upgrade) cannot be confirmed unused; ask a new challenge")
 	}
 	if !i.now().Before(expiry(n)) {
 		return attest.Errorf(attest.ReasonNonceExpired, "nonce expired at %s", expiry(n).UTC().Format(time.RFC3339))
@@ -104,18 +138,18 @@ func (i *Issuer) Check(n attest.Nonce) error {
 	return nil
 }
 
-func expiry(n attest.Nonce) time.Time {
-	return time.UnixMilli(int64(binary.BigEndian.Uint64(n[1:9])))
-}
+func issued(n attest.Nonce) time.Time { return millis48(n[1:7]) }
+func expiry(n attest.Nonce) time.Time { return millis48(n[7:13]) }
 
 // Consume checks n and records it as used: nonce_replayed if it was used
-// before, store_unavailable if the store cannot tell.
+// before, store_unavailable if the store cannot tell (it does not answer,
+// or n was issued before the store's records begin).
 func (i *Issuer) Consume(ctx context.Context, n attest.Nonce) error {
 	if err := i.Check(n); err != nil {
 		return err
 	}
 	// The MAC half identifies the nonce; it is not secret once issued.
-	first, err := i.store.Consume(ctx, "nonce:"+hex.EncodeToString(n[32:]), expiry(n))
+	first, err := i.store.Consume(ctx, "nonce:"+hex.EncodeToString(n[32:]), issued(n), expiry(n))
 	if err != nil {
 		return attest.Errorf(attest.ReasonStoreUnavailable, "recording the nonce: %w", err)
 	}

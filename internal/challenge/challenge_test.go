@@ -2,6 +2,7 @@ package challenge
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"sync"
 	"sync/atomic"
@@ -99,7 +100,7 @@ func TestConsumeAtomic(t *testing.T) {
 
 type brokenStore struct{}
 
-func (brokenStore) Consume(context.Context, string, time.Time) (bool, error) {
+func (brokenStore) Consume(context.Context, string, time.Time, time.Time) (bool, error) {
 	return false, errors.New("connection refused")
 }
 
@@ -120,10 +121,10 @@ func TestMemoryStoreDropsExpired(t *testing.T) {
 	c := testkit.NewClock(time.Now())
 	m := NewMemoryStore(c.Now)
 	for i := range 100 {
-		m.Consume(context.Background(), string(rune(i)), c.Now().Add(time.Second))
+		m.Consume(context.Background(), string(rune(i)), c.Now(), c.Now().Add(time.Second))
 	}
 	c.Add(time.Minute)
-	m.Consume(context.Background(), "new", c.Now().Add(time.Second))
+	m.Consume(context.Background(), "new", c.Now(), c.Now().Add(time.Second))
 	if m.Len() != 1 {
 		t.Fatalf("store holds %d records after expiry, want 1", m.Len())
 	}
@@ -134,4 +135,72 @@ func TestNewRejectsWeakKey(t *testing.T) {
 	if _, err := New(Options{Key: make([]byte, 16), Store: NewMemoryStore(nil)}); err == nil {
 		t.Fatal("16-byte key accepted")
 	}
+}
+
+// A nonce of the old layout (version 1: expiry, no issue time) is not
+// accepted even under the right key: nothing could tell whether a store
+// that lost its records had seen it. It is store_unavailable, so that the
+// agent retries with a new challenge; under another key, nonce_invalid.
+func TestVersion1NonceRefused(t *testing.T) {
+	t.Parallel()
+	c := testkit.NewClock(time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC))
+	i := newIssuer(t, GenerateKey(), c)
+	var v1 attest.Nonce
+	v1[0] = 1
+	binary.BigEndian.PutUint64(v1[1:9], uint64(c.Now().Add(time.Minute).UnixMilli()))
+	copy(v1[32:], i.mac(v1[:32]))
+	if got := attest.ReasonOf(i.Consume(context.Background(), v1)); got != attest.ReasonStoreUnavailable {
+		t.Fatalf("version 1 nonce: reason %q, want store_unavailable", got)
+	}
+	v1[40] ^= 1
+	if got := attest.ReasonOf(i.Consume(context.Background(), v1)); got != attest.ReasonNonceInvalid {
+		t.Fatalf("version 1 nonce, bad MAC: reason %q, want nonce_invalid", got)
+	}
+	n, exp := i.Issue()
+	if n[0] != 2 || !issued(n).Equal(c.Now()) || !expiry(n).Equal(exp) {
+		t.Fatalf("nonce version %d, issued %v, expiry %v; want 2, %v, %v", n[0], issued(n), expiry(n), c.Now(), exp)
+	}
+}
+
+// A verifier restarted with the same nonce key and the memory store
+// refuses every nonce issued before its start (store_unavailable), the
+// consumed one included, instead of accepting it once more; nonces it
+// issues itself are single-use as before.
+func TestMemoryStoreRefusesNoncesOfAnEarlierProcess(t *testing.T) {
+	t.Parallel()
+	c := testkit.NewClock(time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC))
+	key := GenerateKey()
+	ctx := context.Background()
+	before := newIssuer(t, key, c)
+	used, unused := mustIssue(before), mustIssue(before)
+	if err := before.Consume(ctx, used); err != nil {
+		t.Fatal(err)
+	}
+	c.Add(3 * time.Second)
+	after := newIssuer(t, key, c) // the restarted process
+	fresh := mustIssue(after)
+	cases := []struct {
+		name string
+		n    attest.Nonce
+		want attest.Reason
+	}{
+		{"consumed before the restart", used, attest.ReasonStoreUnavailable},
+		{"issued before the restart, unused", unused, attest.ReasonStoreUnavailable},
+		{"issued after", fresh, ""},
+		{"issued after, again", fresh, attest.ReasonNonceReplayed},
+	}
+	for _, tc := range cases {
+		err := after.Consume(ctx, tc.n)
+		if got := attest.ReasonOf(err); got != tc.want {
+			t.Errorf("%s: reason %q (%v), want %q", tc.name, got, err, tc.want)
+		}
+		if tc.want == attest.ReasonStoreUnavailable && !errors.Is(err, ErrIssuedBeforeRecords) {
+			t.Errorf("%s: %v does not wrap ErrIssuedBeforeRecords", tc.name, err)
+		}
+	}
+}
+
+func mustIssue(i *Issuer) attest.Nonce {
+	n, _ := i.Issue()
+	return n
 }

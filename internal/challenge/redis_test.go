@@ -1,7 +1,12 @@
 package challenge
 
 import (
+	"bytes"
 	"context"
+	"errors"
+	"log/slog"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -15,9 +20,13 @@ import (
 func TestRedisStore(t *testing.T) {
 	t.Parallel()
 	rdb := testkit.StartRedis(t)
-	a, b := NewRedisStore(rdb, ""), NewRedisStore(rdb, "") // two replicas
+	a, b := NewRedisStore(rdb, RedisOptions{}), NewRedisStore(rdb, RedisOptions{}) // two replicas
 	ctx := context.Background()
-	until := time.Now().Add(time.Minute)
+	now := time.Now()
+	if err := a.Init(ctx, now); err != nil {
+		t.Fatal(err)
+	}
+	until := now.Add(time.Minute)
 
 	var wins atomic.Int32
 	var wg sync.WaitGroup
@@ -27,7 +36,7 @@ func TestRedisStore(t *testing.T) {
 			s = b
 		}
 		wg.Go(func() {
-			first, err := s.Consume(ctx, "nonce:x", until)
+			first, err := s.Consume(ctx, "nonce:x", now, until)
 			if err != nil {
 				t.Error(err)
 			}
@@ -40,7 +49,7 @@ func TestRedisStore(t *testing.T) {
 	if wins.Load() != 1 {
 		t.Fatalf("%d replicas consumed the same id", wins.Load())
 	}
-	if first, err := b.Consume(ctx, "nonce:y", until); !first || err != nil {
+	if first, err := b.Consume(ctx, "nonce:y", now, until); !first || err != nil {
 		t.Fatalf("another id: %v, %v", first, err)
 	}
 	ttl := rdb.TTL(ctx, DefaultRedisPrefix+"nonce:x").Val()
@@ -48,15 +57,178 @@ func TestRedisStore(t *testing.T) {
 		t.Errorf("record TTL %s, want about a minute", ttl)
 	}
 	// A record already past its time is still kept a second.
-	if first, _ := a.Consume(ctx, "nonce:late", time.Now().Add(-time.Hour)); !first {
+	if first, _ := a.Consume(ctx, "nonce:late", now, time.Now().Add(-time.Hour)); !first {
 		t.Fatal("late record refused")
 	}
 	if ttl := rdb.TTL(ctx, DefaultRedisPrefix+"nonce:late").Val(); ttl <= 0 || ttl > time.Second {
 		t.Errorf("late record TTL %s, want a second", ttl)
 	}
+	// The marker never expires.
+	if ttl := rdb.TTL(ctx, DefaultRedisPrefix+"epoch").Val(); ttl != -1 {
+		t.Errorf("marker TTL %s, want none", ttl)
+	}
 
 	rdb.Close()
-	if _, err := a.Consume(ctx, "nonce:z", until); err == nil {
+	if _, err := a.Consume(ctx, "nonce:z", now, until); err == nil {
 		t.Error("a closed Redis was not an error")
+	}
+}
+
+// What Redis forgets, trustgate notices: after each way of losing records
+// (a flush, a restart without data, a restart from an older snapshot as
+// with RDB persistence), a record consumed before the loss and one issued
+// before it but never consumed are both refused at another replica with
+// ErrIssuedBeforeRecords, never accepted; the loss is logged once; a
+// record issued from the new beginning is accepted once.
+func TestRedisStoreRefusesRecordsIssuedBeforeALoss(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		name   string
+		before func(*testkit.Redis) // after Init, before the records are written
+		loss   func(*testkit.Redis)
+		cause  string
+	}{
+		{"flushed", nil, func(r *testkit.Redis) { r.Client.FlushAll(context.Background()) }, "marker is gone"},
+		{"restarted empty", nil, (*testkit.Redis).Restart, "marker is gone"},
+		{"restarted from an older snapshot", (*testkit.Redis).Snapshot, (*testkit.Redis).RestartFromSnapshot, "another Redis server process"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			srv := testkit.StartRedisServer(t)
+			var logs lockedBuffer
+			log := slog.New(slog.NewTextHandler(&logs, nil))
+			a := NewRedisStore(srv.Client, RedisOptions{Logger: log})
+			b := NewRedisStore(srv.Client, RedisOptions{Logger: log})
+			ctx := context.Background()
+			start := time.Now()
+			if err := a.Init(ctx, start); err != nil {
+				t.Fatal(err)
+			}
+			if tc.before != nil {
+				tc.before(srv)
+			}
+			until := start.Add(time.Minute)
+			if first, err := a.Consume(ctx, "used", start, until); !first || err != nil {
+				t.Fatalf("before the loss: %v, %v", first, err)
+			}
+			tc.loss(srv)
+
+			for _, id := range []string{"used", "used", "issued before, unused"} {
+				first, err := b.Consume(ctx, id, start, until)
+				if first || !errors.Is(err, ErrIssuedBeforeRecords) {
+					t.Fatalf("%s, after the loss: first %v, %v; want ErrIssuedBeforeRecords", id, first, err)
+				}
+			}
+			if n := strings.Count(logs.String(), "may have lost records"); n != 1 || !strings.Contains(logs.String(), tc.cause) {
+				t.Fatalf("%d loss warnings, want 1 saying %q:\n%s", n, tc.cause, logs.String())
+			}
+			ms, err := srv.Client.HGet(ctx, DefaultRedisPrefix+"epoch", "from").Result()
+			if err != nil {
+				t.Fatal(err)
+			}
+			fromMs, _ := strconv.ParseInt(ms, 10, 64)
+			from := time.UnixMilli(fromMs)
+			if !from.After(start) {
+				t.Fatalf("records begin at %v, not after the first record (%v)", from, start)
+			}
+			for _, want := range []bool{true, false} {
+				if first, err := a.Consume(ctx, "new", from, from.Add(time.Minute)); first != want || err != nil {
+					t.Fatalf("issued at the new beginning: first %v, %v; want %v", first, err, want)
+				}
+			}
+		})
+	}
+}
+
+// A record stamped further ahead of Redis's clock than the margin is
+// refused: its issuer's clock is wrong, and the rule that makes a loss
+// visible assumes it is not.
+func TestRedisStoreRefusesRecordsFromTheFuture(t *testing.T) {
+	t.Parallel()
+	rdb := testkit.StartRedis(t)
+	var logs lockedBuffer
+	s := NewRedisStore(rdb, RedisOptions{ClockMargin: 2 * time.Second, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	ctx := context.Background()
+	now := time.Now()
+	if err := s.Init(ctx, now); err != nil {
+		t.Fatal(err)
+	}
+	if first, err := s.Consume(ctx, "ahead", now.Add(time.Minute), now.Add(2*time.Minute)); first || err == nil || errors.Is(err, ErrIssuedBeforeRecords) {
+		t.Fatalf("a minute ahead: first %v, %v; want a clock error", first, err)
+	}
+	if !strings.Contains(logs.String(), "ahead of Redis's clock") {
+		t.Fatalf("no clock warning:\n%s", logs.String())
+	}
+	if first, err := s.Consume(ctx, "within", now.Add(time.Second), now.Add(time.Minute)); !first || err != nil {
+		t.Fatalf("a second ahead, within the margin: %v, %v", first, err)
+	}
+}
+
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// A Redis that evicts keys when full could drop records unseen: Init says
+// so.
+func TestRedisStoreWarnsOfEviction(t *testing.T) {
+	t.Parallel()
+	rdb := testkit.StartRedis(t)
+	ctx := context.Background()
+	for _, policy := range []string{"noeviction", "volatile-lru"} {
+		if err := rdb.ConfigSet(ctx, "maxmemory", "100mb").Err(); err != nil {
+			t.Fatal(err)
+		}
+		if err := rdb.ConfigSet(ctx, "maxmemory-policy", policy).Err(); err != nil {
+			t.Fatal(err)
+		}
+		var logs lockedBuffer
+		s := NewRedisStore(rdb, RedisOptions{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+		if err := s.Init(ctx, time.Now()); err != nil {
+			t.Fatal(err)
+		}
+		if warned := strings.Contains(logs.String(), "evicts keys"); warned != (policy != "noeviction") {
+			t.Errorf("maxmemory-policy %s: warned %v\n%s", policy, warned, logs.String())
+		}
+	}
+}
+
+// The single-use script (TIME, INFO server, HMGET, SET NX) against a bare
+// SET NX, one call at a time over loopback.
+func BenchmarkRedisStoreConsume(b *testing.B) {
+	rdb := testkit.StartRedis(b)
+	s := NewRedisStore(rdb, RedisOptions{})
+	ctx := context.Background()
+	now := time.Now()
+	if err := s.Init(ctx, now); err != nil {
+		b.Fatal(err)
+	}
+	for i := 0; b.Loop(); i++ {
+		if first, err := s.Consume(ctx, "b:"+strconv.Itoa(i), now, now.Add(time.Minute)); !first || err != nil {
+			b.Fatal(first, err)
+		}
+	}
+}
+
+func BenchmarkRedisBareSetNX(b *testing.B) {
+	rdb := testkit.StartRedis(b)
+	ctx := context.Background()
+	for i := 0; b.Loop(); i++ {
+		if ok, err := rdb.SetNX(ctx, "b:"+strconv.Itoa(i), 1, time.Minute).Result(); !ok || err != nil {
+			b.Fatal(ok, err)
+		}
 	}
 }

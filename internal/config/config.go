@@ -61,6 +61,11 @@ type Config struct {
 	// Replicas with the same Redis share the single-use records (nonces,
 	// token ids) and the AMD certificate cache.
 	Redis string `yaml:"redis"`
+	// StoreTimeout bounds every call to the single-use store (Redis): a
+	// call that gets no answer within it is 503 store_unavailable, never
+	// retried. It also bounds each Redis dial, read, write and wait for a
+	// pooled connection, and /readyz's Redis check (there at most 900 ms).
+	StoreTimeout time.Duration `yaml:"store_timeout"`
 	// CertCacheDir is the AMD certificate disk cache; "" means the user
 	// cache directory's trustgate/certs.
 	CertCacheDir string `yaml:"cert_cache_dir"`
@@ -87,7 +92,10 @@ type Config struct {
 }
 
 // RedisOptions returns the client options of the redis URL, nil without
-// one.
+// one. Whatever the URL says, a command is never retried (a write whose
+// answer was lost may have been done) and every dial, read, write and wait
+// for a pooled connection is bounded by StoreTimeout, as is the context of
+// each call.
 func (c Config) RedisOptions() (*redis.Options, error) {
 	if c.Redis == "" {
 		return nil, nil
@@ -96,6 +104,11 @@ func (c Config) RedisOptions() (*redis.Options, error) {
 	if err != nil {
 		// Not the error itself: it may quote the URL and its password.
 		return nil, errors.New("redis: not a redis://, rediss:// or unix:// URL")
+	}
+	o.MaxRetries = -1
+	o.ContextTimeoutEnabled = true
+	if c.StoreTimeout > 0 {
+		o.DialTimeout, o.ReadTimeout, o.WriteTimeout, o.PoolTimeout = c.StoreTimeout, c.StoreTimeout, c.StoreTimeout, c.StoreTimeout
 	}
 	return o, nil
 }
@@ -112,6 +125,7 @@ func Default() Config {
 		CRLGrace:         certs.DefaultCRLGrace,
 		ReloadInterval:   2 * time.Second,
 		ShutdownTimeout:  10 * time.Second,
+		StoreTimeout:     time.Second,
 	}
 }
 
@@ -210,6 +224,9 @@ func (c Config) Validate() error {
 	}
 	if c.ReloadInterval < 100*time.Millisecond {
 		bad("reload_interval %v: want at least 100ms", c.ReloadInterval)
+	}
+	if c.StoreTimeout < 10*time.Millisecond || c.StoreTimeout > time.Minute {
+		bad("store_timeout %v: want 10ms to 1m", c.StoreTimeout)
 	}
 	if c.ShutdownTimeout <= 0 {
 		bad("shutdown_timeout %v: want more than 0", c.ShutdownTimeout)

@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"errors"
 	"slices"
+	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
 
@@ -114,7 +115,11 @@ func (s *Service) Release(ctx context.Context, tok string, names []string) (stri
 		return "", attest.Errorf(attest.ReasonInternalError, "encrypting the resources: %w", err)
 	}
 
-	first, err := s.o.Used.Consume(ctx, "jti:"+ear.ID, ear.Expiry.Time())
+	var issued time.Time // no iat: the zero time, before every store's records, so refused
+	if ear.IssuedAt != nil {
+		issued = ear.IssuedAt.Time()
+	}
+	first, err := s.o.Used.Consume(ctx, "jti:"+ear.ID, issued, ear.Expiry.Time())
 	if err != nil {
 		return "", attest.Errorf(attest.ReasonStoreUnavailable, "recording the token's use: %w", err)
 	}

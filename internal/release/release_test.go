@@ -66,7 +66,7 @@ func TestReleaseKeepsOnlyTheJTIUntilExpiry(t *testing.T) {
 		t.Fatalf("second use: %v", err)
 	}
 	clock.Add(exp.Sub(clock.Now()) + time.Minute)
-	used.Consume(ctx, "other", clock.Now().Add(time.Second)) // sweeps
+	used.Consume(ctx, "other", clock.Now(), clock.Now().Add(time.Second)) // sweeps
 	if used.Len() != 1 {
 		t.Fatalf("%d records after expiry, want only the new one", used.Len())
 	}

@@ -1,0 +1,397 @@
+package app
+
+import (
+	"bytes"
+	"context"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	v1 "github.com/trustgate/trustgate/api/v1"
+	"github.com/trustgate/trustgate/client"
+	"github.com/trustgate/trustgate/internal/agent"
+	"github.com/trustgate/trustgate/internal/config"
+	"github.com/trustgate/trustgate/internal/sim"
+	"github.com/trustgate/trustgate/internal/testkit"
+)
+
+// startServerAt is startServer with the verifier's clock now (nil: the
+// real clock, which the Redis store compares with Redis's own).
+func startServerAt(t testing.TB, mutate func(*config.Config), now func() time.Time) *server {
+	t.Helper()
+	dir := t.TempDir()
+	s := &server{dir: dir, logs: &bytes.Buffer{}}
+	cfg := config.Default()
+	cfg.Listen, cfg.DevSimulator, cfg.Offline = "127.0.0.1:0", true, true
+	cfg.CertCacheDir = filepath.Join(dir, "certs")
+	cfg.ReferenceValues = filepath.Join(dir, "ref.yaml")
+	if err := os.WriteFile(cfg.ReferenceValues, []byte(refYAML("")), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if mutate != nil {
+		mutate(&cfg)
+	}
+	a, err := New(context.Background(), cfg, Deps{Logger: newJSONLogger(s), Now: now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- a.Serve(ctx, ln) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Serve: %v", err)
+		}
+		a.Close()
+	})
+	s.app = a
+	s.url = "http://" + ln.Addr().String()
+	s.c = &client.Client{BaseURL: s.url}
+	return s
+}
+
+// sharedKeys returns a config change giving replicas the same nonce and
+// token keys, resource store and, when redisAddr is not "", Redis.
+func sharedKeys(t *testing.T, redisAddr string) func(*config.Config) {
+	dir := t.TempDir()
+	nonceKey, tokenKey := filepath.Join(dir, "nonce.key"), filepath.Join(dir, "token.pem")
+	if err := os.WriteFile(nonceKey, []byte(strings.Repeat("cd", 32)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	writeTokenKey(t, tokenKey)
+	res := resourceDir(t, map[string]string{"db-password": dbPassword})
+	return func(c *config.Config) {
+		c.NonceKeyFile, c.TokenKeyFile, c.Resources = nonceKey, tokenKey, res
+		if redisAddr != "" {
+			c.Redis = "redis://" + redisAddr
+		}
+	}
+}
+
+// wantUnavailable fails unless err is 503 store_unavailable.
+func wantUnavailable(t *testing.T, what string, err error) {
+	t.Helper()
+	if reasonOf(err) != "store_unavailable" || statusOf(err) != http.StatusServiceUnavailable {
+		t.Errorf("%s: %v, want 503 store_unavailable", what, err)
+	}
+}
+
+// SPEC "Single use, precisely": Redis restarted without its data. Two
+// replicas share keys and Redis; after the restart, at either replica, the
+// nonce and the token used before are refused (503 store_unavailable, not
+// accepted again), and so are a nonce and a token issued before but never
+// used; one replica logs the loss, once; the real agent, retrying on 503
+// with a fresh challenge, gets its secret.
+func TestRedisRestartedEmptyRefusesEarlierRecords(t *testing.T) {
+	t.Parallel()
+	srv := testkit.StartRedisServer(t)
+	shared := sharedKeys(t, srv.Addr)
+	a, b := startServerAt(t, shared, nil), startServerAt(t, shared, nil)
+	g := newGuest(t, sim.Options{})
+	ctx := context.Background()
+
+	usedReq := g.request(a.challenge(t), false)
+	resp, err := a.c.Attest(ctx, usedReq)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.c.Release(ctx, resp.Token, []string{"db-password"}); err != nil {
+		t.Fatal(err)
+	}
+	unusedTok := attestToken(t, a, g)
+	unusedReq := g.request(b.challenge(t), false)
+
+	srv.Restart()
+
+	for _, s := range []*server{b, a} {
+		_, err := s.c.Attest(ctx, usedReq)
+		wantUnavailable(t, "nonce used before the restart", err)
+		_, err = s.c.Release(ctx, resp.Token, []string{"db-password"})
+		wantUnavailable(t, "token used before the restart", err)
+	}
+	_, err = b.c.Attest(ctx, unusedReq)
+	wantUnavailable(t, "nonce issued before the restart, unused", err)
+	_, err = b.c.Release(ctx, unusedTok, []string{"db-password"})
+	wantUnavailable(t, "token issued before the restart, unused", err)
+	if n := strings.Count(a.logText()+b.logText(), "may have lost records"); n != 1 {
+		t.Errorf("%d loss warnings in the replicas' logs, want 1:\n%s\n%s", n, a.logText(), b.logText())
+	}
+
+	start := time.Now()
+	got, err := agent.Fetch(ctx, agent.Options{
+		Client: b.c, Device: agent.SimDevice{Sim: g.dev}, Resources: []string{"db-password"},
+		Attempts: 10, Backoff: 200 * time.Millisecond,
+	})
+	if err != nil {
+		t.Fatalf("a genuine guest after the restart: %v", err)
+	}
+	t.Logf("the agent got its secret %s after the loss was detected", time.Since(start).Round(time.Millisecond))
+	if string(got.Resources["db-password"]) != dbPassword {
+		t.Fatalf("released %q", got.Resources["db-password"])
+	}
+	_, err = a.c.Attest(ctx, usedReq)
+	wantUnavailable(t, "nonce used before the restart, once more", err)
+}
+
+// Redis stalled (SIGSTOP): an attestation is answered 503
+// store_unavailable and /readyz 503 within a few store_timeouts, not after
+// go-redis's 5 s read timeout and its retries; the write that timed out
+// was sent once and never again; after SIGCONT its nonce is accepted at
+// most once; the real agent, caught by a stall, gets through once it ends
+// (its retry takes a fresh challenge).
+func TestRedisStalledAnsweredWithinStoreTimeout(t *testing.T) {
+	t.Parallel()
+	srv := testkit.StartRedisServer(t)
+	s := startServerAt(t, func(c *config.Config) { c.Redis, c.StoreTimeout = "redis://"+srv.Addr, time.Second }, nil)
+	g := newGuest(t, sim.Options{})
+	ctx := context.Background()
+	if _, err := s.c.Attest(ctx, g.request(s.challenge(t), false)); err != nil {
+		t.Fatal(err) // loads the script; the chip's certificates are cached
+	}
+	if err := srv.Client.ConfigResetStat(ctx).Err(); err != nil {
+		t.Fatal(err)
+	}
+	stalled := g.request(s.challenge(t), false)
+
+	srv.Stop()
+	const bound = 4 * time.Second // store_timeout is 1 s, /readyz waits 900 ms; the CI machine may be busy
+	start := time.Now()
+	_, err := s.c.Attest(ctx, stalled)
+	took := time.Since(start)
+	t.Logf("attestation with Redis stalled answered in %s", took.Round(time.Millisecond))
+	if took > bound {
+		t.Errorf("attestation with Redis stalled answered after %s, want within %s", took, bound)
+	}
+	wantUnavailable(t, "Redis stalled", err)
+	start = time.Now()
+	var h v1.Health
+	getJSON(t, s.url+v1.PathReadyz, http.StatusServiceUnavailable, &h)
+	took = time.Since(start)
+	t.Logf("/readyz with Redis stalled answered in %s", took.Round(time.Millisecond))
+	if took > bound {
+		t.Errorf("/readyz with Redis stalled answered after %s, want within %s", took, bound)
+	}
+	srv.Cont()
+
+	// Whatever Redis had in its socket buffers it has run once the test's
+	// own PING is answered; a retried write would add a second call.
+	if err := srv.Client.Ping(ctx).Err(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(300 * time.Millisecond)
+	if n := singleUseWrites(t, srv); n > 1 {
+		info, _ := srv.Client.Info(ctx, "commandstats").Result()
+		t.Errorf("Redis ran %d single-use writes for one attestation, want at most 1: a write whose answer was lost was retried\n%s", n, info)
+	}
+
+	accepted := 0
+	for range 2 {
+		_, err := s.c.Attest(ctx, stalled)
+		switch reasonOf(err) {
+		case "":
+			accepted++
+		case "nonce_replayed":
+		default:
+			t.Errorf("the stalled nonce after SIGCONT: %v, want accepted or nonce_replayed", err)
+		}
+	}
+	if accepted > 1 {
+		t.Errorf("the stalled nonce was accepted %d times", accepted)
+	}
+	getJSON(t, s.url+v1.PathReadyz, http.StatusOK, &h)
+
+	// The real agent, started while Redis is stalled, retries on 503 with a
+	// fresh challenge and gets through once Redis answers again.
+	srv.Stop()
+	done := make(chan error, 1)
+	go func() {
+		_, err := agent.Fetch(ctx, agent.Options{Client: s.c, Device: agent.SimDevice{Sim: g.dev}, Attempts: 10, Backoff: 200 * time.Millisecond})
+		done <- err
+	}()
+	time.Sleep(1500 * time.Millisecond) // its first attempt meets the stall
+	srv.Cont()
+	if err := <-done; err != nil {
+		t.Fatalf("the agent across a stall: %v", err)
+	}
+}
+
+// singleUseWrites is how many times Redis ran a single-use write since
+// the last CONFIG RESETSTAT: the script (EVALSHA or EVAL), or a bare SET
+// when no script ran (the commands a script calls count as well).
+func singleUseWrites(t *testing.T, srv *testkit.Redis) int {
+	t.Helper()
+	info, err := srv.Client.Info(context.Background(), "commandstats").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	calls := map[string]int{}
+	for _, line := range strings.Split(info, "\n") {
+		name, rest, ok := strings.Cut(strings.TrimSpace(line), ":calls=")
+		if !ok {
+			continue
+		}
+		n, _, _ := strings.Cut(rest, ",")
+		if calls[strings.TrimPrefix(name, "cmdstat_")], err = strconv.Atoi(n); err != nil {
+			t.Fatalf("commandstats line %q", line)
+		}
+	}
+	if n := calls["evalsha"] + calls["eval"]; n > 0 {
+		return n
+	}
+	return calls["set"]
+}
+
+// Without Redis a verifier's records begin at its start: restarted with
+// the same keys, it refuses the nonce and the token used before (503
+// store_unavailable) instead of accepting them once more, and a guest with
+// a fresh challenge gets through.
+func TestRestartedVerifierRefusesEarlierRecords(t *testing.T) {
+	t.Parallel()
+	shared := sharedKeys(t, "")
+	clock := testkit.NewClock(time.Now())
+	before := startServerAt(t, shared, clock.Now)
+	g := newGuest(t, sim.Options{})
+	ctx := context.Background()
+	req := g.request(before.challenge(t), false)
+	resp, err := before.c.Attest(ctx, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := before.c.Release(ctx, resp.Token, []string{"db-password"}); err != nil {
+		t.Fatal(err)
+	}
+
+	clock.Add(2 * time.Second)
+	after := startServerAt(t, shared, clock.Now) // the same verifier, restarted
+	_, err = after.c.Attest(ctx, req)
+	wantUnavailable(t, "nonce used before the restart", err)
+	_, err = after.c.Release(ctx, resp.Token, []string{"db-password"})
+	wantUnavailable(t, "token used before the restart", err)
+	tok := attestToken(t, after, g)
+	if _, err := after.c.Release(ctx, tok, []string{"db-password"}); err != nil {
+		t.Fatalf("a fresh flow after the restart: %v", err)
+	}
+}
+
+// Shared key files without Redis: single use is per process, and the
+// verifier says so at start.
+func TestSharedKeysWithoutRedisWarn(t *testing.T) {
+	t.Parallel()
+	const warning = "single use is per process"
+	s := startServerAt(t, sharedKeys(t, ""), nil)
+	if !strings.Contains(s.logText(), warning) {
+		t.Errorf("no warning with shared keys and no Redis:\n%s", s.logText())
+	}
+	if s := startServerAt(t, nil, nil); strings.Contains(s.logText(), warning) {
+		t.Errorf("a warning without shared keys:\n%s", s.logText())
+	}
+}
+
+func newJSONLogger(s *server) *slog.Logger {
+	return slog.New(slog.NewJSONHandler(lockedWriter{&s.logMu, s.logs}, nil))
+}
+
+// A single-use write whose answer is lost (the connection drops after
+// Redis ran it) is never sent again: the guest gets 503 store_unavailable
+// and Redis ran the write once. go-redis's default, three retries on a
+// dropped connection, would run it again and could answer the genuine
+// guest nonce_replayed.
+func TestAmbiguousWriteNotRetried(t *testing.T) {
+	t.Parallel()
+	srv := testkit.StartRedisServer(t)
+	p := newDroppingProxy(t, srv.Addr)
+	s := startServerAt(t, func(c *config.Config) { c.Redis = "redis://" + p.addr }, nil)
+	g := newGuest(t, sim.Options{})
+	ctx := context.Background()
+	if _, err := s.c.Attest(ctx, g.request(s.challenge(t), false)); err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Client.ConfigResetStat(ctx).Err(); err != nil {
+		t.Fatal(err)
+	}
+	p.drop.Store(true)
+	_, err := s.c.Attest(ctx, g.request(s.challenge(t), false))
+	wantUnavailable(t, "answer lost", err)
+	if n := singleUseWrites(t, srv); n != 1 {
+		t.Errorf("Redis ran the single-use write %d times, want once", n)
+	}
+}
+
+// droppingProxy relays TCP to a Redis server; once drop is set, it closes
+// a client's connection instead of relaying the answer to a script call
+// (EVALSHA or EVAL), after Redis ran it.
+type droppingProxy struct {
+	addr string
+	drop atomic.Bool
+}
+
+func newDroppingProxy(t *testing.T, target string) *droppingProxy {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	p := &droppingProxy{addr: ln.Addr().String()}
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go p.relay(c, target)
+		}
+	}()
+	return p
+}
+
+func (p *droppingProxy) relay(c net.Conn, target string) {
+	defer c.Close()
+	r, err := net.Dial("tcp", target)
+	if err != nil {
+		return
+	}
+	defer r.Close()
+	var script atomic.Bool // a script call was relayed on this connection
+	go func() {
+		buf := make([]byte, 32<<10)
+		for {
+			n, err := c.Read(buf)
+			if n > 0 {
+				if p.drop.Load() && bytes.Contains(bytes.ToLower(buf[:n]), []byte("eval")) {
+					script.Store(true)
+				}
+				r.Write(buf[:n])
+			}
+			if err != nil {
+				r.Close()
+				return
+			}
+		}
+	}()
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := r.Read(buf)
+		if script.Load() {
+			return // the answer is lost
+		}
+		if n > 0 {
+			c.Write(buf[:n])
+		}
+		if err != nil {
+			return
+		}
+	}
+}
