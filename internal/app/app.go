@@ -68,9 +68,15 @@ func New(ctx context.Context, cfg config.Config, d Deps) (_ *App, err error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	// Both key files are read (and their modes checked) before anything
+	// else is said or opened.
 	nonceKey, err := loadNonceKey(cfg.NonceKeyFile)
 	if err != nil {
 		return nil, fmt.Errorf("nonce_key_file: %w", err)
+	}
+	tokKey, generated, err := token.LoadOrGenerateKey(cfg.TokenKeyFile)
+	if err != nil {
+		return nil, fmt.Errorf("token_key_file: %w", err)
 	}
 	if cfg.NonceKeyFile == "" {
 		log.Warn("no nonce_key_file: generated a nonce key; outstanding challenges die with a restart and replicas cannot share them")
@@ -113,10 +119,6 @@ func New(ctx context.Context, cfg config.Config, d Deps) (_ *App, err error) {
 		return nil, err
 	}
 
-	tokKey, generated, err := token.LoadOrGenerateKey(cfg.TokenKeyFile)
-	if err != nil {
-		return nil, fmt.Errorf("token_key_file: %w", err)
-	}
 	if generated {
 		log.Warn("no token_key_file: generated a token signing key; tokens die with a restart (see /.well-known/jwks.json)")
 	} else if cfg.DevSimulator {
