@@ -131,7 +131,7 @@ func TestRedisRestartedEmptyRefusesEarlierRecords(t *testing.T) {
 
 	start := time.Now()
 	got, err := agent.Fetch(ctx, agent.Options{
-		Client: b.c, Device: agent.SimDevice{Sim: g.dev}, Resources: []string{"db-password"},
+		Client: b.c, Device: agent.SimDevice{Sim: g.dev}, Resources: []string{"db-password"}, FetchVerifierKeys: true,
 		Attempts: 10, Backoff: 200 * time.Millisecond,
 	})
 	if err != nil {
