@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -46,6 +47,9 @@ type App struct {
 	certs   *certs.Service
 	tls     *tls.Config // nil: plain HTTP
 	close   func()
+	// stopping is set when Serve's context ends: /readyz then fails while
+	// the server goes on serving for shutdown_delay.
+	stopping atomic.Bool
 }
 
 // Deps are what an App takes from its environment. The zero value logs to
@@ -168,7 +172,7 @@ func New(ctx context.Context, cfg config.Config, d Deps) (_ *App, err error) {
 	}
 	a := &App{cfg: cfg, log: log, engine: engine, tokens: tokens, svc: svc, certs: certSvc, tls: tlsCfg, close: cleanup}
 	a.handler = httpapi.New(httpapi.Options{
-		Attester: svc, Releaser: releaser, Challenger: countedChallenger{nonces, m}, JWKS: tokens.JWKS, Health: health{engine, rdb},
+		Attester: svc, Releaser: releaser, Challenger: countedChallenger{nonces, m}, JWKS: tokens.JWKS, Health: health{e: engine, rdb: rdb, stopping: &a.stopping},
 		Metrics: m.Handler(), Logger: log,
 		DevSimulator: cfg.DevSimulator, RequireClientCert: cfg.ClientCA != "",
 	})
@@ -242,7 +246,11 @@ func (a *App) Handler() http.Handler { return a.handler }
 func (a *App) Service() *verifier.Service { return a.svc }
 
 // Serve serves on ln until ctx is done, watching policy files meanwhile,
-// then shuts down within the configured timeout.
+// then shuts down in three steps: /readyz answers 503 "shutting down" at
+// once, requests are served as before for shutdown_delay (so that load
+// balancers and Kubernetes endpoints take the replica out first; keep-alive
+// is switched off so that clients reconnect elsewhere), then the listener
+// closes and requests in flight have shutdown_timeout to finish.
 func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 	srv := &http.Server{
 		Handler:           a.handler,
@@ -274,6 +282,19 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 		return err
 	case <-ctx.Done():
 	}
+	a.stopping.Store(true)
+	srv.SetKeepAlivesEnabled(false)
+	if d := a.cfg.ShutdownDelay; d > 0 {
+		a.log.Info("shutting down: /readyz fails; serving on for shutdown_delay", "shutdown_delay", d.String())
+		t := time.NewTimer(d)
+		select {
+		case <-t.C:
+		case err := <-errc:
+			t.Stop()
+			return err
+		}
+	}
+	a.log.Info("shutting down: listener closed; draining", "shutdown_timeout", a.cfg.ShutdownTimeout.String())
 	shutCtx, cancel := context.WithTimeout(context.Background(), a.cfg.ShutdownTimeout)
 	defer cancel()
 	err := srv.Shutdown(shutCtx)
@@ -329,15 +350,22 @@ func (r countedReleaser) Release(ctx context.Context, token string, names []stri
 }
 
 type health struct {
-	e   *policy.Engine
-	rdb *redis.Client // nil without Redis
+	e        *policy.Engine
+	rdb      *redis.Client // nil without Redis
+	stopping *atomic.Bool  // set once shutdown began
 }
+
+var errShuttingDown = errors.New("shutting down")
 
 func (h health) PolicyID() string { return h.e.ID() }
 
-// Ready fails while the last policy reload failed or Redis (when
-// configured) does not answer: attestations would then be refused.
+// Ready fails once shutdown began, while the last policy reload failed or
+// Redis (when configured) does not answer: attestations would then be
+// refused.
 func (h health) Ready() error {
+	if h.stopping.Load() {
+		return errShuttingDown
+	}
 	if err := h.e.LastError(); err != nil {
 		return err
 	}
