@@ -17,7 +17,6 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/trustgate/trustgate/internal/attest"
 	"github.com/trustgate/trustgate/internal/certs"
 	"github.com/trustgate/trustgate/internal/challenge"
 	"github.com/trustgate/trustgate/internal/config"
@@ -145,7 +144,7 @@ func New(ctx context.Context, cfg config.Config, d Deps) (_ *App, err error) {
 		return nil, fmt.Errorf("policy: %w", err)
 	}
 
-	svc, err := verifier.New(verifier.Options{SNP: snp.New(snpOpts), Policy: engine, Nonces: nonces, Tokens: tokens, Observer: m, Now: d.Now})
+	svc, err := verifier.New(verifier.Options{SNP: snp.New(snpOpts), Policy: engine, Nonces: nonces, Tokens: tokens, Now: d.Now})
 	if err != nil {
 		return nil, err
 	}
@@ -159,7 +158,7 @@ func New(ctx context.Context, cfg config.Config, d Deps) (_ *App, err error) {
 		if err != nil {
 			return nil, err
 		}
-		releaser = countedReleaser{rel, m}
+		releaser = rel
 	}
 	tlsCfg, err := serverTLS(cfg)
 	if err != nil {
@@ -172,8 +171,8 @@ func New(ctx context.Context, cfg config.Config, d Deps) (_ *App, err error) {
 	}
 	a := &App{cfg: cfg, log: log, engine: engine, tokens: tokens, svc: svc, certs: certSvc, tls: tlsCfg, close: cleanup}
 	a.handler = httpapi.New(httpapi.Options{
-		Attester: svc, Releaser: releaser, Challenger: countedChallenger{nonces, m}, JWKS: tokens.JWKS, Health: health{e: engine, rdb: rdb, stopping: &a.stopping},
-		Metrics: m.Handler(), Logger: log,
+		Attester: svc, Releaser: releaser, Challenger: nonces, JWKS: tokens.JWKS, Health: health{e: engine, rdb: rdb, stopping: &a.stopping},
+		Metrics: m.Handler(), Observer: m, Logger: log,
 		DevSimulator: cfg.DevSimulator, RequireClientCert: cfg.ClientCA != "",
 	})
 	return a, nil
@@ -324,29 +323,6 @@ func (a *App) warm(ctx context.Context) {
 		return
 	}
 	a.log.Info("warm_chips: certificate cache warmed", "chips", len(reqs), "took", time.Since(start).Round(time.Millisecond).String())
-}
-
-// countedChallenger counts the nonces it issues.
-type countedChallenger struct {
-	httpapi.Challenger
-	m *metrics.Metrics
-}
-
-func (c countedChallenger) Issue() (attest.Nonce, time.Time) {
-	c.m.ChallengeIssued()
-	return c.Challenger.Issue()
-}
-
-// countedReleaser counts releases by result.
-type countedReleaser struct {
-	httpapi.Releaser
-	m *metrics.Metrics
-}
-
-func (r countedReleaser) Release(ctx context.Context, token string, names []string) (string, error) {
-	jwe, err := r.Releaser.Release(ctx, token, names)
-	r.m.Released(attest.ReasonOf(err))
-	return jwe, err
 }
 
 type health struct {
