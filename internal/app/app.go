@@ -141,7 +141,7 @@ func New(ctx context.Context, cfg config.Config, d Deps) (_ *App, err error) {
 	}
 	engine, err = policy.New(ctx, policy.Options{Module: policySrc, ModuleName: cfg.Policy, Reference: ref, Now: d.Now})
 	if err != nil {
-		return nil, fmt.Errorf("policy: %w", err)
+		return nil, policy.PolicyError(cfg.Policy, err) // names the file, quotes none of it
 	}
 
 	svc, err := verifier.New(verifier.Options{SNP: snp.New(snpOpts), Policy: engine, Nonces: nonces, Tokens: tokens, Now: d.Now})
@@ -355,20 +355,23 @@ func (h health) Ready() error {
 	return nil
 }
 
+// readPolicyInputs reads the policy and reference-values files of cfg.
+// Errors are *policy.FileError: which file, what kind of error, where,
+// never a quote of the file.
 func readPolicyInputs(cfg config.Config) (string, *refvalues.Set, error) {
 	var src string
 	if cfg.Policy != "" {
 		b, err := os.ReadFile(cfg.Policy)
 		if err != nil {
-			return "", nil, fmt.Errorf("policy: %w", err)
+			return "", nil, policy.PolicyError(cfg.Policy, err)
 		}
 		src = string(b)
 	}
 	var ref *refvalues.Set
 	if cfg.ReferenceValues != "" {
-		s, err := refvalues.Load(cfg.ReferenceValues)
+		s, err := policy.LoadReference(cfg.ReferenceValues)
 		if err != nil {
-			return "", nil, fmt.Errorf("reference_values: %w", err)
+			return "", nil, err
 		}
 		ref = s
 	}
