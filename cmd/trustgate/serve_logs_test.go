@@ -3,7 +3,9 @@ package main
 import (
 	"bufio"
 	"context"
+	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"os"
@@ -16,6 +18,8 @@ import (
 	"time"
 
 	v1 "github.com/trustgate/trustgate/api/v1"
+	"github.com/trustgate/trustgate/client"
+	"github.com/trustgate/trustgate/internal/sim"
 	"github.com/trustgate/trustgate/internal/testkit"
 )
 
@@ -27,9 +31,12 @@ import (
 func TestServeStderrIsOnlyJSONWhenRedisStops(t *testing.T) {
 	t.Parallel()
 	rdb := testkit.StartRedis(t)
+	dir := t.TempDir()
+	ref := filepath.Join(dir, "ref.yaml")
+	os.WriteFile(ref, []byte("measurements:\n  - value: \""+hex.EncodeToString(sim.DefaultMeasurement[:])+"\"\n    label: b1\n"), 0o600)
 	cmd := exec.Command(os.Args[0], "serve", "--listen", "127.0.0.1:0", "--dev-simulator", "--offline",
-		"--cert-cache-dir", filepath.Join(t.TempDir(), "certs"), "--redis", "redis://"+rdb.Options().Addr,
-		"--shutdown-delay", "100ms")
+		"--cert-cache-dir", filepath.Join(dir, "certs"), "--redis", "redis://"+rdb.Options().Addr,
+		"--reference-values", ref, "--shutdown-delay", "100ms")
 	cmd.Env = append(os.Environ(), "TRUSTGATE_TEST_EXEC_MAIN=1")
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
@@ -84,6 +91,30 @@ func TestServeStderrIsOnlyJSONWhenRedisStops(t *testing.T) {
 	if code := get(v1.PathReadyz); code != http.StatusOK {
 		t.Fatalf("readyz with Redis up: %d", code)
 	}
+	// Whole attestations, through go-sev-guest's parsers and OPA.
+	dev, err := sim.New(sim.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	api := &client.Client{BaseURL: base}
+	ctx := context.Background()
+	attest := func(withTable bool) error {
+		ch, err := api.Challenge(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req := v1.AttestRequest{Nonce: ch.Nonce, TEE: v1.TEESEVSNP}
+		req.Evidence.Report, req.Evidence.CertTable = dev.Report([64]byte(ch.Nonce))
+		if !withTable {
+			req.Evidence.CertTable = nil
+		}
+		_, err = api.Attest(ctx, req)
+		return err
+	}
+	if err := attest(true); err != nil {
+		t.Fatalf("attest with Redis up: %v", err)
+	}
+	attest(false) // no VCEK at hand, offline
 
 	// Redis goes away.
 	rdb.ShutdownNoSave(context.Background())
@@ -91,6 +122,10 @@ func TestServeStderrIsOnlyJSONWhenRedisStops(t *testing.T) {
 		if code := get(v1.PathReadyz); code != http.StatusServiceUnavailable {
 			t.Errorf("readyz with Redis stopped: %d", code)
 		}
+	}
+	var apiErr *client.APIError
+	if err := attest(true); !errors.As(err, &apiErr) || apiErr.Reason != "store_unavailable" {
+		t.Errorf("attest with Redis stopped: %v, want store_unavailable", err)
 	}
 	resp, err := c.Post(base+v1.PathAttest, "application/json", strings.NewReader(`{"nonce":`))
 	if err != nil {
