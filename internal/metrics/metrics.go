@@ -99,6 +99,7 @@ func New(policyID func() string) *Metrics {
 		}
 		m.duration.WithLabelValues(tee)
 	}
+	m.duration.WithLabelValues(UnknownTEE)
 	for _, r := range attest.Reasons() {
 		m.attestations.WithLabelValues(UnknownTEE, Fail, string(r))
 		m.releases.WithLabelValues(Fail, string(r))
