@@ -40,7 +40,8 @@ var serveFlags = []struct{ name, usage string }{
 	{"crl-grace", "use an AMD CRL this long past its nextUpdate while the KDS is down (default 24h)"},
 	{"warm-chips", "fetch the VCEKs of the chips in `FILE` (PRODUCT:HWID:TCB per line) at start"},
 	{"reload-interval", "how often policy files are checked (default 2s)"},
-	{"shutdown-timeout", "graceful shutdown limit (default 10s)"},
+	{"shutdown-delay", "after SIGTERM, fail /readyz and serve on this long before closing the listener; 0: close at once (default 5s)"},
+	{"shutdown-timeout", "graceful shutdown limit for requests in flight, after the delay (default 10s)"},
 	{"dev-simulator", "trust the simulator's AMD root; loopback only (true/false)"},
 }
 
@@ -83,8 +84,12 @@ func cmdServe(args []string, stdout, stderr io.Writer) int {
 		return exitUsage
 	}
 	log := slog.New(slog.NewJSONHandler(stderr, nil))
+	app.RouteLibraryLogs(log) // from here on, stderr carries JSON lines only
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	// The first signal starts the graceful shutdown; a second one ends
+	// the process at once (the signals' default action).
+	context.AfterFunc(ctx, stop)
 	a, err := app.New(ctx, cfg, app.Deps{Logger: log})
 	if err != nil {
 		fmt.Fprintf(stderr, "trustgate serve: %v\n", err)

@@ -12,11 +12,11 @@ import (
 	"net/http"
 	"os"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/trustgate/trustgate/internal/attest"
 	"github.com/trustgate/trustgate/internal/certs"
 	"github.com/trustgate/trustgate/internal/challenge"
 	"github.com/trustgate/trustgate/internal/config"
@@ -47,6 +47,9 @@ type App struct {
 	certs   *certs.Service
 	tls     *tls.Config // nil: plain HTTP
 	close   func()
+	// stopping is set when Serve's context ends: /readyz then fails while
+	// the server goes on serving for shutdown_delay.
+	stopping atomic.Bool
 }
 
 // Deps are what an App takes from its environment. The zero value logs to
@@ -149,10 +152,10 @@ func New(ctx context.Context, cfg config.Config, d Deps) (_ *App, err error) {
 	}
 	engine, err = policy.New(ctx, policy.Options{Module: policySrc, ModuleName: cfg.Policy, Reference: ref, Now: d.Now})
 	if err != nil {
-		return nil, fmt.Errorf("policy: %w", err)
+		return nil, policy.PolicyError(cfg.Policy, err) // names the file, quotes none of it
 	}
 
-	svc, err := verifier.New(verifier.Options{SNP: snp.New(snpOpts), Policy: engine, Nonces: nonces, Tokens: tokens, Observer: m, Now: d.Now})
+	svc, err := verifier.New(verifier.Options{SNP: snp.New(snpOpts), Policy: engine, Nonces: nonces, Tokens: tokens, Now: d.Now})
 	if err != nil {
 		return nil, err
 	}
@@ -166,7 +169,7 @@ func New(ctx context.Context, cfg config.Config, d Deps) (_ *App, err error) {
 		if err != nil {
 			return nil, err
 		}
-		releaser = countedReleaser{rel, m}
+		releaser = rel
 	}
 	tlsCfg, err := serverTLS(cfg)
 	if err != nil {
@@ -179,8 +182,9 @@ func New(ctx context.Context, cfg config.Config, d Deps) (_ *App, err error) {
 	}
 	a := &App{cfg: cfg, log: log, engine: engine, tokens: tokens, svc: svc, certs: certSvc, tls: tlsCfg, close: cleanup}
 	a.handler = httpapi.New(httpapi.Options{
-		Attester: svc, Releaser: releaser, Challenger: countedChallenger{nonces, m}, JWKS: tokens.JWKS, Health: health{engine, rdb, min(cfg.StoreTimeout, readyRedisTimeout)},
-		Metrics: m.Handler(), Logger: log,
+		Attester: svc, Releaser: releaser, Challenger: nonces, JWKS: tokens.JWKS,
+		Health:  health{e: engine, rdb: rdb, timeout: min(cfg.StoreTimeout, readyRedisTimeout), stopping: &a.stopping},
+		Metrics: m.Handler(), Observer: m, Logger: log,
 		DevSimulator: cfg.DevSimulator, RequireClientCert: cfg.ClientCA != "",
 	})
 	return a, nil
@@ -253,7 +257,11 @@ func (a *App) Handler() http.Handler { return a.handler }
 func (a *App) Service() *verifier.Service { return a.svc }
 
 // Serve serves on ln until ctx is done, watching policy files meanwhile,
-// then shuts down within the configured timeout.
+// then shuts down in three steps: /readyz answers 503 "shutting down" at
+// once, requests are served as before for shutdown_delay (so that load
+// balancers and Kubernetes endpoints take the replica out first; keep-alive
+// is switched off so that clients reconnect elsewhere), then the listener
+// closes and requests in flight have shutdown_timeout to finish.
 func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 	srv := &http.Server{
 		Handler:           a.handler,
@@ -285,6 +293,19 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 		return err
 	case <-ctx.Done():
 	}
+	a.stopping.Store(true)
+	srv.SetKeepAlivesEnabled(false)
+	if d := a.cfg.ShutdownDelay; d > 0 {
+		a.log.Info("shutting down: /readyz fails; serving on for shutdown_delay", "shutdown_delay", d.String())
+		t := time.NewTimer(d)
+		select {
+		case <-t.C:
+		case err := <-errc:
+			t.Stop()
+			return err
+		}
+	}
+	a.log.Info("shutting down: listener closed; draining", "shutdown_timeout", a.cfg.ShutdownTimeout.String())
 	shutCtx, cancel := context.WithTimeout(context.Background(), a.cfg.ShutdownTimeout)
 	defer cancel()
 	err := srv.Shutdown(shutCtx)
@@ -316,44 +337,28 @@ func (a *App) warm(ctx context.Context) {
 	a.log.Info("warm_chips: certificate cache warmed", "chips", len(reqs), "took", time.Since(start).Round(time.Millisecond).String())
 }
 
-// countedChallenger counts the nonces it issues.
-type countedChallenger struct {
-	httpapi.Challenger
-	m *metrics.Metrics
-}
-
-func (c countedChallenger) Issue() (attest.Nonce, time.Time) {
-	c.m.ChallengeIssued()
-	return c.Challenger.Issue()
-}
-
-// countedReleaser counts releases by result.
-type countedReleaser struct {
-	httpapi.Releaser
-	m *metrics.Metrics
-}
-
-func (r countedReleaser) Release(ctx context.Context, token string, names []string) (string, error) {
-	jwe, err := r.Releaser.Release(ctx, token, names)
-	r.m.Released(attest.ReasonOf(err))
-	return jwe, err
-}
-
 // readyRedisTimeout caps /readyz's Redis check, so that a probe with a
 // 1 s timeout (Kubernetes' default) gets the answer, not a timeout.
 const readyRedisTimeout = 900 * time.Millisecond
 
 type health struct {
-	e       *policy.Engine
-	rdb     *redis.Client // nil without Redis
-	timeout time.Duration // bounds the Redis check: store_timeout, at most readyRedisTimeout
+	e        *policy.Engine
+	rdb      *redis.Client // nil without Redis
+	timeout  time.Duration // bounds the Redis check: store_timeout, at most readyRedisTimeout
+	stopping *atomic.Bool  // set once shutdown began
 }
+
+var errShuttingDown = errors.New("shutting down")
 
 func (h health) PolicyID() string { return h.e.ID() }
 
-// Ready fails while the last policy reload failed or Redis (when
-// configured) does not answer: attestations would then be refused.
+// Ready fails once shutdown began, while the last policy reload failed or
+// Redis (when configured) does not answer: attestations would then be
+// refused.
 func (h health) Ready() error {
+	if h.stopping.Load() {
+		return errShuttingDown
+	}
 	if err := h.e.LastError(); err != nil {
 		return err
 	}
@@ -367,20 +372,23 @@ func (h health) Ready() error {
 	return nil
 }
 
+// readPolicyInputs reads the policy and reference-values files of cfg.
+// Errors are *policy.FileError: which file, what kind of error, where,
+// never a quote of the file.
 func readPolicyInputs(cfg config.Config) (string, *refvalues.Set, error) {
 	var src string
 	if cfg.Policy != "" {
 		b, err := os.ReadFile(cfg.Policy)
 		if err != nil {
-			return "", nil, fmt.Errorf("policy: %w", err)
+			return "", nil, policy.PolicyError(cfg.Policy, err)
 		}
 		src = string(b)
 	}
 	var ref *refvalues.Set
 	if cfg.ReferenceValues != "" {
-		s, err := refvalues.Load(cfg.ReferenceValues)
+		s, err := policy.LoadReference(cfg.ReferenceValues)
 		if err != nil {
-			return "", nil, fmt.Errorf("reference_values: %w", err)
+			return "", nil, err
 		}
 		ref = s
 	}

@@ -60,6 +60,7 @@ func startServer(t testing.TB, ref string, mutate func(*config.Config)) *server 
 	cfg.Listen, cfg.DevSimulator, cfg.Offline = "127.0.0.1:0", true, true
 	cfg.CertCacheDir = filepath.Join(dir, "certs")
 	cfg.ReloadInterval = 100 * time.Millisecond
+	cfg.ShutdownDelay = 0
 	cfg.ReferenceValues = filepath.Join(dir, "ref.yaml")
 	if err := os.WriteFile(cfg.ReferenceValues, []byte(ref), 0o600); err != nil {
 		t.Fatal(err)

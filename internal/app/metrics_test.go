@@ -93,8 +93,8 @@ func TestPrometheusScrapesTheVerifier(t *testing.T) {
 		`trustgate_attestations_total{tee="sev-snp",result="fail",reason="signature_invalid"}`:    0, // pre-initialised
 		`trustgate_attestation_duration_seconds_count{tee="sev-snp"}`:                             6,
 		`trustgate_challenges_issued_total`:                                                       float64(challenges),
-		`trustgate_releases_total{result="pass"}`:                                                 1,
-		`trustgate_releases_total{result="fail"}`:                                                 1,
+		`trustgate_releases_total{result="pass",reason="none"}`:                                   1,
+		`trustgate_releases_total{result="fail",reason="token_replayed"}`:                         1,
 		`trustgate_cert_cache_lookups_total{result="hit"}`:                                        0, // evidence carried its VCEK
 		fmt.Sprintf(`trustgate_policy_info{policy_id=%q}`, h.AppraisalPolicyID):                   1,
 	}

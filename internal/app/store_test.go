@@ -29,7 +29,7 @@ func startServerAt(t testing.TB, mutate func(*config.Config), now func() time.Ti
 	dir := t.TempDir()
 	s := &server{dir: dir, logs: &bytes.Buffer{}}
 	cfg := config.Default()
-	cfg.Listen, cfg.DevSimulator, cfg.Offline = "127.0.0.1:0", true, true
+	cfg.Listen, cfg.DevSimulator, cfg.Offline, cfg.ShutdownDelay = "127.0.0.1:0", true, true, 0
 	cfg.CertCacheDir = filepath.Join(dir, "certs")
 	cfg.ReferenceValues = filepath.Join(dir, "ref.yaml")
 	if err := os.WriteFile(cfg.ReferenceValues, []byte(refYAML("")), 0o600); err != nil {

@@ -1,6 +1,7 @@
 package attest
 
 import (
+	"fmt"
 	"strings"
 )
 
@@ -19,29 +20,38 @@ type Decision struct {
 	Resources []string `json:"resources,omitempty"`
 }
 
-// maxPolicyReasonLen bounds a policy's own reason code, a metric label
-// value.
-const maxPolicyReasonLen = 64
-
 // Err returns nil for an allow, and for a deny an *Error whose reason is the
 // first of the decision's reasons that is a built-in appraisal code
 // (measurement_mismatch, debug_enabled, vmpl_not_allowed,
-// tcb_below_minimum) or a policy's own code ("policy_" and up to 57 more
-// of [a-z0-9_]), else policy_denied. Other strings are kept in the
-// message only: a reason becomes a metric label, so it must come from a
-// closed, well-formed set.
+// tcb_below_minimum, policy_denied) or a policy's own code (Reason.PolicyOwn:
+// policy_[a-z0-9_]{1,40}), else policy_denied. A reason becomes a response
+// field, a log value and a metric label, so any other string a policy
+// returns is dropped: the detail counts such strings but never quotes them.
 func (d Decision) Err() error {
 	if d.Allow {
 		return nil
 	}
-	reason := ReasonPolicyDenied
+	var kept []string
+	dropped := 0
 	for _, r := range d.Reasons {
 		if isPolicyReason(r) {
-			reason = Reason(r)
-			break
+			kept = append(kept, r)
+		} else {
+			dropped++
 		}
 	}
-	return Errorf(reason, "policy denied: %s", strings.Join(d.Reasons, ", "))
+	reason := ReasonPolicyDenied
+	if len(kept) > 0 {
+		reason = Reason(kept[0])
+	}
+	detail := strings.Join(kept, ", ")
+	if dropped > 0 {
+		if detail != "" {
+			detail += "; "
+		}
+		detail += fmt.Sprintf("%d reason(s) not of the form policy_[a-z0-9_]{1,40} dropped", dropped)
+	}
+	return Errorf(reason, "policy denied: %s", detail)
 }
 
 func isPolicyReason(r string) bool {
@@ -49,14 +59,5 @@ func isPolicyReason(r string) bool {
 	case ReasonMeasurementMismatch, ReasonDebugEnabled, ReasonVMPLNotAllowed, ReasonTCBBelowMinimum, ReasonPolicyDenied:
 		return true
 	}
-	name, ok := strings.CutPrefix(r, "policy_")
-	if !ok || name == "" || len(r) > maxPolicyReasonLen {
-		return false
-	}
-	for _, c := range name {
-		if (c < 'a' || c > 'z') && (c < '0' || c > '9') && c != '_' {
-			return false
-		}
-	}
-	return true
+	return Reason(r).PolicyOwn()
 }

@@ -3,6 +3,7 @@ package attest
 import (
 	"errors"
 	"fmt"
+	"strings"
 )
 
 // Reason is a stable, machine-readable rejection code. Reasons are metric
@@ -49,6 +50,26 @@ func Reasons() []Reason {
 		ReasonResourceForbidden, ReasonUnauthorizedClient, ReasonStoreUnavailable,
 		ReasonInternalError,
 	}
+}
+
+// MaxPolicyReasonName bounds the <name> of a policy's own reason code
+// policy_<name>, in characters.
+const MaxPolicyReasonName = 40
+
+// PolicyOwn reports whether r has the form of a policy's own reason code
+// (SPEC "Reason codes"): "policy_" and 1 to MaxPolicyReasonName characters
+// of [a-z0-9_]. policy_denied has that form too.
+func (r Reason) PolicyOwn() bool {
+	name, ok := strings.CutPrefix(string(r), "policy_")
+	if !ok || name == "" || len(name) > MaxPolicyReasonName {
+		return false
+	}
+	for _, c := range []byte(name) {
+		if (c < 'a' || c > 'z') && (c < '0' || c > '9') && c != '_' {
+			return false
+		}
+	}
+	return true
 }
 
 // Unavailable reports whether r means a dependency was unavailable rather

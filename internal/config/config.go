@@ -84,7 +84,13 @@ type Config struct {
 	// ReloadInterval is how often policy and reference-value files are
 	// checked for changes.
 	ReloadInterval time.Duration `yaml:"reload_interval"`
-	// ShutdownTimeout bounds a graceful shutdown.
+	// ShutdownDelay is how long the server goes on serving after SIGTERM
+	// while /readyz already answers 503, so that load balancers and
+	// Kubernetes endpoints stop sending requests before the listener
+	// closes; 0 means no delay (the listener closes at once).
+	ShutdownDelay time.Duration `yaml:"shutdown_delay"`
+	// ShutdownTimeout bounds a graceful shutdown: after ShutdownDelay,
+	// requests in flight have this long to finish.
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
 	// DevSimulator trusts the simulator's AMD root and marks every token;
 	// refused unless Listen is a loopback address.
@@ -124,6 +130,7 @@ func Default() Config {
 		CertMaxStaleness: certs.DefaultMaxStaleness,
 		CRLGrace:         certs.DefaultCRLGrace,
 		ReloadInterval:   2 * time.Second,
+		ShutdownDelay:    5 * time.Second,
 		ShutdownTimeout:  10 * time.Second,
 		StoreTimeout:     time.Second,
 	}
@@ -227,6 +234,9 @@ func (c Config) Validate() error {
 	}
 	if c.StoreTimeout < 10*time.Millisecond || c.StoreTimeout > time.Minute {
 		bad("store_timeout %v: want 10ms to 1m", c.StoreTimeout)
+	}
+	if c.ShutdownDelay < 0 || c.ShutdownDelay > 5*time.Minute {
+		bad("shutdown_delay %v: want 0 to 5m", c.ShutdownDelay)
 	}
 	if c.ShutdownTimeout <= 0 {
 		bad("shutdown_timeout %v: want more than 0", c.ShutdownTimeout)

@@ -62,3 +62,22 @@ func TestValidateListsEveryProblem(t *testing.T) {
 		}
 	}
 }
+
+// shutdown_delay defaults to 5 s, takes 0 (no delay) from a flag, and
+// refuses a negative or absurd value.
+func TestShutdownDelay(t *testing.T) {
+	t.Parallel()
+	c := Default()
+	if c.ShutdownDelay != 5*time.Second {
+		t.Fatalf("default shutdown_delay %v, want 5s", c.ShutdownDelay)
+	}
+	if err := c.SetFlag("shutdown-delay", "0s"); err != nil || c.ShutdownDelay != 0 || c.Validate() != nil {
+		t.Fatalf("--shutdown-delay 0s: %v %v %v", err, c.ShutdownDelay, c.Validate())
+	}
+	for _, v := range []string{"-1s", "6m"} {
+		c.SetFlag("shutdown-delay", v)
+		if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "shutdown_delay") {
+			t.Errorf("shutdown_delay %s: %v", v, err)
+		}
+	}
+}

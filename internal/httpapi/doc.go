@@ -4,5 +4,12 @@
 // and render once; an error body carries a reason code and a fixed message
 // for that reason, never the operator's detail.
 //
-// Each attempt is logged as one line with its result and reason only.
+// The HTTP layer is the one place where attempts are counted and logged:
+// every request to POST /v1/challenge, /v1/attest, /verify and /v1/release
+// passes through one wrapper (counted) that tells Options.Observer its
+// outcome and writes one log line with its result and reason only,
+// whatever refused it: the client-certificate check (401
+// unauthorized_client), the 64 KiB limit (413), strict JSON (400), or the
+// domain. A TEE the client named is logged and counted as "sev-snp" or
+// "unknown", never as sent. Issued nonces are counted, not logged.
 package httpapi

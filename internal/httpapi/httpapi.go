@@ -43,10 +43,25 @@ type Health interface {
 	Ready() error
 }
 
+// Observer is told the outcome of every request to the API's attempt
+// endpoints, refusals before the domain included (400, 413, 401): it is
+// the one place where attempts are counted. reason is "" on success.
+type Observer interface {
+	// Attested is one POST /v1/attest or /verify. tee is what the client
+	// named ("" if its body was not read; the plain flow is "sev-snp"):
+	// the Observer maps it to a closed set. took runs from the request's
+	// arrival to its answer.
+	Attested(tee string, reason attest.Reason, took time.Duration)
+	// Released is one POST /v1/release.
+	Released(reason attest.Reason)
+	// Challenged is one POST /v1/challenge: a nonce issued, or refused.
+	Challenged(reason attest.Reason)
+}
+
 // Options wires a Handler. Attester, Challenger, JWKS and Health are
 // required; Releaser nil answers /v1/release with 403 resource_forbidden
 // (no resource store); Logger nil means slog.Default(); Metrics nil serves
-// no /metrics.
+// no /metrics; Observer nil counts nothing.
 type Options struct {
 	Attester     Attester
 	Releaser     Releaser
@@ -54,6 +69,7 @@ type Options struct {
 	JWKS         func() jose.JSONWebKeySet
 	Health       Health
 	Metrics      http.Handler
+	Observer     Observer
 	Logger       *slog.Logger
 	DevSimulator bool
 	// RequireClientCert refuses /v1/* and /verify with 401
@@ -70,10 +86,10 @@ func New(o Options) http.Handler {
 	}
 	h := &handler{o: o}
 	mux := http.NewServeMux()
-	mux.HandleFunc("POST "+v1.PathChallenge, h.agentsOnly(h.challenge))
-	mux.HandleFunc("POST "+v1.PathAttest, h.agentsOnly(h.attest))
-	mux.HandleFunc("POST "+v1.PathRelease, h.agentsOnly(h.release))
-	mux.HandleFunc("POST "+v1.PathVerify, h.agentsOnly(h.verifyPlain))
+	mux.HandleFunc("POST "+v1.PathChallenge, h.counted(opChallenge, h.agentsOnly(h.challenge)))
+	mux.HandleFunc("POST "+v1.PathAttest, h.counted(opAttest, h.agentsOnly(h.attest)))
+	mux.HandleFunc("POST "+v1.PathRelease, h.counted(opRelease, h.agentsOnly(h.release)))
+	mux.HandleFunc("POST "+v1.PathVerify, h.counted(opVerify, h.agentsOnly(h.verifyPlain)))
 	mux.HandleFunc("GET "+v1.PathJWKS, h.jwks)
 	mux.HandleFunc("GET "+v1.PathHealthz, h.healthz)
 	mux.HandleFunc("GET "+v1.PathReadyz, h.readyz)
@@ -92,7 +108,6 @@ func (h *handler) agentsOnly(next http.HandlerFunc) http.HandlerFunc {
 	}
 	return func(w http.ResponseWriter, r *http.Request) {
 		if r.TLS == nil || len(r.TLS.VerifiedChains) == 0 {
-			h.o.Logger.Info("request", "path", r.URL.Path, "result", "fail", "reason", string(attest.ReasonUnauthorizedClient))
 			writeError(w, attest.Errorf(attest.ReasonUnauthorizedClient, "no verified client certificate"))
 			return
 		}
@@ -115,16 +130,15 @@ func (h *handler) attest(w http.ResponseWriter, r *http.Request) {
 	}
 	var req v1.AttestRequest
 	in, err := decodeAttest(body, &req)
+	noteTEE(w, req.TEE)
 	if err == nil {
 		var tok string
 		tok, err = h.o.Attester.Attest(r.Context(), in)
 		if err == nil {
-			h.log("attest", req.TEE, nil)
 			writeJSON(w, http.StatusOK, v1.AttestResponse{Status: "affirming", Token: tok})
 			return
 		}
 	}
-	h.log("attest", req.TEE, err)
 	writeError(w, err)
 }
 
@@ -148,7 +162,6 @@ func (h *handler) release(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	jwe, err := h.doRelease(r, body)
-	h.log("release", v1.TEESEVSNP, err)
 	if err != nil {
 		writeError(w, err)
 		return
@@ -177,7 +190,6 @@ func (h *handler) verifyPlain(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	err := h.o.Attester.VerifyPlain(r.Context(), body)
-	h.log("verify", v1.TEESEVSNP, err)
 	if err != nil {
 		writeError(w, err)
 		return
@@ -202,15 +214,6 @@ func (h *handler) readyz(w http.ResponseWriter, _ *http.Request) {
 	writeJSON(w, code, st)
 }
 
-// log writes the one line an attempt gets: result and reason, nothing else.
-func (h *handler) log(op, tee string, err error) {
-	if err == nil {
-		h.o.Logger.Info(op, "tee", teeLabel(tee), "result", "pass")
-		return
-	}
-	h.o.Logger.Info(op, "tee", teeLabel(tee), "result", "fail", "reason", string(attest.ReasonOf(err)))
-}
-
 // teeLabel keeps a client-chosen string out of the log.
 func teeLabel(tee string) string {
 	if tee == v1.TEESEVSNP {
@@ -225,6 +228,7 @@ func readBody(w http.ResponseWriter, r *http.Request) ([]byte, bool) {
 	if err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
+			noteReason(w, attest.ReasonMalformedEvidence)
 			writeJSON(w, http.StatusRequestEntityTooLarge, v1.Error{Error: "request body exceeds 64 KiB", Reason: string(attest.ReasonMalformedEvidence)})
 		} else {
 			writeError(w, attest.Errorf(attest.ReasonMalformedEvidence, "reading body: %w", err))
@@ -249,6 +253,7 @@ func strictJSON(body []byte, v any) error {
 
 func writeError(w http.ResponseWriter, err error) {
 	r := attest.ReasonOf(err)
+	noteReason(w, r)
 	writeJSON(w, r.Status(), v1.Error{Error: message(r), Reason: string(r)})
 }
 

@@ -1,11 +1,15 @@
 // Package metrics is trustgate's Prometheus instrumentation, with SPEC's
-// metric names. No label ever carries a per-guest value: tee is "sev-snp"
-// or "unknown", reasons come from the closed set of attest.Reason (policy
-// reasons are checked by attest.Decision.Err), KDS codes are HTTP statuses.
+// metric names. No label ever carries a per-guest or client-chosen value:
+// tee is "sev-snp" or "unknown" (any other string a client sends), result
+// is "pass" or "fail", reason is a built-in reason code (attest.Reasons,
+// "none" on a pass) or one of the first MaxPolicyReasons distinct codes of
+// the form policy_<name> a policy reported (later ones count as
+// policy_denied), KDS codes are HTTP statuses.
 package metrics
 
 import (
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -22,19 +26,33 @@ const (
 	Fail = "fail"
 )
 
-// NoReason is the reason label of a passed attestation.
+// NoReason is the reason label of a passed attestation or release.
 const NoReason = "none"
 
+// UnknownTEE is the tee label of a request that named no TEE trustgate
+// supports, or whose body was refused before its TEE was read.
+const UnknownTEE = "unknown"
+
+// MaxPolicyReasons bounds the distinct policy_<name> codes (a custom
+// policy's own reasons) that become reason label values: the first 32 seen
+// since start do, later ones are counted as policy_denied.
+const MaxPolicyReasons = 32
+
 // Metrics holds trustgate's collectors in their own registry. It
-// implements verifier.Observer and certs.Observer.
+// implements httpapi.Observer and certs.Observer.
 type Metrics struct {
 	reg          *prometheus.Registry
 	attestations *prometheus.CounterVec
 	duration     *prometheus.HistogramVec
 	challenges   prometheus.Counter
+	refusedCh    *prometheus.CounterVec
 	kds          *prometheus.CounterVec
 	lookups      *prometheus.CounterVec
 	releases     *prometheus.CounterVec
+
+	builtin map[attest.Reason]bool
+	mu      sync.Mutex
+	custom  map[attest.Reason]bool // policy_<name> codes admitted as labels
 }
 
 // New returns the metrics of one verifier; policyID reports the active
@@ -43,15 +61,18 @@ func New(policyID func() string) *Metrics {
 	m := &Metrics{
 		reg: prometheus.NewRegistry(),
 		attestations: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "trustgate_attestations_total", Help: "Attestations (POST /v1/attest and /verify) by TEE, result and reason.",
+			Name: "trustgate_attestations_total", Help: "Attestations (POST /v1/attest and /verify), refusals before the verifier included, by TEE, result and reason.",
 		}, []string{"tee", "result", "reason"}),
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name: "trustgate_attestation_duration_seconds", Help: "Time to judge one attestation, by TEE.",
+			Name: "trustgate_attestation_duration_seconds", Help: "Time from the arrival of one attestation request (POST /v1/attest and /verify) to its answer, refusals included, by TEE.",
 			Buckets: []float64{.0005, .001, .002, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
 		}, []string{"tee"}),
 		challenges: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "trustgate_challenges_issued_total", Help: "Nonces issued by POST /v1/challenge.",
 		}),
+		refusedCh: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "trustgate_challenges_refused_total", Help: "Requests to POST /v1/challenge refused (no nonce issued), by reason.",
+		}, []string{"reason"}),
 		kds: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "trustgate_kds_requests_total", Help: "HTTP requests sent to the AMD KDS, by kind and HTTP status (\"error\": no answer).",
 		}, []string{"kind", "code"}),
@@ -59,11 +80,13 @@ func New(policyID func() string) *Metrics {
 			Name: "trustgate_cert_cache_lookups_total", Help: "Endorsement key lookups in the certificate cache, by result.",
 		}, []string{"result"}),
 		releases: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "trustgate_releases_total", Help: "Secret releases (POST /v1/release) by result.",
-		}, []string{"result"}),
+			Name: "trustgate_releases_total", Help: "Secret releases (POST /v1/release), refusals included, by result and reason.",
+		}, []string{"result", "reason"}),
+		builtin: map[attest.Reason]bool{},
+		custom:  map[attest.Reason]bool{},
 	}
 	info := prometheus.NewDesc("trustgate_policy_info", "The active appraisal policy (value 1), by its appraisal-policy-id.", []string{"policy_id"}, nil)
-	m.reg.MustRegister(m.attestations, m.duration, m.challenges, m.kds, m.lookups, m.releases,
+	m.reg.MustRegister(m.attestations, m.duration, m.challenges, m.refusedCh, m.kds, m.lookups, m.releases,
 		policyInfo{desc: info, id: policyID},
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
@@ -76,11 +99,16 @@ func New(policyID func() string) *Metrics {
 		}
 		m.duration.WithLabelValues(tee)
 	}
+	m.duration.WithLabelValues(UnknownTEE)
+	for _, r := range attest.Reasons() {
+		m.attestations.WithLabelValues(UnknownTEE, Fail, string(r))
+		m.releases.WithLabelValues(Fail, string(r))
+		m.refusedCh.WithLabelValues(string(r))
+		m.builtin[r] = true
+	}
+	m.releases.WithLabelValues(Pass, NoReason)
 	for _, l := range certs.Lookups() {
 		m.lookups.WithLabelValues(string(l))
-	}
-	for _, res := range []string{Pass, Fail} {
-		m.releases.WithLabelValues(res)
 	}
 	// KDS answers: success and no answer at all per kind; other statuses
 	// appear when they first happen.
@@ -101,30 +129,59 @@ func teeLabel(tee string) string {
 	if tee == "sev-snp" {
 		return tee
 	}
-	return "unknown"
+	return UnknownTEE
 }
 
-// Attested implements verifier.Observer.
+// reasonLabel is the label value of a refusal's reason: a built-in code as
+// is; a policy's own code while it is one of the first MaxPolicyReasons
+// seen, else policy_denied; anything else (which attest.Decision.Err and
+// the handlers never produce) internal_error.
+func (m *Metrics) reasonLabel(r attest.Reason) string {
+	if m.builtin[r] {
+		return string(r)
+	}
+	if !r.PolicyOwn() {
+		return string(attest.ReasonInternalError)
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.custom[r] || len(m.custom) < MaxPolicyReasons {
+		m.custom[r] = true
+		return string(r)
+	}
+	return string(attest.ReasonPolicyDenied)
+}
+
+// Attested implements httpapi.Observer: one POST /v1/attest or /verify,
+// reason "" when it passed.
 func (m *Metrics) Attested(tee string, reason attest.Reason, took time.Duration) {
 	tee = teeLabel(tee)
 	if reason == "" {
 		m.attestations.WithLabelValues(tee, Pass, NoReason).Inc()
 	} else {
-		m.attestations.WithLabelValues(tee, Fail, string(reason)).Inc()
+		m.attestations.WithLabelValues(tee, Fail, m.reasonLabel(reason)).Inc()
 	}
 	m.duration.WithLabelValues(tee).Observe(took.Seconds())
 }
 
-// ChallengeIssued counts one nonce issued.
-func (m *Metrics) ChallengeIssued() { m.challenges.Inc() }
-
-// Released counts one release; reason is "" when it succeeded.
-func (m *Metrics) Released(reason attest.Reason) {
+// Challenged implements httpapi.Observer: a nonce issued (reason "") or a
+// refused POST /v1/challenge.
+func (m *Metrics) Challenged(reason attest.Reason) {
 	if reason == "" {
-		m.releases.WithLabelValues(Pass).Inc()
+		m.challenges.Inc()
 		return
 	}
-	m.releases.WithLabelValues(Fail).Inc()
+	m.refusedCh.WithLabelValues(m.reasonLabel(reason)).Inc()
+}
+
+// Released implements httpapi.Observer: one POST /v1/release, reason ""
+// when it succeeded.
+func (m *Metrics) Released(reason attest.Reason) {
+	if reason == "" {
+		m.releases.WithLabelValues(Pass, NoReason).Inc()
+		return
+	}
+	m.releases.WithLabelValues(Fail, m.reasonLabel(reason)).Inc()
 }
 
 // KDSRequest implements certs.Observer.

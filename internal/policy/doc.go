@@ -13,8 +13,21 @@
 // or an evaluation error is a deny with reason policy_denied: the policy
 // fails closed. attest.Decision.Err maps a deny to its reason: the first
 // reason that is measurement_mismatch, debug_enabled, vmpl_not_allowed,
-// tcb_below_minimum, policy_denied or a policy's own policy_<name> code
-// ([a-z0-9_], at most 64 characters in all), else policy_denied.
+// tcb_below_minimum, policy_denied or a policy's own code of the form
+// policy_[a-z0-9_]{1,40}, else policy_denied. Other strings are dropped
+// (never quoted in the response, the log or a metric label); metrics keep
+// the first 32 distinct policy_<name> codes as label values and count
+// later ones as policy_denied.
+//
+// # Errors in the files
+//
+// A policy or reference-values file that cannot be read, parsed, compiled
+// or validated is reported as a *FileError: which file, the kind of error
+// (OPA's error code, yaml_syntax_error, json_unknown_field, ...), its line
+// and column and the number of errors, never a quote of the file, since
+// OPA's, YAML's and JSON's own messages quote source lines, identifiers
+// and values. /readyz, the reload log and serve's start-up error show it;
+// `trustgate policy eval` shows the full errors.
 //
 // input is the claims of one verified report (attest.Claims as JSON, SPEC
 // "Claims"; byte strings are lowercase hex). The reference values are at

@@ -7,7 +7,6 @@ import (
 	_ "embed"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"reflect"
 	"strings"
@@ -130,8 +129,9 @@ func (e *Engine) Reload(ctx context.Context, module string, ref *refvalues.Set) 
 	return nil
 }
 
-// LastError is the error of the last failed reload (without policy source
-// lines, so it can be shown by /readyz), or nil if the last reload
+// LastError is the error of the last failed reload, a *FileError that
+// names the file, the kind of error and its line and column but quotes
+// nothing of the file (so /readyz can show it), or nil if the last reload
 // succeeded or none failed yet.
 func (e *Engine) LastError() error {
 	if p := e.lastErr.Load(); p != nil {
@@ -140,39 +140,15 @@ func (e *Engine) LastError() error {
 	return nil
 }
 
+// fail records err (a *FileError, or an error compiling the policy) as
+// the last error.
 func (e *Engine) fail(err error) {
-	err = summary(err)
-	e.lastErr.Store(&err)
-}
-
-// summary drops the source lines OPA appends to parse and compile errors,
-// keeping file, line, code and message.
-func summary(err error) error {
-	var lines []string
-	var add func(error)
-	add = func(err error) {
-		var re rego.Errors
-		var ae ast.Errors
-		var one *ast.Error
-		switch {
-		case errors.As(err, &re):
-			for _, e := range re {
-				add(e)
-			}
-		case errors.As(err, &ae):
-			for _, e := range ae {
-				add(e)
-			}
-		case errors.As(err, &one):
-			c := *one
-			c.Details = nil
-			lines = append(lines, c.Error())
-		default:
-			lines = append(lines, err.Error())
-		}
+	name := e.name
+	if name == "" {
+		name = "policy.rego"
 	}
-	add(err)
-	return errors.New(strings.Join(lines, "; "))
+	err = PolicyError(name, err)
+	e.lastErr.Store(&err)
 }
 
 // ID is the appraisal-policy-id of the active policy: "sha256:" and the

@@ -4,7 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"errors"
-	"fmt"
+	"io/fs"
 	"log/slog"
 	"os"
 	"time"
@@ -56,11 +56,16 @@ func Watch(ctx context.Context, e *Engine, policyPath, refPath string, interval 
 		if err == nil {
 			err = reloadFiles(ctx, e, policyPath, refPath)
 		} else {
-			e.fail(err)
+			e.fail(readError(policyPath, refPath, err))
 		}
 		if err != nil {
-			err = e.LastError() // the summary: no file content
-			log.Error("policy reload failed; keeping the previous policy", "error", err.Error())
+			err = e.LastError() // a *FileError: no file content
+			attrs := []any{"error", err.Error()}
+			var fe *FileError
+			if errors.As(err, &fe) {
+				attrs = append(attrs, "file", fe.File, "path", fe.Path, "kind", fe.Kind, "line", fe.Line, "column", fe.Column)
+			}
+			log.Error("policy reload failed; keeping the previous policy", attrs...)
 			for _, f := range onError {
 				if f != nil {
 					f(err)
@@ -95,13 +100,24 @@ func digestFiles(paths ...string) ([sha256.Size]byte, error) {
 	return out, nil
 }
 
-// reloadFiles reads both files and reloads e. Validation problems of the
-// reference values are counted, not quoted: they repeat the file's values.
+// readError is the *FileError of err, an error reading policyPath or
+// refPath.
+func readError(policyPath, refPath string, err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) && pe.Path == refPath && refPath != "" {
+		return unreadable(ReferenceFile, refPath, err)
+	}
+	return PolicyError(policyPath, err)
+}
+
+// reloadFiles reads both files and reloads e. Errors are *FileErrors:
+// they say which file failed, how and where, and never quote it.
 func reloadFiles(ctx context.Context, e *Engine, policyPath, refPath string) error {
 	var module string
 	if policyPath != "" {
 		b, err := os.ReadFile(policyPath)
 		if err != nil {
+			err = PolicyError(policyPath, err)
 			e.fail(err)
 			return err
 		}
@@ -109,12 +125,8 @@ func reloadFiles(ctx context.Context, e *Engine, policyPath, refPath string) err
 	}
 	var ref *refvalues.Set
 	if refPath != "" {
-		s, err := refvalues.Load(refPath)
+		s, err := LoadReference(refPath)
 		if err != nil {
-			var ve *refvalues.ValidationError
-			if errors.As(err, &ve) {
-				err = fmt.Errorf("reference values %s: %d validation problem(s); `trustgate policy eval --data FILE` lists them", refPath, len(ve.Problems))
-			}
 			e.fail(err)
 			return err
 		}

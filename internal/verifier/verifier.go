@@ -39,20 +39,15 @@ type Tokens interface {
 	Issue(a token.Appraisal) (tok, jti string, exp time.Time, err error)
 }
 
-// Observer is told the outcome of every attempt; reason is "" on success.
-type Observer interface {
-	Attested(tee string, reason attest.Reason, took time.Duration)
-}
-
 // Options wires a Service. SNP, Policy, Nonces and Tokens are required;
-// a nil Observer observes nothing; a nil Now means time.Now.
+// a nil Now means time.Now. Attempts are counted and logged by the HTTP
+// layer (httpapi.Observer), not here.
 type Options struct {
-	SNP      SNP
-	Policy   Policy
-	Nonces   Nonces
-	Tokens   Tokens
-	Observer Observer
-	Now      func() time.Time
+	SNP    SNP
+	Policy Policy
+	Nonces Nonces
+	Tokens Tokens
+	Now    func() time.Time
 }
 
 // Service runs attestations.
@@ -113,8 +108,6 @@ func ParseTEEPubKey(raw json.RawMessage) (*jose.JSONWebKey, error) {
 
 // Attest runs one attestation and returns the token.
 func (s *Service) Attest(ctx context.Context, in AttestInput) (tok string, err error) {
-	start := s.o.Now()
-	defer func() { s.observe(in.TEE, err, start) }()
 	if in.TEE != "sev-snp" {
 		return "", attest.Errorf(attest.ReasonMalformedEvidence, "unsupported tee %q", in.TEE)
 	}
@@ -157,8 +150,6 @@ func (s *Service) Attest(ctx context.Context, in AttestInput) (tok string, err e
 // the extended report's certificate table; REPORT_DATA must be a fresh
 // nonce of this verifier, used as is. The policy decides as for Attest.
 func (s *Service) VerifyPlain(ctx context.Context, body []byte) (err error) {
-	start := s.o.Now()
-	defer func() { s.observe("sev-snp", err, start) }()
 	if len(body) < snp.ReportSize {
 		return attest.Errorf(attest.ReasonMalformedEvidence, "body is %d bytes, shorter than a report", len(body))
 	}
@@ -183,10 +174,4 @@ func (s *Service) VerifyPlain(ctx context.Context, body []byte) (err error) {
 		return err
 	}
 	return s.o.Nonces.Consume(ctx, n)
-}
-
-func (s *Service) observe(tee string, err error, start time.Time) {
-	if s.o.Observer != nil {
-		s.o.Observer.Attested(tee, attest.ReasonOf(err), s.o.Now().Sub(start))
-	}
 }

@@ -26,6 +26,7 @@ func SimVerifier(t testing.TB, resources map[string]string, granted ...string) c
 	dir := t.TempDir()
 	cfg := config.Default()
 	cfg.DevSimulator, cfg.Offline, cfg.CertCacheDir = true, true, filepath.Join(dir, "certs")
+	cfg.ShutdownDelay = 0
 	cfg.ReferenceValues = filepath.Join(dir, "ref.yaml")
 	ref := "measurements:\n  - value: \"" + hex.EncodeToString(sim.DefaultMeasurement[:]) + "\"\n    label: b1\n"
 	if len(granted) > 0 {

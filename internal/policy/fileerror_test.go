@@ -1,0 +1,93 @@
+package policy
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/trustgate/trustgate/internal/refvalues"
+)
+
+// secretish stands for a secret an operator pasted into the wrong file.
+const secretish = "AKIA_SECRET_4f9c"
+
+// A file that does not load is described by which file, the kind of error
+// and its position, never by a quote of its content, although OPA's, YAML's
+// and JSON's own messages quote it.
+func TestFileErrorsQuoteNothing(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		name, file, body string
+		kind             string
+		line, column     int // 0: not checked
+	}{
+		{"rego parse", "p.rego", "package trustgate\n\ndecision := {\"allow\": \"" + secretish + "\" ===\n", "rego_parse_error", 3, 0},
+		{"rego unsafe var", "p.rego", "package trustgate\n\ndecision := {\"allow\": " + secretish + "}\n", "rego_unsafe_var_error", 3, 0},
+		{"rego unknown function", "p.rego", "package trustgate\n\ndecision := {\"allow\": " + strings.ToLower(secretish) + "(1)}\n", "rego_type_error", 3, 0},
+		{"yaml type", "r.yaml", "measurements: []\nallowed_vmpl: [" + secretish + "]\n", "yaml_type_error", 2, 0},
+		{"yaml unknown key", "r.yaml", "measurements: []\n" + secretish + ": 1\n", "yaml_unknown_field", 2, 0},
+		{"yaml syntax", "r.yaml", "measurements:\n  - value: \"" + secretish + "\n", "yaml_syntax_error", 0, 0},
+		{"json syntax", "r.json", "{\n  \"measurements\": " + secretish + "\n}", "json_syntax_error", 2, 0},
+		{"json unknown key", "r.json", `{"` + secretish + `": 1}`, "json_unknown_field", 0, 0},
+		{"json type", "r.json", "{\"allowed_vmpl\": [\"" + secretish + "\"]}", "json_type_error", 1, 0},
+		{"invalid values", "r.yaml", "measurements:\n  - value: " + secretish + "\n    label: " + secretish + "\n", "invalid_reference_values", 0, 0},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			path := filepath.Join(t.TempDir(), tc.file)
+			if err := os.WriteFile(path, []byte(tc.body), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			var err error
+			if strings.HasSuffix(tc.file, ".rego") {
+				_, err = New(context.Background(), Options{Module: tc.body, ModuleName: path})
+				err = PolicyError(path, err)
+			} else {
+				_, err = LoadReference(path)
+			}
+			var fe *FileError
+			if !errors.As(err, &fe) {
+				t.Fatalf("%T %v, want a *FileError", err, err)
+			}
+			if fe.Kind != tc.kind || fe.Path != path || (tc.line != 0 && fe.Line != tc.line) || fe.Count < 1 {
+				t.Errorf("%+v, want kind %s at line %d", fe, tc.kind, tc.line)
+			}
+			if strings.Contains(err.Error(), secretish) || strings.Contains(strings.ToLower(err.Error()), strings.ToLower(secretish)) {
+				t.Errorf("the error quotes the file: %v", err)
+			}
+			if !strings.Contains(err.Error(), path) || !strings.Contains(err.Error(), tc.kind) {
+				t.Errorf("the error does not say which file and what: %v", err)
+			}
+		})
+	}
+	// The full errors, for `trustgate policy eval`, still quote: the
+	// cases above are ones that would leak.
+	_, err := refvalues.Load(filepath.Join(t.TempDir(), "missing.yaml"))
+	if err == nil {
+		t.Fatal("a missing file loaded")
+	}
+	path := filepath.Join(t.TempDir(), "r.json")
+	os.WriteFile(path, []byte(`{"`+secretish+`": 1}`), 0o600)
+	if _, err := refvalues.Load(path); err == nil || !strings.Contains(err.Error(), secretish) {
+		t.Skipf("refvalues' own error no longer quotes the file: %v", err)
+	}
+}
+
+// A file that cannot be read says why, in the operating system's words.
+func TestFileErrorUnreadable(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "gone.yaml")
+	_, err := LoadReference(path)
+	var fe *FileError
+	if !errors.As(err, &fe) || fe.Kind != "unreadable" || fe.File != ReferenceFile || !strings.Contains(err.Error(), "no such file") {
+		t.Fatalf("%v", err)
+	}
+	_, err = os.ReadFile(path)
+	if !errors.As(PolicyError(path, err), &fe) || fe.Kind != "unreadable" || fe.File != PolicyFile {
+		t.Fatalf("%v", err)
+	}
+}
