@@ -348,7 +348,6 @@ func TestNoRedirects(t *testing.T) {
 	}
 }
 
-
 // syncBuffer is a bytes.Buffer safe for a logger's concurrent writes.
 type syncBuffer struct {
 	mu sync.Mutex

@@ -398,4 +398,3 @@ func TestCloseStopsBackground(t *testing.T) {
 		t.Fatal("Close did not return")
 	}
 }
-
