@@ -3,11 +3,16 @@ package httpapi
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
+	"net/netip"
+	"strconv"
 	"strings"
 	"time"
 
@@ -71,9 +76,9 @@ func New(o Options) http.Handler {
 	h := &handler{o: o}
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST "+v1.PathChallenge, h.agentsOnly(h.challenge))
-	mux.HandleFunc("POST "+v1.PathAttest, h.agentsOnly(h.attest))
+	mux.HandleFunc("POST "+v1.PathAttest, h.agentsOnly(withClient(h.attest)))
 	mux.HandleFunc("POST "+v1.PathRelease, h.agentsOnly(h.release))
-	mux.HandleFunc("POST "+v1.PathVerify, h.agentsOnly(h.verifyPlain))
+	mux.HandleFunc("POST "+v1.PathVerify, h.agentsOnly(withClient(h.verifyPlain)))
 	mux.HandleFunc("GET "+v1.PathJWKS, h.jwks)
 	mux.HandleFunc("GET "+v1.PathHealthz, h.healthz)
 	mux.HandleFunc("GET "+v1.PathReadyz, h.readyz)
@@ -249,10 +254,23 @@ func strictJSON(body []byte, v any) error {
 
 func writeError(w http.ResponseWriter, err error) {
 	r := attest.ReasonOf(err)
+	if d, ok := attest.RetryAfter(err); ok && d > 0 && r.Status() == http.StatusServiceUnavailable {
+		w.Header().Set("Retry-After", strconv.Itoa(int(min((d+time.Second-1)/time.Second, maxRetryAfter))))
+	}
 	writeJSON(w, r.Status(), v1.Error{Error: message(r), Reason: string(r)})
 }
 
+// Retry-After of a 503, in seconds: what the error suggests (attest.RetryAfter,
+// rounded up, at most maxRetryAfter), else defaultRetryAfter.
+const (
+	defaultRetryAfter = 5
+	maxRetryAfter     = 3600
+)
+
 func writeJSON(w http.ResponseWriter, code int, v any) {
+	if code == http.StatusServiceUnavailable && w.Header().Get("Retry-After") == "" {
+		w.Header().Set("Retry-After", strconv.Itoa(defaultRetryAfter))
+	}
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(code)
@@ -274,4 +292,36 @@ func recoverer(log *slog.Logger, next http.Handler) http.Handler {
 		}()
 		next.ServeHTTP(w, r)
 	})
+}
+
+// withClient puts into the request's context who it comes from
+// (attest.WithClient), for bounding the AMD KDS fetches one client may
+// cause: the verified client certificate (a SHA-256 prefix of the leaf)
+// when there is one, else the remote address, an IPv6 address by its /64
+// (what one host usually has whole). Behind a proxy every client shares
+// the proxy's address: use client certificates (client_ca) there.
+func withClient(next http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		next(w, r.WithContext(attest.WithClient(r.Context(), clientID(r))))
+	}
+}
+
+func clientID(r *http.Request) string {
+	if r.TLS != nil && len(r.TLS.VerifiedChains) > 0 && len(r.TLS.VerifiedChains[0]) > 0 {
+		sum := sha256.Sum256(r.TLS.VerifiedChains[0][0].Raw)
+		return "cert:" + hex.EncodeToString(sum[:16])
+	}
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		host = r.RemoteAddr
+	}
+	a, err := netip.ParseAddr(host)
+	if err != nil {
+		return "addr:" + host
+	}
+	if a = a.Unmap(); a.Is6() {
+		p, _ := a.WithZone("").Prefix(64)
+		return "net:" + p.String()
+	}
+	return "ip:" + a.String()
 }
