@@ -35,6 +35,7 @@ var serveFlags = []struct{ name, usage string }{
 	{"redis", "Redis `URL` shared by replicas: single-use records (nonces, token ids) and the certificate cache"},
 	{"cert-cache-dir", "AMD certificate disk cache `DIR` (default: the user cache dir's trustgate/certs)"},
 	{"kds-rate", "least time between two KDS requests of one kind (default 10s)"},
+	{"cert-fetch-wait", "answer 503 vcek_unavailable (Retry-After) after waiting this long for an AMD certificate fetch, which goes on in the background (default 10s)"},
 	{"cert-max-staleness", "serve a cached VCEK this long past its refresh point while the KDS is down (default 168h)"},
 	{"crl-grace", "use an AMD CRL this long past its nextUpdate while the KDS is down (default 24h)"},
 	{"warm-chips", "fetch the VCEKs of the chips in `FILE` (PRODUCT:HWID:TCB per line) at start"},

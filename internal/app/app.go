@@ -208,7 +208,7 @@ func serverTLS(cfg config.Config) (*tls.Config, error) {
 func newCertService(cfg config.Config, roots *snp.Roots, rdb *redis.Client, obs certs.Observer, now func() time.Time, log *slog.Logger) (*certs.Service, error) {
 	c := certs.Config{
 		KDSURL: cfg.KDSURL, Offline: cfg.Offline, Dir: cfg.CertCacheDir, Roots: roots, Clock: now, Logger: log, Observer: obs,
-		RateInterval: cfg.KDSRate, MaxStaleness: cfg.CertMaxStaleness, CRLGrace: cfg.CRLGrace,
+		RateInterval: cfg.KDSRate, MaxStaleness: cfg.CertMaxStaleness, CRLGrace: cfg.CRLGrace, FetchWait: cfg.CertFetchWait,
 		SkipRevocationForUnpinned: cfg.DevSimulator,
 	}
 	if rdb != nil {
