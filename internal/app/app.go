@@ -53,6 +53,10 @@ type App struct {
 type Deps struct {
 	Logger *slog.Logger
 	Now    func() time.Time
+	// Roots are the pinned AMD roots; nil means snp.AMDRoots(). Tests pin
+	// a fake AMD chain here, so that a fake KDS can serve its VCEKs and
+	// CRLs.
+	Roots *snp.Roots
 }
 
 // New builds an App from cfg (which it validates).
@@ -119,6 +123,9 @@ func New(ctx context.Context, cfg config.Config, d Deps) (_ *App, err error) {
 	}
 
 	roots := snp.AMDRoots()
+	if d.Roots != nil {
+		roots = d.Roots
+	}
 	if cfg.DevSimulator {
 		roots = roots.WithARKKey(sim.ARKKey())
 		log.Warn("dev_simulator: trusting the simulator's AMD root; every token is marked as such")
