@@ -76,16 +76,16 @@ func New(o Options) http.Handler {
 	h := &handler{o: o}
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST "+v1.PathChallenge, h.agentsOnly(h.challenge))
-	mux.HandleFunc("POST "+v1.PathAttest, h.agentsOnly(withClient(h.attest)))
+	mux.HandleFunc("POST "+v1.PathAttest, h.agentsOnly(h.attest))
 	mux.HandleFunc("POST "+v1.PathRelease, h.agentsOnly(h.release))
-	mux.HandleFunc("POST "+v1.PathVerify, h.agentsOnly(withClient(h.verifyPlain)))
+	mux.HandleFunc("POST "+v1.PathVerify, h.agentsOnly(h.verifyPlain))
 	mux.HandleFunc("GET "+v1.PathJWKS, h.jwks)
 	mux.HandleFunc("GET "+v1.PathHealthz, h.healthz)
 	mux.HandleFunc("GET "+v1.PathReadyz, h.readyz)
 	if o.Metrics != nil {
 		mux.Handle("GET "+v1.PathMetrics, o.Metrics)
 	}
-	return recoverer(o.Logger, mux)
+	return recoverer(o.Logger, withClient(mux))
 }
 
 type handler struct{ o Options }
@@ -253,19 +253,10 @@ func strictJSON(body []byte, v any) error {
 }
 
 func writeError(w http.ResponseWriter, err error) {
+	setRetryAfter(w, err)
 	r := attest.ReasonOf(err)
-	if d, ok := attest.RetryAfter(err); ok && d > 0 && r.Status() == http.StatusServiceUnavailable {
-		w.Header().Set("Retry-After", strconv.Itoa(int(min((d+time.Second-1)/time.Second, maxRetryAfter))))
-	}
 	writeJSON(w, r.Status(), v1.Error{Error: message(r), Reason: string(r)})
 }
-
-// Retry-After of a 503, in seconds: what the error suggests (attest.RetryAfter,
-// rounded up, at most maxRetryAfter), else defaultRetryAfter.
-const (
-	defaultRetryAfter = 5
-	maxRetryAfter     = 3600
-)
 
 func writeJSON(w http.ResponseWriter, code int, v any) {
 	if code == http.StatusServiceUnavailable && w.Header().Get("Retry-After") == "" {
@@ -294,16 +285,31 @@ func recoverer(log *slog.Logger, next http.Handler) http.Handler {
 	})
 }
 
-// withClient puts into the request's context who it comes from
+// Retry-After of a 503, in seconds: what the error suggests (attest.RetryAfter,
+// rounded up, at most maxRetryAfter), else defaultRetryAfter.
+const (
+	defaultRetryAfter = 5
+	maxRetryAfter     = 3600
+)
+
+// setRetryAfter sets the Retry-After of a 503 for err from its hint;
+// writeJSON gives a 503 without one the default.
+func setRetryAfter(w http.ResponseWriter, err error) {
+	if d, ok := attest.RetryAfter(err); ok && d > 0 && attest.ReasonOf(err).Status() == http.StatusServiceUnavailable {
+		w.Header().Set("Retry-After", strconv.Itoa(int(min((d+time.Second-1)/time.Second, maxRetryAfter))))
+	}
+}
+
+// withClient puts into every request's context who it comes from
 // (attest.WithClient), for bounding the AMD KDS fetches one client may
 // cause: the verified client certificate (a SHA-256 prefix of the leaf)
 // when there is one, else the remote address, an IPv6 address by its /64
 // (what one host usually has whole). Behind a proxy every client shares
 // the proxy's address: use client certificates (client_ca) there.
-func withClient(next http.HandlerFunc) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		next(w, r.WithContext(attest.WithClient(r.Context(), clientID(r))))
-	}
+func withClient(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		next.ServeHTTP(w, r.WithContext(attest.WithClient(r.Context(), clientID(r))))
+	})
 }
 
 func clientID(r *http.Request) string {
