@@ -137,6 +137,7 @@ func New(ctx context.Context, cfg config.Config, d Deps) (_ *App, err error) {
 		return nil, err
 	}
 	closers = append(closers, func() { certSvc.Close() })
+	m.KDSHeldBack(certSvc.HeldBack)
 	snpOpts := snp.Options{Roots: roots, Now: d.Now, Keys: certSvc, Revocation: certSvc}
 
 	policySrc, ref, err := readPolicyInputs(cfg)

@@ -211,8 +211,20 @@ func TestKDSFailuresAnsweredWithRetryAfter(t *testing.T) {
 			if n, err := strconv.Atoi(a.retryAfter); err != nil || n < 1 || (tc.retryAfter != "" && a.retryAfter != tc.retryAfter) {
 				t.Fatalf("Retry-After %q, want %s", a.retryAfter, or(tc.retryAfter, "whole seconds"))
 			}
-			if tc.retryAfter == "3600" && !strings.Contains(w.logs.String(), "capped") {
-				t.Errorf("the capped Retry-After is not logged:\n%s", w.logs.String())
+			if tc.retryAfter == "3600" {
+				if !strings.Contains(w.logs.String(), "capped") {
+					t.Errorf("the capped Retry-After is not logged:\n%s", w.logs.String())
+				}
+				// The outage is seen, and the replica stays ready: it
+				// still serves the chips it has cached.
+				if h := heldBackGauge(t, w.url); h < 3000 || h > 3600 {
+					t.Errorf("trustgate_kds_held_back_seconds %v, want about an hour", h)
+				}
+				resp, err := http.Get(w.url + v1.PathReadyz)
+				if err != nil || resp.StatusCode != http.StatusOK {
+					t.Errorf("/readyz while the KDS holds back: %v %v", resp.StatusCode, err)
+				}
+				resp.Body.Close()
 			}
 			if !tc.recovers {
 				return
@@ -233,6 +245,28 @@ func TestKDSFailuresAnsweredWithRetryAfter(t *testing.T) {
 			}
 		})
 	}
+}
+
+// heldBackGauge reads trustgate_kds_held_back_seconds from /metrics.
+func heldBackGauge(t *testing.T, url string) float64 {
+	t.Helper()
+	resp, err := http.Get(url + v1.PathMetrics)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	for _, line := range strings.Split(string(body), "\n") {
+		if v, ok := strings.CutPrefix(line, "trustgate_kds_held_back_seconds "); ok {
+			f, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return f
+		}
+	}
+	t.Fatal("/metrics has no trustgate_kds_held_back_seconds")
+	return 0
 }
 
 func or(a, b string) string {

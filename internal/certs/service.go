@@ -387,6 +387,14 @@ func (s *Service) Close() error {
 	return nil
 }
 
+// HeldBack returns how long from now no request goes to the KDS because
+// it answered 429 or 503 with Retry-After (at most MaxHoldBack; 0 when
+// none). For a gauge: a KDS outage does not make the service unready
+// (cached keys are still served), but it should be seen.
+func (s *Service) HeldBack() time.Duration {
+	return max(s.kds.vcekLim.heldBack(), s.kds.otherLim.heldBack())
+}
+
 // track counts a goroutine that Close waits for; false once closed.
 func (s *Service) track() bool {
 	s.mu.Lock()
