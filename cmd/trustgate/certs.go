@@ -114,7 +114,8 @@ func certsFetch(args []string, stdout, stderr io.Writer) int {
 			return usageErr("%s: %v", r, attest.Detail(err))
 		}
 	}
-	svc, err := certs.New(certs.Config{KDSURL: *kdsURL, Dir: *cacheDir, RateInterval: *rate, Logger: cliLogger(stderr)})
+	// A CLI waits for its fetches to end (FetchWait -1).
+	svc, err := certs.New(certs.Config{KDSURL: *kdsURL, Dir: *cacheDir, RateInterval: *rate, Logger: cliLogger(stderr), FetchWait: -1})
 	if err != nil {
 		return usageErr("%v", err)
 	}
@@ -230,8 +231,9 @@ func certsImport(args []string, stdout, stderr io.Writer) int {
 // freshness is judged by (nil: time.Now).
 func verifyKeys(kdsURL string, offline bool, now func() time.Time, stderr io.Writer) (*certs.Service, error) {
 	// An interactive command gives up on an unreachable KDS sooner than
-	// a server does (certs.DefaultFetchTimeout).
-	return certs.New(certs.Config{KDSURL: kdsURL, Offline: offline, Clock: now, Logger: cliLogger(stderr), FetchTimeout: 45 * time.Second})
+	// a server does (certs.DefaultFetchTimeout), and waits for the fetch
+	// to end rather than leave it to the background (FetchWait -1).
+	return certs.New(certs.Config{KDSURL: kdsURL, Offline: offline, Clock: now, Logger: cliLogger(stderr), FetchTimeout: 45 * time.Second, FetchWait: -1})
 }
 
 // recordingKeys passes key requests on and remembers the one that was

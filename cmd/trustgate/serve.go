@@ -36,6 +36,7 @@ var serveFlags = []struct{ name, usage string }{
 	{"store-timeout", "longest wait for the single-use store (Redis); no answer is 503 store_unavailable (default 1s)"},
 	{"cert-cache-dir", "AMD certificate disk cache `DIR` (default: the user cache dir's trustgate/certs)"},
 	{"kds-rate", "least time between two KDS requests of one kind (default 10s)"},
+	{"cert-fetch-wait", "answer 503 vcek_unavailable (Retry-After) after waiting this long for an AMD certificate fetch, which goes on in the background (default 10s)"},
 	{"cert-max-staleness", "serve a cached VCEK this long past its refresh point while the KDS is down (default 168h)"},
 	{"crl-grace", "use an AMD CRL this long past its nextUpdate while the KDS is down (default 24h)"},
 	{"warm-chips", "fetch the VCEKs of the chips in `FILE` (PRODUCT:HWID:TCB per line) at start"},

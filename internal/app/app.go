@@ -57,6 +57,10 @@ type App struct {
 type Deps struct {
 	Logger *slog.Logger
 	Now    func() time.Time
+	// Roots are the pinned AMD roots; nil means snp.AMDRoots(). Tests pin
+	// a fake AMD chain here, so that a fake KDS can serve its VCEKs and
+	// CRLs.
+	Roots *snp.Roots
 }
 
 // New builds an App from cfg (which it validates).
@@ -133,6 +137,9 @@ func New(ctx context.Context, cfg config.Config, d Deps) (_ *App, err error) {
 	}
 
 	roots := snp.AMDRoots()
+	if d.Roots != nil {
+		roots = d.Roots
+	}
 	if cfg.DevSimulator {
 		roots = roots.WithARKKey(sim.ARKKey())
 		log.Warn("dev_simulator: trusting the simulator's AMD root; every token is marked as such")
@@ -144,6 +151,7 @@ func New(ctx context.Context, cfg config.Config, d Deps) (_ *App, err error) {
 		return nil, err
 	}
 	closers = append(closers, func() { certSvc.Close() })
+	m.KDSHeldBack(certSvc.HeldBack)
 	snpOpts := snp.Options{Roots: roots, Now: d.Now, Keys: certSvc, Revocation: certSvc}
 
 	policySrc, ref, err := readPolicyInputs(cfg)
@@ -223,7 +231,7 @@ func serverTLS(cfg config.Config) (*tls.Config, error) {
 func newCertService(cfg config.Config, roots *snp.Roots, rdb *redis.Client, obs certs.Observer, now func() time.Time, log *slog.Logger) (*certs.Service, error) {
 	c := certs.Config{
 		KDSURL: cfg.KDSURL, Offline: cfg.Offline, Dir: cfg.CertCacheDir, Roots: roots, Clock: now, Logger: log, Observer: obs,
-		RateInterval: cfg.KDSRate, MaxStaleness: cfg.CertMaxStaleness, CRLGrace: cfg.CRLGrace,
+		RateInterval: cfg.KDSRate, MaxStaleness: cfg.CertMaxStaleness, CRLGrace: cfg.CRLGrace, FetchWait: cfg.CertFetchWait,
 		SkipRevocationForUnpinned: cfg.DevSimulator,
 	}
 	if rdb != nil {

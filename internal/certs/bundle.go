@@ -121,7 +121,7 @@ func (s *Service) Export(ctx context.Context, keys []snp.KeyRequest, o ExportOpt
 	b := &Bundle{Format: BundleFormat, Created: s.now().UTC()}
 	var errs []error
 	for _, req := range keys {
-		e, err := s.entry(ctx, req)
+		e, err := s.entry(ctx, req, time.Time{})
 		if err != nil {
 			errs = append(errs, err)
 			continue
@@ -142,7 +142,7 @@ func (s *Service) Export(ctx context.Context, keys []snp.KeyRequest, o ExportOpt
 		if o.NoCRLs {
 			continue
 		}
-		c, err := s.crl(ctx, crlKey{r.Product, r.Signer})
+		c, err := s.crl(ctx, crlKey{r.Product, r.Signer}, time.Time{})
 		if err != nil {
 			errs = append(errs, err)
 			continue

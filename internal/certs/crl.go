@@ -150,7 +150,7 @@ func (s *Service) Check(ctx context.Context, p snp.Product, sg snp.Signer, inter
 	c := ptr.Load()
 	if c == nil || now.After(c.usableTill) {
 		var err error
-		if c, err = s.crl(ctx, k); err != nil {
+		if c, err = s.crl(ctx, k, s.waitUntil(ctx)); err != nil {
 			return err
 		}
 		if now = s.now(); now.After(c.usableTill) {
@@ -193,13 +193,14 @@ func (s *Service) pinned(k crlKey, ica *x509.Certificate) bool {
 }
 
 // crl returns a usable CRL for k, loading or fetching it (coalesced) when
-// the one in memory is missing or past its refresh point. Errors are
-// *attest.Error with reason vcek_unavailable.
-func (s *Service) crl(ctx context.Context, k crlKey) (*crlState, error) {
+// the one in memory is missing or past its refresh point, waiting for the
+// fetch until until (zero: until it ends). Errors are *attest.Error with
+// reason vcek_unavailable.
+func (s *Service) crl(ctx context.Context, k crlKey, until time.Time) (*crlState, error) {
 	if s.crls[k] == nil {
 		return nil, attest.Errorf(attest.ReasonVCEKUnavailable, "no CRL is known for %s", k)
 	}
-	c, err := s.cflights.do(ctx, k, s.fetchContext, func(fctx context.Context) (*crlState, error) {
+	c, err := s.cflights.do(ctx, k, join{until: until}, s.fetchContext, func(fctx context.Context) (*crlState, error) {
 		return s.resolveCRL(fctx, k)
 	})
 	if err != nil {
@@ -218,7 +219,7 @@ func (s *Service) refreshCRLLater(k crlKey, c *crlState, now time.Time) {
 	}
 	go func() {
 		defer s.wg.Done()
-		s.crl(s.bg, k)
+		s.crl(s.bg, k, time.Time{})
 	}()
 }
 

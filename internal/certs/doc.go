@@ -11,10 +11,26 @@
 //     Everything read from a tier or the KDS is verified against the pinned
 //     roots before it is used.
 //   - The KDS client: per-request timeouts, bounded retries with jittered
-//     exponential backoff, Retry-After honoured on 429 and 503, a client-side
-//     rate limit (default one request per 10 s per bucket), one request in
-//     flight per chip and TCB however many verifications miss at once, and
-//     a short negative cache for 404.
+//     exponential backoff, Retry-After honoured on 429 and 503 (held to at
+//     most MaxHoldBack, an hour by default, and logged when capped; a 429
+//     without one holds back for the backoff), no redirects followed, a
+//     client-side rate limit (default one request per 10 s per bucket) that
+//     serves fetches first come first served, one request in flight per
+//     chip and TCB however many verifications miss at once, and a short
+//     negative cache for 404.
+//   - Bounded waiting: a lookup waits for a fetch at most FetchWait (10 s;
+//     all the waits of one API request together) and then fails with
+//     vcek_unavailable and a Retry-After hint while the fetch goes on in
+//     the background until FetchTimeout, so that the guest's retry finds
+//     the key cached. Evidence names its chip before it is verified, so
+//     the fetches made-up chip ids may cause are bounded: 32 fetches at
+//     once (one nobody waits for gives its place to a new one), 256 lookups
+//     waiting at once; per client (attest.WithClient: the API's client
+//     certificate or address) one fetch running, 16 lookups waiting and a
+//     budget of KDS requests (ClientMissBurst, then one per
+//     ClientMissInterval); per nonce (attest.WithNonce) KDS requests for
+//     one chip and TCB only. Clients and nonces are remembered in bounded
+//     LRUs.
 //   - Freshness: a cached certificate or CRL is refreshed (in the background)
 //     once RefreshFraction of the validity it had left when fetched has
 //     passed; while the KDS fails, the cached VCEK is served for at most

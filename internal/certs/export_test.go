@@ -2,6 +2,7 @@ package certs
 
 import (
 	"context"
+	"time"
 
 	"github.com/trustgate/trustgate/internal/tee/snp"
 )
@@ -27,3 +28,30 @@ var ParseRetryAfter = parseRetryAfter
 
 // KeyName is the tier key of req's VCEK.
 func KeyName(req snp.KeyRequest) string { return makeVKey(req).name() }
+
+// The refusals of lookups, for errors.Is.
+var (
+	ErrBusy           = errBusy
+	ErrTooManyWaiting = errTooManyWaiting
+	ErrClientBusy     = errClientBusy
+	ErrClientWaiting  = errClientWaiting
+	ErrStillRunning   = errStillRunning
+	ErrClientBudget   = errClientBudget
+	ErrNonceSpent     = errNonceSpent
+)
+
+// Fetching returns how many VCEK fetches are in flight.
+func Fetching(s *Service) int { return s.vflights.running() }
+
+// Waiting returns how many lookups wait for VCEK fetches.
+func Waiting(s *Service) int {
+	s.vflights.mu.Lock()
+	defer s.vflights.mu.Unlock()
+	return s.vflights.waiting
+}
+
+// HeldBack returns how long VCEK and other KDS requests are held back by
+// a Retry-After.
+func HeldBack(s *Service) (vcek, other time.Duration) {
+	return s.kds.vcekLim.heldBack(), s.kds.otherLim.heldBack()
+}

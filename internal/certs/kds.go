@@ -99,8 +99,9 @@ var errNotFound = errors.New("the KDS has no such certificate (HTTP 404)")
 
 // kdsClient makes KDS requests with a client-side rate limit, per-attempt
 // timeouts and bounded retries with jittered exponential backoff, honouring
-// Retry-After on 429 and 503. Its errors never carry the URL (it holds the
-// chip id, which is not logged).
+// Retry-After on 429 and 503 (held to at most maxHoldBack). It follows no
+// redirect. Its errors never carry the URL (it holds the chip id, which is
+// not logged).
 type kdsClient struct {
 	base           string
 	http           *http.Client
@@ -115,6 +116,34 @@ type kdsClient struct {
 	backoff        time.Duration
 	backoffMax     time.Duration
 	maxRetryAfter  time.Duration
+	maxHoldBack    time.Duration
+}
+
+// noRedirects returns a copy of c that follows no redirect: a 3xx comes
+// back as the response, which once turns into an error naming it.
+func noRedirects(c *http.Client) *http.Client {
+	cc := *c
+	cc.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	return &cc
+}
+
+// retryLater is an error that says when asking again may succeed: the
+// Retry-After of the API's 503 (attest.RetryAfter finds it).
+type retryLater struct {
+	err   error
+	after time.Duration
+}
+
+func (e *retryLater) Error() string             { return e.err.Error() }
+func (e *retryLater) Unwrap() error             { return e.err }
+func (e *retryLater) RetryAfter() time.Duration { return e.after }
+
+// holdBack holds every request of every kind back for d (the KDS throttles
+// per client address).
+func (c *kdsClient) holdBack(d time.Duration) {
+	t := c.now().Add(d)
+	c.vcekLim.deferUntil(t)
+	c.otherLim.deferUntil(t)
 }
 
 // get fetches u and returns its body (at most limit bytes). what names
@@ -138,27 +167,36 @@ func (c *kdsClient) get(ctx context.Context, kind Kind, what, u string, limit in
 		}
 		last = err
 		retryable := status == 0 || status == http.StatusTooManyRequests || status >= 500
-		if !retryable || attempt >= c.attempts {
-			return nil, last
-		}
-		if wait > 0 {
-			if wait > c.maxRetryAfter {
-				// Too long to wait now; still hold every request back.
-				c.vcekLim.deferUntil(c.now().Add(wait))
-				c.otherLim.deferUntil(c.now().Add(wait))
-				return nil, fmt.Errorf("%w; Retry-After %s exceeds the %s this client waits", last, wait, c.maxRetryAfter)
-			}
-			// The KDS throttles per client address: hold back every kind.
-			c.log.Warn("KDS asked to retry later", "request", string(kind), "status", status, "retry_after", wait.String())
-			c.vcekLim.deferUntil(c.now().Add(wait))
-			c.otherLim.deferUntil(c.now().Add(wait))
-			continue
-		}
 		d := c.backoff << (attempt - 1)
 		if d > c.backoffMax || d <= 0 {
 			d = c.backoffMax
 		}
 		d = d/2 + time.Duration(rand.Int64N(int64(d/2)+1)) // jitter in [d/2, d]
+		if status == http.StatusTooManyRequests && wait <= 0 {
+			wait = d // throttled without a Retry-After: hold back for the backoff
+		}
+		if wait > c.maxHoldBack {
+			c.log.Warn("KDS asked to retry later than this verifier holds back; capped", "request", string(kind), "status", status,
+				"retry_after", wait.String(), "held_back", c.maxHoldBack.String())
+			wait = c.maxHoldBack
+		}
+		if wait > 0 {
+			// The KDS throttles per client address: hold back every kind.
+			c.log.Warn("KDS asked to retry later", "request", string(kind), "status", status, "retry_after", wait.String())
+			c.holdBack(wait)
+			if wait > c.maxRetryAfter {
+				return nil, &retryLater{fmt.Errorf("%w; Retry-After %s exceeds the %s this client waits", last, wait, c.maxRetryAfter), wait}
+			}
+		}
+		if !retryable || attempt >= c.attempts {
+			if h := lim.heldBack(); h > 0 {
+				return nil, &retryLater{last, h}
+			}
+			return nil, last
+		}
+		if wait > 0 {
+			continue // the rate limit waits it out
+		}
 		c.log.Warn("KDS request failed; retrying", "request", string(kind), "status", status, "attempt", attempt, "backoff", d.String())
 		if err := c.sleep(ctx, d); err != nil {
 			return nil, fmt.Errorf("%w (gave up: %v)", last, err)
@@ -192,6 +230,9 @@ func (c *kdsClient) once(ctx context.Context, kind Kind, what, u string, limit i
 	if resp.StatusCode != http.StatusOK {
 		io.Copy(io.Discard, io.LimitReader(resp.Body, 4<<10))
 		err := fmt.Errorf("KDS %s: HTTP %d", what, resp.StatusCode)
+		if resp.StatusCode >= 300 && resp.StatusCode < 400 {
+			err = fmt.Errorf("KDS %s: HTTP %d, a redirect (not followed)", what, resp.StatusCode)
+		}
 		if resp.StatusCode == http.StatusNotFound {
 			err = fmt.Errorf("KDS %s: %w", what, errNotFound)
 		}
@@ -211,7 +252,8 @@ func (c *kdsClient) once(ctx context.Context, kind Kind, what, u string, limit i
 }
 
 // parseRetryAfter reads a Retry-After header: delay-seconds or an
-// HTTP-date (RFC 9110 §10.2.3).
+// HTTP-date (RFC 9110 §10.2.3), at most a day (against overflow; the
+// client then caps it at its MaxHoldBack).
 func parseRetryAfter(h string, now time.Time) (time.Duration, bool) {
 	h = strings.TrimSpace(h)
 	if h == "" {

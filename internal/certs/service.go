@@ -42,6 +42,32 @@ const (
 	// DefaultMaxRetryAfter is the longest Retry-After waited for within a
 	// fetch; a longer one fails the fetch (and still holds requests back).
 	DefaultMaxRetryAfter = 2 * time.Minute
+	// DefaultMaxHoldBack caps a KDS Retry-After: however long the KDS asks
+	// for (a day has been seen), requests are held back at most an hour,
+	// and the cap is logged.
+	DefaultMaxHoldBack = time.Hour
+	// DefaultFetchWait is how long a lookup waits for a KDS fetch before
+	// it fails with vcek_unavailable (the fetch goes on in the
+	// background); well inside an HTTP server's write timeout.
+	DefaultFetchWait = 10 * time.Second
+	// DefaultMaxWaiting bounds the lookups waiting for VCEK fetches at
+	// once; beyond it a lookup fails at once with vcek_unavailable.
+	DefaultMaxWaiting = 256
+	// DefaultClientMissFactor: unless set, ClientMissInterval is this many
+	// RateIntervals, so that no client takes more than a third of the KDS
+	// budget over time.
+	DefaultClientMissFactor = 3
+	// ClientMissBurst is how many KDS VCEK requests one client may cause
+	// at once before ClientMissInterval applies.
+	ClientMissBurst = 4
+	// maxClientFetches is how many VCEK fetches one client may have
+	// started that still run, and maxClientWaiting how many of its lookups
+	// may wait for fetches at once.
+	maxClientFetches = 1
+	maxClientWaiting = 16
+	// maxTracked bounds the clients and nonces whose KDS use is
+	// remembered (least recently used forgotten first).
+	maxTracked = 4096
 	// DefaultRefreshFraction: refresh a cached certificate or CRL once half
 	// of the validity it had left when fetched has passed.
 	DefaultRefreshFraction = 0.5
@@ -133,6 +159,34 @@ type Config struct {
 	// MaxRetryAfter is the longest Retry-After waited for; 0 means
 	// DefaultMaxRetryAfter.
 	MaxRetryAfter time.Duration
+	// MaxHoldBack caps how long a KDS Retry-After holds every request
+	// back (a longer one is capped, and that is logged); 0 means
+	// DefaultMaxHoldBack.
+	MaxHoldBack time.Duration
+
+	// FetchWait bounds how long a lookup (EndorsementKey, Check) waits for
+	// a KDS fetch; all the waits of one API request together when its
+	// context carries attest.WithClient. Then the lookup fails with
+	// vcek_unavailable (its error carries a Retry-After hint, see
+	// attest.RetryAfter) while the fetch goes on in the background until
+	// FetchTimeout, so that a retry finds the certificate cached. 0 means
+	// DefaultFetchWait, negative means waiting for the fetch to end (for
+	// CLIs).
+	FetchWait time.Duration
+	// MaxWaiting bounds the lookups waiting for VCEK fetches at once;
+	// beyond it a lookup fails at once with vcek_unavailable. 0 means
+	// DefaultMaxWaiting.
+	MaxWaiting int
+	// ClientMissInterval bounds the KDS VCEK requests one client (the
+	// identity attest.WithClient put in the context) may cause: one per
+	// ClientMissInterval on average, ClientMissBurst at once; beyond it
+	// its lookups that need the KDS fail with vcek_unavailable (lookups
+	// answered from a cache tier cost nothing). Besides, one client may
+	// have one VCEK fetch running and 16 lookups waiting, and one nonce
+	// (attest.WithNonce) may cause KDS requests for one chip and TCB only.
+	// 0 means DefaultClientMissFactor*RateInterval, negative means no
+	// per-client budget. Lookups without a client are not bounded.
+	ClientMissInterval time.Duration
 
 	// RefreshFraction in (0, 1]: a certificate or CRL fetched at F with
 	// validity until U is refreshed from F + RefreshFraction*(U-F) on; 0
@@ -172,6 +226,8 @@ type Service struct {
 	maxStale time.Duration
 	crlGrace time.Duration
 	fetchTO  time.Duration
+	wait     time.Duration // FetchWait; <= 0: none
+	budget   *clientBudget
 
 	vflights flights[vkey, lookupResult]
 	cflights flights[crlKey, *crlState]
@@ -208,6 +264,14 @@ func New(cfg Config) (*Service, error) {
 	or(&cfg.Backoff, DefaultBackoff)
 	or(&cfg.MaxBackoff, DefaultMaxBackoff)
 	or(&cfg.MaxRetryAfter, DefaultMaxRetryAfter)
+	or(&cfg.MaxHoldBack, DefaultMaxHoldBack)
+	or(&cfg.FetchWait, DefaultFetchWait)
+	if cfg.ClientMissInterval == 0 && cfg.RateInterval > 0 {
+		cfg.ClientMissInterval = DefaultClientMissFactor * cfg.RateInterval
+	}
+	if cfg.MaxWaiting == 0 {
+		cfg.MaxWaiting = DefaultMaxWaiting
+	}
 	or(&cfg.MaxStaleness, DefaultMaxStaleness)
 	or(&cfg.CRLGrace, DefaultCRLGrace)
 	or(&cfg.NegativeTTL, DefaultNegativeTTL)
@@ -236,10 +300,10 @@ func New(cfg Config) (*Service, error) {
 	if cfg.RefreshFraction <= 0 || cfg.RefreshFraction > 1 {
 		errs = append(errs, fmt.Errorf("refresh fraction %v is not in (0, 1]", cfg.RefreshFraction))
 	}
-	if cfg.RateBurst < 0 || cfg.Attempts < 0 || cfg.MemoryEntries < 0 {
-		errs = append(errs, errors.New("rate burst, attempts and memory entries must not be negative"))
+	if cfg.RateBurst < 0 || cfg.Attempts < 0 || cfg.MemoryEntries < 0 || cfg.MaxWaiting < 0 {
+		errs = append(errs, errors.New("rate burst, attempts, memory entries and max waiting must not be negative"))
 	}
-	for _, d := range []time.Duration{cfg.RequestTimeout, cfg.FetchTimeout, cfg.Backoff, cfg.MaxBackoff, cfg.MaxRetryAfter} {
+	for _, d := range []time.Duration{cfg.RequestTimeout, cfg.FetchTimeout, cfg.Backoff, cfg.MaxBackoff, cfg.MaxRetryAfter, cfg.MaxHoldBack} {
 		if d < 0 {
 			errs = append(errs, errors.New("timeouts and backoffs must not be negative"))
 			break
@@ -254,9 +318,10 @@ func New(cfg Config) (*Service, error) {
 		now: cfg.Clock, log: cfg.Logger, obs: cfg.Observer,
 		mem: lru.New[vkey, *ventry](cfg.MemoryEntries), neg: negCache{ttl: cfg.NegativeTTL},
 		frac: cfg.RefreshFraction, maxStale: cfg.MaxStaleness, crlGrace: cfg.CRLGrace, fetchTO: cfg.FetchTimeout,
-		crls: make(map[crlKey]*atomic.Pointer[crlState]),
+		wait: cfg.FetchWait, crls: make(map[crlKey]*atomic.Pointer[crlState]),
 	}
-	s.vflights.max = maxVCEKFetches
+	s.vflights.max, s.vflights.maxWaiting = maxVCEKFetches, cfg.MaxWaiting
+	s.vflights.perClient, s.vflights.clientWaiting = maxClientFetches, maxClientWaiting
 	if s.roots == nil {
 		s.roots = snp.AMDRoots()
 	}
@@ -277,13 +342,15 @@ func New(cfg Config) (*Service, error) {
 	if client == nil {
 		client = &http.Client{}
 	}
+	client = noRedirects(client)
 	s.kds = &kdsClient{
 		base: cfg.KDSURL, http: client, obs: s.obs, log: s.log, now: limNow, sleep: sleep,
 		vcekLim:        newLimiter(cfg.RateInterval, cfg.RateBurst, limNow, sleep),
 		otherLim:       newLimiter(cfg.RateInterval, cfg.RateBurst, limNow, sleep),
 		requestTimeout: cfg.RequestTimeout, attempts: max(cfg.Attempts, 1),
-		backoff: cfg.Backoff, backoffMax: cfg.MaxBackoff, maxRetryAfter: cfg.MaxRetryAfter,
+		backoff: cfg.Backoff, backoffMax: cfg.MaxBackoff, maxRetryAfter: cfg.MaxRetryAfter, maxHoldBack: cfg.MaxHoldBack,
 	}
+	s.budget = newClientBudget(cfg.ClientMissInterval, ClientMissBurst, limNow)
 	if !cfg.NoDisk {
 		dir := cfg.Dir
 		if dir == "" {
@@ -318,6 +385,14 @@ func (s *Service) Close() error {
 	s.cancel()
 	s.wg.Wait()
 	return nil
+}
+
+// HeldBack returns how long from now no request goes to the KDS because
+// it answered 429 or 503 with Retry-After (at most MaxHoldBack; 0 when
+// none). For a gauge: a KDS outage does not make the service unready
+// (cached keys are still served), but it should be seen.
+func (s *Service) HeldBack() time.Duration {
+	return max(s.kds.vcekLim.heldBack(), s.kds.otherLim.heldBack())
 }
 
 // track counts a goroutine that Close waits for; false once closed.
@@ -458,16 +533,30 @@ func (s *Service) newEntry(k vkey, rec *record, now time.Time) (*ventry, error) 
 // refresh point is served (counted stale) while a refresh runs in the
 // background, up to MaxStaleness. Errors are *attest.Error with reason
 // vcek_unavailable.
+//
+// A lookup waits for a KDS fetch at most FetchWait (see Config.FetchWait)
+// and is bounded per client and nonce (Config.ClientMissInterval); those
+// refusals carry a Retry-After hint (attest.RetryAfter).
 func (s *Service) EndorsementKey(ctx context.Context, req snp.KeyRequest) ([]byte, error) {
-	e, err := s.entry(ctx, req)
+	e, err := s.entry(ctx, req, s.waitUntil(ctx))
 	if err != nil {
 		return nil, err
 	}
 	return e.der, nil
 }
 
-// entry is EndorsementKey returning the cache entry.
-func (s *Service) entry(ctx context.Context, req snp.KeyRequest) (*ventry, error) {
+// waitUntil is when ctx's lookups stop waiting for fetches; zero for no
+// bound.
+func (s *Service) waitUntil(ctx context.Context) time.Time {
+	if s.wait <= 0 {
+		return time.Time{}
+	}
+	return attest.WaitUntil(ctx, time.Now(), s.wait)
+}
+
+// entry is EndorsementKey returning the cache entry; waits for a fetch end
+// at until (zero: none).
+func (s *Service) entry(ctx context.Context, req snp.KeyRequest, until time.Time) (*ventry, error) {
 	if err := checkRequest(req); err != nil {
 		return nil, &attest.Error{Reason: attest.ReasonVCEKUnavailable, Err: err}
 	}
@@ -484,11 +573,11 @@ func (s *Service) entry(ctx context.Context, req snp.KeyRequest) (*ventry, error
 			return e, nil
 		}
 	}
-	r, err := s.lookup(ctx, k)
+	r, err := s.lookup(ctx, k, until)
 	if err == nil && r.e.state(s.now()) == expired {
 		// A fetch in flight since before now answered with what was
 		// still servable then; judge again at now.
-		r, err = s.lookup(ctx, k)
+		r, err = s.lookup(ctx, k, until)
 		if err == nil && r.e.state(s.now()) == expired {
 			err = attest.Errorf(attest.ReasonVCEKUnavailable, "%s VCEK: the cached copy is past its maximum staleness", k.product)
 		}
@@ -506,15 +595,39 @@ type lookupResult struct {
 	result Lookup
 }
 
-// lookup resolves k through the tiers and the KDS, coalesced per key.
-func (s *Service) lookup(ctx context.Context, k vkey) (lookupResult, error) {
-	r, err := s.vflights.do(ctx, k, s.fetchContext, func(fctx context.Context) (lookupResult, error) {
-		return s.resolve(fctx, k)
-	})
-	if err != nil {
-		err = attest.WithReason(attest.ReasonVCEKUnavailable, string(k.product)+" VCEK", err)
+// lookup resolves k through the tiers and the KDS, coalesced per key,
+// waiting until until (zero: until the fetch ends). The fetch runs on
+// behalf of the caller that starts it: its client and nonce go with it
+// (for the budget the KDS request is charged to).
+func (s *Service) lookup(ctx context.Context, k vkey, until time.Time) (lookupResult, error) {
+	client := attest.ClientOf(ctx)
+	nonce, hasNonce := attest.NonceOf(ctx)
+	start := func() (context.Context, context.CancelFunc) {
+		fctx, cancel := s.fetchContext()
+		fctx = attest.WithClient(fctx, client)
+		if hasNonce {
+			fctx = attest.WithNonce(fctx, nonce)
+		}
+		return fctx, cancel
 	}
-	return r, err
+	for try := 0; ; try++ {
+		r, err := s.vflights.do(ctx, k, join{client: client, until: until}, start, func(fctx context.Context) (lookupResult, error) {
+			return s.resolve(fctx, k)
+		})
+		var ref *refusal
+		if err != nil && try < 2 && errors.As(err, &ref) && !ref.of(client, nonce, hasNonce) {
+			continue // another caller's budget refused the fetch this one joined: start its own
+		}
+		if errors.Is(err, errStillRunning) {
+			if h := s.kds.vcekLim.heldBack(); h > 0 {
+				err = &retryLater{err, h}
+			}
+		}
+		if err != nil {
+			err = attest.WithReason(attest.ReasonVCEKUnavailable, string(k.product)+" VCEK", err)
+		}
+		return r, err
+	}
 }
 
 // refreshLater refreshes a stale entry in the background, at most once a
@@ -529,7 +642,7 @@ func (s *Service) refreshLater(e *ventry, now time.Time) {
 	}
 	go func() {
 		defer s.wg.Done()
-		s.lookup(s.bg, e.key)
+		s.lookup(s.bg, e.key, time.Time{})
 	}()
 }
 
@@ -558,6 +671,9 @@ func (s *Service) resolve(ctx context.Context, k vkey) (lookupResult, error) {
 	case s.offline:
 		err = fmt.Errorf("offline and no usable cached %s for this chip and TCB", what)
 	default:
+		if err = s.budget.admit(ctx, k); err != nil {
+			break
+		}
 		var der []byte
 		der, err = s.kds.get(ctx, KindVCEK, what, VCEKURL(s.base, k.request()), maxCertSize)
 		if errors.Is(err, errNotFound) {
@@ -636,13 +752,13 @@ func (s *Service) Warm(ctx context.Context, reqs []snp.KeyRequest) error {
 	var errs []error
 	crls := map[crlKey]bool{}
 	for _, req := range reqs {
-		if _, err := s.EndorsementKey(ctx, req); err != nil {
+		if _, err := s.entry(ctx, req, time.Time{}); err != nil {
 			errs = append(errs, err)
 		}
 		crls[crlKey{req.Product, snp.SignerVCEK}] = true
 	}
 	for ck := range crls {
-		if _, err := s.crl(ctx, ck); err != nil {
+		if _, err := s.crl(ctx, ck, time.Time{}); err != nil {
 			errs = append(errs, err)
 		}
 	}

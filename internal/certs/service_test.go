@@ -1,12 +1,9 @@
 package certs_test
 
 import (
-	"bytes"
 	"context"
-	"encoding/binary"
 	"errors"
 	"slices"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -79,39 +76,6 @@ func TestRetryAfterAndRateLimit(t *testing.T) {
 	}
 }
 
-// The same in real time, short, with the three chips asked at once: a 503
-// with Retry-After: 1 holds every request back a second, and then they
-// come one per 300 ms at most.
-func TestRetryAfterAndRateLimitRealTime(t *testing.T) {
-	t.Parallel()
-	kds := realKDS(t, nil)
-	kds.SetFault("vcek", testkit.Fault{Status: 503, RetryAfter: "1", Count: 1})
-	const every = 300 * time.Millisecond
-	const slack = 30 * time.Millisecond // arrival jitter on loopback
-	svc := newService(t, certs.Config{KDSURL: kds.URL, HTTPClient: kds.Client(), NoDisk: true, RateInterval: every, RateBurst: 1})
-	var wg sync.WaitGroup
-	for _, req := range threeChips(t) {
-		wg.Go(func() {
-			if _, err := svc.EndorsementKey(context.Background(), req); err != nil {
-				t.Errorf("%s: %v", req.Product, err)
-			}
-		})
-	}
-	wg.Wait()
-	got := kds.Requests("vcek")
-	if len(got) != 4 || got[0].Status != 503 {
-		t.Fatalf("requests %+v, want a 503 then 3 answers", got)
-	}
-	if d := got[1].At.Sub(got[0].At); d < time.Second-slack {
-		t.Errorf("next request %s after Retry-After: 1", d)
-	}
-	for i := 2; i < len(got); i++ {
-		if d := got[i].At.Sub(got[i-1].At); d < every-slack {
-			t.Errorf("requests %d and %d %s apart, rate limit %s", i-1, i, d, every)
-		}
-	}
-}
-
 // threeChips are three real chips of testdata: Turin, Genoa, Milan.
 func threeChips(t *testing.T) []snp.KeyRequest {
 	t.Helper()
@@ -152,8 +116,10 @@ func TestKDSFailures(t *testing.T) {
 			clock := testkit.NewClock(time.Now())
 			kds := realKDS(t, nil)
 			kds.SetFault("vcek", tc.fault)
+			// A hang costs RequestTimeout of real time; "slow" is far
+			// inside it however busy the machine.
 			svc := newService(t, certs.Config{KDSURL: kds.URL, HTTPClient: kds.Client(), NoDisk: true, Clock: clock.Now,
-				Sleep: fakeSleep(clock), Attempts: 3, RequestTimeout: 300 * time.Millisecond})
+				Sleep: fakeSleep(clock), Attempts: 3, RequestTimeout: 2 * time.Second})
 			_, err := svc.EndorsementKey(context.Background(), trusteeReq)
 			if (err != nil) != tc.wantErr {
 				t.Fatalf("err = %v, want error %t", err, tc.wantErr)
@@ -430,75 +396,5 @@ func TestCloseStopsBackground(t *testing.T) {
 	case <-done:
 	case <-time.After(5 * time.Second):
 		t.Fatal("Close did not return")
-	}
-}
-
-// Evidence names the chip to fetch for before it is verified, so made-up
-// chip ids must not pile up fetches: at most a bounded number run at once
-// (beyond it a lookup fails at once with vcek_unavailable), and a fetch
-// nobody waits for any more is cancelled, freeing its place.
-func TestMadeUpChipsDoNotPileUpFetches(t *testing.T) {
-	t.Parallel()
-	kds := realKDS(t, nil)
-	kds.SetFault("vcek", testkit.Fault{Hang: true})
-	// Timeouts far away: what ends a hung request below is that nobody
-	// waits for it any more.
-	svc := newService(t, certs.Config{KDSURL: kds.URL, HTTPClient: kds.Client(), NoDisk: true, RateInterval: -1, NegativeTTL: -1,
-		RequestTimeout: time.Hour, FetchTimeout: time.Hour})
-	chip := func(i int) snp.KeyRequest {
-		req := trusteeReq
-		req.HWID = bytes.Clone(req.HWID)
-		binary.BigEndian.PutUint32(req.HWID, uint32(i))
-		return req
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	errs := make(chan error, 200)
-	for i := range 200 {
-		wg.Go(func() {
-			_, err := svc.EndorsementKey(ctx, chip(i))
-			errs <- err
-		})
-	}
-	// Those beyond the bound fail at once, while the others still wait.
-	busy := 0
-	for busy < 200-32 {
-		select {
-		case err := <-errs:
-			if attest.ReasonOf(err) != attest.ReasonVCEKUnavailable || !strings.Contains(err.Error(), "too many") {
-				t.Fatalf("beyond the bound: %v", err)
-			}
-			busy++
-		case <-time.After(10 * time.Second):
-			t.Fatalf("only %d lookups failed fast", busy)
-		}
-	}
-	waitUntil := func(what string, cond func() bool) {
-		t.Helper()
-		deadline := time.Now().Add(10 * time.Second)
-		for !cond() {
-			if time.Now().After(deadline) {
-				t.Fatal(what)
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
-	}
-	waitUntil("the fetches never reached the KDS", func() bool { return kds.Hanging() == 32 })
-	cancel() // every caller gives up
-	wg.Wait()
-	// Their HTTP requests end with them, long before any timeout.
-	waitUntil("abandoned KDS requests still hang", func() bool { return kds.Hanging() == 0 })
-	// The abandoned fetches are gone: a real lookup gets a place.
-	kds.SetFault("vcek", testkit.Fault{})
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		_, err := svc.EndorsementKey(context.Background(), trusteeReq)
-		if err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("after the callers left: %v", err)
-		}
-		time.Sleep(20 * time.Millisecond)
 	}
 }

@@ -72,6 +72,10 @@ type Config struct {
 	// KDSRate is the least time between two KDS requests of one kind
 	// (VCEKs; CRLs and chains).
 	KDSRate time.Duration `yaml:"kds_rate"`
+	// CertFetchWait is how long an attestation waits for an AMD certificate
+	// fetch before it is answered 503 vcek_unavailable with Retry-After;
+	// the fetch goes on in the background, so a retry finds it cached.
+	CertFetchWait time.Duration `yaml:"cert_fetch_wait"`
 	// CertMaxStaleness is how long past its refresh point a cached VCEK is
 	// still used while the KDS cannot be reached.
 	CertMaxStaleness time.Duration `yaml:"cert_max_staleness"`
@@ -127,6 +131,7 @@ func Default() Config {
 		TokenLifetime:    60 * time.Second,
 		KDSURL:           certs.DefaultKDSURL,
 		KDSRate:          certs.DefaultRateInterval,
+		CertFetchWait:    certs.DefaultFetchWait,
 		CertMaxStaleness: certs.DefaultMaxStaleness,
 		CRLGrace:         certs.DefaultCRLGrace,
 		ReloadInterval:   2 * time.Second,
@@ -252,6 +257,9 @@ func (c Config) Validate() error {
 	}
 	if c.KDSRate <= 0 {
 		bad("kds_rate %v: want more than 0", c.KDSRate)
+	}
+	if c.CertFetchWait <= 0 || c.CertFetchWait > 25*time.Second {
+		bad("cert_fetch_wait %v: want more than 0 and at most 25s (inside the server's 30 s write timeout)", c.CertFetchWait)
 	}
 	if c.CertMaxStaleness < 0 || c.CRLGrace < 0 {
 		bad("cert_max_staleness %v, crl_grace %v: want 0 or more", c.CertMaxStaleness, c.CRLGrace)

@@ -3,11 +3,16 @@ package httpapi
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
+	"net/netip"
+	"strconv"
 	"strings"
 	"time"
 
@@ -96,7 +101,7 @@ func New(o Options) http.Handler {
 	if o.Metrics != nil {
 		mux.Handle("GET "+v1.PathMetrics, o.Metrics)
 	}
-	return recoverer(o.Logger, mux)
+	return recoverer(o.Logger, withClient(mux))
 }
 
 type handler struct{ o Options }
@@ -252,12 +257,16 @@ func strictJSON(body []byte, v any) error {
 }
 
 func writeError(w http.ResponseWriter, err error) {
+	setRetryAfter(w, err)
 	r := attest.ReasonOf(err)
 	noteReason(w, r)
 	writeJSON(w, r.Status(), v1.Error{Error: message(r), Reason: string(r)})
 }
 
 func writeJSON(w http.ResponseWriter, code int, v any) {
+	if code == http.StatusServiceUnavailable && w.Header().Get("Retry-After") == "" {
+		w.Header().Set("Retry-After", strconv.Itoa(defaultRetryAfter))
+	}
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(code)
@@ -279,4 +288,51 @@ func recoverer(log *slog.Logger, next http.Handler) http.Handler {
 		}()
 		next.ServeHTTP(w, r)
 	})
+}
+
+// Retry-After of a 503, in seconds: what the error suggests (attest.RetryAfter,
+// rounded up, at most maxRetryAfter), else defaultRetryAfter.
+const (
+	defaultRetryAfter = 5
+	maxRetryAfter     = 3600
+)
+
+// setRetryAfter sets the Retry-After of a 503 for err from its hint;
+// writeJSON gives a 503 without one the default.
+func setRetryAfter(w http.ResponseWriter, err error) {
+	if d, ok := attest.RetryAfter(err); ok && d > 0 && attest.ReasonOf(err).Status() == http.StatusServiceUnavailable {
+		w.Header().Set("Retry-After", strconv.Itoa(int(min((d+time.Second-1)/time.Second, maxRetryAfter))))
+	}
+}
+
+// withClient puts into every request's context who it comes from
+// (attest.WithClient), for bounding the AMD KDS fetches one client may
+// cause: the verified client certificate (a SHA-256 prefix of the leaf)
+// when there is one, else the remote address, an IPv6 address by its /64
+// (what one host usually has whole). Behind a proxy every client shares
+// the proxy's address: use client certificates (client_ca) there.
+func withClient(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		next.ServeHTTP(w, r.WithContext(attest.WithClient(r.Context(), clientID(r))))
+	})
+}
+
+func clientID(r *http.Request) string {
+	if r.TLS != nil && len(r.TLS.VerifiedChains) > 0 && len(r.TLS.VerifiedChains[0]) > 0 {
+		sum := sha256.Sum256(r.TLS.VerifiedChains[0][0].Raw)
+		return "cert:" + hex.EncodeToString(sum[:16])
+	}
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		host = r.RemoteAddr
+	}
+	a, err := netip.ParseAddr(host)
+	if err != nil {
+		return "addr:" + host
+	}
+	if a = a.Unmap(); a.Is6() {
+		p, _ := a.WithZone("").Prefix(64)
+		return "net:" + p.String()
+	}
+	return "ip:" + a.String()
 }

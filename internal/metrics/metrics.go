@@ -206,3 +206,16 @@ func (p policyInfo) Describe(ch chan<- *prometheus.Desc) { ch <- p.desc }
 func (p policyInfo) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(p.desc, prometheus.GaugeValue, 1, p.id())
 }
+
+// KDSHeldBack registers trustgate_kds_held_back_seconds, read at scrape
+// time from heldBack: how long from now no request goes to the AMD KDS
+// because it answered 429 or 503 with Retry-After (0 when none). /readyz
+// stays 200 during a KDS outage (cached chips are still served); this
+// gauge, trustgate_kds_requests_total{code} and vcek_unavailable refusals
+// show the outage.
+func (m *Metrics) KDSHeldBack(heldBack func() time.Duration) {
+	m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "trustgate_kds_held_back_seconds",
+		Help: "Seconds from now during which no request goes to the AMD KDS because it asked to retry later (Retry-After, capped at an hour); 0 when none.",
+	}, func() float64 { return heldBack().Seconds() }))
+}

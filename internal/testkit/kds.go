@@ -183,7 +183,9 @@ func (k *KDS) ServeTestdata(dir string) error {
 }
 
 // SetFault makes requests of kind ("vcek", "cert_chain", "crl") misbehave;
-// a zero Fault clears it.
+// a zero Fault clears it. Kind "vcek_unknown" is VCEK requests for chips
+// the KDS holds no VCEK for (made-up chip ids); for those it takes
+// precedence over "vcek".
 func (k *KDS) SetFault(kind string, f Fault) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
@@ -227,12 +229,16 @@ func (k *KDS) serve(w http.ResponseWriter, r *http.Request) {
 	k.mu.Lock()
 	idx := len(k.log)
 	k.log = append(k.log, KDSRequest{Kind: kind, Path: r.URL.RequestURI(), At: k.now()})
+	fkind := kind
+	if _, known := k.vceks[product+"/"+hwid]; kind == "vcek" && !known && k.faults["vcek_unknown"] != nil {
+		fkind = "vcek_unknown"
+	}
 	var f Fault
-	if fp := k.faults[kind]; fp != nil {
+	if fp := k.faults[fkind]; fp != nil {
 		f = *fp
 		if fp.Count > 0 {
 			if fp.Count--; fp.Count == 0 {
-				delete(k.faults, kind)
+				delete(k.faults, fkind)
 			}
 		}
 	}

@@ -118,7 +118,9 @@ func (s *Service) Attest(ctx context.Context, in AttestInput) (tok string, err e
 	if err != nil {
 		return "", err
 	}
-	claims, err := s.o.SNP.Verify(ctx, snp.Evidence{Report: in.Report, CertTable: in.CertTable})
+	// The nonce goes with the verification: it bounds the certificate
+	// fetches a report that fails may cause (it is free to repeat).
+	claims, err := s.o.SNP.Verify(attest.WithNonce(ctx, in.Nonce), snp.Evidence{Report: in.Report, CertTable: in.CertTable})
 	if err != nil {
 		return "", err
 	}
@@ -159,7 +161,7 @@ func (s *Service) VerifyPlain(ctx context.Context, body []byte) (err error) {
 	if err := s.o.Nonces.Check(n); err != nil {
 		return err
 	}
-	claims, err := s.o.SNP.Verify(ctx, snp.Evidence{Report: report, CertTable: table})
+	claims, err := s.o.SNP.Verify(attest.WithNonce(ctx, n), snp.Evidence{Report: report, CertTable: table})
 	if err != nil {
 		return err
 	}
