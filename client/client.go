@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -49,6 +50,20 @@ type APIError struct {
 	Status  int
 	Reason  string
 	Message string
+	// RetryAfter is the answer's Retry-After in seconds (a 503's hint of
+	// when to try again); 0 when it has none or it is not a number of
+	// seconds.
+	RetryAfter time.Duration
+}
+
+// retryAfter reads a Retry-After header given as delay-seconds, as the
+// verifier sends it; an HTTP date or anything else is ignored.
+func retryAfter(h string) time.Duration {
+	n, err := strconv.ParseUint(strings.TrimSpace(h), 10, 32)
+	if err != nil {
+		return 0
+	}
+	return time.Duration(n) * time.Second
 }
 
 func (e *APIError) Error() string {
@@ -135,7 +150,7 @@ func (c *Client) do(ctx context.Context, path, token string, body []byte, out an
 	if resp.StatusCode/100 != 2 {
 		var e v1.Error
 		json.Unmarshal(b, &e)
-		return &APIError{Status: resp.StatusCode, Reason: e.Reason, Message: e.Error}
+		return &APIError{Status: resp.StatusCode, Reason: e.Reason, Message: e.Error, RetryAfter: retryAfter(resp.Header.Get("Retry-After"))}
 	}
 	return json.Unmarshal(b, out)
 }

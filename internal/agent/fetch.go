@@ -42,7 +42,11 @@ type Options struct {
 	Attempts int
 	// Backoff is the first wait between attempts, doubled each time up to
 	// 16 times its first value, each drawn from [d/2, d]; 0 means 500 ms.
+	// A 503's Retry-After waits longer, up to MaxRetryAfter.
 	Backoff time.Duration
+	// MaxRetryAfter caps how long a verifier's Retry-After makes the agent
+	// wait before the next attempt; 0 means 30 s.
+	MaxRetryAfter time.Duration
 	// Logf reports retries; nil means silence.
 	Logf func(format string, args ...any)
 }
@@ -72,12 +76,21 @@ func Fetch(ctx context.Context, o Options) (*Fetched, error) {
 		wait = 500 * time.Millisecond
 	}
 	maxWait := 16 * wait
+	maxRetryAfter := o.MaxRetryAfter
+	if maxRetryAfter <= 0 {
+		maxRetryAfter = 30 * time.Second
+	}
 	for try := 1; ; try++ {
 		f, err := fetchOnce(ctx, o)
 		if err == nil || !Retryable(err) || try >= attempts || ctx.Err() != nil {
 			return f, err
 		}
 		d := wait/2 + time.Duration(rand.Int64N(int64(wait/2)+1))
+		// The verifier says when it can serve again (e.g. a certificate
+		// fetch from AMD's KDS still running): no sooner, within reason.
+		if api := (*client.APIError)(nil); errors.As(err, &api) && api.RetryAfter > d {
+			d = min(api.RetryAfter, maxRetryAfter)
+		}
 		if o.Logf != nil {
 			o.Logf("attempt %d of %d failed (%v); retrying in %s", try, attempts, err, d.Round(time.Millisecond))
 		}

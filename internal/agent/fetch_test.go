@@ -165,3 +165,50 @@ func TestRetryableStatuses(t *testing.T) {
 		t.Error("a decryption failure is retryable")
 	}
 }
+
+// A 503's Retry-After is honoured (the verifier may be fetching the
+// guest's VCEK from AMD's KDS), up to MaxRetryAfter.
+func TestFetchHonoursRetryAfter(t *testing.T) {
+	t.Parallel()
+	target, _ := url.Parse(verifier(t))
+	proxy := httputil.NewSingleHostReverseProxy(target)
+	for _, tc := range []struct {
+		header  string
+		max     time.Duration
+		atLeast time.Duration
+	}{
+		{"1", 0, 900 * time.Millisecond},                       // waited as asked, not the 1 ms backoff
+		{"3600", 50 * time.Millisecond, 40 * time.Millisecond}, // capped
+	} {
+		var n atomic.Int32
+		var first, second atomic.Int64
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.URL.Path == v1.PathChallenge {
+				switch n.Add(1) {
+				case 1:
+					first.Store(time.Now().UnixNano())
+					w.Header().Set("Retry-After", tc.header)
+					w.Header().Set("Content-Type", "application/json")
+					w.WriteHeader(http.StatusServiceUnavailable)
+					w.Write([]byte(`{"error":"fetching","reason":"vcek_unavailable"}`))
+					return
+				case 2:
+					second.Store(time.Now().UnixNano())
+				}
+			}
+			proxy.ServeHTTP(w, r)
+		}))
+		start := time.Now()
+		_, err := agent.Fetch(context.Background(), agent.Options{
+			Client: &client.Client{BaseURL: srv.URL}, Device: simDevice(t, sim.Options{}), Backoff: time.Millisecond, MaxRetryAfter: tc.max,
+		})
+		srv.Close()
+		if err != nil {
+			t.Fatalf("Retry-After %s: %v", tc.header, err)
+		}
+		gap := time.Duration(second.Load() - first.Load())
+		if gap < tc.atLeast || time.Since(start) > 30*time.Second {
+			t.Errorf("Retry-After %s (max %v): next attempt after %v, want at least %v", tc.header, tc.max, gap, tc.atLeast)
+		}
+	}
+}
