@@ -31,7 +31,7 @@ func TestImageContents(t *testing.T) {
 		t.Errorf("user %q, want 65532:65532", u)
 	}
 	cid := d.Run("create", img)
-	t.Cleanup(func() { d.Try("rm", "-f", cid) })
+	t.Cleanup(func() { d.Try("rm", "-f", "-v", cid) })
 	out, err := exec.Command("docker", "export", cid).Output()
 	if err != nil {
 		t.Fatal(err)
