@@ -50,6 +50,8 @@ type App struct {
 	// stopping is set when Serve's context ends: /readyz then fails while
 	// the server goes on serving for shutdown_delay.
 	stopping atomic.Bool
+	// reloadFailed counts a policy or reference-values reload that failed.
+	reloadFailed func(error)
 }
 
 // Deps are what an App takes from its environment. The zero value logs to
@@ -189,6 +191,14 @@ func New(ctx context.Context, cfg config.Config, d Deps) (_ *App, err error) {
 		}
 	}
 	a := &App{cfg: cfg, log: log, engine: engine, tokens: tokens, svc: svc, certs: certSvc, tls: tlsCfg, close: cleanup}
+	a.reloadFailed = func(err error) {
+		var fe *policy.FileError
+		if errors.As(err, &fe) && fe.File == policy.ReferenceFile {
+			m.ReloadFailed(metrics.ReloadReferenceValues)
+			return
+		}
+		m.ReloadFailed(metrics.ReloadPolicy)
+	}
 	a.handler = httpapi.New(httpapi.Options{
 		Attester: svc, Releaser: releaser, Challenger: nonces, JWKS: tokens.JWKS,
 		Health:  health{e: engine, rdb: rdb, timeout: min(cfg.StoreTimeout, readyRedisTimeout), stopping: &a.stopping},
@@ -286,7 +296,7 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 		go a.warm(watchCtx)
 	}
 	if a.cfg.Policy != "" || a.cfg.ReferenceValues != "" {
-		go policy.Watch(watchCtx, a.engine, a.cfg.Policy, a.cfg.ReferenceValues, a.cfg.ReloadInterval, a.log)
+		go policy.Watch(watchCtx, a.engine, a.cfg.Policy, a.cfg.ReferenceValues, a.cfg.ReloadInterval, a.log, a.reloadFailed)
 	}
 	if a.tls != nil {
 		srv.TLSConfig = a.tls

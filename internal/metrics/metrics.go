@@ -49,6 +49,7 @@ type Metrics struct {
 	kds          *prometheus.CounterVec
 	lookups      *prometheus.CounterVec
 	releases     *prometheus.CounterVec
+	reloadFails  *prometheus.CounterVec
 
 	builtin map[attest.Reason]bool
 	mu      sync.Mutex
@@ -82,11 +83,14 @@ func New(policyID func() string) *Metrics {
 		releases: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "trustgate_releases_total", Help: "Secret releases (POST /v1/release), refusals included, by result and reason.",
 		}, []string{"result", "reason"}),
+		reloadFails: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "trustgate_config_reload_failures_total", Help: "Changed policy or reference-values files that were not loaded (the previous version stays in force), by file.",
+		}, []string{"file"}),
 		builtin: map[attest.Reason]bool{},
 		custom:  map[attest.Reason]bool{},
 	}
 	info := prometheus.NewDesc("trustgate_policy_info", "The active appraisal policy (value 1), by its appraisal-policy-id.", []string{"policy_id"}, nil)
-	m.reg.MustRegister(m.attestations, m.duration, m.challenges, m.refusedCh, m.kds, m.lookups, m.releases,
+	m.reg.MustRegister(m.attestations, m.duration, m.challenges, m.refusedCh, m.kds, m.lookups, m.releases, m.reloadFails,
 		policyInfo{desc: info, id: policyID},
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
@@ -107,6 +111,8 @@ func New(policyID func() string) *Metrics {
 		m.builtin[r] = true
 	}
 	m.releases.WithLabelValues(Pass, NoReason)
+	m.reloadFails.WithLabelValues(ReloadPolicy)
+	m.reloadFails.WithLabelValues(ReloadReferenceValues)
 	for _, l := range certs.Lookups() {
 		m.lookups.WithLabelValues(string(l))
 	}
@@ -182,6 +188,22 @@ func (m *Metrics) Released(reason attest.Reason) {
 		return
 	}
 	m.releases.WithLabelValues(Fail, m.reasonLabel(reason)).Inc()
+}
+
+// File label values of trustgate_config_reload_failures_total.
+const (
+	ReloadPolicy          = "policy"
+	ReloadReferenceValues = "reference_values"
+)
+
+// ReloadFailed counts a policy (ReloadPolicy) or reference-values
+// (ReloadReferenceValues) file that changed and was not loaded; any other
+// file value counts as ReloadPolicy.
+func (m *Metrics) ReloadFailed(file string) {
+	if file != ReloadReferenceValues {
+		file = ReloadPolicy
+	}
+	m.reloadFails.WithLabelValues(file).Inc()
 }
 
 // KDSRequest implements certs.Observer.
