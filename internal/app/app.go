@@ -77,8 +77,8 @@ func New(ctx context.Context, cfg config.Config, d Deps) (_ *App, err error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	// Both key files are read (and their modes checked) before anything
-	// else is said or opened.
+	// The key files (nonce, token, TLS) are read and their modes checked
+	// before anything else is said or opened.
 	nonceKey, err := loadNonceKey(cfg.NonceKeyFile)
 	if err != nil {
 		return nil, fmt.Errorf("nonce_key_file: %w", err)
@@ -86,6 +86,10 @@ func New(ctx context.Context, cfg config.Config, d Deps) (_ *App, err error) {
 	tokKey, generated, err := token.LoadOrGenerateKey(cfg.TokenKeyFile)
 	if err != nil {
 		return nil, fmt.Errorf("token_key_file: %w", err)
+	}
+	tlsCfg, err := serverTLS(cfg)
+	if err != nil {
+		return nil, err
 	}
 	if cfg.NonceKeyFile == "" {
 		log.Warn("no nonce_key_file: generated a nonce key; outstanding challenges die with a restart and replicas cannot share them")
@@ -181,10 +185,6 @@ func New(ctx context.Context, cfg config.Config, d Deps) (_ *App, err error) {
 		}
 		releaser = rel
 	}
-	tlsCfg, err := serverTLS(cfg)
-	if err != nil {
-		return nil, err
-	}
 	if tlsCfg == nil && !cfg.DevSimulator {
 		if host, _, _ := net.SplitHostPort(cfg.Listen); !config.IsLoopback(host) {
 			log.Warn("serving plain HTTP on a non-loopback address: tokens and released secrets' JWEs travel unprotected; set tls_cert/tls_key or put TLS in front")
@@ -215,7 +215,17 @@ func serverTLS(cfg config.Config) (*tls.Config, error) {
 	if cfg.TLSCert == "" {
 		return nil, nil
 	}
-	cert, err := tls.LoadX509KeyPair(cfg.TLSCert, cfg.TLSKey)
+	certPEM, err := os.ReadFile(cfg.TLSCert)
+	if err != nil {
+		return nil, fmt.Errorf("tls_cert: %w", err)
+	}
+	// The TLS key is a key file like the others: owner-only.
+	keyPEM, err := secretfile.Read(cfg.TLSKey, 1<<20)
+	if err != nil {
+		return nil, fmt.Errorf("tls_key: %w", err)
+	}
+	cert, err := tls.X509KeyPair(certPEM, keyPEM)
+	clear(keyPEM)
 	if err != nil {
 		return nil, fmt.Errorf("tls_cert/tls_key: %w", err)
 	}
