@@ -2,8 +2,17 @@ package verifier
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/rsa"
+	"encoding/base64"
+	"encoding/json"
 	"testing"
 	"time"
+
+	jose "github.com/go-jose/go-jose/v4"
 
 	"github.com/trustgate/trustgate/internal/attest"
 	"github.com/trustgate/trustgate/internal/tee/snp"
@@ -21,11 +30,15 @@ func (f fakePolicy) Evaluate(context.Context, *attest.Claims) (attest.Decision, 
 }
 func (fakePolicy) ID() string { return "sha256:test" }
 
-type fakeNonces struct{ consumed int }
+type fakeNonces struct {
+	consumed int
+	last     attest.Nonce // the nonce last consumed
+}
 
 func (*fakeNonces) Check(attest.Nonce) error { return nil }
-func (f *fakeNonces) Consume(context.Context, attest.Nonce) error {
+func (f *fakeNonces) Consume(_ context.Context, n attest.Nonce) error {
 	f.consumed++
+	f.last = n
 	return nil
 }
 
@@ -65,6 +78,112 @@ func TestNonceConsumedOnlyOnSuccess(t *testing.T) {
 			ok := tc.want == ""
 			if (nonces.consumed == 1) != ok || (tokens.issued == 1) != ok {
 				t.Fatalf("consumed %d, issued %d", nonces.consumed, tokens.issued)
+			}
+		})
+	}
+}
+
+// ParseTEEPubKey takes a public EC key on P-256 or P-384 and nothing else:
+// every other key type, curve, or a key with private parts is
+// malformed_evidence, as is a JWK that does not parse.
+func TestParseTEEPubKey(t *testing.T) {
+	t.Parallel()
+	jwk := func(k any) json.RawMessage {
+		t.Helper()
+		b, err := (&jose.JSONWebKey{Key: k}).MarshalJSON()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	p256, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	p384, _ := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
+	p521, _ := ecdsa.GenerateKey(elliptic.P521(), rand.Reader)
+	rsaKey, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	edPub, edPriv, _ := ed25519.GenerateKey(rand.Reader)
+	x := base64.RawURLEncoding.EncodeToString(make([]byte, 32))
+	cases := []struct {
+		name string
+		raw  json.RawMessage
+		ok   bool
+	}{
+		{"P-256", jwk(p256.Public()), true},
+		{"P-384", jwk(p384.Public()), true},
+		{"absent", nil, true},
+		{"P-521", jwk(p521.Public()), false},
+		{"RSA", jwk(rsaKey.Public()), false},
+		{"OKP Ed25519", jwk(edPub), false},
+		{"OKP Ed25519 private", jwk(edPriv), false},
+		{"OKP X25519", json.RawMessage(`{"kty":"OKP","crv":"X25519","x":"` + x + `"}`), false},
+		{"EC P-256 private", jwk(p256), false},
+		{"symmetric", jwk([]byte("0123456789abcdef0123456789abcdef")), false},
+		{"not a point of the curve", json.RawMessage(`{"kty":"EC","crv":"P-256","x":"` + x + `","y":"` + x + `"}`), false},
+		{"not JSON", json.RawMessage(`{"kty":`), false},
+		{"JSON null", json.RawMessage(`null`), false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			k, err := ParseTEEPubKey(tc.raw)
+			if tc.ok {
+				if err != nil {
+					t.Fatalf("refused: %v", err)
+				}
+				if (k == nil) != (tc.raw == nil) {
+					t.Fatalf("key %v for %s", k, tc.raw)
+				}
+				return
+			}
+			if got := attest.ReasonOf(err); got != attest.ReasonMalformedEvidence {
+				t.Fatalf("reason %q (%v), want malformed_evidence", got, err)
+			}
+			if k != nil {
+				t.Fatalf("a key came back with the error: %v", k)
+			}
+		})
+	}
+}
+
+// POST /verify consumes the nonce that the verified REPORT_DATA holds, and
+// nothing when the TEE verifier's REPORT_DATA is not the candidate nonce
+// read from the body before the signature was checked.
+func TestVerifyPlainConsumesTheVerifiedNonce(t *testing.T) {
+	t.Parallel()
+	body := make([]byte, snp.ReportSize)
+	n := attest.Nonce{7, 7, 7}
+	copy(body[0x50:0x90], n[:])
+	cases := []struct {
+		name       string
+		reportData attest.Nonce
+		want       attest.Reason
+	}{
+		{"verified REPORT_DATA is the nonce", n, ""},
+		{"verified REPORT_DATA differs", attest.Nonce{8}, attest.ReasonReportDataMismatch},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			nonces := &fakeNonces{}
+			s, err := New(Options{SNP: fakeSNP{&attest.Claims{ReportData: tc.reportData[:]}},
+				Policy: fakePolicy{attest.Decision{Allow: true}}, Nonces: nonces, Tokens: &fakeTokens{}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			err = s.VerifyPlain(context.Background(), body)
+			if got := attest.ReasonOf(err); got != tc.want {
+				t.Fatalf("reason %q (%v), want %q", got, err, tc.want)
+			}
+			if tc.want != "" {
+				if nonces.consumed != 0 {
+					t.Fatalf("a refused /verify consumed %d nonces", nonces.consumed)
+				}
+				return
+			}
+			if nonces.consumed != 1 || nonces.last != tc.reportData {
+				t.Fatalf("consumed %d, last %x; want the verified REPORT_DATA once", nonces.consumed, nonces.last[:4])
 			}
 		})
 	}
