@@ -19,9 +19,17 @@ import (
 	"github.com/trustgate/trustgate/internal/token"
 )
 
-type fakeSNP struct{ claims *attest.Claims }
+type fakeSNP struct {
+	claims *attest.Claims
+	called *int // counts calls when not nil
+}
 
-func (f fakeSNP) Verify(context.Context, snp.Evidence) (*attest.Claims, error) { return f.claims, nil }
+func (f fakeSNP) Verify(context.Context, snp.Evidence) (*attest.Claims, error) {
+	if f.called != nil {
+		*f.called++
+	}
+	return f.claims, nil
+}
 
 type fakePolicy struct{ d attest.Decision }
 
@@ -31,12 +39,17 @@ func (f fakePolicy) Evaluate(context.Context, *attest.Claims) (attest.Decision, 
 func (fakePolicy) ID() string { return "sha256:test" }
 
 type fakeNonces struct {
-	consumed int
-	last     attest.Nonce // the nonce last consumed
+	checkErr   error // what Check returns
+	consumeErr error // what Consume returns
+	consumed   int
+	last       attest.Nonce // the nonce last consumed
 }
 
-func (*fakeNonces) Check(attest.Nonce) error { return nil }
+func (f *fakeNonces) Check(attest.Nonce) error { return f.checkErr }
 func (f *fakeNonces) Consume(_ context.Context, n attest.Nonce) error {
+	if f.consumeErr != nil {
+		return f.consumeErr
+	}
 	f.consumed++
 	f.last = n
 	return nil
@@ -67,7 +80,7 @@ func TestNonceConsumedOnlyOnSuccess(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			nonces, tokens := &fakeNonces{}, &fakeTokens{}
-			s, err := New(Options{SNP: fakeSNP{&attest.Claims{ReportData: tc.reportData[:]}}, Policy: fakePolicy{tc.decision}, Nonces: nonces, Tokens: tokens})
+			s, err := New(Options{SNP: fakeSNP{claims: &attest.Claims{ReportData: tc.reportData[:]}}, Policy: fakePolicy{tc.decision}, Nonces: nonces, Tokens: tokens})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -155,20 +168,23 @@ func TestVerifyPlainConsumesTheVerifiedNonce(t *testing.T) {
 	body := make([]byte, snp.ReportSize)
 	n := attest.Nonce{7, 7, 7}
 	copy(body[0x50:0x90], n[:])
+	allow := attest.Decision{Allow: true}
 	cases := []struct {
 		name       string
 		reportData attest.Nonce
+		decision   attest.Decision
 		want       attest.Reason
 	}{
-		{"verified REPORT_DATA is the nonce", n, ""},
-		{"verified REPORT_DATA differs", attest.Nonce{8}, attest.ReasonReportDataMismatch},
+		{"verified REPORT_DATA is the nonce", n, allow, ""},
+		{"verified REPORT_DATA differs", attest.Nonce{8}, allow, attest.ReasonReportDataMismatch},
+		{"policy deny", n, attest.Decision{Reasons: []string{"measurement_mismatch"}}, attest.ReasonMeasurementMismatch},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			nonces := &fakeNonces{}
-			s, err := New(Options{SNP: fakeSNP{&attest.Claims{ReportData: tc.reportData[:]}},
-				Policy: fakePolicy{attest.Decision{Allow: true}}, Nonces: nonces, Tokens: &fakeTokens{}})
+			s, err := New(Options{SNP: fakeSNP{claims: &attest.Claims{ReportData: tc.reportData[:]}},
+				Policy: fakePolicy{tc.decision}, Nonces: nonces, Tokens: &fakeTokens{}})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -184,6 +200,58 @@ func TestVerifyPlainConsumesTheVerifiedNonce(t *testing.T) {
 			}
 			if nonces.consumed != 1 || nonces.last != tc.reportData {
 				t.Fatalf("consumed %d, last %x; want the verified REPORT_DATA once", nonces.consumed, nonces.last[:4])
+			}
+		})
+	}
+}
+
+// A request the verifier refuses before or after the TEE verifier returns
+// the refusal's reason and issues nothing: an unsupported TEE and an
+// unknown nonce before the evidence is verified at all, a nonce that can
+// no longer be consumed after.
+func TestRefusalsAroundVerification(t *testing.T) {
+	t.Parallel()
+	n := attest.Nonce{5}
+	body := make([]byte, snp.ReportSize)
+	copy(body[0x50:0x90], n[:])
+	unknown := attest.Errorf(attest.ReasonNonceInvalid, "no such nonce")
+	lost := attest.Errorf(attest.ReasonStoreUnavailable, "store down")
+	cases := []struct {
+		name       string
+		plain      bool // POST /verify instead of /v1/attest
+		tee        string
+		body       []byte
+		nonces     fakeNonces
+		want       attest.Reason
+		wantVerify int // calls of the TEE verifier
+	}{
+		{name: "attest: unsupported tee", tee: "tdx", want: attest.ReasonMalformedEvidence},
+		{name: "attest: unknown nonce", tee: "sev-snp", nonces: fakeNonces{checkErr: unknown}, want: attest.ReasonNonceInvalid},
+		{name: "attest: nonce not consumed", tee: "sev-snp", nonces: fakeNonces{consumeErr: lost}, want: attest.ReasonStoreUnavailable, wantVerify: 1},
+		{name: "verify: short body", plain: true, body: body[:snp.ReportSize-1], want: attest.ReasonMalformedEvidence},
+		{name: "verify: unknown nonce", plain: true, body: body, nonces: fakeNonces{checkErr: unknown}, want: attest.ReasonNonceInvalid},
+		{name: "verify: nonce not consumed", plain: true, body: body, nonces: fakeNonces{consumeErr: lost}, want: attest.ReasonStoreUnavailable, wantVerify: 1},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			var verified int
+			nonces, tokens := &tc.nonces, &fakeTokens{}
+			s, err := New(Options{SNP: fakeSNP{claims: &attest.Claims{ReportData: n[:]}, called: &verified},
+				Policy: fakePolicy{attest.Decision{Allow: true}}, Nonces: nonces, Tokens: tokens})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tc.plain {
+				err = s.VerifyPlain(context.Background(), tc.body)
+			} else {
+				_, err = s.Attest(context.Background(), AttestInput{Nonce: n, TEE: tc.tee})
+			}
+			if got := attest.ReasonOf(err); got != tc.want {
+				t.Fatalf("reason %q (%v), want %q", got, err, tc.want)
+			}
+			if verified != tc.wantVerify || tokens.issued != 0 || nonces.consumed != 0 {
+				t.Fatalf("verified %d (want %d), issued %d, consumed %d", verified, tc.wantVerify, tokens.issued, nonces.consumed)
 			}
 		})
 	}
