@@ -256,3 +256,45 @@ func TestRefusalsAroundVerification(t *testing.T) {
 		})
 	}
 }
+
+// FuzzParseTEEPubKey feeds the guest's JWK parser any bytes: it must not
+// panic, and a key it accepts is a public EC key on P-256 or P-384 whose
+// REPORT_DATA binding can be computed.
+func FuzzParseTEEPubKey(f *testing.F) {
+	for _, c := range []elliptic.Curve{elliptic.P256(), elliptic.P384(), elliptic.P521()} {
+		k, _ := ecdsa.GenerateKey(c, rand.Reader)
+		for _, key := range []any{k.Public(), k} {
+			b, err := (&jose.JSONWebKey{Key: key}).MarshalJSON()
+			if err != nil {
+				f.Fatal(err)
+			}
+			f.Add(b)
+		}
+	}
+	f.Add([]byte(`{"kty":"OKP","crv":"X25519","x":"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"}`))
+	f.Add([]byte(`{"kty":"oct","k":"AAAA"}`))
+	f.Add([]byte(`{"kty":"RSA","n":"AQAB","e":"AQAB"}`))
+	f.Add([]byte(`null`))
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		k, err := ParseTEEPubKey(raw)
+		if err != nil {
+			if attest.ReasonOf(err) != attest.ReasonMalformedEvidence || k != nil {
+				t.Fatalf("refusal %v (reason %q) with key %v", err, attest.ReasonOf(err), k)
+			}
+			return
+		}
+		if k == nil {
+			if len(raw) != 0 {
+				t.Fatalf("no key and no error for %q", raw)
+			}
+			return
+		}
+		pub, ok := k.Key.(*ecdsa.PublicKey)
+		if !ok || (pub.Curve != elliptic.P256() && pub.Curve != elliptic.P384()) || !k.IsPublic() {
+			t.Fatalf("accepted %T", k.Key)
+		}
+		if _, err := ExpectedReportData(attest.Nonce{}, k); err != nil {
+			t.Fatalf("an accepted key binds no REPORT_DATA: %v", err)
+		}
+	})
+}
