@@ -109,7 +109,7 @@ var mutants = []mutant{
 	off("internal/tee/snp/verify.go", "r.cpuidKnown && r.cpuidProduct != ek.Product", snpPkg),
 	off("internal/tee/snp/verify.go", "ek.TCB != r.reportedTCB", snpPkg),
 	off("internal/tee/snp/verify.go", "!bytes.Equal(ek.HWID, r.claims.ChipID[:len(ek.HWID)])", snpPkg),
-	off("internal/tee/snp/verify.go", "b != 0 {\n\t\t\treturn attest.Errorf(attest.ReasonSignatureInvalid", snpPkg),
+	swap("internal/tee/snp/verify.go", "if b != 0 {\n\t\t\treturn attest.Errorf(attest.ReasonSignatureInvalid", "if false && b != 0 {\n\t\t\treturn attest.Errorf(attest.ReasonSignatureInvalid", snpPkg),
 	off("internal/tee/snp/verify.go", "!ecdsa.VerifyASN1(key, digest[:], der)", snpPkg),
 	off("internal/tee/snp/report.go", "version < MinReportVersion || version > MaxReportVersion", snpPkg),
 	off("internal/tee/snp/report.go", "b != 0", snpPkg),
