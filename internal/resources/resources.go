@@ -80,7 +80,7 @@ func Open(dir string) (*Dir, error) {
 			continue
 		}
 		if err := ValidName(e.Name()); err != nil {
-			errs = append(errs, fmt.Errorf("%s: %v (rename or remove it)", p, err))
+			errs = append(errs, fmt.Errorf("%s: %w (rename or remove it)", p, err))
 			continue
 		}
 		if !info.Mode().IsRegular() {
@@ -106,10 +106,10 @@ func ownerOnly(p string, info fs.FileInfo) error { return secretfile.Check(p, in
 // Get implements Store.
 func (d *Dir) Get(ctx context.Context, name string) ([]byte, error) {
 	if err := ValidName(name); err != nil {
-		return nil, attest.Errorf(attest.ReasonMalformedEvidence, "%v", err)
+		return nil, attest.Errorf(attest.ReasonMalformedEvidence, "%w", err)
 	}
 	if err := ctx.Err(); err != nil {
-		return nil, attest.Errorf(attest.ReasonStoreUnavailable, "%v", err)
+		return nil, attest.Errorf(attest.ReasonStoreUnavailable, "%w", err)
 	}
 	// No symlink is followed, and a FIFO does not block the open.
 	f, err := os.OpenFile(filepath.Join(d.path, name), os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
@@ -117,22 +117,22 @@ func (d *Dir) Get(ctx context.Context, name string) ([]byte, error) {
 		return nil, attest.Errorf(attest.ReasonResourceForbidden, "no resource %q in the store", name)
 	}
 	if err != nil {
-		return nil, attest.Errorf(attest.ReasonStoreUnavailable, "resource %q: %v", name, err)
+		return nil, attest.Errorf(attest.ReasonStoreUnavailable, "resource %q: %w", name, err)
 	}
 	defer f.Close()
 	info, err := f.Stat()
 	if err != nil {
-		return nil, attest.Errorf(attest.ReasonStoreUnavailable, "resource %q: %v", name, err)
+		return nil, attest.Errorf(attest.ReasonStoreUnavailable, "resource %q: %w", name, err)
 	}
 	if !info.Mode().IsRegular() {
 		return nil, attest.Errorf(attest.ReasonStoreUnavailable, "resource %q is not a regular file", name)
 	}
 	if err := ownerOnly(name, info); err != nil {
-		return nil, attest.Errorf(attest.ReasonStoreUnavailable, "resource %v; not released", err)
+		return nil, attest.Errorf(attest.ReasonStoreUnavailable, "resource %w; not released", err)
 	}
 	b, err := io.ReadAll(io.LimitReader(f, MaxSize+1))
 	if err != nil {
-		return nil, attest.Errorf(attest.ReasonStoreUnavailable, "resource %q: %v", name, err)
+		return nil, attest.Errorf(attest.ReasonStoreUnavailable, "resource %q: %w", name, err)
 	}
 	if len(b) > MaxSize {
 		return nil, attest.Errorf(attest.ReasonStoreUnavailable, "resource %q is larger than %d bytes; not released", name, MaxSize)
