@@ -155,7 +155,7 @@ func main() {
 			fmt.Fprintln(os.Stderr, err)
 			os.Exit(2)
 		}
-		label := fmt.Sprintf("%s: %s", m.File, strings.ReplaceAll(m.Old, "\n", " ")[:min(len(m.Old), 70)])
+		label := fmt.Sprintf("%s: %s", m.File, oneLine(m.New, 80)) // the code as mutated
 		if n := strings.Count(string(orig), m.Old); n != 1 {
 			fmt.Printf("STALE    %s (found %d times, want 1)\n", label, n)
 			failed++
@@ -195,4 +195,10 @@ func run(m mutant) string {
 		return "KILLED"
 	}
 	return "SURVIVED"
+}
+
+// oneLine is s on one line, cut to n bytes.
+func oneLine(s string, n int) string {
+	s = strings.Join(strings.Fields(s), " ")
+	return s[:min(len(s), n)]
 }
