@@ -58,16 +58,16 @@ func OpenRelease(jwe string, c ReleaseCheck) (map[string][]byte, error) {
 	}
 	jti, err := tokenID(c.Token)
 	if err != nil {
-		return nil, fail("%v", err)
+		return nil, fail("%w", err)
 	}
 	jkt, err := (&jose.JSONWebKey{Key: c.Key.Public()}).Thumbprint(crypto.SHA256)
 	if err != nil {
-		return nil, fail("%v", err)
+		return nil, fail("%w", err)
 	}
 
 	enc, err := jose.ParseEncryptedCompact(jwe, []jose.KeyAlgorithm{jose.ECDH_ES}, []jose.ContentEncryption{jose.A256GCM})
 	if err != nil {
-		return nil, fail("not a release JWE (ECDH-ES, A256GCM): %v", err)
+		return nil, fail("not a release JWE (ECDH-ES, A256GCM): %w", err)
 	}
 	if cty, _ := enc.Header.ExtraHeaders[jose.HeaderContentType].(string); !strings.EqualFold(cty, "JWT") {
 		return nil, fail("the JWE's cty is %q, not JWT: an unsigned release", cty)
@@ -77,13 +77,13 @@ func OpenRelease(jwe string, c ReleaseCheck) (map[string][]byte, error) {
 	}
 	inner, err := enc.Decrypt(c.Key)
 	if err != nil {
-		return nil, fail("cannot decrypt the release (is it for this key?): %v", err)
+		return nil, fail("cannot decrypt the release (is it for this key?): %w", err)
 	}
 	defer clear(inner)
 
 	jws, err := jose.ParseSignedCompact(string(inner), []jose.SignatureAlgorithm{jose.ES256})
 	if err != nil {
-		return nil, fail("the release's content is not an ES256 JWS: %v", err)
+		return nil, fail("the release's content is not an ES256 JWS: %w", err)
 	}
 	h := jws.Signatures[0].Protected
 	if typ, _ := h.ExtraHeaders[jose.HeaderType].(string); !strings.EqualFold(typ, "JWT") {
@@ -115,7 +115,7 @@ func OpenRelease(jwe string, c ReleaseCheck) (map[string][]byte, error) {
 
 	var out map[string][]byte
 	if err := json.Unmarshal(payload, &out); err != nil {
-		return nil, fail("release payload: %v", err)
+		return nil, fail("release payload: %w", err)
 	}
 	for name := range out {
 		if !slices.Contains(c.Resources, name) {
@@ -144,7 +144,7 @@ func clearAll(m map[string][]byte) {
 func tokenID(tok string) (string, error) {
 	parsed, err := jwt.ParseSigned(tok, []jose.SignatureAlgorithm{jose.ES256, jose.ES384})
 	if err != nil {
-		return "", fmt.Errorf("the attestation token: %v", err)
+		return "", fmt.Errorf("the attestation token: %w", err)
 	}
 	var c jwt.Claims
 	if err := parsed.UnsafeClaimsWithoutVerification(&c); err != nil || c.ID == "" {
@@ -158,7 +158,7 @@ func tokenID(tok string) (string, error) {
 func ParseJWKS(b []byte) (jose.JSONWebKeySet, error) {
 	var set jose.JSONWebKeySet
 	if err := json.Unmarshal(b, &set); err != nil {
-		return jose.JSONWebKeySet{}, fmt.Errorf("not a JWKS: %v", err)
+		return jose.JSONWebKeySet{}, fmt.Errorf("not a JWKS: %w", err)
 	}
 	return ReleaseKeys(set)
 }

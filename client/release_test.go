@@ -17,7 +17,7 @@ import (
 	"github.com/trustgate/trustgate/client"
 )
 
-func newKey(t *testing.T, c elliptic.Curve) *ecdsa.PrivateKey {
+func newKey(t testing.TB, c elliptic.Curve) *ecdsa.PrivateKey {
 	t.Helper()
 	k, err := ecdsa.GenerateKey(c, rand.Reader)
 	if err != nil {
@@ -50,7 +50,7 @@ type releaseFixture struct {
 	token    string
 }
 
-func newFixture(t *testing.T) releaseFixture {
+func newFixture(t testing.TB) releaseFixture {
 	t.Helper()
 	f := releaseFixture{verifier: newKey(t, elliptic.P256()), guest: newKey(t, elliptic.P256())}
 	f.jwks = jose.JSONWebKeySet{Keys: []jose.JSONWebKey{{Key: f.verifier.Public(), KeyID: "k1", Algorithm: "ES256", Use: "sig"}}}
@@ -58,7 +58,7 @@ func newFixture(t *testing.T) releaseFixture {
 	return f
 }
 
-func signToken(t *testing.T, k *ecdsa.PrivateKey, jti string) string {
+func signToken(t testing.TB, k *ecdsa.PrivateKey, jti string) string {
 	t.Helper()
 	sig, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.ES256, Key: k}, nil)
 	if err != nil {
@@ -71,7 +71,7 @@ func signToken(t *testing.T, k *ecdsa.PrivateKey, jti string) string {
 	return tok
 }
 
-func (f releaseFixture) make(t *testing.T, o forged) string {
+func (f releaseFixture) make(t testing.TB, o forged) string {
 	t.Helper()
 	tp, _ := (&jose.JSONWebKey{Key: f.guest.Public()}).Thumbprint(crypto.SHA256)
 	def := func(p *string, d string) string {

@@ -25,7 +25,7 @@ func NewHTTPClient(caFile, certFile, keyFile string) (*http.Client, error) {
 	if caFile != "" {
 		pem, err := os.ReadFile(caFile)
 		if err != nil {
-			return nil, fmt.Errorf("--ca: %v", err)
+			return nil, fmt.Errorf("--ca: %w", err)
 		}
 		tr.TLSClientConfig.RootCAs = x509.NewCertPool()
 		if !tr.TLSClientConfig.RootCAs.AppendCertsFromPEM(pem) {
@@ -35,7 +35,7 @@ func NewHTTPClient(caFile, certFile, keyFile string) (*http.Client, error) {
 	if certFile != "" {
 		c, err := tls.LoadX509KeyPair(certFile, keyFile)
 		if err != nil {
-			return nil, fmt.Errorf("--cert/--key: %v", err)
+			return nil, fmt.Errorf("--cert/--key: %w", err)
 		}
 		tr.TLSClientConfig.Certificates = []tls.Certificate{c}
 	}

@@ -76,171 +76,226 @@ type stringList []string
 func (s *stringList) String() string     { return fmt.Sprint(*s) }
 func (s *stringList) Set(v string) error { *s = append(*s, v); return nil }
 
+// agentRun is one invocation of the agent: its flags and what is derived
+// from them before any connection.
+type agentRun struct {
+	cmd            string // "attest" or "run"
+	stdout, stderr io.Writer
+
+	verifierURL, out, device, simMeasurement *string
+	caFile, jwksFile, certFile, keyFile      *string
+	names                                    stringList
+	vmpl                                     *uint
+	simulate, insecureHTTP                   *bool
+	attempts                                 *int
+	timeout                                  *time.Duration
+	argv                                     []string // the command of run
+
+	path         int                // pathTLS, pathLoopback or pathPlain
+	verifierKeys jose.JSONWebKeySet // from --verifier-jwks
+	bin          string             // the command of run, looked up in PATH
+}
+
+// usageError is a mistake in the command line: exit status 2.
+type usageError struct{ error }
+
+func usagef(format string, a ...any) error { return usageError{fmt.Errorf(format, a...)} }
+
 func run(args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 || (args[0] != "attest" && args[0] != "run") {
 		fmt.Fprint(stderr, usage)
 		return exitUsage
 	}
-	cmd := args[0]
-	fs := flag.NewFlagSet(cmd, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() { fmt.Fprint(stderr, usage); fs.PrintDefaults() }
-	verifierURL := fs.String("verifier", "", "verifier base `URL`, e.g. https://verifier.example:8443")
-	var names stringList
-	fs.Var(&names, "resource", "release resource `NAME` (repeatable)")
-	out := fs.String("out", "", "write released resources to `DIR`/NAME")
-	device := fs.String("device", "auto", "guest device: auto, configfs or sev-guest")
-	vmpl := fs.Uint("vmpl", 0, "ask for the report at this VMPL, 0–3 (the verifier's allowed_vmpl must admit it)")
-	simulate := fs.Bool("simulate", false, "use the SEV-SNP simulator instead of the guest device (the verifier must run --dev-simulator)")
-	simMeasurement := fs.String("sim-measurement", "", "launch measurement of the simulated guest (48 bytes, `HEX`; default 5a…5a)")
-	caFile := fs.String("ca", "", "trust the verifier's TLS certificate under this CA `FILE` (PEM)")
-	jwksFile := fs.String("verifier-jwks", "", "trust releases signed by the keys of this JWKS `FILE` only (saved from the verifier's /.well-known/jwks.json)")
-	insecureHTTP := fs.Bool("insecure-http", false, "allow http:// to a verifier that is not on loopback (anyone on the path sees and can change the exchange; releases then need --verifier-jwks)")
-	certFile := fs.String("cert", "", "client TLS certificate `FILE` (PEM), with --key")
-	keyFile := fs.String("key", "", "client TLS key `FILE` (PEM), with --cert")
-	attempts := fs.Int("attempts", 5, "tries of the whole flow on 503 or network errors")
-	timeout := fs.Duration("timeout", 2*time.Minute, "overall time limit")
+	r := &agentRun{cmd: args[0], stdout: stdout, stderr: stderr}
+	fs := r.flagSet()
 	if err := fs.Parse(args[1:]); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return exitOK
 		}
 		return exitUsage
 	}
-	usageErr := func(format string, a ...any) int {
-		fmt.Fprintf(stderr, "trustgate-agent %s: "+format+"\n", append([]any{cmd}, a...)...)
-		return exitUsage
-	}
-	argv := fs.Args()
-	switch {
-	case *verifierURL == "":
-		return usageErr("--verifier is required")
-	case cmd == "run" && len(argv) == 0:
-		return usageErr("want -- CMD [ARGS...]")
-	case cmd == "attest" && len(argv) > 0:
-		return usageErr("unexpected arguments %q", argv)
-	case len(names) > 0 && *out == "":
-		return usageErr("--resource needs --out DIR (resources are never printed)")
-	case cmd == "run" && *out == "":
-		return usageErr("run needs --out DIR")
-	case *simMeasurement != "" && !*simulate:
-		return usageErr("--sim-measurement needs --simulate")
-	case *device != agent.DeviceAuto && *device != agent.DeviceConfigFS && *device != agent.DeviceSEVGuest:
-		return usageErr("--device %q: want auto, configfs or sev-guest", *device)
-	case *vmpl > 3:
-		return usageErr("--vmpl %d: want 0 to 3", *vmpl)
-	case *vmpl != 0 && *simulate:
-		return usageErr("--vmpl needs a guest device, not --simulate")
-	}
-	for _, n := range names {
-		if err := resources.ValidName(n); err != nil {
-			return usageErr("--resource: %v", err)
-		}
-	}
-	// Before any connection: what the path to the verifier is, and so
-	// whether its JWKS may be fetched over it (SPEC "Agent trust in the
-	// verifier").
-	path, err := verifierPath(*verifierURL)
+	r.argv = fs.Args()
+	return r.main()
+}
+
+func (r *agentRun) flagSet() *flag.FlagSet {
+	fs := flag.NewFlagSet(r.cmd, flag.ContinueOnError)
+	fs.SetOutput(r.stderr)
+	fs.Usage = func() { fmt.Fprint(r.stderr, usage); fs.PrintDefaults() }
+	r.verifierURL = fs.String("verifier", "", "verifier base `URL`, e.g. https://verifier.example:8443")
+	fs.Var(&r.names, "resource", "release resource `NAME` (repeatable)")
+	r.out = fs.String("out", "", "write released resources to `DIR`/NAME")
+	r.device = fs.String("device", "auto", "guest device: auto, configfs or sev-guest")
+	r.vmpl = fs.Uint("vmpl", 0, "ask for the report at this VMPL, 0–3 (the verifier's allowed_vmpl must admit it)")
+	r.simulate = fs.Bool("simulate", false, "use the SEV-SNP simulator instead of the guest device (the verifier must run --dev-simulator)")
+	r.simMeasurement = fs.String("sim-measurement", "", "launch measurement of the simulated guest (48 bytes, `HEX`; default 5a…5a)")
+	r.caFile = fs.String("ca", "", "trust the verifier's TLS certificate under this CA `FILE` (PEM)")
+	r.jwksFile = fs.String("verifier-jwks", "", "trust releases signed by the keys of this JWKS `FILE` only (saved from the verifier's /.well-known/jwks.json)")
+	r.insecureHTTP = fs.Bool("insecure-http", false, "allow http:// to a verifier that is not on loopback (anyone on the path sees and can change the exchange; releases then need --verifier-jwks)")
+	r.certFile = fs.String("cert", "", "client TLS certificate `FILE` (PEM), with --key")
+	r.keyFile = fs.String("key", "", "client TLS key `FILE` (PEM), with --cert")
+	r.attempts = fs.Int("attempts", 5, "tries of the whole flow on 503 or network errors")
+	r.timeout = fs.Duration("timeout", 2*time.Minute, "overall time limit")
+	return fs
+}
+
+// main checks the command line, attests (and releases), writes what was
+// released and, for run, executes the command.
+func (r *agentRun) main() int {
+	httpClient, dev, closeDev, err := r.prepare()
 	if err != nil {
-		return usageErr("--verifier: %v", err)
+		var u usageError
+		if errors.As(err, &u) {
+			fmt.Fprintf(r.stderr, "trustgate-agent %s: %v\n", r.cmd, err)
+			return exitUsage
+		}
+		fmt.Fprintf(r.stderr, "trustgate-agent: %v\n", err)
+		return exitUnavailable
 	}
-	if path == pathPlain {
-		if !*insecureHTTP {
-			return usageErr("--verifier %s: http:// to a verifier that is not on loopback lets anyone on the path read and change the exchange; use https:// (with --ca), or --insecure-http", *verifierURL)
-		}
-		if len(names) > 0 && *jwksFile == "" {
-			return usageErr("--insecure-http: a release over plain HTTP can be trusted only with the verifier's key pinned: give --verifier-jwks FILE")
-		}
-		fmt.Fprintf(stderr, "trustgate-agent: warning: --insecure-http: talking to %s in clear; the token can be read and the exchange changed on the path\n", *verifierURL)
+	defer closeDev()
+
+	ctx, cancel := context.WithTimeout(context.Background(), *r.timeout)
+	defer cancel()
+	got, err := agent.Fetch(ctx, agent.Options{
+		Client: &client.Client{BaseURL: *r.verifierURL, HTTP: httpClient}, Device: dev, Resources: r.names, Attempts: *r.attempts,
+		VerifierKeys: r.verifierKeys, FetchVerifierKeys: r.path != pathPlain,
+		Logf: func(format string, a ...any) { fmt.Fprintf(r.stderr, "trustgate-agent: "+format+"\n", a...) },
+	})
+	if code := failure(err, r.stdout, r.stderr); code != exitOK {
+		return code
 	}
-	var verifierKeys jose.JSONWebKeySet
-	if *jwksFile != "" {
-		b, err := os.ReadFile(*jwksFile)
-		if err != nil {
-			return usageErr("--verifier-jwks: %v", err)
-		}
-		if verifierKeys, err = client.ParseJWKS(b); err != nil {
-			return usageErr("--verifier-jwks %s: %v", *jwksFile, err)
-		}
+	if code := r.report(got); code != exitOK || r.cmd == "attest" {
+		return code
 	}
-	var bin string
-	if cmd == "run" {
-		var err error
-		if bin, err = exec.LookPath(argv[0]); err != nil {
-			return usageErr("%v", err)
-		}
-	}
-	httpClient, err := client.NewHTTPClient(*caFile, *certFile, *keyFile)
+	abs, err := filepath.Abs(*r.out)
 	if err != nil {
-		return usageErr("%v", err)
+		abs = *r.out
 	}
-	if path == pathLoopback {
+	env := append(os.Environ(), "TRUSTGATE_RESOURCES_DIR="+abs)
+	err = syscall.Exec(r.bin, r.argv, env)
+	fmt.Fprintf(r.stderr, "trustgate-agent run: exec %s: %v\n", r.argv[0], err)
+	return exitUnavailable
+}
+
+// prepare checks the command line and makes the HTTP client and the
+// device; closeDev releases the device. Errors are usageErrors, or the
+// device's.
+func (r *agentRun) prepare() (httpClient *http.Client, dev agent.Device, closeDev func(), err error) {
+	if err := r.check(); err != nil {
+		return nil, nil, nil, err
+	}
+	if httpClient, err = client.NewHTTPClient(*r.caFile, *r.certFile, *r.keyFile); err != nil {
+		return nil, nil, nil, usageError{err}
+	}
+	if r.path == pathLoopback {
 		// A loopback name (localhost) is trusted only if it resolves to
 		// loopback: the dialer refuses anything else.
 		tr := httpClient.Transport.(*http.Transport)
 		tr.Proxy = nil
 		tr.DialContext = (&net.Dialer{Timeout: 30 * time.Second, Control: loopbackOnly}).DialContext
 	}
-
-	var dev agent.Device
-	if *simulate {
-		m, err := sim.ParseMeasurement(*simMeasurement)
+	if *r.simulate {
+		m, err := sim.ParseMeasurement(*r.simMeasurement)
 		if err != nil {
-			return usageErr("--sim-measurement: %v", err)
+			return nil, nil, nil, usagef("--sim-measurement: %w", err)
 		}
 		s, err := sim.New(sim.Options{Measurement: m})
 		if err != nil {
-			fmt.Fprintf(stderr, "trustgate-agent: %v\n", err)
-			return exitUnavailable
+			return nil, nil, nil, err
 		}
-		dev = agent.SimDevice{Sim: s}
-	} else {
-		d, err := agent.OpenDevice(*device, agent.WithVMPL(*vmpl))
-		if err != nil {
-			fmt.Fprintf(stderr, "trustgate-agent: %v\n", err)
-			return exitUnavailable
-		}
-		defer d.Close()
-		dev = d
+		return httpClient, agent.SimDevice{Sim: s}, func() {}, nil
 	}
+	d, err := agent.OpenDevice(*r.device, agent.WithVMPL(*r.vmpl))
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	return httpClient, d, func() { d.Close() }, nil
+}
 
-	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
-	defer cancel()
-	got, err := agent.Fetch(ctx, agent.Options{
-		Client: &client.Client{BaseURL: *verifierURL, HTTP: httpClient}, Device: dev, Resources: names, Attempts: *attempts,
-		VerifierKeys: verifierKeys, FetchVerifierKeys: path != pathPlain,
-		Logf: func(format string, a ...any) { fmt.Fprintf(stderr, "trustgate-agent: "+format+"\n", a...) },
-	})
-	if code := failure(err, stdout, stderr); code != exitOK {
-		return code
+// check refuses a command line that does not hold together, judges the
+// path to the verifier, reads --verifier-jwks and looks up run's command,
+// all before any connection. Its errors are usageErrors.
+func (r *agentRun) check() error {
+	switch {
+	case *r.verifierURL == "":
+		return usagef("--verifier is required")
+	case r.cmd == "run" && len(r.argv) == 0:
+		return usagef("want -- CMD [ARGS...]")
+	case r.cmd == "attest" && len(r.argv) > 0:
+		return usagef("unexpected arguments %q", r.argv)
+	case len(r.names) > 0 && *r.out == "":
+		return usagef("--resource needs --out DIR (resources are never printed)")
+	case r.cmd == "run" && *r.out == "":
+		return usagef("run needs --out DIR")
+	case *r.simMeasurement != "" && !*r.simulate:
+		return usagef("--sim-measurement needs --simulate")
+	case *r.device != agent.DeviceAuto && *r.device != agent.DeviceConfigFS && *r.device != agent.DeviceSEVGuest:
+		return usagef("--device %q: want auto, configfs or sev-guest", *r.device)
+	case *r.vmpl > 3:
+		return usagef("--vmpl %d: want 0 to 3", *r.vmpl)
+	case *r.vmpl != 0 && *r.simulate:
+		return usagef("--vmpl needs a guest device, not --simulate")
 	}
-	if len(names) == 0 {
-		fmt.Fprintf(stdout, "AFFIRMING\ntoken: %s\n", got.Token)
-	} else {
-		err := agent.WriteResources(*out, got.Resources)
-		for _, b := range got.Resources {
-			clear(b)
+	for _, n := range r.names {
+		if err := resources.ValidName(n); err != nil {
+			return usagef("--resource: %w", err)
 		}
+	}
+	// Before any connection: what the path to the verifier is, and so
+	// whether its JWKS may be fetched over it (SPEC "Agent trust in the
+	// verifier").
+	var err error
+	if r.path, err = verifierPath(*r.verifierURL); err != nil {
+		return usagef("--verifier: %w", err)
+	}
+	if r.path == pathPlain {
+		if !*r.insecureHTTP {
+			return usagef("--verifier %s: http:// to a verifier that is not on loopback lets anyone on the path read and change the exchange; use https:// (with --ca), or --insecure-http", *r.verifierURL)
+		}
+		if len(r.names) > 0 && *r.jwksFile == "" {
+			return usagef("--insecure-http: a release over plain HTTP can be trusted only with the verifier's key pinned: give --verifier-jwks FILE")
+		}
+		fmt.Fprintf(r.stderr, "trustgate-agent: warning: --insecure-http: talking to %s in clear; the token can be read and the exchange changed on the path\n", *r.verifierURL)
+	}
+	if *r.jwksFile != "" {
+		b, err := os.ReadFile(*r.jwksFile)
 		if err != nil {
-			fmt.Fprintf(stderr, "trustgate-agent: writing resources: %v\n", err)
-			return exitUnavailable
+			return usagef("--verifier-jwks: %w", err)
 		}
-		sort.Strings(names)
-		fmt.Fprintln(stdout, "AFFIRMING")
-		for _, n := range names {
-			fmt.Fprintf(stdout, "released %s → %s\n", n, filepath.Join(*out, n))
+		if r.verifierKeys, err = client.ParseJWKS(b); err != nil {
+			return usagef("--verifier-jwks %s: %w", *r.jwksFile, err)
 		}
 	}
-	if cmd == "attest" {
+	if r.cmd == "run" {
+		if r.bin, err = exec.LookPath(r.argv[0]); err != nil {
+			return usageError{err}
+		}
+	}
+	return nil
+}
+
+// report prints the token, or writes the released resources to --out and
+// says where.
+func (r *agentRun) report(got *agent.Fetched) int {
+	if len(r.names) == 0 {
+		fmt.Fprintf(r.stdout, "AFFIRMING\ntoken: %s\n", got.Token)
 		return exitOK
 	}
-	abs, err := filepath.Abs(*out)
-	if err != nil {
-		abs = *out
+	err := agent.WriteResources(*r.out, got.Resources)
+	for _, b := range got.Resources {
+		clear(b)
 	}
-	env := append(os.Environ(), "TRUSTGATE_RESOURCES_DIR="+abs)
-	err = syscall.Exec(bin, argv, env)
-	fmt.Fprintf(stderr, "trustgate-agent run: exec %s: %v\n", argv[0], err)
-	return exitUnavailable
+	if err != nil {
+		fmt.Fprintf(r.stderr, "trustgate-agent: writing resources: %v\n", err)
+		return exitUnavailable
+	}
+	names := append([]string(nil), r.names...)
+	sort.Strings(names)
+	fmt.Fprintln(r.stdout, "AFFIRMING")
+	for _, n := range names {
+		fmt.Fprintf(r.stdout, "released %s → %s\n", n, filepath.Join(*r.out, n))
+	}
+	return exitOK
 }
 
 // The path to the verifier, as judged from its URL alone.

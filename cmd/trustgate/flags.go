@@ -39,7 +39,7 @@ func (h *hexFlag) String() string { return hex.EncodeToString(h.val) }
 func (h *hexFlag) Set(s string) error {
 	b, err := hex.DecodeString(strings.TrimPrefix(strings.TrimSpace(s), "0x"))
 	if err != nil {
-		return fmt.Errorf("not hex: %v", err)
+		return fmt.Errorf("not hex: %w", err)
 	}
 	if len(b) != h.n {
 		return fmt.Errorf("want %d bytes (%d hex digits), got %d bytes", h.n, 2*h.n, len(b))

@@ -25,6 +25,50 @@ the measurement is also appended to that reference-values file.
 flags:
 `
 
+// measureFlags are the flags of "trustgate measure".
+type measureFlags struct {
+	mode, vcpuType, vcpuSig, vmmType               *string
+	vcpus                                          *int
+	vcpuFamily, vcpuModel, vcpuStepping            *uint
+	ovmfPath, kernelPath, initrdPath, cmdline      *string
+	features, ovmfHash, svsmPath, varsPath, format *string
+	varsSize                                       *uint64
+	verbose                                        bool
+	rvPath, label, expires, resources              *string
+	set                                            map[string]bool // the flags given
+	stdout                                         io.Writer
+}
+
+func newMeasureFlags(fs *flag.FlagSet) *measureFlags {
+	f := &measureFlags{
+		mode:         fs.String("mode", "snp", "guest mode: snp, snp:ovmf-hash (print the OVMF hash for --snp-ovmf-hash) or snp:svsm"),
+		vcpus:        fs.Int("vcpus", 0, "number of guest vCPUs (required)"),
+		vcpuType:     fs.String("vcpu-type", "", "guest vCPU type: "+strings.Join(measure.VCPUTypes(), ", ")),
+		vcpuSig:      fs.String("vcpu-sig", "", "guest vCPU signature, CPUID Fn0000_0001_EAX (decimal or 0x hex)"),
+		vcpuFamily:   fs.Uint("vcpu-family", 0, "guest vCPU family (with --vcpu-model and --vcpu-stepping)"),
+		vcpuModel:    fs.Uint("vcpu-model", 0, "guest vCPU model"),
+		vcpuStepping: fs.Uint("vcpu-stepping", 0, "guest vCPU stepping"),
+		vmmType:      fs.String("vmm-type", "QEMU", "VMM that launches the guest: QEMU, ec2 or gce"),
+		ovmfPath:     fs.String("ovmf", "", "OVMF firmware image (required)"),
+		kernelPath:   fs.String("kernel", "", "kernel booted directly (measured through the OVMF hashes table)"),
+		initrdPath:   fs.String("initrd", "", "initrd (with --kernel)"),
+		cmdline:      fs.String("append", "", "kernel command line (with --kernel)"),
+		features:     fs.String("guest-features", "0x1", "SEV_FEATURES of the guest VMSA (decimal or 0x hex)"),
+		ovmfHash:     fs.String("snp-ovmf-hash", "", "precomputed OVMF hash (hex, from --mode snp:ovmf-hash) instead of the OVMF pages"),
+		svsmPath:     fs.String("svsm", "", "SVSM image (--mode snp:svsm)"),
+		varsPath:     fs.String("vars-file", "", "OVMF variable store file; its size places the SVSM (--mode snp:svsm)"),
+		varsSize:     fs.Uint64("vars-size", 0, "OVMF variable store size in bytes (--mode snp:svsm)"),
+		format:       fs.String("output-format", "hex", "output format: hex or base64"),
+	}
+	fs.BoolVar(&f.verbose, "v", false, "print a sentence, not just the digest")
+	fs.BoolVar(&f.verbose, "verbose", false, "same as -v")
+	f.rvPath = fs.String("reference-values", "", "append the measurement to this reference-values file (.json, .yaml, .yml)")
+	f.label = fs.String("label", "", "label of the appended measurement (required with --reference-values)")
+	f.expires = fs.String("expires", "", "RFC 3339 time after which the appended measurement stops matching")
+	f.resources = fs.String("resources", "", "comma-separated resources a guest of this build may receive")
+	return f
+}
+
 // cmdMeasure implements "trustgate measure". Every failure is a usage error
 // (exit 2) and prints no digest.
 func cmdMeasure(args []string, stdout, stderr io.Writer) int {
@@ -34,178 +78,55 @@ func cmdMeasure(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprint(stderr, measureUsage)
 		fs.PrintDefaults()
 	}
-	mode := fs.String("mode", "snp", "guest mode: snp, snp:ovmf-hash (print the OVMF hash for --snp-ovmf-hash) or snp:svsm")
-	vcpus := fs.Int("vcpus", 0, "number of guest vCPUs (required)")
-	vcpuType := fs.String("vcpu-type", "", "guest vCPU type: "+strings.Join(measure.VCPUTypes(), ", "))
-	vcpuSig := fs.String("vcpu-sig", "", "guest vCPU signature, CPUID Fn0000_0001_EAX (decimal or 0x hex)")
-	vcpuFamily := fs.Uint("vcpu-family", 0, "guest vCPU family (with --vcpu-model and --vcpu-stepping)")
-	vcpuModel := fs.Uint("vcpu-model", 0, "guest vCPU model")
-	vcpuStepping := fs.Uint("vcpu-stepping", 0, "guest vCPU stepping")
-	vmmType := fs.String("vmm-type", "QEMU", "VMM that launches the guest: QEMU, ec2 or gce")
-	ovmfPath := fs.String("ovmf", "", "OVMF firmware image (required)")
-	kernelPath := fs.String("kernel", "", "kernel booted directly (measured through the OVMF hashes table)")
-	initrdPath := fs.String("initrd", "", "initrd (with --kernel)")
-	cmdline := fs.String("append", "", "kernel command line (with --kernel)")
-	features := fs.String("guest-features", "0x1", "SEV_FEATURES of the guest VMSA (decimal or 0x hex)")
-	ovmfHash := fs.String("snp-ovmf-hash", "", "precomputed OVMF hash (hex, from --mode snp:ovmf-hash) instead of the OVMF pages")
-	svsmPath := fs.String("svsm", "", "SVSM image (--mode snp:svsm)")
-	varsPath := fs.String("vars-file", "", "OVMF variable store file; its size places the SVSM (--mode snp:svsm)")
-	varsSize := fs.Uint64("vars-size", 0, "OVMF variable store size in bytes (--mode snp:svsm)")
-	format := fs.String("output-format", "hex", "output format: hex or base64")
-	var verbose bool
-	fs.BoolVar(&verbose, "v", false, "print a sentence, not just the digest")
-	fs.BoolVar(&verbose, "verbose", false, "same as -v")
-	rvPath := fs.String("reference-values", "", "append the measurement to this reference-values file (.json, .yaml, .yml)")
-	label := fs.String("label", "", "label of the appended measurement (required with --reference-values)")
-	expires := fs.String("expires", "", "RFC 3339 time after which the appended measurement stops matching")
-	resources := fs.String("resources", "", "comma-separated resources a guest of this build may receive")
-
+	f := newMeasureFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return exitOK
 		}
 		return exitUsage
 	}
-	set := map[string]bool{}
-	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
-	fail := func(format string, a ...any) int {
-		fmt.Fprintf(stderr, "trustgate measure: "+format+"\n", a...)
+	f.set, f.stdout = map[string]bool{}, stdout
+	fs.Visit(func(fl *flag.Flag) { f.set[fl.Name] = true })
+	if err := f.run(fs, stdout, stderr); err != nil {
+		fmt.Fprintf(stderr, "trustgate measure: %v\n", err)
 		return exitUsage
 	}
+	return exitOK
+}
+
+// run checks the flags, computes and prints the measurement, and appends
+// it to --reference-values if given.
+func (f *measureFlags) run(fs *flag.FlagSet, stdout, stderr io.Writer) error {
 	if fs.NArg() > 0 {
-		return fail("unexpected argument %q", fs.Arg(0))
+		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
-
-	var o measure.Options
-	switch *mode {
-	case "snp", "snp:ovmf-hash":
-	case "snp:svsm":
-		o.Mode = measure.ModeSVSM
-	case "sev", "seves":
-		return fail("--mode %s is not supported: trustgate verifies SEV-SNP guests only", *mode)
-	default:
-		return fail("unknown --mode %q (want snp, snp:ovmf-hash or snp:svsm)", *mode)
+	o, err := f.options()
+	if err != nil || o == nil { // nil: --mode snp:ovmf-hash, printed
+		return err
 	}
-	if *ovmfPath == "" {
-		return fail("--ovmf is required")
+	if *f.format != "hex" && *f.format != "base64" {
+		return fmt.Errorf("unknown --output-format %q (want hex or base64)", *f.format)
 	}
-	ovmf, err := os.ReadFile(*ovmfPath)
+	entry, err := f.entry()
 	if err != nil {
-		return fail("reading --ovmf: %v", err)
+		return err
 	}
-	if *mode == "snp:ovmf-hash" {
-		for _, f := range []string{"reference-values", "snp-ovmf-hash", "kernel", "svsm"} {
-			if set[f] {
-				return fail("--%s does not apply to --mode snp:ovmf-hash", f)
-			}
-		}
-		h, err := measure.OVMFHash(ovmf)
-		if err != nil {
-			return fail("%v", err)
-		}
-		fmt.Fprintln(stdout, h)
-		return exitOK
-	}
-	o.OVMF = ovmf
-
-	if !set["vcpus"] {
-		return fail("--vcpus N is required in mode %s", *mode)
-	}
-	o.VCPUs = *vcpus
-	if o.VMM, err = measure.ParseVMM(*vmmType); err != nil {
-		return fail("%v", err)
-	}
-	if o.VCPUSignature, err = measureVCPUSig(set, *vcpuType, *vcpuSig, *vcpuFamily, *vcpuModel, *vcpuStepping); err != nil {
-		return fail("%v", err)
-	}
-	if o.GuestFeatures, err = strconv.ParseUint(*features, 0, 64); err != nil {
-		return fail("--guest-features %q is not a number", *features)
-	}
-	if *ovmfHash != "" {
-		d, err := measure.ParseDigest(strings.TrimPrefix(*ovmfHash, "0x"))
-		if err != nil {
-			return fail("--snp-ovmf-hash: %v", err)
-		}
-		o.OVMFHash = &d
-	}
-	if set["initrd"] || set["append"] {
-		if *kernelPath == "" {
-			return fail("--initrd and --append need --kernel")
-		}
-	}
-	if *kernelPath != "" {
-		b := &measure.DirectBoot{Cmdline: *cmdline}
-		if b.Kernel, err = os.ReadFile(*kernelPath); err != nil {
-			return fail("reading --kernel: %v", err)
-		}
-		if *initrdPath != "" {
-			if b.Initrd, err = os.ReadFile(*initrdPath); err != nil {
-				return fail("reading --initrd: %v", err)
-			}
-		}
-		o.Boot = b
-	}
-	if o.Mode == measure.ModeSVSM {
-		if *svsmPath == "" {
-			return fail("--svsm is required in mode snp:svsm")
-		}
-		if o.SVSM, err = os.ReadFile(*svsmPath); err != nil {
-			return fail("reading --svsm: %v", err)
-		}
-		switch {
-		case set["vars-file"] && set["vars-size"]:
-			return fail("give --vars-file or --vars-size, not both")
-		case set["vars-file"]:
-			st, err := os.Stat(*varsPath)
-			if err != nil {
-				return fail("reading --vars-file: %v", err)
-			}
-			o.VarsSize = uint64(st.Size())
-		case set["vars-size"]:
-			o.VarsSize = *varsSize
-		default:
-			return fail("--vars-file or --vars-size is required in mode snp:svsm")
-		}
-	} else {
-		for _, f := range []string{"svsm", "vars-file", "vars-size"} {
-			if set[f] {
-				return fail("--%s needs --mode snp:svsm", f)
-			}
-		}
-	}
-	if *format != "hex" && *format != "base64" {
-		return fail("unknown --output-format %q (want hex or base64)", *format)
-	}
-
-	var entry *refvalues.Measurement
-	if *rvPath != "" {
-		if entry, err = measureEntry(*label, *expires, *resources, time.Now()); err != nil {
-			return fail("%v", err)
-		}
-	} else {
-		for _, f := range []string{"label", "expires", "resources"} {
-			if set[f] {
-				return fail("--%s needs --reference-values", f)
-			}
-		}
-	}
-
-	d, err := measure.LaunchDigest(o)
+	d, err := measure.LaunchDigest(*o)
 	if err != nil {
-		return fail("%v", err)
+		return err
 	}
 	if entry != nil {
 		entry.Value = d.String()
-		if err := refvalues.Append(*rvPath, *entry); err != nil {
-			return fail("%v", err)
+		if err := refvalues.Append(*f.rvPath, *entry); err != nil {
+			return err
 		}
-		fmt.Fprintf(stderr, "trustgate measure: appended %q to %s\n", entry.Label, *rvPath)
+		fmt.Fprintf(stderr, "trustgate measure: appended %q to %s\n", entry.Label, *f.rvPath)
 	}
 	out := d.String()
-	if *format == "base64" {
+	if *f.format == "base64" {
 		out = base64.StdEncoding.EncodeToString(d[:])
 	}
-	if verbose {
+	if f.verbose {
 		name := "SEV_SNP"
 		if o.Mode == measure.ModeSVSM {
 			name = "SEV_SNP_SVSM"
@@ -214,7 +135,146 @@ func cmdMeasure(args []string, stdout, stderr io.Writer) int {
 	} else {
 		fmt.Fprintln(stdout, out)
 	}
-	return exitOK
+	return nil
+}
+
+// options builds the measurement's options from the flags. In --mode
+// snp:ovmf-hash it prints the OVMF hash itself and returns nil options.
+func (f *measureFlags) options() (*measure.Options, error) {
+	var o measure.Options
+	switch *f.mode {
+	case "snp", "snp:ovmf-hash":
+	case "snp:svsm":
+		o.Mode = measure.ModeSVSM
+	case "sev", "seves":
+		return nil, fmt.Errorf("--mode %s is not supported: trustgate verifies SEV-SNP guests only", *f.mode)
+	default:
+		return nil, fmt.Errorf("unknown --mode %q (want snp, snp:ovmf-hash or snp:svsm)", *f.mode)
+	}
+	if *f.ovmfPath == "" {
+		return nil, errors.New("--ovmf is required")
+	}
+	ovmf, err := os.ReadFile(*f.ovmfPath)
+	if err != nil {
+		return nil, fmt.Errorf("reading --ovmf: %w", err)
+	}
+	if *f.mode == "snp:ovmf-hash" {
+		return nil, f.printOVMFHash(ovmf)
+	}
+	o.OVMF = ovmf
+
+	if !f.set["vcpus"] {
+		return nil, fmt.Errorf("--vcpus N is required in mode %s", *f.mode)
+	}
+	o.VCPUs = *f.vcpus
+	if o.VMM, err = measure.ParseVMM(*f.vmmType); err != nil {
+		return nil, err
+	}
+	if o.VCPUSignature, err = measureVCPUSig(f.set, *f.vcpuType, *f.vcpuSig, *f.vcpuFamily, *f.vcpuModel, *f.vcpuStepping); err != nil {
+		return nil, err
+	}
+	if o.GuestFeatures, err = strconv.ParseUint(*f.features, 0, 64); err != nil {
+		return nil, fmt.Errorf("--guest-features %q is not a number", *f.features)
+	}
+	if *f.ovmfHash != "" {
+		d, err := measure.ParseDigest(strings.TrimPrefix(*f.ovmfHash, "0x"))
+		if err != nil {
+			return nil, fmt.Errorf("--snp-ovmf-hash: %w", err)
+		}
+		o.OVMFHash = &d
+	}
+	if o.Boot, err = f.directBoot(); err != nil {
+		return nil, err
+	}
+	if err := f.svsm(&o); err != nil {
+		return nil, err
+	}
+	return &o, nil
+}
+
+// printOVMFHash is --mode snp:ovmf-hash.
+func (f *measureFlags) printOVMFHash(ovmf []byte) error {
+	for _, name := range []string{"reference-values", "snp-ovmf-hash", "kernel", "svsm"} {
+		if f.set[name] {
+			return fmt.Errorf("--%s does not apply to --mode snp:ovmf-hash", name)
+		}
+	}
+	h, err := measure.OVMFHash(ovmf)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(f.stdout, h)
+	return nil
+}
+
+// directBoot reads --kernel, --initrd and --append; nil without --kernel.
+func (f *measureFlags) directBoot() (*measure.DirectBoot, error) {
+	if (f.set["initrd"] || f.set["append"]) && *f.kernelPath == "" {
+		return nil, errors.New("--initrd and --append need --kernel")
+	}
+	if *f.kernelPath == "" {
+		return nil, nil
+	}
+	b := &measure.DirectBoot{Cmdline: *f.cmdline}
+	var err error
+	if b.Kernel, err = os.ReadFile(*f.kernelPath); err != nil {
+		return nil, fmt.Errorf("reading --kernel: %w", err)
+	}
+	if *f.initrdPath != "" {
+		if b.Initrd, err = os.ReadFile(*f.initrdPath); err != nil {
+			return nil, fmt.Errorf("reading --initrd: %w", err)
+		}
+	}
+	return b, nil
+}
+
+// svsm reads --svsm and the variable store's size in mode snp:svsm, and
+// refuses them in the other modes.
+func (f *measureFlags) svsm(o *measure.Options) error {
+	if o.Mode != measure.ModeSVSM {
+		for _, name := range []string{"svsm", "vars-file", "vars-size"} {
+			if f.set[name] {
+				return fmt.Errorf("--%s needs --mode snp:svsm", name)
+			}
+		}
+		return nil
+	}
+	if *f.svsmPath == "" {
+		return errors.New("--svsm is required in mode snp:svsm")
+	}
+	var err error
+	if o.SVSM, err = os.ReadFile(*f.svsmPath); err != nil {
+		return fmt.Errorf("reading --svsm: %w", err)
+	}
+	switch {
+	case f.set["vars-file"] && f.set["vars-size"]:
+		return errors.New("give --vars-file or --vars-size, not both")
+	case f.set["vars-file"]:
+		st, err := os.Stat(*f.varsPath)
+		if err != nil {
+			return fmt.Errorf("reading --vars-file: %w", err)
+		}
+		o.VarsSize = uint64(st.Size())
+	case f.set["vars-size"]:
+		o.VarsSize = *f.varsSize
+	default:
+		return errors.New("--vars-file or --vars-size is required in mode snp:svsm")
+	}
+	return nil
+}
+
+// entry is the reference-values entry to append (without its value), or
+// nil without --reference-values.
+func (f *measureFlags) entry() (*refvalues.Measurement, error) {
+	if *f.rvPath != "" {
+		return measureEntry(*f.label, *f.expires, *f.resources, time.Now())
+	}
+	for _, name := range []string{"label", "expires", "resources"} {
+		if f.set[name] {
+			return nil, fmt.Errorf("--%s needs --reference-values", name)
+		}
+	}
+	return nil, nil
 }
 
 // measureVCPUSig resolves the vCPU signature from exactly one of

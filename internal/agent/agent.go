@@ -2,14 +2,8 @@ package agent
 
 import (
 	"context"
-	"crypto"
 	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"encoding/json"
 	"time"
-
-	jose "github.com/go-jose/go-jose/v4"
 
 	v1 "github.com/trustgate/trustgate/api/v1"
 	"github.com/trustgate/trustgate/client"
@@ -60,29 +54,19 @@ func Prepare(ctx context.Context, c *client.Client, dev Device) (*Prepared, erro
 	if err != nil {
 		return nil, err
 	}
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	key, err := NewEphemeralKey()
 	if err != nil {
 		return nil, err
 	}
-	jwk := jose.JSONWebKey{Key: key.Public()}
-	tp, err := jwk.Thumbprint(crypto.SHA256)
-	if err != nil {
-		return nil, err
-	}
-	rd := attest.BindReportData(attest.Nonce(ch.Nonce), tp)
-	report, table, err := dev.Report(ctx, rd)
+	report, table, err := dev.Report(ctx, key.ReportData(attest.Nonce(ch.Nonce)))
 	if err != nil {
 		return nil, &DeviceError{Err: err}
 	}
-	pub, err := json.Marshal(jwk)
-	if err != nil {
-		return nil, err
-	}
 	return &Prepared{
 		Request: v1.AttestRequest{
-			Nonce: ch.Nonce, TEE: v1.TEESEVSNP, Evidence: v1.SNPEvidence{Report: report, CertTable: table}, TEEPubKey: pub,
+			Nonce: ch.Nonce, TEE: v1.TEESEVSNP, Evidence: v1.SNPEvidence{Report: report, CertTable: table}, TEEPubKey: key.JWK,
 		},
-		Key: key, Expires: ch.ExpiresAt,
+		Key: key.Private, Expires: ch.ExpiresAt,
 	}, nil
 }
 

@@ -96,7 +96,7 @@ func Fetch(ctx context.Context, o Options) (*Fetched, error) {
 		}
 		select {
 		case <-ctx.Done():
-			return nil, fmt.Errorf("%w (gave up: %v)", err, ctx.Err())
+			return nil, fmt.Errorf("%w (gave up: %w)", err, ctx.Err())
 		case <-time.After(d):
 		}
 		wait = min(wait*2, maxWait)

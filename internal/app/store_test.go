@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -216,11 +217,20 @@ func TestRedisStalledAnsweredWithinStoreTimeout(t *testing.T) {
 	// fresh challenge and gets through once Redis answers again.
 	srv.Stop()
 	done := make(chan error, 1)
+	failed := make(chan struct{}) // closed when an attempt has met the stall
+	var once sync.Once
 	go func() {
-		_, err := agent.Fetch(ctx, agent.Options{Client: s.c, Device: agent.SimDevice{Sim: g.dev}, Attempts: 10, Backoff: 200 * time.Millisecond})
+		_, err := agent.Fetch(ctx, agent.Options{Client: s.c, Device: agent.SimDevice{Sim: g.dev}, Attempts: 10, Backoff: 200 * time.Millisecond,
+			Logf: func(string, ...any) { once.Do(func() { close(failed) }) }})
 		done <- err
 	}()
-	time.Sleep(1500 * time.Millisecond) // its first attempt meets the stall
+	select {
+	case <-failed:
+	case err := <-done:
+		t.Fatalf("the agent finished while Redis was stalled: %v", err)
+	case <-time.After(60 * time.Second):
+		t.Fatal("no attempt of the agent failed in 60 s of a Redis stall")
+	}
 	srv.Cont()
 	if err := <-done; err != nil {
 		t.Fatalf("the agent across a stall: %v", err)

@@ -81,6 +81,9 @@ func (r Reason) Unavailable() bool {
 // Error is the one error type of every rejection. Reason drives the metric
 // label, the HTTP status and the client message; Err holds the detail for
 // the operator's log and must never be sent to a client.
+//
+// Make one with Errorf, wrapping any cause with %w; give a reason to an
+// error from elsewhere, which may carry one already, with WithReason.
 type Error struct {
 	Reason Reason
 	Err    error

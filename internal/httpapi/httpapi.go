@@ -176,6 +176,7 @@ func (h *handler) release(w http.ResponseWriter, r *http.Request) {
 
 func (h *handler) doRelease(r *http.Request, body []byte) (string, error) {
 	scheme, tok, _ := strings.Cut(r.Header.Get("Authorization"), " ")
+	tok = strings.TrimSpace(tok)
 	if !strings.EqualFold(scheme, "Bearer") || tok == "" {
 		return "", attest.Errorf(attest.ReasonTokenInvalid, "no Authorization: Bearer token")
 	}
@@ -186,7 +187,7 @@ func (h *handler) doRelease(r *http.Request, body []byte) (string, error) {
 	if h.o.Releaser == nil {
 		return "", attest.Errorf(attest.ReasonResourceForbidden, "this verifier has no resource store (--resources)")
 	}
-	return h.o.Releaser.Release(r.Context(), strings.TrimSpace(tok), req.Resources)
+	return h.o.Releaser.Release(r.Context(), tok, req.Resources)
 }
 
 func (h *handler) verifyPlain(w http.ResponseWriter, r *http.Request) {
@@ -245,12 +246,16 @@ func readBody(w http.ResponseWriter, r *http.Request) ([]byte, bool) {
 
 // strictJSON decodes exactly one JSON object with no unknown fields.
 func strictJSON(body []byte, v any) error {
+	if b := bytes.TrimLeft(body, " \t\r\n"); len(b) == 0 || b[0] != '{' {
+		return attest.Errorf(attest.ReasonMalformedEvidence, "request body is not a JSON object")
+	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
 		return attest.Errorf(attest.ReasonMalformedEvidence, "request body: %w", err)
 	}
-	if dec.More() {
+	// dec.More is false before a stray '}' or ']': ask for the next token.
+	if _, err := dec.Token(); err != io.EOF {
 		return attest.Errorf(attest.ReasonMalformedEvidence, "request body has data after the JSON object")
 	}
 	return nil

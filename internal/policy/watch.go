@@ -30,7 +30,7 @@ func Watch(ctx context.Context, e *Engine, policyPath, refPath string, interval 
 	if log == nil {
 		log = slog.Default()
 	}
-	var last, pending [sha256.Size]byte
+	w := &watcher{e: e, policyPath: policyPath, refPath: refPath, log: log, onError: onError}
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
@@ -39,43 +39,58 @@ func Watch(ctx context.Context, e *Engine, policyPath, refPath string, interval 
 			return
 		case <-t.C:
 		}
-		sum, readErr := digestFiles(policyPath, refPath)
-		if readErr != nil {
-			sum = sha256.Sum256([]byte("unreadable\x00" + readErr.Error()))
+		w.poll(ctx)
+	}
+}
+
+// watcher is the state Watch keeps between polls.
+type watcher struct {
+	e                   *Engine
+	policyPath, refPath string
+	log                 *slog.Logger
+	onError             []func(error)
+	last, pending       [sha256.Size]byte // digests of the files: loaded (or failed), seen once
+}
+
+// poll is one of Watch's polls.
+func (w *watcher) poll(ctx context.Context) {
+	e := w.e
+	sum, readErr := digestFiles(w.policyPath, w.refPath)
+	if readErr != nil {
+		sum = sha256.Sum256([]byte("unreadable\x00" + readErr.Error()))
+	}
+	if sum == w.last {
+		return
+	}
+	if sum != w.pending {
+		w.pending = sum // wait until it stays put for one interval
+		return
+	}
+	w.last = sum
+	before := e.ID()
+	err := readErr
+	if err == nil {
+		err = reloadFiles(ctx, e, w.policyPath, w.refPath)
+	} else {
+		e.fail(readError(w.policyPath, w.refPath, err))
+	}
+	if err != nil {
+		err = e.LastError() // a *FileError: no file content
+		attrs := []any{"error", err.Error()}
+		var fe *FileError
+		if errors.As(err, &fe) {
+			attrs = append(attrs, "file", fe.File, "path", fe.Path, "kind", fe.Kind, "line", fe.Line, "column", fe.Column)
 		}
-		if sum == last {
-			continue
-		}
-		if sum != pending {
-			pending = sum // wait until it stays put for one interval
-			continue
-		}
-		last = sum
-		before := e.ID()
-		err := readErr
-		if err == nil {
-			err = reloadFiles(ctx, e, policyPath, refPath)
-		} else {
-			e.fail(readError(policyPath, refPath, err))
-		}
-		if err != nil {
-			err = e.LastError() // a *FileError: no file content
-			attrs := []any{"error", err.Error()}
-			var fe *FileError
-			if errors.As(err, &fe) {
-				attrs = append(attrs, "file", fe.File, "path", fe.Path, "kind", fe.Kind, "line", fe.Line, "column", fe.Column)
+		w.log.Error("policy reload failed; keeping the previous policy", attrs...)
+		for _, f := range w.onError {
+			if f != nil {
+				f(err)
 			}
-			log.Error("policy reload failed; keeping the previous policy", attrs...)
-			for _, f := range onError {
-				if f != nil {
-					f(err)
-				}
-			}
-			continue
 		}
-		if id := e.ID(); id != before {
-			log.Info("policy reloaded", "appraisal_policy_id", id)
-		}
+		return
+	}
+	if id := e.ID(); id != before {
+		w.log.Info("policy reloaded", "appraisal_policy_id", id)
 	}
 }
 

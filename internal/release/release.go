@@ -78,7 +78,7 @@ func (s *Service) Release(ctx context.Context, tok string, names []string) (stri
 	}
 	for i, n := range names {
 		if err := resources.ValidName(n); err != nil {
-			return "", attest.Errorf(attest.ReasonMalformedEvidence, "%v", err)
+			return "", attest.Errorf(attest.ReasonMalformedEvidence, "%w", err)
 		}
 		if slices.Contains(names[:i], n) {
 			return "", attest.Errorf(attest.ReasonMalformedEvidence, "resource %q asked for twice", n)

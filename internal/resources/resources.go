@@ -101,7 +101,7 @@ func Open(dir string) (*Dir, error) {
 			continue
 		}
 		if err := ValidName(e.Name()); err != nil {
-			errs = append(errs, fmt.Errorf("%s: %v (rename or remove it)", p, err))
+			errs = append(errs, fmt.Errorf("%s: %w (rename or remove it)", p, err))
 			continue
 		}
 		if !info.Mode().IsRegular() {
@@ -255,10 +255,10 @@ func ownerOnly(p string, info fs.FileInfo) error { return secretfile.Check(p, in
 // Get implements Store.
 func (d *Dir) Get(ctx context.Context, name string) ([]byte, error) {
 	if err := ValidName(name); err != nil {
-		return nil, attest.Errorf(attest.ReasonMalformedEvidence, "%v", err)
+		return nil, attest.Errorf(attest.ReasonMalformedEvidence, "%w", err)
 	}
 	if err := ctx.Err(); err != nil {
-		return nil, attest.Errorf(attest.ReasonStoreUnavailable, "%v", err)
+		return nil, attest.Errorf(attest.ReasonStoreUnavailable, "%w", err)
 	}
 	if d.mounted {
 		f, _, err := d.openMounted(name)
@@ -277,18 +277,18 @@ func (d *Dir) Get(ctx context.Context, name string) ([]byte, error) {
 		return nil, attest.Errorf(attest.ReasonResourceForbidden, "no resource %q in the store", name)
 	}
 	if err != nil {
-		return nil, attest.Errorf(attest.ReasonStoreUnavailable, "resource %q: %v", name, err)
+		return nil, attest.Errorf(attest.ReasonStoreUnavailable, "resource %q: %w", name, err)
 	}
 	defer f.Close()
 	info, err := f.Stat()
 	if err != nil {
-		return nil, attest.Errorf(attest.ReasonStoreUnavailable, "resource %q: %v", name, err)
+		return nil, attest.Errorf(attest.ReasonStoreUnavailable, "resource %q: %w", name, err)
 	}
 	if !info.Mode().IsRegular() {
 		return nil, attest.Errorf(attest.ReasonStoreUnavailable, "resource %q is not a regular file", name)
 	}
 	if err := ownerOnly(name, info); err != nil {
-		return nil, attest.Errorf(attest.ReasonStoreUnavailable, "resource %v; not released", err)
+		return nil, attest.Errorf(attest.ReasonStoreUnavailable, "resource %w; not released", err)
 	}
 	return readLimited(f, name)
 }
@@ -297,7 +297,7 @@ func (d *Dir) Get(ctx context.Context, name string) ([]byte, error) {
 func readLimited(f *os.File, name string) ([]byte, error) {
 	b, err := io.ReadAll(io.LimitReader(f, MaxSize+1))
 	if err != nil {
-		return nil, attest.Errorf(attest.ReasonStoreUnavailable, "resource %q: %v", name, err)
+		return nil, attest.Errorf(attest.ReasonStoreUnavailable, "resource %q: %w", name, err)
 	}
 	if len(b) > MaxSize {
 		return nil, attest.Errorf(attest.ReasonStoreUnavailable, "resource %q is larger than %d bytes; not released", name, MaxSize)

@@ -149,9 +149,88 @@ func TestSignJWT(t *testing.T) {
 	if b, err := obj.Verify(i.JWKS().Keys[0].Key); err != nil || string(b) != `{"a":"Yg=="}` {
 		t.Errorf("verify: %q, %v", b, err)
 	}
-	for _, k := range []string{"alg", "kid", "typ"} {
+	for _, k := range []string{"alg", "kid", "typ", "crit", "jwk"} {
 		if _, err := i.SignJWT([]byte(`{}`), map[string]any{k: "x"}); err == nil {
 			t.Errorf("header %s replaced", k)
+		}
+	}
+}
+
+// Verify refuses, as token_invalid, a token signed by the issuer's own key
+// whose claims break one structural rule each: issuer, time window, jti,
+// EAR profile; and a token under another algorithm.
+func TestVerifyStructure(t *testing.T) {
+	t.Parallel()
+	now := time.Unix(1_800_000_000, 0)
+	i := newIssuer(t, func() time.Time { return now })
+	good := func() EAR {
+		return EAR{
+			Claims: jwt.Claims{Issuer: "trustgate", ID: "jti-1", IssuedAt: jwt.NewNumericDate(now),
+				NotBefore: jwt.NewNumericDate(now), Expiry: jwt.NewNumericDate(now.Add(time.Minute))},
+			Profile: EARProfile, Submods: map[string]Submodule{"sev-snp": {Status: "affirming"}},
+		}
+	}
+	sign := func(e EAR) string {
+		t.Helper()
+		b, err := json.Marshal(e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tok, err := i.SignJWT(b, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tok
+	}
+	if _, err := i.Verify(sign(good())); err != nil {
+		t.Fatalf("the unbroken token: %v", err)
+	}
+	hs, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.HS256, Key: []byte("0123456789abcdef0123456789abcdef")}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hsTok, err := jwt.Signed(hs).Claims(good()).Serialize()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		name   string
+		mutate func(*EAR)
+		tok    string // instead of the mutated good()
+	}{
+		{name: "other issuer", mutate: func(e *EAR) { e.Issuer = "someone-else" }},
+		{name: "no issuer", mutate: func(e *EAR) { e.Issuer = "" }},
+		{name: "expired", mutate: func(e *EAR) { e.Expiry = jwt.NewNumericDate(now.Add(-time.Second)) }},
+		{name: "not yet valid", mutate: func(e *EAR) { e.NotBefore = jwt.NewNumericDate(now.Add(time.Second)) }},
+		{name: "issued in the future", mutate: func(e *EAR) { e.IssuedAt = jwt.NewNumericDate(now.Add(time.Second)) }},
+		{name: "no jti", mutate: func(e *EAR) { e.ID = "" }},
+		{name: "no eat_profile", mutate: func(e *EAR) { e.Profile = "" }},
+		{name: "other eat_profile", mutate: func(e *EAR) { e.Profile = "tag:example.com,2024:other" }},
+		{name: "HS256", tok: hsTok},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			tok := tc.tok
+			if tok == "" {
+				e := good()
+				tc.mutate(&e)
+				tok = sign(e)
+			}
+			if _, err := i.Verify(tok); attest.ReasonOf(err) != attest.ReasonTokenInvalid {
+				t.Fatalf("reason %q (%v), want token_invalid", attest.ReasonOf(err), err)
+			}
+		})
+	}
+}
+
+// New takes a P-256 key and nothing else: tokens are ES256.
+func TestNewKeyCurve(t *testing.T) {
+	t.Parallel()
+	p384, _ := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
+	for name, k := range map[string]*ecdsa.PrivateKey{"none": nil, "P-384": p384} {
+		if _, err := New(Options{Key: k}); err == nil {
+			t.Errorf("%s: accepted", name)
 		}
 	}
 }

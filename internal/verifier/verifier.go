@@ -165,6 +165,10 @@ func (s *Service) VerifyPlain(ctx context.Context, body []byte) (err error) {
 	if err != nil {
 		return err
 	}
+	// n was read at a fixed offset of bytes not yet verified, only to
+	// refuse an unknown nonce before the costly signature check; the
+	// nonce consumed below must be the REPORT_DATA the TEE verifier
+	// vouches for.
 	if subtle.ConstantTimeCompare(claims.ReportData, n[:]) != 1 {
 		return attest.Errorf(attest.ReasonReportDataMismatch, "REPORT_DATA is not the nonce")
 	}

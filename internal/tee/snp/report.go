@@ -38,7 +38,7 @@ func decodeSigned(report []byte, p Product) (*decoded, error) {
 	}
 	pb, err := abi.ReportToProto(report)
 	if err != nil {
-		return nil, &attest.Error{Reason: attest.ReasonMalformedEvidence, Err: err}
+		return nil, attest.Errorf(attest.ReasonMalformedEvidence, "report: %w", err)
 	}
 	if version < 5 {
 		for _, b := range report[0x1F8:0x208] {
@@ -49,7 +49,7 @@ func decodeSigned(report []byte, p Product) (*decoded, error) {
 	}
 	si, err := abi.ParseSignerInfo(pb.GetSignerInfo())
 	if err != nil {
-		return nil, &attest.Error{Reason: attest.ReasonMalformedEvidence, Err: err}
+		return nil, attest.Errorf(attest.ReasonMalformedEvidence, "report signer info: %w", err)
 	}
 	d := &decoded{reportedTCB: TCBVersion(pb.GetReportedTcb())}
 	switch si.SigningKey {
@@ -68,7 +68,7 @@ func decodeSigned(report []byte, p Product) (*decoded, error) {
 
 	pol, err := abi.ParseSnpPolicy(pb.GetPolicy())
 	if err != nil {
-		return nil, &attest.Error{Reason: attest.ReasonMalformedEvidence, Err: err}
+		return nil, attest.Errorf(attest.ReasonMalformedEvidence, "report guest policy: %w", err)
 	}
 	pi := pb.GetPlatformInfo()
 	bit := func(n uint) bool { return pi&(1<<n) != 0 }

@@ -164,7 +164,7 @@ func (v *Verifier) endorsementKey(ctx context.Context, ev Evidence, at time.Time
 	signer := reportSigner(ev.Report)
 	table, err := parseCertTable(ev.CertTable)
 	if err != nil {
-		return nil, &attest.Error{Reason: attest.ReasonMalformedEvidence, Err: err}
+		return nil, attest.Errorf(attest.ReasonMalformedEvidence, "%w", err)
 	}
 	var foreign bool // an ARK/ASK that does not count; noted if the chain fails
 	var offered [][]byte
@@ -192,7 +192,7 @@ func (v *Verifier) endorsementKey(ctx context.Context, ev Evidence, at time.Time
 		// so a known key is never parsed again.
 		der, err = unPEM(ev.EndorsementKey)
 		if err != nil {
-			return nil, &attest.Error{Reason: attest.ReasonMalformedEvidence, Err: err}
+			return nil, attest.Errorf(attest.ReasonMalformedEvidence, "endorsement key: %w", err)
 		}
 	}
 	if der == nil {
@@ -318,7 +318,7 @@ func (v *Verifier) verifyChain(der []byte, at time.Time, roots *Roots) (*chainEn
 	}
 	ek, err := ParseEndorsementKey(cert)
 	if err != nil {
-		return nil, &attest.Error{Reason: attest.ReasonCertChainInvalid, Err: err}
+		return nil, attest.Errorf(attest.ReasonCertChainInvalid, "%w", err)
 	}
 	pr, ok := roots.Product(ek.Product)
 	if !ok {

@@ -1,0 +1,204 @@
+// Command probe checks that every security check of the verifier is guarded
+// by a test: it disables one check at a time (a hand-picked source edit,
+// listed below), runs the tests of the packages that reach it, and reports
+// the check as KILLED (some test failed, as it must) or SURVIVED (every
+// test still passed: the check has no test). A mutant that does not build
+// is reported BROKEN. The source is restored after each mutant, and on
+// interrupt.
+//
+// Run from the repository root: go run ./scripts/probe [-run regexp].
+// It exits 1 if any mutant survived, was broken or no longer matches the
+// source (the list must follow the code).
+package main
+
+import (
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"os/signal"
+	"regexp"
+	"strings"
+	"syscall"
+)
+
+// mutant disables one check: Old, which must occur exactly once in File,
+// becomes New; the tests of Pkgs must then fail.
+type mutant struct {
+	File, Old, New string
+	Pkgs           []string
+	// Equivalent, when set, says why this mutant cannot be told apart
+	// from the original by any input (another check refuses the same
+	// inputs); its survival is reported EQUIV and is no failure.
+	Equivalent string
+}
+
+// off turns the condition cond of an if statement into false && (cond).
+func off(file, cond string, pkgs ...string) mutant {
+	return mutant{File: file, Old: "if " + cond + " {", New: "if false && (" + cond + ") {", Pkgs: pkgs}
+}
+
+// offInit is off for "if init; cond {".
+func offInit(file, init, cond string, pkgs ...string) mutant {
+	return mutant{File: file, Old: "if " + init + "; " + cond + " {", New: "if " + init + "; false && (" + cond + ") {", Pkgs: pkgs}
+}
+
+// equiv marks m as an equivalent mutant, for the reason given.
+func equiv(m mutant, why string) mutant {
+	m.Equivalent = why
+	return m
+}
+
+// swap replaces old by new.
+func swap(file, old, new string, pkgs ...string) mutant {
+	return mutant{File: file, Old: old, New: new, Pkgs: pkgs}
+}
+
+const (
+	snpPkg      = "./internal/tee/snp/"
+	verifierPkg = "./internal/verifier/"
+	tokenPkg    = "./internal/token/"
+	releasePkg  = "./internal/release/"
+	httpapiPkg  = "./internal/httpapi/"
+)
+
+var mutants = []mutant{
+	// internal/verifier
+	off("internal/verifier/verifier.go", `in.TEE != "sev-snp"`, verifierPkg, httpapiPkg),
+	offInit("internal/verifier/verifier.go", "err := s.o.Nonces.Check(in.Nonce)", "err != nil", verifierPkg),
+	off("internal/verifier/verifier.go", "subtle.ConstantTimeCompare(claims.ReportData, want[:]) != 1", verifierPkg),
+	swap("internal/verifier/verifier.go", "if err := d.Err(); err != nil {\n\t\treturn \"\", err", "if err := d.Err(); false && err != nil {\n\t\treturn \"\", err", verifierPkg),
+	offInit("internal/verifier/verifier.go", "err := s.o.Nonces.Consume(ctx, in.Nonce)", "err != nil", verifierPkg),
+	off("internal/verifier/verifier.go", "len(body) < snp.ReportSize", verifierPkg, httpapiPkg),
+	offInit("internal/verifier/verifier.go", "err := s.o.Nonces.Check(n)", "err != nil", verifierPkg),
+	off("internal/verifier/verifier.go", "subtle.ConstantTimeCompare(claims.ReportData, n[:]) != 1", verifierPkg),
+	swap("internal/verifier/verifier.go", "if err := d.Err(); err != nil {\n\t\treturn err", "if err := d.Err(); false && err != nil {\n\t\treturn err", verifierPkg),
+	equiv(swap("internal/verifier/verifier.go", "!ok || !k.Valid() ||", "!ok ||", verifierPkg),
+		"go-jose's JSONWebKey.UnmarshalJSON already refuses an EC point off its curve"),
+	swap("internal/verifier/verifier.go", "ek.Curve != elliptic.P384())", "ek.Curve != elliptic.P384() && false)", verifierPkg),
+	swap("internal/verifier/verifier.go", "if !ok ||", "if (ok && false) ||", verifierPkg),
+
+	// internal/token
+	equiv(off("internal/token/token.go", "!verified", tokenPkg),
+		"a token no key verifies leaves the claims empty, and the jti and eat_profile check refuses it"),
+	offInit("internal/token/token.go", "err := ear.Claims.ValidateWithLeeway(jwt.Expected{Issuer: issuer, Time: now}, 0)", "err != nil", tokenPkg),
+	swap("internal/token/token.go", `ear.ID == "" || ear.Profile != EARProfile`, `ear.Profile != EARProfile`, tokenPkg),
+	swap("internal/token/token.go", `ear.ID == "" || ear.Profile != EARProfile`, `ear.ID == ""`, tokenPkg),
+	off("internal/token/token.go", "ear.DevSimulator && !i.o.DevSimulator", tokenPkg),
+	swap("internal/token/token.go", `[]string{"alg", "kid", "typ", "crit", "jwk"}`, `[]string{"alg", "kid", "typ"}`, tokenPkg),
+	off("internal/token/token.go", "o.Key == nil || o.Key.Curve != elliptic.P256()", tokenPkg),
+
+	// internal/release
+	off("internal/release/release.go", "ear.Expiry == nil", releasePkg),
+	off("internal/release/release.go", "len(names) == 0 || len(names) > MaxResources", releasePkg),
+	offInit("internal/release/release.go", "err := resources.ValidName(n)", "err != nil", releasePkg),
+	off("internal/release/release.go", "slices.Contains(names[:i], n)", releasePkg),
+	off("internal/release/release.go", "len(ear.Submods) != 1", releasePkg),
+	off("internal/release/release.go", `sub.Status != "affirming"`, releasePkg),
+	off("internal/release/release.go", "!slices.Contains(sub.Resources, n)", releasePkg),
+	off("internal/release/release.go", "sub.TEEPubKey == nil", releasePkg),
+	off("internal/release/release.go", "!first", releasePkg),
+
+	// internal/tee/snp (guarded on main; kept here so the record stays whole)
+	off("internal/tee/snp/verify.go", "len(report) != ReportSize", snpPkg),
+	off("internal/tee/snp/verify.go", "!bytes.Equal(r.claims.ReportData, rd[:])", snpPkg),
+	off("internal/tee/snp/verify.go", "r.claims.Policy.Debug && !v.allowDebug", snpPkg),
+	off("internal/tee/snp/verify.go", "g != guidVCEK && g != guidVLEK", snpPkg),
+	off("internal/tee/snp/verify.go", "!e.validAt(at)", snpPkg),
+	off("internal/tee/snp/verify.go", "r.signer != ek.Signer", snpPkg),
+	off("internal/tee/snp/verify.go", "r.cpuidKnown && r.cpuidProduct != ek.Product", snpPkg),
+	off("internal/tee/snp/verify.go", "ek.TCB != r.reportedTCB", snpPkg),
+	off("internal/tee/snp/verify.go", "!bytes.Equal(ek.HWID, r.claims.ChipID[:len(ek.HWID)])", snpPkg),
+	swap("internal/tee/snp/verify.go", "if b != 0 {\n\t\t\treturn attest.Errorf(attest.ReasonSignatureInvalid", "if false && b != 0 {\n\t\t\treturn attest.Errorf(attest.ReasonSignatureInvalid", snpPkg),
+	off("internal/tee/snp/verify.go", "!ecdsa.VerifyASN1(key, digest[:], der)", snpPkg),
+	off("internal/tee/snp/report.go", "version < MinReportVersion || version > MaxReportVersion", snpPkg),
+	off("internal/tee/snp/report.go", "b != 0", snpPkg),
+	off("internal/tee/snp/certtable.go", "len(b) > MaxCertTableSize", snpPkg),
+	off("internal/tee/snp/certtable.go", "end > uint64(len(b)) || h.Length == 0", snpPkg),
+	offInit("internal/tee/snp/certtable.go", "_, dup := t[h.GUID]", "dup", snpPkg),
+	swap("internal/tee/snp/endorsement.go", `return nil, fmt.Errorf("unknown AMD TCB extension %v", id)`, "_ = id", snpPkg),
+	off("internal/tee/snp/endorsement.go", "!ok || pub.Curve != elliptic.P384()", snpPkg),
+	off("internal/tee/snp/endorsement.go", "!haveStruct || !haveName", snpPkg),
+	off("internal/tee/snp/endorsement.go", "!strings.HasPrefix(ek.ProductName, string(ek.Product))", snpPkg),
+	off("internal/tee/snp/endorsement.go", `len(ek.HWID) != want || ek.CSPID != ""`, snpPkg),
+	off("internal/tee/snp/endorsement.go", `ek.HWID != nil || ek.CSPID == ""`, snpPkg),
+	off("internal/tee/snp/endorsement.go", "spl[n] != 0", snpPkg),
+}
+
+func main() {
+	only := flag.String("run", "", "probe only the mutants whose file or text matches this regexp")
+	flag.Parse()
+	re, err := regexp.Compile(*only)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(2)
+	}
+
+	var restore func()
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
+	go func() {
+		<-sig
+		if restore != nil {
+			restore()
+		}
+		os.Exit(130)
+	}()
+
+	var failed int
+	for _, m := range mutants {
+		if !re.MatchString(m.File + " " + m.Old) {
+			continue
+		}
+		orig, err := os.ReadFile(m.File)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(2)
+		}
+		label := fmt.Sprintf("%s: %s", m.File, oneLine(m.New, 80)) // the code as mutated
+		if n := strings.Count(string(orig), m.Old); n != 1 {
+			fmt.Printf("STALE    %s (found %d times, want 1)\n", label, n)
+			failed++
+			continue
+		}
+		restore = func() { os.WriteFile(m.File, orig, 0o644) }
+		if err := os.WriteFile(m.File, []byte(strings.Replace(string(orig), m.Old, m.New, 1)), 0o644); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(2)
+		}
+		status := run(m)
+		restore()
+		restore = nil
+		if status == "SURVIVED" && m.Equivalent != "" {
+			status, label = "EQUIV", label+" ("+m.Equivalent+")"
+		}
+		fmt.Printf("%-8s %s\n", status, label)
+		if status != "KILLED" && status != "EQUIV" {
+			failed++
+		}
+	}
+	if failed > 0 {
+		fmt.Printf("%d mutants survived, broke the build or are stale\n", failed)
+		os.Exit(1)
+	}
+}
+
+// run builds the mutated package and runs the tests of m.Pkgs.
+func run(m mutant) string {
+	dir := "./" + m.File[:strings.LastIndex(m.File, "/")]
+	if out, err := exec.Command("go", "vet", dir).CombinedOutput(); err != nil {
+		fmt.Printf("%s", out)
+		return "BROKEN"
+	}
+	args := append([]string{"test", "-count=1"}, m.Pkgs...)
+	if err := exec.Command("go", args...).Run(); err != nil {
+		return "KILLED"
+	}
+	return "SURVIVED"
+}
+
+// oneLine is s on one line, cut to n bytes.
+func oneLine(s string, n int) string {
+	s = strings.Join(strings.Fields(s), " ")
+	return s[:min(len(s), n)]
+}
