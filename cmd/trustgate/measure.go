@@ -1,6 +1,7 @@
 package main
 
 import (
+	"crypto/ecdsa"
 	"encoding/base64"
 	"errors"
 	"flag"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/trustgate/trustgate/internal/measure"
 	"github.com/trustgate/trustgate/internal/refvalues"
+	"github.com/trustgate/trustgate/internal/token"
 )
 
 // measureUsage is printed for -h and after a usage error.
@@ -59,6 +61,7 @@ func cmdMeasure(args []string, stdout, stderr io.Writer) int {
 	label := fs.String("label", "", "label of the appended measurement (required with --reference-values)")
 	expires := fs.String("expires", "", "RFC 3339 time after which the appended measurement stops matching")
 	resources := fs.String("resources", "", "comma-separated resources a guest of this build may receive")
+	signKey := fs.String("sign-key", "", "after appending, sign the reference-values file with this P-256 key `FILE` (writes FILE.sig; see 'trustgate refvalues')")
 
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -178,12 +181,18 @@ func cmdMeasure(args []string, stdout, stderr io.Writer) int {
 	}
 
 	var entry *refvalues.Measurement
+	var sk *ecdsa.PrivateKey
 	if *rvPath != "" {
 		if entry, err = measureEntry(*label, *expires, *resources, time.Now()); err != nil {
 			return fail("%v", err)
 		}
+		if *signKey != "" {
+			if sk, _, err = token.LoadOrGenerateKey(*signKey); err != nil {
+				return fail("--sign-key: %v", err)
+			}
+		}
 	} else {
-		for _, f := range []string{"label", "expires", "resources"} {
+		for _, f := range []string{"label", "expires", "resources", "sign-key"} {
 			if set[f] {
 				return fail("--%s needs --reference-values", f)
 			}
@@ -200,6 +209,12 @@ func cmdMeasure(args []string, stdout, stderr io.Writer) int {
 			return fail("%v", err)
 		}
 		fmt.Fprintf(stderr, "trustgate measure: appended %q to %s\n", entry.Label, *rvPath)
+		if sk != nil {
+			if err := signRefvaluesFile(sk, *rvPath); err != nil {
+				return fail("signing %s (appended, not signed): %v", *rvPath, err)
+			}
+			fmt.Fprintf(stderr, "trustgate measure: signed %s\n", *rvPath+refvalues.SigSuffix)
+		}
 	}
 	out := d.String()
 	if *format == "base64" {

@@ -49,6 +49,7 @@ type Metrics struct {
 	kds          *prometheus.CounterVec
 	lookups      *prometheus.CounterVec
 	releases     *prometheus.CounterVec
+	reloadFails  prometheus.Counter
 
 	builtin map[attest.Reason]bool
 	mu      sync.Mutex
@@ -82,11 +83,14 @@ func New(policyID func() string) *Metrics {
 		releases: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "trustgate_releases_total", Help: "Secret releases (POST /v1/release), refusals included, by result and reason.",
 		}, []string{"result", "reason"}),
+		reloadFails: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "trustgate_config_reload_failures_total", Help: "Policy or reference-value updates refused (file unreadable, invalid, unsigned, or an admin-layer record that does not verify); the last good set stays in force.",
+		}),
 		builtin: map[attest.Reason]bool{},
 		custom:  map[attest.Reason]bool{},
 	}
 	info := prometheus.NewDesc("trustgate_policy_info", "The active appraisal policy (value 1), by its appraisal-policy-id.", []string{"policy_id"}, nil)
-	m.reg.MustRegister(m.attestations, m.duration, m.challenges, m.refusedCh, m.kds, m.lookups, m.releases,
+	m.reg.MustRegister(m.attestations, m.duration, m.challenges, m.refusedCh, m.kds, m.lookups, m.releases, m.reloadFails,
 		policyInfo{desc: info, id: policyID},
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
@@ -183,6 +187,11 @@ func (m *Metrics) Released(reason attest.Reason) {
 	}
 	m.releases.WithLabelValues(Fail, m.reasonLabel(reason)).Inc()
 }
+
+// ConfigReloadFailed counts one refused policy or reference-values update
+// (trustgate_config_reload_failures_total); err is not used (it may name
+// files, which are not label values).
+func (m *Metrics) ConfigReloadFailed(error) { m.reloadFails.Inc() }
 
 // KDSRequest implements certs.Observer.
 func (m *Metrics) KDSRequest(kind certs.Kind, code string) {

@@ -40,6 +40,13 @@ func Watch(ctx context.Context, e *Engine, policyPath, refPath string, interval 
 		case <-t.C:
 		}
 		sum, readErr := digestFiles(policyPath, refPath)
+		if e.trust != nil && refPath != "" && readErr == nil {
+			// The signature counts as part of the file: a new signature
+			// for the same content is a change, and both must have stayed
+			// put for an interval.
+			sig, _ := os.ReadFile(refPath + refvalues.SigSuffix)
+			sum = sha256.Sum256(append(append(sum[:], 0), sig...))
+		}
 		if readErr != nil {
 			sum = sha256.Sum256([]byte("unreadable\x00" + readErr.Error()))
 		}
@@ -125,7 +132,7 @@ func reloadFiles(ctx context.Context, e *Engine, policyPath, refPath string) err
 	}
 	var ref *refvalues.Set
 	if refPath != "" {
-		s, err := LoadReference(refPath)
+		s, err := LoadSignedReference(refPath, e.trust)
 		if err != nil {
 			e.fail(err)
 			return err
