@@ -71,7 +71,10 @@ func (e *FileError) Error() string {
 	if e.Count > 1 {
 		fmt.Fprintf(&b, " (%d errors in all)", e.Count)
 	}
-	if e.Kind != "unreadable" && e.Kind != "unknown_extension" {
+	switch {
+	case strings.HasPrefix(e.Kind, "signature_"):
+		b.WriteString("; the last good reference values stay in force; `trustgate refvalues verify` shows the details")
+	case e.Kind != "unreadable" && e.Kind != "unknown_extension":
 		b.WriteString("; `trustgate policy eval` shows the details")
 	}
 	return b.String()
