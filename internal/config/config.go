@@ -283,7 +283,7 @@ func (c Config) Validate() error {
 	if c.AdminListen != "" {
 		if _, _, err := net.SplitHostPort(c.AdminListen); err != nil {
 			bad("admin_listen %q: %v", c.AdminListen, err)
-		} else if c.AdminListen == c.Listen {
+		} else if c.AdminListen == c.Listen && !strings.HasSuffix(c.Listen, ":0") {
 			bad("admin_listen must not be the API's listen address")
 		}
 		if c.AdminTokenFile == "" && c.AdminClientCA == "" {
