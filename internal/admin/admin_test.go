@@ -377,11 +377,29 @@ func TestRedisLayerShared(t *testing.T) {
 	}
 
 	// Redis loses its data: the running replicas keep the layer in force
-	// and report it.
+	// and write it back, so a replica started afterwards has it too.
 	rs.Restart()
-	waitUntil(t, func() bool { return l2.LastError() != nil })
+	waitUntil(t, func() bool { v, err := NewRedisStore(rs.Client, time.Second).Version(ctx); return err == nil && v == 2 })
 	if allows(t, e2, valB) != "build-2" || allows(t, e2, valA) != "" {
 		t.Fatal("a Redis data loss dropped the layer at a running replica")
+	}
+	e4, l4, _ := newReplica()
+	if err := l4.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if allows(t, e4, valB) != "build-2" || allows(t, e4, valA) != "" || e4.ID() != e1.ID() {
+		t.Fatal("a replica started after the loss did not get the restored layer")
+	}
+
+	// A loss that something wrote over before a replica noticed cannot be
+	// restored: the running replica keeps its layer and reports it.
+	rs.Restart()
+	if _, err := NewRedisStore(rs.Client, time.Second).Put(ctx, "other", refvalues.Record{By: "elsewhere"}); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, func() bool { return l2.LastError() != nil })
+	if allows(t, e2, valB) != "build-2" || allows(t, e2, valA) != "" {
+		t.Fatal("the running replica dropped its layer")
 	}
 }
 

@@ -28,7 +28,12 @@
 // version (Layer.Follow) and applies a new one, so a change is in force
 // everywhere within the poll interval plus one Redis round trip. It
 // survives verifier restarts, and Redis restarts when Redis persists
-// (AOF). A replica that starts while Redis does not answer appraises
+// (AOF). If Redis loses it anyway, the running replicas keep the layer in
+// force, and the first to notice writes it back (only while Redis holds
+// no layer at all; logged, counted in
+// trustgate_config_reload_failures_total); if something was written
+// first, they keep theirs and /readyz reports "degraded" until an
+// operator re-applies the changes. A replica that starts while Redis does not answer appraises
 // nothing (store_unavailable) until it has read the layer: it must not
 // approve what an operator withdrew. Without Redis (MemoryStore) the layer
 // is the replica's own and is lost when it stops; the server warns at

@@ -43,6 +43,7 @@ type Layer struct {
 	o       LayerOptions
 	mu      sync.Mutex // serialises Sync
 	applied int64      // version in force; -1 before the first Sync
+	current *refvalues.Overlay
 	lastErr atomic.Pointer[error]
 }
 
@@ -59,7 +60,9 @@ func NewLayer(o LayerOptions) *Layer {
 // not verify (or validate) withdraws its label instead (fail closed) and
 // is reported by LastError until a version applies cleanly. A version
 // lower than the one in force (Redis lost its data) is not applied: the
-// layer in force stays and LastError says so. An error reaching the store
+// layer in force stays; if the store holds no layer at all, it is written
+// back from this replica (logged and counted), else LastError says so and
+// an operator must re-apply the changes. An error reaching the store
 // is returned (store_unavailable) and changes nothing.
 func (l *Layer) Sync(ctx context.Context) error {
 	l.mu.Lock()
@@ -72,6 +75,20 @@ func (l *Layer) Sync(ctx context.Context) error {
 		return nil
 	}
 	if v < l.applied {
+		if r, ok := l.o.Store.(restorer); ok && v == 0 {
+			done, err := r.Restore(ctx, l.current)
+			if err != nil {
+				return err
+			}
+			if done {
+				err := fmt.Errorf("admin layer: the store had lost it (Redis lost its data); restored version %d from this replica", l.applied)
+				l.o.Logger.Error(err.Error())
+				if l.o.OnError != nil {
+					l.o.OnError(err)
+				}
+				return nil
+			}
+		}
 		err := fmt.Errorf("admin layer: the store went back from version %d to %d (its data was lost?); keeping the layer in force, re-apply the admin changes", l.applied, v)
 		l.report(err)
 		return nil
@@ -88,7 +105,7 @@ func (l *Layer) Sync(ctx context.Context) error {
 		l.report(err)
 		return err
 	}
-	l.applied = o.Version
+	l.applied, l.current = o.Version, o
 	if bad != nil {
 		l.report(bad)
 	} else {
@@ -98,6 +115,11 @@ func (l *Layer) Sync(ctx context.Context) error {
 		l.o.Logger.Info("admin layer applied", "admin_version", o.Version, "appraisal_policy_id", l.o.Engine.ID())
 	}
 	return nil
+}
+
+// restorer is a Store that can put a lost layer back (RedisStore).
+type restorer interface {
+	Restore(ctx context.Context, o *refvalues.Overlay) (bool, error)
 }
 
 // report records err for LastError, logs it and counts it.

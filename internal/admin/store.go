@@ -157,6 +157,36 @@ func (s *RedisStore) Load(ctx context.Context) (*refvalues.Overlay, error) {
 	return o, nil
 }
 
+var restoreScript = redis.NewScript(`
+if redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
+redis.call('DEL', KEYS[1])
+for i = 2, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i+1]) end
+redis.call('SET', KEYS[2], ARGV[1])
+return 1`)
+
+// Restore writes o back, at o's version, if and only if the store holds no
+// layer at all (no version: Redis lost its data and nobody has written
+// since); it reports whether it did. A replica that still has the layer in
+// force uses it so that replicas started after the loss do not approve
+// what was withdrawn.
+func (s *RedisStore) Restore(ctx context.Context, o *refvalues.Overlay) (bool, error) {
+	args := []any{o.Version}
+	for label, r := range o.Records {
+		b, err := json.Marshal(r)
+		if err != nil {
+			return false, err
+		}
+		args = append(args, label, string(b))
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+	n, err := restoreScript.Run(ctx, s.rdb, []string{s.key, s.key + ":version"}, args...).Int()
+	if err != nil {
+		return false, s.unavailable("restoring", err)
+	}
+	return n == 1, nil
+}
+
 // Put implements Store.
 func (s *RedisStore) Put(ctx context.Context, label string, r refvalues.Record) (int64, error) {
 	b, err := json.Marshal(r)
