@@ -5,6 +5,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/tls"
 	"crypto/x509"
 	"encoding/hex"
 	"encoding/json"
@@ -339,5 +340,56 @@ func TestExternalPolicy(t *testing.T) {
 	_, metrics := rawGet(t, s.url+v1.PathMetrics)
 	if !strings.Contains(metrics, `trustgate_attestations_total{reason="policy_unavailable",result="fail",tee="sev-snp"} 1`) {
 		t.Fatalf("not counted:\n%s", grepLines(metrics, "policy_unavailable"))
+	}
+}
+
+// The admin listener serves TLS with the API's certificate and admits a
+// client certificate under admin_client_ca as well as the token.
+func TestAdminTLSClientCertificate(t *testing.T) {
+	t.Parallel()
+	pki := testkit.NewPKI(t)
+	s := startServerAt(t, both(withAdmin(t), func(c *config.Config) {
+		c.TLSCert, c.TLSKey, c.AdminClientCA = pki.ServerCert, pki.ServerKey, pki.CAFile
+	}), nil)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.app.ServeAdmin(ctx, ln) }()
+	defer func() { cancel(); <-done }()
+	url := "https://" + ln.Addr().String() + admin.PathReferenceValues
+	cert, err := tls.LoadX509KeyPair(pki.ClientCert, pki.ClientKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name  string
+		certs []tls.Certificate
+		auth  string
+		want  int
+	}{
+		{"client certificate", []tls.Certificate{cert}, "", http.StatusOK},
+		{"token", nil, "Bearer " + adminToken, http.StatusOK},
+		{"neither", nil, "", http.StatusUnauthorized},
+	} {
+		c := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pki.Pool, Certificates: tc.certs}}}
+		req, _ := http.NewRequest("GET", url, nil)
+		if tc.auth != "" {
+			req.Header.Set("Authorization", tc.auth)
+		}
+		resp, err := c.Do(req)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != tc.want {
+			t.Errorf("%s: %d, want %d", tc.name, resp.StatusCode, tc.want)
+		}
+	}
+	// Plain HTTP to the TLS admin listener gets nothing.
+	if resp, err := http.Get("http://" + ln.Addr().String() + admin.PathReferenceValues); err == nil && resp.StatusCode == http.StatusOK {
+		t.Fatal("plain HTTP served")
 	}
 }
