@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"crypto/x509"
 	"encoding/pem"
+	"github.com/trustgate/trustgate/internal/testkit"
 	"net"
 	"os"
 	"path/filepath"
@@ -83,15 +84,21 @@ func TestServeRefusesOpenKeyFiles(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ln.Close()
+	pki := testkit.NewPKI(t)
+	openTLSKey := filepath.Join(dir, "tls-open.key")
+	b, _ = os.ReadFile(pki.ServerKey)
+	os.WriteFile(openTLSKey, b, 0o600)
+	os.Chmod(openTLSKey, 0o644)
 	cases := []struct {
-		name, nonce, token, key, path, mode string
+		name, nonce, token, tlsKey, key, path, mode string
 	}{
-		{"nonce key 0644", openNonce, tokenKey, "nonce_key_file", openNonce, "0644"},
-		{"token key 0640", nonceKey, openToken, "token_key_file", openToken, "0640"},
+		{"nonce key 0644", openNonce, tokenKey, pki.ServerKey, "nonce_key_file", openNonce, "0644"},
+		{"token key 0640", nonceKey, openToken, pki.ServerKey, "token_key_file", openToken, "0640"},
+		{"TLS key 0644", nonceKey, tokenKey, openTLSKey, "tls_key", openTLSKey, "0644"},
 	}
 	for _, c := range cases {
 		code, _, errOut := runCLI("serve", "--listen", ln.Addr().String(), "--offline", "--cert-cache-dir", t.TempDir(),
-			"--nonce-key-file", c.nonce, "--token-key-file", c.token)
+			"--nonce-key-file", c.nonce, "--token-key-file", c.token, "--tls-cert", pki.ServerCert, "--tls-key", c.tlsKey)
 		lines := strings.Split(strings.TrimSpace(errOut), "\n")
 		if code != exitUsage || len(lines) != 1 {
 			t.Errorf("%s: exit %d, %d lines, want exit %d and one line:\n%s", c.name, code, len(lines), exitUsage, errOut)
@@ -106,7 +113,7 @@ func TestServeRefusesOpenKeyFiles(t *testing.T) {
 	// The same files, owner-only, pass this check (serve then fails to
 	// listen: exit 3, not 2).
 	if code, _, errOut := runCLI("serve", "--listen", ln.Addr().String(), "--offline", "--cert-cache-dir", t.TempDir(),
-		"--nonce-key-file", nonceKey, "--token-key-file", tokenKey); code != exitUnavailable {
+		"--nonce-key-file", nonceKey, "--token-key-file", tokenKey, "--tls-cert", pki.ServerCert, "--tls-key", pki.ServerKey); code != exitUnavailable {
 		t.Errorf("owner-only key files: exit %d, want %d (address in use)\n%s", code, exitUnavailable, errOut)
 	}
 }

@@ -57,6 +57,9 @@ type App struct {
 	// stopping is set when Serve's context ends: /readyz then fails while
 	// the server goes on serving for shutdown_delay.
 	stopping atomic.Bool
+	// reloadFailed counts a policy or reference-values reload that failed
+	// (a signature refused included).
+	reloadFailed func(error)
 }
 
 // Deps are what an App takes from its environment. The zero value logs to
@@ -82,8 +85,8 @@ func New(ctx context.Context, cfg config.Config, d Deps) (_ *App, err error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	// Both key files are read (and their modes checked) before anything
-	// else is said or opened.
+	// The key files (nonce, token, TLS) are read and their modes checked
+	// before anything else is said or opened.
 	nonceKey, err := loadNonceKey(cfg.NonceKeyFile)
 	if err != nil {
 		return nil, fmt.Errorf("nonce_key_file: %w", err)
@@ -91,6 +94,10 @@ func New(ctx context.Context, cfg config.Config, d Deps) (_ *App, err error) {
 	tokKey, generated, err := token.LoadOrGenerateKey(cfg.TokenKeyFile)
 	if err != nil {
 		return nil, fmt.Errorf("token_key_file: %w", err)
+	}
+	tlsCfg, err := serverTLS(cfg)
+	if err != nil {
+		return nil, err
 	}
 	if cfg.NonceKeyFile == "" {
 		log.Warn("no nonce_key_file: generated a nonce key; outstanding challenges die with a restart and replicas cannot share them")
@@ -202,16 +209,20 @@ func New(ctx context.Context, cfg config.Config, d Deps) (_ *App, err error) {
 		}
 		releaser = rel
 	}
-	tlsCfg, err := serverTLS(cfg)
-	if err != nil {
-		return nil, err
-	}
 	if tlsCfg == nil && !cfg.DevSimulator {
 		if host, _, _ := net.SplitHostPort(cfg.Listen); !config.IsLoopback(host) {
 			log.Warn("serving plain HTTP on a non-loopback address: tokens and released secrets' JWEs travel unprotected; set tls_cert/tls_key or put TLS in front")
 		}
 	}
 	a := &App{cfg: cfg, log: log, engine: engine, tokens: tokens, svc: svc, certs: certSvc, tls: tlsCfg, close: cleanup, layer: layer, metrics: m}
+	a.reloadFailed = func(err error) {
+		var fe *policy.FileError
+		if errors.As(err, &fe) && fe.File == policy.ReferenceFile {
+			m.ReloadFailed(metrics.ReloadReferenceValues)
+			return
+		}
+		m.ReloadFailed(metrics.ReloadPolicy)
+	}
 	if err := a.buildAdmin(cfg, tlsCfg, log, d.Now); err != nil {
 		return nil, err
 	}
@@ -231,7 +242,17 @@ func serverTLS(cfg config.Config) (*tls.Config, error) {
 	if cfg.TLSCert == "" {
 		return nil, nil
 	}
-	cert, err := tls.LoadX509KeyPair(cfg.TLSCert, cfg.TLSKey)
+	certPEM, err := os.ReadFile(cfg.TLSCert)
+	if err != nil {
+		return nil, fmt.Errorf("tls_cert: %w", err)
+	}
+	// The TLS key is a key file like the others: owner-only.
+	keyPEM, err := secretfile.Read(cfg.TLSKey, 1<<20)
+	if err != nil {
+		return nil, fmt.Errorf("tls_key: %w", err)
+	}
+	cert, err := tls.X509KeyPair(certPEM, keyPEM)
+	clear(keyPEM)
 	if err != nil {
 		return nil, fmt.Errorf("tls_cert/tls_key: %w", err)
 	}
@@ -312,7 +333,7 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 		go a.warm(watchCtx)
 	}
 	if a.cfg.Policy != "" || a.cfg.ReferenceValues != "" {
-		go policy.Watch(watchCtx, a.engine, a.cfg.Policy, a.cfg.ReferenceValues, a.cfg.ReloadInterval, a.log, a.metrics.ConfigReloadFailed)
+		go policy.Watch(watchCtx, a.engine, a.cfg.Policy, a.cfg.ReferenceValues, a.cfg.ReloadInterval, a.log, a.reloadFailed)
 	}
 	if a.layer != nil && a.cfg.Redis != "" {
 		go a.layer.Follow(watchCtx, min(a.cfg.ReloadInterval, adminPollInterval))

@@ -365,3 +365,48 @@ func (s *syncBuffer) String() string {
 	defer s.mu.Unlock()
 	return s.b.String()
 }
+
+// A fetch that ends in failure says why in the log, whatever ended it: a
+// redirect or another status that is not retried, or the last of the
+// retries. Without that line an operator whose kds_url redirects (http to
+// https) sees guests refused with vcek_unavailable and nothing logged.
+func TestFailedFetchIsLogged(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name     string
+		code     int
+		attempts int
+		want     string
+	}{
+		{"redirect", http.StatusFound, 4, "status=302"},
+		{"forbidden", http.StatusForbidden, 4, "status=403"},
+		{"last of the retries", http.StatusInternalServerError, 2, "status=500 attempt=2"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if tc.code == http.StatusFound {
+					http.Redirect(w, r, "/elsewhere", tc.code)
+					return
+				}
+				w.WriteHeader(tc.code)
+			}))
+			defer srv.Close()
+			var logs syncBuffer
+			svc := newService(t, certs.Config{KDSURL: srv.URL, HTTPClient: srv.Client(), NoDisk: true, RateInterval: -1,
+				Attempts: tc.attempts, Sleep: func(context.Context, time.Duration) error { return nil },
+				Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+			_, err := svc.EndorsementKey(context.Background(), trusteeReq)
+			if attest.ReasonOf(err) != attest.ReasonVCEKUnavailable {
+				t.Fatalf("HTTP %d: %v, want vcek_unavailable", tc.code, err)
+			}
+			out := logs.String()
+			if !strings.Contains(out, "KDS request failed; giving up") || !strings.Contains(out, tc.want) {
+				t.Fatalf("the failure is not logged with %q:\n%s", tc.want, out)
+			}
+			if strings.Contains(out, srv.URL) || strings.Contains(out, "/vcek/") {
+				t.Fatalf("the log holds the KDS URL (and so the chip id):\n%s", out)
+			}
+		})
+	}
+}

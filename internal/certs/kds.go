@@ -189,6 +189,9 @@ func (c *kdsClient) get(ctx context.Context, kind Kind, what, u string, limit in
 			}
 		}
 		if !retryable || attempt >= c.attempts {
+			// The fetch ends here: say why (a redirect, a status not
+			// retried, or the last retry), without the URL.
+			c.log.Warn("KDS request failed; giving up", "request", string(kind), "status", status, "attempt", attempt, "error", last.Error())
 			if h := lim.heldBack(); h > 0 {
 				return nil, &retryLater{last, h}
 			}

@@ -49,7 +49,7 @@ type Metrics struct {
 	kds          *prometheus.CounterVec
 	lookups      *prometheus.CounterVec
 	releases     *prometheus.CounterVec
-	reloadFails  prometheus.Counter
+	reloadFails  *prometheus.CounterVec
 
 	builtin map[attest.Reason]bool
 	mu      sync.Mutex
@@ -83,9 +83,9 @@ func New(policyID func() string) *Metrics {
 		releases: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "trustgate_releases_total", Help: "Secret releases (POST /v1/release), refusals included, by result and reason.",
 		}, []string{"result", "reason"}),
-		reloadFails: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "trustgate_config_reload_failures_total", Help: "Policy or reference-value updates refused (file unreadable, invalid, unsigned, or an admin-layer record that does not verify); the last good set stays in force.",
-		}),
+		reloadFails: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "trustgate_config_reload_failures_total", Help: "Changed policy or reference-values files that were not loaded (the previous version stays in force), by file.",
+		}, []string{"file"}),
 		builtin: map[attest.Reason]bool{},
 		custom:  map[attest.Reason]bool{},
 	}
@@ -111,6 +111,9 @@ func New(policyID func() string) *Metrics {
 		m.builtin[r] = true
 	}
 	m.releases.WithLabelValues(Pass, NoReason)
+	m.reloadFails.WithLabelValues(ReloadPolicy)
+	m.reloadFails.WithLabelValues(ReloadReferenceValues)
+	m.reloadFails.WithLabelValues(ReloadAdminLayer)
 	for _, l := range certs.Lookups() {
 		m.lookups.WithLabelValues(string(l))
 	}
@@ -188,10 +191,25 @@ func (m *Metrics) Released(reason attest.Reason) {
 	m.releases.WithLabelValues(Fail, m.reasonLabel(reason)).Inc()
 }
 
-// ConfigReloadFailed counts one refused policy or reference-values update
-// (trustgate_config_reload_failures_total); err is not used (it may name
-// files, which are not label values).
-func (m *Metrics) ConfigReloadFailed(error) { m.reloadFails.Inc() }
+// File label values of trustgate_config_reload_failures_total.
+const (
+	ReloadPolicy          = "policy"
+	ReloadReferenceValues = "reference_values"
+	// ReloadAdminLayer: the admin API's layer in Redis could not be
+	// applied whole (an approval that does not verify, a lost layer).
+	ReloadAdminLayer = "admin_layer"
+)
+
+// ReloadFailed counts a policy (ReloadPolicy) or reference-values
+// (ReloadReferenceValues) file that changed and was not loaded, or an
+// admin layer not applied whole (ReloadAdminLayer); any other file value
+// counts as ReloadPolicy.
+func (m *Metrics) ReloadFailed(file string) {
+	if file != ReloadReferenceValues && file != ReloadAdminLayer {
+		file = ReloadPolicy
+	}
+	m.reloadFails.WithLabelValues(file).Inc()
+}
 
 // KDSRequest implements certs.Observer.
 func (m *Metrics) KDSRequest(kind certs.Kind, code string) {

@@ -23,9 +23,14 @@ func Check(path string, mode fs.FileMode) error {
 
 // Read reads the regular file at path (a symlink is followed, as mounted
 // secrets are often links) after checking the mode of the file it opened,
-// so that the file checked is the file read. A file of more than max
-// bytes is refused.
+// so that the file checked is the file read: Check, or CheckMounted when
+// path is a key of a Kubernetes Secret volume (InSecretMount). A file of
+// more than max bytes is refused.
 func Read(path string, max int64) ([]byte, error) {
+	check := func(p string, fi fs.FileInfo) error { return Check(p, fi.Mode()) }
+	if InSecretMount(path) {
+		check = CheckMounted
+	}
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
@@ -38,7 +43,7 @@ func Read(path string, max int64) ([]byte, error) {
 	if !st.Mode().IsRegular() {
 		return nil, fmt.Errorf("%s is not a regular file", path)
 	}
-	if err := Check(path, st.Mode()); err != nil {
+	if err := check(path, st); err != nil {
 		return nil, err
 	}
 	b, err := io.ReadAll(io.LimitReader(f, max+1))
