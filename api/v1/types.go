@@ -92,8 +92,8 @@ type Error struct {
 
 // Health answers GET /healthz and GET /readyz.
 type Health struct {
-	Status              string `json:"status"` // "ok" or "unavailable"
+	Status              string `json:"status"` // "ok", "degraded" (serving the last good policy; see error) or "unavailable"
 	AppraisalPolicyID   string `json:"appraisal_policy_id,omitempty"`
-	Error               string `json:"error,omitempty"` // why not ready: a failed policy reload, Redis down
+	Error               string `json:"error,omitempty"` // why degraded (a refused reload) or not ready (Redis down, shutting down)
 	DevSimulatorTrusted bool   `json:"dev_simulator,omitempty"`
 }

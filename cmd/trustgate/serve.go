@@ -44,6 +44,12 @@ var serveFlags = []struct{ name, usage string }{
 	{"shutdown-delay", "after SIGTERM, fail /readyz and serve on this long before closing the listener; 0: close at once (default 5s)"},
 	{"shutdown-timeout", "graceful shutdown limit for requests in flight, after the delay (default 10s)"},
 	{"dev-simulator", "trust the simulator's AMD root; loopback only (true/false)"},
+	{"admin-listen", "serve the admin API (reference values) on this `ADDR` (default: off); TLS with --tls-cert"},
+	{"admin-token-file", "admin API bearer token `FILE` (owner-only, at least 16 bytes)"},
+	{"admin-client-ca", "admit admin clients with a certificate under this CA `FILE` (PEM; needs TLS)"},
+	{"refvalues-trust-key", "accept only reference values signed by this P-256 public key `FILE` (PEM): FILE.sig beside the file, JWS entries on the admin API"},
+	{"policy-url", "ask this external policy engine `URL` (OPA REST data API) instead of the embedded one"},
+	{"policy-timeout", "longest wait for the external policy engine; no answer is 503 policy_unavailable (default 2s)"},
 }
 
 func cmdServe(args []string, stdout, stderr io.Writer) int {
@@ -102,7 +108,24 @@ func cmdServe(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "trustgate serve: %v\n", err)
 		return exitUnavailable
 	}
-	if err := a.Serve(ctx, ln); err != nil {
+	adminDone := make(chan error, 1)
+	if cfg.AdminListen != "" {
+		aln, err := net.Listen("tcp", cfg.AdminListen)
+		if err != nil {
+			ln.Close()
+			fmt.Fprintf(stderr, "trustgate serve: admin_listen: %v\n", err)
+			return exitUnavailable
+		}
+		go func() { adminDone <- a.ServeAdmin(ctx, aln) }()
+	} else {
+		adminDone <- nil
+	}
+	err = a.Serve(ctx, ln)
+	stop() // the admin API stops with the API
+	if aerr := <-adminDone; err == nil && aerr != nil {
+		err = fmt.Errorf("admin API: %w", aerr)
+	}
+	if err != nil {
 		fmt.Fprintf(stderr, "trustgate serve: %v\n", err)
 		return exitUnavailable
 	}

@@ -35,6 +35,10 @@ const (
 	ReasonUnauthorizedClient  Reason = "unauthorized_client"
 	ReasonStoreUnavailable    Reason = "store_unavailable"
 	ReasonInternalError       Reason = "internal_error"
+	// ReasonPolicyUnavailable: an external policy engine (policy_url) did
+	// not answer in time, or not as a policy engine (SPEC "Additions
+	// (2026-12)", "External policy").
+	ReasonPolicyUnavailable Reason = "policy_unavailable"
 )
 
 // Reasons lists every built-in reason code, in SPEC order. Metrics use it to
@@ -48,7 +52,7 @@ func Reasons() []Reason {
 		ReasonDebugEnabled, ReasonVMPLNotAllowed, ReasonMeasurementMismatch,
 		ReasonPolicyDenied, ReasonTokenInvalid, ReasonTokenReplayed,
 		ReasonResourceForbidden, ReasonUnauthorizedClient, ReasonStoreUnavailable,
-		ReasonInternalError,
+		ReasonInternalError, ReasonPolicyUnavailable,
 	}
 }
 
@@ -75,7 +79,7 @@ func (r Reason) PolicyOwn() bool {
 // Unavailable reports whether r means a dependency was unavailable rather
 // than that the evidence was judged (SPEC exit code 3).
 func (r Reason) Unavailable() bool {
-	return r == ReasonVCEKUnavailable || r == ReasonStoreUnavailable
+	return r == ReasonVCEKUnavailable || r == ReasonStoreUnavailable || r == ReasonPolicyUnavailable
 }
 
 // Error is the one error type of every rejection. Reason drives the metric
@@ -154,7 +158,7 @@ func (r Reason) Status() int {
 		return 400
 	case ReasonTokenInvalid, ReasonTokenReplayed, ReasonUnauthorizedClient:
 		return 401
-	case ReasonVCEKUnavailable, ReasonStoreUnavailable:
+	case ReasonVCEKUnavailable, ReasonStoreUnavailable, ReasonPolicyUnavailable:
 		return 503
 	case ReasonInternalError:
 		return 500

@@ -99,6 +99,30 @@ type Config struct {
 	// DevSimulator trusts the simulator's AMD root and marks every token;
 	// refused unless Listen is a loopback address.
 	DevSimulator bool `yaml:"dev_simulator"`
+	// AdminListen is the admin API's own address; "" means no admin API.
+	// It is served with TLSCert/TLSKey when they are set, plain HTTP
+	// otherwise. It needs AdminTokenFile or AdminClientCA.
+	AdminListen string `yaml:"admin_listen"`
+	// AdminTokenFile holds the admin API's bearer token (at least 16
+	// bytes, spaces trimmed; owner-only); "" means no bearer token.
+	AdminTokenFile string `yaml:"admin_token_file"`
+	// AdminClientCA, PEM, admits admin requests with a client certificate
+	// that chains to it; "" means none. Needs TLSCert.
+	AdminClientCA string `yaml:"admin_client_ca"`
+	// RefvaluesTrustKey, PEM (a P-256 public key or a certificate with
+	// one), makes every reference value need its signature: a file is
+	// loaded only with a valid FILE.sig beside it, an admin approval only
+	// as a JWS under this key; "" means unsigned values are accepted.
+	RefvaluesTrustKey string `yaml:"refvalues_trust_key"`
+	// PolicyURL is an external policy engine (an OPA REST data API path,
+	// such as http://127.0.0.1:8181/v1/data/trustgate/decision) asked
+	// instead of the embedded one; "" means the embedded engine. It
+	// excludes Policy, ReferenceValues, RefvaluesTrustKey and AdminListen:
+	// that engine holds its own policy and data.
+	PolicyURL string `yaml:"policy_url"`
+	// PolicyTimeout bounds one decision of the external policy engine; no
+	// answer within it is 503 policy_unavailable.
+	PolicyTimeout time.Duration `yaml:"policy_timeout"`
 }
 
 // RedisOptions returns the client options of the redis URL, nil without
@@ -138,6 +162,7 @@ func Default() Config {
 		ShutdownDelay:    5 * time.Second,
 		ShutdownTimeout:  10 * time.Second,
 		StoreTimeout:     time.Second,
+		PolicyTimeout:    2 * time.Second,
 	}
 }
 
@@ -255,6 +280,30 @@ func (c Config) Validate() error {
 	if c.ClientCA != "" && c.TLSCert == "" {
 		bad("client_ca needs tls_cert and tls_key: client certificates need TLS")
 	}
+	if c.AdminListen != "" {
+		if _, _, err := net.SplitHostPort(c.AdminListen); err != nil {
+			bad("admin_listen %q: %v", c.AdminListen, err)
+		} else if c.AdminListen == c.Listen && !strings.HasSuffix(c.Listen, ":0") {
+			bad("admin_listen must not be the API's listen address")
+		}
+		if c.AdminTokenFile == "" && c.AdminClientCA == "" {
+			bad("admin_listen needs admin_token_file or admin_client_ca: nobody could use the admin API")
+		}
+	}
+	if c.AdminClientCA != "" && c.TLSCert == "" {
+		bad("admin_client_ca needs tls_cert and tls_key: client certificates need TLS")
+	}
+	if c.PolicyURL != "" {
+		if !strings.HasPrefix(c.PolicyURL, "https://") && !strings.HasPrefix(c.PolicyURL, "http://") {
+			bad("policy_url: want an http(s) URL")
+		}
+		if c.Policy != "" || c.ReferenceValues != "" || c.RefvaluesTrustKey != "" || c.AdminListen != "" {
+			bad("policy_url excludes policy, reference_values, refvalues_trust_key and admin_listen: the external engine holds its own policy and data")
+		}
+	}
+	if c.PolicyTimeout < 10*time.Millisecond || c.PolicyTimeout > 10*time.Second {
+		bad("policy_timeout %v: want 10ms to 10s", c.PolicyTimeout)
+	}
 	if c.KDSRate <= 0 {
 		bad("kds_rate %v: want more than 0", c.KDSRate)
 	}
@@ -278,6 +327,7 @@ func (c Config) Validate() error {
 		{"reference_values", c.ReferenceValues}, {"policy", c.Policy},
 		{"nonce_key_file", c.NonceKeyFile}, {"token_key_file", c.TokenKeyFile}, {"warm_chips", c.WarmChips},
 		{"tls_cert", c.TLSCert}, {"tls_key", c.TLSKey}, {"client_ca", c.ClientCA},
+		{"admin_token_file", c.AdminTokenFile}, {"admin_client_ca", c.AdminClientCA}, {"refvalues_trust_key", c.RefvaluesTrustKey},
 	} {
 		if f.path == "" {
 			continue

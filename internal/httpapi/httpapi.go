@@ -214,11 +214,24 @@ func (h *handler) healthz(w http.ResponseWriter, _ *http.Request) {
 func (h *handler) readyz(w http.ResponseWriter, _ *http.Request) {
 	st := v1.Health{Status: "ok", AppraisalPolicyID: h.o.Health.PolicyID(), DevSimulatorTrusted: h.o.DevSimulator}
 	code := http.StatusOK
-	if err := h.o.Health.Ready(); err != nil {
+	var dg *Degraded
+	if err := h.o.Health.Ready(); errors.As(err, &dg) {
+		st.Status, st.Error = "degraded", dg.Err.Error()
+	} else if err != nil {
 		st.Status, st.Error, code = "unavailable", err.Error(), http.StatusServiceUnavailable
 	}
 	writeJSON(w, code, st)
 }
+
+// Degraded is what Health.Ready returns when the verifier serves but an
+// operator must look (an update of the policy or reference values was
+// refused, so the last good set stays in force): /readyz answers 200 with
+// status "degraded" and Err's text, so that one broken update does not
+// take every replica out of service at once.
+type Degraded struct{ Err error }
+
+func (d *Degraded) Error() string { return "degraded: " + d.Err.Error() }
+func (d *Degraded) Unwrap() error { return d.Err }
 
 // teeLabel keeps a client-chosen string out of the log.
 func teeLabel(tee string) string {

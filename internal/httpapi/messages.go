@@ -47,6 +47,8 @@ func message(r attest.Reason) string {
 		return "the client is not authorized"
 	case attest.ReasonStoreUnavailable:
 		return "the verifier's store is unavailable; retry later"
+	case attest.ReasonPolicyUnavailable:
+		return "the appraisal policy engine is unavailable; retry later"
 	}
 	if len(r) > len("policy_") && r[:len("policy_")] == "policy_" {
 		return "the appraisal policy denied the attestation"

@@ -113,6 +113,7 @@ func New(policyID func() string) *Metrics {
 	m.releases.WithLabelValues(Pass, NoReason)
 	m.reloadFails.WithLabelValues(ReloadPolicy)
 	m.reloadFails.WithLabelValues(ReloadReferenceValues)
+	m.reloadFails.WithLabelValues(ReloadAdminLayer)
 	for _, l := range certs.Lookups() {
 		m.lookups.WithLabelValues(string(l))
 	}
@@ -194,13 +195,17 @@ func (m *Metrics) Released(reason attest.Reason) {
 const (
 	ReloadPolicy          = "policy"
 	ReloadReferenceValues = "reference_values"
+	// ReloadAdminLayer: the admin API's layer in Redis could not be
+	// applied whole (an approval that does not verify, a lost layer).
+	ReloadAdminLayer = "admin_layer"
 )
 
 // ReloadFailed counts a policy (ReloadPolicy) or reference-values
-// (ReloadReferenceValues) file that changed and was not loaded; any other
-// file value counts as ReloadPolicy.
+// (ReloadReferenceValues) file that changed and was not loaded, or an
+// admin layer not applied whole (ReloadAdminLayer); any other file value
+// counts as ReloadPolicy.
 func (m *Metrics) ReloadFailed(file string) {
-	if file != ReloadReferenceValues {
+	if file != ReloadReferenceValues && file != ReloadAdminLayer {
 		file = ReloadPolicy
 	}
 	m.reloadFails.WithLabelValues(file).Inc()

@@ -65,6 +65,23 @@
 // allow carries the label and resources of the matched value (of several
 // entries with the same value, the lowest label).
 //
+// # Signed reference values and the admin layer
+//
+// With Options.TrustKey, Watch and LoadSignedReference load a
+// reference-values file only with a valid detached signature beside it
+// (refvalues.ReadSigned); a refusal is a *FileError of kind
+// signature_missing, signature_malformed or signature_invalid and keeps the
+// last good set. SetOverlay puts the admin API's layer over the file's
+// values (refvalues.Set.WithOverlay); Reload keeps it.
+//
+// # External engine
+//
+// Remote asks an external engine (OPA's REST data API) instead: the
+// claims are POSTed as {"input": claims}, "result" is the decision,
+// checked as above. No answer in time, a transport error, a non-2xx status
+// or a body that is not JSON is policy_unavailable (503); no result or a
+// wrong shape is policy_denied. Never an allow on trouble.
+//
 // # Appraisal policy id
 //
 // Engine.ID is "sha256:" and the hex SHA-256 over the policy source and
