@@ -2,8 +2,6 @@ package tdx
 
 import (
 	"context"
-	"encoding/base64"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"os"
@@ -220,5 +218,5 @@ func TestV5Claims(t *testing.T) {
 	}
 }
 
-var _ = base64.StdEncoding
-var _ = hex.EncodeToString
+
+
