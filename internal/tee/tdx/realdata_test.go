@@ -217,6 +217,3 @@ func TestV5Claims(t *testing.T) {
 		}
 	}
 }
-
-
-
