@@ -63,3 +63,13 @@ func Expect(v Verified, measurement, reportData []byte) error {
 	}
 	return nil
 }
+
+// Evidence is the evidence of one attestation as the API carries it
+// (SPEC "HTTP API v1" and "Intel TDX"), decoded from base64 and not yet
+// verified: SEV-SNP's report and certificate table, or TDX's quote. Each
+// TEE verifier takes its own parts and refuses the others'.
+type Evidence struct {
+	Report    []byte // SEV-SNP ATTESTATION_REPORT
+	CertTable []byte // SEV-SNP extended-report certificate table; nil if none
+	Quote     []byte // TDX quote (version 4 or 5)
+}

@@ -2,6 +2,7 @@ package tdx
 
 import (
 	"bytes"
+	"context"
 	"encoding/base64"
 	"encoding/binary"
 	"encoding/hex"
@@ -55,4 +56,20 @@ func DecodeText(b []byte) ([]byte, bool) {
 		}
 	}
 	return nil, false
+}
+
+// VerifyEvidence implements the use case's TEE interface: TDX evidence is a
+// quote; SEV-SNP parts are malformed_evidence.
+func (v *Verifier) VerifyEvidence(ctx context.Context, ev attest.Evidence) (attest.Verified, error) {
+	if ev.Report != nil || ev.CertTable != nil {
+		return nil, attest.Errorf(attest.ReasonMalformedEvidence, "TDX evidence is a quote, not a report or certificate table")
+	}
+	if ev.Quote == nil {
+		return nil, attest.Errorf(attest.ReasonMalformedEvidence, "TDX evidence has no quote")
+	}
+	c, err := v.Verify(ctx, Evidence{Quote: ev.Quote})
+	if err != nil {
+		return nil, err
+	}
+	return c, nil
 }
