@@ -131,6 +131,9 @@ func verifyTDX(raw []byte, o *tdxOptions, c common, stdout, stderr io.Writer) in
 		var tc *attest.TDXClaims
 		if tc, err = tdx.New(opts).Verify(context.Background(), ev); err == nil {
 			claims = tc
+			if tc.TCBStatus != "" && tc.TCBStatus != tdx.StatusUpToDate {
+				fmt.Fprintf(stderr, "trustgate verify: warning: Intel's TCB status of this platform is %s\n", tc.TCBStatus)
+			}
 		}
 	}
 	if err == nil {

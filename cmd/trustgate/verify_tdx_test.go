@@ -61,7 +61,7 @@ func TestVerifyCLITDX(t *testing.T) {
 		{"other REPORT_DATA", append([]string{tdxFile("teekit-phala-quote.dat"), "--report-data", strings.Repeat("00", 64)},
 			col2025("migtd-tcbinfo-b0c06f000000.json")...), exitRejected, []string{"REJECTED: report_data_mismatch"}, ""},
 		{"OutOfDate is a claim", append([]string{tdxFile("trustee-quote-6.dat")}, col2025("migtd-tcbinfo-00a06d080000.json")...), exitOK,
-			[]string{"VERIFIED", "tcb_status:        OutOfDate"}, ""},
+			[]string{"VERIFIED", "tcb_status:        OutOfDate"}, "TCB status of this platform is OutOfDate"},
 		{"OutOfDate denied by the default policy", append([]string{tdxFile("trustee-quote-6.dat"), "--data", refs}, col2025("migtd-tcbinfo-00a06d080000.json")...), exitRejected,
 			[]string{"REJECTED: tcb_out_of_date"}, ""},
 		{"no matching TCB level", append([]string{tdxFile("trustee-quote-v5.dat")}, col2025("migtd-tcbinfo-90c06f000000.json")...), exitRejected,

@@ -133,3 +133,20 @@ func FuzzDecodeQuote(f *testing.F) {
 		DecodeQuote(b)
 	})
 }
+
+// FuzzFrame: framing never panics, and what it accepts lies inside the
+// input, the signed part first.
+func FuzzFrame(f *testing.F) {
+	for _, n := range []string{"teekit-phala-quote.dat", "trustee-quote-v5.dat"} {
+		f.Add(readQuote(f, n))
+	}
+	f.Fuzz(func(t *testing.T, q []byte) {
+		fr, err := frame(q)
+		if err != nil {
+			return
+		}
+		if fr.size > len(q) || len(fr.signed) >= fr.size || len(fr.qeReport) != qeReportSize || len(fr.sig) != sigSize {
+			t.Fatalf("framing out of bounds: size %d of %d, signed %d", fr.size, len(q), len(fr.signed))
+		}
+	})
+}

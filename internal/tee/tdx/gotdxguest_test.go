@@ -58,8 +58,8 @@ func TestAgreesWithGoTDXGuestOnV4(t *testing.T) {
 			{"signature", f.sig, p.GetSignedData().GetSignature()}, {"attestation key", f.attKey, p.GetSignedData().GetEcdsaAttestationKey()},
 			{"QE report signature", f.qeSig, qe.GetQeReportSignature()}, {"QE auth data", f.qeAuth, qe.GetQeAuthData().GetData()},
 			{"PCK chain", f.pckChain, qe.GetPckCertificateChainData().GetPckCertChain()},
-			{"QE report data", f.qeReport[qeOffReportData:qeOffReportData+64], qe.GetQeReport().GetReportData()},
-			{"QE MRSIGNER", f.qeReport[qeOffMRSigner:qeOffMRSigner+32], qe.GetQeReport().GetMrSigner()},
+			{"QE report data", f.qeReport[qeOffReportData : qeOffReportData+64], qe.GetQeReport().GetReportData()},
+			{"QE MRSIGNER", f.qeReport[qeOffMRSigner : qeOffMRSigner+32], qe.GetQeReport().GetMrSigner()},
 		} {
 			if !bytes.Equal(pair.ours, pair.them) {
 				t.Errorf("%s: %s differs from go-tdx-guest's", tc.file, pair.name)

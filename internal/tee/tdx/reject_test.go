@@ -113,6 +113,10 @@ func TestTDXRejections(t *testing.T) {
 		{name: "TCB info of another FMSPC", col: testkit.TDXCollateralOptions{TCBInfo: func(m map[string]any) { m["fmspc"] = "00906ED50001" }}, want: attest.ReasonCollateralUnavailable},
 		{name: "FMSPC in lower case", col: testkit.TDXCollateralOptions{TCBInfo: func(m map[string]any) { m["fmspc"] = "00906ed50000" }}, status: "UpToDate"},
 		{name: "TCB info of another PCE", col: testkit.TDXCollateralOptions{TCBInfo: func(m map[string]any) { m["pceId"] = "0100" }}, want: attest.ReasonCollateralInvalid},
+		{name: "TCB info of another type", col: testkit.TDXCollateralOptions{TCBInfo: func(m map[string]any) { m["tcbType"] = 1 }}, want: attest.ReasonCollateralInvalid},
+		{name: "QE advisories are reported", col: testkit.TDXCollateralOptions{QEIdentity: func(m map[string]any) {
+			m["tcbLevels"].([]any)[0].(map[string]any)["advisoryIDs"] = []any{"INTEL-SA-00003"}
+		}}, status: "UpToDate", advice: []string{"INTEL-SA-00003"}},
 		{name: "SGX TCB info", col: testkit.TDXCollateralOptions{TCBInfo: func(m map[string]any) { m["id"] = "SGX" }}, want: attest.ReasonCollateralInvalid},
 		{name: "QE identity of the SGX QE", col: testkit.TDXCollateralOptions{QEIdentity: func(m map[string]any) { m["id"] = "QE" }}, want: attest.ReasonCollateralInvalid},
 		{name: "collateral signed by a forger", col: testkit.TDXCollateralOptions{SignWith: other.AttKey}, want: attest.ReasonCollateralInvalid},

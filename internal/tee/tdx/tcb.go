@@ -50,8 +50,8 @@ type tcbResult struct {
 // A module or QE status of OutOfDate turns UpToDate and
 // SWHardeningNeeded into OutOfDate, and ConfigurationNeeded and
 // ConfigurationAndSWHardeningNeeded into OutOfDateConfigurationNeeded;
-// Revoked anywhere is tcb_revoked. Advisory ids of the platform and module
-// levels are reported together.
+// Revoked anywhere is tcb_revoked. Advisory ids of the platform, module and
+// QE levels are reported together, each once, in that order.
 func matchTCB(ti *TCBInfo, qe *QEIdentity, pck *PCKInfo, body []byte, qeISVSVN uint16) (*tcbResult, error) {
 	teeTCBSVN := body[offTEETCBSVN : offTEETCBSVN+16]
 	version := teeTCBSVN[1]
@@ -107,6 +107,7 @@ func matchTCB(ti *TCBInfo, qe *QEIdentity, pck *PCKInfo, body []byte, qeISVSVN u
 		return nil, attest.Errorf(attest.ReasonTCBOutOfDate, "no TCB level of the QE identity matches the QE's ISVSVN %d", qeISVSVN)
 	}
 	res.status = converge(res.status, ql.TCBStatus)
+	res.advisories = appendNew(res.advisories, ql.AdvisoryIDs...)
 	res.detail += fmt.Sprintf("; QE level of %s: %s", ql.TCBDate, ql.TCBStatus)
 
 	if res.status == StatusRevoked {

@@ -173,8 +173,8 @@ func (v *Verifier) appraise(ctx context.Context, f *framed, pck *pckEntry, at ti
 	if ti == nil {
 		return nil, errNoTCBInfo(pck.info.FMSPC)
 	}
-	if ti.ID != "TDX" || ti.Version != 3 {
-		return nil, attest.Errorf(attest.ReasonCollateralInvalid, "TCB info is %q version %d, want \"TDX\" version 3", ti.ID, ti.Version)
+	if ti.ID != "TDX" || ti.Version != 3 || ti.TCBType != 0 {
+		return nil, attest.Errorf(attest.ReasonCollateralInvalid, "TCB info is %q version %d type %d, want \"TDX\" version 3 type 0", ti.ID, ti.Version, ti.TCBType)
 	}
 	if ti.pceID != pck.info.PCEID {
 		return nil, attest.Errorf(attest.ReasonCollateralInvalid, "TCB info is for PCE-ID %x, the PCK's is %x", ti.pceID, pck.info.PCEID)
