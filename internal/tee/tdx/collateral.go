@@ -58,15 +58,20 @@ type crlKey struct {
 }
 
 // signedDoc is one signed JSON document of Intel PCS: the exact bytes of its
-// body (what Intel signs), the signature (r ‖ s), and the lazily checked
-// verdict on it.
+// body (what Intel signs), the signature (r ‖ s), and the verdicts on it,
+// one per trust anchor it was checked against.
 type signedDoc struct {
 	body []byte
 	sig  []byte
 
-	once    sync.Once
+	mu       sync.Mutex
+	verdicts map[*x509.Certificate]*docVerdict // by root
+}
+
+// docVerdict is the outcome of checking a signedDoc under one root.
+type docVerdict struct {
 	signers []*x509.Certificate // the TCB signing certificates that verify it
-	sigErr  error
+	err     error
 }
 
 // TCBInfo is Intel's TDX TCB info for one FMSPC (PCS v4 "tcbInfo", version
@@ -272,35 +277,45 @@ func (c *Collateral) tcbInfo(fmspc [6]byte) *TCBInfo {
 	return nil
 }
 
-// verify checks a signed document once: its ECDSA P-256 signature over the
-// exact body bytes by TCB signing certificates that Intel's root signed.
+// verify checks a signed document once per root: its ECDSA P-256 signature
+// over the exact body bytes by TCB signing certificates that root signed.
 // It returns every such certificate (Intel reissued its TCB signing
 // certificate with the same key, so several may fit); which of them are
-// valid and not revoked is judged at every use.
+// valid and not revoked is judged at every use. A Collateral shared by
+// verifiers of different roots (Intel's, a test-only one) keeps their
+// verdicts apart.
 func (d *signedDoc) verify(candidates []*x509.Certificate, root *x509.Certificate) ([]*x509.Certificate, error) {
-	d.once.Do(func() {
-		digest := sha256.Sum256(d.body)
-		r, s := new(big.Int).SetBytes(d.sig[:32]), new(big.Int).SetBytes(d.sig[32:])
-		signedByKey := false
-		for _, cert := range candidates {
-			key, ok := cert.PublicKey.(*ecdsa.PublicKey)
-			if !ok || !ecdsa.Verify(key, digest[:], r, s) {
-				continue
-			}
-			signedByKey = true
-			if cert.CheckSignatureFrom(root) == nil && !slices.ContainsFunc(d.signers, cert.Equal) {
-				d.signers = append(d.signers, cert)
-			}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if v, ok := d.verdicts[root]; ok {
+		return v.signers, v.err
+	}
+	v := &docVerdict{}
+	digest := sha256.Sum256(d.body)
+	r, s := new(big.Int).SetBytes(d.sig[:32]), new(big.Int).SetBytes(d.sig[32:])
+	signedByKey := false
+	for _, cert := range candidates {
+		key, ok := cert.PublicKey.(*ecdsa.PublicKey)
+		if !ok || !ecdsa.Verify(key, digest[:], r, s) {
+			continue
 		}
-		switch {
-		case d.signers != nil:
-		case signedByKey:
-			d.sigErr = errors.New("its signing certificate is not signed by the pinned root")
-		default:
-			d.sigErr = errors.New("its signature does not verify under any TCB signing certificate at hand")
+		signedByKey = true
+		if cert.CheckSignatureFrom(root) == nil && !slices.ContainsFunc(v.signers, cert.Equal) {
+			v.signers = append(v.signers, cert)
 		}
-	})
-	return d.signers, d.sigErr
+	}
+	switch {
+	case v.signers != nil:
+	case signedByKey:
+		v.err = errors.New("its signing certificate is not signed by the pinned root")
+	default:
+		v.err = errors.New("its signature does not verify under any TCB signing certificate at hand")
+	}
+	if d.verdicts == nil {
+		d.verdicts = map[*x509.Certificate]*docVerdict{}
+	}
+	d.verdicts[root] = v
+	return v.signers, v.err
 }
 
 // crlSignedBy reports whether issuer signed crl, remembering the answer.

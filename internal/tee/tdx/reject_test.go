@@ -3,6 +3,7 @@ package tdx_test
 import (
 	"bytes"
 	"context"
+	"encoding/pem"
 	"errors"
 	"math/big"
 	"testing"
@@ -192,4 +193,32 @@ func TestTDXRejections(t *testing.T) {
 			}
 		})
 	}
+}
+
+// One Collateral shared by verifiers of different roots (Intel's and a
+// test-only one, as a shared cache would be) keeps their verdicts apart:
+// collateral that verified under one root does not count under another.
+func TestSharedCollateralKeepsRootsApart(t *testing.T) {
+	t.Parallel()
+	a, b := mustTDXChain(t), mustTDXChain(t)
+	col, err := a.Collateral(testkit.TDXCollateralOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// b's CRLs, so that only the TCB info and QE identity are a's.
+	colB, err := b.Collateral(testkit.TDXCollateralOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	issuer := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: a.TCBSigning.Raw})
+	shared, err := tdx.ParseCollateral(col.TCBInfo, col.QEIdentity, col.PCKCRL, col.RootCRL, colB.PCKCRL, colB.RootCRL, issuer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if _, err := tdx.New(tdx.Options{Roots: a.Roots, Collateral: tdx.Static{C: shared}}).Verify(ctx, tdx.Evidence{Quote: a.Quote(testkit.TDXQuoteFields{})}); err != nil {
+		t.Fatalf("under a's root: %v", err)
+	}
+	_, err = tdx.New(tdx.Options{Roots: b.Roots, Collateral: tdx.Static{C: shared}}).Verify(ctx, tdx.Evidence{Quote: b.Quote(testkit.TDXQuoteFields{})})
+	reasonIs(t, err, attest.ReasonCollateralInvalid)
 }

@@ -86,12 +86,12 @@ func New(o Options) *Verifier {
 // the time of judgement; then the safety floor (not debuggable). It returns
 // the claims. Every rejection is an *attest.Error.
 func (v *Verifier) Verify(ctx context.Context, ev Evidence) (*attest.TDXClaims, error) {
-	if len(ev.Quote) > MaxQuoteSize {
-		return nil, attest.Errorf(attest.ReasonMalformedEvidence, "quote input is %d bytes, limit %d", len(ev.Quote), MaxQuoteSize)
-	}
 	f, err := frame(ev.Quote)
 	if err != nil {
 		return nil, err
+	}
+	if f.size > MaxQuoteSize {
+		return nil, attest.Errorf(attest.ReasonMalformedEvidence, "quote is %d bytes, limit %d", f.size, MaxQuoteSize)
 	}
 	at := v.now()
 
