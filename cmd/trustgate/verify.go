@@ -26,7 +26,8 @@ hex or base64 text, or an Azure CVM HCL report blob. It checks the signature
 chain up to AMD's pinned root, the report signature and structure, the
 endorsement key's TCB and chip against the report, and that DEBUG is off.
 
-An Intel TDX quote (version 4 or 5; raw, hex or base64; bytes after the
+An Intel TDX quote (version 4 or 5; raw, hex or base64, or a JSON document
+holding it as a base64 "quote", e.g. a /v1/attest request; bytes after the
 quote ignored) is recognised by its header and verified instead: the PCK
 chain up to the pinned Intel SGX Root CA, the QE report's signature by the
 PCK key and its binding of the attestation key, the quote's signature, and

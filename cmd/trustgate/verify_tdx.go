@@ -1,7 +1,9 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
@@ -60,14 +62,53 @@ func setFlags(fs *flag.FlagSet, names ...string) []string {
 	return set
 }
 
-// isTDX tells a TDX quote (raw, hex or base64) from an SEV-SNP report by
-// its header; the bytes are not trusted, only used to choose a verifier.
+// isTDX tells a TDX quote (raw, hex or base64, or a JSON document holding
+// it, see jsonQuote) from an SEV-SNP report by its header; the bytes are
+// not trusted, only used to choose a verifier.
 func isTDX(raw []byte) bool {
 	if tdx.IsQuote(raw) {
 		return true
 	}
+	if _, ok := jsonQuote(raw); ok {
+		return true
+	}
 	_, ok := tdx.DecodeText(raw)
 	return ok
+}
+
+// jsonQuote takes the quote out of a JSON document that carries one as a
+// base64 "quote" string up to three objects deep: a /v1/attest request
+// ({"evidence": {"quote": …}}), or the {"tdx": {"quote": …}} form some
+// clouds' tools write.
+func jsonQuote(raw []byte) ([]byte, bool) {
+	t := bytes.TrimSpace(raw)
+	if len(t) == 0 || t[0] != '{' {
+		return nil, false
+	}
+	var doc map[string]any
+	if json.Unmarshal(t, &doc) != nil {
+		return nil, false
+	}
+	var find func(m map[string]any, depth int) ([]byte, bool)
+	find = func(m map[string]any, depth int) ([]byte, bool) {
+		if s, ok := m["quote"].(string); ok {
+			if q, ok := tdx.DecodeText([]byte(s)); ok {
+				return q, true
+			}
+		}
+		if depth == 3 {
+			return nil, false
+		}
+		for _, v := range m {
+			if sub, ok := v.(map[string]any); ok {
+				if q, ok := find(sub, depth+1); ok {
+					return q, true
+				}
+			}
+		}
+		return nil, false
+	}
+	return find(doc, 1)
 }
 
 // verifyTDX is `trustgate verify` for a TDX quote.
@@ -118,6 +159,9 @@ func verifyTDX(raw []byte, o *tdxOptions, c common, stdout, stderr io.Writer) in
 
 	var claims attest.Verified
 	var decision *attest.Decision
+	if q, ok := jsonQuote(raw); ok {
+		raw = q
+	}
 	ev, err := tdx.DecodeQuote(raw)
 	if err == nil && opts.Collateral == nil && !opts.NoCollateral {
 		how := "online fetching from " + o.pcsURL + " is not available in this version"
