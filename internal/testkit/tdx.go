@@ -156,8 +156,11 @@ type TDXQuoteFields struct {
 	ReportData [64]byte
 	// TDAttributes is TD_ATTRIBUTES (bit 0 DEBUG).
 	TDAttributes uint64
+	// TEETCBSVN2 is TEE_TCB_SVN_2 of a TDX 1.5 body; nil means TEETCBSVN.
+	TEETCBSVN2 *[16]byte
 	// MRSignerSeam and SeamAttributes default to zero (Intel's modules).
-	MRSignerSeam [48]byte
+	MRSignerSeam   [48]byte
+	SeamAttributes uint64
 	// QEISVSVN is the QE report's ISVSVN; 0 means 4.
 	QEISVSVN uint16
 	// Mutate, when not nil, changes the quote after it is signed, for
@@ -199,6 +202,7 @@ func (c *TDXChain) Quote(f TDXQuoteFields) []byte {
 	}
 	copy(body[0:], svn[:])
 	copy(body[0x40:], f.MRSignerSeam[:])
+	binary.LittleEndian.PutUint64(body[0x70:], f.SeamAttributes)
 	binary.LittleEndian.PutUint64(body[0x78:], f.TDAttributes)
 	mrtd := [48]byte{}
 	for i := range mrtd {
@@ -213,7 +217,11 @@ func (c *TDXChain) Quote(f TDXQuoteFields) []byte {
 	}
 	copy(body[0x208:], f.ReportData[:])
 	if bodySize == tdx.Body15Size {
-		copy(body[0x248:], svn[:])
+		svn2 := svn
+		if f.TEETCBSVN2 != nil {
+			svn2 = *f.TEETCBSVN2
+		}
+		copy(body[0x248:], svn2[:])
 	}
 
 	header := make([]byte, tdx.HeaderSize)

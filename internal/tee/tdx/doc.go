@@ -23,8 +23,9 @@
 // listed), the TCB info for the PCK's FMSPC and the QE identity (signed
 // over their exact JSON bytes by a TCB signing certificate the root signed,
 // valid, issued before and not expired at the time of judgement), the QE's
-// identity, and Intel's TCB level matching (platform, TDX module, QE; see
-// matchTCB) giving tcb_status and advisory_ids. Last the safety floor: a
+// identity, and Intel's TCB level matching (platform, TDX module, TDX 1.5
+// relaunch advice, QE; see matchTCB, which follows Intel's QVL) giving
+// tcb_status and advisory_ids. Last the safety floor: a
 // debuggable TD (TD_ATTRIBUTES.TUD, DEBUG its bit 0) is refused unless
 // allowed. Nothing in the signed part of a quote is interpreted as a claim
 // before the signature over it has verified, so any change to those bytes

@@ -146,6 +146,23 @@ func TestTDXRejections(t *testing.T) {
 		{name: "module below every level", quote: testkit.TDXQuoteFields{TEETCBSVN: svn(0, 1, 2)}, want: attest.ReasonTCBOutOfDate},
 		{name: "no identity of the module's version", quote: testkit.TDXQuoteFields{TEETCBSVN: svn(3, 2, 2)}, want: attest.ReasonTCBOutOfDate},
 		{name: "module of another signer", quote: testkit.TDXQuoteFields{MRSignerSeam: [48]byte{1}}, want: attest.ReasonTCBOutOfDate},
+		{name: "SEAMATTRIBUTES not zero", quote: testkit.TDXQuoteFields{SeamAttributes: 1 << 40}, want: attest.ReasonTCBOutOfDate},
+		{name: "module identity id in lower case", col: testkit.TDXCollateralOptions{TCBInfo: func(m map[string]any) {
+			m["tdxModuleIdentities"].([]any)[0].(map[string]any)["id"] = "tdx_01"
+		}}, status: "UpToDate"},
+		{name: "TDX 1.0 body with module out of date is not relaunched", quote: testkit.TDXQuoteFields{Version: 5, BodyType: 2, TEETCBSVN: svn(1, 1, 2)},
+			status: "OutOfDate", advice: []string{"INTEL-SA-00001"}},
+		{name: "TDX 1.5 relaunch advised (module version > 0)", quote: testkit.TDXQuoteFields{Version: 5, TEETCBSVN: svn(1, 1, 2), TEETCBSVN2: svn(3, 1, 2)},
+			status: "TDRelaunchAdvised", advice: []string{"INTEL-SA-00001"}},
+		{name: "TDX 1.5 relaunch advised (module version 0)", quote: testkit.TDXQuoteFields{Version: 5, TEETCBSVN: svn(1, 1, 2), TEETCBSVN2: svn(3, 0, 2)},
+			status: "TDRelaunchAdvised", advice: []string{"INTEL-SA-00001"}},
+		{name: "TDX 1.5 relaunch advised with configuration needed", quote: testkit.TDXQuoteFields{Version: 5, TEETCBSVN: svn(1, 1, 2), TEETCBSVN2: svn(3, 1, 2)},
+			col:    testkit.TDXCollateralOptions{TCBInfo: func(m map[string]any) { level(m, 0)["tcbStatus"] = "ConfigurationNeeded" }},
+			status: "TDRelaunchAdvisedConfigurationNeeded", advice: []string{"INTEL-SA-00001"}},
+		{name: "TDX 1.5 relaunch would not reach the latest level", quote: testkit.TDXQuoteFields{Version: 5, TEETCBSVN: svn(1, 1, 2), TEETCBSVN2: svn(2, 1, 2)},
+			status: "OutOfDate", advice: []string{"INTEL-SA-00001"}},
+		{name: "TDX 1.5 relaunch with an out-of-date QE is not advised", quote: testkit.TDXQuoteFields{Version: 5, TEETCBSVN: svn(1, 1, 2), TEETCBSVN2: svn(3, 1, 2), QEISVSVN: 3},
+			status: "OutOfDate", advice: []string{"INTEL-SA-00001"}},
 		{name: "configuration needed and module out of date", quote: testkit.TDXQuoteFields{TEETCBSVN: svn(1, 1, 2)},
 			col: testkit.TDXCollateralOptions{TCBInfo: func(m map[string]any) { level(m, 0)["tcbStatus"] = "ConfigurationNeeded" }}, status: "OutOfDateConfigurationNeeded", advice: []string{"INTEL-SA-00001"}},
 		{name: "SW hardening needed", col: testkit.TDXCollateralOptions{TCBInfo: func(m map[string]any) {

@@ -206,7 +206,7 @@ func (v *Verifier) appraise(ctx context.Context, f *framed, pck *pckEntry, at ti
 	if err := checkQEIdentity(qe, f.qeReport); err != nil {
 		return nil, err
 	}
-	return matchTCB(ti, qe, pck.info, f.body, binary.LittleEndian.Uint16(f.qeReport[qeOffISVSVN:]))
+	return matchTCB(ti, qe, pck.info, f, binary.LittleEndian.Uint16(f.qeReport[qeOffISVSVN:]))
 }
 
 // signerAt checks that one of the certificates that signed a document is
