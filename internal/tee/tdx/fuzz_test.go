@@ -150,3 +150,13 @@ func FuzzFrame(f *testing.F) {
 		}
 	})
 }
+
+// FuzzParseCollateral: no document makes ParseCollateral panic.
+func FuzzParseCollateral(f *testing.F) {
+	for _, n := range []string{"migtd-tcbinfo-b0c06f000000.json", "migtd-qeidentity.json", "migtd-pckcrl-platform.pem", "gotdxguest-rootcrl.der"} {
+		f.Add(readTestdata(f, n))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		ParseCollateral(b)
+	})
+}
