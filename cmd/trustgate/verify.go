@@ -32,7 +32,8 @@ quote ignored) is recognised by its header and verified instead: the PCK
 chain up to the pinned Intel SGX Root CA, the QE report's signature by the
 PCK key and its binding of the attestation key, the quote's signature, and
 with Intel's collateral (--collateral files: TCB info and QE identity JSON,
-PCK and root CRLs DER or PEM, issuer chains PEM) the CRLs, the QE identity
+PCK and root CRLs DER or PEM, issuer chains PEM, or a JSON bundle whose
+string values are these, as Intel MigTD's) the CRLs, the QE identity
 and Intel's TCB level (tcb_status, advisory_ids), at --at; then that the TD
 is not debuggable. Online fetching from --pcs-url is not built yet: without
 --collateral the verdict is collateral_unavailable (exit 3), unless

@@ -27,7 +27,7 @@ type tdxOptions struct {
 
 func tdxFlags(fs *flag.FlagSet) *tdxOptions {
 	o := &tdxOptions{}
-	fs.Var(&o.collateral, "collateral", "Intel collateral `FILE` for a TDX quote: TCB info or QE identity JSON, a CRL (DER or PEM), issuer chain PEM (repeatable)")
+	fs.Var(&o.collateral, "collateral", "Intel collateral `FILE` for a TDX quote: TCB info or QE identity JSON, a CRL (DER or PEM), issuer chain PEM, or a JSON bundle of them (repeatable)")
 	fs.BoolVar(&o.noCollateral, "no-collateral", false, "TDX: check signatures, QE binding and PCK chain only, not TCB status, QE identity or CRLs (dangerous)")
 	fs.StringVar(&o.pcsURL, "pcs-url", DefaultPCSURL, "Intel PCS base `URL` for TDX collateral (online fetching is not built yet)")
 	return o

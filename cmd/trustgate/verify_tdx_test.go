@@ -54,6 +54,8 @@ func TestVerifyCLITDX(t *testing.T) {
 			[]string{"VERIFIED", "tcb_status:        UpToDate", "fmspc:             b0c06f000000"}, ""},
 		{"GCP JSON form", append([]string{tdxFile("teekit-gcp-quote-v4.json")}, col2025("migtd-tcbinfo-00806f050000.json")...), exitOK,
 			[]string{"VERIFIED", "tcb_status:        UpToDate"}, ""},
+		{"MigTD collateral bundle", []string{tdxFile("teekit-phala-quote.dat"), "--collateral", tdxFile("migtd-collateral-production.json"), "--at", "2025-11-20T00:00:00Z"},
+			exitOK, []string{"VERIFIED", "tcb_status:        UpToDate"}, ""},
 		{"hex input", append([]string{hexFile}, col2025("migtd-tcbinfo-b0c06f000000.json")...), exitOK, []string{"VERIFIED"}, ""},
 		{"base64 input with bytes after the quote", append([]string{b64File}, col2025("migtd-tcbinfo-b0c06f000000.json")...), exitOK, []string{"VERIFIED"}, ""},
 		{"expected MRTD and REPORT_DATA", append([]string{tdxFile("teekit-phala-quote.dat"), "--measurement", phalaMRTD, "--report-data", phalaRD},

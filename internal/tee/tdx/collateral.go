@@ -43,10 +43,10 @@ type CollateralSource interface {
 // once and remembered, its validity at a given time is judged at every use.
 // A Collateral is safe for concurrent use and meant to be shared.
 type Collateral struct {
-	TCBInfos   []*TCBInfo
-	QEIdentity *QEIdentity
-	CRLs       []*x509.RevocationList
-	Certs      []*x509.Certificate
+	TCBInfos     []*TCBInfo
+	QEIdentities []*QEIdentity
+	CRLs         []*x509.RevocationList
+	Certs        []*x509.Certificate
 
 	mu       sync.Mutex
 	sigCache map[crlKey]bool // CRL signature checks by (CRL, issuer)
@@ -171,7 +171,9 @@ const MaxCollateralSize = 1 << 20
 // ParseCollateral sorts documents into a Collateral, each recognised by its
 // content: TCB info JSON ({"tcbInfo":…,"signature":…}), QE identity JSON
 // ({"enclaveIdentity":…}), a CRL (DER or PEM), certificates (PEM, e.g. a
-// PCS issuer chain, or DER). A document that is none of these is an error
+// PCS issuer chain, or DER), or a JSON bundle whose string values are such
+// documents (as Intel MigTD's collateral file: rootCaCrl, pckCrl,
+// platforms[].tcbInfo, qeIdentity, the issuer chains). A document that is none of these is an error
 // naming its index. Nothing is verified here; Verify does that.
 func ParseCollateral(docs ...[]byte) (*Collateral, error) {
 	c := &Collateral{}
@@ -197,6 +199,9 @@ func (c *Collateral) add(d []byte) error {
 		if err := json.Unmarshal(t, &env); err != nil {
 			return fmt.Errorf("JSON: %w", err)
 		}
+		if env.TCBInfo == nil && env.EnclaveIdentity == nil {
+			return c.addBundle(t)
+		}
 		sig, err := hex.DecodeString(env.Signature)
 		if err != nil || len(sig) != 64 {
 			return errors.New(`"signature" is not 64 bytes of hex`)
@@ -219,15 +224,13 @@ func (c *Collateral) add(d []byte) error {
 			}
 			copy(ti.pceID[:], pce)
 			c.TCBInfos = append(c.TCBInfos, ti)
-		case env.EnclaveIdentity != nil:
+		default:
 			qe := &QEIdentity{}
 			qe.body, qe.sig = env.EnclaveIdentity, sig
 			if err := json.Unmarshal(env.EnclaveIdentity, qe); err != nil {
 				return fmt.Errorf("enclaveIdentity: %w", err)
 			}
-			c.QEIdentity = qe
-		default:
-			return errors.New("JSON is neither TCB info nor QE identity")
+			c.QEIdentities = append(c.QEIdentities, qe)
 		}
 		return nil
 	}
@@ -266,15 +269,86 @@ func (c *Collateral) add(d []byte) error {
 	return errors.New("neither TCB info, QE identity, CRL nor certificate")
 }
 
-// tcbInfo returns the TCB info for an FMSPC (compared as bytes, so the case
-// of its hex does not matter), or nil.
-func (c *Collateral) tcbInfo(fmspc [6]byte) *TCBInfo {
-	for _, ti := range c.TCBInfos {
-		if ti.fmspc == fmspc {
-			return ti
+// addBundle adds every document held as a string value of a JSON bundle,
+// at most four levels deep; a bundle that holds none is an error.
+func (c *Collateral) addBundle(t []byte) error {
+	var doc any
+	if err := json.Unmarshal(t, &doc); err != nil {
+		return fmt.Errorf("JSON: %w", err)
+	}
+	n := 0
+	var walk func(v any, depth int) error
+	walk = func(v any, depth int) error {
+		switch x := v.(type) {
+		case string:
+			s := strings.TrimSpace(x)
+			if strings.HasPrefix(s, "-----BEGIN") || strings.HasPrefix(s, "{") {
+				if err := c.add([]byte(x)); err != nil {
+					return err
+				}
+				n++
+			}
+		case map[string]any:
+			if depth < 4 {
+				for _, e := range x {
+					if err := walk(e, depth+1); err != nil {
+						return err
+					}
+				}
+			}
+		case []any:
+			if depth < 4 {
+				for _, e := range x {
+					if err := walk(e, depth+1); err != nil {
+						return err
+					}
+				}
+			}
 		}
+		return nil
+	}
+	if err := walk(doc, 0); err != nil {
+		return err
+	}
+	if n == 0 {
+		return errors.New("JSON is neither TCB info, QE identity nor a bundle of them")
 	}
 	return nil
+}
+
+// tcbInfo returns the TCB info for an FMSPC (compared as bytes, so the case
+// of its hex does not matter), TDX's before any other: of several, the
+// latest issued at or before at, else the first; nil if there is none.
+func (c *Collateral) tcbInfo(fmspc [6]byte, at time.Time) *TCBInfo {
+	if ti := c.pickTCBInfo(fmspc, at, true); ti != nil {
+		return ti
+	}
+	return c.pickTCBInfo(fmspc, at, false)
+}
+
+func (c *Collateral) pickTCBInfo(fmspc [6]byte, at time.Time, tdxOnly bool) *TCBInfo {
+	var best *TCBInfo
+	for _, ti := range c.TCBInfos {
+		if ti.fmspc != fmspc || (tdxOnly && ti.ID != "TDX") {
+			continue
+		}
+		if best == nil || (!ti.IssueDate.After(at) && (best.IssueDate.After(at) || ti.IssueDate.After(best.IssueDate))) {
+			best = ti
+		}
+	}
+	return best
+}
+
+// qeIdentity returns the TD QE identity: of several, the latest issued at
+// or before at, else the first; nil if there is none.
+func (c *Collateral) qeIdentity(at time.Time) *QEIdentity {
+	var best *QEIdentity
+	for _, qe := range c.QEIdentities {
+		if best == nil || (!qe.IssueDate.After(at) && (best.IssueDate.After(at) || qe.IssueDate.After(best.IssueDate))) {
+			best = qe
+		}
+	}
+	return best
 }
 
 // verify checks a signed document once per root: its ECDSA P-256 signature

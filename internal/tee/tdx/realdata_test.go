@@ -217,3 +217,48 @@ func TestV5Claims(t *testing.T) {
 		}
 	}
 }
+
+// Intel MigTD's collateral file (one JSON bundle of Intel's PCS answers)
+// is collateral as it stands: every quote verifies to what the separate
+// documents give.
+func TestCollateralBundle(t *testing.T) {
+	t.Parallel()
+	col := collateral(t, "migtd-collateral-production.json")
+	for _, tc := range []struct {
+		file, status string
+	}{{"teekit-phala-quote.dat", StatusUpToDate}, {"teekit-gcp-quote-v4.json", StatusUpToDate}, {"trustee-quote-6.dat", StatusOutOfDate}} {
+		c, err := New(Options{Collateral: col, Now: at(t, at2025)}).Verify(context.Background(), Evidence{Quote: readQuote(t, tc.file)})
+		if err != nil || c.TCBStatus != tc.status {
+			t.Fatalf("%s: %v, status %v", tc.file, err, c)
+		}
+	}
+}
+
+// Of several TCB infos and QE identities for one platform, the latest one
+// issued by the time of judgement counts: at 2025-11-01 trustee's of
+// 2025-10-27 (MigTD's of 2025-11-17 is not issued yet), at 2025-11-20
+// MigTD's.
+func TestLatestIssuedCollateralCounts(t *testing.T) {
+	t.Parallel()
+	col := collateral(t, "migtd-tcbinfo-00a06d080000.json", "trustee-tcbinfo-00a06d080000.json",
+		"migtd-qeidentity.json", "trustee-qeidentity.json", "migtd-pckcrl-platform.pem", "migtd-rootcrl.pem")
+	q := readQuote(t, "trustee-quote-6.dat")
+	// The MigTD CRL is issued 2025-11-17; at 2025-11-01 no CRL is current.
+	_, err := New(Options{Collateral: col, Now: at(t, "2025-11-01T00:00:00Z")}).Verify(context.Background(), Evidence{Quote: q})
+	wantReason(t, err, attest.ReasonCollateralUnavailable)
+	c, err := New(Options{Collateral: col, Now: at(t, at2025)}).Verify(context.Background(), Evidence{Quote: q})
+	wantReason(t, err, "")
+	if c.TCBStatus != StatusOutOfDate {
+		t.Fatalf("status %s", c.TCBStatus)
+	}
+	ti := col.(Static).C.tcbInfo([6]byte{0x00, 0xa0, 0x6d, 0x08, 0x00, 0x00}, at(t, "2025-11-01T00:00:00Z")())
+	if ti == nil || ti.IssueDate.Format("2006-01-02") != "2025-10-27" {
+		t.Fatalf("at 2025-11-01 the TCB info of %v counts", ti.IssueDate)
+	}
+	if ti := col.(Static).C.tcbInfo([6]byte{0x00, 0xa0, 0x6d, 0x08, 0x00, 0x00}, at(t, at2025)()); ti.IssueDate.Format("2006-01-02") != "2025-11-17" {
+		t.Fatalf("at 2025-11-20 the TCB info of %v counts", ti.IssueDate)
+	}
+	if qe := col.(Static).C.qeIdentity(at(t, "2025-11-01T00:00:00Z")()); qe.IssueDate.Format("2006-01-02") != "2025-10-28" {
+		t.Fatalf("at 2025-11-01 the QE identity of %v counts", qe.IssueDate)
+	}
+}

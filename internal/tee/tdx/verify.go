@@ -169,7 +169,7 @@ func (v *Verifier) appraise(ctx context.Context, f *framed, pck *pckEntry, at ti
 		return nil, attest.Errorf(attest.ReasonCertRevoked, "%q is revoked by the root", pck.ca.Subject.CommonName)
 	}
 
-	ti := col.tcbInfo(pck.info.FMSPC)
+	ti := col.tcbInfo(pck.info.FMSPC, at)
 	if ti == nil {
 		return nil, errNoTCBInfo(pck.info.FMSPC)
 	}
@@ -179,7 +179,7 @@ func (v *Verifier) appraise(ctx context.Context, f *framed, pck *pckEntry, at ti
 	if ti.pceID != pck.info.PCEID {
 		return nil, attest.Errorf(attest.ReasonCollateralInvalid, "TCB info is for PCE-ID %x, the PCK's is %x", ti.pceID, pck.info.PCEID)
 	}
-	qe := col.QEIdentity
+	qe := col.qeIdentity(at)
 	if qe == nil {
 		return nil, attest.Errorf(attest.ReasonCollateralUnavailable, "no QE identity in the collateral")
 	}
