@@ -84,3 +84,24 @@ func TestTDAttributes(t *testing.T) {
 		t.Errorf("moemahhouk: %+v", a)
 	}
 }
+
+// The PCK's SGX extensions of a real certificate: FMSPC, PCE-ID, PCESVN,
+// CPUSVN and a PPID, from the Platform CA.
+func TestParsePCK(t *testing.T) {
+	t.Parallel()
+	f, err := frame(readQuote(t, "trustee-quote-6.dat"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	certs, err := ParseCertificates(f.pckChain)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := ParsePCK(certs[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.FMSPC != [6]byte{0x00, 0xa0, 0x6d, 0x08, 0x00, 0x00} || p.PCESVN != 11 || p.CA != "platform" || p.PCEID != [2]byte{} || p.PPID == [16]byte{} {
+		t.Fatalf("%+v", p)
+	}
+}

@@ -18,6 +18,7 @@ import (
 // Certificate and CRL Profile, "SGX Extensions").
 var (
 	oidSGXExtensions = asn1.ObjectIdentifier{1, 2, 840, 113741, 1, 13, 1}
+	oidPPID          = asn1.ObjectIdentifier{1, 2, 840, 113741, 1, 13, 1, 1}
 	oidTCB           = asn1.ObjectIdentifier{1, 2, 840, 113741, 1, 13, 1, 2}
 	oidPCEID         = asn1.ObjectIdentifier{1, 2, 840, 113741, 1, 13, 1, 3}
 	oidFMSPC         = asn1.ObjectIdentifier{1, 2, 840, 113741, 1, 13, 1, 4}
@@ -25,6 +26,9 @@ var (
 
 // PCKInfo is what a PCK certificate certifies about its platform.
 type PCKInfo struct {
+	// PPID is the platform's provisioning id, 16 bytes (a per-platform
+	// identifier: never log it); zero if the certificate has none.
+	PPID [16]byte
 	// CPUSVN are the 16 SGX TCB component SVNs (TCB extension .1 to .16).
 	CPUSVN [16]byte
 	// PCESVN is the PCE's SVN (TCB extension .17).
@@ -92,6 +96,11 @@ func ParsePCK(c *x509.Certificate) (*PCKInfo, error) {
 				}
 			}
 			have.tcb = seen == 16
+		case e.ID.Equal(oidPPID):
+			var b []byte
+			if _, err := asn1.Unmarshal(e.Value.FullBytes, &b); err == nil && len(b) == 16 {
+				copy(p.PPID[:], b)
+			}
 		case e.ID.Equal(oidPCEID):
 			var b []byte
 			if _, err := asn1.Unmarshal(e.Value.FullBytes, &b); err != nil || len(b) != 2 {
