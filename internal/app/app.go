@@ -19,6 +19,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/trustgate/trustgate/internal/admin"
+	"github.com/trustgate/trustgate/internal/attest"
 	"github.com/trustgate/trustgate/internal/certs"
 	"github.com/trustgate/trustgate/internal/challenge"
 	"github.com/trustgate/trustgate/internal/config"
@@ -31,6 +32,7 @@ import (
 	"github.com/trustgate/trustgate/internal/secretfile"
 	"github.com/trustgate/trustgate/internal/sim"
 	"github.com/trustgate/trustgate/internal/tee/snp"
+	"github.com/trustgate/trustgate/internal/tee/tdx"
 	"github.com/trustgate/trustgate/internal/token"
 	"github.com/trustgate/trustgate/internal/verifier"
 )
@@ -193,7 +195,13 @@ func New(ctx context.Context, cfg config.Config, d Deps) (_ *App, err error) {
 		return nil, err
 	}
 
-	svc, err := verifier.New(verifier.Options{SNP: snp.New(snpOpts), Policy: pol, Nonces: nonces, Tokens: tokens, Now: d.Now})
+	// TDX: Intel's collateral comes from the PCS collateral service (issue
+	// 13 §3); until it is wired, every TDX quote is collateral_unavailable.
+	tdxVerifier := tdx.New(tdx.Options{Now: d.Now})
+	svc, err := verifier.New(verifier.Options{
+		TEEs:   map[string]verifier.TEE{attest.TEESEVSNP: snp.New(snpOpts), attest.TEETDX: tdxVerifier},
+		Policy: pol, Nonces: nonces, Tokens: tokens, Now: d.Now,
+	})
 	if err != nil {
 		return nil, err
 	}

@@ -1,6 +1,6 @@
 // Package metrics is trustgate's Prometheus instrumentation, with SPEC's
 // metric names. No label ever carries a per-guest or client-chosen value:
-// tee is "sev-snp" or "unknown" (any other string a client sends), result
+// tee is "sev-snp", "tdx" or "unknown" (any other string a client sends), result
 // is "pass" or "fail", reason is a built-in reason code (attest.Reasons,
 // "none" on a pass) or one of the first MaxPolicyReasons distinct codes of
 // the form policy_<name> a policy reported (later ones count as
@@ -96,7 +96,7 @@ func New(policyID func() string) *Metrics {
 
 	// Every label value known in advance is there from the start, at 0,
 	// so that rates and alerts work before the first event.
-	for _, tee := range []string{"sev-snp"} {
+	for _, tee := range TEEs {
 		m.attestations.WithLabelValues(tee, Pass, NoReason)
 		for _, r := range attest.Reasons() {
 			m.attestations.WithLabelValues(tee, Fail, string(r))
@@ -131,9 +131,13 @@ func (m *Metrics) Handler() http.Handler {
 	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{Registry: m.reg})
 }
 
+// TEEs are the tee label values of the TEEs trustgate verifies; with
+// UnknownTEE they are the label's closed set.
+var TEEs = []string{attest.TEESEVSNP, attest.TEETDX}
+
 // teeLabel keeps client-chosen strings out of labels.
 func teeLabel(tee string) string {
-	if tee == "sev-snp" {
+	if tee == attest.TEESEVSNP || tee == attest.TEETDX {
 		return tee
 	}
 	return UnknownTEE

@@ -29,14 +29,16 @@
 // and values. /readyz, the reload log and serve's start-up error show it;
 // `trustgate policy eval` shows the full errors.
 //
-// input is the claims of one verified report (attest.Claims as JSON, SPEC
-// "Claims"; byte strings are lowercase hex). The reference values are at
+// input is the claims of one verified report or quote (attest.Claims or
+// attest.TDXClaims as JSON, SPEC "Claims" and "Intel TDX"; "tee" says which;
+// byte strings are lowercase hex). The reference values are at
 // data.trustgate.reference, in the JSON form of refvalues.Set with SPEC's
 // keys:
 //
-//	{"measurements": [{"value": hex, "label": string, "expires": RFC 3339?, "resources": [string]?}],
+//	{"measurements": [{"tee": "sev-snp"|"tdx"?, "value": hex, "label": string, "expires": RFC 3339?,
+//	                   "resources": [string]?, "rtmr": [hex or ""]?}],
 //	 "min_tcb": {"bootloader": n, "tee": n, "snp": n, "microcode": n, "fmc": n?}?,
-//	 "allowed_vmpl": [n]?}
+//	 "allowed_vmpl": [n]?, "tdx_tcb_status": [string]?}
 //
 // "measurements" is always present ([] when there are none); absent
 // optional keys are left out. So a custom policy must not define a rule

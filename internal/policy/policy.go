@@ -276,14 +276,16 @@ func referenceDoc(ref *refvalues.Set) ([]byte, any, error) {
 	return b, doc, nil
 }
 
-// Evaluate runs the active policy on the claims of one verified report. A
+// Evaluate runs the active policy on the claims of one verified report or
+// quote (attest.Claims for SEV-SNP, attest.TDXClaims for TDX; the input is
+// their JSON form, "tee" naming which). A
 // clean verdict (allow or deny) comes back as a Decision, with nil error;
 // Decision.Err turns a deny into an *attest.Error. An undefined decision, a
 // decision of the wrong shape or an evaluation error (builtin errors are
 // strict) comes back as an *attest.Error with reason policy_denied: the
 // policy fails closed. A nil c is an internal_error.
-func (e *Engine) Evaluate(ctx context.Context, c *attest.Claims) (attest.Decision, error) {
-	if c == nil {
+func (e *Engine) Evaluate(ctx context.Context, c attest.Verified) (attest.Decision, error) {
+	if c == nil || reflect.ValueOf(c).IsNil() {
 		return attest.Decision{}, attest.Errorf(attest.ReasonInternalError, "policy: no claims")
 	}
 	v, err := e.fields.inputValue(reflect.ValueOf(c))

@@ -11,6 +11,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"reflect"
 	"time"
 
 	"github.com/trustgate/trustgate/internal/attest"
@@ -85,12 +86,14 @@ func NewRemote(o RemoteOptions) (*Remote, error) {
 func (r *Remote) ID() string { return r.id }
 
 // Evaluate asks the engine for the decision on c.
-func (r *Remote) Evaluate(ctx context.Context, c *attest.Claims) (attest.Decision, error) {
-	if c == nil {
+func (r *Remote) Evaluate(ctx context.Context, c attest.Verified) (attest.Decision, error) {
+	if c == nil || reflect.ValueOf(c).IsNil() {
 		return attest.Decision{}, attest.Errorf(attest.ReasonInternalError, "policy: no claims")
 	}
+	// The same document the embedded engine builds from the claims' JSON
+	// tags.
 	body, err := json.Marshal(struct {
-		Input *attest.Claims `json:"input"`
+		Input attest.Verified `json:"input"`
 	}{c})
 	if err != nil {
 		return attest.Decision{}, attest.Errorf(attest.ReasonInternalError, "policy input: %w", err)
