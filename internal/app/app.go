@@ -197,7 +197,15 @@ func New(ctx context.Context, cfg config.Config, d Deps) (_ *App, err error) {
 
 	// TDX: Intel's collateral comes from the PCS collateral service (issue
 	// 13 §3); until it is wired, every TDX quote is collateral_unavailable.
-	tdxVerifier := tdx.New(tdx.Options{Now: d.Now})
+	var tdxVerifier verifier.TEE = tdx.New(tdx.Options{Now: d.Now})
+	if cfg.DevSimulator {
+		simTDX, err := sim.NewTDXVerifier(tdx.Options{Now: d.Now})
+		if err != nil {
+			return nil, err
+		}
+		tdxVerifier = sim.DevTDX{Intel: tdxVerifier, Sim: simTDX}
+		log.Warn("dev_simulator: trusting the TDX simulator's Intel-like root and its collateral; every token is marked as such")
+	}
 	svc, err := verifier.New(verifier.Options{
 		TEEs:   map[string]verifier.TEE{attest.TEESEVSNP: snp.New(snpOpts), attest.TEETDX: tdxVerifier},
 		Policy: pol, Nonces: nonces, Tokens: tokens, Now: d.Now,
