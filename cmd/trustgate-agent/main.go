@@ -51,7 +51,10 @@ CMD with TRUSTGATE_RESOURCES_DIR=DIR in its environment.
 
 The report comes from configfs-tsm (/sys/kernel/config/tsm/report, Linux
 6.7+) or /dev/sev-guest (--device), or from the simulator (--simulate; the
-verifier must run --dev-simulator). A 503 or an unreachable verifier is
+verifier must run --dev-simulator). --tee auto (the default) attests as
+what configfs-tsm's provider says: sev_guest an SEV-SNP report, tdx_guest
+a TDX quote (REPORTDATA bound the same way); --tee tdx --simulate uses the
+TDX simulator. A 503 or an unreachable verifier is
 retried with backoff.
 
 Releases are signed by the verifier's token key and the agent writes
@@ -83,6 +86,7 @@ type agentRun struct {
 	stdout, stderr io.Writer
 
 	verifierURL, out, device, simMeasurement *string
+	tee                                      *string
 	caFile, jwksFile, certFile, keyFile      *string
 	names                                    stringList
 	vmpl                                     *uint
@@ -126,9 +130,10 @@ func (r *agentRun) flagSet() *flag.FlagSet {
 	fs.Var(&r.names, "resource", "release resource `NAME` (repeatable)")
 	r.out = fs.String("out", "", "write released resources to `DIR`/NAME")
 	r.device = fs.String("device", "auto", "guest device: auto, configfs or sev-guest")
+	r.tee = fs.String("tee", agent.TEEAuto, "TEE: auto (configfs-tsm's provider: sev_guest or tdx_guest; with --simulate, sev-snp), sev-snp or tdx")
 	r.vmpl = fs.Uint("vmpl", 0, "ask for the report at this VMPL, 0–3 (the verifier's allowed_vmpl must admit it)")
-	r.simulate = fs.Bool("simulate", false, "use the SEV-SNP simulator instead of the guest device (the verifier must run --dev-simulator)")
-	r.simMeasurement = fs.String("sim-measurement", "", "launch measurement of the simulated guest (48 bytes, `HEX`; default 5a…5a)")
+	r.simulate = fs.Bool("simulate", false, "use the simulator (SEV-SNP, or TDX with --tee tdx) instead of the guest device (the verifier must run --dev-simulator)")
+	r.simMeasurement = fs.String("sim-measurement", "", "launch measurement (TDX: MRTD) of the simulated guest (48 bytes, `HEX`; default 5a…5a)")
 	r.caFile = fs.String("ca", "", "trust the verifier's TLS certificate under this CA `FILE` (PEM)")
 	r.jwksFile = fs.String("verifier-jwks", "", "trust releases signed by the keys of this JWKS `FILE` only (saved from the verifier's /.well-known/jwks.json)")
 	r.insecureHTTP = fs.Bool("insecure-http", false, "allow http:// to a verifier that is not on loopback (anyone on the path sees and can change the exchange; releases then need --verifier-jwks)")
@@ -199,13 +204,20 @@ func (r *agentRun) prepare() (httpClient *http.Client, dev agent.Device, closeDe
 		if err != nil {
 			return nil, nil, nil, usagef("--sim-measurement: %w", err)
 		}
+		if *r.tee == agent.TEETDX {
+			s, err := sim.NewTDX(sim.TDXOptions{MRTD: m})
+			if err != nil {
+				return nil, nil, nil, err
+			}
+			return httpClient, agent.SimTDXDevice{Sim: s}, func() {}, nil
+		}
 		s, err := sim.New(sim.Options{Measurement: m})
 		if err != nil {
 			return nil, nil, nil, err
 		}
 		return httpClient, agent.SimDevice{Sim: s}, func() {}, nil
 	}
-	d, err := agent.OpenDevice(*r.device, agent.WithVMPL(*r.vmpl))
+	d, err := agent.OpenDevice(*r.device, agent.WithVMPL(*r.vmpl), agent.WithTEE(*r.tee))
 	if err != nil {
 		return nil, nil, nil, err
 	}
@@ -235,6 +247,12 @@ func (r *agentRun) check() error {
 		return usagef("--vmpl %d: want 0 to 3", *r.vmpl)
 	case *r.vmpl != 0 && *r.simulate:
 		return usagef("--vmpl needs a guest device, not --simulate")
+	case *r.tee != agent.TEEAuto && *r.tee != agent.TEESEVSNP && *r.tee != agent.TEETDX:
+		return usagef("--tee %q: want auto, sev-snp or tdx", *r.tee)
+	case *r.tee == agent.TEETDX && *r.vmpl != 0:
+		return usagef("--vmpl is SEV-SNP's; a TD has no VMPL")
+	case *r.tee == agent.TEETDX && *r.device == agent.DeviceSEVGuest:
+		return usagef("--tee tdx: a TD's quotes come from configfs-tsm, not --device sev-guest")
 	}
 	for _, n := range r.names {
 		if err := resources.ValidName(n); err != nil {

@@ -11,7 +11,8 @@ import (
 )
 
 // Device produces SEV-SNP reports binding reportData, with the extended
-// report's certificate table when the host provides one.
+// report's certificate table when the host provides one; a Device with a
+// TEE method answering TEETDX produces TDX quotes instead (no table).
 type Device interface {
 	Report(ctx context.Context, reportData [64]byte) (report, certTable []byte, err error)
 }
@@ -62,12 +63,22 @@ func Prepare(ctx context.Context, c *client.Client, dev Device) (*Prepared, erro
 	if err != nil {
 		return nil, &DeviceError{Err: err}
 	}
-	return &Prepared{
-		Request: v1.AttestRequest{
-			Nonce: ch.Nonce, TEE: v1.TEESEVSNP, Evidence: v1.SNPEvidence{Report: report, CertTable: table}, TEEPubKey: key.JWK,
-		},
-		Key: key.Private, Expires: ch.ExpiresAt,
-	}, nil
+	req := v1.AttestRequest{
+		Nonce: ch.Nonce, TEE: v1.TEESEVSNP, Evidence: v1.SNPEvidence{Report: report, CertTable: table}, TEEPubKey: key.JWK,
+	}
+	if TEEOf(dev) == TEETDX {
+		req.TEE, req.Evidence = v1.TEETDX, v1.Evidence{Quote: report}
+	}
+	return &Prepared{Request: req, Key: key.Private, Expires: ch.ExpiresAt}, nil
+}
+
+// TEEOf is the TEE of dev's evidence: what its TEE method says, else
+// TEESEVSNP (a Device that returns SEV-SNP reports).
+func TEEOf(dev Device) string {
+	if d, ok := dev.(interface{ TEE() string }); ok && d.TEE() == TEETDX {
+		return TEETDX
+	}
+	return TEESEVSNP
 }
 
 // SimDevice adapts a simulator (sim.Device) to Device.
@@ -82,3 +93,17 @@ func (s SimDevice) Report(_ context.Context, rd [64]byte) ([]byte, []byte, error
 	r, t := s.Sim.Report(rd)
 	return r, t, nil
 }
+
+// SimTDXDevice adapts the TDX simulator (sim.TDXDevice) to Device: Report
+// returns its quote.
+type SimTDXDevice struct {
+	Sim interface{ Quote(reportData [64]byte) []byte }
+}
+
+// Report implements Device.
+func (s SimTDXDevice) Report(_ context.Context, rd [64]byte) ([]byte, []byte, error) {
+	return s.Sim.Quote(rd), nil, nil
+}
+
+// TEE says the device gives TDX quotes.
+func (SimTDXDevice) TEE() string { return TEETDX }

@@ -28,8 +28,18 @@ const (
 // SEV-SNP guest device.
 var ErrNoDevice = errors.New("no SEV-SNP guest device")
 
-// sevGuestProvider is the configfs-tsm provider name of the SEV-SNP driver.
-const sevGuestProvider = "sev_guest"
+// configfs-tsm provider names of the SEV-SNP and TDX guest drivers.
+const (
+	sevGuestProvider = "sev_guest"
+	tdxGuestProvider = "tdx_guest"
+)
+
+// TEE choices of WithTEE.
+const (
+	TEEAuto   = "auto"    // what configfs-tsm's provider says (sev_guest or tdx_guest), else /dev/sev-guest
+	TEESEVSNP = "sev-snp" // an SEV-SNP report (the default)
+	TEETDX    = "tdx"     // a TDX quote, through configfs-tsm
+)
 
 // GuestDevice is a Device backed by the guest kernel. Close releases it.
 type GuestDevice interface {
@@ -37,13 +47,23 @@ type GuestDevice interface {
 	io.Closer
 	// Kind is DeviceConfigFS or DeviceSEVGuest.
 	Kind() string
+	// TEE is TEESEVSNP or TEETDX: what Report returns.
+	TEE() string
 }
 
 // DeviceOption configures a GuestDevice.
 type DeviceOption func(*deviceConfig)
 
 type deviceConfig struct {
-	vmpl *uint // nil: VMPL 0 (for configfs-tsm, the kernel's default privlevel)
+	vmpl *uint  // nil: VMPL 0 (for configfs-tsm, the kernel's default privlevel)
+	tee  string // "" means TEESEVSNP
+}
+
+// WithTEE chooses the TEE: TEESEVSNP (the default), TEETDX (configfs-tsm
+// with the tdx_guest provider; Report returns a quote and no certificate
+// table) or TEEAuto (configfs-tsm's provider decides, else /dev/sev-guest).
+func WithTEE(tee string) DeviceOption {
+	return func(c *deviceConfig) { c.tee = tee }
 }
 
 // WithVMPL requests reports at the given VMPL (0–3; configfs-tsm privlevel)
@@ -77,21 +97,28 @@ func (c deviceConfig) level() (uint, error) {
 type ConfigFSDevice struct {
 	client configfsi.Client
 	cfg    deviceConfig
+	tee    string // TEESEVSNP or TEETDX
 }
 
 // NewConfigFSDevice returns a Device over a configfs-tsm client (linuxtsm's,
-// or go-configfs-tsm's faketsm in tests).
+// or go-configfs-tsm's faketsm in tests), of the TEE WithTEE names
+// (TEESEVSNP unless TEETDX).
 func NewConfigFSDevice(c configfsi.Client, opts ...DeviceOption) *ConfigFSDevice {
-	return &ConfigFSDevice{client: c, cfg: newConfig(opts)}
+	cfg := newConfig(opts)
+	tee := TEESEVSNP
+	if cfg.tee == TEETDX {
+		tee = TEETDX
+	}
+	return &ConfigFSDevice{client: c, cfg: cfg, tee: tee}
 }
 
 // Report implements Device: outblob is the report, auxblob the certificate
-// table (nil when the host provides none).
+// table (nil when the host provides none); for TDX outblob is the quote.
 func (d *ConfigFSDevice) Report(ctx context.Context, reportData [64]byte) ([]byte, []byte, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, nil, err
 	}
-	req := &report.Request{InBlob: reportData[:], GetAuxBlob: true}
+	req := &report.Request{InBlob: reportData[:], GetAuxBlob: d.tee == TEESEVSNP}
 	if d.cfg.vmpl != nil {
 		lvl, err := d.cfg.level()
 		if err != nil {
@@ -103,8 +130,14 @@ func (d *ConfigFSDevice) Report(ctx context.Context, reportData [64]byte) ([]byt
 	if err != nil {
 		return nil, nil, fmt.Errorf("configfs-tsm report: %w", err)
 	}
-	if err := checkProvider(resp.Provider); err != nil {
+	if err := checkProvider(resp.Provider, d.tee); err != nil {
 		return nil, nil, err
+	}
+	if d.tee == TEETDX {
+		if len(resp.OutBlob) < tdxQuoteHeader {
+			return nil, nil, fmt.Errorf("configfs-tsm outblob is %d bytes, too short for a TDX quote", len(resp.OutBlob))
+		}
+		return resp.OutBlob, nil, nil
 	}
 	if len(resp.OutBlob) != abi.ReportSize {
 		return nil, nil, fmt.Errorf("configfs-tsm outblob is %d bytes, want a %d-byte SEV-SNP report", len(resp.OutBlob), abi.ReportSize)
@@ -118,26 +151,38 @@ func (d *ConfigFSDevice) Close() error { return nil }
 // Kind implements GuestDevice.
 func (d *ConfigFSDevice) Kind() string { return DeviceConfigFS }
 
-// checkProvider refuses configfs-tsm providers other than the SEV-SNP one
-// (e.g. tdx_guest), whose outblob is not an SEV-SNP report.
-func checkProvider(p string) error {
-	if p = strings.TrimSpace(p); p != sevGuestProvider {
-		return fmt.Errorf("configfs-tsm provider is %q, not %q: not an SEV-SNP guest", p, sevGuestProvider)
+// TEE implements GuestDevice.
+func (d *ConfigFSDevice) TEE() string { return d.tee }
+
+// tdxQuoteHeader is the size of a TDX quote's header, the least outblob
+// that can be one.
+const tdxQuoteHeader = 48
+
+// checkProvider refuses configfs-tsm providers other than the one of tee
+// (sev_guest for SEV-SNP, tdx_guest for TDX): their outblob is not what the
+// verifier is told it is.
+func checkProvider(p, tee string) error {
+	want, what := sevGuestProvider, "an SEV-SNP guest"
+	if tee == TEETDX {
+		want, what = tdxGuestProvider, "a TDX guest"
+	}
+	if p = strings.TrimSpace(p); p != want {
+		return fmt.Errorf("configfs-tsm provider is %q, not %q: not %s", p, want, what)
 	}
 	return nil
 }
 
 // probeProvider reads the provider of a fresh, unused report entry.
-func probeProvider(c configfsi.Client) error {
+func probeProvider(c configfsi.Client) (string, error) {
 	r, err := report.CreateOpenReport(c)
 	if err != nil {
-		return fmt.Errorf("configfs-tsm: %w (root needed)", err)
+		return "", fmt.Errorf("configfs-tsm: %w (root needed)", err)
 	}
 	p, err := r.ReadOption("provider")
 	if err = errors.Join(err, r.Destroy()); err != nil {
-		return fmt.Errorf("configfs-tsm: %w", err)
+		return "", fmt.Errorf("configfs-tsm: %w", err)
 	}
-	return checkProvider(string(p))
+	return strings.TrimSpace(string(p)), nil
 }
 
 // SEVGuestDevice gets reports through /dev/sev-guest ioctls. Calls are
@@ -204,6 +249,9 @@ func (d *SEVGuestDevice) Close() error {
 // Kind implements GuestDevice.
 func (d *SEVGuestDevice) Kind() string { return DeviceSEVGuest }
 
+// TEE implements GuestDevice.
+func (d *SEVGuestDevice) TEE() string { return TEESEVSNP }
+
 func nonEmpty(b []byte) []byte {
 	if len(b) == 0 {
 		return nil
@@ -228,13 +276,36 @@ var hostOpener = opener{
 
 // OpenDevice opens the guest's SEV-SNP device of the given kind: DeviceAuto
 // (configfs-tsm when /sys/kernel/config/tsm/report exists with the sev_guest
-// provider, else /dev/sev-guest), DeviceConfigFS or DeviceSEVGuest. The
+// provider, else /dev/sev-guest), DeviceConfigFS or DeviceSEVGuest. With
+// WithTEE(TEETDX) it opens configfs-tsm with the tdx_guest provider (kind
+// auto or configfs); with WithTEE(TEEAuto) a tdx_guest provider gives a TDX
+// device, sev_guest an SEV-SNP one, and without either /dev/sev-guest. The
 // caller closes the returned device.
 func OpenDevice(kind string, opts ...DeviceOption) (GuestDevice, error) {
 	return hostOpener.open(kind, opts...)
 }
 
 func (o opener) open(kind string, opts ...DeviceOption) (GuestDevice, error) {
+	switch tee := newConfig(opts).tee; tee {
+	case "", TEESEVSNP:
+	case TEETDX:
+		if kind != DeviceAuto && kind != DeviceConfigFS {
+			return nil, fmt.Errorf("a TDX guest's quotes come from configfs-tsm, not device kind %q", kind)
+		}
+		if !exists(o.configfsPath) {
+			return nil, fmt.Errorf("%w: %s does not exist (is this a TDX guest? Linux 6.7+ with configfs mounted?)", ErrNoDevice, o.configfsPath)
+		}
+		return o.configfs(opts)
+	case TEEAuto:
+		if kind != DeviceSEVGuest && exists(o.configfsPath) {
+			if d, err := o.configfs(append(opts, WithTEE(TEETDX))); err == nil {
+				return d, nil
+			}
+		}
+		opts = append(opts, WithTEE(TEESEVSNP))
+	default:
+		return nil, fmt.Errorf("unknown TEE %q (want %q, %q or %q)", tee, TEEAuto, TEESEVSNP, TEETDX)
+	}
 	switch kind {
 	case DeviceConfigFS:
 		return o.configfs(opts)
@@ -275,10 +346,15 @@ func (o opener) configfs(opts []DeviceOption) (GuestDevice, error) {
 	if err != nil {
 		return nil, fmt.Errorf("configfs-tsm: %w", err)
 	}
-	if err := probeProvider(c); err != nil {
+	p, err := probeProvider(c)
+	if err != nil {
 		return nil, err
 	}
-	return NewConfigFSDevice(c, opts...), nil
+	d := NewConfigFSDevice(c, opts...)
+	if err := checkProvider(p, d.tee); err != nil {
+		return nil, err
+	}
+	return d, nil
 }
 
 func (o opener) sevGuest(opts []DeviceOption) (GuestDevice, error) {

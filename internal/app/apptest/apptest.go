@@ -19,7 +19,8 @@ import (
 
 // SimVerifier returns the config of a --dev-simulator verifier, offline,
 // with its certificate cache in a temporary directory, approving the
-// simulator's default measurement (label "b1") and granting it the names
+// simulator's default measurement (label "b1", and for the TDX simulator
+// "t1") and granting it the names
 // of resources, which it serves from an owner-only store.
 func SimVerifier(t testing.TB, resources map[string]string, granted ...string) config.Config {
 	t.Helper()
@@ -28,9 +29,12 @@ func SimVerifier(t testing.TB, resources map[string]string, granted ...string) c
 	cfg.DevSimulator, cfg.Offline, cfg.CertCacheDir = true, true, filepath.Join(dir, "certs")
 	cfg.ShutdownDelay = 0
 	cfg.ReferenceValues = filepath.Join(dir, "ref.yaml")
-	ref := "measurements:\n  - value: \"" + hex.EncodeToString(sim.DefaultMeasurement[:]) + "\"\n    label: b1\n"
-	if len(granted) > 0 {
-		ref += "    resources: [" + strings.Join(granted, ", ") + "]\n"
+	ref := "measurements:\n"
+	for _, e := range []string{"label: b1\n", "label: t1\n    tee: tdx\n"} {
+		ref += "  - value: \"" + hex.EncodeToString(sim.DefaultMeasurement[:]) + "\"\n    " + e
+		if len(granted) > 0 {
+			ref += "    resources: [" + strings.Join(granted, ", ") + "]\n"
+		}
 	}
 	write(t, cfg.ReferenceValues, ref)
 	if resources != nil {
