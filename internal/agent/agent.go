@@ -97,7 +97,9 @@ func (s SimDevice) Report(_ context.Context, rd [64]byte) ([]byte, []byte, error
 // SimTDXDevice adapts the TDX simulator (sim.TDXDevice) to Device: Report
 // returns its quote.
 type SimTDXDevice struct {
-	Sim interface{ Quote(reportData [64]byte) []byte }
+	Sim interface {
+		Quote(reportData [64]byte) []byte
+	}
 }
 
 // Report implements Device.
