@@ -6,6 +6,7 @@ import (
 	"crypto/ecdsa"
 	"encoding/hex"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -26,15 +27,19 @@ import (
 	"github.com/trustgate/trustgate/internal/token"
 )
 
-// cmdDemo runs the whole flow in one process, printing each step.
+// cmdDemo runs the whole flow in one process, printing each step; --tee
+// tdx runs it with the TDX simulator.
 func cmdDemo(args []string, stdout, stderr io.Writer) int {
-	if len(args) != 0 {
-		fmt.Fprintln(stderr, "usage: trustgate demo")
+	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	tee := fs.String("tee", v1.TEESEVSNP, "the simulated guest's TEE: sev-snp or tdx")
+	if err := fs.Parse(args); err != nil || fs.NArg() != 0 || (*tee != v1.TEESEVSNP && *tee != v1.TEETDX) {
+		fmt.Fprintln(stderr, "usage: trustgate demo [--tee sev-snp|tdx]")
 		return exitUsage
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	if err := demo(ctx, stdout); err != nil {
+	if err := demo(ctx, stdout, *tee); err != nil {
 		fmt.Fprintf(stdout, "\nDEMO FAILED: %v\n", err)
 		return exitRejected
 	}
@@ -46,6 +51,7 @@ func cmdDemo(args []string, stdout, stderr io.Writer) int {
 // demoRun is the state the demo's steps share.
 type demoRun struct {
 	w      io.Writer
+	tee    string // v1.TEESEVSNP or v1.TEETDX
 	c      *client.Client
 	secret []byte // the stored db-password
 	key    *agent.EphemeralKey
@@ -60,8 +66,8 @@ func (d *demoRun) step(n int, format string, a ...any) {
 
 func (d *demoRun) say(format string, a ...any) { fmt.Fprintf(d.w, "    "+format+"\n", a...) }
 
-func demo(ctx context.Context, w io.Writer) error {
-	d := &demoRun{w: w}
+func demo(ctx context.Context, w io.Writer, tee string) error {
+	d := &demoRun{w: w, tee: tee}
 	stop, err := d.startVerifier(ctx)
 	if err != nil {
 		return err
@@ -97,6 +103,9 @@ func (d *demoRun) startVerifier(ctx context.Context) (stop func(), err error) {
 	approved := sim.DefaultMeasurement
 	refPath := filepath.Join(dir, "reference-values.yaml")
 	ref := fmt.Sprintf("measurements:\n  - value: %q\n    label: demo-build-1\n    resources: [db-password]\nallowed_vmpl: [0]\n", hex.EncodeToString(approved[:]))
+	if d.tee == v1.TEETDX {
+		ref = fmt.Sprintf("measurements:\n  - tee: tdx\n    value: %q\n    label: demo-td-1\n    resources: [db-password]\ntdx_tcb_status: [UpToDate]\n", hex.EncodeToString(approved[:]))
+	}
 	resDir := filepath.Join(dir, "resources")
 	d.secret = []byte("demo-db-password-" + hex.EncodeToString(approved[:4]))
 	if err := os.Mkdir(resDir, 0o700); err != nil {
@@ -128,6 +137,13 @@ func (d *demoRun) startVerifier(ctx context.Context) (stop func(), err error) {
 	base := "http://" + ln.Addr().String()
 	d.c = &client.Client{BaseURL: base}
 	d.step(1, "Verifier listening on %s (in this process).", base)
+	if d.tee == v1.TEETDX {
+		d.say("It trusts the pinned Intel SGX Root CA and, because this is a demo (--dev-simulator), the TDX simulator's")
+		d.say("Intel-like root, whose platform's collateral (TCB info, QE identity, CRLs) the simulator signs itself.")
+		d.say("Approved TD: MRTD %s… labelled demo-td-1 (default policy: approved MRTD of tee tdx, not debuggable,", hex.EncodeToString(approved[:6]))
+		d.say("TCB status UpToDate), granted the resource db-password from its secret store.")
+		return stop, nil
+	}
 	d.say("It trusts AMD's pinned roots and, because this is a demo (--dev-simulator), the simulator's AMD root key.")
 	d.say("Approved build: measurement %s… labelled demo-build-1 (default policy: approved measurement, no DEBUG, VMPL 0),", hex.EncodeToString(approved[:6]))
 	d.say("granted the resource db-password from its secret store (--resources, one owner-only file per resource).")
@@ -152,22 +168,32 @@ func (d *demoRun) attest(ctx context.Context) error {
 	d.step(3, "Guest makes an ephemeral P-256 key and binds it with the nonce into REPORT_DATA.")
 	d.say("REPORT_DATA = SHA-512(nonce || JWK thumbprint) = %s…", hex.EncodeToString(rd[:8]))
 
-	dev, err := sim.New(sim.Options{})
+	ev, err := d.evidence(nil, rd)
 	if err != nil {
 		return err
 	}
-	report, table := dev.Report(rd)
-	d.step(4, "The (simulated) AMD Secure Processor signs a %d-byte attestation report with its VCEK.", len(report))
-	d.say("measurement %s…, with a certificate table carrying VCEK, ASK and ARK.", hex.EncodeToString(report[0x90:0x96]))
+	if d.tee == v1.TEETDX {
+		d.step(4, "The (simulated) TDX module and Quoting Enclave sign a %d-byte version 4 quote of the TD.", len(ev.Quote))
+		d.say("MRTD %s…, REPORTDATA as above; the QE's report is signed by the PCK key, whose certificate chain it carries.", hex.EncodeToString(ev.Quote[48+0x88:48+0x8e]))
+	} else {
+		d.step(4, "The (simulated) AMD Secure Processor signs a %d-byte attestation report with its VCEK.", len(ev.Report))
+		d.say("measurement %s…, with a certificate table carrying VCEK, ASK and ARK.", hex.EncodeToString(ev.Report[0x90:0x96]))
+	}
 
-	d.req = v1.AttestRequest{Nonce: ch.Nonce, TEE: v1.TEESEVSNP, Evidence: v1.SNPEvidence{Report: report, CertTable: table}, TEEPubKey: d.key.JWK}
+	d.req = v1.AttestRequest{Nonce: ch.Nonce, TEE: d.tee, Evidence: ev, TEEPubKey: d.key.JWK}
 	resp, err := d.c.Attest(ctx, d.req)
 	if err != nil {
 		return fmt.Errorf("attest: %w", err)
 	}
 	d.token = resp.Token
-	d.step(5, "Guest sends POST /v1/attest. The verifier checks the chain to the root, the signature, the report,")
-	d.say("that REPORT_DATA binds its nonce and this key, then the policy; only then it consumes the nonce.")
+	if d.tee == v1.TEETDX {
+		d.step(5, "Guest sends POST /v1/attest with tee \"tdx\". The verifier checks the PCK chain to the root, the QE report and")
+		d.say("the quote signatures, the collateral and TCB level (UpToDate), that REPORT_DATA binds its nonce and this key,")
+		d.say("then the policy; only then it consumes the nonce.")
+	} else {
+		d.step(5, "Guest sends POST /v1/attest. The verifier checks the chain to the root, the signature, the report,")
+		d.say("that REPORT_DATA binds its nonce and this key, then the policy; only then it consumes the nonce.")
+	}
 	d.say("→ %s, token %s…", resp.Status, resp.Token[:24])
 	return nil
 }
@@ -182,7 +208,7 @@ func (d *demoRun) checkToken(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("token: %w", err)
 	}
-	sm := ear.Submods[v1.TEESEVSNP]
+	sm := ear.Submods[d.tee]
 	if sm.TEEPubKey == nil || !sm.TEEPubKey.Key.(*ecdsa.PublicKey).Equal(d.key.Private.Public()) {
 		return errors.New("token does not carry the guest's key")
 	}
@@ -229,19 +255,36 @@ func (d *demoRun) refusals(ctx context.Context) error {
 	}
 
 	other := [48]byte(bytes.Repeat([]byte{0x11}, 48))
-	rogue, err := sim.New(sim.Options{Measurement: &other})
-	if err != nil {
-		return err
-	}
 	ch, err := d.c.Challenge(ctx)
 	if err != nil {
 		return err
 	}
-	r, t := rogue.Report(d.key.ReportData(attest.Nonce(ch.Nonce)))
+	ev, err := d.evidence(&other, d.key.ReportData(attest.Nonce(ch.Nonce)))
+	if err != nil {
+		return err
+	}
 	d.step(10, "A guest running an unapproved build (measurement 1111…) attests with a fresh nonce.")
-	resp, err = d.c.Attest(ctx, v1.AttestRequest{Nonce: ch.Nonce, TEE: v1.TEESEVSNP,
-		Evidence: v1.SNPEvidence{Report: r, CertTable: t}, TEEPubKey: d.key.JWK})
+	resp, err = d.c.Attest(ctx, v1.AttestRequest{Nonce: ch.Nonce, TEE: d.tee, Evidence: ev, TEEPubKey: d.key.JWK})
 	return d.refused(resp, err, attest.ReasonMeasurementMismatch, "unapproved build", "")
+}
+
+// evidence is the simulated guest's evidence binding rd: an SEV-SNP report
+// and certificate table, or a TDX quote; measurement nil means the
+// simulator's default (the approved build).
+func (d *demoRun) evidence(measurement *[48]byte, rd [64]byte) (v1.Evidence, error) {
+	if d.tee == v1.TEETDX {
+		dev, err := sim.NewTDX(sim.TDXOptions{MRTD: measurement})
+		if err != nil {
+			return v1.Evidence{}, err
+		}
+		return v1.Evidence{Quote: dev.Quote(rd)}, nil
+	}
+	dev, err := sim.New(sim.Options{Measurement: measurement})
+	if err != nil {
+		return v1.Evidence{}, err
+	}
+	report, table := dev.Report(rd)
+	return v1.Evidence{Report: report, CertTable: table}, nil
 }
 
 // refused checks that a request was refused for want, and says so.

@@ -19,3 +19,26 @@ func TestDemo(t *testing.T) {
 		}
 	}
 }
+
+// demo --tee tdx runs the same flow with the TDX simulator: the quote
+// verifies under the simulator's root with its collateral, the token names
+// the tdx submodule (its label is the TDX entry's), and the three refusals
+// hold.
+func TestDemoTDX(t *testing.T) {
+	t.Parallel()
+	code, out, errOut := runCLI("demo", "--tee", "tdx")
+	if code != exitOK {
+		t.Fatalf("exit %d\n%s\n%s", code, out, errOut)
+	}
+	for _, want := range []string{"[1] Verifier listening", "TDX simulator", "version 4 quote", `tee "tdx"`, "affirming", "label=demo-td-1",
+		"equal to the verifier's file", "REJECTED: token_replayed", "REJECTED: nonce_replayed", "REJECTED: measurement_mismatch", "All steps held"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("demo --tee tdx output lacks %q:\n%s", want, out)
+		}
+	}
+	for _, args := range [][]string{{"demo", "--tee", "cca"}, {"demo", "extra"}} {
+		if code, _, _ := runCLI(args...); code != exitUsage {
+			t.Errorf("%q: exit %d, want %d", args, code, exitUsage)
+		}
+	}
+}
