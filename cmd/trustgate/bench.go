@@ -25,7 +25,7 @@ import (
 	"github.com/trustgate/trustgate/internal/sim"
 )
 
-const benchUsage = `usage: trustgate bench --verifier URL [-n N] [-c C] [--sim-measurement HEX] [--ca FILE] [--cert FILE --key FILE]
+const benchUsage = `usage: trustgate bench --verifier URL [-n N] [-c C] [--tee sev-snp|tdx] [--sim-measurement HEX] [--ca FILE] [--cert FILE --key FILE]
 
 bench is a load generator for a running 'trustgate serve --dev-simulator'.
 It prepares N attest requests (a challenge each and a simulated SEV-SNP
@@ -52,6 +52,7 @@ func cmdBench(args []string, stdout, stderr io.Writer) int {
 	n := fs.Int("n", 4000, "attestations to send")
 	c := fs.Int("c", 8, "concurrent connections")
 	simMeasurement := fs.String("sim-measurement", "", "launch measurement of the simulated guests (48 bytes, `HEX`; default 5a…5a)")
+	tee := fs.String("tee", "sev-snp", "the simulated guests' TEE: sev-snp (reports) or tdx (quotes; the baseline stays ECDSA P-384)")
 	caFile := fs.String("ca", "", "trust the verifier's TLS certificate under this CA `FILE` (PEM)")
 	certFile := fs.String("cert", "", "client TLS certificate `FILE` (PEM), with --key")
 	keyFile := fs.String("key", "", "client TLS key `FILE` (PEM), with --cert")
@@ -74,6 +75,8 @@ func cmdBench(args []string, stdout, stderr io.Writer) int {
 		return usageErr("-n %d: want 1 to 1000000", *n)
 	case *c < 1 || *c > 1024:
 		return usageErr("-c %d: want 1 to 1024", *c)
+	case *tee != "sev-snp" && *tee != "tdx":
+		return usageErr("--tee %q: want sev-snp or tdx", *tee)
 	}
 	m, err := sim.ParseMeasurement(*simMeasurement)
 	if err != nil {
@@ -91,7 +94,16 @@ func cmdBench(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "trustgate bench: %v\n", err)
 		return exitUnavailable
 	}
-	b := &bench{c: &client.Client{BaseURL: *verifierURL, HTTP: hc}, dev: dev, n: *n, conc: *c}
+	var guest agent.Device = agent.SimDevice{Sim: dev}
+	if *tee == "tdx" {
+		td, err := sim.NewTDX(sim.TDXOptions{MRTD: m})
+		if err != nil {
+			fmt.Fprintf(stderr, "trustgate bench: %v\n", err)
+			return exitUnavailable
+		}
+		guest = agent.SimTDXDevice{Sim: td}
+	}
+	b := &bench{c: &client.Client{BaseURL: *verifierURL, HTTP: hc}, dev: dev, guest: guest, n: *n, conc: *c}
 	res, err := b.run(context.Background())
 	if err != nil {
 		fmt.Fprintf(stderr, "trustgate bench: %v\n", err)
@@ -108,10 +120,12 @@ func cmdBench(args []string, stdout, stderr io.Writer) int {
 }
 
 type bench struct {
-	c    *client.Client
-	dev  *sim.Device
-	n    int
-	conc int
+	c   *client.Client
+	dev *sim.Device
+	// guest makes the attested evidence: dev's reports, or TDX quotes.
+	guest agent.Device
+	n     int
+	conc  int
 }
 
 type benchResult struct {
@@ -130,6 +144,9 @@ func (b *bench) run(ctx context.Context) (*benchResult, error) {
 	}
 	// The baseline: the same kind of report's signature, verified bare.
 	report := reqs[0].Request.Evidence.Report
+	if report == nil { // TDX quotes: the baseline is still an SEV-SNP report's
+		report, _ = b.dev.Report([64]byte{})
+	}
 	before, err := ecdsaRate(report, b.dev.VCEKPublicKey(), time.Second)
 	if err != nil {
 		return nil, err
@@ -159,7 +176,7 @@ func (b *bench) prepare(ctx context.Context) ([]*agent.Prepared, error) {
 				if i >= b.n {
 					return
 				}
-				p, err := agent.Prepare(ctx, b.c, agent.SimDevice{Sim: b.dev})
+				p, err := agent.Prepare(ctx, b.c, b.guest)
 				if err != nil {
 					errs <- fmt.Errorf("preparing: %w", err)
 					next.Store(int64(b.n)) // the others stop too
