@@ -127,6 +127,13 @@ func TestPrometheusScrapesTheVerifier(t *testing.T) {
 		t.Fatal(err)
 	}
 	var dash struct {
+		Templating struct {
+			List []struct {
+				Name       string `json:"name"`
+				Definition string `json:"definition"`
+				AllValue   string `json:"allValue"`
+			} `json:"list"`
+		} `json:"templating"`
 		Panels []struct {
 			Title   string `json:"title"`
 			Targets []struct {
@@ -140,16 +147,37 @@ func TestPrometheusScrapesTheVerifier(t *testing.T) {
 	if len(dash.Panels) == 0 {
 		t.Fatal("the dashboard has no panels")
 	}
+	// The tee variable lists the tee label's values (sev-snp, tdx, unknown:
+	// the series are there before any attestation), and every attestation
+	// panel filters on it; each query runs with All and with each TEE.
+	teeVar := false
+	for _, v := range dash.Templating.List {
+		if v.Name == "tee" && v.Definition == "label_values(trustgate_attestations_total, tee)" && v.AllValue == ".*" {
+			teeVar = true
+		}
+	}
+	if !teeVar {
+		t.Error("the dashboard has no tee variable over trustgate_attestations_total's tee label")
+	}
+	r, err := prom.Query(ctx, "group by (tee) (trustgate_attestations_total)")
+	if err != nil || len(r) != 3 {
+		t.Errorf("tee values: %v, %v; want sev-snp, tdx and unknown", r, err)
+	}
 	for _, p := range dash.Panels {
 		for _, tg := range p.Targets {
-			q := strings.ReplaceAll(tg.Expr, "$__rate_interval", "1m")
-			r, err := prom.Query(ctx, q)
-			if err != nil {
-				t.Errorf("panel %q: %v", p.Title, err)
-				continue
+			if strings.Contains(tg.Expr, "trustgate_attestation") && !strings.Contains(tg.Expr, `tee=~"$tee"`) {
+				t.Errorf("panel %q: %s does not filter on the tee variable", p.Title, tg.Expr)
 			}
-			if strings.Contains(q, "trustgate_attestations_total") && len(r) == 0 {
-				t.Errorf("panel %q: no data for %s", p.Title, q)
+			for _, tee := range []string{".*", "sev-snp", "tdx"} {
+				q := strings.ReplaceAll(strings.ReplaceAll(tg.Expr, "$__rate_interval", "1m"), "$tee", tee)
+				r, err := prom.Query(ctx, q)
+				if err != nil {
+					t.Errorf("panel %q: %v", p.Title, err)
+					continue
+				}
+				if tee != "tdx" && strings.Contains(q, "trustgate_attestations_total") && len(r) == 0 {
+					t.Errorf("panel %q: no data for %s", p.Title, q)
+				}
 			}
 		}
 	}
