@@ -1,0 +1,252 @@
+package pcs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net/http"
+	"net/url"
+	"strconv"
+	"sync"
+	"time"
+)
+
+// errNotFound is a 404: PCS has no such document (e.g. an FMSPC it does
+// not know).
+var errNotFound = errors.New("PCS has no such document (404)")
+
+// client makes PCS requests: rate-limited, retried, never redirected.
+type client struct {
+	http           *http.Client
+	lim            *limiter
+	now            func() time.Time
+	sleep          func(context.Context, time.Duration) error
+	log            *slog.Logger
+	requestTimeout time.Duration
+	attempts       int
+	backoff        time.Duration
+	backoffMax     time.Duration
+	maxRetryAfter  time.Duration
+	maxHoldBack    time.Duration
+}
+
+// noRedirects is c with redirects refused: the 3xx itself is the answer.
+func noRedirects(c *http.Client) *http.Client {
+	cc := *c
+	cc.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	return &cc
+}
+
+// response is a PCS answer: its body and the issuer chain of its header
+// (URL-decoded PEM; nil when the header is absent).
+type response struct {
+	body, chain []byte
+}
+
+// get fetches u, what naming it in errors, with the issuer chain of the
+// first of chainHeaders present. Retried: network errors, 5xx and 429;
+// not retried: 404 and other 4xx, 3xx.
+func (c *client) get(ctx context.Context, what, u string, chainHeaders ...string) (*response, error) {
+	backoff := c.backoff
+	var last error
+	for attempt := 0; attempt < c.attempts; attempt++ {
+		if attempt > 0 {
+			d := backoff/2 + rand.N(backoff/2+1)
+			if dl, ok := ctx.Deadline(); ok && time.Until(dl) < d {
+				break
+			}
+			if err := c.sleep(ctx, d); err != nil {
+				return nil, fmt.Errorf("PCS %s: %w (after %v)", what, err, last)
+			}
+			backoff = min(2*backoff, c.backoffMax)
+		}
+		if err := c.lim.wait(ctx); err != nil {
+			if last != nil {
+				return nil, fmt.Errorf("PCS %s: %w (after %v)", what, err, last)
+			}
+			return nil, fmt.Errorf("PCS %s: %w", what, err)
+		}
+		resp, status, wait, err := c.once(ctx, u, chainHeaders)
+		if err == nil {
+			return resp, nil
+		}
+		last = fmt.Errorf("PCS %s: %w", what, err)
+		switch {
+		case status == http.StatusNotFound || (status >= 300 && status < 500 && status != http.StatusTooManyRequests):
+			return nil, last
+		case wait > 0:
+			if wait > c.maxRetryAfter {
+				return nil, fmt.Errorf("%w; Retry-After %s is longer than a fetch waits (%s)", last, wait, c.maxRetryAfter)
+			}
+			if dl, ok := ctx.Deadline(); ok && time.Until(dl) < wait {
+				return nil, fmt.Errorf("%w; Retry-After %s ends after this fetch's deadline", last, wait)
+			}
+		}
+		if ctx.Err() != nil {
+			return nil, last
+		}
+	}
+	return nil, last
+}
+
+// once makes one request; wait is a Retry-After of a 429 or 503 (which
+// also holds every request back).
+func (c *client) once(ctx context.Context, u string, chainHeaders []string) (*response, int, time.Duration, error) {
+	rctx, cancel := context.WithTimeout(ctx, c.requestTimeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(rctx, http.MethodGet, u, nil)
+	if err != nil {
+		return nil, 0, 0, err
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err // the URL is in what already
+		}
+		return nil, 0, 0, err
+	}
+	defer resp.Body.Close()
+	switch {
+	case resp.StatusCode == http.StatusOK:
+	case resp.StatusCode == http.StatusNotFound:
+		return nil, resp.StatusCode, 0, errNotFound
+	case resp.StatusCode >= 300 && resp.StatusCode < 400:
+		return nil, resp.StatusCode, 0, fmt.Errorf("answered %s (redirects are not followed)", resp.Status)
+	case resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable:
+		wait, ok := parseRetryAfter(resp.Header.Get("Retry-After"), time.Now())
+		if ok {
+			hold := wait
+			if hold > c.maxHoldBack {
+				c.log.Warn("PCS asked to hold back longer than the cap; capped", "retry_after", wait.String(), "cap", c.maxHoldBack.String())
+				hold = c.maxHoldBack
+			}
+			c.lim.holdBack(c.now().Add(hold))
+		}
+		return nil, resp.StatusCode, wait, fmt.Errorf("answered %s", resp.Status)
+	default:
+		return nil, resp.StatusCode, 0, fmt.Errorf("answered %s", resp.Status)
+	}
+	body, err := io.ReadAll(io.LimitReader(resp.Body, maxBody+1))
+	if err != nil {
+		return nil, resp.StatusCode, 0, err
+	}
+	if len(body) > maxBody {
+		return nil, resp.StatusCode, 0, fmt.Errorf("body larger than %d bytes", maxBody)
+	}
+	out := &response{body: body}
+	for _, h := range chainHeaders {
+		v := resp.Header.Get(h)
+		if v == "" {
+			continue
+		}
+		if len(v) > maxChain {
+			return nil, resp.StatusCode, 0, fmt.Errorf("%s header larger than %d bytes", h, maxChain)
+		}
+		pem, err := url.PathUnescape(v)
+		if err != nil {
+			return nil, resp.StatusCode, 0, fmt.Errorf("%s header: %w", h, err)
+		}
+		out.chain = []byte(pem)
+		break
+	}
+	return out, resp.StatusCode, 0, nil
+}
+
+// parseRetryAfter reads a Retry-After header: seconds or an HTTP date.
+func parseRetryAfter(h string, now time.Time) (time.Duration, bool) {
+	if h == "" {
+		return 0, false
+	}
+	if s, err := strconv.Atoi(h); err == nil && s >= 0 {
+		return time.Duration(s) * time.Second, true
+	}
+	if t, err := http.ParseTime(h); err == nil {
+		return max(t.Sub(now), 0), true
+	}
+	return 0, false
+}
+
+// limiter hands out send times in order: one per every on average, burst
+// at once, none before notBefore (a Retry-After). First come, first
+// served.
+type limiter struct {
+	every time.Duration // <= 0: unlimited
+	burst int
+	now   func() time.Time
+	sleep func(context.Context, time.Duration) error
+
+	mu        sync.Mutex
+	next      time.Time // the earliest send time not yet handed out
+	notBefore time.Time
+}
+
+// wait blocks until a request may go; a wait that would outlast ctx's
+// deadline fails at once and reserves nothing.
+func (l *limiter) wait(ctx context.Context) error {
+	l.mu.Lock()
+	now := l.now()
+	at, next := now, l.next
+	if l.every > 0 {
+		// Up to burst-1 send times may be taken ahead of now.
+		if floor := now.Add(-time.Duration(l.burst-1) * l.every); next.Before(floor) {
+			next = floor
+		}
+		at = next
+		next = next.Add(l.every)
+	}
+	if at.Before(l.notBefore) {
+		at = l.notBefore
+		if l.every > 0 && next.Before(at.Add(l.every)) {
+			next = at.Add(l.every)
+		}
+	}
+	if at.Before(now) {
+		at = now
+	}
+	d := at.Sub(now)
+	if dl, ok := ctx.Deadline(); ok && d > 0 && time.Until(dl) < d {
+		l.mu.Unlock()
+		return fmt.Errorf("the rate limit allows the next PCS request in %s, after this fetch's deadline", d.Round(time.Millisecond))
+	}
+	l.next = next
+	l.mu.Unlock()
+	if d <= 0 {
+		return nil
+	}
+	return l.sleep(ctx, d)
+}
+
+// holdBack holds every request back until t.
+func (l *limiter) holdBack(t time.Time) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if t.After(l.notBefore) {
+		l.notBefore = t
+		if l.every > 0 && l.next.Before(t) {
+			l.next = t // one request at t, then one per every
+		}
+	}
+}
+
+// heldBack is how long from now requests are held back (0: not).
+func (l *limiter) heldBack() time.Duration {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return max(l.notBefore.Sub(l.now()), 0)
+}
+
+// sleepTimer is the default Sleep.
+func sleepTimer(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
