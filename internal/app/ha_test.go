@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"net/http"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -142,5 +143,34 @@ func TestSentinelFailoverAcceptsNoReplay(t *testing.T) {
 	}
 	if replays.Load() != 0 {
 		t.Fatalf("%d replays accepted", replays.Load())
+	}
+}
+
+// A verifier given a redis+cluster:// URL (one primary with every slot and
+// a replica): ready, a guest gets its secret, and the same nonce and token
+// are refused at a second verifier of the same cluster.
+func TestClusterURLServes(t *testing.T) {
+	t.Parallel()
+	_, _, url := testkit.StartRedisCluster(t)
+	shared := sharedKeys(t, "")
+	withCluster := func(c *config.Config) { shared(c); c.Redis = url }
+	a, b := startServerAt(t, withCluster, nil), startServerAt(t, withCluster, nil)
+	ctx := context.Background()
+	var h v1.Health
+	getJSON(t, a.url+v1.PathReadyz, http.StatusOK, &h)
+	g := newGuest(t, sim.Options{})
+	req := g.request(a.challenge(t), false)
+	resp, err := a.c.Attest(ctx, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.c.Release(ctx, resp.Token, []string{"db-password"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.c.Attest(ctx, req); reasonOf(err) != "nonce_replayed" {
+		t.Errorf("the nonce again at another verifier: %v, want nonce_replayed", err)
+	}
+	if _, err := b.c.Release(ctx, resp.Token, []string{"db-password"}); reasonOf(err) != "token_replayed" {
+		t.Errorf("the token again at another verifier: %v, want token_replayed", err)
 	}
 }

@@ -280,3 +280,52 @@ func TestRedisStoreWaitsForAReplica(t *testing.T) {
 		t.Errorf("a new id with the replica back: %v, %v", first, err)
 	}
 }
+
+// SPEC "Redis high availability" over Redis Cluster (one primary holding
+// every slot, one replica): the store's keys carry a hash tag, so that the
+// marker and a record share the script's slot (without it Redis refuses
+// the script, CROSSSLOT), and a first use waits for the replica as on a
+// standalone primary.
+func TestRedisStoreOverCluster(t *testing.T) {
+	t.Parallel()
+	primary, replica, _ := testkit.StartRedisCluster(t)
+	cc := redis.NewClusterClient(&redis.ClusterOptions{Addrs: []string{primary.Addr}, MaxRetries: -1, ContextTimeoutEnabled: true})
+	t.Cleanup(func() { cc.Close() })
+	ctx := context.Background()
+	now := time.Now()
+	until := now.Add(time.Minute)
+
+	untagged := NewRedisStore(cc, RedisOptions{Prefix: DefaultRedisPrefix})
+	if _, err := untagged.Consume(ctx, "nonce:x", now, until); err == nil || !strings.Contains(err.Error(), "CROSSSLOT") {
+		t.Errorf("without a hash tag: %v, want CROSSSLOT", err)
+	}
+
+	s := NewRedisStore(cc, RedisOptions{Timeout: 500 * time.Millisecond})
+	if err := s.Init(ctx, now); err != nil {
+		t.Fatal(err)
+	}
+	if first, err := s.Consume(ctx, "nonce:a", now, until); !first || err != nil {
+		t.Fatalf("first use: %v, %v", first, err)
+	}
+	rc := replica.Client.Conn() // a cluster replica answers reads after READONLY
+	defer rc.Close()
+	if err := rc.ReadOnly(ctx).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := rc.Exists(ctx, ClusterRedisPrefix+"nonce:a").Result(); n != 1 {
+		t.Fatalf("a first use was answered before the replica had it (%v)", err)
+	}
+	if first, err := s.Consume(ctx, "nonce:a", now, until); first || err != nil {
+		t.Errorf("a replay: %v, %v", first, err)
+	}
+	replica.Stop()
+	first, err := s.Consume(ctx, "nonce:b", now, until)
+	replica.Cont()
+	if first || !errors.Is(err, ErrNotReplicated) {
+		t.Fatalf("with the replica stalled: %v, %v; want ErrNotReplicated", first, err)
+	}
+	replica.WaitInSync()
+	if first, err := s.Consume(ctx, "nonce:c", now, until); !first || err != nil {
+		t.Errorf("a new id with the replica back: %v, %v", first, err)
+	}
+}

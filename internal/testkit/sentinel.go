@@ -157,3 +157,33 @@ func waitFor(t testing.TB, what string, cond func() bool) {
 	}
 	t.Fatalf("waited 30 s for %s", what)
 }
+
+// StartRedisCluster starts a Redis Cluster of one primary holding every
+// slot and its replica, in sync when it returns, and returns both and the
+// redis+cluster:// URL of the primary (as StartRedisServer, which see).
+func StartRedisCluster(t testing.TB) (primary, replica *Redis, url string) {
+	t.Helper()
+	args := []string{"--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf", "--cluster-node-timeout", "5000",
+		"--repl-diskless-sync-delay", "0"}
+	primary, replica = startRedisServer(t, args...), startRedisServer(t, args...)
+	ctx := context.Background()
+	if err := primary.Client.ClusterAddSlotsRange(ctx, 0, 16383).Err(); err != nil {
+		t.Fatalf("CLUSTER ADDSLOTSRANGE: %v", err)
+	}
+	if err := replica.Client.ClusterMeet(ctx, "127.0.0.1", primary.port).Err(); err != nil {
+		t.Fatalf("CLUSTER MEET: %v", err)
+	}
+	id, err := primary.Client.ClusterMyID(ctx).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the replica to know the primary", func() bool {
+		return replica.Client.ClusterReplicate(ctx, id).Err() == nil
+	})
+	replica.WaitInSync()
+	waitFor(t, "the cluster ok", func() bool {
+		info, err := primary.Client.ClusterInfo(ctx).Result()
+		return err == nil && strings.Contains(info, "cluster_state:ok")
+	})
+	return primary, replica, "redis+cluster://" + primary.Addr
+}
