@@ -48,7 +48,8 @@ import (
 //     answers 503 store_unavailable and /readyz 503 while the others serve;
 //     reconnected, it serves again;
 //   - a replica killed (SIGKILL) under load: every guest gets its secret
-//     from the others; nothing accepted is accepted again;
+//     from the others; a nonce and a token the killed replica issued are
+//     honoured by the others; nothing accepted is accepted again;
 //   - a rolling restart (docker stop: SIGTERM, shutdown_delay, then start;
 //     one replica at a time) under load: no guest is refused.
 //
@@ -85,10 +86,31 @@ func TestFleetAcrossContainers(t *testing.T) {
 	})
 
 	t.Run("replica killed under load loses nothing", func(t *testing.T) {
+		// What replica 2 issued before it dies: a challenge (its guest has
+		// the report ready) and a token not yet used.
+		ctx := context.Background()
+		s, err := sim.New(sim.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		pending, err := agent.Prepare(ctx, f.direct(1), agent.SimDevice{Sim: s})
+		if err != nil {
+			t.Fatal(err)
+		}
+		issued, err := agent.Attest(ctx, f.direct(1), agent.SimDevice{Sim: s})
+		if err != nil {
+			t.Fatal(err)
+		}
 		l := f.load(6)
 		l.waitServed(t, 10)
 		f.d.Run("kill", f.replica(1))
 		killedAt := l.served.Load()
+		if _, err := f.direct(2).Attest(ctx, pending.Request); err != nil {
+			t.Errorf("a nonce of the killed replica, at another: %v", err)
+		}
+		if _, err := f.direct(0).Release(ctx, issued.Token, []string{"db-password"}); err != nil {
+			t.Errorf("a token of the killed replica, at another: %v", err)
+		}
 		l.waitServed(t, killedAt+30)
 		l.stop(t)
 		t.Logf("killed replica 2 after %d guests; %d guests served in all, %d flows retried", killedAt, l.served.Load(), l.retried.Load())
