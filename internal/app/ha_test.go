@@ -174,3 +174,29 @@ func TestClusterURLServes(t *testing.T) {
 		t.Errorf("the token again at another verifier: %v, want token_replayed", err)
 	}
 }
+
+// With a replica connected to the primary (a plain redis:// URL), a first
+// use that no replica acknowledges within store_timeout is answered 503
+// store_unavailable, not accepted; with the replica answering again, the
+// agent (retrying on 503 with a new challenge) gets its secret.
+func TestUnreplicatedUseIsUnavailable(t *testing.T) {
+	t.Parallel()
+	primary, replica := testkit.StartRedisReplicated(t)
+	shared := sharedKeys(t, primary.Addr)
+	s := startServerAt(t, func(c *config.Config) { shared(c); c.StoreTimeout = 500 * time.Millisecond }, nil)
+	g := newGuest(t, sim.Options{})
+	ctx := context.Background()
+	req := g.request(s.challenge(t), false)
+	replica.Stop()
+	_, err := s.c.Attest(ctx, req)
+	replica.Cont()
+	wantUnavailable(t, "a first use with the replica stalled", err)
+	replica.WaitInSync()
+	got, err := agent.Fetch(ctx, agent.Options{
+		Client: s.c, Device: agent.SimDevice{Sim: g.dev}, Resources: []string{"db-password"}, FetchVerifierKeys: true,
+		Attempts: 10, Backoff: 200 * time.Millisecond,
+	})
+	if err != nil || string(got.Resources["db-password"]) != dbPassword {
+		t.Fatalf("the agent with the replica back: %v", err)
+	}
+}

@@ -59,20 +59,6 @@ type RedisOptions struct {
 	Logger *slog.Logger
 }
 
-// Replication: a first use is counted only once a replica has it. The
-// script reports the primary's connected replicas (INFO replication,
-// connected_slaves) at the moment of the write; when there is at least
-// one, the store sends WAIT 1 on the connection that wrote (WAIT counts
-// that connection's writes only), bounded by what remains of Timeout, and
-// fewer than one acknowledgement is ErrNotReplicated. A primary with no
-// connected replica (a standalone Redis; a primary whose replicas are all
-// down) is not waited for: a failover cannot then promote a server that
-// lacks the record without also changing the run_id in the marker, which
-// the next write detects as a loss (see RedisStore). The client must be a
-// *redis.Client (standalone, or sentinel's failover client) or a
-// *redis.ClusterClient: with any other, a write that needs WAIT is
-// ErrNotReplicated.
-
 // RedisStore is a Store shared by every replica using the same Redis: a
 // record is one key, created with SET NX and expiring with it, so that of
 // several replicas consuming the same id at once exactly one succeeds.
@@ -83,24 +69,19 @@ type RedisOptions struct {
 // step the script:
 //
 //  1. reads Redis's clock (TIME) and its run_id (INFO server);
-//
 //  2. if the marker is gone (the data was lost, or flushed) or names
 //     another run_id (Redis restarted, whatever its persistence, or
 //     another server took over), sets "from" to Redis's clock plus
 //     ClockMargin and "run" to this run_id, and refuses the record
 //     (ErrIssuedBeforeRecords): a loss is detected once, by the one write
 //     that finds it;
-//
 //  3. refuses a record stamped more than ClockMargin after Redis's clock
 //     (its issuer's clock is ahead; the outcome cannot be confirmed);
-//
 //  4. refuses a record issued before "from" (ErrIssuedBeforeRecords);
-//
 //  5. else SET NX PX the record's key until its expiry (at least a
 //     second, so a clock skew between replicas cannot reopen it at once).
-//
 //  6. reports the number of replicas connected to the primary, so that a
-//     first use is waited for (WAIT) when there are any: see RedisOptions.
+//     first use is waited for (WAIT) when there are any: see Replication below.
 //
 // Why this holds across a loss: a record accepted before the loss was
 // stamped at most ClockMargin after Redis's clock when it was written
@@ -114,6 +95,20 @@ type RedisOptions struct {
 // accepts its first records: a loss that no write saw before a verifier
 // starts is then covered from that start on, to the second below, without
 // the clock margin.
+//
+// Replication: a first use is counted only once a replica has it. The
+// script reports the primary's connected replicas (INFO replication,
+// connected_slaves) at the moment of the write; when there is at least
+// one, the store sends WAIT 1 on the connection that wrote (WAIT counts
+// that connection's writes only), bounded by what remains of Timeout, and
+// fewer than one acknowledgement is ErrNotReplicated. A primary with no
+// connected replica (a standalone Redis; a primary whose replicas are all
+// down) is not waited for: a failover cannot then promote a server that
+// lacks the record without also changing the run_id in the marker, which
+// the next write detects as a loss (see above). The client must be a
+// *redis.Client (standalone, or sentinel's failover client) or a
+// *redis.ClusterClient: with any other, a write that needs WAIT is
+// ErrNotReplicated.
 type RedisStore struct {
 	c        redis.UniversalClient
 	prefix   string
