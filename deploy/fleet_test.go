@@ -124,6 +124,9 @@ func TestFleetAcrossContainers(t *testing.T) {
 		for i := range f.urls {
 			start := time.Now()
 			f.d.Run("stop", "-t", "20", f.replica(i)) // SIGTERM: shutdown_delay, drain, exit
+			if code := f.d.Run("inspect", "-f", "{{.State.ExitCode}}", f.replica(i)); code != "0" {
+				t.Errorf("replica %d exited %s after SIGTERM, want 0 (not killed at the stop timeout)", i+1, code)
+			}
 			f.restart(t, i)
 			t.Logf("replica %d restarted in %s", i+1, time.Since(start).Round(100*time.Millisecond))
 			l.waitServed(t, l.served.Load()+10)
