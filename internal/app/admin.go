@@ -46,7 +46,7 @@ func readTrustKey(cfg config.Config) (*ecdsa.PublicKey, error) {
 // not), in memory when only this replica has an admin API, none
 // otherwise. With Redis it is read once now; if Redis does not answer,
 // the engine appraises nothing until Follow has read it.
-func newAdminLayer(ctx context.Context, cfg config.Config, rdb *redis.Client, engine *policy.Engine, trust *ecdsa.PublicKey, m *metrics.Metrics, log *slog.Logger) (*admin.Layer, error) {
+func newAdminLayer(ctx context.Context, cfg config.Config, rdb redis.UniversalClient, engine *policy.Engine, trust *ecdsa.PublicKey, m *metrics.Metrics, log *slog.Logger) (*admin.Layer, error) {
 	if cfg.PolicyURL != "" {
 		return nil, nil
 	}

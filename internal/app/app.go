@@ -116,13 +116,11 @@ func New(ctx context.Context, cfg config.Config, d Deps) (_ *App, err error) {
 			cleanup()
 		}
 	}()
-	var rdb *redis.Client
-	ro, err := cfg.RedisOptions()
+	rdb, err := cfg.RedisClient()
 	if err != nil {
 		return nil, err
 	}
-	if ro != nil {
-		rdb = redis.NewClient(ro)
+	if rdb != nil {
 		closers = append(closers, func() { rdb.Close() })
 	}
 	// Single-use records (nonces, token ids): in Redis when configured, so
@@ -283,7 +281,7 @@ func serverTLS(cfg config.Config) (*tls.Config, error) {
 // (cert_cache_dir) and Redis tiers in front of the KDS, and revocation over
 // AMD's CRLs. The simulator's chains are not AMD's and no CRL covers them;
 // only with dev_simulator are they let past the revocation check.
-func newCertService(cfg config.Config, roots *snp.Roots, rdb *redis.Client, obs certs.Observer, now func() time.Time, log *slog.Logger) (*certs.Service, error) {
+func newCertService(cfg config.Config, roots *snp.Roots, rdb redis.UniversalClient, obs certs.Observer, now func() time.Time, log *slog.Logger) (*certs.Service, error) {
 	c := certs.Config{
 		KDSURL: cfg.KDSURL, Offline: cfg.Offline, Dir: cfg.CertCacheDir, Roots: roots, Clock: now, Logger: log, Observer: obs,
 		RateInterval: cfg.KDSRate, MaxStaleness: cfg.CertMaxStaleness, CRLGrace: cfg.CRLGrace, FetchWait: cfg.CertFetchWait,
@@ -409,11 +407,11 @@ const readyRedisTimeout = 900 * time.Millisecond
 
 type health struct {
 	e        *policy.Engine
-	id       func() string // the appraisal-policy-id in force
-	layer    *admin.Layer  // nil without one
-	rdb      *redis.Client // nil without Redis
-	timeout  time.Duration // bounds the Redis check: store_timeout, at most readyRedisTimeout
-	stopping *atomic.Bool  // set once shutdown began
+	id       func() string         // the appraisal-policy-id in force
+	layer    *admin.Layer          // nil without one
+	rdb      redis.UniversalClient // nil without Redis
+	timeout  time.Duration         // bounds the Redis check: store_timeout, at most readyRedisTimeout
+	stopping *atomic.Bool          // set once shutdown began
 }
 
 var errShuttingDown = errors.New("shutting down")
