@@ -118,15 +118,7 @@ func (a *App) ServeAdmin(ctx context.Context, ln net.Listener) error {
 	if a.adminHandler == nil {
 		return errors.New("no admin API configured (admin_listen)")
 	}
-	srv := &http.Server{
-		Handler:           a.adminHandler,
-		ReadHeaderTimeout: 5 * time.Second,
-		ReadTimeout:       15 * time.Second,
-		WriteTimeout:      30 * time.Second,
-		IdleTimeout:       60 * time.Second,
-		MaxHeaderBytes:    16 << 10,
-		ErrorLog:          slog.NewLogLogger(a.log.Handler(), slog.LevelWarn),
-	}
+	srv := a.httpServer(a.adminHandler)
 	if a.adminTLS != nil {
 		srv.TLSConfig = a.adminTLS
 		ln = tls.NewListener(ln, a.adminTLS)

@@ -317,15 +317,10 @@ func (a *App) Handler() http.Handler { return a.handler }
 // Service returns the attestation use case, for in-process callers.
 func (a *App) Service() *verifier.Service { return a.svc }
 
-// Serve serves on ln until ctx is done, watching policy files meanwhile,
-// then shuts down in three steps: /readyz answers 503 "shutting down" at
-// once, requests are served as before for shutdown_delay (so that load
-// balancers and Kubernetes endpoints take the replica out first; keep-alive
-// is switched off so that clients reconnect elsewhere), then the listener
-// closes and requests in flight have shutdown_timeout to finish.
-func (a *App) Serve(ctx context.Context, ln net.Listener) error {
-	srv := &http.Server{
-		Handler:           a.handler,
+// httpServer is the server of one listener with every timeout set.
+func (a *App) httpServer(h http.Handler) *http.Server {
+	return &http.Server{
+		Handler:           h,
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       15 * time.Second,
 		WriteTimeout:      30 * time.Second,
@@ -333,6 +328,16 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 		MaxHeaderBytes:    16 << 10,
 		ErrorLog:          slog.NewLogLogger(a.log.Handler(), slog.LevelWarn),
 	}
+}
+
+// Serve serves on ln until ctx is done, watching policy files meanwhile,
+// then shuts down in three steps: /readyz answers 503 "shutting down" at
+// once, requests are served as before for shutdown_delay (so that load
+// balancers and Kubernetes endpoints take the replica out first; keep-alive
+// is switched off so that clients reconnect elsewhere), then the listener
+// closes and requests in flight have shutdown_timeout to finish.
+func (a *App) Serve(ctx context.Context, ln net.Listener) error {
+	srv := a.httpServer(a.handler)
 	watchCtx, stopWatch := context.WithCancel(ctx)
 	defer stopWatch()
 	if a.cfg.WarmChips != "" {
