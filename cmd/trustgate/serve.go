@@ -35,6 +35,8 @@ var serveFlags = []struct{ name, usage string }{
 	{"redis", "Redis `URL` shared by replicas (redis://, rediss://, unix://, redis+sentinel://[:PASSWORD@]HOST:PORT[,...]/MASTER[/DB], redis+cluster://HOST:PORT[,...]): single-use records (nonces, token ids) and the certificate cache"},
 	{"store-timeout", "longest wait for the single-use store (Redis); no answer is 503 store_unavailable (default 1s)"},
 	{"cert-cache-dir", "AMD certificate disk cache `DIR` (default: the user cache dir's trustgate/certs)"},
+	{"pcs-url", "Intel PCS base `URL` (API v4), where TDX collateral is fetched"},
+	{"pcs-root-crl-url", "where the Intel SGX Root CA's CRL is fetched (`URL`)"},
 	{"kds-rate", "least time between two KDS requests of one kind (default 10s)"},
 	{"cert-fetch-wait", "answer 503 vcek_unavailable (Retry-After) after waiting this long for an AMD certificate fetch, which goes on in the background (default 10s)"},
 	{"cert-max-staleness", "serve a cached VCEK this long past its refresh point while the KDS is down (default 168h)"},

@@ -193,9 +193,13 @@ func New(ctx context.Context, cfg config.Config, d Deps) (_ *App, err error) {
 		return nil, err
 	}
 
-	// TDX: Intel's collateral comes from the PCS collateral service (issue
-	// 13 §3); until it is wired, every TDX quote is collateral_unavailable.
-	var tdxVerifier verifier.TEE = tdx.New(tdx.Options{Now: d.Now})
+	// TDX: Intel's collateral comes from the PCS collateral service.
+	pcsSvc, err := newPCSService(cfg, rdb, d.Now, log)
+	if err != nil {
+		return nil, err
+	}
+	closers = append(closers, func() { pcsSvc.Close() })
+	var tdxVerifier verifier.TEE = tdx.New(tdx.Options{Now: d.Now, Collateral: pcsSvc})
 	if cfg.DevSimulator {
 		simTDX, err := sim.NewTDXVerifier(tdx.Options{Now: d.Now})
 		if err != nil {

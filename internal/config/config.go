@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/netip"
+	"net/url"
 	"os"
 	"reflect"
 	"strconv"
@@ -69,8 +70,15 @@ type Config struct {
 	// pooled connection, and /readyz's Redis check (there at most 900 ms).
 	StoreTimeout time.Duration `yaml:"store_timeout"`
 	// CertCacheDir is the AMD certificate disk cache; "" means the user
-	// cache directory's trustgate/certs.
+	// cache directory's trustgate/certs. Intel's TDX collateral is cached
+	// in its pcs subdirectory ("": the user cache directory's trustgate/pcs).
 	CertCacheDir string `yaml:"cert_cache_dir"`
+	// PCSURL is Intel's Provisioning Certification Service base URL (API
+	// v4), where TDX collateral (TCB info, QE identity, PCK CRLs) is
+	// fetched; offline, never contacted.
+	PCSURL string `yaml:"pcs_url"`
+	// PCSRootCRLURL is where the Intel SGX Root CA's CRL is fetched.
+	PCSRootCRLURL string `yaml:"pcs_root_crl_url"`
 	// KDSRate is the least time between two KDS requests of one kind
 	// (VCEKs; CRLs and chains).
 	KDSRate time.Duration `yaml:"kds_rate"`
@@ -156,6 +164,8 @@ func Default() Config {
 		NonceTTL:         120 * time.Second,
 		TokenLifetime:    60 * time.Second,
 		KDSURL:           certs.DefaultKDSURL,
+		PCSURL:           "https://api.trustedservices.intel.com",
+		PCSRootCRLURL:    "https://certificates.trustedservices.intel.com/IntelSGXRootCA.der",
 		KDSRate:          certs.DefaultRateInterval,
 		CertFetchWait:    certs.DefaultFetchWait,
 		CertMaxStaleness: certs.DefaultMaxStaleness,
@@ -275,6 +285,11 @@ func (c Config) Validate() error {
 	}
 	if !c.Offline && !strings.HasPrefix(c.KDSURL, "https://") && !strings.HasPrefix(c.KDSURL, "http://") {
 		bad("kds_url %q: want an http(s) URL", c.KDSURL)
+	}
+	for k, u := range map[string]string{"pcs_url": c.PCSURL, "pcs_root_crl_url": c.PCSRootCRLURL} {
+		if pu, err := url.Parse(u); err != nil || (pu.Scheme != "https" && pu.Scheme != "http") || pu.Host == "" {
+			bad("%s %q: want an http(s) URL with a host", k, u)
+		}
 	}
 	if (c.TLSCert == "") != (c.TLSKey == "") {
 		bad("tls_cert and tls_key: give both or neither")

@@ -1,0 +1,40 @@
+package app
+
+import (
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/trustgate/trustgate/internal/config"
+	"github.com/trustgate/trustgate/internal/pcs"
+)
+
+// newPCSService builds Intel's TDX collateral service of cfg: memory, disk
+// (cert_cache_dir's pcs subdirectory) and Redis tiers in front of PCS
+// (pcs_url, pcs_root_crl_url), offline when cfg is, waiting for fetches as
+// long as for AMD's (cert_fetch_wait), serving a document past its refresh
+// point as long as a VCEK (cert_max_staleness; never past its nextUpdate).
+func newPCSService(cfg config.Config, rdb redis.UniversalClient, now func() time.Time, log *slog.Logger) (*pcs.Service, error) {
+	c := pcs.Config{
+		URL: cfg.PCSURL, RootCRLURL: cfg.PCSRootCRLURL, Offline: cfg.Offline, Clock: now, Logger: log,
+		FetchWait: cfg.CertFetchWait, MaxStaleness: cfg.CertMaxStaleness,
+	}
+	if cfg.CertCacheDir != "" {
+		c.Dir = filepath.Join(cfg.CertCacheDir, "pcs")
+	}
+	if rdb != nil {
+		c.Redis = rdb
+	}
+	// In Config zero means "none"; in pcs.Config it means the default.
+	if c.MaxStaleness == 0 {
+		c.MaxStaleness = -1
+	}
+	svc, err := pcs.New(c)
+	if err != nil {
+		return nil, fmt.Errorf("TDX collateral service: %w", err)
+	}
+	return svc, nil
+}
