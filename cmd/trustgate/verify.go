@@ -35,10 +35,11 @@ with Intel's collateral (--collateral files: TCB info and QE identity JSON,
 PCK and root CRLs DER or PEM, issuer chains PEM, or a JSON bundle whose
 string values are these, as Intel MigTD's) the CRLs, the QE identity
 and Intel's TCB level (tcb_status, advisory_ids), at --at; then that the TD
-is not debuggable. Online fetching from --pcs-url is not built yet: without
---collateral the verdict is collateral_unavailable (exit 3), unless
---no-collateral, which checks signatures, QE binding and PCK chain only and
-says so on stderr. --measurement is then MRTD.
+is not debuggable. Without --collateral the collateral comes from the
+collateral cache (what earlier runs fetched and 'trustgate certs import'
+stored) and, unless --offline, Intel's PCS (--pcs-url); none to be had is
+collateral_unavailable (exit 3). --no-collateral checks signatures, QE
+binding and PCK chain only and says so on stderr. --measurement is then MRTD.
 
 Endorsement keys come from --cert-table, then --vcek, then the certificate
 cache (what earlier runs fetched and 'trustgate certs import' stored), then

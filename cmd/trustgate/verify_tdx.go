@@ -11,25 +11,28 @@ import (
 	"time"
 
 	"github.com/trustgate/trustgate/internal/attest"
+	"github.com/trustgate/trustgate/internal/pcs"
 	"github.com/trustgate/trustgate/internal/policy"
 	"github.com/trustgate/trustgate/internal/tee/tdx"
 )
 
 // DefaultPCSURL is Intel's Provisioning Certification Service, API v4.
-const DefaultPCSURL = "https://api.trustedservices.intel.com"
+const DefaultPCSURL = pcs.DefaultURL
 
 // tdxOptions are the flags of `trustgate verify` that only TDX quotes take.
 type tdxOptions struct {
 	collateral   stringsFlag
 	noCollateral bool
 	pcsURL       string
+	rootCRLURL   string
 }
 
 func tdxFlags(fs *flag.FlagSet) *tdxOptions {
 	o := &tdxOptions{}
 	fs.Var(&o.collateral, "collateral", "Intel collateral `FILE` for a TDX quote: TCB info or QE identity JSON, a CRL (DER or PEM), issuer chain PEM, or a JSON bundle of them (repeatable)")
 	fs.BoolVar(&o.noCollateral, "no-collateral", false, "TDX: check signatures, QE binding and PCK chain only, not TCB status, QE identity or CRLs (dangerous)")
-	fs.StringVar(&o.pcsURL, "pcs-url", DefaultPCSURL, "Intel PCS base `URL` for TDX collateral (online fetching is not built yet)")
+	fs.StringVar(&o.pcsURL, "pcs-url", DefaultPCSURL, "Intel PCS base `URL` (API v4) for TDX collateral when no --collateral is given")
+	fs.StringVar(&o.rootCRLURL, "pcs-root-crl-url", pcs.DefaultRootCRLURL, "where the Intel SGX Root CA's CRL is fetched (`URL`)")
 	return o
 }
 
@@ -164,12 +167,16 @@ func verifyTDX(raw []byte, o *tdxOptions, c common, stdout, stderr io.Writer) in
 	}
 	ev, err := tdx.DecodeQuote(raw)
 	if err == nil && opts.Collateral == nil && !opts.NoCollateral {
-		how := "online fetching from " + o.pcsURL + " is not available in this version"
-		if c.offline {
-			how = "--offline"
+		// Intel's PCS through the collateral cache (what earlier runs
+		// fetched and 'trustgate certs import' stored); offline, the cache
+		// only. A CLI waits for its fetches to end.
+		svc, err := pcs.New(pcs.Config{URL: o.pcsURL, RootCRLURL: o.rootCRLURL, Offline: c.offline, Clock: opts.Now,
+			Logger: cliLogger(stderr), FetchTimeout: 45 * time.Second, FetchWait: -1})
+		if err != nil {
+			return usageErr("%v", err)
 		}
-		err = attest.Errorf(attest.ReasonCollateralUnavailable,
-			"no Intel collateral (%s): pass --collateral FILE (TCB info, QE identity, CRLs) or --no-collateral", how)
+		defer svc.Close()
+		opts.Collateral = svc
 	}
 	if err == nil {
 		var tc *attest.TDXClaims
