@@ -15,6 +15,8 @@ import (
 	"github.com/trustgate/trustgate/internal/atomicfile"
 	"github.com/trustgate/trustgate/internal/attest"
 	"github.com/trustgate/trustgate/internal/certs"
+	"github.com/trustgate/trustgate/internal/pcs"
+	"github.com/trustgate/trustgate/internal/tee/tdx"
 	"github.com/trustgate/trustgate/internal/tee/snp"
 )
 
@@ -24,11 +26,18 @@ const certsUsage = `usage: trustgate certs fetch [flags] [REPORT...]
 fetch gets from the AMD KDS the VCEKs of the given reports (any form
 trustgate verify reads) and of --chip / --list entries, with the certificate
 chains and CRLs of their products, and writes them as one bundle file (JSON).
-Each report is verified with the VCEK fetched for it.
+Each report is verified with the VCEK fetched for it. For Intel TDX
+quotes (and --fmspc entries) it gets from Intel's PCS the collateral they
+need — the TCB info of the platform's FMSPC, the TD QE identity, the PCK
+CA's and the root's CRLs, with their issuer chains — each quote verified
+with it, into the same bundle.
 
 import verifies a bundle (VCEKs chain to AMD's pinned roots, CRLs are signed
-by the pinned ARK and current) and stores it in the certificate disk cache,
-where 'trustgate verify --offline' and 'trustgate serve' find it.
+by the pinned ARK and current; TDX collateral verifies under the pinned
+Intel SGX Root CA and is current) and stores it in the certificate disk
+cache (TDX collateral in its pcs subdirectory, or the user cache dir's
+trustgate/pcs), where 'trustgate verify --offline' and 'trustgate serve'
+find it.
 
 A chip is PRODUCT:HWID:TCB, e.g. Milan:<128 hex>:bl=3,tee=0,snp=8,ucode=115
 or Turin:<16 hex>:fmc=1,bl=3,tee=2,snp=5,ucode=97 (TCB levels of
@@ -83,6 +92,11 @@ func certsFetch(args []string, stdout, stderr io.Writer) int {
 	noCRLs := fs.Bool("no-crls", false, "leave the CRLs out")
 	cacheDir := fs.String("cache-dir", "", "certificate cache `DIR` (default the user cache dir's trustgate/certs)")
 	rate := fs.Duration("rate", certs.DefaultRateInterval, "at most one KDS request per this `DURATION` (and kind)")
+	var fmspcs fmspcList
+	fs.Var(&fmspcs, "fmspc", "TDX: the collateral of a platform, `FMSPC[:platform|processor]` (12 hex; PCK CA, default platform; repeatable)")
+	pcsURL := fs.String("pcs-url", pcs.DefaultURL, "TDX: Intel PCS base `URL` (API v4)")
+	rootCRLURL := fs.String("pcs-root-crl-url", pcs.DefaultRootCRLURL, "TDX: where the Intel SGX Root CA's CRL is fetched (`URL`)")
+	at := fs.String("at", "", "TDX: judge the collateral (and verify the quotes) at this RFC 3339 `time` (default now)")
 	reports, err := parseInterspersed(fs, args)
 	if errors.Is(err, flag.ErrHelp) {
 		return exitOK
@@ -101,9 +115,31 @@ func certsFetch(args []string, stdout, stderr io.Writer) int {
 		}
 		chips = append(chips, more...)
 	}
-	if len(reports) == 0 && len(chips) == 0 {
-		return usageErr("nothing to fetch: give REPORT files, --chip or --list")
+	if len(reports) == 0 && len(chips) == 0 && len(fmspcs) == 0 {
+		return usageErr("nothing to fetch: give REPORT or QUOTE files, --chip, --list or --fmspc")
 	}
+	// TDX quotes go to PCS, SEV-SNP reports to the KDS.
+	quotes := map[string][]byte{}
+	var snpReports []string
+	for _, r := range reports {
+		raw, err := readAtMost(r, tdx.MaxInputSize+1)
+		if err != nil {
+			return usageErr("%v", err)
+		}
+		if !isTDX(raw) {
+			snpReports = append(snpReports, r)
+			continue
+		}
+		if q, ok := jsonQuote(raw); ok {
+			raw = q
+		}
+		ev, err := tdx.DecodeQuote(raw)
+		if err != nil {
+			return usageErr("%s: %v", r, attest.Detail(err))
+		}
+		quotes[r] = ev.Quote
+	}
+	reports = snpReports
 	evs := make([]snp.Evidence, len(reports))
 	for i, r := range reports {
 		raw, err := readAtMost(r, snp.MaxInputSize+1)
@@ -159,7 +195,22 @@ func certsFetch(args []string, stdout, stderr io.Writer) int {
 		}
 		worse(exitUnavailable)
 	}
-	if len(b.VCEKs) == 0 && len(b.CRLs) == 0 {
+	nTDX := 0
+	if len(quotes) > 0 || len(fmspcs) > 0 {
+		var c int
+		clock, err := atClock(*at)
+		if err != nil {
+			return usageErr("%v", err)
+		}
+		b.TDX, nTDX, c = fetchTDX(quotes, fmspcs, *pcsURL, *rootCRLURL, *cacheDir, *rate, clock, stderr)
+		if c == exitUsage {
+			return c
+		}
+		if c != exitOK {
+			worse(c)
+		}
+	}
+	if len(b.VCEKs) == 0 && len(b.CRLs) == 0 && nTDX == 0 {
 		fmt.Fprintln(stderr, "trustgate certs fetch: nothing fetched; no bundle written")
 		worse(exitUnavailable)
 		return code
@@ -168,7 +219,7 @@ func certsFetch(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "trustgate certs fetch: %v\n", err)
 		return exitUsage
 	}
-	fmt.Fprintf(stdout, "wrote %s: %d VCEKs, %d CRLs, %d certificate chains\n", *out, len(b.VCEKs), len(b.CRLs), len(b.Chains))
+	fmt.Fprintf(stdout, "wrote %s: %d VCEKs, %d CRLs, %d certificate chains, %d TDX collateral documents\n", *out, len(b.VCEKs), len(b.CRLs), len(b.Chains), nTDX)
 	return code
 }
 
@@ -177,6 +228,7 @@ func certsImport(args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	fs.Usage = func() { fmt.Fprint(stderr, certsUsage+"\nimport flags:\n"); fs.PrintDefaults() }
 	cacheDir := fs.String("cache-dir", "", "certificate cache `DIR` (default the user cache dir's trustgate/certs)")
+	at := fs.String("at", "", "TDX: judge the collateral at this RFC 3339 `time` (default now)")
 	pos, err := parseInterspersed(fs, args)
 	if errors.Is(err, flag.ErrHelp) {
 		return exitOK
@@ -222,6 +274,23 @@ func certsImport(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stdout, " (%d older CRLs not imported: newer ones are held)", res.Kept)
 	}
 	fmt.Fprintln(stdout)
+	if len(b.TDX) > 0 {
+		clock, err := atClock(*at)
+		if err != nil {
+			fmt.Fprintf(stderr, "trustgate certs import: %v\n", err)
+			return exitUsage
+		}
+		tres, tdir, err := importTDX(b.TDX, *cacheDir, clock, stderr)
+		if err != nil {
+			fmt.Fprintf(stderr, "trustgate certs import: %s: TDX collateral: %v\n", pos[0], err)
+			return exitRejected
+		}
+		fmt.Fprintf(stdout, "imported %d TDX collateral documents into %s", tres.Stored, tdir)
+		if tres.Kept > 0 {
+			fmt.Fprintf(stdout, " (%d older ones not imported: newer ones are held)", tres.Kept)
+		}
+		fmt.Fprintln(stdout)
+	}
 	return exitOK
 }
 

@@ -38,6 +38,10 @@ type Bundle struct {
 	VCEKs   []BundleVCEK  `json:"vceks,omitempty"`
 	CRLs    []BundleCRL   `json:"crls,omitempty"`
 	Chains  []BundleChain `json:"chains,omitempty"`
+	// TDX is Intel TDX collateral (a JSON array of pcs.BundleEntry),
+	// carried for `trustgate certs import`, which has internal/pcs verify
+	// and store it; certs does not read it.
+	TDX json.RawMessage `json:"tdx,omitempty"`
 }
 
 // BundleVCEK is one VCEK and the chip and TCB it was fetched for.
