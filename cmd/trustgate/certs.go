@@ -16,8 +16,8 @@ import (
 	"github.com/trustgate/trustgate/internal/attest"
 	"github.com/trustgate/trustgate/internal/certs"
 	"github.com/trustgate/trustgate/internal/pcs"
-	"github.com/trustgate/trustgate/internal/tee/tdx"
 	"github.com/trustgate/trustgate/internal/tee/snp"
+	"github.com/trustgate/trustgate/internal/tee/tdx"
 )
 
 const certsUsage = `usage: trustgate certs fetch [flags] [REPORT...]
