@@ -403,3 +403,48 @@ func TestExportImport(t *testing.T) {
 		t.Errorf("offline after import: %q, %v", got, err)
 	}
 }
+
+// No rollback: once a TCB info is held, PCS (or a cache) serving an older
+// one for the same FMSPC does not replace it.
+func TestOlderCollateralDoesNotReplaceNewer(t *testing.T) {
+	t.Parallel()
+	p := intelPCS(t)
+	clk := testkit.NewClock(judged)
+	s := newService(t, p, clk, "", nil)
+	fm, _ := pcs.ParseFMSPC("00A06D080000")
+	req := []tdx.CollateralRequest{{FMSPC: fm, CA: "platform"}}
+	newer, err := os.ReadFile(filepath.Join(testdata, "migtd-tcbinfo-00a06d080000.json")) // issued 2025-11-17
+	if err != nil {
+		t.Fatal(err)
+	}
+	older, err := os.ReadFile(filepath.Join(testdata, "trustee-tcbinfo-00a06d080000.json")) // issued 2025-10-27
+	if err != nil {
+		t.Fatal(err)
+	}
+	chain, _ := os.ReadFile(filepath.Join(testdata, "intel-tcb-signing-chain-2025.pem"))
+	if _, err := s.Export(context.Background(), req); err != nil {
+		t.Fatal(err)
+	}
+	p.Set("tcb/00A06D080000", older, string(chain))
+	clk.Add(25 * time.Hour) // past the refresh point: PCS is asked again
+	deadline := time.Now().Add(20 * time.Second)
+	for p.Requests("tcb") < 2 {
+		if _, err := s.Collateral(context.Background(), req[0]); err != nil {
+			t.Fatal(err)
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no refresh")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	time.Sleep(100 * time.Millisecond) // let the refresh end
+	got, err := s.Export(context.Background(), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range got {
+		if strings.HasPrefix(e.Name, "tcb/") && !bytes.Equal(e.Body, newer) {
+			t.Errorf("the held TCB info was replaced by an older one")
+		}
+	}
+}
