@@ -32,7 +32,6 @@ import (
 	"github.com/trustgate/trustgate/internal/secretfile"
 	"github.com/trustgate/trustgate/internal/sim"
 	"github.com/trustgate/trustgate/internal/tee/snp"
-	"github.com/trustgate/trustgate/internal/tee/tdx"
 	"github.com/trustgate/trustgate/internal/token"
 	"github.com/trustgate/trustgate/internal/verifier"
 )
@@ -194,19 +193,9 @@ func New(ctx context.Context, cfg config.Config, d Deps) (_ *App, err error) {
 	}
 
 	// TDX: Intel's collateral comes from the PCS collateral service.
-	pcsSvc, err := newPCSService(cfg, rdb, d.Now, log)
+	tdxVerifier, err := newTDXVerifier(cfg, rdb, d.Now, log, &closers)
 	if err != nil {
 		return nil, err
-	}
-	closers = append(closers, func() { pcsSvc.Close() })
-	var tdxVerifier verifier.TEE = tdx.New(tdx.Options{Now: d.Now, Collateral: pcsSvc})
-	if cfg.DevSimulator {
-		simTDX, err := sim.NewTDXVerifier(tdx.Options{Now: d.Now})
-		if err != nil {
-			return nil, err
-		}
-		tdxVerifier = sim.DevTDX{Intel: tdxVerifier, Sim: simTDX}
-		log.Warn("dev_simulator: trusting the TDX simulator's Intel-like root and its collateral; every token is marked as such")
 	}
 	svc, err := verifier.New(verifier.Options{
 		TEEs:   map[string]verifier.TEE{attest.TEESEVSNP: snp.New(snpOpts), attest.TEETDX: tdxVerifier},
