@@ -12,6 +12,7 @@ import (
 
 	v1 "github.com/trustgate/trustgate/api/v1"
 	"github.com/trustgate/trustgate/internal/attest"
+	"github.com/trustgate/trustgate/internal/config"
 	"github.com/trustgate/trustgate/internal/sim"
 	"github.com/trustgate/trustgate/internal/token"
 )
@@ -89,6 +90,13 @@ func TestAttestSimulatedTDX(t *testing.T) {
 	}
 	if m := scrapeMetrics(t, hc, s.url); !strings.Contains(m, `trustgate_attestations_total{reason="none",result="pass",tee="tdx"} 4`) {
 		t.Errorf("metrics:\n%s", m)
+	}
+	// Without dev_simulator the simulator's root is not trusted.
+	prod := startServer(t, refYAML(entry("")), func(c *config.Config) { c.DevSimulator = false })
+	n = prod.challenge(t)
+	body, _ = json.Marshal(v1.AttestRequest{Nonce: n, TEE: v1.TEETDX, TEEPubKey: g.jwk, Evidence: v1.Evidence{Quote: dev.Quote(attest.BindReportData(attest.Nonce(n), g.tp))}})
+	if status, reason := post(t, hc, prod.url+v1.PathAttest, "", body); status != 403 || reason != "cert_chain_invalid" {
+		t.Errorf("without dev_simulator: %d %q, want 403 cert_chain_invalid", status, reason)
 	}
 	// A month later the simulator's collateral is issued again: still
 	// UpToDate at the verifier's clock.
