@@ -119,7 +119,7 @@ func (d *ConfigFSDevice) Report(ctx context.Context, reportData [64]byte) ([]byt
 		return nil, nil, err
 	}
 	req := &report.Request{InBlob: reportData[:], GetAuxBlob: d.tee == TEESEVSNP}
-	if d.cfg.vmpl != nil {
+	if d.cfg.vmpl != nil && d.tee == TEESEVSNP { // a TD has no VMPL
 		lvl, err := d.cfg.level()
 		if err != nil {
 			return nil, nil, err

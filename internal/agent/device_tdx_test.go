@@ -93,6 +93,11 @@ func TestConfigFSDeviceTDX(t *testing.T) {
 			t.Errorf("%s: %d bytes, %v; want %q", tc.name, len(rep), err, tc.want)
 		}
 	}
+	// A TD has no VMPL: no privilege level is written for a TDX quote.
+	rep, _, err := NewConfigFSDevice(fakeTSM("tdx_guest", 1000, nil), WithTEE(TEETDX), WithVMPL(2)).Report(context.Background(), rd)
+	if err != nil || rep[0x30] != 0 {
+		t.Errorf("TDX with WithVMPL(2): privlevel %d written, %v", rep[0x30], err)
+	}
 	if _, err := (opener{}).open(DeviceAuto, WithTEE("x")); err == nil || errors.Is(err, ErrNoDevice) {
 		t.Errorf("unknown TEE: %v", err)
 	}
