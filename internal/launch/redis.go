@@ -1,0 +1,162 @@
+package launch
+
+import (
+	"context"
+	"strconv"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/trustgate/trustgate/internal/attest"
+)
+
+// DefaultStoreTimeout bounds one Redis call when RedisOptions.Timeout is 0.
+const DefaultStoreTimeout = time.Second
+
+// DefaultPrefix is RedisOptions.Prefix when it is "".
+const DefaultPrefix = "trustgate:launch:"
+
+// RedisOptions configure a RedisStore; the zero value is usable.
+type RedisOptions struct {
+	// Prefix of the record keys (a hash per launch, named by the launch
+	// pseudonym in hex); "" means DefaultPrefix.
+	Prefix string
+	// Timeout bounds each call (store_timeout); 0 means
+	// DefaultStoreTimeout.
+	Timeout time.Duration
+}
+
+// RedisStore keeps records in Redis, shared by every replica. A record is
+// a hash of the launch pseudonym's key: tee, chip (pseudonym hex, "" for
+// none), seq, first and last (Unix ms), anomaly ("0"/"1"); it expires
+// retention after the last commit. Commit is one Lua script (atomic). If
+// Redis loses its data, sequences start again at 1.
+type RedisStore struct {
+	c       redis.UniversalClient
+	prefix  string
+	timeout time.Duration
+}
+
+// NewRedisStore returns a RedisStore on c.
+func NewRedisStore(c redis.UniversalClient, o RedisOptions) *RedisStore {
+	if o.Prefix == "" {
+		o.Prefix = DefaultPrefix
+	}
+	if o.Timeout <= 0 {
+		o.Timeout = DefaultStoreTimeout
+	}
+	return &RedisStore{c: c, prefix: o.Prefix, timeout: o.Timeout}
+}
+
+func unavailable(err error) error {
+	return attest.Errorf(attest.ReasonStoreUnavailable, "launch records: %w", err)
+}
+
+// Get implements Store.
+func (s *RedisStore) Get(ctx context.Context, l Pseudonym) (Record, bool, error) {
+	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+	m, err := s.c.HGetAll(ctx, s.prefix+l.String()).Result()
+	if err != nil {
+		return Record{}, false, unavailable(err)
+	}
+	if len(m) == 0 {
+		return Record{}, false, nil
+	}
+	r, ok := parseRecord(l, m)
+	return r, ok, nil
+}
+
+func parseRecord(l Pseudonym, m map[string]string) (Record, bool) {
+	seq, err := strconv.ParseUint(m["seq"], 10, 64)
+	if err != nil || seq == 0 {
+		return Record{}, false
+	}
+	chip, err := ParsePseudonym(m["chip"])
+	if err != nil {
+		return Record{}, false
+	}
+	first, _ := strconv.ParseInt(m["first"], 10, 64)
+	last, _ := strconv.ParseInt(m["last"], 10, 64)
+	return Record{Launch: l, TEE: m["tee"], Chip: chip, Seq: seq, FirstSeen: time.UnixMilli(first), LastSeen: time.UnixMilli(last), Anomaly: m["anomaly"] == "1"}, true
+}
+
+// commitScript: KEYS[1] the record; ARGV prevSeq, tee, chip hex ("" for
+// none), now (Unix ms), retention (ms). Returns 1, or 0 on a conflict.
+var commitScript = redis.NewScript(`
+local seq = tonumber(redis.call('HGET', KEYS[1], 'seq') or '0') or 0
+if seq ~= tonumber(ARGV[1]) then return 0 end
+if seq == 0 then
+  redis.call('DEL', KEYS[1])
+  redis.call('HSET', KEYS[1], 'tee', ARGV[2], 'chip', ARGV[3], 'first', ARGV[4], 'anomaly', '0')
+else
+  local chip = redis.call('HGET', KEYS[1], 'chip') or ''
+  if chip == '' then
+    redis.call('HSET', KEYS[1], 'chip', ARGV[3])
+  elseif ARGV[3] ~= '' and chip ~= ARGV[3] then
+    redis.call('HSET', KEYS[1], 'anomaly', '1')
+  end
+end
+redis.call('HSET', KEYS[1], 'seq', seq + 1, 'last', ARGV[4])
+redis.call('PEXPIRE', KEYS[1], ARGV[5])
+return 1
+`)
+
+// Commit implements Store.
+func (s *RedisStore) Commit(ctx context.Context, l Pseudonym, tee string, chip Pseudonym, prevSeq uint64, now time.Time, retention time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+	// Run sends EVALSHA and, only on NOSCRIPT (nothing done), EVAL.
+	ok, err := commitScript.Run(ctx, s.c, []string{s.prefix + l.String()},
+		prevSeq, tee, chip.String(), now.UnixMilli(), max(retention.Milliseconds(), 1)).Int64()
+	if err != nil {
+		return unavailable(err)
+	}
+	if ok != 1 {
+		return ErrConflict
+	}
+	return nil
+}
+
+// List implements Store: a SCAN of the record keys, then their hashes,
+// all within one Timeout.
+func (s *RedisStore) List(ctx context.Context, limit int) ([]Record, error) {
+	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+	var keys []string
+	var cursor uint64
+	for {
+		ks, next, err := s.c.Scan(ctx, cursor, s.prefix+"*", 256).Result()
+		if err != nil {
+			return nil, unavailable(err)
+		}
+		keys = append(keys, ks...)
+		cursor = next
+		if cursor == 0 || len(keys) >= limit {
+			break
+		}
+	}
+	if len(keys) > limit {
+		keys = keys[:limit]
+	}
+	cmds := make([]*redis.MapStringStringCmd, len(keys))
+	if _, err := s.c.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i, k := range keys {
+			cmds[i] = p.HGetAll(ctx, k)
+		}
+		return nil
+	}); err != nil {
+		return nil, unavailable(err)
+	}
+	out := make([]Record, 0, len(keys))
+	for i, k := range keys {
+		l, err := ParsePseudonym(k[len(s.prefix):])
+		if err != nil {
+			continue
+		}
+		if r, ok := parseRecord(l, cmds[i].Val()); ok {
+			out = append(out, r)
+		}
+	}
+	return out, nil
+}
