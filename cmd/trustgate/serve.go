@@ -50,6 +50,8 @@ var serveFlags = []struct{ name, usage string }{
 	{"refvalues-trust-key", "accept only reference values signed by this P-256 public key `FILE` (PEM): FILE.sig beside the file, JWS entries on the admin API"},
 	{"policy-url", "ask this external policy engine `URL` (OPA REST data API) instead of the embedded one"},
 	{"policy-timeout", "longest wait for the external policy engine; no answer is 503 policy_unavailable (default 2s)"},
+	{"launch-key-file", "launch pseudonym key `FILE` (owner-only; created when absent; share it between replicas; default: generated at start)"},
+	{"launch-retention", "keep a launch record this long after its last attestation (default 24h)"},
 }
 
 func cmdServe(args []string, stdout, stderr io.Writer) int {

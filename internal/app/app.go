@@ -24,6 +24,7 @@ import (
 	"github.com/trustgate/trustgate/internal/challenge"
 	"github.com/trustgate/trustgate/internal/config"
 	"github.com/trustgate/trustgate/internal/httpapi"
+	"github.com/trustgate/trustgate/internal/launch"
 	"github.com/trustgate/trustgate/internal/metrics"
 	"github.com/trustgate/trustgate/internal/policy"
 	"github.com/trustgate/trustgate/internal/refvalues"
@@ -56,6 +57,7 @@ type App struct {
 	adminTLS     *tls.Config
 	layer        *admin.Layer
 	metrics      *metrics.Metrics
+	launches     *launch.Tracker
 	// stopping is set when Serve's context ends: /readyz then fails while
 	// the server goes on serving for shutdown_delay.
 	stopping atomic.Bool
@@ -98,6 +100,10 @@ func New(ctx context.Context, cfg config.Config, d Deps) (_ *App, err error) {
 		return nil, fmt.Errorf("token_key_file: %w", err)
 	}
 	tlsCfg, err := serverTLS(cfg)
+	if err != nil {
+		return nil, err
+	}
+	launchKey, err := loadLaunchKey(cfg, log)
 	if err != nil {
 		return nil, err
 	}
@@ -198,9 +204,17 @@ func New(ctx context.Context, cfg config.Config, d Deps) (_ *App, err error) {
 	// TDX: Intel's collateral comes from the PCS collateral service (issue
 	// 13 §3); until it is wired, every TDX quote is collateral_unavailable.
 	tdxVerifier := tdx.New(tdx.Options{Now: d.Now})
+	var launchRDB redis.UniversalClient // a nil *redis.Client is not a nil interface
+	if rdb != nil {
+		launchRDB = rdb
+	}
+	launches, err := newLaunches(cfg, launchKey, launchRDB, m, d.Now)
+	if err != nil {
+		return nil, err
+	}
 	svc, err := verifier.New(verifier.Options{
 		TEEs:   map[string]verifier.TEE{attest.TEESEVSNP: snp.New(snpOpts), attest.TEETDX: tdxVerifier},
-		Policy: pol, Nonces: nonces, Tokens: tokens, Now: d.Now,
+		Policy: pol, Nonces: nonces, Tokens: tokens, Launches: launches, Now: d.Now,
 	})
 	if err != nil {
 		return nil, err
@@ -222,7 +236,7 @@ func New(ctx context.Context, cfg config.Config, d Deps) (_ *App, err error) {
 			log.Warn("serving plain HTTP on a non-loopback address: tokens and released secrets' JWEs travel unprotected; set tls_cert/tls_key or put TLS in front")
 		}
 	}
-	a := &App{cfg: cfg, log: log, engine: engine, tokens: tokens, svc: svc, certs: certSvc, tls: tlsCfg, close: cleanup, layer: layer, metrics: m}
+	a := &App{cfg: cfg, log: log, engine: engine, tokens: tokens, svc: svc, certs: certSvc, tls: tlsCfg, close: cleanup, layer: layer, metrics: m, launches: launches}
 	a.reloadFailed = func(err error) {
 		var fe *policy.FileError
 		if errors.As(err, &fe) && fe.File == policy.ReferenceFile {

@@ -123,6 +123,16 @@ type Config struct {
 	// PolicyTimeout bounds one decision of the external policy engine; no
 	// answer within it is 503 policy_unavailable.
 	PolicyTimeout time.Duration `yaml:"policy_timeout"`
+	// LaunchKeyFile holds the key of the launch pseudonyms (at least 32
+	// bytes, raw or hex; owner-only), to be shared by every replica and
+	// given to `trustgate fleet lookup`. A path to no file gets a new key
+	// written there (mode 0600) at start; "" means a key generated at
+	// start and kept in memory (pseudonyms change with a restart and
+	// differ between replicas).
+	LaunchKeyFile string `yaml:"launch_key_file"`
+	// LaunchRetention is how long a launch record is kept after the last
+	// attestation of its launch.
+	LaunchRetention time.Duration `yaml:"launch_retention"`
 }
 
 // RedisOptions returns the client options of the redis URL, nil without
@@ -163,6 +173,7 @@ func Default() Config {
 		ShutdownTimeout:  10 * time.Second,
 		StoreTimeout:     time.Second,
 		PolicyTimeout:    2 * time.Second,
+		LaunchRetention:  24 * time.Hour,
 	}
 }
 
@@ -303,6 +314,9 @@ func (c Config) Validate() error {
 	}
 	if c.PolicyTimeout < 10*time.Millisecond || c.PolicyTimeout > 10*time.Second {
 		bad("policy_timeout %v: want 10ms to 10s", c.PolicyTimeout)
+	}
+	if c.LaunchRetention < time.Minute || c.LaunchRetention > 90*24*time.Hour {
+		bad("launch_retention %v: want 1m to 2160h (90 days)", c.LaunchRetention)
 	}
 	if c.KDSRate <= 0 {
 		bad("kds_rate %v: want more than 0", c.KDSRate)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"os"
 	"sync"
 	"testing"
 	"time"
@@ -270,5 +271,36 @@ func TestPseudonyms(t *testing.T) {
 	td.PlatformID = bytes.Repeat([]byte{3}, 16)
 	if _, chip, _ := launch.Identity(td); !bytes.Equal(chip, td.PlatformID) {
 		t.Fatal("TDX chip is not the PPID")
+	}
+}
+
+// A launch key file is created owner-only when absent, read back the
+// same, and refused when open to others or too short.
+func TestKeyFile(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	p := dir + "/launch.key"
+	k1, src, err := launch.LoadOrCreateKey(p)
+	if err != nil || src != launch.KeyCreated || len(k1) != launch.KeySize {
+		t.Fatalf("create: %v %v %d", err, src, len(k1))
+	}
+	if st, _ := os.Stat(p); st.Mode().Perm() != 0o600 {
+		t.Fatalf("mode %v", st.Mode().Perm())
+	}
+	k2, src, err := launch.LoadOrCreateKey(p)
+	if err != nil || src != launch.KeyRead || !bytes.Equal(k1, k2) {
+		t.Fatalf("read back: %v %v", err, src)
+	}
+	os.Chmod(p, 0o644)
+	if _, _, err := launch.LoadOrCreateKey(p); err == nil {
+		t.Fatal("a key file open to others was accepted")
+	}
+	short := dir + "/short.key"
+	os.WriteFile(short, []byte("abcd"), 0o600)
+	if _, err := launch.ReadKey(short); err == nil {
+		t.Fatal("a short key was accepted")
+	}
+	if _, src, _ := launch.LoadOrCreateKey(""); src != launch.KeyEphemeral {
+		t.Fatal("no path must give an ephemeral key")
 	}
 }
