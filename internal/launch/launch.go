@@ -125,7 +125,7 @@ func (k *Keyer) Chip(tee string, id []byte) Pseudonym {
 func Identity(v attest.Verified) (launch, chip []byte, ok bool) {
 	switch c := v.(type) {
 	case *attest.Claims:
-		if c == nil || len(c.ReportID) == 0 {
+		if c == nil || allZero(c.ReportID) { // firmware never gives a zero REPORT_ID
 			return nil, nil, false
 		}
 		if !allZero(c.ChipID) {
