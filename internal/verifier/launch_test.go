@@ -9,6 +9,8 @@ import (
 
 	"github.com/trustgate/trustgate/internal/attest"
 	"github.com/trustgate/trustgate/internal/launch"
+	"github.com/trustgate/trustgate/internal/tee/tdx"
+	"github.com/trustgate/trustgate/internal/testkit"
 	"github.com/trustgate/trustgate/internal/token"
 )
 
@@ -184,3 +186,55 @@ func TestLaunchStoreUnavailable(t *testing.T) {
 		}
 	}
 }
+
+// TDX launches are numbered by the RTMR-free TD identity: quotes of one
+// MRTD (and zero MRCONFIGID, MROWNER, MROWNERCONFIG) are one launch
+// whatever their RTMRs; another MRTD is another launch. The fake PCK has
+// no PPID: no chip, so never an anomaly.
+func TestLaunchTDX(t *testing.T) {
+	t.Parallel()
+	chain, err := testkit.NewTDXChain(testkit.TDXChainOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tdxV := tdx.New(tdx.Options{Roots: chain.Roots, NoCollateral: true})
+	tr, _ := launch.New(launch.Options{Key: bytes.Repeat([]byte{1}, 32), Store: launch.NewMemoryStore(0, nil)})
+	pol := &tdxViewPolicy{}
+	toks := &seqTokens{}
+	s, err := New(Options{TEEs: map[string]TEE{"tdx": tdxV}, Policy: pol, Nonces: &fakeNonces{}, Tokens: toks, Launches: tr})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := attest.Nonce{7}
+	m1, m2 := [48]byte{0x5a}, [48]byte{0x5b}
+	for _, f := range []testkit.TDXQuoteFields{
+		{MRTD: &m1}, {MRTD: &m1, RTMR: [4][48]byte{{1}}}, {MRTD: &m2}, {MRTD: &m1, RTMR: [4][48]byte{{2}, {3}}},
+	} {
+		f.ReportData = n
+		if _, err := s.Attest(context.Background(), AttestInput{Nonce: n, TEE: "tdx", Quote: chain.Quote(f)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var seqs []uint64
+	for _, a := range toks.got {
+		seqs = append(seqs, a.LaunchSeq)
+	}
+	if len(seqs) != 4 || seqs[0] != 1 || seqs[1] != 2 || seqs[2] != 1 || seqs[3] != 3 {
+		t.Fatalf("TDX sequence numbers %v, want [1 2 1 3]", seqs)
+	}
+	if pol.newChip {
+		t.Fatal("a TD without PPID was taken for a clone")
+	}
+}
+
+type tdxViewPolicy struct{ newChip bool }
+
+func (p *tdxViewPolicy) Evaluate(_ context.Context, v attest.Verified) (attest.Decision, error) {
+	c := v.(*attest.TDXClaims)
+	if c.Launch == nil {
+		return attest.Decision{}, nil
+	}
+	p.newChip = p.newChip || c.Launch.NewChip
+	return attest.Decision{Allow: true}, nil
+}
+func (*tdxViewPolicy) ID() string { return "sha256:test" }
