@@ -3,6 +3,7 @@ package metrics
 import (
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/trustgate/trustgate/internal/launch"
 )
@@ -32,5 +33,23 @@ func TestLaunchMetrics(t *testing.T) {
 	}
 	if strings.Contains(out, "something_else") {
 		t.Error("an unknown kind became a label value")
+	}
+}
+
+// The age of each VCEK served feeds trustgate_cert_cache_age_seconds.
+func TestCertCacheAge(t *testing.T) {
+	t.Parallel()
+	m := New(func() string { return "sha256:abc" })
+	m.CacheAge(2 * time.Hour)
+	m.CacheAge(10 * 24 * time.Hour)
+	out := scrape(t, m)
+	for _, want := range []string{
+		`trustgate_cert_cache_age_seconds_bucket{le="3600"} 0`,
+		`trustgate_cert_cache_age_seconds_bucket{le="21600"} 1`,
+		`trustgate_cert_cache_age_seconds_count 2`,
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("missing %s", want)
+		}
 	}
 }

@@ -52,6 +52,7 @@ type Metrics struct {
 	releases     *prometheus.CounterVec
 	reloadFails  *prometheus.CounterVec
 	anomalies    *prometheus.CounterVec
+	certAge      prometheus.Histogram
 	launchSeq    prometheus.Histogram
 
 	builtin map[attest.Reason]bool
@@ -92,6 +93,10 @@ func New(policyID func() string) *Metrics {
 		anomalies: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "trustgate_launch_anomalies_total", Help: "Verified attestations of a launch from another chip than the one it was first attested from (kind launch_on_new_chip), whatever the policy then decided.",
 		}, []string{"kind"}),
+		certAge: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "trustgate_cert_cache_age_seconds", Help: "Age of each AMD endorsement key (VCEK) served from the certificate cache: time since it was fetched from the KDS.",
+			Buckets: []float64{3600, 6 * 3600, 86400, 3 * 86400, 7 * 86400, 14 * 86400, 30 * 86400},
+		}),
 		launchSeq: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name: "trustgate_launch_seq", Help: "The trustgate.launch_seq of each token issued: the attestation's number within its launch.",
 			Buckets: []float64{1, 2, 3, 5, 10, 20, 50, 100, 1000},
@@ -100,7 +105,7 @@ func New(policyID func() string) *Metrics {
 		custom:  map[attest.Reason]bool{},
 	}
 	info := prometheus.NewDesc("trustgate_policy_info", "The active appraisal policy (value 1), by its appraisal-policy-id.", []string{"policy_id"}, nil)
-	m.reg.MustRegister(m.attestations, m.duration, m.challenges, m.refusedCh, m.kds, m.lookups, m.releases, m.reloadFails, m.anomalies, m.launchSeq,
+	m.reg.MustRegister(m.attestations, m.duration, m.challenges, m.refusedCh, m.kds, m.lookups, m.releases, m.reloadFails, m.anomalies, m.launchSeq, m.certAge,
 		policyInfo{desc: info, id: policyID},
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
@@ -237,6 +242,9 @@ func (m *Metrics) KDSRequest(kind certs.Kind, code string) {
 func (m *Metrics) CacheLookup(result certs.Lookup) {
 	m.lookups.WithLabelValues(string(result)).Inc()
 }
+
+// CacheAge implements certs.AgeObserver.
+func (m *Metrics) CacheAge(age time.Duration) { m.certAge.Observe(max(age, 0).Seconds()) }
 
 // LaunchAnomaly implements launch.Observer; kind is one of
 // launch.Anomalies (anything else is not counted).
