@@ -62,7 +62,7 @@ func LoadOrCreateKey(path string) ([]byte, KeySource, error) {
 	// the two keys wins.
 	tmp, err := os.CreateTemp(filepath.Dir(path), ".launch-key-*")
 	if err != nil {
-		return nil, 0, err
+		return nil, 0, fmt.Errorf("%s does not exist and cannot be created there (%w): create it (32 random bytes, hex) and give the same file to every replica", path, err)
 	}
 	defer os.Remove(tmp.Name())
 	k = GenerateKey()
