@@ -4,7 +4,8 @@
 // is "pass" or "fail", reason is a built-in reason code (attest.Reasons,
 // "none" on a pass) or one of the first MaxPolicyReasons distinct codes of
 // the form policy_<name> a policy reported (later ones count as
-// policy_denied), KDS codes are HTTP statuses.
+// policy_denied), KDS codes are HTTP statuses, launch anomaly kinds are
+// launch.Anomalies.
 package metrics
 
 import (
