@@ -29,7 +29,7 @@ import (
 type secrets map[string][]byte
 
 func (s secrets) add(name string, v []byte) {
-	if len(v) > 0 {
+	if len(v) > 0 && strings.Trim(string(v), "\x00") != "" { // all zeros is no one's value
 		s[name] = append([]byte(nil), v...)
 	}
 }

@@ -3,6 +3,7 @@ package launch
 import (
 	"context"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -118,23 +119,38 @@ func (s *RedisStore) Commit(ctx context.Context, l Pseudonym, tee string, chip P
 	return nil
 }
 
-// List implements Store: a SCAN of the record keys, then their hashes,
-// all within one Timeout.
+// List implements Store: a SCAN of the record keys (on every primary of a
+// cluster), then their hashes, all within one Timeout.
 func (s *RedisStore) List(ctx context.Context, limit int) ([]Record, error) {
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
 	var keys []string
-	var cursor uint64
-	for {
-		ks, next, err := s.c.Scan(ctx, cursor, s.prefix+"*", 256).Result()
-		if err != nil {
-			return nil, unavailable(err)
+	var mu sync.Mutex
+	scan := func(ctx context.Context, c redis.Cmdable) error {
+		var cursor uint64
+		for {
+			ks, next, err := c.Scan(ctx, cursor, s.prefix+"*", 256).Result()
+			if err != nil {
+				return err
+			}
+			mu.Lock()
+			keys = append(keys, ks...)
+			n := len(keys)
+			mu.Unlock()
+			cursor = next
+			if cursor == 0 || n >= limit {
+				return nil
+			}
 		}
-		keys = append(keys, ks...)
-		cursor = next
-		if cursor == 0 || len(keys) >= limit {
-			break
-		}
+	}
+	var err error
+	if cc, ok := s.c.(*redis.ClusterClient); ok {
+		err = cc.ForEachMaster(ctx, func(ctx context.Context, m *redis.Client) error { return scan(ctx, m) })
+	} else {
+		err = scan(ctx, s.c)
+	}
+	if err != nil {
+		return nil, unavailable(err)
 	}
 	if len(keys) > limit {
 		keys = keys[:limit]
