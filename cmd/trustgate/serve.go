@@ -32,7 +32,7 @@ var serveFlags = []struct{ name, usage string }{
 	{"token-lifetime", "token lifetime (default 60s)"},
 	{"kds-url", "AMD KDS base `URL`"},
 	{"offline", "never contact the KDS; certificates and CRLs from the evidence or 'trustgate certs import' (true/false)"},
-	{"redis", "Redis `URL` shared by replicas: single-use records (nonces, token ids) and the certificate cache"},
+	{"redis", "Redis `URL` shared by replicas (redis://, rediss://, unix://, redis+sentinel://[:PASSWORD@]HOST:PORT[,...]/MASTER[/DB], redis+cluster://HOST:PORT[,...]): single-use records (nonces, token ids) and the certificate cache"},
 	{"store-timeout", "longest wait for the single-use store (Redis); no answer is 503 store_unavailable (default 1s)"},
 	{"cert-cache-dir", "AMD certificate disk cache `DIR` (default: the user cache dir's trustgate/certs)"},
 	{"kds-rate", "least time between two KDS requests of one kind (default 10s)"},

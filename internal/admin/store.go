@@ -74,7 +74,9 @@ func (s *MemoryStore) Put(_ context.Context, label string, r refvalues.Record) (
 
 // DefaultRedisKey is where a RedisStore keeps the layer: a hash of label
 // to record (JSON), with the version counter at DefaultRedisKey+":version".
-const DefaultRedisKey = "trustgate:admin:refvalues"
+// The hash tag keeps both in one slot of a Redis Cluster, as the script
+// that changes them needs.
+const DefaultRedisKey = "{trustgate:admin}:refvalues"
 
 // RedisStore is the Store every replica using the same Redis shares. A
 // change is one Lua script (set the record, increment the version), so a

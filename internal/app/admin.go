@@ -46,7 +46,7 @@ func readTrustKey(cfg config.Config) (*ecdsa.PublicKey, error) {
 // not), in memory when only this replica has an admin API, none
 // otherwise. With Redis it is read once now; if Redis does not answer,
 // the engine appraises nothing until Follow has read it.
-func newAdminLayer(ctx context.Context, cfg config.Config, rdb *redis.Client, engine *policy.Engine, trust *ecdsa.PublicKey, m *metrics.Metrics, log *slog.Logger) (*admin.Layer, error) {
+func newAdminLayer(ctx context.Context, cfg config.Config, rdb redis.UniversalClient, engine *policy.Engine, trust *ecdsa.PublicKey, m *metrics.Metrics, log *slog.Logger) (*admin.Layer, error) {
 	if cfg.PolicyURL != "" {
 		return nil, nil
 	}
@@ -121,15 +121,7 @@ func (a *App) ServeAdmin(ctx context.Context, ln net.Listener) error {
 	if a.adminHandler == nil {
 		return errors.New("no admin API configured (admin_listen)")
 	}
-	srv := &http.Server{
-		Handler:           a.adminHandler,
-		ReadHeaderTimeout: 5 * time.Second,
-		ReadTimeout:       15 * time.Second,
-		WriteTimeout:      30 * time.Second,
-		IdleTimeout:       60 * time.Second,
-		MaxHeaderBytes:    16 << 10,
-		ErrorLog:          slog.NewLogLogger(a.log.Handler(), slog.LevelWarn),
-	}
+	srv := a.httpServer(a.adminHandler)
 	if a.adminTLS != nil {
 		srv.TLSConfig = a.adminTLS
 		ln = tls.NewListener(ln, a.adminTLS)

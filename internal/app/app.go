@@ -122,13 +122,11 @@ func New(ctx context.Context, cfg config.Config, d Deps) (_ *App, err error) {
 			cleanup()
 		}
 	}()
-	var rdb *redis.Client
-	ro, err := cfg.RedisOptions()
+	rdb, err := cfg.RedisClient()
 	if err != nil {
 		return nil, err
 	}
-	if ro != nil {
-		rdb = redis.NewClient(ro)
+	if rdb != nil {
 		closers = append(closers, func() { rdb.Close() })
 	}
 	// Single-use records (nonces, token ids): in Redis when configured, so
@@ -297,7 +295,7 @@ func serverTLS(cfg config.Config) (*tls.Config, error) {
 // (cert_cache_dir) and Redis tiers in front of the KDS, and revocation over
 // AMD's CRLs. The simulator's chains are not AMD's and no CRL covers them;
 // only with dev_simulator are they let past the revocation check.
-func newCertService(cfg config.Config, roots *snp.Roots, rdb *redis.Client, obs certs.Observer, now func() time.Time, log *slog.Logger) (*certs.Service, error) {
+func newCertService(cfg config.Config, roots *snp.Roots, rdb redis.UniversalClient, obs certs.Observer, now func() time.Time, log *slog.Logger) (*certs.Service, error) {
 	c := certs.Config{
 		KDSURL: cfg.KDSURL, Offline: cfg.Offline, Dir: cfg.CertCacheDir, Roots: roots, Clock: now, Logger: log, Observer: obs,
 		RateInterval: cfg.KDSRate, MaxStaleness: cfg.CertMaxStaleness, CRLGrace: cfg.CRLGrace, FetchWait: cfg.CertFetchWait,
@@ -333,15 +331,10 @@ func (a *App) Handler() http.Handler { return a.handler }
 // Service returns the attestation use case, for in-process callers.
 func (a *App) Service() *verifier.Service { return a.svc }
 
-// Serve serves on ln until ctx is done, watching policy files meanwhile,
-// then shuts down in three steps: /readyz answers 503 "shutting down" at
-// once, requests are served as before for shutdown_delay (so that load
-// balancers and Kubernetes endpoints take the replica out first; keep-alive
-// is switched off so that clients reconnect elsewhere), then the listener
-// closes and requests in flight have shutdown_timeout to finish.
-func (a *App) Serve(ctx context.Context, ln net.Listener) error {
-	srv := &http.Server{
-		Handler:           a.handler,
+// httpServer is the server of one listener with every timeout set.
+func (a *App) httpServer(h http.Handler) *http.Server {
+	return &http.Server{
+		Handler:           h,
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       15 * time.Second,
 		WriteTimeout:      30 * time.Second,
@@ -349,6 +342,16 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 		MaxHeaderBytes:    16 << 10,
 		ErrorLog:          slog.NewLogLogger(a.log.Handler(), slog.LevelWarn),
 	}
+}
+
+// Serve serves on ln until ctx is done, watching policy files meanwhile,
+// then shuts down in three steps: /readyz answers 503 "shutting down" at
+// once, requests are served as before for shutdown_delay (so that load
+// balancers and Kubernetes endpoints take the replica out first; keep-alive
+// is switched off so that clients reconnect elsewhere), then the listener
+// closes and requests in flight have shutdown_timeout to finish.
+func (a *App) Serve(ctx context.Context, ln net.Listener) error {
+	srv := a.httpServer(a.handler)
 	watchCtx, stopWatch := context.WithCancel(ctx)
 	defer stopWatch()
 	if a.cfg.WarmChips != "" {
@@ -423,11 +426,11 @@ const readyRedisTimeout = 900 * time.Millisecond
 
 type health struct {
 	e        *policy.Engine
-	id       func() string // the appraisal-policy-id in force
-	layer    *admin.Layer  // nil without one
-	rdb      *redis.Client // nil without Redis
-	timeout  time.Duration // bounds the Redis check: store_timeout, at most readyRedisTimeout
-	stopping *atomic.Bool  // set once shutdown began
+	id       func() string         // the appraisal-policy-id in force
+	layer    *admin.Layer          // nil without one
+	rdb      redis.UniversalClient // nil without Redis
+	timeout  time.Duration         // bounds the Redis check: store_timeout, at most readyRedisTimeout
+	stopping *atomic.Bool          // set once shutdown began
 }
 
 var errShuttingDown = errors.New("shutting down")

@@ -57,7 +57,9 @@ type Config struct {
 	// Offline never contacts the KDS: certificates and CRLs come with the
 	// evidence or from the certificate cache (`trustgate certs import`).
 	Offline bool `yaml:"offline"`
-	// Redis is a Redis URL (redis://, rediss:// or unix://); "" means none.
+	// Redis is a Redis URL (redis://, rediss:// or unix://; or, for high
+	// availability, redis+sentinel:// or redis+cluster://, see RedisClient);
+	// "" means none.
 	// Replicas with the same Redis share the single-use records (nonces,
 	// token ids) and the AMD certificate cache.
 	Redis string `yaml:"redis"`
@@ -327,7 +329,7 @@ func (c Config) Validate() error {
 	if c.CertMaxStaleness < 0 || c.CRLGrace < 0 {
 		bad("cert_max_staleness %v, crl_grace %v: want 0 or more", c.CertMaxStaleness, c.CRLGrace)
 	}
-	if _, err := c.RedisOptions(); err != nil {
+	if _, _, _, err := c.redisSetup(); err != nil {
 		bad("%v", err)
 	}
 	if c.Resources != "" {
