@@ -202,11 +202,7 @@ func New(ctx context.Context, cfg config.Config, d Deps) (_ *App, err error) {
 	// TDX: Intel's collateral comes from the PCS collateral service (issue
 	// 13 §3); until it is wired, every TDX quote is collateral_unavailable.
 	tdxVerifier := tdx.New(tdx.Options{Now: d.Now})
-	var launchRDB redis.UniversalClient // a nil *redis.Client is not a nil interface
-	if rdb != nil {
-		launchRDB = rdb
-	}
-	launches, err := newLaunches(cfg, launchKey, launchRDB, m, d.Now)
+	launches, err := newLaunches(cfg, launchKey, rdb, m, d.Now)
 	if err != nil {
 		return nil, err
 	}

@@ -304,3 +304,45 @@ func TestKeyFile(t *testing.T) {
 		t.Fatal("no path must give an ephemeral key")
 	}
 }
+
+// With a replica connected to the primary, a commit counts only once the
+// replica has it: a stalled replica makes it store_unavailable within the
+// timeout, as for single-use records; over a cluster the record's primary
+// is written and waited on; listing scans every primary.
+func TestRedisCommitWaitsForAReplica(t *testing.T) {
+	t.Parallel()
+	primary, replica := testkit.StartRedisReplicated(t)
+	rdb := redis.NewClient(&redis.Options{Addr: primary.Addr, MaxRetries: -1, ContextTimeoutEnabled: true})
+	t.Cleanup(func() { rdb.Close() })
+	tr, _ := launch.New(launch.Options{Key: key, Store: launch.NewRedisStore(rdb, launch.RedisOptions{Timeout: 500 * time.Millisecond})})
+	if _, seq := attestOnce(t, tr, snp(5, 1)); seq != 1 {
+		t.Fatalf("seq %d", seq)
+	}
+	if n, _ := replica.Client.DBSize(context.Background()).Result(); n != 1 {
+		t.Fatal("a commit was answered before the replica had it")
+	}
+	replica.Stop()
+	p, err := tr.Lookup(context.Background(), snp(5, 1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = tr.Commit(context.Background(), p)
+	replica.Cont()
+	var ae *attest.Error
+	if !errors.As(err, &ae) || ae.Reason != attest.ReasonStoreUnavailable {
+		t.Fatalf("with the replica stalled: %v, want store_unavailable", err)
+	}
+
+	cp, _, _ := testkit.StartRedisCluster(t)
+	cc := redis.NewClusterClient(&redis.ClusterOptions{Addrs: []string{cp.Addr}, MaxRetries: -1, ContextTimeoutEnabled: true})
+	t.Cleanup(func() { cc.Close() })
+	st := launch.NewRedisStore(cc, launch.RedisOptions{Timeout: 5 * time.Second})
+	ct, _ := launch.New(launch.Options{Key: key, Store: st})
+	attestOnce(t, ct, snp(6, 1))
+	if _, seq := attestOnce(t, ct, snp(6, 1)); seq != 2 {
+		t.Fatalf("cluster: seq %d", seq)
+	}
+	if recs, err := st.List(context.Background(), 10); err != nil || len(recs) != 1 || recs[0].Seq != 2 {
+		t.Fatalf("cluster list: %v %+v", err, recs)
+	}
+}

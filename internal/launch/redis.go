@@ -2,6 +2,8 @@ package launch
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"strconv"
 	"sync"
 	"time"
@@ -30,8 +32,11 @@ type RedisOptions struct {
 // RedisStore keeps records in Redis, shared by every replica. A record is
 // a hash of the launch pseudonym's key: tee, chip (pseudonym hex, "" for
 // none), seq, first and last (Unix ms), anomaly ("0"/"1"); it expires
-// retention after the last commit. Commit is one Lua script (atomic). If
-// Redis loses its data, sequences start again at 1.
+// retention after the last commit. Commit is one Lua script (atomic);
+// when the primary has replicas, a commit counts only once one of them
+// acknowledged it (WAIT 1, within Timeout; store_unavailable otherwise),
+// as for single-use records. If Redis loses its data, sequences start
+// again at 1.
 type RedisStore struct {
 	c       redis.UniversalClient
 	prefix  string
@@ -83,7 +88,8 @@ func parseRecord(l Pseudonym, m map[string]string) (Record, bool) {
 }
 
 // commitScript: KEYS[1] the record; ARGV prevSeq, tee, chip hex ("" for
-// none), now (Unix ms), retention (ms). Returns 1, or 0 on a conflict.
+// none), now (Unix ms), retention (ms). Returns 0 on a conflict, else 1 +
+// the primary's connected replicas.
 var commitScript = redis.NewScript(`
 local seq = tonumber(redis.call('HGET', KEYS[1], 'seq') or '0') or 0
 if seq ~= tonumber(ARGV[1]) then return 0 end
@@ -100,21 +106,67 @@ else
 end
 redis.call('HSET', KEYS[1], 'seq', seq + 1, 'last', ARGV[4])
 redis.call('PEXPIRE', KEYS[1], ARGV[5])
-return 1
+return tonumber(string.match(redis.call('INFO', 'replication'), 'connected_slaves:(%d+)') or '0') + 1
 `)
 
 // Commit implements Store.
 func (s *RedisStore) Commit(ctx context.Context, l Pseudonym, tee string, chip Pseudonym, prevSeq uint64, now time.Time, retention time.Duration) error {
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
+	key := s.prefix + l.String()
+	// The write and its WAIT go over one connection to the key's primary
+	// (WAIT counts that connection's writes).
+	var sc redis.Scripter = s.c
+	var conn *redis.Conn
+	switch c := s.c.(type) {
+	case *redis.Client:
+		conn = c.Conn()
+	case *redis.ClusterClient:
+		node, err := c.MasterForKey(ctx, key)
+		if err != nil {
+			return unavailable(err)
+		}
+		conn = node.Conn()
+	}
+	if conn != nil {
+		defer conn.Close()
+		sc = conn
+	}
 	// Run sends EVALSHA and, only on NOSCRIPT (nothing done), EVAL.
-	ok, err := commitScript.Run(ctx, s.c, []string{s.prefix + l.String()},
+	out, err := commitScript.Run(ctx, sc, []string{key},
 		prevSeq, tee, chip.String(), now.UnixMilli(), max(retention.Milliseconds(), 1)).Int64()
 	if err != nil {
 		return unavailable(err)
 	}
-	if ok != 1 {
+	if out == 0 {
 		return ErrConflict
+	}
+	if out > 1 { // the primary has replicas: one must have the commit
+		return s.wait(ctx, conn)
+	}
+	return nil
+}
+
+// wait sends WAIT 1 on conn within what remains of ctx, as the single-use
+// store does: a commit counts once a replica has it, so a promoted replica
+// does not hand out a sequence number again.
+func (s *RedisStore) wait(ctx context.Context, conn *redis.Conn) error {
+	if conn == nil {
+		return unavailable(fmt.Errorf("a %T cannot send WAIT on the connection that wrote", s.c))
+	}
+	d := time.Second
+	if dl, ok := ctx.Deadline(); ok {
+		d = time.Until(dl) * 9 / 10
+	}
+	if d < time.Millisecond {
+		return unavailable(errors.New("no time left to WAIT for a replica"))
+	}
+	n, err := conn.Wait(ctx, 1, d).Result()
+	if err != nil {
+		return unavailable(fmt.Errorf("WAIT: %w", err))
+	}
+	if n < 1 {
+		return unavailable(fmt.Errorf("no replica acknowledged the launch record within %s", d.Round(time.Millisecond)))
 	}
 	return nil
 }
