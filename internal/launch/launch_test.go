@@ -314,19 +314,23 @@ func TestRedisCommitWaitsForAReplica(t *testing.T) {
 	primary, replica := testkit.StartRedisReplicated(t)
 	rdb := redis.NewClient(&redis.Options{Addr: primary.Addr, MaxRetries: -1, ContextTimeoutEnabled: true})
 	t.Cleanup(func() { rdb.Close() })
-	tr, _ := launch.New(launch.Options{Key: key, Store: launch.NewRedisStore(rdb, launch.RedisOptions{Timeout: 500 * time.Millisecond})})
+	// A generous timeout while the replica is in sync (a busy machine),
+	// a short one to give up on the stalled replica.
+	st := launch.NewRedisStore(rdb, launch.RedisOptions{Timeout: 10 * time.Second})
+	tr, _ := launch.New(launch.Options{Key: key, Store: st})
 	if _, seq := attestOnce(t, tr, snp(5, 1)); seq != 1 {
 		t.Fatalf("seq %d", seq)
 	}
 	if n, _ := replica.Client.DBSize(context.Background()).Result(); n != 1 {
 		t.Fatal("a commit was answered before the replica had it")
 	}
-	replica.Stop()
+	short, _ := launch.New(launch.Options{Key: key, Store: launch.NewRedisStore(rdb, launch.RedisOptions{Timeout: 500 * time.Millisecond})})
 	p, err := tr.Lookup(context.Background(), snp(5, 1))
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = tr.Commit(context.Background(), p)
+	replica.Stop()
+	_, err = short.Commit(context.Background(), p)
 	replica.Cont()
 	var ae *attest.Error
 	if !errors.As(err, &ae) || ae.Reason != attest.ReasonStoreUnavailable {
@@ -336,13 +340,13 @@ func TestRedisCommitWaitsForAReplica(t *testing.T) {
 	cp, _, _ := testkit.StartRedisCluster(t)
 	cc := redis.NewClusterClient(&redis.ClusterOptions{Addrs: []string{cp.Addr}, MaxRetries: -1, ContextTimeoutEnabled: true})
 	t.Cleanup(func() { cc.Close() })
-	st := launch.NewRedisStore(cc, launch.RedisOptions{Timeout: 5 * time.Second})
-	ct, _ := launch.New(launch.Options{Key: key, Store: st})
+	cs := launch.NewRedisStore(cc, launch.RedisOptions{Timeout: 10 * time.Second})
+	ct, _ := launch.New(launch.Options{Key: key, Store: cs})
 	attestOnce(t, ct, snp(6, 1))
 	if _, seq := attestOnce(t, ct, snp(6, 1)); seq != 2 {
 		t.Fatalf("cluster: seq %d", seq)
 	}
-	if recs, err := st.List(context.Background(), 10); err != nil || len(recs) != 1 || recs[0].Seq != 2 {
+	if recs, err := cs.List(context.Background(), 10); err != nil || len(recs) != 1 || recs[0].Seq != 2 {
 		t.Fatalf("cluster list: %v %+v", err, recs)
 	}
 }
