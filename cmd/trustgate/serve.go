@@ -56,6 +56,7 @@ func cmdServe(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	cfgFile := fs.String("config", "", "YAML config `FILE`")
+	pprofListen := fs.String("pprof-listen", "", "serve Go's pprof debug endpoints (/debug/pprof/) on this loopback `ADDR` (default: off; not a config key)")
 	set := map[string]*string{}
 	for _, f := range serveFlags {
 		set[f.name] = new(string)
@@ -79,7 +80,7 @@ func cmdServe(args []string, stdout, stderr io.Writer) int {
 	}
 	var flagErrs []error
 	fs.Visit(func(f *flag.Flag) {
-		if f.Name == "config" {
+		if f.Name == "config" || f.Name == "pprof-listen" {
 			return
 		}
 		if err := cfg.SetFlag(f.Name, *set[f.Name]); err != nil {
@@ -89,6 +90,14 @@ func cmdServe(args []string, stdout, stderr io.Writer) int {
 	if err := errors.Join(append(flagErrs, cfg.Validate())...); err != nil {
 		fmt.Fprintf(stderr, "trustgate serve: invalid configuration:\n%v\n", err)
 		return exitUsage
+	}
+	pprofLn, err := listenPprof(*pprofListen)
+	if err != nil {
+		fmt.Fprintf(stderr, "trustgate serve: --pprof-listen: %v\n", err)
+		return exitUsage
+	}
+	if pprofLn != nil {
+		defer pprofLn.Close()
 	}
 	log := slog.New(slog.NewJSONHandler(stderr, nil))
 	app.RouteLibraryLogs(log) // from here on, stderr carries JSON lines only
@@ -107,6 +116,10 @@ func cmdServe(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		fmt.Fprintf(stderr, "trustgate serve: %v\n", err)
 		return exitUnavailable
+	}
+	if pprofLn != nil {
+		go servePprof(pprofLn)
+		log.Warn("pprof debug endpoints served", "addr", pprofLn.Addr().String())
 	}
 	adminDone := make(chan error, 1)
 	if cfg.AdminListen != "" {
