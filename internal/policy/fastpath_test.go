@@ -97,7 +97,11 @@ func fastCorpus(now time.Time) (refs []*refvalues.Set, cs []attest.Verified) {
 		func(c *attest.TDXClaims) { c.MRTD = mustHex(rtmr(8)) },
 		func(c *attest.TDXClaims) { c.MRTD = mustHex(rtmr(9)) },
 		func(c *attest.TDXClaims) { c.MRTD = mustHex(approved) },
-		func(c *attest.TDXClaims) { c.MRTD = mustHex(next); c.TDAttributes.Debug = true; c.TCBStatus = "OutOfDate" },
+		func(c *attest.TDXClaims) {
+			c.MRTD = mustHex(next)
+			c.TDAttributes.Debug = true
+			c.TCBStatus = "OutOfDate"
+		},
 		func(c *attest.TDXClaims) { c.TEETCBSVN2, c.MRServiceTD, c.AdvisoryIDs = nil, nil, nil }, // v4
 	}
 	for _, mut := range tdx {
