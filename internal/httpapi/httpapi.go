@@ -148,8 +148,11 @@ func (h *handler) attest(w http.ResponseWriter, r *http.Request) {
 }
 
 func decodeAttest(body []byte, req *v1.AttestRequest) (verifier.AttestInput, error) {
-	if err := strictJSON(body, req); err != nil {
-		return verifier.AttestInput{}, err
+	if !fastAttest(body, req) {
+		*req = v1.AttestRequest{}
+		if err := strictJSON(body, req); err != nil {
+			return verifier.AttestInput{}, err
+		}
 	}
 	in := verifier.AttestInput{TEE: req.TEE, Report: req.Evidence.Report, CertTable: req.Evidence.CertTable, Quote: req.Evidence.Quote}
 	if len(req.Nonce) != attest.NonceSize {
