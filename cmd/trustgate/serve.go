@@ -10,6 +10,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"syscall"
 
 	"github.com/trustgate/trustgate/internal/app"
@@ -99,6 +100,7 @@ func cmdServe(args []string, stdout, stderr io.Writer) int {
 	if pprofLn != nil {
 		defer pprofLn.Close()
 	}
+	setServeGC()
 	log := slog.New(slog.NewJSONHandler(stderr, nil))
 	app.RouteLibraryLogs(log) // from here on, stderr carries JSON lines only
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -143,6 +145,20 @@ func cmdServe(args []string, stdout, stderr io.Writer) int {
 		return exitUnavailable
 	}
 	return exitOK
+}
+
+// serveGCPercent is serve's GOGC unless the environment sets one: each
+// attestation allocates tens of KB that die with it (the 7 KB body, its
+// decoded evidence, the token), so the default of 100 collects often over
+// a small live heap; 400 spent about 5 % less CPU per attestation under
+// `trustgate bench -n 14000 -c 8`, for a heap up to five times the live
+// one instead of twice (README "Performance").
+const serveGCPercent = 400
+
+func setServeGC() {
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(serveGCPercent)
+	}
 }
 
 // boolFunc is a flag.Value that may be given without a value.

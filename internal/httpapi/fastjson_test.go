@@ -3,9 +3,12 @@ package httpapi
 import (
 	"bytes"
 	"encoding/json"
+	"net/http"
+	"net/http/httptest"
 	"reflect"
 	"strings"
 	"testing"
+	"testing/iotest"
 
 	v1 "github.com/trustgate/trustgate/api/v1"
 )
@@ -81,5 +84,25 @@ func TestFastAttestTakesAgentBodies(t *testing.T) {
 	var r v1.AttestRequest
 	if fastAttest([]byte(`{"nonce":null}`), &r) || fastAttest([]byte(`{"Nonce":"AAAA"}`), &r) {
 		t.Fatal("took a body for strictJSON")
+	}
+}
+
+// readAll reads what io.ReadAll reads, whatever length was announced
+// (none, the right one, too short, too long), and stops at the body limit.
+func TestReadAll(t *testing.T) {
+	t.Parallel()
+	for _, size := range []int{0, 1, 511, 7000, v1.MaxBodySize} {
+		body := bytes.Repeat([]byte{'x'}, size)
+		for _, announced := range []int64{-1, 0, int64(size), int64(size) / 2, int64(size) + 100, v1.MaxBodySize + 1} {
+			got, err := readAll(iotest.OneByteReader(bytes.NewReader(body)), announced)
+			if err != nil || !bytes.Equal(got, body) {
+				t.Errorf("size %d, announced %d: %d bytes, %v", size, announced, len(got), err)
+			}
+		}
+	}
+	w := httptest.NewRecorder()
+	r := httptest.NewRequest(http.MethodPost, v1.PathAttest, bytes.NewReader(make([]byte, v1.MaxBodySize+1)))
+	if _, ok := readBody(w, r); ok || w.Code != http.StatusRequestEntityTooLarge {
+		t.Errorf("a body over the limit: %v, %d", ok, w.Code)
 	}
 }
