@@ -53,7 +53,7 @@ type Options struct {
 type Issuer struct {
 	o      Options
 	signer jose.Signer
-	tokens *compactSigner // signs tokens with signer's header
+	tokens *compactSigner  // signs tokens with signer's header
 	priv   jose.JSONWebKey // the signing key, with the kid of jwk
 	jwk    jose.JSONWebKey
 }
