@@ -125,6 +125,20 @@ func (p *fastParser) object(member func(key []byte) bool) bool {
 // str parses a string of printable ASCII without escapes and returns its
 // contents (a slice of the body).
 func (p *fastParser) str() ([]byte, bool) {
+	s, ok := p.strSpan()
+	if !ok {
+		return nil, false
+	}
+	for _, c := range s {
+		if c < 0x20 || c > 0x7e || c == '\\' {
+			return nil, false
+		}
+	}
+	return s, true
+}
+
+// strSpan parses a string's extent up to the next '"', unchecked.
+func (p *fastParser) strSpan() ([]byte, bool) {
 	if p.i >= len(p.b) || p.b[p.i] != '"' {
 		return nil, false
 	}
@@ -133,21 +147,21 @@ func (p *fastParser) str() ([]byte, bool) {
 	if end < 0 {
 		return nil, false
 	}
-	s := rest[:end]
-	for _, c := range s {
-		if c < 0x20 || c > 0x7e || c == '\\' {
-			return nil, false
-		}
-	}
 	p.i += end + 2
-	return s, true
+	return rest[:end], true
 }
 
 // base64 parses a string as encoding/json decodes one into a []byte
 // (standard encoding, padded; "" is an empty, non-nil slice).
+//
+// The string is not checked byte by byte as str does: the base64 decoder
+// refuses every byte outside its alphabet except '\r' and '\n' (which it
+// skips, and which JSON does not allow raw in a string), so those two and
+// '\\' (an escape, which could also hide the string's end) are all that
+// is looked for, with IndexByte.
 func (p *fastParser) base64(dst *[]byte) bool {
-	s, ok := p.str()
-	if !ok {
+	s, ok := p.strSpan()
+	if !ok || bytes.IndexByte(s, '\\') >= 0 || bytes.IndexByte(s, '\n') >= 0 || bytes.IndexByte(s, '\r') >= 0 {
 		return false
 	}
 	b := make([]byte, base64.StdEncoding.DecodedLen(len(s)))
