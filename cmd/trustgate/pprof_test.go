@@ -4,6 +4,8 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+
+	"github.com/trustgate/trustgate/internal/app/apptest"
 )
 
 // --pprof-listen serves the pprof endpoints on loopback only: any other
@@ -36,5 +38,18 @@ func TestPprofListen(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("cmdline: %s", resp.Status)
+	}
+	// Never on the API listener (net/http/pprof also registers itself on
+	// http.DefaultServeMux, which nothing serves).
+	api := apptest.Start(t, apptest.SimVerifier(t, nil))
+	for _, path := range []string{"/debug/pprof/", "/debug/pprof/cmdline"} {
+		resp, err := http.Get(api + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusNotFound {
+			t.Errorf("API listener %s: %s", path, resp.Status)
+		}
 	}
 }
