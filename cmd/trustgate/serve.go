@@ -10,6 +10,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"syscall"
 
 	"github.com/trustgate/trustgate/internal/app"
@@ -58,6 +59,7 @@ func cmdServe(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	cfgFile := fs.String("config", "", "YAML config `FILE`")
+	pprofListen := fs.String("pprof-listen", "", "serve Go's pprof debug endpoints (/debug/pprof/) on this loopback `ADDR` (default: off; not a config key)")
 	set := map[string]*string{}
 	for _, f := range serveFlags {
 		set[f.name] = new(string)
@@ -81,7 +83,7 @@ func cmdServe(args []string, stdout, stderr io.Writer) int {
 	}
 	var flagErrs []error
 	fs.Visit(func(f *flag.Flag) {
-		if f.Name == "config" {
+		if f.Name == "config" || f.Name == "pprof-listen" {
 			return
 		}
 		if err := cfg.SetFlag(f.Name, *set[f.Name]); err != nil {
@@ -92,6 +94,15 @@ func cmdServe(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "trustgate serve: invalid configuration:\n%v\n", err)
 		return exitUsage
 	}
+	pprofLn, err := listenPprof(*pprofListen)
+	if err != nil {
+		fmt.Fprintf(stderr, "trustgate serve: --pprof-listen: %v\n", err)
+		return exitUsage
+	}
+	if pprofLn != nil {
+		defer pprofLn.Close()
+	}
+	setServeGC()
 	log := slog.New(slog.NewJSONHandler(stderr, nil))
 	app.RouteLibraryLogs(log) // from here on, stderr carries JSON lines only
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -109,6 +120,10 @@ func cmdServe(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		fmt.Fprintf(stderr, "trustgate serve: %v\n", err)
 		return exitUnavailable
+	}
+	if pprofLn != nil {
+		go servePprof(pprofLn)
+		log.Warn("pprof debug endpoints served", "addr", pprofLn.Addr().String())
 	}
 	adminDone := make(chan error, 1)
 	if cfg.AdminListen != "" {
@@ -132,6 +147,20 @@ func cmdServe(args []string, stdout, stderr io.Writer) int {
 		return exitUnavailable
 	}
 	return exitOK
+}
+
+// serveGCPercent is serve's GOGC unless the environment sets one: each
+// attestation allocates tens of KB that die with it (the 7 KB body, its
+// decoded evidence, the token), so the default of 100 collects often over
+// a small live heap; 400 spent about 5 % less CPU per attestation under
+// `trustgate bench -n 14000 -c 8`, for a heap up to five times the live
+// one instead of twice (README "Performance").
+const serveGCPercent = 400
+
+func setServeGC() {
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(serveGCPercent)
+	}
 }
 
 // boolFunc is a flag.Value that may be given without a value.

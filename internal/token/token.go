@@ -53,6 +53,7 @@ type Options struct {
 type Issuer struct {
 	o      Options
 	signer jose.Signer
+	tokens *compactSigner  // signs tokens with signer's header
 	priv   jose.JSONWebKey // the signing key, with the kid of jwk
 	jwk    jose.JSONWebKey
 }
@@ -86,6 +87,9 @@ func New(o Options) (*Issuer, error) {
 	pub.KeyID = base64.RawURLEncoding.EncodeToString(tp)
 	i := &Issuer{o: o, priv: jose.JSONWebKey{Key: o.Key, KeyID: pub.KeyID}, jwk: pub}
 	if i.signer, err = i.newSigner(nil); err != nil {
+		return nil, err
+	}
+	if i.tokens, err = newCompactSigner(i.signer, o.Key); err != nil {
 		return nil, err
 	}
 	return i, nil
@@ -212,11 +216,7 @@ func (i *Issuer) Issue(a Appraisal) (tok, jti string, exp time.Time, err error) 
 	if err != nil {
 		return "", "", time.Time{}, err
 	}
-	jws, err := i.signer.Sign(payload)
-	if err != nil {
-		return "", "", time.Time{}, err
-	}
-	tok, err = jws.CompactSerialize()
+	tok, err = i.tokens.sign(payload)
 	return tok, jti, exp, err
 }
 
