@@ -76,7 +76,7 @@ func ReadBundle(r io.Reader) (*Bundle, error) {
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&bu); err != nil {
-		return nil, fmt.Errorf("not a certificate bundle: %v", err)
+		return nil, fmt.Errorf("not a certificate bundle: %w", err)
 	}
 	if bu.Format != BundleFormat {
 		return nil, fmt.Errorf("bundle format %q, want %q", bu.Format, BundleFormat)

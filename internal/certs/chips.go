@@ -93,7 +93,7 @@ func ReadChipList(r io.Reader) ([]snp.KeyRequest, error) {
 		}
 		req, err := ParseKeyRequest(line)
 		if err != nil {
-			return nil, fmt.Errorf("line %d: %v", n, err)
+			return nil, fmt.Errorf("line %d: %w", n, err)
 		}
 		out = append(out, req)
 	}

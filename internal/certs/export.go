@@ -89,7 +89,7 @@ func (s *Service) CertChain(ctx context.Context, p snp.Product, sg snp.Signer) (
 	what := string(p) + " " + signerPath(sg) + " cert_chain"
 	body, err := s.kds.get(ctx, KindCertChain, what, CertChainURL(s.base, p, sg), maxCertSize)
 	if err != nil {
-		return nil, &attest.Error{Reason: attest.ReasonVCEKUnavailable, Err: err}
+		return nil, attest.WithReason(attest.ReasonVCEKUnavailable, "", err)
 	}
 	if err := checkChain(body, ica.Raw, pr.ARK.Raw); err != nil {
 		return nil, attest.Errorf(attest.ReasonCertChainInvalid, "KDS %s: %w", what, err)

@@ -45,7 +45,7 @@ func (s *Service) Import(ctx context.Context, b *Bundle) (ImportResult, error) {
 			continue
 		}
 		if err := checkChain([]byte(c.PEM), ica.Raw, pr.ARK.Raw); err != nil {
-			errs = append(errs, fmt.Errorf("chain %d (%s %s): %v", i, c.Product, c.Signer, err))
+			errs = append(errs, fmt.Errorf("chain %d (%s %s): %w", i, c.Product, c.Signer, err))
 		}
 	}
 	type vcekIn struct {
@@ -67,17 +67,14 @@ func (s *Service) Import(ctx context.Context, b *Bundle) (ImportResult, error) {
 		}
 		req := snp.KeyRequest{Product: v.Product, Signer: snp.SignerVCEK, HWID: hwid, TCB: snp.TCBVersion(tcb)}
 		if err := checkRequest(req); err != nil {
-			errs = append(errs, fmt.Errorf("VCEK %d: %v", i, err))
+			errs = append(errs, fmt.Errorf("VCEK %d: %w", i, err))
 			continue
 		}
 		k := makeVKey(req)
-		rec := &record{DER: v.DER, FetchedAt: v.FetchedAt}
-		if rec.FetchedAt.IsZero() {
-			rec.FetchedAt = b.Created
-		}
+		rec := b.record(v.DER, v.FetchedAt)
 		e, err := s.newEntry(k, rec, now)
 		if err != nil {
-			errs = append(errs, fmt.Errorf("VCEK %d (%s): %v", i, v.Product, err))
+			errs = append(errs, fmt.Errorf("VCEK %d (%s): %w", i, v.Product, err))
 			continue
 		}
 		vceks = append(vceks, vcekIn{k, rec, e})
@@ -94,16 +91,13 @@ func (s *Service) Import(ctx context.Context, b *Bundle) (ImportResult, error) {
 			errs = append(errs, fmt.Errorf("CRL %d: unknown product or signer %q %q", i, c.Product, c.Signer))
 			continue
 		}
-		rec := &record{DER: c.DER, FetchedAt: c.FetchedAt}
-		if rec.FetchedAt.IsZero() {
-			rec.FetchedAt = b.Created
-		}
+		rec := b.record(c.DER, c.FetchedAt)
 		st, err := s.parseCRL(k, rec, now)
 		if err != nil {
-			errs = append(errs, fmt.Errorf("CRL %d (%s): %v", i, k, err))
+			errs = append(errs, fmt.Errorf("CRL %d (%s): %w", i, k, err))
 			continue
 		}
-		if now.After(st.usableTill) {
+		if st.state(now) == expired {
 			errs = append(errs, fmt.Errorf("CRL %d (%s): past nextUpdate %s plus the %s grace", i, k, st.nextUpdate.Format(time.RFC3339), s.crlGrace))
 			continue
 		}
@@ -121,7 +115,7 @@ func (s *Service) Import(ctx context.Context, b *Bundle) (ImportResult, error) {
 		res.VCEKs++
 	}
 	for _, c := range crls {
-		cur := s.heldCRL(ctx, c.k, now)
+		cur := s.heldCRL(ctx, c.k, now, func(*crlState) bool { return false })
 		if cur != nil && cur.newer(c.c) {
 			res.Kept++
 			continue
@@ -135,18 +129,11 @@ func (s *Service) Import(ctx context.Context, b *Bundle) (ImportResult, error) {
 	return res, nil
 }
 
-// heldCRL returns the newest CRL held in memory or the tiers, without
-// asking the KDS; nil if none.
-func (s *Service) heldCRL(ctx context.Context, k crlKey, now time.Time) *crlState {
-	best := s.crls[k].Load()
-	for _, t := range s.tiers {
-		rec, err := t.get(ctx, k.name())
-		if err != nil || rec == nil {
-			continue
-		}
-		if c, err := s.parseCRL(k, rec, now); err == nil && c.newer(best) {
-			best = c
-		}
+// record is what the bundle holds as a tier record: fetched when it says,
+// else when the bundle was created.
+func (b *Bundle) record(der []byte, fetchedAt time.Time) *record {
+	if fetchedAt.IsZero() {
+		fetchedAt = b.Created
 	}
-	return best
+	return &record{DER: der, FetchedAt: fetchedAt}
 }

@@ -39,17 +39,17 @@ func (s *Service) Check(ctx context.Context, p snp.Product, sg snp.Signer, inter
 	}
 	now := s.now()
 	c := ptr.Load()
-	if c == nil || now.After(c.usableTill) {
+	if c == nil || c.state(now) == expired {
 		var err error
 		if c, err = s.crl(ctx, k, s.waitUntil(ctx)); err != nil {
 			return err
 		}
-		if now = s.now(); now.After(c.usableTill) {
+		if now = s.now(); c.state(now) == expired {
 			return attest.Errorf(attest.ReasonVCEKUnavailable, "revocation cannot be checked: the %s is past nextUpdate %s plus the %s grace",
 				k, c.nextUpdate.Format(time.RFC3339), s.crlGrace)
 		}
-	} else if !now.Before(c.refreshAt) {
-		s.refreshCRLLater(k, c, now)
+	} else if c.state(now) == stale {
+		s.refreshLater(&c.lifetime, now, func(ctx context.Context) { s.crl(ctx, k, time.Time{}) })
 	}
 	if c.empty() {
 		return nil

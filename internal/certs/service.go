@@ -114,7 +114,7 @@ func New(cfg Config) (*Service, error) {
 	s := &Service{
 		base: cfg.KDSURL, offline: cfg.Offline, roots: cfg.Roots, skipPin: cfg.SkipRevocationForUnpinned,
 		now: cfg.Clock, log: cfg.Logger, obs: cfg.Observer,
-		mem: lru.New[vkey, *ventry](cfg.MemoryEntries), neg: negCache{ttl: cfg.NegativeTTL},
+		mem: lru.New[vkey, *ventry](cfg.MemoryEntries), neg: newNegCache(cfg.NegativeTTL),
 		frac: cfg.RefreshFraction, maxStale: cfg.MaxStaleness, crlGrace: cfg.CRLGrace, fetchTO: cfg.FetchTimeout,
 		wait: cfg.FetchWait, crls: make(map[crlKey]*atomic.Pointer[crlState]),
 	}

@@ -4,23 +4,73 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"time"
 )
 
+// freshness is where a cached VCEK or CRL stands in its lifetime.
 type freshness int
 
 const (
-	fresh freshness = iota
-	stale
-	expired
+	fresh   freshness = iota // before its refresh point: served as it is
+	stale                    // past it: served while a refresh runs
+	expired                  // past usableTill: not served
 )
 
-// refreshPoint is F + frac*(U-F), at the latest U.
-func refreshPoint(fetched, until time.Time, frac float64) time.Time {
-	if !until.After(fetched) {
-		return until
+// lifetime is the freshness of one cached VCEK or CRL: fetched at
+// fetchedAt, valid until a time U (the VCEK's notAfter, the CRL's
+// nextUpdate), fresh until refreshAt = fetchedAt + frac*(U-fetchedAt),
+// then stale until usableTill, then expired. The VCEK and CRL paths share
+// it, with their own usableTill.
+type lifetime struct {
+	fetchedAt  time.Time
+	refreshAt  time.Time
+	usableTill time.Time
+	nextTry    atomic.Int64 // UnixNano before which no background refresh starts
+}
+
+// setLifetime sets l for a record fetched at fetched (not later than now)
+// and valid until until: refreshAt is the refresh point within it, and
+// usableTill what usable(refreshAt) says (at the latest the cap, when it
+// is not zero).
+func (l *lifetime) set(fetched, now, until time.Time, frac float64, usable func(refreshAt time.Time) time.Time) {
+	if fetched.After(now) {
+		fetched = now
 	}
-	return fetched.Add(time.Duration(frac * float64(until.Sub(fetched))))
+	l.fetchedAt = fetched
+	l.refreshAt = fetched
+	if until.After(fetched) {
+		l.refreshAt = fetched.Add(time.Duration(frac * float64(until.Sub(fetched))))
+	} else {
+		l.refreshAt = until
+	}
+	l.usableTill = usable(l.refreshAt)
+}
+
+func (l *lifetime) state(now time.Time) freshness {
+	switch {
+	case now.After(l.usableTill):
+		return expired
+	case now.Before(l.refreshAt):
+		return fresh
+	}
+	return stale
+}
+
+// refreshLater runs refresh in the background on the Service's context,
+// at most once a minute per lifetime, and not once the Service is closed.
+func (s *Service) refreshLater(l *lifetime, now time.Time, refresh func(ctx context.Context)) {
+	next := l.nextTry.Load()
+	if now.UnixNano() < next || !l.nextTry.CompareAndSwap(next, now.Add(time.Minute).UnixNano()) {
+		return
+	}
+	if !s.track() {
+		return
+	}
+	go func() {
+		defer s.wg.Done()
+		refresh(s.bg)
+	}()
 }
 
 // errNotNow marks a refusal that depends on the clock (a certificate not

@@ -5,11 +5,10 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/trustgate/trustgate/internal/attest"
+	"github.com/trustgate/trustgate/internal/lru"
 	"github.com/trustgate/trustgate/internal/tee/snp"
 )
 
@@ -40,25 +39,14 @@ func (k vkey) name() string {
 
 func productPrefix(p snp.Product) string { return "vcek/" + string(p) + "/" }
 
-// ventry is a verified VCEK with its freshness times.
+// ventry is a verified VCEK with its freshness times: stale from its
+// refresh point on, served until MaxStaleness after it (at the latest
+// until notAfter).
 type ventry struct {
-	key        vkey
-	der        []byte
-	fetchedAt  time.Time
-	refreshAt  time.Time // from here on it is stale and refreshed
-	staleUntil time.Time // after this it is not served (≤ notAfter)
-	notAfter   time.Time
-	nextTry    atomic.Int64 // UnixNano before which no background refresh starts
-}
-
-func (e *ventry) state(now time.Time) freshness {
-	switch {
-	case now.After(e.staleUntil) || now.After(e.notAfter):
-		return expired
-	case now.Before(e.refreshAt):
-		return fresh
-	}
-	return stale
+	lifetime
+	key      vkey
+	der      []byte
+	notAfter time.Time
 }
 
 // newEntry verifies a VCEK from the KDS or a tier: it must be the VCEK req
@@ -66,7 +54,7 @@ func (e *ventry) state(now time.Time) freshness {
 func (s *Service) newEntry(k vkey, rec *record, now time.Time) (*ventry, error) {
 	cert, err := x509.ParseCertificate(rec.DER)
 	if err != nil {
-		return nil, fmt.Errorf("not a certificate: %v", err)
+		return nil, fmt.Errorf("not a certificate: %w", err)
 	}
 	ek, err := snp.ParseEndorsementKey(cert)
 	if err != nil {
@@ -86,24 +74,22 @@ func (s *Service) newEntry(k vkey, rec *record, now time.Time) (*ventry, error) 
 		return nil, fmt.Errorf("no pinned %s ASK", k.product)
 	}
 	if err := cert.CheckSignatureFrom(pr.ASK); err != nil {
-		return nil, fmt.Errorf("not signed by the pinned %s ASK: %v", k.product, err)
+		return nil, fmt.Errorf("not signed by the pinned %s ASK: %w", k.product, err)
 	}
 	if now.Before(cert.NotBefore) || now.After(cert.NotAfter) {
 		return nil, fmt.Errorf("%w: valid %s to %s", errNotNow, cert.NotBefore.Format(time.RFC3339), cert.NotAfter.Format(time.RFC3339))
 	}
-	fetched := rec.FetchedAt
-	if fetched.After(now) {
-		fetched = now
-	}
-	e := &ventry{key: k, der: rec.DER, fetchedAt: fetched, notAfter: cert.NotAfter}
-	e.refreshAt = refreshPoint(fetched, cert.NotAfter, s.frac)
-	e.staleUntil = e.refreshAt
-	if s.maxStale > 0 {
-		e.staleUntil = e.refreshAt.Add(s.maxStale)
-	}
-	if e.staleUntil.After(e.notAfter) {
-		e.staleUntil = e.notAfter
-	}
+	e := &ventry{key: k, der: rec.DER, notAfter: cert.NotAfter}
+	e.set(rec.FetchedAt, now, cert.NotAfter, s.frac, func(refreshAt time.Time) time.Time {
+		till := refreshAt
+		if s.maxStale > 0 {
+			till = refreshAt.Add(s.maxStale)
+		}
+		if till.After(cert.NotAfter) {
+			till = cert.NotAfter
+		}
+		return till
+	})
 	return e, nil
 }
 
@@ -138,7 +124,7 @@ func (s *Service) waitUntil(ctx context.Context) time.Time {
 // at until (zero: none).
 func (s *Service) entry(ctx context.Context, req snp.KeyRequest, until time.Time) (*ventry, error) {
 	if err := checkRequest(req); err != nil {
-		return nil, &attest.Error{Reason: attest.ReasonVCEKUnavailable, Err: err}
+		return nil, attest.WithReason(attest.ReasonVCEKUnavailable, "", err)
 	}
 	k := makeVKey(req)
 	now := s.now()
@@ -149,7 +135,7 @@ func (s *Service) entry(ctx context.Context, req snp.KeyRequest, until time.Time
 			return e, nil
 		case stale:
 			s.obs.CacheLookup(LookupStale)
-			s.refreshLater(e, now)
+			s.refreshLater(&e.lifetime, now, func(ctx context.Context) { s.lookup(ctx, k, time.Time{}) })
 			return e, nil
 		}
 	}
@@ -210,22 +196,6 @@ func (s *Service) lookup(ctx context.Context, k vkey, until time.Time) (lookupRe
 	}
 }
 
-// refreshLater refreshes a stale entry in the background, at most once a
-// minute per entry.
-func (s *Service) refreshLater(e *ventry, now time.Time) {
-	next := e.nextTry.Load()
-	if now.UnixNano() < next || !e.nextTry.CompareAndSwap(next, now.Add(time.Minute).UnixNano()) {
-		return
-	}
-	if !s.track() {
-		return
-	}
-	go func() {
-		defer s.wg.Done()
-		s.lookup(s.bg, e.key, time.Time{})
-	}()
-}
-
 // resolve finds the best cached copy of k and, unless it is fresh, asks
 // the KDS, falling back to the cached copy within its staleness.
 func (s *Service) resolve(ctx context.Context, k vkey) (lookupResult, error) {
@@ -268,7 +238,7 @@ func (s *Service) resolve(ctx context.Context, k vkey) (lookupResult, error) {
 				s.persist(ctx, k.name(), rec, e.notAfter.Sub(rec.FetchedAt))
 				return lookupResult{e, LookupMiss}, nil
 			}
-			err = fmt.Errorf("KDS %s: unusable certificate: %v", what, err)
+			err = fmt.Errorf("KDS %s: unusable certificate: %w", what, err)
 		}
 	}
 	now = s.now()
@@ -281,42 +251,35 @@ func (s *Service) resolve(ctx context.Context, k vkey) (lookupResult, error) {
 	if best != nil {
 		err = fmt.Errorf("%w; the cached copy is past its maximum staleness (%s after its refresh point)", err, s.maxStale)
 	}
-	return lookupResult{}, &attest.Error{Reason: attest.ReasonVCEKUnavailable, Err: err}
+	return lookupResult{}, attest.Errorf(attest.ReasonVCEKUnavailable, "%w", err)
 }
 
-// negCache remembers KDS 404s for a while.
+// negCache remembers KDS 404s for a while: the maxNegEntries most
+// recently seen chips and TCBs (least recently used forgotten first).
 type negCache struct {
-	ttl time.Duration
-	mu  sync.Mutex
-	m   map[vkey]time.Time
+	ttl time.Duration // <= 0: nothing is remembered
+	m   *lru.Cache[vkey, time.Time]
 }
 
+// maxNegEntries bounds the KDS 404s remembered.
 const maxNegEntries = 10000
 
-func (n *negCache) has(k vkey, now time.Time) bool {
+func newNegCache(ttl time.Duration) negCache {
+	return negCache{ttl: ttl, m: lru.New[vkey, time.Time](maxNegEntries)}
+}
+
+func (n negCache) has(k vkey, now time.Time) bool {
 	if n.ttl <= 0 {
 		return false
 	}
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	until, ok := n.m[k]
+	until, ok := n.m.Get(k)
 	return ok && now.Before(until)
 }
 
-func (n *negCache) put(k vkey, now time.Time) {
-	if n.ttl <= 0 {
-		return
+func (n negCache) put(k vkey, now time.Time) {
+	if n.ttl > 0 {
+		n.m.Put(k, now.Add(n.ttl))
 	}
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	if n.m == nil || len(n.m) >= maxNegEntries {
-		n.m = make(map[vkey]time.Time)
-	}
-	n.m[k] = now.Add(n.ttl)
 }
 
-func (n *negCache) del(k vkey) {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	delete(n.m, k)
-}
+func (n negCache) del(k vkey) { n.m.Remove(k) }
