@@ -274,3 +274,54 @@ func TestEarlierClockKeepsCachedRecords(t *testing.T) {
 		t.Fatalf("now, with the KDS down: %v", err)
 	}
 }
+
+// A CRL older than the one held (a lower CRL number) is refused, whatever
+// its dates: the KDS, or whoever answers in its name, cannot roll
+// revocation back. The held CRL is used while it is usable, and after
+// that revocation cannot be checked (vcek_unavailable), never judged by
+// the older CRL.
+func TestCRLNoRollback(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		name    string
+		restart bool          // judge with a new Service over the same disk tier
+		advance time.Duration // after the revoking CRL was taken
+		want    attest.Reason
+	}{
+		// Past the refresh point (1 h), within nextUpdate: the held CRL
+		// still revokes.
+		{name: "restarted, past the refresh point", restart: true, advance: 90 * time.Minute, want: attest.ReasonCertRevoked},
+		// Past nextUpdate plus grace: the held CRL is spent and the older
+		// one is not taken instead.
+		{name: "past nextUpdate plus grace", advance: 3*time.Hour + time.Minute, want: attest.ReasonVCEKUnavailable},
+		{name: "restarted, past nextUpdate plus grace", restart: true, advance: 3*time.Hour + time.Minute, want: attest.ReasonVCEKUnavailable},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			e := newFakeEnv(t, nil)
+			e.cfg.CRLGrace = time.Hour
+			serial := e.chain.Signer.Vcek.SerialNumber
+			// CRL 2 revokes the VCEK: issued an hour ago, next update in 2 h.
+			e.kds.SetCRL(snp.Milan, snp.SignerVCEK, e.crl(t, 2, -time.Hour, 3*time.Hour, serial))
+			svc := newService(t, e.cfg)
+			if got := attest.ReasonOf(e.verify(svc)); got != attest.ReasonCertRevoked {
+				t.Fatalf("with CRL 2: reason %q, want cert_revoked", got)
+			}
+			// The KDS now serves CRL 1, which revokes nothing and looks
+			// current: issued later than CRL 2 by its dates, valid for a day.
+			e.kds.SetCRL(snp.Milan, snp.SignerVCEK, e.crl(t, 1, 0, 24*time.Hour))
+			e.clock.Add(tc.advance)
+			if tc.restart {
+				svc = newService(t, e.cfg)
+			}
+			err := e.verify(svc)
+			if got := attest.ReasonOf(err); got != tc.want {
+				t.Fatalf("reason %q (%v), want %q", got, err, tc.want)
+			}
+			if n := len(e.kds.Requests("crl")); n < 2 {
+				t.Fatalf("%d CRL requests: the older CRL was never offered", n)
+			}
+		})
+	}
+}
