@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
+	"crypto/x509/pkix"
 	"math/big"
 	"slices"
 	"testing"
@@ -169,6 +170,23 @@ func TestCRLFailsClosed(t *testing.T) {
 			}
 			return der
 		}, 0, attest.ReasonVCEKUnavailable},
+		{"signed with the ARK's key in another issuer's name", func(t *testing.T, e *fakeEnv) []byte {
+			ark := e.chain.Signer.Ark
+			tmpl := &x509.Certificate{SerialNumber: big.NewInt(7), Subject: pkix.Name{CommonName: "ARK-Milan-but-not"}, NotBefore: ark.NotBefore,
+				NotAfter: ark.NotAfter, KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageCRLSign, IsCA: true, BasicConstraintsValid: true}
+			key := e.chain.Signer.Keys.Ark
+			raw, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+			if err != nil {
+				t.Fatal(err)
+			}
+			now := e.clock.Now()
+			der, err := testkit.NewCRL(testkit.Cert(raw), key, 1, now.Add(-time.Hour), now.Add(24*time.Hour))
+			if err != nil {
+				t.Fatal(err)
+			}
+			return der
+		}, 0, attest.ReasonVCEKUnavailable},
+		{"nextUpdate not after thisUpdate", func(t *testing.T, e *fakeEnv) []byte { return e.crl(t, 1, -time.Minute, 0) }, 0, attest.ReasonVCEKUnavailable},
 		{"not a CRL", func(t *testing.T, e *fakeEnv) []byte { return e.chain.VCEK() }, 0, attest.ReasonVCEKUnavailable},
 		{"past nextUpdate plus grace", func(t *testing.T, e *fakeEnv) []byte { return e.crl(t, 1, -10*24*time.Hour, 8*24*time.Hour) }, 0, attest.ReasonVCEKUnavailable},
 		{"past nextUpdate within grace", func(t *testing.T, e *fakeEnv) []byte { return e.crl(t, 1, -3*24*time.Hour, 3*24*time.Hour-time.Hour) }, 0, ""},

@@ -1,0 +1,126 @@
+package certs_test
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/x509"
+	"net/http"
+	"net/http/httptest"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/trustgate/trustgate/internal/attest"
+	"github.com/trustgate/trustgate/internal/certs"
+	"github.com/trustgate/trustgate/internal/tee/snp"
+	"github.com/trustgate/trustgate/internal/testkit"
+)
+
+// fixedKDS is a KDS on 127.0.0.1 that answers every request with body,
+// counting the requests.
+func fixedKDS(t *testing.T, body []byte) (*httptest.Server, *atomic.Int32) {
+	t.Helper()
+	var n atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		n.Add(1)
+		w.Write(body)
+	}))
+	t.Cleanup(srv.Close)
+	return srv, &n
+}
+
+// What the KDS serves for a VCEK is taken only when it is the VCEK asked
+// for, signed by the pinned ASK and valid now; a request that names no
+// VCEK the KDS could serve never reaches it.
+func TestKDSVCEKRefused(t *testing.T) {
+	t.Parallel()
+	milan, err := testkit.NewChain(testkit.ChainOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// go-sev-guest's test keys sign every product's fake chain: this VCEK
+	// names Genoa and is signed by the key of the pinned Milan ASK.
+	genoa, err := testkit.NewChain(testkit.ChainOptions{Product: snp.Genoa})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// go-sev-guest's fake VCEKs have no notBefore (year 1); AMD's do.
+	future := resignVCEK(t, milan, func(c *x509.Certificate) { c.NotBefore = time.Now().Add(time.Hour) })
+	req := snp.KeyRequest{Product: snp.Milan, Signer: snp.SignerVCEK, HWID: testkit.DefaultChipID[:], TCB: snp.Milan.EncodeTCB(testkit.DefaultTCB)}
+	cases := []struct {
+		name      string
+		serve     []byte
+		req       func(snp.KeyRequest) snp.KeyRequest
+		asked     bool // whether the KDS is asked at all
+		wantError bool
+	}{
+		{name: "the Milan VCEK", serve: milan.VCEK(), asked: true},
+		{name: "a Genoa VCEK under the same ASK key", serve: genoa.VCEK(), asked: true, wantError: true},
+		{name: "a VCEK not valid yet", serve: future, asked: true, wantError: true},
+		{name: "a VLEK request", serve: milan.VCEK(), wantError: true,
+			req: func(r snp.KeyRequest) snp.KeyRequest { r.Signer = snp.SignerVLEK; return r }},
+		{name: "a hwid of 8 bytes for Milan", serve: milan.VCEK(), wantError: true,
+			req: func(r snp.KeyRequest) snp.KeyRequest { r.HWID = r.HWID[:8]; return r }},
+		{name: "an unknown product", serve: milan.VCEK(), wantError: true,
+			req: func(r snp.KeyRequest) snp.KeyRequest { r.Product = "Naples"; return r }},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			srv, n := fixedKDS(t, tc.serve)
+			svc := newService(t, certs.Config{KDSURL: srv.URL, HTTPClient: srv.Client(), NoDisk: true, Roots: milan.Roots, Attempts: 1})
+			r := req
+			if tc.req != nil {
+				r = tc.req(r)
+			}
+			_, err := svc.EndorsementKey(context.Background(), r)
+			if tc.wantError != (err != nil) || (err != nil && attest.ReasonOf(err) != attest.ReasonVCEKUnavailable) {
+				t.Fatalf("error %v (reason %q), want an error with vcek_unavailable: %t", err, attest.ReasonOf(err), tc.wantError)
+			}
+			if asked := n.Load() > 0; asked != tc.asked {
+				t.Fatalf("KDS asked: %t, want %t", asked, tc.asked)
+			}
+		})
+	}
+}
+
+// resignVCEK is the chain's VCEK changed by mutate and signed again by its
+// ASK.
+func resignVCEK(t *testing.T, c *testkit.Chain, mutate func(*x509.Certificate)) []byte {
+	t.Helper()
+	v := c.Signer.Vcek
+	tmpl := &x509.Certificate{SerialNumber: v.SerialNumber, Issuer: v.Issuer, Subject: v.Subject, NotBefore: v.NotBefore, NotAfter: v.NotAfter,
+		SignatureAlgorithm: v.SignatureAlgorithm, ExtraExtensions: v.Extensions}
+	mutate(tmpl)
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, c.Signer.Ask, v.PublicKey, c.Signer.Keys.Ask)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return der
+}
+
+// A cached VCEK is served stale while the KDS is down, but never past its
+// notAfter, however long MaxStaleness is.
+func TestStaleVCEKNotPastNotAfter(t *testing.T) {
+	t.Parallel()
+	e := newFakeEnv(t, nil)
+	vcek, err := x509.ParseCertificate(e.chain.VCEK())
+	if err != nil {
+		t.Fatal(err)
+	}
+	clock := testkit.NewClock(vcek.NotAfter.Add(-time.Hour))
+	e.cfg.Clock, e.cfg.Sleep, e.cfg.MaxStaleness = clock.Now, fakeSleep(clock), 30*24*time.Hour
+	svc := newService(t, e.cfg)
+	if _, err := svc.EndorsementKey(context.Background(), e.req); err != nil {
+		t.Fatal(err)
+	}
+	e.kds.SetFault("vcek", testkit.Fault{Status: 503})
+	clock.Add(45 * time.Minute) // past the refresh point, before notAfter: stale
+	if _, err := svc.EndorsementKey(context.Background(), e.req); err != nil {
+		t.Fatalf("stale, before notAfter: %v", err)
+	}
+	clock.Add(30 * time.Minute) // past notAfter, within MaxStaleness
+	if _, err := svc.EndorsementKey(context.Background(), e.req); attest.ReasonOf(err) != attest.ReasonVCEKUnavailable {
+		t.Fatalf("past notAfter: %v, want vcek_unavailable", err)
+	}
+}
