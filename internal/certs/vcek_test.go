@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/x509"
+	"math/big"
 	"net/http"
 	"net/http/httptest"
 	"sync/atomic"
@@ -122,5 +123,28 @@ func TestStaleVCEKNotPastNotAfter(t *testing.T) {
 	clock.Add(30 * time.Minute) // past notAfter, within MaxStaleness
 	if _, err := svc.EndorsementKey(context.Background(), e.req); attest.ReasonOf(err) != attest.ReasonVCEKUnavailable {
 		t.Fatalf("past notAfter: %v, want vcek_unavailable", err)
+	}
+}
+
+// Check revokes by the endorsement key's serial however large (beyond 64
+// bits), and refuses to judge without both certificates.
+func TestCheckSerials(t *testing.T) {
+	t.Parallel()
+	e := newFakeEnv(t, nil)
+	serial := new(big.Int).Lsh(big.NewInt(1), 70)
+	revoked := testkit.Cert(resignVCEK(t, e.chain, func(c *x509.Certificate) { c.SerialNumber = serial }))
+	e.kds.SetCRL(snp.Milan, snp.SignerVCEK, e.crl(t, 1, -time.Hour, 24*time.Hour, serial))
+	svc := newService(t, e.cfg)
+	ctx := context.Background()
+	if err := svc.Check(ctx, snp.Milan, snp.SignerVCEK, e.chain.Signer.Ask, revoked); attest.ReasonOf(err) != attest.ReasonCertRevoked {
+		t.Fatalf("serial 2^70 listed: %v, want cert_revoked", err)
+	}
+	if err := svc.Check(ctx, snp.Milan, snp.SignerVCEK, e.chain.Signer.Ask, e.chain.Signer.Vcek); err != nil {
+		t.Fatalf("serial 0, not listed: %v", err)
+	}
+	for _, certs := range [][2]*x509.Certificate{{nil, revoked}, {e.chain.Signer.Ask, nil}} {
+		if err := svc.Check(ctx, snp.Milan, snp.SignerVCEK, certs[0], certs[1]); attest.ReasonOf(err) != attest.ReasonInternalError {
+			t.Fatalf("a certificate missing: %v, want internal_error", err)
+		}
 	}
 }
