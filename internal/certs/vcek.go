@@ -46,6 +46,7 @@ type ventry struct {
 	lifetime
 	key      vkey
 	der      []byte
+	cert     *x509.Certificate // der parsed, once: EndorsementCert shares it
 	notAfter time.Time
 }
 
@@ -79,7 +80,7 @@ func (s *Service) newEntry(k vkey, rec *record, now time.Time) (*ventry, error) 
 	if now.Before(cert.NotBefore) || now.After(cert.NotAfter) {
 		return nil, fmt.Errorf("%w: valid %s to %s", errNotNow, cert.NotBefore.Format(time.RFC3339), cert.NotAfter.Format(time.RFC3339))
 	}
-	e := &ventry{key: k, der: rec.DER, notAfter: cert.NotAfter}
+	e := &ventry{key: k, der: rec.DER, cert: cert, notAfter: cert.NotAfter}
 	e.set(rec.FetchedAt, now, cert.NotAfter, s.frac, func(refreshAt time.Time) time.Time {
 		till := refreshAt
 		if s.maxStale > 0 {
@@ -109,6 +110,20 @@ func (s *Service) EndorsementKey(ctx context.Context, req snp.KeyRequest) ([]byt
 		return nil, err
 	}
 	return e.der, nil
+}
+
+var _ snp.CertKeySource = (*Service)(nil)
+
+// EndorsementCert is EndorsementKey returning the certificate parsed
+// (snp.CertKeySource): the VCEK is parsed once, when it is fetched or read
+// from a tier, and the Verifier does not parse it again (it does verify
+// it). The caller must not modify it.
+func (s *Service) EndorsementCert(ctx context.Context, req snp.KeyRequest) (*x509.Certificate, error) {
+	e, err := s.entry(ctx, req, s.waitUntil(ctx))
+	if err != nil {
+		return nil, err
+	}
+	return e.cert, nil
 }
 
 // waitUntil is when ctx's lookups stop waiting for fetches; zero for no

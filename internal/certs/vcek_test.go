@@ -1,6 +1,7 @@
 package certs_test
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/x509"
@@ -146,5 +147,36 @@ func TestCheckSerials(t *testing.T) {
 		if err := svc.Check(ctx, snp.Milan, snp.SignerVCEK, certs[0], certs[1]); attest.ReasonOf(err) != attest.ReasonInternalError {
 			t.Fatalf("a certificate missing: %v, want internal_error", err)
 		}
+	}
+}
+
+// A VCEK is parsed once, when it is fetched (or read from a tier): every
+// lookup hands the Verifier that parse, the DER lookup its bytes.
+func TestVCEKParsedOnce(t *testing.T) {
+	t.Parallel()
+	e := newFakeEnv(t, nil)
+	e.kds.SetCRL(snp.Milan, snp.SignerVCEK, e.crl(t, 1, -time.Hour, 24*time.Hour))
+	svc := newService(t, e.cfg)
+	ctx := context.Background()
+	first, err := svc.EndorsementCert(ctx, e.req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := svc.EndorsementCert(ctx, e.req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, err := svc.EndorsementKey(ctx, e.req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if first != again || !bytes.Equal(der, first.Raw) {
+		t.Fatalf("a second parse, or other bytes: same certificate %t, same DER %t", first == again, bytes.Equal(der, first.Raw))
+	}
+	if err := e.verify(svc); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(e.kds.Requests("vcek")); n != 1 {
+		t.Fatalf("%d VCEK requests, want 1", n)
 	}
 }
