@@ -68,6 +68,25 @@ func (e *fakeEnv) crl(t *testing.T, number int64, from, length time.Duration, se
 	return der
 }
 
+// crlBy makes a current CRL issued by a self-signed CA with the given
+// subject and key (in the ARK's validity), not by the chain's ARK.
+func (e *fakeEnv) crlBy(t *testing.T, subject pkix.Name, key *rsa.PrivateKey) []byte {
+	t.Helper()
+	ark := e.chain.Signer.Ark
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(7), Subject: subject, NotBefore: ark.NotBefore, NotAfter: ark.NotAfter,
+		KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageCRLSign, IsCA: true, BasicConstraintsValid: true}
+	raw, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := e.clock.Now()
+	der, err := testkit.NewCRL(testkit.Cert(raw), key, 1, now.Add(-time.Hour), now.Add(24*time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return der
+}
+
 // A CRL made with the fake AMD signer that revokes the VCEK (or the ASK
 // above it) fails verification with cert_revoked, and no tier still holds
 // the key afterwards: revoked from the start, or by the CRL that follows
@@ -156,35 +175,10 @@ func TestCRLFailsClosed(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			ark := e.chain.Signer.Ark
-			tmpl := &x509.Certificate{SerialNumber: ark.SerialNumber, Subject: ark.Subject, NotBefore: ark.NotBefore, NotAfter: ark.NotAfter,
-				KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageCRLSign, IsCA: true, BasicConstraintsValid: true}
-			raw, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-			if err != nil {
-				t.Fatal(err)
-			}
-			now := e.clock.Now()
-			der, err := testkit.NewCRL(testkit.Cert(raw), key, 1, now.Add(-time.Hour), now.Add(24*time.Hour))
-			if err != nil {
-				t.Fatal(err)
-			}
-			return der
+			return e.crlBy(t, e.chain.Signer.Ark.Subject, key)
 		}, 0, attest.ReasonVCEKUnavailable},
 		{"signed with the ARK's key in another issuer's name", func(t *testing.T, e *fakeEnv) []byte {
-			ark := e.chain.Signer.Ark
-			tmpl := &x509.Certificate{SerialNumber: big.NewInt(7), Subject: pkix.Name{CommonName: "ARK-Milan-but-not"}, NotBefore: ark.NotBefore,
-				NotAfter: ark.NotAfter, KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageCRLSign, IsCA: true, BasicConstraintsValid: true}
-			key := e.chain.Signer.Keys.Ark
-			raw, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-			if err != nil {
-				t.Fatal(err)
-			}
-			now := e.clock.Now()
-			der, err := testkit.NewCRL(testkit.Cert(raw), key, 1, now.Add(-time.Hour), now.Add(24*time.Hour))
-			if err != nil {
-				t.Fatal(err)
-			}
-			return der
+			return e.crlBy(t, pkix.Name{CommonName: "ARK-Milan-but-not"}, e.chain.Signer.Keys.Ark)
 		}, 0, attest.ReasonVCEKUnavailable},
 		{"nextUpdate not after thisUpdate", func(t *testing.T, e *fakeEnv) []byte { return e.crl(t, 1, -time.Minute, 0) }, 0, attest.ReasonVCEKUnavailable},
 		{"not a CRL", func(t *testing.T, e *fakeEnv) []byte { return e.chain.VCEK() }, 0, attest.ReasonVCEKUnavailable},
