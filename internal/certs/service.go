@@ -48,8 +48,12 @@ type Service struct {
 	closed bool
 }
 
-// New returns a Service configured by cfg, or an error if cfg is invalid.
-// It does no I/O; call Close when done with it.
+// New returns a Service configured by cfg, or an error if cfg is invalid
+// (a KDS URL that is not http(s) with a host, a RefreshFraction outside
+// (0, 1], a negative count or timeout). For `trustgate serve`,
+// config.Validate applies the same rules to the keys it passes on, so New
+// never refuses a configuration that validated. It does no I/O; call Close
+// when done with it.
 func New(cfg Config) (*Service, error) {
 	or := func(d *time.Duration, def time.Duration) {
 		if *d == 0 {
