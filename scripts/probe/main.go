@@ -169,7 +169,7 @@ var mutants = []mutant{
 	swap("internal/certs/kds.go", "n = min(n, 86400)", "_ = n", certsPkg),
 	off("internal/certs/kds.go", "len(req.HWID) != want", certsPkg),
 	off("internal/certs/kds.go", `req.Signer != snp.SignerVCEK && req.Signer != ""`, certsPkg),
-	off("internal/certs/budget.go", "prev, ok := b.nonces.Get(n); ok && prev != ck", certsPkg),
+	offInit("internal/certs/budget.go", "prev, ok := b.nonces.Get(n)", "ok && prev != ck", certsPkg),
 	off("internal/certs/budget.go", "bk.tokens < 1", certsPkg),
 	off("internal/certs/flight.go", "f.maxWaiting > 0 && f.waiting >= f.maxWaiting", certsPkg),
 	off("internal/certs/flight.go", "j.client != \"\" && f.clientWaiting > 0 && f.clientWt[j.client] >= f.clientWaiting", certsPkg),
