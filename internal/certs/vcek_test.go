@@ -8,9 +8,13 @@ import (
 	"math/big"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 
 	"github.com/trustgate/trustgate/internal/attest"
 	"github.com/trustgate/trustgate/internal/certs"
@@ -178,5 +182,53 @@ func TestVCEKParsedOnce(t *testing.T) {
 	}
 	if n := len(e.kds.Requests("vcek")); n != 1 {
 		t.Fatalf("%d VCEK requests, want 1", n)
+	}
+}
+
+// A tier record larger than any real one (a VCEK or CRL record followed by
+// megabytes of padding) is refused, from disk and from Redis.
+func TestOversizedTierRecordRefused(t *testing.T) {
+	t.Parallel()
+	for _, tier := range []string{"disk", "redis"} {
+		t.Run(tier, func(t *testing.T) {
+			t.Parallel()
+			var rdb *redis.Client
+			if tier == "redis" {
+				rdb = testkit.StartRedis(t)
+			}
+			e := newFakeEnv(t, nil)
+			if rdb != nil {
+				e.cfg.Redis, e.cfg.NoDisk = rdb, true
+			}
+			ctx := context.Background()
+			if _, err := newService(t, e.cfg).EndorsementKey(ctx, e.req); err != nil {
+				t.Fatal(err)
+			}
+			pad := bytes.Repeat([]byte(" "), 9<<20)
+			name := certs.KeyName(e.req)
+			if rdb != nil {
+				raw, err := rdb.Get(ctx, e.cfg.RedisPrefix+name).Bytes()
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := rdb.Set(ctx, e.cfg.RedisPrefix+name, append(raw, pad...), 0).Err(); err != nil {
+					t.Fatal(err)
+				}
+			} else {
+				p := filepath.Join(e.cfg.Dir, "v1", filepath.FromSlash(name)+".json")
+				raw, err := os.ReadFile(p)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := os.WriteFile(p, append(raw, pad...), 0o600); err != nil {
+					t.Fatal(err)
+				}
+			}
+			offline := e.cfg
+			offline.Offline = true
+			if _, err := newService(t, offline).EndorsementKey(ctx, e.req); attest.ReasonOf(err) != attest.ReasonVCEKUnavailable {
+				t.Fatalf("a padded record in %s: %v, want vcek_unavailable", tier, err)
+			}
+		})
 	}
 }
