@@ -145,3 +145,26 @@ func TestCertChainPinned(t *testing.T) {
 		})
 	}
 }
+
+// A bundle cannot roll revocation back either: its CRL, older than the one
+// held, is kept out (counted Kept), and the held one still revokes.
+func TestImportKeepsNewerCRL(t *testing.T) {
+	t.Parallel()
+	e := newFakeEnv(t, nil)
+	e.kds.SetCRL(snp.Milan, snp.SignerVCEK, e.crl(t, 2, -time.Hour, 24*time.Hour, e.chain.Signer.Vcek.SerialNumber))
+	svc := newService(t, e.cfg)
+	if got := attest.ReasonOf(e.verify(svc)); got != attest.ReasonCertRevoked {
+		t.Fatalf("with CRL 2: reason %q, want cert_revoked", got)
+	}
+	old := &certs.Bundle{Format: certs.BundleFormat, Created: e.clock.Now(),
+		CRLs: []certs.BundleCRL{{Product: snp.Milan, Signer: snp.SignerVCEK, DER: e.crl(t, 1, 0, 48*time.Hour)}}}
+	res, err := svc.Import(context.Background(), old)
+	if err != nil || res.Kept != 1 || res.CRLs != 0 {
+		t.Fatalf("import of CRL 1: %+v, %v; want it kept out", res, err)
+	}
+	for _, s := range []*certs.Service{svc, newService(t, e.cfg)} {
+		if got := attest.ReasonOf(e.verify(s)); got != attest.ReasonCertRevoked {
+			t.Fatalf("after importing CRL 1: reason %q, want cert_revoked", got)
+		}
+	}
+}
