@@ -36,8 +36,9 @@ func fixedKDS(t *testing.T, body []byte) (*httptest.Server, *atomic.Int32) {
 }
 
 // What the KDS serves for a VCEK is taken only when it is the VCEK asked
-// for, signed by the pinned ASK and valid now; a request that names no
-// VCEK the KDS could serve never reaches it.
+// for, signed by the pinned ASK and valid now (a refused one is not
+// cached); a request that names no VCEK the KDS could serve never reaches
+// it.
 func TestKDSVCEKRefused(t *testing.T) {
 	t.Parallel()
 	milan, err := testkit.NewChain(testkit.ChainOptions{})
@@ -52,6 +53,7 @@ func TestKDSVCEKRefused(t *testing.T) {
 	}
 	// go-sev-guest's fake VCEKs have no notBefore (year 1); AMD's do.
 	future := resignVCEK(t, milan, func(c *x509.Certificate) { c.NotBefore = time.Now().Add(time.Hour) })
+	expired := resignVCEK(t, milan, func(c *x509.Certificate) { c.NotAfter = time.Now().Add(-time.Hour) })
 	req := snp.KeyRequest{Product: snp.Milan, Signer: snp.SignerVCEK, HWID: testkit.DefaultChipID[:], TCB: snp.Milan.EncodeTCB(testkit.DefaultTCB)}
 	cases := []struct {
 		name      string
@@ -63,6 +65,7 @@ func TestKDSVCEKRefused(t *testing.T) {
 		{name: "the Milan VCEK", serve: milan.VCEK(), asked: true},
 		{name: "a Genoa VCEK under the same ASK key", serve: genoa.VCEK(), asked: true, wantError: true},
 		{name: "a VCEK not valid yet", serve: future, asked: true, wantError: true},
+		{name: "an expired VCEK", serve: expired, asked: true, wantError: true},
 		{name: "a VLEK request", serve: milan.VCEK(), wantError: true,
 			req: func(r snp.KeyRequest) snp.KeyRequest { r.Signer = snp.SignerVLEK; return r }},
 		{name: "a hwid of 8 bytes for Milan", serve: milan.VCEK(), wantError: true,
@@ -85,6 +88,9 @@ func TestKDSVCEKRefused(t *testing.T) {
 			}
 			if asked := n.Load() > 0; asked != tc.asked {
 				t.Fatalf("KDS asked: %t, want %t", asked, tc.asked)
+			}
+			if in := certs.HeldIn(context.Background(), svc, r); tc.wantError && len(in) != 0 {
+				t.Fatalf("a refused VCEK is held in %v", in)
 			}
 		})
 	}
