@@ -159,7 +159,7 @@ var mutants = []mutant{
 	off("internal/certs/revoke.go", "c.revoked(endorsementKey.SerialNumber)", certsPkg),
 	swap("internal/certs/revoke.go", "\t\t\ts.purgeProduct(ctx, p)", "\t\t\t_ = p", certsPkg),
 	swap("internal/certs/revoke.go", "\t\ts.purgeKey(ctx, endorsementKey)", "\t\t_ = endorsementKey", certsPkg),
-	swap("internal/certs/revoke.go", "return want != nil && (want == ica || bytes.Equal(want.Raw, ica.Raw))", "return want != nil && ica != nil", certsPkg),
+	swap("internal/certs/revoke.go", "return want != nil && (want == ica || bytes.Equal(want.Raw, ica.Raw))", "return want != nil && (want == ica || bytes.Equal(want.Raw, want.Raw))", certsPkg),
 	swap("internal/certs/service.go", "client = noRedirects(client)", "_ = noRedirects(client)", certsPkg),
 	off("internal/certs/kds.go", "wait > c.maxHoldBack", certsPkg),
 	off("internal/certs/kds.go", "wait > c.maxRetryAfter", certsPkg),
