@@ -21,8 +21,11 @@ const (
 // larger bodies get 413.
 const MaxBodySize = 64 << 10
 
-// TEE names.
-const TEESEVSNP = "sev-snp"
+// TEE names: the "tee" of an attestation request.
+const (
+	TEESEVSNP = "sev-snp"
+	TEETDX    = "tdx"
+)
 
 // ChallengeResponse answers POST /v1/challenge.
 type ChallengeResponse struct {
@@ -34,16 +37,22 @@ type ChallengeResponse struct {
 type AttestRequest struct {
 	Nonce     []byte          `json:"nonce"` // base64 in JSON
 	TEE       string          `json:"tee"`
-	Evidence  SNPEvidence     `json:"evidence"`
+	Evidence  Evidence        `json:"evidence"`
 	TEEPubKey json.RawMessage `json:"tee_pubkey,omitempty"` // a public JWK
 }
 
-// SNPEvidence is an SEV-SNP report and, optionally, the extended report's
-// certificate table.
-type SNPEvidence struct {
-	Report    []byte `json:"report"`               // 1184 bytes, base64 in JSON
-	CertTable []byte `json:"cert_table,omitempty"` // base64 in JSON
+// Evidence is the evidence of one attestation: for "sev-snp" an SEV-SNP
+// report and, optionally, the extended report's certificate table; for
+// "tdx" a TDX quote (version 4 or 5). Parts of another TEE are refused.
+type Evidence struct {
+	Report    []byte `json:"report,omitempty"`     // SEV-SNP: 1184 bytes, base64 in JSON
+	CertTable []byte `json:"cert_table,omitempty"` // SEV-SNP: base64 in JSON
+	Quote     []byte `json:"quote,omitempty"`      // TDX: base64 in JSON
 }
+
+// SNPEvidence is the evidence of an SEV-SNP attestation (the name it had
+// before TDX).
+type SNPEvidence = Evidence
 
 // AttestResponse answers an affirmed POST /v1/attest.
 type AttestResponse struct {
@@ -92,8 +101,8 @@ type Error struct {
 
 // Health answers GET /healthz and GET /readyz.
 type Health struct {
-	Status              string `json:"status"` // "ok" or "unavailable"
+	Status              string `json:"status"` // "ok", "degraded" (serving the last good policy; see error) or "unavailable"
 	AppraisalPolicyID   string `json:"appraisal_policy_id,omitempty"`
-	Error               string `json:"error,omitempty"` // why not ready: a failed policy reload, Redis down
+	Error               string `json:"error,omitempty"` // why degraded (a refused reload) or not ready (Redis down, shutting down)
 	DevSimulatorTrusted bool   `json:"dev_simulator,omitempty"`
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"crypto/ecdsa"
 	"encoding/base64"
 	"errors"
 	"flag"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/trustgate/trustgate/internal/measure"
 	"github.com/trustgate/trustgate/internal/refvalues"
+	"github.com/trustgate/trustgate/internal/token"
 )
 
 // measureUsage is printed for -h and after a usage error.
@@ -34,7 +36,7 @@ type measureFlags struct {
 	features, ovmfHash, svsmPath, varsPath, format *string
 	varsSize                                       *uint64
 	verbose                                        bool
-	rvPath, label, expires, resources              *string
+	rvPath, label, expires, resources, signKey     *string
 	set                                            map[string]bool // the flags given
 	stdout                                         io.Writer
 }
@@ -66,6 +68,7 @@ func newMeasureFlags(fs *flag.FlagSet) *measureFlags {
 	f.label = fs.String("label", "", "label of the appended measurement (required with --reference-values)")
 	f.expires = fs.String("expires", "", "RFC 3339 time after which the appended measurement stops matching")
 	f.resources = fs.String("resources", "", "comma-separated resources a guest of this build may receive")
+	f.signKey = fs.String("sign-key", "", "after appending, sign the reference-values file with this P-256 key `FILE` (writes FILE.sig; see 'trustgate refvalues')")
 	return f
 }
 
@@ -111,6 +114,12 @@ func (f *measureFlags) run(fs *flag.FlagSet, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	var sk *ecdsa.PrivateKey
+	if *f.signKey != "" {
+		if sk, _, err = token.LoadOrGenerateKey(*f.signKey); err != nil {
+			return fmt.Errorf("--sign-key: %w", err)
+		}
+	}
 	d, err := measure.LaunchDigest(*o)
 	if err != nil {
 		return err
@@ -121,6 +130,12 @@ func (f *measureFlags) run(fs *flag.FlagSet, stdout, stderr io.Writer) error {
 			return err
 		}
 		fmt.Fprintf(stderr, "trustgate measure: appended %q to %s\n", entry.Label, *f.rvPath)
+		if sk != nil {
+			if err := signRefvaluesFile(sk, *f.rvPath); err != nil {
+				return fmt.Errorf("signing %s (appended, not signed): %w", *f.rvPath, err)
+			}
+			fmt.Fprintf(stderr, "trustgate measure: signed %s\n", *f.rvPath+refvalues.SigSuffix)
+		}
 	}
 	out := d.String()
 	if *f.format == "base64" {
@@ -269,7 +284,7 @@ func (f *measureFlags) entry() (*refvalues.Measurement, error) {
 	if *f.rvPath != "" {
 		return measureEntry(*f.label, *f.expires, *f.resources, time.Now())
 	}
-	for _, name := range []string{"label", "expires", "resources"} {
+	for _, name := range []string{"label", "expires", "resources", "sign-key"} {
 		if f.set[name] {
 			return nil, fmt.Errorf("--%s needs --reference-values", name)
 		}

@@ -16,6 +16,10 @@ import (
 )
 
 const policyUsage = `usage: trustgate policy eval --claims FILE [--policy FILE.rego] [--data FILE]
+       trustgate policy default
+
+policy default prints the embedded default policy (Rego), e.g. to load
+into an OPA that serve --policy-url asks.
 
 Evaluates a policy offline on claims and prints the decision as JSON. The
 claims file is the output of 'trustgate verify --json' or its "claims"
@@ -31,6 +35,10 @@ flags:
 func cmdPolicy(args []string, stdout, stderr io.Writer) int {
 	if len(args) > 0 && (args[0] == "-h" || args[0] == "--help" || args[0] == "help") {
 		fmt.Fprint(stderr, policyUsage)
+		return exitOK
+	}
+	if len(args) == 1 && args[0] == "default" {
+		fmt.Fprint(stdout, policy.DefaultModule())
 		return exitOK
 	}
 	if len(args) == 0 || args[0] != "eval" {

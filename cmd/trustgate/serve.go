@@ -63,7 +63,24 @@ func cmdServe(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "trustgate serve: %v\n", err)
 		return exitUnavailable
 	}
-	if err := a.Serve(ctx, ln); err != nil {
+	adminDone := make(chan error, 1)
+	if cfg.AdminListen != "" {
+		aln, err := net.Listen("tcp", cfg.AdminListen)
+		if err != nil {
+			ln.Close()
+			fmt.Fprintf(stderr, "trustgate serve: admin_listen: %v\n", err)
+			return exitUnavailable
+		}
+		go func() { adminDone <- a.ServeAdmin(ctx, aln) }()
+	} else {
+		adminDone <- nil
+	}
+	err = a.Serve(ctx, ln)
+	stop() // the admin API stops with the API
+	if aerr := <-adminDone; err == nil && aerr != nil {
+		err = fmt.Errorf("admin API: %w", aerr)
+	}
+	if err != nil {
 		fmt.Fprintf(stderr, "trustgate serve: %v\n", err)
 		return exitUnavailable
 	}

@@ -16,14 +16,29 @@ import (
 	"github.com/trustgate/trustgate/internal/certs"
 	"github.com/trustgate/trustgate/internal/policy"
 	"github.com/trustgate/trustgate/internal/tee/snp"
+	"github.com/trustgate/trustgate/internal/tee/tdx"
 )
 
-const verifyUsage = `usage: trustgate verify REPORT [flags]
+const verifyUsage = `usage: trustgate verify REPORT|QUOTE [flags]
 
 Verifies one SEV-SNP attestation report: a raw 1184-byte report, the same as
 hex or base64 text, or an Azure CVM HCL report blob. It checks the signature
 chain up to AMD's pinned root, the report signature and structure, the
 endorsement key's TCB and chip against the report, and that DEBUG is off.
+
+An Intel TDX quote (version 4 or 5; raw, hex or base64, or a JSON document
+holding it as a base64 "quote", e.g. a /v1/attest request; bytes after the
+quote ignored) is recognised by its header and verified instead: the PCK
+chain up to the pinned Intel SGX Root CA, the QE report's signature by the
+PCK key and its binding of the attestation key, the quote's signature, and
+with Intel's collateral (--collateral files: TCB info and QE identity JSON,
+PCK and root CRLs DER or PEM, issuer chains PEM, or a JSON bundle whose
+string values are these, as Intel MigTD's) the CRLs, the QE identity
+and Intel's TCB level (tcb_status, advisory_ids), at --at; then that the TD
+is not debuggable. Online fetching from --pcs-url is not built yet: without
+--collateral the verdict is collateral_unavailable (exit 3), unless
+--no-collateral, which checks signatures, QE binding and PCK chain only and
+says so on stderr. --measurement is then MRTD.
 
 Endorsement keys come from --cert-table, then --vcek, then the certificate
 cache (what earlier runs fetched and 'trustgate certs import' stored), then
@@ -37,7 +52,8 @@ With --policy and/or --data, a verified report is then appraised by the
 policy (the default policy when only --data is given) with the reference
 values of --data; a deny is REJECTED with the policy's reason.
 
-Exit status: 0 verified, 1 rejected, 2 usage error, 3 VCEK unavailable.
+Exit status: 0 verified, 1 rejected, 2 usage error, 3 VCEK or collateral
+unavailable.
 
 flags:
 `
@@ -61,6 +77,7 @@ func cmdVerify(args []string, stdout, stderr io.Writer) int {
 	fs.Var(measurement, "measurement", "expected launch measurement (48 bytes, `HEX`)")
 	reportData := &hexFlag{n: 64}
 	fs.Var(reportData, "report-data", "expected REPORT_DATA (64 bytes, `HEX`)")
+	tf := tdxFlags(fs)
 
 	pos, err := parseInterspersed(fs, args)
 	if errors.Is(err, flag.ErrHelp) {
@@ -79,11 +96,20 @@ func cmdVerify(args []string, stdout, stderr io.Writer) int {
 		return exitUsage
 	}
 
-	// A report file larger than snp.MaxInputSize is evidence, not a usage
-	// error: read one byte past the limit and let DecodeReport reject it.
-	raw, err := readAtMost(pos[0], snp.MaxInputSize+1)
+	// A report file larger than the limits is evidence, not a usage
+	// error: read one byte past the larger limit and let DecodeQuote or
+	// DecodeReport reject it.
+	raw, err := readAtMost(pos[0], tdx.MaxInputSize+1)
 	if err != nil {
 		return usageErr("%v", err)
+	}
+	if isTDX(raw) {
+		return verifyTDX(raw, tf, common{at: *atFlag, offline: *offline, allowDebug: *allowDebug, jsonOut: *jsonOut,
+			policy: *policyFile, data: *dataFile, measurement: measurement.val, reportData: reportData.val,
+			snpOnly: setFlags(fs, "vcek", "cert-table", "chain", "kds-url", "no-revocation")}, stdout, stderr)
+	}
+	if len(tf.collateral) > 0 || tf.noCollateral {
+		return usageErr("--collateral and --no-collateral are for TDX quotes; %s is not one", pos[0])
 	}
 	opts := snp.Options{AllowDebug: *allowDebug}
 	if *atFlag != "" {
@@ -140,14 +166,17 @@ func cmdVerify(args []string, stdout, stderr io.Writer) int {
 		}
 	}
 
-	var claims *attest.Claims
+	var claims attest.Verified
 	var decision *attest.Decision
 	err = decodeErr
 	if err == nil {
-		claims, err = snp.New(opts).Verify(context.Background(), ev)
+		var c *attest.Claims
+		if c, err = snp.New(opts).Verify(context.Background(), ev); err == nil {
+			claims = c
+		}
 	}
 	if err == nil {
-		err = claims.Expect(measurement.val, reportData.val)
+		err = attest.Expect(claims, measurement.val, reportData.val)
 	}
 	if err == nil && engine != nil {
 		var d attest.Decision
@@ -160,7 +189,7 @@ func cmdVerify(args []string, stdout, stderr io.Writer) int {
 
 // report prints the verdict line first, then the claims of an accepted
 // report (SPEC "CLI"), and returns the exit status.
-func report(w io.Writer, asJSON bool, claims *attest.Claims, decision *attest.Decision, err error) int {
+func report(w io.Writer, asJSON bool, claims attest.Verified, decision *attest.Decision, err error) int {
 	reason := attest.ReasonOf(err)
 	code := exitOK
 	switch {
@@ -179,7 +208,7 @@ func report(w io.Writer, asJSON bool, claims *attest.Claims, decision *attest.De
 			Reason  attest.Reason    `json:"reason,omitempty"`
 			Detail  string           `json:"detail,omitempty"`
 			Policy  *attest.Decision `json:"policy,omitempty"`
-			Claims  *attest.Claims   `json:"claims,omitempty"`
+			Claims  attest.Verified  `json:"claims,omitempty"`
 		}{Verdict: "VERIFIED", Policy: decision, Claims: claims}
 		if err != nil {
 			out.Verdict, out.Reason, out.Detail = "REJECTED", reason, attest.Detail(err)
@@ -207,7 +236,12 @@ func report(w io.Writer, asJSON bool, claims *attest.Claims, decision *attest.De
 		}
 		fmt.Fprintf(w, "  %-18s %s\n", "policy:", line)
 	}
-	printClaims(w, claims)
+	switch c := claims.(type) {
+	case *attest.Claims:
+		printClaims(w, c)
+	case *attest.TDXClaims:
+		printTDXClaims(w, c)
+	}
 	return code
 }
 

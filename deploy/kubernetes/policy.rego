@@ -1,12 +1,19 @@
 # trustgate's default appraisal policy (SPEC "Policy and reference values").
 #
-# Input: the claims of one verified SEV-SNP report (SPEC "Claims").
+# Input: the claims of one verified SEV-SNP report or TDX quote (SPEC
+# "Claims", "Intel TDX"); input.tee names the TEE ("sev-snp" when absent).
 # Data: the reference values at data.trustgate.reference (SPEC keys:
-# measurements[].value/label/expires/resources, min_tcb, allowed_vmpl).
+# measurements[].tee/value/label/expires/resources/rtmr, min_tcb,
+# allowed_vmpl, tdx_tcb_status).
 #
-# Allow only if the measurement is an approved, unexpired one, DEBUG is
-# off, the VMPL is allowed (default [0]) and REPORTED_TCB is at least
-# min_tcb in every component. On deny, reasons lists every failed check.
+# Allow only if the measurement is an approved, unexpired value of the
+# claims' own TEE (a measurement entry's tee defaults to sev-snp; for TDX the
+# value is MRTD and every non-empty rtmr pin must equal RTMR0..3), DEBUG is
+# off, and — SEV-SNP — the VMPL is allowed (default [0]) and REPORTED_TCB is
+# at least min_tcb in every component, or — TDX — Intel's tcb_status is one
+# of tdx_tcb_status (default ["UpToDate"]; an OutOfDate status is denied as
+# tcb_out_of_date, any other as policy_tcb_status). On deny, reasons lists
+# every failed check.
 #
 # It is written for speed as well: it runs on every attestation, and each
 # rule below was measured (BenchmarkEvaluate in policy_test.go).
@@ -16,15 +23,40 @@ ref := data.trustgate.reference
 
 allowed_vmpl := object.get(ref, "allowed_vmpl", [0])
 
-# The approved measurements this report matches. An entry whose expires has
-# passed (at OPA's evaluation time, the Engine's clock) no longer matches.
+tdx_tcb_status := object.get(ref, "tdx_tcb_status", ["UpToDate"])
+
+# The approved measurements this report matches: of its own TEE (an entry
+# without tee is SEV-SNP's), for TDX with every RTMR pin held. An entry
+# whose expires has passed (at OPA's evaluation time, the Engine's clock) no
+# longer matches.
 matched contains m if {
+	not input.tee == "tdx"
 	some m in ref.measurements
 	m.value == input.measurement
+	not m.tee == "tdx"
 	not expired(m)
 }
 
+matched contains m if {
+	input.tee == "tdx"
+	some m in ref.measurements
+	m.value == input.mr_td
+	m.tee == "tdx"
+	not expired(m)
+	not rtmr_differs(m)
+}
+
 expired(m) if time.parse_rfc3339_ns(m.expires) <= time.now_ns()
+
+rtmr_keys := ["rtmr0", "rtmr1", "rtmr2", "rtmr3"]
+
+# A pin of RTMRi that is not "" and not the claims' RTMRi (a pin past
+# RTMR3 never holds).
+rtmr_differs(m) if {
+	some i, pin in m.rtmr
+	pin != ""
+	not pin == input[rtmr_keys[i]]
+}
 
 # Every component of min_tcb is a floor for reported_tcb; a component the
 # report lacks (fmc before Turin) is not compared. Without min_tcb there is
@@ -34,17 +66,47 @@ below_min_tcb if {
 	input.reported_tcb[part] < floor
 }
 
+tcb_status_accepted if input.tcb_status in tdx_tcb_status
+
+tcb_status_out_of_date if startswith(input.tcb_status, "OutOfDate")
+
 # The failed checks. DEBUG counts as on unless the claims say it is off.
 failed contains "measurement_mismatch" if count(matched) == 0
 
-failed contains "debug_enabled" if not input.policy.debug == false
+failed contains "debug_enabled" if {
+	not input.tee == "tdx"
+	not input.policy.debug == false
+}
 
-failed contains "vmpl_not_allowed" if not input.vmpl in allowed_vmpl
+failed contains "vmpl_not_allowed" if {
+	not input.tee == "tdx"
+	not input.vmpl in allowed_vmpl
+}
 
-failed contains "tcb_below_minimum" if below_min_tcb
+failed contains "tcb_below_minimum" if {
+	not input.tee == "tdx"
+	below_min_tcb
+}
+
+failed contains "debug_enabled" if {
+	input.tee == "tdx"
+	not input.td_attributes.debug == false
+}
+
+failed contains "tcb_out_of_date" if {
+	input.tee == "tdx"
+	not tcb_status_accepted
+	tcb_status_out_of_date
+}
+
+failed contains "policy_tcb_status" if {
+	input.tee == "tdx"
+	not tcb_status_accepted
+	not tcb_status_out_of_date
+}
 
 # On deny, the failed checks in this order: the first is the reported reason.
-order := ["measurement_mismatch", "debug_enabled", "vmpl_not_allowed", "tcb_below_minimum"]
+order := ["measurement_mismatch", "debug_enabled", "vmpl_not_allowed", "tcb_below_minimum", "tcb_out_of_date", "policy_tcb_status"]
 
 # Of several matching entries (the same value under two labels), the one
 # with the lowest label decides.

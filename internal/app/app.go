@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"crypto/ecdsa"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/hex"
@@ -17,10 +18,13 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/trustgate/trustgate/internal/admin"
+	"github.com/trustgate/trustgate/internal/attest"
 	"github.com/trustgate/trustgate/internal/certs"
 	"github.com/trustgate/trustgate/internal/challenge"
 	"github.com/trustgate/trustgate/internal/config"
 	"github.com/trustgate/trustgate/internal/httpapi"
+	"github.com/trustgate/trustgate/internal/launch"
 	"github.com/trustgate/trustgate/internal/metrics"
 	"github.com/trustgate/trustgate/internal/policy"
 	"github.com/trustgate/trustgate/internal/refvalues"
@@ -29,6 +33,7 @@ import (
 	"github.com/trustgate/trustgate/internal/secretfile"
 	"github.com/trustgate/trustgate/internal/sim"
 	"github.com/trustgate/trustgate/internal/tee/snp"
+	"github.com/trustgate/trustgate/internal/tee/tdx"
 	"github.com/trustgate/trustgate/internal/token"
 	"github.com/trustgate/trustgate/internal/verifier"
 )
@@ -47,10 +52,17 @@ type App struct {
 	certs   *certs.Service
 	tls     *tls.Config // nil: plain HTTP
 	close   func()
+	// The admin API (admin_listen) and the admin layer; nil when off.
+	adminHandler http.Handler
+	adminTLS     *tls.Config
+	layer        *admin.Layer
+	metrics      *metrics.Metrics
+	launches     *launch.Tracker
 	// stopping is set when Serve's context ends: /readyz then fails while
 	// the server goes on serving for shutdown_delay.
 	stopping atomic.Bool
-	// reloadFailed counts a policy or reference-values reload that failed.
+	// reloadFailed counts a policy or reference-values reload that failed
+	// (a signature refused included).
 	reloadFailed func(error)
 }
 
@@ -91,6 +103,10 @@ func New(ctx context.Context, cfg config.Config, d Deps) (_ *App, err error) {
 	if err != nil {
 		return nil, err
 	}
+	launchKey, err := loadLaunchKey(cfg, log)
+	if err != nil {
+		return nil, err
+	}
 	if cfg.NonceKeyFile == "" {
 		log.Warn("no nonce_key_file: generated a nonce key; outstanding challenges die with a restart and replicas cannot share them")
 	}
@@ -106,13 +122,11 @@ func New(ctx context.Context, cfg config.Config, d Deps) (_ *App, err error) {
 			cleanup()
 		}
 	}()
-	var rdb *redis.Client
-	ro, err := cfg.RedisOptions()
+	rdb, err := cfg.RedisClient()
 	if err != nil {
 		return nil, err
 	}
-	if ro != nil {
-		rdb = redis.NewClient(ro)
+	if rdb != nil {
 		closers = append(closers, func() { rdb.Close() })
 	}
 	// Single-use records (nonces, token ids): in Redis when configured, so
@@ -151,7 +165,8 @@ func New(ctx context.Context, cfg config.Config, d Deps) (_ *App, err error) {
 		log.Warn("dev_simulator: trusting the simulator's AMD root; every token is marked as such")
 	}
 	var engine *policy.Engine // set below, before anything is served
-	m := metrics.New(func() string { return engine.ID() })
+	var pol verifier.Policy   // engine, or the external policy engine
+	m := metrics.New(func() string { return pol.ID() })
 	certSvc, err := newCertService(cfg, roots, rdb, m, d.Now, log)
 	if err != nil {
 		return nil, err
@@ -160,16 +175,41 @@ func New(ctx context.Context, cfg config.Config, d Deps) (_ *App, err error) {
 	m.KDSHeldBack(certSvc.HeldBack)
 	snpOpts := snp.Options{Roots: roots, Now: d.Now, Keys: certSvc, Revocation: certSvc}
 
-	policySrc, ref, err := readPolicyInputs(cfg)
+	trust, err := readTrustKey(cfg)
 	if err != nil {
 		return nil, err
 	}
-	engine, err = policy.New(ctx, policy.Options{Module: policySrc, ModuleName: cfg.Policy, Reference: ref, Now: d.Now})
+	policySrc, ref, err := readPolicyInputs(cfg, trust)
+	if err != nil {
+		return nil, err
+	}
+	engine, err = policy.New(ctx, policy.Options{Module: policySrc, ModuleName: cfg.Policy, Reference: ref, Now: d.Now,
+		TrustKey: trust, AwaitOverlay: rdb != nil && cfg.PolicyURL == ""})
 	if err != nil {
 		return nil, policy.PolicyError(cfg.Policy, err) // names the file, quotes none of it
 	}
+	pol = engine
+	if cfg.PolicyURL != "" {
+		if pol, err = policy.NewRemote(policy.RemoteOptions{URL: cfg.PolicyURL, Timeout: cfg.PolicyTimeout}); err != nil {
+			return nil, err
+		}
+	}
+	layer, err := newAdminLayer(ctx, cfg, rdb, engine, trust, m, log)
+	if err != nil {
+		return nil, err
+	}
 
-	svc, err := verifier.New(verifier.Options{SNP: snp.New(snpOpts), Policy: engine, Nonces: nonces, Tokens: tokens, Now: d.Now})
+	// TDX: Intel's collateral comes from the PCS collateral service (issue
+	// 13 §3); until it is wired, every TDX quote is collateral_unavailable.
+	tdxVerifier := tdx.New(tdx.Options{Now: d.Now})
+	launches, err := newLaunches(cfg, launchKey, rdb, m, d.Now)
+	if err != nil {
+		return nil, err
+	}
+	svc, err := verifier.New(verifier.Options{
+		TEEs:   map[string]verifier.TEE{attest.TEESEVSNP: snp.New(snpOpts), attest.TEETDX: tdxVerifier},
+		Policy: pol, Nonces: nonces, Tokens: tokens, Launches: launches, Now: d.Now,
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -190,7 +230,7 @@ func New(ctx context.Context, cfg config.Config, d Deps) (_ *App, err error) {
 			log.Warn("serving plain HTTP on a non-loopback address: tokens and released secrets' JWEs travel unprotected; set tls_cert/tls_key or put TLS in front")
 		}
 	}
-	a := &App{cfg: cfg, log: log, engine: engine, tokens: tokens, svc: svc, certs: certSvc, tls: tlsCfg, close: cleanup}
+	a := &App{cfg: cfg, log: log, engine: engine, tokens: tokens, svc: svc, certs: certSvc, tls: tlsCfg, close: cleanup, layer: layer, metrics: m, launches: launches}
 	a.reloadFailed = func(err error) {
 		var fe *policy.FileError
 		if errors.As(err, &fe) && fe.File == policy.ReferenceFile {
@@ -199,9 +239,12 @@ func New(ctx context.Context, cfg config.Config, d Deps) (_ *App, err error) {
 		}
 		m.ReloadFailed(metrics.ReloadPolicy)
 	}
+	if err := a.buildAdmin(cfg, tlsCfg, log, d.Now); err != nil {
+		return nil, err
+	}
 	a.handler = httpapi.New(httpapi.Options{
 		Attester: svc, Releaser: releaser, Challenger: nonces, JWKS: tokens.JWKS,
-		Health:  health{e: engine, rdb: rdb, timeout: min(cfg.StoreTimeout, readyRedisTimeout), stopping: &a.stopping},
+		Health:  health{e: engine, id: pol.ID, layer: layer, rdb: rdb, timeout: min(cfg.StoreTimeout, readyRedisTimeout), stopping: &a.stopping},
 		Metrics: m.Handler(), Observer: m, Logger: log,
 		DevSimulator: cfg.DevSimulator, RequireClientCert: cfg.ClientCA != "",
 	})
@@ -248,7 +291,7 @@ func serverTLS(cfg config.Config) (*tls.Config, error) {
 // (cert_cache_dir) and Redis tiers in front of the KDS, and revocation over
 // AMD's CRLs. The simulator's chains are not AMD's and no CRL covers them;
 // only with dev_simulator are they let past the revocation check.
-func newCertService(cfg config.Config, roots *snp.Roots, rdb *redis.Client, obs certs.Observer, now func() time.Time, log *slog.Logger) (*certs.Service, error) {
+func newCertService(cfg config.Config, roots *snp.Roots, rdb redis.UniversalClient, obs certs.Observer, now func() time.Time, log *slog.Logger) (*certs.Service, error) {
 	c := certs.Config{
 		KDSURL: cfg.KDSURL, Offline: cfg.Offline, Dir: cfg.CertCacheDir, Roots: roots, Clock: now, Logger: log, Observer: obs,
 		RateInterval: certsDuration(cfg.KDSRate), MaxStaleness: certsDuration(cfg.CertMaxStaleness),
@@ -290,15 +333,10 @@ func (a *App) Handler() http.Handler { return a.handler }
 // Service returns the attestation use case, for in-process callers.
 func (a *App) Service() *verifier.Service { return a.svc }
 
-// Serve serves on ln until ctx is done, watching policy files meanwhile,
-// then shuts down in three steps: /readyz answers 503 "shutting down" at
-// once, requests are served as before for shutdown_delay (so that load
-// balancers and Kubernetes endpoints take the replica out first; keep-alive
-// is switched off so that clients reconnect elsewhere), then the listener
-// closes and requests in flight have shutdown_timeout to finish.
-func (a *App) Serve(ctx context.Context, ln net.Listener) error {
-	srv := &http.Server{
-		Handler:           a.handler,
+// httpServer is the server of one listener with every timeout set.
+func (a *App) httpServer(h http.Handler) *http.Server {
+	return &http.Server{
+		Handler:           h,
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       15 * time.Second,
 		WriteTimeout:      30 * time.Second,
@@ -306,6 +344,16 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 		MaxHeaderBytes:    16 << 10,
 		ErrorLog:          slog.NewLogLogger(a.log.Handler(), slog.LevelWarn),
 	}
+}
+
+// Serve serves on ln until ctx is done, watching policy files meanwhile,
+// then shuts down in three steps: /readyz answers 503 "shutting down" at
+// once, requests are served as before for shutdown_delay (so that load
+// balancers and Kubernetes endpoints take the replica out first; keep-alive
+// is switched off so that clients reconnect elsewhere), then the listener
+// closes and requests in flight have shutdown_timeout to finish.
+func (a *App) Serve(ctx context.Context, ln net.Listener) error {
+	srv := a.httpServer(a.handler)
 	watchCtx, stopWatch := context.WithCancel(ctx)
 	defer stopWatch()
 	if a.cfg.WarmChips != "" {
@@ -313,6 +361,9 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 	}
 	if a.cfg.Policy != "" || a.cfg.ReferenceValues != "" {
 		go policy.Watch(watchCtx, a.engine, a.cfg.Policy, a.cfg.ReferenceValues, a.cfg.ReloadInterval, a.log, a.reloadFailed)
+	}
+	if a.layer != nil && a.cfg.Redis != "" {
+		go a.layer.Follow(watchCtx, min(a.cfg.ReloadInterval, adminPollInterval))
 	}
 	if a.tls != nil {
 		srv.TLSConfig = a.tls
@@ -377,24 +428,28 @@ const readyRedisTimeout = 900 * time.Millisecond
 
 type health struct {
 	e        *policy.Engine
-	rdb      *redis.Client // nil without Redis
-	timeout  time.Duration // bounds the Redis check: store_timeout, at most readyRedisTimeout
-	stopping *atomic.Bool  // set once shutdown began
+	id       func() string         // the appraisal-policy-id in force
+	layer    *admin.Layer          // nil without one
+	rdb      redis.UniversalClient // nil without Redis
+	timeout  time.Duration         // bounds the Redis check: store_timeout, at most readyRedisTimeout
+	stopping *atomic.Bool          // set once shutdown began
 }
 
 var errShuttingDown = errors.New("shutting down")
 
-func (h health) PolicyID() string { return h.e.ID() }
+func (h health) PolicyID() string { return h.id() }
 
-// Ready fails once shutdown began, while the last policy reload failed or
-// Redis (when configured) does not answer: attestations would then be
-// refused.
+// Ready fails once shutdown began, while Redis (when configured) does not
+// answer, or while the admin layer has not been read yet: attestations
+// would then be refused. A refused update of the policy, the reference
+// values or the admin layer does not fail it: the last good set is in
+// force, and Ready returns *httpapi.Degraded (200, status "degraded",
+// the reason), so that one broken ConfigMap does not take every replica
+// out of service at once; trustgate_config_reload_failures_total counts
+// it for alerts.
 func (h health) Ready() error {
 	if h.stopping.Load() {
 		return errShuttingDown
-	}
-	if err := h.e.LastError(); err != nil {
-		return err
 	}
 	if h.rdb != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), h.timeout)
@@ -403,13 +458,26 @@ func (h health) Ready() error {
 			return errors.New("redis does not answer; single-use records cannot be kept")
 		}
 	}
+	if h.e.Awaiting() {
+		return errors.New("the admin reference values have not been read from redis yet")
+	}
+	if err := errors.Join(h.e.LastError(), h.layerError()); err != nil {
+		return &httpapi.Degraded{Err: err}
+	}
 	return nil
+}
+
+func (h health) layerError() error {
+	if h.layer == nil {
+		return nil
+	}
+	return h.layer.LastError()
 }
 
 // readPolicyInputs reads the policy and reference-values files of cfg.
 // Errors are *policy.FileError: which file, what kind of error, where,
 // never a quote of the file.
-func readPolicyInputs(cfg config.Config) (string, *refvalues.Set, error) {
+func readPolicyInputs(cfg config.Config, trust *ecdsa.PublicKey) (string, *refvalues.Set, error) {
 	var src string
 	if cfg.Policy != "" {
 		b, err := os.ReadFile(cfg.Policy)
@@ -420,7 +488,7 @@ func readPolicyInputs(cfg config.Config) (string, *refvalues.Set, error) {
 	}
 	var ref *refvalues.Set
 	if cfg.ReferenceValues != "" {
-		s, err := policy.LoadReference(cfg.ReferenceValues)
+		s, err := policy.LoadSignedReference(cfg.ReferenceValues, trust)
 		if err != nil {
 			return "", nil, err
 		}

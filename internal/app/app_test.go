@@ -451,14 +451,18 @@ func TestHotReload(t *testing.T) {
 		t.Fatal("appraisal policy id did not change with the reference values")
 	}
 
+	// A broken policy is refused; the replica stays ready (200, status
+	// "degraded") on the last good one.
 	os.WriteFile(policyPath, []byte("package trustgate\n\ndecision := {"), 0o600)
 	waitFor(t, func() bool {
+		var h v1.Health
 		resp, err := http.Get(s.url + v1.PathReadyz)
 		if err != nil {
 			return false
 		}
-		resp.Body.Close()
-		return resp.StatusCode == http.StatusServiceUnavailable
+		defer resp.Body.Close()
+		json.NewDecoder(resp.Body).Decode(&h)
+		return resp.StatusCode == http.StatusOK && h.Status == "degraded" && strings.Contains(h.Error, "policy.rego")
 	})
 	if _, err := s.c.Attest(ctx, g2.request(s.challenge(t), false)); err != nil {
 		t.Fatalf("after a broken policy the old one must still serve: %v", err)

@@ -83,14 +83,15 @@ func TestPolicyReasonsAndFileErrorsQuoteNothing(t *testing.T) {
 		t.Fatalf("own code: %v, want policy_region", err)
 	}
 
-	// A policy that does not compile: /readyz names the file, the kind and
+	// A policy that does not compile: /readyz stays 200 (the last good
+	// policy serves) but says "degraded" and names the file, the kind and
 	// the line.
 	writeFile(t, policyPath, "package trustgate\n\ndecision := {\"allow\": AKIA_SECRET_4f9c}\n")
 	var body string
 	waitFor(t, func() bool {
 		var code int
 		code, body = rawGet(t, s.url+v1.PathReadyz)
-		return code == http.StatusServiceUnavailable
+		return code == http.StatusOK && strings.Contains(body, `"status":"degraded"`)
 	})
 	for _, want := range []string{policyPath, "rego_unsafe_var_error", "line 3"} {
 		if !strings.Contains(body, want) {
@@ -101,13 +102,16 @@ func TestPolicyReasonsAndFileErrorsQuoteNothing(t *testing.T) {
 
 	// Reference values that do not decode: the same.
 	writeFile(t, policyPath, denyPolicy(`"policy_region"`))
-	waitFor(t, func() bool { code, _ := rawGet(t, s.url+v1.PathReadyz); return code == http.StatusOK })
+	waitFor(t, func() bool {
+		code, b := rawGet(t, s.url+v1.PathReadyz)
+		return code == http.StatusOK && strings.Contains(b, `"status":"ok"`)
+	})
 	refPath := filepath.Join(s.dir, "ref.yaml")
 	writeFile(t, refPath, refYAML("AKIA_SECRET_4f9c: 1\n"))
 	waitFor(t, func() bool {
 		var code int
 		code, body = rawGet(t, s.url+v1.PathReadyz)
-		return code == http.StatusServiceUnavailable
+		return code == http.StatusOK && strings.Contains(body, `"status":"degraded"`)
 	})
 	for _, want := range []string{refPath, "yaml_unknown_field", "line 5"} {
 		if !strings.Contains(body, want) {

@@ -197,21 +197,29 @@ func TestRedisStalledAnsweredWithinStoreTimeout(t *testing.T) {
 		t.Errorf("Redis ran %d single-use writes for one attestation, want at most 1: a write whose answer was lost was retried\n%s", n, info)
 	}
 
-	accepted := 0
-	for range 2 {
+	// Two judgements of the stalled nonce: at most one acceptance. A busy
+	// machine may still time out a store call (503): that is no
+	// judgement, so it is asked again, a bounded number of times.
+	accepted, judged := 0, 0
+	for try := 0; judged < 2 && try < 20; try++ {
 		_, err := s.c.Attest(ctx, stalled)
 		switch reasonOf(err) {
 		case "":
 			accepted++
+			judged++
 		case "nonce_replayed":
+			judged++
+		case "store_unavailable":
+			time.Sleep(200 * time.Millisecond)
 		default:
 			t.Errorf("the stalled nonce after SIGCONT: %v, want accepted or nonce_replayed", err)
+			judged++
 		}
 	}
-	if accepted > 1 {
-		t.Errorf("the stalled nonce was accepted %d times", accepted)
+	if accepted > 1 || judged < 2 {
+		t.Errorf("the stalled nonce after SIGCONT: accepted %d times in %d judgements", accepted, judged)
 	}
-	getJSON(t, s.url+v1.PathReadyz, http.StatusOK, &h)
+	waitReady(t, s.url, 30*time.Second)
 
 	// The real agent, started while Redis is stalled, retries on 503 with a
 	// fresh challenge and gets through once Redis answers again.
@@ -403,5 +411,25 @@ func (p *droppingProxy) relay(c net.Conn, target string) {
 		if err != nil {
 			return
 		}
+	}
+}
+
+// waitReady waits until /readyz answers 200, at most for d: a busy machine
+// may time out a store call or two after Redis resumes.
+func waitReady(t *testing.T, url string, d time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for {
+		resp, err := http.Get(url + v1.PathReadyz)
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("/readyz not 200 within %s (last: %v)", d, err)
+		}
+		time.Sleep(200 * time.Millisecond)
 	}
 }

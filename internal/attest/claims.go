@@ -2,7 +2,6 @@ package attest
 
 import (
 	"crypto/sha512"
-	"crypto/subtle"
 	"encoding/hex"
 	"encoding/json"
 )
@@ -67,6 +66,9 @@ type Claims struct {
 	LaunchTCB        TCB          `json:"launch_tcb"`
 	CurrentVersion   string       `json:"current_version"`   // firmware "major.minor.build"
 	CommittedVersion string       `json:"committed_version"` // firmware "major.minor.build"
+	// Launch is what the verifier knows of this guest's launch (policy
+	// input.launch); nil outside POST /v1/attest.
+	Launch *Launch `json:"launch,omitempty"`
 }
 
 // GuestPolicy is the decoded SEV-SNP guest policy (SEV-SNP ABI 56860,
@@ -112,13 +114,7 @@ type TCB struct {
 // (48 bytes) and REPORT_DATA (64 bytes); a nil expectation is not checked.
 // Comparisons take constant time.
 func (c *Claims) Expect(measurement, reportData []byte) error {
-	if measurement != nil && subtle.ConstantTimeCompare(measurement, c.Measurement) != 1 {
-		return Errorf(ReasonMeasurementMismatch, "launch measurement is not the expected one")
-	}
-	if reportData != nil && subtle.ConstantTimeCompare(reportData, c.ReportData) != 1 {
-		return Errorf(ReasonReportDataMismatch, "REPORT_DATA is not the expected value")
-	}
-	return nil
+	return Expect(c, measurement, reportData)
 }
 
 // NonceSize is the size of a verifier nonce, the size of REPORT_DATA.

@@ -23,7 +23,7 @@ type Decision struct {
 // Err returns nil for an allow, and for a deny an *Error whose reason is the
 // first of the decision's reasons that is a built-in appraisal code
 // (measurement_mismatch, debug_enabled, vmpl_not_allowed,
-// tcb_below_minimum, policy_denied) or a policy's own code (Reason.PolicyOwn:
+// tcb_below_minimum, tcb_out_of_date, policy_denied) or a policy's own code (Reason.PolicyOwn:
 // policy_[a-z0-9_]{1,40}), else policy_denied. A reason becomes a response
 // field, a log value and a metric label, so any other string a policy
 // returns is dropped: the detail counts such strings but never quotes them.
@@ -56,7 +56,7 @@ func (d Decision) Err() error {
 
 func isPolicyReason(r string) bool {
 	switch Reason(r) {
-	case ReasonMeasurementMismatch, ReasonDebugEnabled, ReasonVMPLNotAllowed, ReasonTCBBelowMinimum, ReasonPolicyDenied:
+	case ReasonMeasurementMismatch, ReasonDebugEnabled, ReasonVMPLNotAllowed, ReasonTCBBelowMinimum, ReasonPolicyDenied, ReasonTCBOutOfDate:
 		return true
 	}
 	return Reason(r).PolicyOwn()

@@ -35,6 +35,13 @@ const (
 	ReasonUnauthorizedClient  Reason = "unauthorized_client"
 	ReasonStoreUnavailable    Reason = "store_unavailable"
 	ReasonInternalError       Reason = "internal_error"
+
+	// The reasons of SPEC "Additions (2026-12)", "Intel TDX".
+	ReasonCollateralUnavailable Reason = "collateral_unavailable" // Intel collateral missing or not current
+	ReasonCollateralInvalid     Reason = "collateral_invalid"     // Intel collateral that does not verify
+	ReasonTCBOutOfDate          Reason = "tcb_out_of_date"        // OutOfDate, OutOfDateConfigurationNeeded, or no matching TCB level
+	ReasonTCBRevoked            Reason = "tcb_revoked"            // Intel lists the platform's TCB level as Revoked
+	ReasonPolicyUnavailable     Reason = "policy_unavailable"     // an external policy engine did not answer
 )
 
 // Reasons lists every built-in reason code, in SPEC order. Metrics use it to
@@ -49,6 +56,8 @@ func Reasons() []Reason {
 		ReasonPolicyDenied, ReasonTokenInvalid, ReasonTokenReplayed,
 		ReasonResourceForbidden, ReasonUnauthorizedClient, ReasonStoreUnavailable,
 		ReasonInternalError,
+		ReasonCollateralUnavailable, ReasonCollateralInvalid, ReasonTCBOutOfDate,
+		ReasonTCBRevoked, ReasonPolicyUnavailable,
 	}
 }
 
@@ -75,7 +84,11 @@ func (r Reason) PolicyOwn() bool {
 // Unavailable reports whether r means a dependency was unavailable rather
 // than that the evidence was judged (SPEC exit code 3).
 func (r Reason) Unavailable() bool {
-	return r == ReasonVCEKUnavailable || r == ReasonStoreUnavailable
+	switch r {
+	case ReasonVCEKUnavailable, ReasonStoreUnavailable, ReasonCollateralUnavailable, ReasonPolicyUnavailable:
+		return true
+	}
+	return false
 }
 
 // Error is the one error type of every rejection. Reason drives the metric
@@ -154,7 +167,7 @@ func (r Reason) Status() int {
 		return 400
 	case ReasonTokenInvalid, ReasonTokenReplayed, ReasonUnauthorizedClient:
 		return 401
-	case ReasonVCEKUnavailable, ReasonStoreUnavailable:
+	case ReasonVCEKUnavailable, ReasonStoreUnavailable, ReasonCollateralUnavailable, ReasonPolicyUnavailable:
 		return 503
 	case ReasonInternalError:
 		return 500

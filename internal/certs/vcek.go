@@ -147,9 +147,11 @@ func (s *Service) entry(ctx context.Context, req snp.KeyRequest, until time.Time
 		switch e.state(now) {
 		case fresh:
 			s.obs.CacheLookup(LookupHit)
+			s.served(e, now)
 			return e, nil
 		case stale:
 			s.obs.CacheLookup(LookupStale)
+			s.served(e, now)
 			s.refreshLater(&e.lifetime, now, func(ctx context.Context) { s.lookup(ctx, k, time.Time{}) })
 			return e, nil
 		}
@@ -168,7 +170,15 @@ func (s *Service) entry(ctx context.Context, req snp.KeyRequest, until time.Time
 		return nil, err
 	}
 	s.obs.CacheLookup(r.result)
+	s.served(r.e, s.now())
 	return r.e, nil
+}
+
+// served tells an AgeObserver the age of the key served at now.
+func (s *Service) served(e *ventry, now time.Time) {
+	if ao, ok := s.obs.(AgeObserver); ok {
+		ao.CacheAge(now.Sub(e.fetchedAt))
+	}
 }
 
 type lookupResult struct {

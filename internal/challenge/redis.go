@@ -14,6 +14,19 @@ import (
 // DefaultRedisPrefix prefixes the keys of a RedisStore.
 const DefaultRedisPrefix = "trustgate:used:"
 
+// ClusterRedisPrefix is the prefix for a Redis Cluster: the hash tag puts
+// the marker and every record in one slot, as the script needs. It is used
+// only with Redis Cluster, which earlier versions did not support, so that
+// no rolling upgrade ever mixes replicas writing under two prefixes (a
+// replica under a new prefix would not see what one under the old prefix
+// recorded).
+const ClusterRedisPrefix = "{trustgate:used}:"
+
+// ErrNotReplicated is a Store's answer when Redis recorded a first use but
+// no replica acknowledged the write within the store timeout: a failover
+// could forget it, so the outcome is store_unavailable (the record stands).
+var ErrNotReplicated = errors.New("no Redis replica acknowledged the single-use record in time")
+
 // DefaultStoreTimeout bounds one store call when RedisOptions.Timeout is 0.
 const DefaultStoreTimeout = time.Second
 
@@ -23,8 +36,10 @@ const DefaultClockMargin = time.Second
 
 // RedisOptions configures a RedisStore. The zero value is usable.
 type RedisOptions struct {
-	// Prefix prefixes every key; "" means DefaultRedisPrefix. The marker
-	// of when the records begin is Prefix+"epoch".
+	// Prefix prefixes every key; "" means DefaultRedisPrefix, or
+	// ClusterRedisPrefix over a *redis.ClusterClient. The marker of when
+	// the records begin is Prefix+"epoch"; over a cluster, the prefix must
+	// hold a hash tag, so that they share a slot.
 	Prefix string
 	// Timeout bounds each call (one round trip, or two when Redis has to
 	// be sent the script again); 0 means DefaultStoreTimeout. The client
@@ -65,6 +80,8 @@ type RedisOptions struct {
 //  4. refuses a record issued before "from" (ErrIssuedBeforeRecords);
 //  5. else SET NX PX the record's key until its expiry (at least a
 //     second, so a clock skew between replicas cannot reopen it at once).
+//  6. reports the number of replicas connected to the primary, so that a
+//     first use is waited for (WAIT) when there are any: see Replication below.
 //
 // Why this holds across a loss: a record accepted before the loss was
 // stamped at most ClockMargin after Redis's clock when it was written
@@ -78,6 +95,20 @@ type RedisOptions struct {
 // accepts its first records: a loss that no write saw before a verifier
 // starts is then covered from that start on, to the second below, without
 // the clock margin.
+//
+// Replication: a first use is counted only once a replica has it. The
+// script reports the primary's connected replicas (INFO replication,
+// connected_slaves) at the moment of the write; when there is at least
+// one, the store sends WAIT 1 on the connection that wrote (WAIT counts
+// that connection's writes only), bounded by what remains of Timeout, and
+// fewer than one acknowledgement is ErrNotReplicated. A primary with no
+// connected replica (a standalone Redis; a primary whose replicas are all
+// down) is not waited for: a failover cannot then promote a server that
+// lacks the record without also changing the run_id in the marker, which
+// the next write detects as a loss (see above). The client must be a
+// *redis.Client (standalone, or sentinel's failover client) or a
+// *redis.ClusterClient: with any other, a write that needs WAIT is
+// ErrNotReplicated.
 type RedisStore struct {
 	c        redis.UniversalClient
 	prefix   string
@@ -89,7 +120,9 @@ type RedisStore struct {
 
 // NewRedisStore returns a RedisStore over c.
 func NewRedisStore(c redis.UniversalClient, o RedisOptions) *RedisStore {
-	if o.Prefix == "" {
+	if _, cluster := c.(*redis.ClusterClient); o.Prefix == "" && cluster {
+		o.Prefix = ClusterRedisPrefix
+	} else if o.Prefix == "" {
 		o.Prefix = DefaultRedisPrefix
 	}
 	if o.Timeout <= 0 {
@@ -107,11 +140,13 @@ func NewRedisStore(c redis.UniversalClient, o RedisOptions) *RedisStore {
 // consumeScript: KEYS[1] the marker, KEYS[2] the record (absent: the
 // start-up check of Init); ARGV[1] the record's issue time (Init: the
 // verifier's clock), Unix ms; ARGV[2] the record's lifetime, ms; ARGV[3]
-// the clock margin, ms. Reply {outcome, from, redis now, marker existed}.
+// the clock margin, ms. Reply {outcome, from, redis now, marker existed,
+// connected replicas}.
 var consumeScript = redis.NewScript(`
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local run = string.match(redis.call('INFO', 'server'), 'run_id:(%x+)')
+local replicas = tonumber(string.match(redis.call('INFO', 'replication'), 'connected_slaves:(%d+)')) or 0
 local issued = tonumber(ARGV[1])
 local margin = tonumber(ARGV[3])
 local m = redis.call('HMGET', KEYS[1], 'from', 'run')
@@ -119,7 +154,7 @@ local from = tonumber(m[1])
 if #KEYS == 1 and not from then
   from = issued - issued % 1000
   redis.call('HSET', KEYS[1], 'from', from, 'run', run)
-  return {5, from, now, 0}
+  return {5, from, now, 0, replicas}
 end
 if not from or m[2] ~= run then
   local nf = now + margin
@@ -129,13 +164,13 @@ if not from or m[2] ~= run then
     if from > nf then nf = from end
   end
   redis.call('HSET', KEYS[1], 'from', nf, 'run', run)
-  return {2, nf, now, existed}
+  return {2, nf, now, existed, replicas}
 end
-if #KEYS == 1 then return {6, from, now, 1} end
-if issued > now + margin then return {3, from, now, 1} end
-if issued < from then return {4, from, now, 1} end
-if redis.call('SET', KEYS[2], '1', 'NX', 'PX', ARGV[2]) then return {1, from, now, 1} end
-return {0, from, now, 1}
+if #KEYS == 1 then return {6, from, now, 1, replicas} end
+if issued > now + margin then return {3, from, now, 1, replicas} end
+if issued < from then return {4, from, now, 1, replicas} end
+if redis.call('SET', KEYS[2], '1', 'NX', 'PX', ARGV[2]) then return {1, from, now, 1, replicas} end
+return {0, from, now, 1, replicas}
 `)
 
 // Script outcomes.
@@ -152,16 +187,84 @@ const (
 func (r *RedisStore) run(ctx context.Context, keys []string, issued time.Time, ttl time.Duration) (out int64, from, now time.Time, existed bool, err error) {
 	ctx, cancel := context.WithTimeout(ctx, r.timeout)
 	defer cancel()
+	// The write and its WAIT go over one connection: WAIT counts the
+	// writes of the connection it is sent on.
+	conn, err := r.conn(ctx, keys[0])
+	if err != nil {
+		r.reload()
+		return 0, time.Time{}, time.Time{}, false, fmt.Errorf("redis single-use store: the primary of the records: %w", err)
+	}
+	var sc redis.Scripter = r.c
+	if conn != nil {
+		defer conn.Close()
+		sc = conn
+	}
 	// Run sends EVALSHA and, only if Redis answers NOSCRIPT (nothing was
 	// done), EVAL: never the same write twice.
-	v, err := consumeScript.Run(ctx, r.c, keys, issued.UnixMilli(), ttl.Milliseconds(), r.margin.Milliseconds()).Int64Slice()
+	v, err := consumeScript.Run(ctx, sc, keys, issued.UnixMilli(), ttl.Milliseconds(), r.margin.Milliseconds()).Int64Slice()
 	if err != nil {
+		r.reload()
 		return 0, time.Time{}, time.Time{}, false, fmt.Errorf("redis single-use script: %w", err)
 	}
-	if len(v) != 4 {
-		return 0, time.Time{}, time.Time{}, false, fmt.Errorf("redis single-use script: %d values, want 4", len(v))
+	if len(v) != 5 {
+		return 0, time.Time{}, time.Time{}, false, fmt.Errorf("redis single-use script: %d values, want 5", len(v))
 	}
-	return v[0], time.UnixMilli(v[1]), time.UnixMilli(v[2]), v[3] == 1, nil
+	out, from, now, existed = v[0], time.UnixMilli(v[1]), time.UnixMilli(v[2]), v[3] == 1
+	if out == outFirst && v[4] > 0 {
+		if err := r.wait(ctx, conn); err != nil {
+			return 0, from, now, existed, err
+		}
+	}
+	return out, from, now, existed, nil
+}
+
+// conn returns a connection to the primary that holds key; nil when the
+// client cannot give one (then a write that needs WAIT is
+// ErrNotReplicated). A cluster client's own routing is never used for the
+// write: it re-sends a command after a network error.
+func (r *RedisStore) conn(ctx context.Context, key string) (*redis.Conn, error) {
+	switch c := r.c.(type) {
+	case *redis.Client:
+		return c.Conn(), nil
+	case *redis.ClusterClient:
+		node, err := c.MasterForKey(ctx, key)
+		if err != nil {
+			return nil, err
+		}
+		return node.Conn(), nil
+	}
+	return nil, nil
+}
+
+// wait sends WAIT 1 on conn, bounded by what remains of ctx (less a
+// little, so that Redis's answer arrives before the deadline).
+func (r *RedisStore) wait(ctx context.Context, conn *redis.Conn) error {
+	if conn == nil {
+		return fmt.Errorf("redis: %w (a %T cannot send WAIT on the connection that wrote)", ErrNotReplicated, r.c)
+	}
+	d := time.Second
+	if dl, ok := ctx.Deadline(); ok {
+		d = time.Until(dl) * 9 / 10
+	}
+	if d < time.Millisecond {
+		return fmt.Errorf("redis: %w (no time left to wait)", ErrNotReplicated)
+	}
+	n, err := conn.Wait(ctx, 1, d).Result()
+	if err != nil {
+		return fmt.Errorf("redis: %w: WAIT: %w", ErrNotReplicated, err)
+	}
+	if n < 1 {
+		return fmt.Errorf("redis: %w within %s", ErrNotReplicated, d.Round(time.Millisecond))
+	}
+	return nil
+}
+
+// reload has a cluster client read the slot map again after an error (the
+// node connections used here do not follow MOVED themselves).
+func (r *RedisStore) reload() {
+	if c, ok := r.c.(*redis.ClusterClient); ok {
+		c.ReloadState(context.Background())
+	}
 }
 
 // Init checks the marker at start-up: without one (a fresh Redis, or one

@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/trustgate/trustgate/internal/testkit"
 )
 
@@ -230,5 +232,100 @@ func BenchmarkRedisBareSetNX(b *testing.B) {
 		if ok, err := rdb.SetNX(ctx, "b:"+strconv.Itoa(i), 1, time.Minute).Result(); !ok || err != nil {
 			b.Fatal(ok, err)
 		}
+	}
+}
+
+// SPEC "Redis high availability": with a replica connected to the
+// primary, a first use counts only once the replica has it (WAIT on the
+// connection that wrote). A stalled replica (SIGSTOP: still connected,
+// acknowledging nothing) makes the first use ErrNotReplicated within the
+// store timeout, not a success; the write stands, so the same id is a
+// replay once the replica is back, and a new id is accepted again. A
+// standalone Redis (no replica; TestRedisStore) is never waited for.
+func TestRedisStoreWaitsForAReplica(t *testing.T) {
+	t.Parallel()
+	primary, replica := testkit.StartRedisReplicated(t)
+	rdb := redis.NewClient(&redis.Options{Addr: primary.Addr, MaxRetries: -1, ContextTimeoutEnabled: true})
+	t.Cleanup(func() { rdb.Close() })
+	s := NewRedisStore(rdb, RedisOptions{Timeout: 500 * time.Millisecond})
+	ctx := context.Background()
+	now := time.Now()
+	if err := s.Init(ctx, now); err != nil {
+		t.Fatal(err)
+	}
+	until := now.Add(time.Minute)
+	if first, err := s.Consume(ctx, "nonce:a", now, until); !first || err != nil {
+		t.Fatalf("with the replica in sync: %v, %v", first, err)
+	}
+	if n, _ := replica.Client.Exists(ctx, DefaultRedisPrefix+"nonce:a").Result(); n != 1 {
+		t.Fatal("a first use was answered before the replica had it")
+	}
+
+	replica.Stop()
+	start := time.Now()
+	first, err := s.Consume(ctx, "nonce:b", now, until)
+	took := time.Since(start)
+	replica.Cont()
+	if first || !errors.Is(err, ErrNotReplicated) {
+		t.Fatalf("with the replica stalled: %v, %v; want ErrNotReplicated", first, err)
+	}
+	if took > 5*time.Second {
+		t.Errorf("answered after %s, want within the store timeout (500ms) and a margin", took)
+	}
+	replica.WaitInSync()
+	if first, err := s.Consume(ctx, "nonce:b", now, until); first || err != nil {
+		t.Errorf("the unacknowledged id again: %v, %v; want a replay (the write stands)", first, err)
+	}
+	if first, err := s.Consume(ctx, "nonce:c", now, until); !first || err != nil {
+		t.Errorf("a new id with the replica back: %v, %v", first, err)
+	}
+}
+
+// SPEC "Redis high availability" over Redis Cluster (one primary holding
+// every slot, one replica): the store's keys carry a hash tag, so that the
+// marker and a record share the script's slot (without it Redis refuses
+// the script, CROSSSLOT), and a first use waits for the replica as on a
+// standalone primary.
+func TestRedisStoreOverCluster(t *testing.T) {
+	t.Parallel()
+	primary, replica, _ := testkit.StartRedisCluster(t)
+	cc := redis.NewClusterClient(&redis.ClusterOptions{Addrs: []string{primary.Addr}, MaxRetries: -1, ContextTimeoutEnabled: true})
+	t.Cleanup(func() { cc.Close() })
+	ctx := context.Background()
+	now := time.Now()
+	until := now.Add(time.Minute)
+
+	untagged := NewRedisStore(cc, RedisOptions{Prefix: DefaultRedisPrefix})
+	if _, err := untagged.Consume(ctx, "nonce:x", now, until); err == nil || !strings.Contains(err.Error(), "CROSSSLOT") {
+		t.Errorf("without a hash tag: %v, want CROSSSLOT", err)
+	}
+
+	s := NewRedisStore(cc, RedisOptions{Timeout: 500 * time.Millisecond})
+	if err := s.Init(ctx, now); err != nil {
+		t.Fatal(err)
+	}
+	if first, err := s.Consume(ctx, "nonce:a", now, until); !first || err != nil {
+		t.Fatalf("first use: %v, %v", first, err)
+	}
+	rc := replica.Client.Conn() // a cluster replica answers reads after READONLY
+	defer rc.Close()
+	if err := rc.ReadOnly(ctx).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := rc.Exists(ctx, ClusterRedisPrefix+"nonce:a").Result(); n != 1 {
+		t.Fatalf("a first use was answered before the replica had it (%v)", err)
+	}
+	if first, err := s.Consume(ctx, "nonce:a", now, until); first || err != nil {
+		t.Errorf("a replay: %v, %v", first, err)
+	}
+	replica.Stop()
+	first, err := s.Consume(ctx, "nonce:b", now, until)
+	replica.Cont()
+	if first || !errors.Is(err, ErrNotReplicated) {
+		t.Fatalf("with the replica stalled: %v, %v; want ErrNotReplicated", first, err)
+	}
+	replica.WaitInSync()
+	if first, err := s.Consume(ctx, "nonce:c", now, until); !first || err != nil {
+		t.Errorf("a new id with the replica back: %v, %v", first, err)
 	}
 }

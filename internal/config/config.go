@@ -62,7 +62,9 @@ type Config struct {
 	// Offline never contacts the KDS: certificates and CRLs come with the
 	// evidence or from the certificate cache (`trustgate certs import`).
 	Offline bool `yaml:"offline"`
-	// Redis is a Redis URL (redis://, rediss:// or unix://); "" means none.
+	// Redis is a Redis URL (redis://, rediss:// or unix://; or, for high
+	// availability, redis+sentinel:// or redis+cluster://, see RedisClient);
+	// "" means none.
 	// Replicas with the same Redis share the single-use records (nonces,
 	// token ids) and the AMD certificate cache.
 	Redis string `yaml:"redis"`
@@ -105,6 +107,40 @@ type Config struct {
 	// DevSimulator trusts the simulator's AMD root and marks every token;
 	// refused unless Listen is a loopback address.
 	DevSimulator bool `yaml:"dev_simulator"`
+	// AdminListen is the admin API's own address; "" means no admin API.
+	// It is served with TLSCert/TLSKey when they are set, plain HTTP
+	// otherwise. It needs AdminTokenFile or AdminClientCA.
+	AdminListen string `yaml:"admin_listen"`
+	// AdminTokenFile holds the admin API's bearer token (at least 16
+	// bytes, spaces trimmed; owner-only); "" means no bearer token.
+	AdminTokenFile string `yaml:"admin_token_file"`
+	// AdminClientCA, PEM, admits admin requests with a client certificate
+	// that chains to it; "" means none. Needs TLSCert.
+	AdminClientCA string `yaml:"admin_client_ca"`
+	// RefvaluesTrustKey, PEM (a P-256 public key or a certificate with
+	// one), makes every reference value need its signature: a file is
+	// loaded only with a valid FILE.sig beside it, an admin approval only
+	// as a JWS under this key; "" means unsigned values are accepted.
+	RefvaluesTrustKey string `yaml:"refvalues_trust_key"`
+	// PolicyURL is an external policy engine (an OPA REST data API path,
+	// such as http://127.0.0.1:8181/v1/data/trustgate/decision) asked
+	// instead of the embedded one; "" means the embedded engine. It
+	// excludes Policy, ReferenceValues, RefvaluesTrustKey and AdminListen:
+	// that engine holds its own policy and data.
+	PolicyURL string `yaml:"policy_url"`
+	// PolicyTimeout bounds one decision of the external policy engine; no
+	// answer within it is 503 policy_unavailable.
+	PolicyTimeout time.Duration `yaml:"policy_timeout"`
+	// LaunchKeyFile holds the key of the launch pseudonyms (at least 32
+	// bytes, raw or hex; owner-only), to be shared by every replica and
+	// given to `trustgate fleet lookup`. A path to no file gets a new key
+	// written there (mode 0600) at start; "" means a key generated at
+	// start and kept in memory (pseudonyms change with a restart and
+	// differ between replicas).
+	LaunchKeyFile string `yaml:"launch_key_file"`
+	// LaunchRetention is how long a launch record is kept after the last
+	// attestation of its launch.
+	LaunchRetention time.Duration `yaml:"launch_retention"`
 }
 
 // RedisOptions returns the client options of the redis URL, nil without
@@ -146,6 +182,8 @@ func Default() Config {
 		ShutdownDelay:    5 * time.Second,
 		ShutdownTimeout:  10 * time.Second,
 		StoreTimeout:     time.Second,
+		PolicyTimeout:    2 * time.Second,
+		LaunchRetention:  24 * time.Hour,
 	}
 }
 
@@ -265,6 +303,33 @@ func (c Config) Validate() error {
 	if c.ClientCA != "" && c.TLSCert == "" {
 		bad("client_ca needs tls_cert and tls_key: client certificates need TLS")
 	}
+	if c.AdminListen != "" {
+		if _, _, err := net.SplitHostPort(c.AdminListen); err != nil {
+			bad("admin_listen %q: %v", c.AdminListen, err)
+		} else if c.AdminListen == c.Listen && !strings.HasSuffix(c.Listen, ":0") {
+			bad("admin_listen must not be the API's listen address")
+		}
+		if c.AdminTokenFile == "" && c.AdminClientCA == "" {
+			bad("admin_listen needs admin_token_file or admin_client_ca: nobody could use the admin API")
+		}
+	}
+	if c.AdminClientCA != "" && c.TLSCert == "" {
+		bad("admin_client_ca needs tls_cert and tls_key: client certificates need TLS")
+	}
+	if c.PolicyURL != "" {
+		if !strings.HasPrefix(c.PolicyURL, "https://") && !strings.HasPrefix(c.PolicyURL, "http://") {
+			bad("policy_url: want an http(s) URL")
+		}
+		if c.Policy != "" || c.ReferenceValues != "" || c.RefvaluesTrustKey != "" || c.AdminListen != "" {
+			bad("policy_url excludes policy, reference_values, refvalues_trust_key and admin_listen: the external engine holds its own policy and data")
+		}
+	}
+	if c.PolicyTimeout < 10*time.Millisecond || c.PolicyTimeout > 10*time.Second {
+		bad("policy_timeout %v: want 10ms to 10s", c.PolicyTimeout)
+	}
+	if c.LaunchRetention < time.Minute || c.LaunchRetention > 90*24*time.Hour {
+		bad("launch_retention %v: want 1m to 2160h (90 days)", c.LaunchRetention)
+	}
 	if c.KDSRate <= 0 {
 		bad("kds_rate %v: want more than 0", c.KDSRate)
 	}
@@ -274,7 +339,7 @@ func (c Config) Validate() error {
 	if c.CertMaxStaleness < 0 || c.CRLGrace < 0 {
 		bad("cert_max_staleness %v, crl_grace %v: want 0 or more", c.CertMaxStaleness, c.CRLGrace)
 	}
-	if _, err := c.RedisOptions(); err != nil {
+	if _, _, _, err := c.redisSetup(); err != nil {
 		bad("%v", err)
 	}
 	if c.Resources != "" {
@@ -288,6 +353,7 @@ func (c Config) Validate() error {
 		{"reference_values", c.ReferenceValues}, {"policy", c.Policy},
 		{"nonce_key_file", c.NonceKeyFile}, {"token_key_file", c.TokenKeyFile}, {"warm_chips", c.WarmChips},
 		{"tls_cert", c.TLSCert}, {"tls_key", c.TLSKey}, {"client_ca", c.ClientCA},
+		{"admin_token_file", c.AdminTokenFile}, {"admin_client_ca", c.AdminClientCA}, {"refvalues_trust_key", c.RefvaluesTrustKey},
 	} {
 		if f.path == "" {
 			continue

@@ -10,6 +10,6 @@
 // outcome and writes one log line with its result and reason only,
 // whatever refused it: the client-certificate check (401
 // unauthorized_client), the 64 KiB limit (413), strict JSON (400), or the
-// domain. A TEE the client named is logged and counted as "sev-snp" or
-// "unknown", never as sent. Issued nonces are counted, not logged.
+// domain. A TEE the client named is logged and counted as "sev-snp", "tdx"
+// or "unknown", never as sent. Issued nonces are counted, not logged.
 package httpapi

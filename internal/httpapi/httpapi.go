@@ -151,7 +151,7 @@ func decodeAttest(body []byte, req *v1.AttestRequest) (verifier.AttestInput, err
 	if err := strictJSON(body, req); err != nil {
 		return verifier.AttestInput{}, err
 	}
-	in := verifier.AttestInput{TEE: req.TEE, Report: req.Evidence.Report, CertTable: req.Evidence.CertTable}
+	in := verifier.AttestInput{TEE: req.TEE, Report: req.Evidence.Report, CertTable: req.Evidence.CertTable, Quote: req.Evidence.Quote}
 	if len(req.Nonce) != attest.NonceSize {
 		return in, attest.Errorf(attest.ReasonMalformedEvidence, "nonce is %d bytes, want %d", len(req.Nonce), attest.NonceSize)
 	}
@@ -214,15 +214,29 @@ func (h *handler) healthz(w http.ResponseWriter, _ *http.Request) {
 func (h *handler) readyz(w http.ResponseWriter, _ *http.Request) {
 	st := v1.Health{Status: "ok", AppraisalPolicyID: h.o.Health.PolicyID(), DevSimulatorTrusted: h.o.DevSimulator}
 	code := http.StatusOK
-	if err := h.o.Health.Ready(); err != nil {
+	var dg *Degraded
+	if err := h.o.Health.Ready(); errors.As(err, &dg) {
+		st.Status, st.Error = "degraded", dg.Err.Error()
+	} else if err != nil {
 		st.Status, st.Error, code = "unavailable", err.Error(), http.StatusServiceUnavailable
 	}
 	writeJSON(w, code, st)
 }
 
-// teeLabel keeps a client-chosen string out of the log.
+// Degraded is what Health.Ready returns when the verifier serves but an
+// operator must look (an update of the policy or reference values was
+// refused, so the last good set stays in force): /readyz answers 200 with
+// status "degraded" and Err's text, so that one broken update does not
+// take every replica out of service at once.
+type Degraded struct{ Err error }
+
+func (d *Degraded) Error() string { return "degraded: " + d.Err.Error() }
+func (d *Degraded) Unwrap() error { return d.Err }
+
+// teeLabel keeps a client-chosen string out of the log: "sev-snp", "tdx"
+// or "unknown".
 func teeLabel(tee string) string {
-	if tee == v1.TEESEVSNP {
+	if tee == v1.TEESEVSNP || tee == v1.TEETDX {
 		return tee
 	}
 	return "unknown"

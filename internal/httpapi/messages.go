@@ -47,6 +47,16 @@ func message(r attest.Reason) string {
 		return "the client is not authorized"
 	case attest.ReasonStoreUnavailable:
 		return "the verifier's store is unavailable; retry later"
+	case attest.ReasonCollateralUnavailable:
+		return "Intel's collateral for this platform is unavailable; retry later"
+	case attest.ReasonCollateralInvalid:
+		return "Intel's collateral for this platform does not verify"
+	case attest.ReasonTCBOutOfDate:
+		return "the platform TCB is out of date"
+	case attest.ReasonTCBRevoked:
+		return "the platform TCB has been revoked"
+	case attest.ReasonPolicyUnavailable:
+		return "the policy engine is unavailable; retry later"
 	}
 	if len(r) > len("policy_") && r[:len("policy_")] == "policy_" {
 		return "the appraisal policy denied the attestation"

@@ -121,3 +121,77 @@ test_expiry_follows_eval_time if {
 	d := trustgate.decision with input as claims with data.trustgate.reference as soon with time.now_ns as time.parse_rfc3339_ns("2031-01-01T00:00:00Z")
 	d.reasons == ["measurement_mismatch"]
 }
+
+# TDX (SPEC "Intel TDX").
+
+mrtd := "6d6d6d6d6d6d6d6d6d6d6d6d6d6d6d6d6d6d6d6d6d6d6d6d6d6d6d6d6d6d6d6d6d6d6d6d6d6d6d6d6d6d6d6d6d6d6d6d"
+
+rtmr1 := "1111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111aa"
+
+tdx_ref := {"measurements": [{"tee": "tdx", "value": mrtd, "label": "td-1", "resources": ["key"]}]}
+
+tdx_claims := {
+	"tee": "tdx",
+	"mr_td": mrtd,
+	"rtmr0": "00",
+	"rtmr1": rtmr1,
+	"td_attributes": {"debug": false},
+	"tcb_status": "UpToDate",
+}
+
+test_tdx_allow if {
+	d := trustgate.decision with input as tdx_claims with data.trustgate.reference as tdx_ref
+	d.allow
+	d.label == "td-1"
+	d.resources == ["key"]
+}
+
+test_tdx_value_does_not_approve_snp if {
+	d := trustgate.decision with input as object.union(claims, {"measurement": mrtd}) with data.trustgate.reference as tdx_ref
+	d.reasons == ["measurement_mismatch"]
+}
+
+test_snp_value_does_not_approve_tdx if {
+	snp_ref := {"measurements": [{"value": mrtd, "label": "snp"}, {"tee": "sev-snp", "value": mrtd, "label": "snp2"}]}
+	d := trustgate.decision with input as tdx_claims with data.trustgate.reference as snp_ref
+	d.reasons == ["measurement_mismatch"]
+}
+
+test_tdx_rtmr_pins if {
+	pinned := {"measurements": [{"tee": "tdx", "value": mrtd, "label": "td-1", "rtmr": ["", rtmr1]}]}
+	d := trustgate.decision with input as tdx_claims with data.trustgate.reference as pinned
+	d.allow
+	other := {"measurements": [{"tee": "tdx", "value": mrtd, "label": "td-1", "rtmr": ["", "", rtmr1]}]}
+	e := trustgate.decision with input as tdx_claims with data.trustgate.reference as other
+	e.reasons == ["measurement_mismatch"]
+}
+
+test_tdx_debug if {
+	d := trustgate.decision with input as object.union(tdx_claims, {"td_attributes": {"debug": true}}) with data.trustgate.reference as tdx_ref
+	d.reasons == ["debug_enabled"]
+}
+
+test_tdx_out_of_date if {
+	d := trustgate.decision with input as object.union(tdx_claims, {"tcb_status": "OutOfDate"}) with data.trustgate.reference as tdx_ref
+	d.reasons == ["tcb_out_of_date"]
+}
+
+test_tdx_sw_hardening_needs_consent if {
+	c := object.union(tdx_claims, {"tcb_status": "SWHardeningNeeded"})
+	d := trustgate.decision with input as c with data.trustgate.reference as tdx_ref
+	d.reasons == ["policy_tcb_status"]
+	consent := object.union(tdx_ref, {"tdx_tcb_status": ["UpToDate", "SWHardeningNeeded"]})
+	e := trustgate.decision with input as c with data.trustgate.reference as consent
+	e.allow
+}
+
+test_tdx_without_tcb_status if {
+	d := trustgate.decision with input as object.remove(tdx_claims, ["tcb_status"]) with data.trustgate.reference as tdx_ref
+	d.reasons == ["policy_tcb_status"]
+}
+
+test_tdx_needs_no_vmpl_or_snp_tcb if {
+	floors := object.union(tdx_ref, {"min_tcb": {"snp": 99}, "allowed_vmpl": [3]})
+	d := trustgate.decision with input as tdx_claims with data.trustgate.reference as floors
+	d.allow
+}

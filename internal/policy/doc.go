@@ -29,14 +29,16 @@
 // and values. /readyz, the reload log and serve's start-up error show it;
 // `trustgate policy eval` shows the full errors.
 //
-// input is the claims of one verified report (attest.Claims as JSON, SPEC
-// "Claims"; byte strings are lowercase hex). The reference values are at
+// input is the claims of one verified report or quote (attest.Claims or
+// attest.TDXClaims as JSON, SPEC "Claims" and "Intel TDX"; "tee" says which;
+// byte strings are lowercase hex). The reference values are at
 // data.trustgate.reference, in the JSON form of refvalues.Set with SPEC's
 // keys:
 //
-//	{"measurements": [{"value": hex, "label": string, "expires": RFC 3339?, "resources": [string]?}],
+//	{"measurements": [{"tee": "sev-snp"|"tdx"?, "value": hex, "label": string, "expires": RFC 3339?,
+//	                   "resources": [string]?, "rtmr": [hex or ""]?}],
 //	 "min_tcb": {"bootloader": n, "tee": n, "snp": n, "microcode": n, "fmc": n?}?,
-//	 "allowed_vmpl": [n]?}
+//	 "allowed_vmpl": [n]?, "tdx_tcb_status": [string]?}
 //
 // "measurements" is always present ([] when there are none); absent
 // optional keys are left out. So a custom policy must not define a rule
@@ -64,6 +66,23 @@
 // tcb_below_minimum. With no reference values it denies everything. An
 // allow carries the label and resources of the matched value (of several
 // entries with the same value, the lowest label).
+//
+// # Signed reference values and the admin layer
+//
+// With Options.TrustKey, Watch and LoadSignedReference load a
+// reference-values file only with a valid detached signature beside it
+// (refvalues.ReadSigned); a refusal is a *FileError of kind
+// signature_missing, signature_malformed or signature_invalid and keeps the
+// last good set. SetOverlay puts the admin API's layer over the file's
+// values (refvalues.Set.WithOverlay); Reload keeps it.
+//
+// # External engine
+//
+// Remote asks an external engine (OPA's REST data API) instead: the
+// claims are POSTed as {"input": claims}, "result" is the decision,
+// checked as above. No answer in time, a transport error, a non-2xx status
+// or a body that is not JSON is policy_unavailable (503); no result or a
+// wrong shape is policy_denied. Never an allow on trouble.
 //
 // # Appraisal policy id
 //

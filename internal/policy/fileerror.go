@@ -2,11 +2,11 @@ package policy
 
 import (
 	"bytes"
+	"crypto/ecdsa"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
 	"regexp"
 	"strconv"
 	"strings"
@@ -40,8 +40,10 @@ type FileError struct {
 	// rego_recursion_error, ...) or "does_not_compile". Reference values:
 	// yaml_syntax_error, yaml_type_error, yaml_unknown_field,
 	// json_syntax_error, json_type_error, json_unknown_field,
-	// json_trailing_data, unknown_extension, or invalid_reference_values
-	// (well formed, but refvalues.Set.Validate refused it). Both:
+	// json_trailing_data, unknown_extension, invalid_reference_values
+	// (well formed, but refvalues.Set.Validate refused it), or, with a
+	// trusted key, signature_missing, signature_malformed or
+	// signature_invalid (the file was not decoded at all). Both:
 	// "unreadable" (Cause says why, e.g. "no such file or directory").
 	Kind string
 	// Cause is the operating system's reason for "unreadable"; "" otherwise.
@@ -69,7 +71,10 @@ func (e *FileError) Error() string {
 	if e.Count > 1 {
 		fmt.Fprintf(&b, " (%d errors in all)", e.Count)
 	}
-	if e.Kind != "unreadable" && e.Kind != "unknown_extension" {
+	switch {
+	case strings.HasPrefix(e.Kind, "signature_"):
+		b.WriteString("; the last good reference values stay in force; `trustgate refvalues verify` shows the details")
+	case e.Kind != "unreadable" && e.Kind != "unknown_extension":
 		b.WriteString("; `trustgate policy eval` shows the details")
 	}
 	return b.String()
@@ -129,12 +134,30 @@ func PolicyError(path string, err error) error {
 // LoadReference reads, decodes and validates the reference-values file at
 // path (refvalues.Load), describing a failure as a *FileError.
 func LoadReference(path string) (*refvalues.Set, error) {
+	return LoadSignedReference(path, nil)
+}
+
+// LoadSignedReference is LoadReference for a file that must be signed
+// under trust (nil: need not be): the file is decoded only if the
+// detached signature beside it (path + refvalues.SigSuffix) verifies over
+// the very bytes read; else the FileError's Kind is the
+// *refvalues.SignatureError's (signature_missing, signature_malformed,
+// signature_invalid).
+func LoadSignedReference(path string, trust *ecdsa.PublicKey) (*refvalues.Set, error) {
 	f, err := refvalues.FormatOf(path)
 	if err != nil {
 		return nil, &FileError{File: ReferenceFile, Path: path, Kind: "unknown_extension", Count: 1}
 	}
-	data, err := os.ReadFile(path)
+	data, err := refvalues.ReadSigned(path, trust)
 	if err != nil {
+		var se *refvalues.SignatureError
+		if errors.As(err, &se) {
+			fe := &FileError{File: ReferenceFile, Path: path, Kind: se.Kind, Count: 1}
+			if u := unreadable(ReferenceFile, path+refvalues.SigSuffix, se.Err); u != nil && se.Kind == "signature_missing" {
+				fe.Cause = u.Cause
+			}
+			return nil, fe
+		}
 		if u := unreadable(ReferenceFile, path, err); u != nil {
 			return nil, u
 		}

@@ -82,6 +82,13 @@ func (c *fieldCache) term(v reflect.Value) (*ast.Term, error) {
 		if v.Type() == hexType {
 			return ast.StringTerm(hex.EncodeToString(v.Bytes())), nil
 		}
+		if v.Type().Elem().Kind() == reflect.String { // e.g. TDX advisory_ids
+			terms := make([]*ast.Term, v.Len())
+			for i := range terms {
+				terms[i] = ast.StringTerm(v.Index(i).String())
+			}
+			return ast.ArrayTerm(terms...), nil
+		}
 	case reflect.String:
 		return ast.InternedTerm(v.String()), nil
 	case reflect.Bool:

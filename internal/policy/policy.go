@@ -3,6 +3,7 @@ package policy
 import (
 	"bytes"
 	"context"
+	"crypto/ecdsa"
 	"crypto/sha256"
 	_ "embed"
 	"encoding/hex"
@@ -10,6 +11,7 @@ import (
 	"fmt"
 	"reflect"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -83,15 +85,33 @@ type Options struct {
 	// Now is the evaluation time (time.now_ns() and the expiry of
 	// reference values); nil means time.Now.
 	Now func() time.Time
+	// TrustKey, if not nil, is the key reference-values files must be
+	// signed with (refvalues.ReadSigned): Watch loads a file only with a
+	// valid detached signature beside it. nil: files are not signed.
+	TrustKey *ecdsa.PublicKey
+	// AwaitOverlay makes Evaluate refuse (store_unavailable) until the
+	// first SetOverlay: a verifier whose admin layer lives in Redis must
+	// not appraise before it knows what was withdrawn. false: the layer
+	// starts empty.
+	AwaitOverlay bool
 }
 
 // Engine evaluates the active policy. It is safe for concurrent use.
 type Engine struct {
 	name    string
 	now     func() time.Time
+	trust   *ecdsa.PublicKey
 	cur     atomic.Pointer[prepared]
 	lastErr atomic.Pointer[error]
 	fields  fieldCache
+
+	// The inputs of the active policy: the last good module and file set,
+	// and the admin layer; mu serialises changes to them.
+	mu       sync.Mutex
+	module   string
+	file     *refvalues.Set
+	overlay  *refvalues.Overlay
+	awaiting atomic.Bool
 }
 
 type prepared struct {
@@ -102,10 +122,11 @@ type prepared struct {
 // New compiles the policy and prepares its query once. A module that does
 // not parse or compile, or calls a refused builtin, is an error.
 func New(ctx context.Context, o Options) (*Engine, error) {
-	e := &Engine{name: o.ModuleName, now: o.Now}
+	e := &Engine{name: o.ModuleName, now: o.Now, trust: o.TrustKey, module: o.Module, file: o.Reference}
 	if e.now == nil {
 		e.now = time.Now
 	}
+	e.awaiting.Store(o.AwaitOverlay)
 	p, err := prepare(ctx, o.Module, e.name, o.Reference)
 	if err != nil {
 		return nil, err
@@ -118,16 +139,56 @@ func New(ctx context.Context, o Options) (*Engine, error) {
 // values ref (nil = none) and swaps them in atomically; evaluations already
 // running finish on the old ones. On error the old policy stays, the error
 // is returned, and LastError reports it until a reload succeeds.
+//
+// The admin layer (SetOverlay) stays over the new reference values.
 func (e *Engine) Reload(ctx context.Context, module string, ref *refvalues.Set) error {
-	p, err := prepare(ctx, module, e.name, ref)
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	p, err := prepare(ctx, module, e.name, ref.WithOverlay(e.overlay))
 	if err != nil {
 		e.fail(err)
 		return err
 	}
+	e.module, e.file = module, ref
 	e.cur.Store(p)
 	e.lastErr.Store(nil)
 	return nil
 }
+
+// SetOverlay puts the admin layer o (nil: none) over the reference values
+// of the last good file and swaps the result in atomically; it changes
+// the appraisal-policy-id as any change of reference values does. On
+// error (which a valid layer does not cause) the active policy stays.
+func (e *Engine) SetOverlay(ctx context.Context, o *refvalues.Overlay) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	p, err := prepare(ctx, e.module, e.name, e.file.WithOverlay(o))
+	if err != nil {
+		return err
+	}
+	e.overlay = o
+	e.cur.Store(p)
+	e.awaiting.Store(false)
+	return nil
+}
+
+// Reference returns the reference values of the last good file (nil:
+// none), the admin layer over them (nil: none) and the effective set the
+// active policy sees, with the appraisal-policy-id of that policy. The
+// results are shared: do not modify them.
+func (e *Engine) Reference() (file *refvalues.Set, overlay *refvalues.Overlay, effective *refvalues.Set, id string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	eff := e.file.WithOverlay(e.overlay)
+	if eff == nil {
+		eff = &refvalues.Set{}
+	}
+	return e.file, e.overlay, eff, e.ID()
+}
+
+// Awaiting reports whether the Engine waits for its first SetOverlay
+// (Options.AwaitOverlay) and so refuses every evaluation.
+func (e *Engine) Awaiting() bool { return e.awaiting.Load() }
 
 // LastError is the error of the last failed reload, a *FileError that
 // names the file, the kind of error and its line and column but quotes
@@ -215,14 +276,16 @@ func referenceDoc(ref *refvalues.Set) ([]byte, any, error) {
 	return b, doc, nil
 }
 
-// Evaluate runs the active policy on the claims of one verified report. A
+// Evaluate runs the active policy on the claims of one verified report or
+// quote (attest.Claims for SEV-SNP, attest.TDXClaims for TDX; the input is
+// their JSON form, "tee" naming which). A
 // clean verdict (allow or deny) comes back as a Decision, with nil error;
 // Decision.Err turns a deny into an *attest.Error. An undefined decision, a
 // decision of the wrong shape or an evaluation error (builtin errors are
 // strict) comes back as an *attest.Error with reason policy_denied: the
 // policy fails closed. A nil c is an internal_error.
-func (e *Engine) Evaluate(ctx context.Context, c *attest.Claims) (attest.Decision, error) {
-	if c == nil {
+func (e *Engine) Evaluate(ctx context.Context, c attest.Verified) (attest.Decision, error) {
+	if c == nil || reflect.ValueOf(c).IsNil() {
 		return attest.Decision{}, attest.Errorf(attest.ReasonInternalError, "policy: no claims")
 	}
 	v, err := e.fields.inputValue(reflect.ValueOf(c))
@@ -253,6 +316,9 @@ func (e *Engine) evaluate(ctx context.Context, v ast.Value) (attest.Decision, er
 	// that cannot end).
 	if err := ctx.Err(); err != nil {
 		return attest.Decision{}, attest.Errorf(attest.ReasonPolicyDenied, "policy evaluation: %w", err)
+	}
+	if e.awaiting.Load() {
+		return attest.Decision{}, attest.Errorf(attest.ReasonStoreUnavailable, "policy: the admin reference values are not loaded from the store yet")
 	}
 	c := topdown.NewCancel()
 	stop := context.AfterFunc(ctx, c.Cancel)

@@ -56,6 +56,13 @@ type watcher struct {
 func (w *watcher) poll(ctx context.Context) {
 	e := w.e
 	sum, readErr := digestFiles(w.policyPath, w.refPath)
+	if e.trust != nil && w.refPath != "" && readErr == nil {
+		// The signature counts as part of the file: a new signature for
+		// the same content is a change, and both must have stayed put for
+		// an interval.
+		sig, _ := os.ReadFile(w.refPath + refvalues.SigSuffix)
+		sum = sha256.Sum256(append(append(sum[:], 0), sig...))
+	}
 	if readErr != nil {
 		sum = sha256.Sum256([]byte("unreadable\x00" + readErr.Error()))
 	}
@@ -140,7 +147,7 @@ func reloadFiles(ctx context.Context, e *Engine, policyPath, refPath string) err
 	}
 	var ref *refvalues.Set
 	if refPath != "" {
-		s, err := LoadReference(refPath)
+		s, err := LoadSignedReference(refPath, e.trust)
 		if err != nil {
 			e.fail(err)
 			return err

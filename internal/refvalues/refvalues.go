@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -28,11 +29,30 @@ type Set struct {
 	// AllowedVMPL lists the VMPLs (0..3) a report may come from; nil
 	// means [0] (see VMPLs).
 	AllowedVMPL []int `yaml:"allowed_vmpl,omitempty" json:"allowed_vmpl,omitempty"`
+	// TDXTCBStatus lists the Intel TCB statuses (tcb_status) the default
+	// policy accepts for TDX; nil means ["UpToDate"].
+	TDXTCBStatus []string `yaml:"tdx_tcb_status,omitempty" json:"tdx_tcb_status,omitempty"`
 }
 
-// Measurement is one approved launch measurement.
+// The TEEs a measurement entry may name (SPEC "Intel TDX").
+const (
+	TEESEVSNP = "sev-snp"
+	TEETDX    = "tdx"
+)
+
+// TCBStatuses are Intel's TCB status words that tdx_tcb_status may list.
+var TCBStatuses = []string{
+	"UpToDate", "SWHardeningNeeded", "ConfigurationNeeded", "ConfigurationAndSWHardeningNeeded",
+	"OutOfDate", "OutOfDateConfigurationNeeded", "TDRelaunchAdvised", "TDRelaunchAdvisedConfigurationNeeded",
+}
+
+// Measurement is one approved launch measurement. It approves guests of
+// its own TEE only.
 type Measurement struct {
-	// Value is the 48-byte launch digest as 96 lowercase hex characters.
+	// TEE is "sev-snp" or "tdx"; "" means "sev-snp".
+	TEE string `yaml:"tee,omitempty" json:"tee,omitempty"`
+	// Value is the 48-byte launch digest as 96 lowercase hex characters:
+	// SEV-SNP's MEASUREMENT, or TDX's MRTD.
 	Value string `yaml:"value" json:"value"`
 	// Label names the build; it is unique in a Set and shown in tokens.
 	Label string `yaml:"label" json:"label"`
@@ -40,6 +60,9 @@ type Measurement struct {
 	Expires *time.Time `yaml:"expires,omitempty" json:"expires,omitempty"`
 	// Resources are what a guest of this build may receive; nil: nothing.
 	Resources []string `yaml:"resources,omitempty" json:"resources,omitempty"`
+	// RTMR pins TDX's RTMR0..RTMR3 (at most 4 entries, in order), each 96
+	// lowercase hex characters or "" for any; nil pins none. TDX only.
+	RTMR []string `yaml:"rtmr,omitempty" json:"rtmr,omitempty"`
 }
 
 // TCB is a floor for the SVN components of an SEV-SNP TCB_VERSION (SEV-SNP
@@ -151,7 +174,9 @@ func Parse(data []byte, f Format) (*Set, error) {
 
 // Validate checks every rule and reports all violations in one
 // *ValidationError: values are 96 lowercase hex characters, labels are
-// non-empty and unique, resource names non-empty, VMPLs within 0..3.
+// non-empty and unique, resource names non-empty, VMPLs within 0..3, tee
+// "sev-snp", "tdx" or absent, rtmr pins (TDX only) at most 4 of "" or 96
+// lowercase hex characters, tdx_tcb_status Intel's words.
 func (s *Set) Validate() error {
 	var problems []string
 	seen := map[string]int{}
@@ -175,6 +200,28 @@ func (s *Set) Validate() error {
 			if strings.TrimSpace(r) == "" {
 				problems = append(problems, fmt.Sprintf("%s: resources[%d] is empty", where, k))
 			}
+		}
+		switch m.TEE {
+		case "", TEESEVSNP:
+			if m.RTMR != nil {
+				problems = append(problems, fmt.Sprintf("%s: rtmr pins need tee: %s", where, TEETDX))
+			}
+		case TEETDX:
+			if len(m.RTMR) > 4 {
+				problems = append(problems, fmt.Sprintf("%s: rtmr has %d entries, at most 4 (RTMR0..RTMR3)", where, len(m.RTMR)))
+			}
+			for k, r := range m.RTMR {
+				if r != "" && !isLowerHex(r, MeasurementHexLen) {
+					problems = append(problems, fmt.Sprintf("%s: rtmr[%d] must be \"\" or %d lowercase hex characters, got %q", where, k, MeasurementHexLen, r))
+				}
+			}
+		default:
+			problems = append(problems, fmt.Sprintf("%s: tee %q is neither %q nor %q", where, m.TEE, TEESEVSNP, TEETDX))
+		}
+	}
+	for i, st := range s.TDXTCBStatus {
+		if !slices.Contains(TCBStatuses, st) {
+			problems = append(problems, fmt.Sprintf("tdx_tcb_status[%d]: %q is not one of Intel's TCB statuses %v", i, st, TCBStatuses))
 		}
 	}
 	for i, v := range s.AllowedVMPL {

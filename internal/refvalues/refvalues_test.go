@@ -204,3 +204,38 @@ func isValidation(err error) bool {
 	var v *ValidationError
 	return errors.As(err, &v)
 }
+
+// SPEC "Intel TDX": an entry may say tee: tdx (its value is then MRTD) and
+// pin RTMRs; tdx_tcb_status lists accepted Intel TCB statuses.
+func TestParseTDX(t *testing.T) {
+	t.Parallel()
+	ok := `
+measurements:
+  - value: "` + valA + `"
+    label: snp-build
+  - tee: tdx
+    value: "` + valB + `"
+    label: td-build
+    rtmr: ["", "` + valA + `"]
+tdx_tcb_status: [UpToDate, SWHardeningNeeded]
+`
+	s, err := Parse([]byte(ok), YAML)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m := s.Measurements[1]; m.TEE != "tdx" || len(m.RTMR) != 2 || m.RTMR[1] != valA || s.Measurements[0].TEE != "" || len(s.TDXTCBStatus) != 2 {
+		t.Fatalf("set %+v", s)
+	}
+	for name, bad := range map[string]string{
+		"unknown tee":        `{"measurements":[{"tee":"sgx","value":"` + valA + `","label":"a"}]}`,
+		"rtmr on SEV-SNP":    `{"measurements":[{"value":"` + valA + `","label":"a","rtmr":[""]}]}`,
+		"five rtmr":          `{"measurements":[{"tee":"tdx","value":"` + valA + `","label":"a","rtmr":["","","","",""]}]}`,
+		"rtmr not hex":       `{"measurements":[{"tee":"tdx","value":"` + valA + `","label":"a","rtmr":["ABCD"]}]}`,
+		"unknown tcb status": `{"tdx_tcb_status":["UpToDat"]}`,
+	} {
+		var ve *ValidationError
+		if _, err := Parse([]byte(bad), JSON); !errors.As(err, &ve) {
+			t.Errorf("%s: %v, want a *ValidationError", name, err)
+		}
+	}
+}

@@ -37,6 +37,7 @@ type Redis struct {
 	bin    string
 	dir    string
 	port   string
+	args   []string // more arguments of redis-server
 	mu     sync.Mutex
 	cmd    *exec.Cmd
 	exited chan struct{}
@@ -46,6 +47,13 @@ type Redis struct {
 // verifier does when Redis restarts or stalls.
 func StartRedisServer(t testing.TB) *Redis {
 	t.Helper()
+	return startRedisServer(t)
+}
+
+// startRedisServer is StartRedisServer with more arguments of
+// redis-server.
+func startRedisServer(t testing.TB, args ...string) *Redis {
+	t.Helper()
 	bin, err := exec.LookPath("redis-server")
 	if err != nil {
 		if os.Getenv("TRUSTGATE_TEST_REQUIRE_REDIS") != "" {
@@ -53,7 +61,7 @@ func StartRedisServer(t testing.TB) *Redis {
 		}
 		t.Skip("redis-server is not on PATH (scripts/test installs it)")
 	}
-	r := &Redis{t: t, bin: bin, dir: t.TempDir()}
+	r := &Redis{t: t, bin: bin, dir: t.TempDir(), args: args}
 	for try := 0; try < 5; try++ {
 		l, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
@@ -77,8 +85,8 @@ func StartRedisServer(t testing.TB) *Redis {
 
 // start runs redis-server on r.port and reports whether it answers.
 func (r *Redis) start() bool {
-	cmd := exec.Command(r.bin, "--port", r.port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-		"--dir", r.dir, "--protected-mode", "yes")
+	cmd := exec.Command(r.bin, append([]string{"--port", r.port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+		"--dir", r.dir, "--protected-mode", "yes"}, r.args...)...)
 	if err := cmd.Start(); err != nil {
 		r.t.Fatal(err)
 	}

@@ -4,7 +4,22 @@
 // token issued. It declares the interfaces it consumes; internal/app wires
 // the implementations.
 //
+// It is TEE-neutral: the evidence goes to the TEE verifier registered under
+// the request's "tee" (Options.TEEs: internal/tee/snp, internal/tee/tdx),
+// which returns attest.Verified claims; REPORT_DATA is compared once, in
+// constant time, in Service.appraise, for every TEE and both flows; the
+// package reads no TEE's byte layout (the plain flow's split is the SEV-SNP
+// verifier's, PlainTEE).
+//
 // A rejected attempt changes nothing: the nonce is consumed only after
 // every check has passed, so a guest whose evidence was refused for a
 // transient reason can retry with the same challenge until it expires.
+//
+// With Options.Launches (internal/launch), POST /v1/attest numbers the
+// attestations of each launch: the launch record is read once the evidence
+// verified, before the policy (input.launch), and committed only after the
+// nonce was consumed, by compare-and-set; a record changed in between is
+// read again and the policy asked again, so a refused attestation never
+// advances a sequence and a token's trustgate.launch_seq always follows
+// the record the policy saw.
 package verifier

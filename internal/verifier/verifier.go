@@ -5,7 +5,6 @@ import (
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
-	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"time"
@@ -13,18 +12,35 @@ import (
 	jose "github.com/go-jose/go-jose/v4"
 
 	"github.com/trustgate/trustgate/internal/attest"
+	"github.com/trustgate/trustgate/internal/launch"
 	"github.com/trustgate/trustgate/internal/tee/snp"
 	"github.com/trustgate/trustgate/internal/token"
 )
 
-// SNP verifies SEV-SNP evidence (snp.Verifier).
+// TEE verifies the evidence of one TEE (an internal/tee/<name> package):
+// decode, endorsement, signatures, claims. It returns the claims of
+// evidence that verified, or an *attest.Error; never both nil.
+type TEE interface {
+	VerifyEvidence(ctx context.Context, ev attest.Evidence) (attest.Verified, error)
+}
+
+// PlainTEE is a TEE that serves the plain flow (POST /verify): it splits a
+// raw body into evidence and the REPORT_DATA that evidence carries —
+// unverified, only a candidate nonce until the evidence verifies.
+type PlainTEE interface {
+	TEE
+	SplitPlain(body []byte) (attest.Evidence, attest.Nonce, error)
+}
+
+// SNP verifies SEV-SNP evidence (snp.Verifier). Options.SNP is the way
+// callers that know only SEV-SNP wire it; Options.TEEs is the general one.
 type SNP interface {
 	Verify(ctx context.Context, ev snp.Evidence) (*attest.Claims, error)
 }
 
-// Policy appraises verified claims (policy.Engine).
+// Policy appraises verified claims of any TEE (policy.Engine).
 type Policy interface {
-	Evaluate(ctx context.Context, c *attest.Claims) (attest.Decision, error)
+	Evaluate(ctx context.Context, c attest.Verified) (attest.Decision, error)
 	ID() string
 }
 
@@ -39,37 +55,91 @@ type Tokens interface {
 	Issue(a token.Appraisal) (tok, jti string, exp time.Time, err error)
 }
 
-// Options wires a Service. SNP, Policy, Nonces and Tokens are required;
-// a nil Now means time.Now. Attempts are counted and logged by the HTTP
-// layer (httpapi.Observer), not here.
+// Launches numbers the attestations of each launch (launch.Tracker).
+// Lookup gives the claims their input.launch and returns nil for evidence
+// without a launch identity; Commit fails with launch.ErrConflict when the
+// record changed since it was read, then Refresh reads it again.
+type Launches interface {
+	Lookup(ctx context.Context, v attest.Verified) (*launch.Pending, error)
+	Refresh(ctx context.Context, p *launch.Pending, v attest.Verified) error
+	Commit(ctx context.Context, p *launch.Pending) (seq uint64, err error)
+}
+
+// maxLaunchCommits bounds the commits of one attestation's launch record
+// under concurrent attestations of the same launch; beyond it the
+// attestation is store_unavailable.
+const maxLaunchCommits = 8
+
+// Options wires a Service. At least one TEE (TEEs or SNP), Policy, Nonces
+// and Tokens are required; a nil Now means time.Now. Attempts are counted
+// and logged by the HTTP layer (httpapi.Observer), not here.
 type Options struct {
+	// TEEs are the TEE verifiers by their "tee" name (attest.TEESEVSNP,
+	// attest.TEETDX); a request naming any other TEE is
+	// malformed_evidence.
+	TEEs map[string]TEE
+	// SNP, if not nil, is registered as TEEs["sev-snp"].
 	SNP    SNP
 	Policy Policy
 	Nonces Nonces
 	Tokens Tokens
-	Now    func() time.Time
+	// Launches, if not nil, numbers the attestations of POST /v1/attest
+	// by launch (trustgate.launch_seq, input.launch); nil: no launch
+	// tracking.
+	Launches Launches
+	Now      func() time.Time
 }
 
 // Service runs attestations.
-type Service struct{ o Options }
+type Service struct {
+	o    Options
+	tees map[string]TEE
+}
 
 // New returns a Service.
 func New(o Options) (*Service, error) {
-	if o.SNP == nil || o.Policy == nil || o.Nonces == nil || o.Tokens == nil {
-		return nil, errors.New("verifier: SNP, Policy, Nonces and Tokens are required")
+	tees := make(map[string]TEE, len(o.TEEs)+1)
+	for name, t := range o.TEEs {
+		tees[name] = t
+	}
+	if o.SNP != nil {
+		tees[attest.TEESEVSNP] = snpTEE{o.SNP}
+	}
+	if len(tees) == 0 || o.Policy == nil || o.Nonces == nil || o.Tokens == nil {
+		return nil, errors.New("verifier: a TEE, Policy, Nonces and Tokens are required")
 	}
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	return &Service{o: o}, nil
+	return &Service{o: o, tees: tees}, nil
+}
+
+// snpTEE adapts an SNP to TEE.
+type snpTEE struct{ v SNP }
+
+func (a snpTEE) VerifyEvidence(ctx context.Context, ev attest.Evidence) (attest.Verified, error) {
+	if ev.Quote != nil {
+		return nil, attest.Errorf(attest.ReasonMalformedEvidence, "SEV-SNP evidence has no quote")
+	}
+	c, err := a.v.Verify(ctx, snp.Evidence{Report: ev.Report, CertTable: ev.CertTable})
+	if err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+func (snpTEE) SplitPlain(body []byte) (attest.Evidence, attest.Nonce, error) {
+	return snp.SplitPlain(body)
 }
 
 // AttestInput is one POST /v1/attest.
 type AttestInput struct {
-	Nonce     attest.Nonce
-	TEE       string
+	Nonce attest.Nonce
+	TEE   string
+	// Report and CertTable are SEV-SNP evidence, Quote TDX evidence.
 	Report    []byte
 	CertTable []byte
+	Quote     []byte
 	// TEEPubKey is the guest's ephemeral public key (a JWK), or nil.
 	TEEPubKey *jose.JSONWebKey
 }
@@ -107,8 +177,18 @@ func ParseTEEPubKey(raw json.RawMessage) (*jose.JSONWebKey, error) {
 }
 
 // Attest runs one attestation and returns the token.
+//
+// With Launches, the launch record is read after the evidence verified and
+// before the policy (input.launch), and committed only once the
+// attestation is affirmed and its nonce consumed, so that a refused or
+// replayed attestation never advances the sequence. If another
+// attestation of the same launch committed in between, the record is read
+// again and the policy asked again with it; a store that does not answer
+// is 503 store_unavailable (after the nonce was consumed: the guest then
+// needs a new challenge), never a token without its sequence number.
 func (s *Service) Attest(ctx context.Context, in AttestInput) (tok string, err error) {
-	if in.TEE != "sev-snp" {
+	tee, ok := s.tees[in.TEE]
+	if !ok {
 		return "", attest.Errorf(attest.ReasonMalformedEvidence, "unsupported tee %q", in.TEE)
 	}
 	if err := s.o.Nonces.Check(in.Nonce); err != nil {
@@ -120,27 +200,21 @@ func (s *Service) Attest(ctx context.Context, in AttestInput) (tok string, err e
 	}
 	// The nonce goes with the verification: it bounds the certificate
 	// fetches a report that fails may cause (it is free to repeat).
-	claims, err := s.o.SNP.Verify(attest.WithNonce(ctx, in.Nonce), snp.Evidence{Report: in.Report, CertTable: in.CertTable})
+	a, err := s.appraise(attest.WithNonce(ctx, in.Nonce), tee, attest.Evidence{Report: in.Report, CertTable: in.CertTable, Quote: in.Quote}, want[:], s.o.Launches != nil)
 	if err != nil {
-		return "", err
-	}
-	if subtle.ConstantTimeCompare(claims.ReportData, want[:]) != 1 {
-		return "", attest.Errorf(attest.ReasonReportDataMismatch, "REPORT_DATA does not bind this nonce and key")
-	}
-	d, err := s.o.Policy.Evaluate(ctx, claims)
-	if err != nil {
-		return "", err
-	}
-	if err := d.Err(); err != nil {
 		return "", err
 	}
 	policyID := s.o.Policy.ID()
-	claims = nil // evaluated; dropped before anything is recorded
 	if err := s.o.Nonces.Consume(ctx, in.Nonce); err != nil {
 		return "", err
 	}
+	seq, err := s.commitLaunch(ctx, &a)
+	if err != nil {
+		return "", err
+	}
+	d := a.d
 	tok, _, _, err = s.o.Tokens.Issue(token.Appraisal{
-		TEE: in.TEE, Status: "affirming", PolicyID: policyID, Label: d.Label, Resources: d.Resources, TEEPubKey: in.TEEPubKey,
+		TEE: in.TEE, Status: "affirming", PolicyID: policyID, Label: d.Label, Resources: d.Resources, TEEPubKey: in.TEEPubKey, LaunchSeq: seq,
 	})
 	if err != nil {
 		return "", attest.Errorf(attest.ReasonInternalError, "signing token: %w", err)
@@ -148,35 +222,94 @@ func (s *Service) Attest(ctx context.Context, in AttestInput) (tok string, err e
 	return tok, nil
 }
 
+// appraisal is what appraise decided, with what commitLaunch needs.
+type appraisal struct {
+	d      attest.Decision
+	claims attest.Verified // nil unless a launch is pending
+	launch *launch.Pending // nil without launch tracking
+}
+
+// commitLaunch commits a's launch record and returns its sequence number
+// (0 without one), asking the policy again on a conflict (see Attest).
+func (s *Service) commitLaunch(ctx context.Context, a *appraisal) (uint64, error) {
+	if a.launch == nil {
+		return 0, nil
+	}
+	for range maxLaunchCommits {
+		seq, err := s.o.Launches.Commit(ctx, a.launch)
+		if !errors.Is(err, launch.ErrConflict) {
+			return seq, err
+		}
+		if err := s.o.Launches.Refresh(ctx, a.launch, a.claims); err != nil {
+			return 0, err
+		}
+		d, err := s.o.Policy.Evaluate(ctx, a.claims)
+		if err != nil {
+			return 0, err
+		}
+		if err := d.Err(); err != nil {
+			return 0, err
+		}
+		a.d = d
+	}
+	return 0, attest.Errorf(attest.ReasonStoreUnavailable, "launch record: %d concurrent attestations of one launch", maxLaunchCommits)
+}
+
+// appraise is every attestation's core, in one place: the TEE verifies the
+// evidence, REPORT_DATA must be exactly reportData (the one comparison,
+// constant time), the launch record is read when track is set, and the
+// policy must allow. The claims are dropped by the caller once the launch
+// is committed; only their pseudonyms are recorded.
+func (s *Service) appraise(ctx context.Context, tee TEE, ev attest.Evidence, reportData []byte, track bool) (appraisal, error) {
+	claims, err := tee.VerifyEvidence(ctx, ev)
+	if err != nil {
+		return appraisal{}, err
+	}
+	if err := attest.ExpectReportData(claims, reportData); err != nil {
+		return appraisal{}, attest.Errorf(attest.ReasonReportDataMismatch, "REPORT_DATA does not bind this nonce and key")
+	}
+	var a appraisal
+	if track {
+		p, err := s.o.Launches.Lookup(ctx, claims)
+		if err != nil {
+			return appraisal{}, err
+		}
+		if p != nil {
+			a.claims, a.launch = claims, p
+		}
+	}
+	d, err := s.o.Policy.Evaluate(ctx, claims)
+	if err != nil {
+		return appraisal{}, err
+	}
+	a.d = d
+	return a, d.Err()
+}
+
+// PlainTEEName is the TEE of the plain flow (POST /verify), whose body is a
+// raw SEV-SNP report.
+const PlainTEEName = attest.TEESEVSNP
+
 // VerifyPlain is POST /verify: body is a raw report, optionally followed by
 // the extended report's certificate table; REPORT_DATA must be a fresh
 // nonce of this verifier, used as is. The policy decides as for Attest.
 func (s *Service) VerifyPlain(ctx context.Context, body []byte) (err error) {
-	if len(body) < snp.ReportSize {
-		return attest.Errorf(attest.ReasonMalformedEvidence, "body is %d bytes, shorter than a report", len(body))
+	tee, ok := s.tees[PlainTEEName].(PlainTEE)
+	if !ok {
+		return attest.Errorf(attest.ReasonMalformedEvidence, "this verifier has no %s verifier for the plain flow", PlainTEEName)
 	}
-	report, table := body[:snp.ReportSize], body[snp.ReportSize:]
-	var n attest.Nonce
-	copy(n[:], report[0x50:0x90]) // REPORT_DATA, unverified: only a candidate until the signature holds
+	ev, n, err := tee.SplitPlain(body)
+	if err != nil {
+		return err
+	}
 	if err := s.o.Nonces.Check(n); err != nil {
 		return err
 	}
-	claims, err := s.o.SNP.Verify(attest.WithNonce(ctx, n), snp.Evidence{Report: report, CertTable: table})
-	if err != nil {
-		return err
-	}
-	// n was read at a fixed offset of bytes not yet verified, only to
-	// refuse an unknown nonce before the costly signature check; the
-	// nonce consumed below must be the REPORT_DATA the TEE verifier
-	// vouches for.
-	if subtle.ConstantTimeCompare(claims.ReportData, n[:]) != 1 {
-		return attest.Errorf(attest.ReasonReportDataMismatch, "REPORT_DATA is not the nonce")
-	}
-	d, err := s.o.Policy.Evaluate(ctx, claims)
-	if err != nil {
-		return err
-	}
-	if err := d.Err(); err != nil {
+	// n was read from bytes not yet verified, only to refuse an unknown
+	// nonce before the costly signature check; appraise compares it with
+	// the REPORT_DATA the TEE verifier vouches for, so the nonce consumed
+	// below is the one the verified report holds.
+	if _, err := s.appraise(attest.WithNonce(ctx, n), tee, ev, n[:], false); err != nil {
 		return err
 	}
 	return s.o.Nonces.Consume(ctx, n)

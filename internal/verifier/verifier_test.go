@@ -33,7 +33,7 @@ func (f fakeSNP) Verify(context.Context, snp.Evidence) (*attest.Claims, error) {
 
 type fakePolicy struct{ d attest.Decision }
 
-func (f fakePolicy) Evaluate(context.Context, *attest.Claims) (attest.Decision, error) {
+func (f fakePolicy) Evaluate(context.Context, attest.Verified) (attest.Decision, error) {
 	return f.d, nil
 }
 func (fakePolicy) ID() string { return "sha256:test" }

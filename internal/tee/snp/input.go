@@ -2,6 +2,7 @@ package snp
 
 import (
 	"bytes"
+	"context"
 	"encoding/base64"
 	"encoding/binary"
 	"encoding/hex"
@@ -83,4 +84,41 @@ func decodeHCL(b []byte) (Evidence, error) {
 	report := bytes.Clone(b[hclHeaderSize:hclReportEnd])
 	runtime := bytes.Clone(b[hclVarDataOff : hclVarDataOff+int(n)])
 	return Evidence{Report: report, RuntimeData: runtime}, nil
+}
+
+// SplitPlain splits the body of the plain flow (POST /verify: a raw report,
+// optionally followed by the extended report's certificate table) into
+// evidence and the REPORT_DATA the report carries — unverified, only a
+// candidate nonce until the report verifies.
+func SplitPlain(body []byte) (attest.Evidence, attest.Nonce, error) {
+	if len(body) < ReportSize {
+		return attest.Evidence{}, attest.Nonce{}, attest.Errorf(attest.ReasonMalformedEvidence, "body is %d bytes, shorter than a report", len(body))
+	}
+	var n attest.Nonce
+	copy(n[:], body[0x50:0x90]) // REPORT_DATA (SEV-SNP ABI 56860, ATTESTATION_REPORT)
+	ev := attest.Evidence{Report: body[:ReportSize:ReportSize]}
+	if len(body) > ReportSize {
+		ev.CertTable = body[ReportSize:]
+	}
+	return ev, n, nil
+}
+
+// VerifyEvidence implements the use case's TEE interface: SEV-SNP evidence
+// is a report and, optionally, a certificate table; a quote is
+// malformed_evidence.
+func (v *Verifier) VerifyEvidence(ctx context.Context, ev attest.Evidence) (attest.Verified, error) {
+	if ev.Quote != nil {
+		return nil, attest.Errorf(attest.ReasonMalformedEvidence, "SEV-SNP evidence has no quote")
+	}
+	c, err := v.Verify(ctx, Evidence{Report: ev.Report, CertTable: ev.CertTable})
+	if err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// SplitPlain implements the use case's PlainTEE interface (see the package
+// function SplitPlain).
+func (v *Verifier) SplitPlain(body []byte) (attest.Evidence, attest.Nonce, error) {
+	return SplitPlain(body)
 }

@@ -158,7 +158,7 @@ func (v *Verifier) Verify(ctx context.Context, ev Evidence) (*attest.Claims, err
 		want := sha256.Sum256(ev.RuntimeData)
 		var rd [64]byte
 		copy(rd[:], want[:])
-		if !bytes.Equal(r.claims.ReportData, rd[:]) {
+		if attest.ExpectReportData(&r.claims, rd[:]) != nil {
 			return nil, attest.Errorf(attest.ReasonReportDataMismatch, "REPORT_DATA is not SHA-256 of the HCL runtime data")
 		}
 	}

@@ -1,0 +1,138 @@
+package main
+
+import (
+	"crypto/ecdsa"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/trustgate/trustgate/internal/atomicfile"
+	"github.com/trustgate/trustgate/internal/refvalues"
+	"github.com/trustgate/trustgate/internal/token"
+)
+
+const refvaluesUsage = `usage:
+  trustgate refvalues sign --key KEY.pem FILE
+      writes FILE.sig: a detached compact JWS (ES256, RFC 7515 Appendix F)
+      over FILE's bytes, for a verifier started with --refvalues-trust-key.
+  trustgate refvalues sign --key KEY.pem --entry ENTRY.json
+      prints one reference-values entry (JSON) as a compact JWS, the body
+      of POST /admin/v1/reference-values/measurements for such a verifier.
+  trustgate refvalues verify --trust-key PUB.pem FILE
+      checks FILE.sig (and FILE) as the verifier will; exit 0 if it holds.
+
+KEY.pem is a P-256 private key (PEM, SEC 1 or PKCS #8, owner-only);
+PUB.pem its public key (PEM) or a certificate holding it.
+
+Exit status: 0 done, 1 the signature or file does not verify, 2 usage error.
+`
+
+func cmdRefvalues(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 || (args[0] != "sign" && args[0] != "verify") {
+		fmt.Fprint(stderr, refvaluesUsage)
+		if len(args) > 0 && (args[0] == "-h" || args[0] == "--help" || args[0] == "help") {
+			return exitOK
+		}
+		return exitUsage
+	}
+	fs := flag.NewFlagSet("refvalues "+args[0], flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() { fmt.Fprint(stderr, refvaluesUsage) }
+	keyFile := fs.String("key", "", "P-256 private key `FILE` (PEM, owner-only)")
+	entryFile := fs.String("entry", "", "sign this entry `FILE` (JSON) for the admin API instead of a file")
+	trustFile := fs.String("trust-key", "", "P-256 public key `FILE` (PEM)")
+	pos, err := parseInterspersed(fs, args[1:])
+	if err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return exitOK
+		}
+		return exitUsage
+	}
+	fail := func(code int, format string, a ...any) int {
+		fmt.Fprintf(stderr, "trustgate refvalues %s: "+format+"\n", append([]any{args[0]}, a...)...)
+		return code
+	}
+	if args[0] == "verify" {
+		if *trustFile == "" || len(pos) != 1 {
+			return fail(exitUsage, "--trust-key PUB.pem and one FILE are required")
+		}
+		trust, err := refvalues.ReadTrustKey(*trustFile)
+		if err != nil {
+			return fail(exitUsage, "%v", err)
+		}
+		data, err := refvalues.ReadSigned(pos[0], trust)
+		var se *refvalues.SignatureError
+		if errors.As(err, &se) {
+			return fail(exitRejected, "%s: %v", pos[0], err)
+		}
+		if err != nil {
+			return fail(exitUsage, "%v", err)
+		}
+		f, err := refvalues.FormatOf(pos[0])
+		if err == nil {
+			_, err = refvalues.Parse(data, f)
+		}
+		if err != nil {
+			return fail(exitRejected, "%s: signed, but not valid reference values: %v", pos[0], err)
+		}
+		fmt.Fprintf(stdout, "%s: signature valid\n", pos[0])
+		return exitOK
+	}
+	if *keyFile == "" {
+		return fail(exitUsage, "--key KEY.pem is required")
+	}
+	key, _, err := token.LoadOrGenerateKey(*keyFile)
+	if err != nil {
+		return fail(exitUsage, "--key: %v", err)
+	}
+	if *entryFile != "" {
+		if len(pos) != 0 {
+			return fail(exitUsage, "--entry takes no FILE")
+		}
+		b, err := readLimited(*entryFile, 64<<10)
+		if err != nil {
+			return fail(exitUsage, "%v", err)
+		}
+		m, err := refvalues.ParseEntry(b)
+		if err != nil {
+			return fail(exitUsage, "%s: %v", *entryFile, err)
+		}
+		jws, err := refvalues.SignEntry(key, m)
+		if err != nil {
+			return fail(exitUsage, "%v", err)
+		}
+		fmt.Fprintln(stdout, jws)
+		return exitOK
+	}
+	if len(pos) != 1 {
+		return fail(exitUsage, "one FILE is required")
+	}
+	if err := signRefvaluesFile(key, pos[0]); err != nil {
+		return fail(exitUsage, "%v", err)
+	}
+	fmt.Fprintf(stderr, "trustgate refvalues sign: wrote %s\n", pos[0]+refvalues.SigSuffix)
+	return exitOK
+}
+
+// signRefvaluesFile checks that path holds valid reference values and
+// writes path.sig over its bytes, atomically.
+func signRefvaluesFile(key *ecdsa.PrivateKey, path string) error {
+	f, err := refvalues.FormatOf(path)
+	if err != nil {
+		return err
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	if _, err := refvalues.Parse(data, f); err != nil {
+		return fmt.Errorf("%s: refusing to sign: %w", path, err)
+	}
+	sig, err := refvalues.SignFile(key, data)
+	if err != nil {
+		return err
+	}
+	return atomicfile.Write(path+refvalues.SigSuffix, []byte(sig+"\n"), 0o644)
+}

@@ -1,0 +1,163 @@
+package policy
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"reflect"
+	"time"
+
+	"github.com/trustgate/trustgate/internal/attest"
+)
+
+// DefaultRemoteTimeout is RemoteOptions.Timeout when it is 0.
+const DefaultRemoteTimeout = 2 * time.Second
+
+// maxRemoteAnswer bounds the body of an external engine's answer, in
+// bytes; a decision is a few hundred.
+const maxRemoteAnswer = 1 << 20
+
+// RemoteOptions configure a Remote. URL is required.
+type RemoteOptions struct {
+	// URL is the decision's path on an OPA REST data API, such as
+	// http://127.0.0.1:8181/v1/data/trustgate/decision.
+	URL string
+	// Timeout bounds one decision, connection included; 0 means
+	// DefaultRemoteTimeout.
+	Timeout time.Duration
+	// Client sends the requests; nil means a client of its own that
+	// follows no redirect and uses no proxy. A client given here is used
+	// as is, except that redirects are never followed.
+	Client *http.Client
+}
+
+// Remote asks an external policy engine for each decision: the claims are
+// POSTed as {"input": claims} and the answer's "result" is the decision
+// document, checked as the embedded engine's is (see package doc).
+//
+// It fails closed, never allowing on trouble:
+//   - no answer within Timeout, a connection that fails, a status other
+//     than 2xx, or a body that is not OPA's JSON object: 503
+//     policy_unavailable (the engine did not decide; the guest retries);
+//   - an answer without "result" (the decision is undefined in that
+//     engine) or with a result of the wrong shape: policy_denied, as the
+//     embedded engine does.
+type Remote struct {
+	url     string
+	timeout time.Duration
+	client  *http.Client
+	id      string
+}
+
+// NewRemote returns a Remote for o.
+func NewRemote(o RemoteOptions) (*Remote, error) {
+	u, err := url.Parse(o.URL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, errors.New("policy_url: want an http(s) URL with a host")
+	}
+	if o.Timeout <= 0 {
+		o.Timeout = DefaultRemoteTimeout
+	}
+	c := o.Client
+	if c == nil {
+		t := http.DefaultTransport.(*http.Transport).Clone()
+		t.Proxy = nil
+		c = &http.Client{Transport: t}
+	}
+	cc := *c
+	cc.CheckRedirect = func(req *http.Request, via []*http.Request) error {
+		return fmt.Errorf("policy engine answered with a redirect (%d); not followed", req.Response.StatusCode)
+	}
+	sum := sha256.Sum256([]byte("trustgate external policy\x00" + o.URL))
+	return &Remote{url: o.URL, timeout: o.Timeout, client: &cc, id: "sha256:" + hex.EncodeToString(sum[:])}, nil
+}
+
+// ID is the appraisal-policy-id of an external policy: "sha256:" and the
+// SHA-256 of its URL. It names the engine, not its content (which
+// trustgate cannot see): a policy or data change inside the engine does
+// not change it.
+func (r *Remote) ID() string { return r.id }
+
+// Evaluate asks the engine for the decision on c.
+func (r *Remote) Evaluate(ctx context.Context, c attest.Verified) (attest.Decision, error) {
+	if c == nil || reflect.ValueOf(c).IsNil() {
+		return attest.Decision{}, attest.Errorf(attest.ReasonInternalError, "policy: no claims")
+	}
+	// The same document the embedded engine builds from the claims' JSON
+	// tags.
+	body, err := json.Marshal(struct {
+		Input attest.Verified `json:"input"`
+	}{c})
+	if err != nil {
+		return attest.Decision{}, attest.Errorf(attest.ReasonInternalError, "policy input: %w", err)
+	}
+	return r.evaluate(ctx, body)
+}
+
+// EvaluateJSON is Evaluate on claims given as a JSON object.
+func (r *Remote) EvaluateJSON(ctx context.Context, claims []byte) (attest.Decision, error) {
+	var probe map[string]json.RawMessage
+	if err := json.Unmarshal(claims, &probe); err != nil {
+		return attest.Decision{}, attest.Errorf(attest.ReasonMalformedEvidence, "claims: not a JSON object")
+	}
+	body, err := json.Marshal(struct {
+		Input json.RawMessage `json:"input"`
+	}{claims})
+	if err != nil {
+		return attest.Decision{}, attest.Errorf(attest.ReasonMalformedEvidence, "claims: %w", err)
+	}
+	return r.evaluate(ctx, body)
+}
+
+func (r *Remote) evaluate(ctx context.Context, body []byte) (attest.Decision, error) {
+	unavailable := func(format string, a ...any) (attest.Decision, error) {
+		return attest.Decision{}, attest.Errorf(attest.ReasonPolicyUnavailable, "external policy: "+format, a...)
+	}
+	ctx, cancel := context.WithTimeout(ctx, r.timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, r.url, bytes.NewReader(body))
+	if err != nil {
+		return unavailable("%w", err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Accept", "application/json")
+	resp, err := r.client.Do(req)
+	if err != nil {
+		// Not err itself: it quotes the URL.
+		if ctx.Err() != nil {
+			return unavailable("no answer within %v", r.timeout)
+		}
+		return unavailable("request failed: %w", errors.Unwrap(err))
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, maxRemoteAnswer+1))
+	if err != nil {
+		return unavailable("reading the answer: %w", err)
+	}
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		return unavailable("status %d", resp.StatusCode)
+	}
+	if len(raw) > maxRemoteAnswer {
+		return unavailable("answer larger than %d bytes", maxRemoteAnswer)
+	}
+	var ans map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &ans); err != nil {
+		return unavailable("the answer is not a JSON object")
+	}
+	res, ok := ans["result"]
+	if !ok || string(bytes.TrimSpace(res)) == "null" {
+		return attest.Decision{}, attest.Errorf(attest.ReasonPolicyDenied, "external policy: the decision is undefined")
+	}
+	var v any
+	if err := json.Unmarshal(res, &v); err != nil {
+		return attest.Decision{}, attest.Errorf(attest.ReasonPolicyDenied, "external policy: result: %w", err)
+	}
+	return parseDecision(v)
+}
