@@ -6,7 +6,8 @@
 // is reported BROKEN. The source is restored after each mutant, and on
 // interrupt.
 //
-// Run from the repository root: go run ./scripts/probe [-run regexp].
+// Run from the repository root: go run ./scripts/probe [-run regexp]
+// (-stale only checks that the list still matches the source).
 // It exits 1 if any mutant survived, was broken or no longer matches the
 // source (the list must follow the code).
 package main
@@ -191,6 +192,7 @@ var mutants = []mutant{
 
 func main() {
 	only := flag.String("run", "", "probe only the mutants whose file or text matches this regexp")
+	staleOnly := flag.Bool("stale", false, "only check that every mutant's text occurs exactly once in its file (runs no test)")
 	flag.Parse()
 	re, err := regexp.Compile(*only)
 	if err != nil {
@@ -223,6 +225,9 @@ func main() {
 		if n := strings.Count(string(orig), m.Old); n != 1 {
 			fmt.Printf("STALE    %s (found %d times, want 1)\n", label, n)
 			failed++
+			continue
+		}
+		if *staleOnly {
 			continue
 		}
 		restore = func() { os.WriteFile(m.File, orig, 0o644) }
