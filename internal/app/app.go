@@ -294,24 +294,30 @@ func serverTLS(cfg config.Config) (*tls.Config, error) {
 func newCertService(cfg config.Config, roots *snp.Roots, rdb redis.UniversalClient, obs certs.Observer, now func() time.Time, log *slog.Logger) (*certs.Service, error) {
 	c := certs.Config{
 		KDSURL: cfg.KDSURL, Offline: cfg.Offline, Dir: cfg.CertCacheDir, Roots: roots, Clock: now, Logger: log, Observer: obs,
-		RateInterval: cfg.KDSRate, MaxStaleness: cfg.CertMaxStaleness, CRLGrace: cfg.CRLGrace, FetchWait: cfg.CertFetchWait,
+		RateInterval: certsDuration(cfg.KDSRate), MaxStaleness: certsDuration(cfg.CertMaxStaleness),
+		CRLGrace: certsDuration(cfg.CRLGrace), FetchWait: certsDuration(cfg.CertFetchWait),
 		SkipRevocationForUnpinned: cfg.DevSimulator,
 	}
 	if rdb != nil {
 		c.Redis = rdb
-	}
-	// In Config zero means "none"; in certs.Config it means the default.
-	if c.MaxStaleness == 0 {
-		c.MaxStaleness = -1
-	}
-	if c.CRLGrace == 0 {
-		c.CRLGrace = -1
 	}
 	svc, err := certs.New(c)
 	if err != nil {
 		return nil, fmt.Errorf("certificate service: %w", err)
 	}
 	return svc, nil
+}
+
+// certsDuration is a config duration as certs.Config takes it: the one
+// place where the two zero conventions meet. In config.Config every key
+// holds its value (Default fills the defaults), so 0 is what the operator
+// set and means none; in certs.Config 0 means certs' default and a
+// negative value none.
+func certsDuration(d time.Duration) time.Duration {
+	if d == 0 {
+		return -1
+	}
+	return d
 }
 
 // Close releases what New opened (the certificate service, Redis). Call it

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/netip"
+	"net/url"
 	"os"
 	"reflect"
 	"strconv"
@@ -15,13 +16,17 @@ import (
 
 	"github.com/redis/go-redis/v9"
 	"gopkg.in/yaml.v3"
-
-	"github.com/trustgate/trustgate/internal/certs"
 )
 
 // Config is the whole server configuration. Every field is also a flag of
-// `trustgate serve` (kebab-case) and an environment variable
-// (TRUSTGATE_ + the YAML key in upper case).
+// `trustgate serve` (kebab-case, its usage the first sentence of the
+// field's doc comment: see Keys) and an environment variable (TRUSTGATE_ +
+// the YAML key in upper case).
+//
+// Zero values: Default fills every key that has a default, so a zero in a
+// Config is always one the operator set, and means what the key's comment
+// says (for cert_max_staleness and crl_grace: none; keys that must not be
+// 0 are refused by Validate). There is no "0 means the default" here.
 type Config struct {
 	// Listen is the address the API listens on.
 	Listen string `yaml:"listen"`
@@ -79,10 +84,11 @@ type Config struct {
 	// the fetch goes on in the background, so a retry finds it cached.
 	CertFetchWait time.Duration `yaml:"cert_fetch_wait"`
 	// CertMaxStaleness is how long past its refresh point a cached VCEK is
-	// still used while the KDS cannot be reached.
+	// still used while the KDS cannot be reached; 0 means not at all.
 	CertMaxStaleness time.Duration `yaml:"cert_max_staleness"`
 	// CRLGrace is how long past its nextUpdate an AMD CRL that cannot be
-	// refreshed is still used; then SEV-SNP evidence fails closed.
+	// refreshed is still used; then SEV-SNP evidence fails closed. 0 means
+	// no grace.
 	CRLGrace time.Duration `yaml:"crl_grace"`
 	// WarmChips is a file of chips to fetch VCEKs for at start, one
 	// PRODUCT:HWID:TCB per line; "" means none.
@@ -160,16 +166,18 @@ func (c Config) RedisOptions() (*redis.Options, error) {
 }
 
 // Default returns the embedded defaults: one machine, no config at all.
+// The certificate settings are those internal/certs documents as its own
+// defaults (internal/app's tests hold the two together).
 func Default() Config {
 	return Config{
 		Listen:           "127.0.0.1:8080",
 		NonceTTL:         120 * time.Second,
 		TokenLifetime:    60 * time.Second,
-		KDSURL:           certs.DefaultKDSURL,
-		KDSRate:          certs.DefaultRateInterval,
-		CertFetchWait:    certs.DefaultFetchWait,
-		CertMaxStaleness: certs.DefaultMaxStaleness,
-		CRLGrace:         certs.DefaultCRLGrace,
+		KDSURL:           "https://kdsintf.amd.com",
+		KDSRate:          10 * time.Second,
+		CertFetchWait:    10 * time.Second,
+		CertMaxStaleness: 7 * 24 * time.Hour,
+		CRLGrace:         24 * time.Hour,
 		ReloadInterval:   2 * time.Second,
 		ShutdownDelay:    5 * time.Second,
 		ShutdownTimeout:  10 * time.Second,
@@ -284,7 +292,9 @@ func (c Config) Validate() error {
 	if c.ShutdownTimeout <= 0 {
 		bad("shutdown_timeout %v: want more than 0", c.ShutdownTimeout)
 	}
-	if !c.Offline && !strings.HasPrefix(c.KDSURL, "https://") && !strings.HasPrefix(c.KDSURL, "http://") {
+	// The rule certs.New applies, offline or not (it is the one place;
+	// certs.New then never refuses what passed here).
+	if u, err := url.Parse(c.KDSURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
 		bad("kds_url %q: want an http(s) URL", c.KDSURL)
 	}
 	if (c.TLSCert == "") != (c.TLSKey == "") {
