@@ -41,8 +41,8 @@ func TestSystemdUnit(t *testing.T) {
 			t.Errorf("%s=%q, want %q", k, keys[k], want)
 		}
 	}
-	if len(keys["LoadCredential"]) != 3 {
-		t.Errorf("LoadCredential %q: want the nonce, token and TLS keys", keys["LoadCredential"])
+	if len(keys["LoadCredential"]) != 4 {
+		t.Errorf("LoadCredential %q: want the nonce, token, launch and TLS keys", keys["LoadCredential"])
 	}
 
 	// ExecStart: serve --config FILE, then flags that are settings.

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"crypto/ecdsa"
 	"crypto/sha512"
@@ -12,20 +13,23 @@ import (
 	"runtime"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/google/go-sev-guest/abi"
 
+	v1 "github.com/trustgate/trustgate/api/v1"
 	"github.com/trustgate/trustgate/client"
 	"github.com/trustgate/trustgate/internal/agent"
 	"github.com/trustgate/trustgate/internal/attest"
 	"github.com/trustgate/trustgate/internal/sim"
 )
 
-const benchUsage = `usage: trustgate bench --verifier URL [-n N] [-c C] [--tee sev-snp|tdx] [--sim-measurement HEX] [--ca FILE] [--cert FILE --key FILE]
+const benchUsage = `usage: trustgate bench --verifier URL [--verifier URL ...] [-n N] [-c C] [--tee sev-snp|tdx] [--sim-measurement HEX] [--ca FILE] [--cert FILE --key FILE]
 
 bench is a load generator for a running 'trustgate serve --dev-simulator'.
 It prepares N attest requests (a challenge each and a simulated SEV-SNP
@@ -38,6 +42,14 @@ ceiling the whole service reaches end to end. The ratio is meaningful when
 the verifier runs on this machine; the load generator's own work counts
 against it.
 
+It also reads each verifier's process_cpu_seconds_total from its /metrics
+before the first challenge and after the last answer, and prints the
+verifiers' CPU time per attestation (its challenge and its attest request)
+and the CPU time of one bare ECDSA P-384 verification in this process
+divided by it (the "server cpu" ratio; 1 would be a verifier that does
+nothing but that one verification). Given several --verifier URLs, request
+i goes to verifier i mod k (its challenge too), and their CPU is summed.
+
 Exit status: 0 every attestation affirmed, 1 some were refused (the reasons
 are counted), 2 usage error, 3 the verifier is unavailable.
 
@@ -48,7 +60,11 @@ func cmdBench(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() { fmt.Fprint(stderr, benchUsage); fs.PrintDefaults() }
-	verifierURL := fs.String("verifier", "", "verifier base `URL` (serving with --dev-simulator)")
+	var verifierURLs []string
+	fs.Func("verifier", "verifier base `URL` (serving with --dev-simulator); repeat to spread the load over several", func(v string) error {
+		verifierURLs = append(verifierURLs, v)
+		return nil
+	})
 	n := fs.Int("n", 4000, "attestations to send")
 	c := fs.Int("c", 8, "concurrent connections")
 	simMeasurement := fs.String("sim-measurement", "", "launch measurement of the simulated guests (48 bytes, `HEX`; default 5a…5a)")
@@ -69,7 +85,7 @@ func cmdBench(args []string, stdout, stderr io.Writer) int {
 	switch {
 	case fs.NArg() > 0:
 		return usageErr("unexpected arguments %q", fs.Args())
-	case *verifierURL == "":
+	case len(verifierURLs) == 0:
 		return usageErr("--verifier is required")
 	case *n < 1 || *n > 1_000_000:
 		return usageErr("-n %d: want 1 to 1000000", *n)
@@ -103,13 +119,16 @@ func cmdBench(args []string, stdout, stderr io.Writer) int {
 		}
 		guest = agent.SimTDXDevice{Sim: td}
 	}
-	b := &bench{c: &client.Client{BaseURL: *verifierURL, HTTP: hc}, dev: dev, guest: guest, n: *n, conc: *c}
+	b := &bench{dev: dev, guest: guest, n: *n, conc: *c}
+	for _, u := range verifierURLs {
+		b.cs = append(b.cs, &client.Client{BaseURL: u, HTTP: hc})
+	}
 	res, err := b.run(context.Background())
 	if err != nil {
 		fmt.Fprintf(stderr, "trustgate bench: %v\n", err)
 		return exitUnavailable
 	}
-	res.print(stdout, *verifierURL, *c)
+	res.print(stdout, strings.Join(verifierURLs, ", "), *c)
 	switch {
 	case res.unavailable > 0:
 		return exitUnavailable
@@ -120,7 +139,7 @@ func cmdBench(args []string, stdout, stderr io.Writer) int {
 }
 
 type bench struct {
-	c   *client.Client
+	cs  []*client.Client // the verifiers; request i goes to cs[i % len(cs)]
 	dev *sim.Device
 	// guest makes the attested evidence: dev's reports, or TDX quotes.
 	guest agent.Device
@@ -128,19 +147,35 @@ type bench struct {
 	conc  int
 }
 
+// client is the verifier of request i.
+func (b *bench) client(i int) *client.Client { return b.cs[i%len(b.cs)] }
+
 type benchResult struct {
 	passed, unavailable int
 	refused             map[string]int // reason → count
 	elapsed             time.Duration
 	latencies           []time.Duration // of every request, sorted
 	ecdsaPerSec         float64         // mean of the baselines before and after
+	ecdsaCPU            time.Duration   // CPU time of one bare verification, mean of before and after
 	cores               int
+	// serverCPU is the verifiers' CPU time from before the first challenge
+	// to after the last answer (summed); serverCPUErr why it is unknown.
+	serverCPU    time.Duration
+	serverCPUErr error
+	// challengeCPU is the part of serverCPU spent while the challenges
+	// were issued (before the attestations were sent).
+	challengeCPU time.Duration
 }
 
 func (b *bench) run(ctx context.Context) (*benchResult, error) {
+	cpu0, cpuErr := b.serverCPU(ctx)
 	reqs, err := b.prepare(ctx)
 	if err != nil {
 		return nil, err
+	}
+	var cpuMid time.Duration
+	if cpuErr == nil {
+		cpuMid, cpuErr = b.serverCPU(ctx)
 	}
 	// The baseline: the same kind of report's signature, verified bare.
 	report := reqs[0].Request.Evidence.Report
@@ -155,12 +190,67 @@ func (b *bench) run(ctx context.Context) (*benchResult, error) {
 		return nil, errors.New("the first nonces expired before the load began: lower -n or raise the verifier's nonce_ttl")
 	}
 	res := b.load(ctx, reqs)
+	if cpuErr == nil {
+		var cpu1 time.Duration
+		if cpu1, cpuErr = b.serverCPU(ctx); cpuErr == nil {
+			res.serverCPU, res.challengeCPU = cpu1-cpu0, cpuMid-cpu0
+		}
+	}
+	res.serverCPUErr = cpuErr
 	after, err := ecdsaRate(report, b.dev.VCEKPublicKey(), time.Second)
 	if err != nil {
 		return nil, err
 	}
-	res.ecdsaPerSec, res.cores = (before+after)/2, runtime.GOMAXPROCS(0)
+	res.ecdsaPerSec, res.cores = (before.perSec+after.perSec)/2, runtime.GOMAXPROCS(0)
+	res.ecdsaCPU = (before.cpu + after.cpu) / 2
 	return res, nil
+}
+
+// serverCPU is the sum of the verifiers' process_cpu_seconds_total.
+func (b *bench) serverCPU(ctx context.Context) (time.Duration, error) {
+	var sum time.Duration
+	for _, c := range b.cs {
+		d, err := processCPU(ctx, c)
+		if err != nil {
+			return 0, err
+		}
+		sum += d
+	}
+	return sum, nil
+}
+
+// processCPU reads process_cpu_seconds_total from c's /metrics.
+func processCPU(ctx context.Context, c *client.Client) (time.Duration, error) {
+	u := strings.TrimRight(c.BaseURL, "/") + v1.PathMetrics
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return 0, err
+	}
+	resp, err := c.HTTP.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return 0, fmt.Errorf("%s: %s", u, resp.Status)
+	}
+	sc := bufio.NewScanner(io.LimitReader(resp.Body, 16<<20))
+	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
+	for sc.Scan() {
+		v, ok := strings.CutPrefix(sc.Text(), "process_cpu_seconds_total ")
+		if !ok {
+			continue
+		}
+		s, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+		if err != nil || s < 0 {
+			return 0, fmt.Errorf("%s: process_cpu_seconds_total %q", u, v)
+		}
+		return time.Duration(s * float64(time.Second)), nil
+	}
+	if err := sc.Err(); err != nil {
+		return 0, fmt.Errorf("%s: %w", u, err)
+	}
+	return 0, fmt.Errorf("%s: no process_cpu_seconds_total", u)
 }
 
 // prepare gets n challenges and simulated reports, on every core.
@@ -176,7 +266,7 @@ func (b *bench) prepare(ctx context.Context) ([]*agent.Prepared, error) {
 				if i >= b.n {
 					return
 				}
-				p, err := agent.Prepare(ctx, b.c, b.guest)
+				p, err := agent.Prepare(ctx, b.client(i), b.guest)
 				if err != nil {
 					errs <- fmt.Errorf("preparing: %w", err)
 					next.Store(int64(b.n)) // the others stop too
@@ -220,7 +310,7 @@ func (b *bench) load(ctx context.Context, reqs []*agent.Prepared) *benchResult {
 					return
 				}
 				t0 := time.Now()
-				_, err := b.c.Attest(ctx, reqs[i].Request)
+				_, err := b.client(i).Attest(ctx, reqs[i].Request)
 				res.latencies[i] = time.Since(t0)
 				mu.Lock()
 				var apiErr *client.APIError
@@ -242,19 +332,31 @@ func (b *bench) load(ctx context.Context, reqs []*agent.Prepared) *benchResult {
 	return res
 }
 
-// ecdsaRate returns how many verifications of report's signature under key
-// all cores do per second, measured for about d.
-func ecdsaRate(report []byte, key *ecdsa.PublicKey, d time.Duration) (float64, error) {
+// ecdsaBaseline is the rate of bare report-signature verifications on all
+// cores, and the CPU time of one (this process's CPU time over the count:
+// unlike the rate, other processes on the machine do not inflate it).
+type ecdsaBaseline struct {
+	perSec float64
+	cpu    time.Duration
+}
+
+// ecdsaRate measures how many verifications of report's signature under
+// key all cores do per second, for about d.
+func ecdsaRate(report []byte, key *ecdsa.PublicKey, d time.Duration) (ecdsaBaseline, error) {
 	der, err := abi.ReportToSignatureDER(report)
 	if err != nil {
-		return 0, err
+		return ecdsaBaseline{}, err
 	}
 	digest := sha512.Sum384(abi.SignedComponent(report))
 	if !ecdsa.VerifyASN1(key, digest[:], der) {
-		return 0, errors.New("the simulated report's signature does not verify")
+		return ecdsaBaseline{}, errors.New("the simulated report's signature does not verify")
 	}
 	var count atomic.Int64
 	var wg sync.WaitGroup
+	cpu0, err := ownCPU()
+	if err != nil {
+		return ecdsaBaseline{}, err
+	}
 	start := time.Now()
 	deadline := start.Add(d)
 	for range runtime.GOMAXPROCS(0) {
@@ -266,7 +368,22 @@ func ecdsaRate(report []byte, key *ecdsa.PublicKey, d time.Duration) (float64, e
 		})
 	}
 	wg.Wait()
-	return float64(count.Load()) / time.Since(start).Seconds(), nil
+	elapsed := time.Since(start)
+	cpu1, err := ownCPU()
+	if err != nil {
+		return ecdsaBaseline{}, err
+	}
+	n := count.Load()
+	return ecdsaBaseline{perSec: float64(n) / elapsed.Seconds(), cpu: (cpu1 - cpu0) / time.Duration(n)}, nil
+}
+
+// ownCPU is this process's CPU time so far (user and system).
+func ownCPU() (time.Duration, error) {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0, fmt.Errorf("getrusage: %w", err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()), nil
 }
 
 func (r *benchResult) print(w io.Writer, url string, conc int) {
@@ -289,4 +406,15 @@ func (r *benchResult) print(w io.Writer, url string, conc int) {
 	fmt.Fprintf(w, "  latency      p50 %s, p90 %s, p99 %s, max %s\n", ms(q(0.50)), ms(q(0.90)), ms(q(0.99)), ms(r.latencies[total-1]))
 	fmt.Fprintf(w, "  baseline     %.0f bare ECDSA P-384 verifications/s on %d cores (same run)\n", r.ecdsaPerSec, r.cores)
 	fmt.Fprintf(w, "  ratio        %.2f (throughput / baseline)\n", perSec/r.ecdsaPerSec)
+	if r.serverCPUErr != nil {
+		fmt.Fprintf(w, "  server cpu   unknown (%v)\n", r.serverCPUErr)
+		return
+	}
+	per := r.serverCPU / time.Duration(total)
+	ratio := 0.0
+	if per > 0 {
+		ratio = float64(r.ecdsaCPU) / float64(per)
+	}
+	fmt.Fprintf(w, "  server cpu   %.3f ms per attestation, ratio %.2f (one bare ECDSA P-384 verification: %.3f ms of CPU; %.2f s of verifier CPU for %d challenges and attestations, %.2f s of it for the challenges)\n",
+		float64(per.Microseconds())/1000, ratio, float64(r.ecdsaCPU.Microseconds())/1000, r.serverCPU.Seconds(), total, r.challengeCPU.Seconds())
 }

@@ -1,10 +1,16 @@
 package main
 
 import (
+	"fmt"
 	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/trustgate/trustgate/internal/app/apptest"
@@ -21,7 +27,7 @@ func TestBench(t *testing.T) {
 	if code != exitOK {
 		t.Fatalf("exit %d\n%s%s", code, out, errOut)
 	}
-	for _, want := range []string{"40 attestations to " + url + " from 4 connections", "affirmed     40, refused 0, unavailable 0", "attestations/s", "p99", "bare ECDSA P-384 verifications/s"} {
+	for _, want := range []string{"40 attestations to " + url + " from 4 connections", "affirmed     40, refused 0, unavailable 0", "attestations/s", "p99", "bare ECDSA P-384 verifications/s", "ms per attestation, ratio "} {
 		if !strings.Contains(out, want) {
 			t.Errorf("missing %q in\n%s", want, out)
 		}
@@ -47,6 +53,86 @@ func TestBench(t *testing.T) {
 	ln.Close()
 	if code, _, errOut := runCLI("bench", "--verifier", dead, "-n", "2"); code != exitUnavailable || !strings.Contains(errOut, "preparing") {
 		t.Fatalf("unreachable verifier: exit %d, %s", code, errOut)
+	}
+}
+
+// fakeCPU fronts a verifier on loopback: it passes every request on,
+// counts the attestations, and answers /metrics with cpu[k] as
+// process_cpu_seconds_total on the k-th scrape (404 when cpu is nil).
+type fakeCPU struct {
+	mu      sync.Mutex
+	cpu     []float64
+	scrapes int
+	attests int
+}
+
+func startFakeCPU(t *testing.T, verifier string, cpu ...float64) (*fakeCPU, string) {
+	t.Helper()
+	u, err := url.Parse(verifier)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &fakeCPU{cpu: cpu}
+	proxy := httputil.NewSingleHostReverseProxy(u)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		switch r.URL.Path {
+		case "/metrics":
+			if f.cpu == nil || f.scrapes >= len(f.cpu) {
+				http.NotFound(w, r)
+				return
+			}
+			fmt.Fprintf(w, "# TYPE process_cpu_seconds_total counter\nprocess_cpu_seconds_total %g\n", f.cpu[f.scrapes])
+			f.scrapes++
+			return
+		case "/v1/attest":
+			f.attests++
+		}
+		f.mu.Unlock()
+		defer f.mu.Lock()
+		proxy.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	return f, srv.URL
+}
+
+// bench spreads its requests over every --verifier (each challenge and
+// its attest to the same one), reads each one's process_cpu_seconds_total
+// before and after, and prints their summed CPU per attestation and the
+// ratio to one bare verification; without /metrics the line says unknown
+// and the run still passes.
+func TestBenchServerCPU(t *testing.T) {
+	t.Parallel()
+	a, urlA := startFakeCPU(t, apptest.Start(t, apptest.SimVerifier(t, nil)), 10, 10.5, 12.5)
+	b, urlB := startFakeCPU(t, apptest.Start(t, apptest.SimVerifier(t, nil)), 100, 100.25, 101.5)
+
+	code, out, errOut := runCLI("bench", "--verifier", urlA, "--verifier", urlB, "-n", "40", "-c", "3")
+	if code != exitOK {
+		t.Fatalf("exit %d\n%s%s", code, out, errOut)
+	}
+	if a.attests != 20 || b.attests != 20 || a.scrapes != 3 || b.scrapes != 3 {
+		t.Errorf("attestations %d and %d, scrapes %d and %d; want 20 each, 3 each", a.attests, b.attests, a.scrapes, b.scrapes)
+	}
+	// (12.5 - 10) + (101.5 - 100) = 4 s over 40 attestations, 0.5 + 0.25
+	// of it before the attestations were sent.
+	m := regexp.MustCompile(`(?m)^  server cpu   100\.000 ms per attestation, ratio ([0-9.]+) \(one bare ECDSA P-384 verification: ([0-9.]+) ms of CPU; 4\.00 s of verifier CPU for 40 challenges and attestations, 0\.75 s of it for the challenges\)$`).FindStringSubmatch(out)
+	if m == nil {
+		t.Fatalf("no server cpu line for 4 s over 40 in\n%s", out)
+	}
+	ratio, _ := strconv.ParseFloat(m[1], 64)
+	bare, _ := strconv.ParseFloat(m[2], 64)
+	if bare <= 0 || ratio <= 0 || fmt.Sprintf("%.2f", bare/100) != m[1] {
+		t.Errorf("ratio %s, bare verification %s ms: want bare/100", m[1], m[2])
+	}
+	if !strings.Contains(out, "attestations to "+urlA+", "+urlB+" from 3 connections") {
+		t.Errorf("verifiers not named in\n%s", out)
+	}
+
+	_, urlC := startFakeCPU(t, apptest.Start(t, apptest.SimVerifier(t, nil)))
+	code, out, errOut = runCLI("bench", "--verifier", urlC, "-n", "4", "-c", "2")
+	if code != exitOK || !strings.Contains(out, "  server cpu   unknown (") || !strings.Contains(out, "404 Not Found") {
+		t.Fatalf("no /metrics: exit %d\n%s%s", code, out, errOut)
 	}
 }
 

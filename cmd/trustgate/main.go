@@ -34,6 +34,7 @@ func commands() []command {
 		{"certs", "fetch and import AMD certificates for offline use", cmdCerts},
 		{"bench", "load-test a verifier serving --dev-simulator", cmdBench},
 		{"refvalues", "sign reference values (refvalues sign) and check signatures (refvalues verify)", cmdRefvalues},
+		{"fleet", "follow one guest's launch by its pseudonym (fleet lookup)", cmdFleet},
 	}
 }
 

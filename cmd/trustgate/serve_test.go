@@ -6,35 +6,76 @@ import (
 	"crypto/rand"
 	"crypto/x509"
 	"encoding/pem"
-	"github.com/trustgate/trustgate/internal/testkit"
+	"flag"
 	"net"
 	"os"
 	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/trustgate/trustgate/internal/config"
+	"github.com/trustgate/trustgate/internal/testkit"
 )
 
 // Every config key is also a serve flag (SPEC: "every flag is also a
 // config key"), and every flag a key.
 func TestServeFlagsCoverConfig(t *testing.T) {
 	t.Parallel()
-	flags := map[string]bool{}
-	for _, f := range serveFlags {
-		flags[strings.ReplaceAll(f.name, "-", "_")] = true
-	}
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	serveFlags(fs)
+	flags := map[string]*flag.Flag{}
+	fs.VisitAll(func(f *flag.Flag) { flags[strings.ReplaceAll(f.Name, "-", "_")] = f })
 	rt := reflect.TypeFor[config.Config]()
+	def := reflect.ValueOf(config.Default())
 	for i := range rt.NumField() {
 		key := rt.Field(i).Tag.Get("yaml")
-		if !flags[key] {
+		f := flags[key]
+		if f == nil {
 			t.Errorf("config key %s has no serve flag", key)
+			continue
 		}
 		delete(flags, key)
+		if len(f.Usage) < 20 {
+			t.Errorf("--%s: usage %q; the field's doc comment should say what the key is", f.Name, f.Usage)
+		}
+		// The flag's default is Default's: set the flag to it and nothing changes.
+		c := config.Default()
+		if f.DefValue != "" {
+			if err := c.SetFlag(f.Name, f.DefValue); err != nil {
+				t.Errorf("--%s default %q: %v", f.Name, f.DefValue, err)
+			}
+		}
+		if !reflect.DeepEqual(reflect.ValueOf(c).Field(i).Interface(), def.Field(i).Interface()) {
+			t.Errorf("--%s: default %q is not Default()'s", f.Name, f.DefValue)
+		}
+		if b, ok := f.Value.(interface{ IsBoolFlag() bool }); (rt.Field(i).Type.Kind() == reflect.Bool) != (ok && b.IsBoolFlag()) {
+			t.Errorf("--%s: a bool key must be a bool flag, and only a bool key", f.Name)
+		}
 	}
+	delete(flags, "config")
 	for f := range flags {
 		t.Errorf("serve flag for %s has no config key", f)
+	}
+}
+
+// A bool flag may be given bare, and every flag overrides the file.
+func TestServeFlagsApply(t *testing.T) {
+	t.Parallel()
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	set := serveFlags(fs)
+	if err := fs.Parse([]string{"--offline", "--kds-rate", "20s", "--crl-grace", "0s"}); err != nil {
+		t.Fatal(err)
+	}
+	c := config.Default()
+	fs.Visit(func(f *flag.Flag) {
+		if err := c.SetFlag(f.Name, *set[f.Name]); err != nil {
+			t.Errorf("--%s: %v", f.Name, err)
+		}
+	})
+	if !c.Offline || c.KDSRate != 20*time.Second || c.CRLGrace != 0 {
+		t.Fatalf("offline %t, kds_rate %v, crl_grace %v", c.Offline, c.KDSRate, c.CRLGrace)
 	}
 }
 

@@ -50,7 +50,7 @@ docker build -q -t "$redis_img" "$ctx" >/dev/null 2>&1 || docker build -t "$redi
 
 docker network inspect "$p" >/dev/null 2>&1 || docker network create "$p" >/dev/null
 
-# Keys, once: a volume holding nonce.key and token.pem, owned by the
+# Keys, once: a volume holding nonce.key, token.pem and launch.key, owned by the
 # verifier's user (65532), mode 0400. Docker fills a new volume from the
 # image directory it is mounted over, so a throw-away image that holds the
 # keys (built with COPY --chown, no root needed on the host) fills it, and
@@ -60,7 +60,8 @@ if ! docker volume inspect "$p-keys" >/dev/null 2>&1; then
   mkdir -p "$kctx/keys"
   head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' > "$kctx/keys/nonce.key"
   openssl ecparam -name prime256v1 -genkey -noout -out "$kctx/keys/token.pem" 2>/dev/null
-  chmod 0400 "$kctx/keys/nonce.key" "$kctx/keys/token.pem"
+  head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' > "$kctx/keys/launch.key"
+  chmod 0400 "$kctx/keys/nonce.key" "$kctx/keys/token.pem" "$kctx/keys/launch.key"
   printf 'FROM %s\nCOPY --chown=65532:65532 keys/ /etc/trustgate/keys/\n' "$img" > "$kctx/Dockerfile"
   docker build -q -t "$p-keys:once" "$kctx" >/dev/null 2>&1
   rm -rf "$kctx"
@@ -85,6 +86,7 @@ for i in $(seq 1 "$replicas"); do
     --restart unless-stopped "$img" \
     serve --listen 0.0.0.0:8080 --redis redis://redis:6379/0 \
     --nonce-key-file /etc/trustgate/keys/nonce.key --token-key-file /etc/trustgate/keys/token.pem \
+    --launch-key-file /etc/trustgate/keys/launch.key \
     --reference-values /etc/trustgate/reference-values.yaml >/dev/null
 done
 

@@ -1,6 +1,9 @@
 // Package admin is trustgate's admin API (SPEC "Additions (2026-12)",
 // "Fleet operations"): list, approve and withdraw reference values at run
-// time, on a listener of its own.
+// time, on a listener of its own, and list the launch records
+// (GET /admin/v1/launches: pseudonym prefixes, sequence numbers, first and
+// last seen, anomaly flag; ?launch=<pseudonym> for one, as `trustgate fleet
+// lookup` computes it from the launch key; never a REPORT_ID or chip id).
 //
 // # The admin layer
 //

@@ -52,6 +52,9 @@ type Options struct {
 	Logger *slog.Logger
 	// Now stamps records; nil means time.Now.
 	Now func() time.Time
+	// Launches are the launch records GET /admin/v1/launches shows; nil:
+	// an empty list.
+	Launches LaunchRecords
 }
 
 // NewHandler returns the admin API.
@@ -70,6 +73,7 @@ func NewHandler(o Options) http.Handler {
 	mux.HandleFunc("GET "+PathReferenceValues, h.auth(h.list))
 	mux.HandleFunc("POST "+PathMeasurements, h.auth(h.approve))
 	mux.HandleFunc("DELETE "+PathMeasurements+"/{label}", h.auth(h.withdraw))
+	mux.HandleFunc("GET "+PathLaunches, h.auth(h.launches))
 	// Everything else, authenticated or not, is 404 in the API's form.
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, ReasonNotFound, "no such admin endpoint")

@@ -75,6 +75,9 @@ func (a *App) buildAdmin(cfg config.Config, apiTLS *tls.Config, log *slog.Logger
 		return nil
 	}
 	o := admin.Options{Layer: a.layer, Logger: log, Now: now}
+	if a.launches != nil {
+		o.Launches = a.launches.Store()
+	}
 	if cfg.AdminTokenFile != "" {
 		b, err := secretfile.Read(cfg.AdminTokenFile, 4096)
 		if err != nil {

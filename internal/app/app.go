@@ -24,6 +24,7 @@ import (
 	"github.com/trustgate/trustgate/internal/challenge"
 	"github.com/trustgate/trustgate/internal/config"
 	"github.com/trustgate/trustgate/internal/httpapi"
+	"github.com/trustgate/trustgate/internal/launch"
 	"github.com/trustgate/trustgate/internal/metrics"
 	"github.com/trustgate/trustgate/internal/policy"
 	"github.com/trustgate/trustgate/internal/refvalues"
@@ -55,6 +56,7 @@ type App struct {
 	adminTLS     *tls.Config
 	layer        *admin.Layer
 	metrics      *metrics.Metrics
+	launches     *launch.Tracker
 	// stopping is set when Serve's context ends: /readyz then fails while
 	// the server goes on serving for shutdown_delay.
 	stopping atomic.Bool
@@ -97,6 +99,10 @@ func New(ctx context.Context, cfg config.Config, d Deps) (_ *App, err error) {
 		return nil, fmt.Errorf("token_key_file: %w", err)
 	}
 	tlsCfg, err := serverTLS(cfg)
+	if err != nil {
+		return nil, err
+	}
+	launchKey, err := loadLaunchKey(cfg, log)
 	if err != nil {
 		return nil, err
 	}
@@ -197,9 +203,13 @@ func New(ctx context.Context, cfg config.Config, d Deps) (_ *App, err error) {
 	if err != nil {
 		return nil, err
 	}
+	launches, err := newLaunches(cfg, launchKey, rdb, m, d.Now)
+	if err != nil {
+		return nil, err
+	}
 	svc, err := verifier.New(verifier.Options{
 		TEEs:   map[string]verifier.TEE{attest.TEESEVSNP: snp.New(snpOpts), attest.TEETDX: tdxVerifier},
-		Policy: pol, Nonces: nonces, Tokens: tokens, Now: d.Now,
+		Policy: pol, Nonces: nonces, Tokens: tokens, Launches: launches, Now: d.Now,
 	})
 	if err != nil {
 		return nil, err
@@ -221,7 +231,7 @@ func New(ctx context.Context, cfg config.Config, d Deps) (_ *App, err error) {
 			log.Warn("serving plain HTTP on a non-loopback address: tokens and released secrets' JWEs travel unprotected; set tls_cert/tls_key or put TLS in front")
 		}
 	}
-	a := &App{cfg: cfg, log: log, engine: engine, tokens: tokens, svc: svc, certs: certSvc, tls: tlsCfg, close: cleanup, layer: layer, metrics: m}
+	a := &App{cfg: cfg, log: log, engine: engine, tokens: tokens, svc: svc, certs: certSvc, tls: tlsCfg, close: cleanup, layer: layer, metrics: m, launches: launches}
 	a.reloadFailed = func(err error) {
 		var fe *policy.FileError
 		if errors.As(err, &fe) && fe.File == policy.ReferenceFile {
@@ -285,24 +295,30 @@ func serverTLS(cfg config.Config) (*tls.Config, error) {
 func newCertService(cfg config.Config, roots *snp.Roots, rdb redis.UniversalClient, obs certs.Observer, now func() time.Time, log *slog.Logger) (*certs.Service, error) {
 	c := certs.Config{
 		KDSURL: cfg.KDSURL, Offline: cfg.Offline, Dir: cfg.CertCacheDir, Roots: roots, Clock: now, Logger: log, Observer: obs,
-		RateInterval: cfg.KDSRate, MaxStaleness: cfg.CertMaxStaleness, CRLGrace: cfg.CRLGrace, FetchWait: cfg.CertFetchWait,
+		RateInterval: certsDuration(cfg.KDSRate), MaxStaleness: certsDuration(cfg.CertMaxStaleness),
+		CRLGrace: certsDuration(cfg.CRLGrace), FetchWait: certsDuration(cfg.CertFetchWait),
 		SkipRevocationForUnpinned: cfg.DevSimulator,
 	}
 	if rdb != nil {
 		c.Redis = rdb
-	}
-	// In Config zero means "none"; in certs.Config it means the default.
-	if c.MaxStaleness == 0 {
-		c.MaxStaleness = -1
-	}
-	if c.CRLGrace == 0 {
-		c.CRLGrace = -1
 	}
 	svc, err := certs.New(c)
 	if err != nil {
 		return nil, fmt.Errorf("certificate service: %w", err)
 	}
 	return svc, nil
+}
+
+// certsDuration is a config duration as certs.Config takes it: the one
+// place where the two zero conventions meet. In config.Config every key
+// holds its value (Default fills the defaults), so 0 is what the operator
+// set and means none; in certs.Config 0 means certs' default and a
+// negative value none.
+func certsDuration(d time.Duration) time.Duration {
+	if d == 0 {
+		return -1
+	}
+	return d
 }
 
 // Close releases what New opened (the certificate service, Redis). Call it

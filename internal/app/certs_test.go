@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	v1 "github.com/trustgate/trustgate/api/v1"
 
@@ -169,5 +170,38 @@ func writeTokenKey(t *testing.T, path string) {
 	}
 	if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: der}), 0o600); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// config owns its defaults, and they are the ones internal/certs documents
+// as its own: serve with no configuration behaves as certs.New with a zero
+// Config would.
+func TestConfigCertDefaultsAreCerts(t *testing.T) {
+	t.Parallel()
+	d := config.Default()
+	for _, c := range []struct {
+		key       string
+		got, want any
+	}{
+		{"kds_url", d.KDSURL, certs.DefaultKDSURL},
+		{"kds_rate", d.KDSRate, certs.DefaultRateInterval},
+		{"cert_fetch_wait", d.CertFetchWait, certs.DefaultFetchWait},
+		{"cert_max_staleness", d.CertMaxStaleness, certs.DefaultMaxStaleness},
+		{"crl_grace", d.CRLGrace, certs.DefaultCRLGrace},
+	} {
+		if c.got != c.want {
+			t.Errorf("config default %s = %v, certs' default %v", c.key, c.got, c.want)
+		}
+	}
+}
+
+// A config duration of 0 means none in certs (negative there); any other
+// passes as it is. The one place where the two conventions meet.
+func TestCertsDuration(t *testing.T) {
+	t.Parallel()
+	for in, want := range map[time.Duration]time.Duration{0: -1, time.Second: time.Second, 24 * time.Hour: 24 * time.Hour} {
+		if got := certsDuration(in); got != want {
+			t.Errorf("certsDuration(%v) = %v, want %v", in, got, want)
+		}
 	}
 }

@@ -183,7 +183,7 @@ func TestUnreplicatedUseIsUnavailable(t *testing.T) {
 	t.Parallel()
 	primary, replica := testkit.StartRedisReplicated(t)
 	shared := sharedKeys(t, primary.Addr)
-	s := startServerAt(t, func(c *config.Config) { shared(c); c.StoreTimeout = 500 * time.Millisecond }, nil)
+	s := startServerAt(t, func(c *config.Config) { shared(c); c.StoreTimeout = 2 * time.Second }, nil)
 	g := newGuest(t, sim.Options{})
 	ctx := context.Background()
 	req := g.request(s.challenge(t), false)

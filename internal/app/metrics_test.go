@@ -121,7 +121,7 @@ func TestPrometheusScrapesTheVerifier(t *testing.T) {
 	}
 
 	// Every dashboard query is valid PromQL over these metrics, and the
-	// attestation panels have data.
+	// attestation, launch, reload and KDS panels have data.
 	b, err := os.ReadFile(filepath.Join("..", "..", "deploy", "grafana", "trustgate.json"))
 	if err != nil {
 		t.Fatal(err)
@@ -175,7 +175,8 @@ func TestPrometheusScrapesTheVerifier(t *testing.T) {
 					t.Errorf("panel %q: %v", p.Title, err)
 					continue
 				}
-				if tee != "tdx" && strings.Contains(q, "trustgate_attestations_total") && len(r) == 0 {
+				if tee != "tdx" && (strings.Contains(q, "trustgate_attestations_total") || strings.Contains(q, "trustgate_launch_") ||
+					strings.Contains(q, "trustgate_config_reload_failures_total") || strings.Contains(q, "trustgate_kds_held_back_seconds")) && len(r) == 0 {
 					t.Errorf("panel %q: no data for %s", p.Title, q)
 				}
 			}

@@ -66,6 +66,9 @@ type Claims struct {
 	LaunchTCB        TCB          `json:"launch_tcb"`
 	CurrentVersion   string       `json:"current_version"`   // firmware "major.minor.build"
 	CommittedVersion string       `json:"committed_version"` // firmware "major.minor.build"
+	// Launch is what the verifier knows of this guest's launch (policy
+	// input.launch); nil outside POST /v1/attest.
+	Launch *Launch `json:"launch,omitempty"`
 }
 
 // GuestPolicy is the decoded SEV-SNP guest policy (SEV-SNP ABI 56860,

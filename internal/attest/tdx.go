@@ -37,6 +37,13 @@ type TDXClaims struct {
 	// type 3) only; nil otherwise.
 	TEETCBSVN2  Hex `json:"tee_tcb_svn2,omitempty"`
 	MRServiceTD Hex `json:"mr_service_td,omitempty"`
+	// Launch is what the verifier knows of this TD's launch (policy
+	// input.launch); nil outside POST /v1/attest.
+	Launch *Launch `json:"launch,omitempty"`
+	// PlatformID is the PCK certificate's PPID (16 bytes), the platform's
+	// identity for launch tracking only; nil when the certificate has
+	// none. It is never part of the policy input, JSON or a log.
+	PlatformID Hex `json:"-"`
 }
 
 // TDAttributes is the decoded TD_ATTRIBUTES field (Intel TDX module ABI,

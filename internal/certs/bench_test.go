@@ -40,8 +40,8 @@ func benchService(b *testing.B) (*Service, snp.KeyRequest, []byte, *x509.Certifi
 		b.Fatal(err)
 	}
 	s.mem.Put(e.key, e)
-	c := &crlState{fetchedAt: now, refreshAt: now.Add(time.Hour), usableTill: now.Add(2 * time.Hour),
-		small: map[uint64]struct{}{}, big: map[string]struct{}{}}
+	c := &crlState{small: map[uint64]struct{}{}, big: map[string]struct{}{}}
+	c.fetchedAt, c.refreshAt, c.usableTill = now, now.Add(time.Hour), now.Add(2*time.Hour)
 	for i := range 64 {
 		c.small[uint64(0x40000+i)] = struct{}{}
 	}

@@ -295,6 +295,37 @@ func TestRetryAfterCapped(t *testing.T) {
 	}
 }
 
+// A Retry-After longer than MaxRetryAfter fails the fetch at once (the
+// requests are still held back), where a shorter one is waited for, even
+// when the fetch itself may take longer.
+func TestRetryAfterBeyondMaxFailsAtOnce(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		retryAfter string
+		wantErr    bool
+		wantTries  int
+	}{
+		{"30", false, 2},
+		{"600", true, 1},
+	} {
+		t.Run(tc.retryAfter, func(t *testing.T) {
+			t.Parallel()
+			clock := testkit.NewClock(time.Now())
+			kds := realKDS(t, clock.Now)
+			kds.SetFault("vcek", testkit.Fault{Status: 503, RetryAfter: tc.retryAfter, Count: 1})
+			svc := newService(t, certs.Config{KDSURL: kds.URL, HTTPClient: kds.Client(), NoDisk: true, Clock: clock.Now, Sleep: fakeSleep(clock),
+				MaxRetryAfter: time.Minute, FetchTimeout: 3 * time.Hour, FetchWait: -1})
+			_, err := svc.EndorsementKey(context.Background(), trusteeReq)
+			if (err != nil) != tc.wantErr || (err != nil && attest.ReasonOf(err) != attest.ReasonVCEKUnavailable) {
+				t.Fatalf("Retry-After %s: %v, want an error: %t", tc.retryAfter, err, tc.wantErr)
+			}
+			if n := len(kds.Requests("vcek")); n != tc.wantTries {
+				t.Fatalf("%d requests, want %d", n, tc.wantTries)
+			}
+		})
+	}
+}
+
 // A 429 without Retry-After holds every kind of request back for the
 // backoff, as one with it does.
 func TestThrottledWithoutRetryAfterHoldsBack(t *testing.T) {

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/trustgate/trustgate/internal/attest"
 	"github.com/trustgate/trustgate/internal/certs"
 	"github.com/trustgate/trustgate/internal/tee/snp"
 	"github.com/trustgate/trustgate/internal/testkit"
@@ -80,6 +81,9 @@ func TestImportRefuses(t *testing.T) {
 		{"chain not the pinned one", func(t *testing.T, e *fakeEnv, b *certs.Bundle) {
 			b.Chains = []certs.BundleChain{{Product: snp.Milan, Signer: snp.SignerVCEK, PEM: string(pemOf(e.chain.Signer.Ark.Raw, e.chain.Signer.Ark.Raw))}}
 		}},
+		{"chain with the pinned ASK but not the ARK", func(t *testing.T, e *fakeEnv, b *certs.Bundle) {
+			b.Chains = []certs.BundleChain{{Product: snp.Milan, Signer: snp.SignerVCEK, PEM: string(pemOf(e.chain.Signer.Ask.Raw, e.chain.Signer.Ask.Raw))}}
+		}},
 		{"format", func(t *testing.T, e *fakeEnv, b *certs.Bundle) { b.Format = "other/v1" }},
 	}
 	for _, tc := range cases {
@@ -107,9 +111,60 @@ func TestImportRefuses(t *testing.T) {
 
 func TestReadBundleRejects(t *testing.T) {
 	t.Parallel()
-	for _, in := range []string{`{"format":"other"}`, `{"format":"trustgate-certs-bundle/v1","extra":1}`, `not json`} {
+	// A bundle that parses, padded past MaxBundleSize.
+	padded := `{"format":"trustgate-certs-bundle/v1"}` + strings.Repeat(" ", certs.MaxBundleSize)
+	for _, in := range []string{`{"format":"other"}`, `{"format":"trustgate-certs-bundle/v1","extra":1}`, `not json`, padded} {
 		if _, err := certs.ReadBundle(strings.NewReader(in)); err == nil {
-			t.Errorf("ReadBundle(%q) accepted", in)
+			t.Errorf("ReadBundle(%.60q, %d bytes) accepted", in, len(in))
+		}
+	}
+}
+
+// CertChain online serves the KDS's cert_chain only when it is the pinned
+// intermediate and ARK, byte for byte.
+func TestCertChainPinned(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		name     string
+		ica, ark func(e *fakeEnv) []byte
+		want     attest.Reason
+	}{
+		{"the pinned ASK and ARK", func(e *fakeEnv) []byte { return e.chain.Signer.Ask.Raw }, func(e *fakeEnv) []byte { return e.chain.Signer.Ark.Raw }, ""},
+		{"another intermediate", func(e *fakeEnv) []byte { return e.chain.Signer.Ark.Raw }, func(e *fakeEnv) []byte { return e.chain.Signer.Ark.Raw }, attest.ReasonCertChainInvalid},
+		{"another ARK", func(e *fakeEnv) []byte { return e.chain.Signer.Ask.Raw }, func(e *fakeEnv) []byte { return e.chain.Signer.Ask.Raw }, attest.ReasonCertChainInvalid},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			e := newFakeEnv(t, nil)
+			e.kds.SetChain(snp.Milan, snp.SignerVCEK, pemOf(tc.ica(e), tc.ark(e)))
+			_, err := newService(t, e.cfg).CertChain(context.Background(), snp.Milan, snp.SignerVCEK)
+			if got := attest.ReasonOf(err); got != tc.want {
+				t.Fatalf("reason %q (%v), want %q", got, err, tc.want)
+			}
+		})
+	}
+}
+
+// A bundle cannot roll revocation back either: its CRL, older than the one
+// held, is kept out (counted Kept), and the held one still revokes.
+func TestImportKeepsNewerCRL(t *testing.T) {
+	t.Parallel()
+	e := newFakeEnv(t, nil)
+	e.kds.SetCRL(snp.Milan, snp.SignerVCEK, e.crl(t, 2, -time.Hour, 24*time.Hour, e.chain.Signer.Vcek.SerialNumber))
+	svc := newService(t, e.cfg)
+	if got := attest.ReasonOf(e.verify(svc)); got != attest.ReasonCertRevoked {
+		t.Fatalf("with CRL 2: reason %q, want cert_revoked", got)
+	}
+	old := &certs.Bundle{Format: certs.BundleFormat, Created: e.clock.Now(),
+		CRLs: []certs.BundleCRL{{Product: snp.Milan, Signer: snp.SignerVCEK, DER: e.crl(t, 1, 0, 48*time.Hour)}}}
+	res, err := svc.Import(context.Background(), old)
+	if err != nil || res.Kept != 1 || res.CRLs != 0 {
+		t.Fatalf("import of CRL 1: %+v, %v; want it kept out", res, err)
+	}
+	for _, s := range []*certs.Service{svc, newService(t, e.cfg)} {
+		if got := attest.ReasonOf(e.verify(s)); got != attest.ReasonCertRevoked {
+			t.Fatalf("after importing CRL 1: reason %q, want cert_revoked", got)
 		}
 	}
 }

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"math/big"
-	"sync/atomic"
 	"time"
 
 	"github.com/trustgate/trustgate/internal/attest"
@@ -25,8 +24,10 @@ type crlKey struct {
 	signer  snp.Signer
 }
 
-func (k crlKey) name() string           { return "crl/" + signerPath(k.signer) + "-" + string(k.product) }
-func (k crlKey) String() string         { return string(k.product) + " " + signerPath(k.signer) + " CRL" }
+func (k crlKey) name() string { return "crl/" + signerPath(k.signer) + "-" + string(k.product) }
+
+func (k crlKey) String() string { return string(k.product) + " " + signerPath(k.signer) + " CRL" }
+
 func (k crlKey) url(base string) string { return CRLURL(base, k.product, k.signer) }
 
 // crlState is a verified CRL, parsed once, its serials in maps so that
@@ -35,14 +36,11 @@ func (k crlKey) url(base string) string { return CRLURL(base, k.product, k.signe
 type crlState struct {
 	der        []byte
 	number     *big.Int
-	fetchedAt  time.Time
+	lifetime   // usableTill: nextUpdate + CRLGrace
 	thisUpdate time.Time
 	nextUpdate time.Time
-	refreshAt  time.Time
-	usableTill time.Time // nextUpdate + grace
 	small      map[uint64]struct{}
 	big        map[string]struct{}
-	nextTry    atomic.Int64
 }
 
 func (c *crlState) empty() bool { return len(c.small) == 0 && len(c.big) == 0 }
@@ -77,7 +75,7 @@ func (c *crlState) newer(o *crlState) bool {
 func (s *Service) parseCRL(k crlKey, rec *record, now time.Time) (*crlState, error) {
 	l, err := x509.ParseRevocationList(rec.DER)
 	if err != nil {
-		return nil, fmt.Errorf("not a CRL: %v", err)
+		return nil, fmt.Errorf("not a CRL: %w", err)
 	}
 	pr, ok := s.roots.Product(k.product)
 	if !ok || pr.ARK == nil {
@@ -87,7 +85,7 @@ func (s *Service) parseCRL(k crlKey, rec *record, now time.Time) (*crlState, err
 		return nil, fmt.Errorf("issued by %q, not by the pinned %s ARK", l.Issuer.CommonName, k.product)
 	}
 	if err := l.CheckSignatureFrom(pr.ARK); err != nil {
-		return nil, fmt.Errorf("not signed by the pinned %s ARK: %v", k.product, err)
+		return nil, fmt.Errorf("not signed by the pinned %s ARK: %w", k.product, err)
 	}
 	if l.NextUpdate.IsZero() || !l.NextUpdate.After(l.ThisUpdate) {
 		return nil, errors.New("no nextUpdate after its thisUpdate")
@@ -98,17 +96,14 @@ func (s *Service) parseCRL(k crlKey, rec *record, now time.Time) (*crlState, err
 	if l.ThisUpdate.After(later(now, time.Now()).Add(crlSkew)) {
 		return nil, fmt.Errorf("%w: issued in the future (thisUpdate %s)", errNotNow, l.ThisUpdate.Format(time.RFC3339))
 	}
-	fetched := rec.FetchedAt
-	if fetched.After(now) {
-		fetched = now
-	}
-	c := &crlState{der: rec.DER, number: l.Number, fetchedAt: fetched, thisUpdate: l.ThisUpdate, nextUpdate: l.NextUpdate,
+	c := &crlState{der: rec.DER, number: l.Number, thisUpdate: l.ThisUpdate, nextUpdate: l.NextUpdate,
 		small: map[uint64]struct{}{}, big: map[string]struct{}{}}
-	c.refreshAt = refreshPoint(fetched, l.NextUpdate, s.frac)
-	c.usableTill = l.NextUpdate
-	if s.crlGrace > 0 {
-		c.usableTill = l.NextUpdate.Add(s.crlGrace)
-	}
+	c.set(rec.FetchedAt, now, l.NextUpdate, s.frac, func(time.Time) time.Time {
+		if s.crlGrace > 0 {
+			return l.NextUpdate.Add(s.crlGrace)
+		}
+		return l.NextUpdate
+	})
 	for _, e := range l.RevokedCertificateEntries {
 		if sn := e.SerialNumber; sn.Sign() >= 0 && sn.IsUint64() {
 			c.small[sn.Uint64()] = struct{}{}
@@ -117,79 +112,6 @@ func (s *Service) parseCRL(k crlKey, rec *record, now time.Time) (*crlState, err
 		}
 	}
 	return c, nil
-}
-
-// Check implements snp.RevocationChecker: it fails with cert_revoked when
-// AMD's CRL for the chain (the product's VCEK CRL for an ASK chain, its VLEK
-// CRL for an ASVK chain) lists the intermediate's or the endorsement key's
-// serial, and then purges the key (or, for a revoked intermediate, every
-// VCEK of the product) from every tier. The CRL must be signed by the
-// pinned ARK; it is refreshed in the background from its refresh point on
-// and used until nextUpdate + CRLGrace; past that, or when no CRL could be
-// had at all, Check fails closed with vcek_unavailable (SPEC: the
-// dependency-unavailable code; exit 3, HTTP 503).
-//
-// Note that AMD issues every VCEK and VLEK with serial 0: a CRL entry for
-// serial 0 revokes every endorsement key of its product.
-func (s *Service) Check(ctx context.Context, p snp.Product, sg snp.Signer, intermediate, endorsementKey *x509.Certificate) error {
-	if intermediate == nil || endorsementKey == nil {
-		return attest.Errorf(attest.ReasonInternalError, "revocation check without a certificate")
-	}
-	k := crlKey{p, sg}
-	ptr := s.crls[k]
-	if ptr == nil {
-		return attest.Errorf(attest.ReasonCertChainInvalid, "no CRL is known for %s %s chains", p, sg)
-	}
-	if !s.pinned(k, intermediate) {
-		if s.skipPin {
-			return nil
-		}
-		return attest.Errorf(attest.ReasonCertChainInvalid, "the %s intermediate is not AMD's pinned one; no AMD CRL covers it", k.product)
-	}
-	now := s.now()
-	c := ptr.Load()
-	if c == nil || now.After(c.usableTill) {
-		var err error
-		if c, err = s.crl(ctx, k, s.waitUntil(ctx)); err != nil {
-			return err
-		}
-		if now = s.now(); now.After(c.usableTill) {
-			return attest.Errorf(attest.ReasonVCEKUnavailable, "revocation cannot be checked: the %s is past nextUpdate %s plus the %s grace",
-				k, c.nextUpdate.Format(time.RFC3339), s.crlGrace)
-		}
-	} else if !now.Before(c.refreshAt) {
-		s.refreshCRLLater(k, c, now)
-	}
-	if c.empty() {
-		return nil
-	}
-	if c.revoked(intermediate.SerialNumber) {
-		s.log.Warn("AMD CRL revokes the intermediate; purging every cached VCEK of the product", "product", string(p), "signer", string(sg),
-			"serial", intermediate.SerialNumber.String())
-		if sg == snp.SignerVCEK {
-			s.purgeProduct(ctx, p)
-		}
-		return attest.Errorf(attest.ReasonCertRevoked, "%s intermediate %s (serial %s) is revoked by AMD's CRL", p, intermediate.Subject.CommonName, intermediate.SerialNumber)
-	}
-	if c.revoked(endorsementKey.SerialNumber) {
-		s.log.Warn("AMD CRL revokes an endorsement key; purging it", "product", string(p), "signer", string(sg), "serial", endorsementKey.SerialNumber.String())
-		s.purgeKey(ctx, endorsementKey)
-		return attest.Errorf(attest.ReasonCertRevoked, "%s %s (serial %s) is revoked by AMD's CRL", p, sg, endorsementKey.SerialNumber)
-	}
-	return nil
-}
-
-// pinned reports whether ica is the pinned intermediate of k.
-func (s *Service) pinned(k crlKey, ica *x509.Certificate) bool {
-	pr, ok := s.roots.Product(k.product)
-	if !ok {
-		return false
-	}
-	want := pr.ASK
-	if k.signer == snp.SignerVLEK {
-		want = pr.ASVK
-	}
-	return want != nil && (want == ica || bytes.Equal(want.Raw, ica.Raw))
 }
 
 // crl returns a usable CRL for k, loading or fetching it (coalesced) when
@@ -209,18 +131,21 @@ func (s *Service) crl(ctx context.Context, k crlKey, until time.Time) (*crlState
 	return c, nil
 }
 
-func (s *Service) refreshCRLLater(k crlKey, c *crlState, now time.Time) {
-	next := c.nextTry.Load()
-	if now.UnixNano() < next || !c.nextTry.CompareAndSwap(next, now.Add(time.Minute).UnixNano()) {
-		return
-	}
-	if !s.track() {
-		return
-	}
-	go func() {
-		defer s.wg.Done()
-		s.crl(s.bg, k, time.Time{})
-	}()
+// heldCRL returns the newest verified CRL for k in memory and the
+// persistent tiers (nil if none), without asking the KDS: it reads the
+// tiers in order until enough(the newest so far) holds. A record that
+// does not verify is dropped from its tier (see fromTiers).
+func (s *Service) heldCRL(ctx context.Context, k crlKey, now time.Time, enough func(*crlState) bool) *crlState {
+	best := s.crls[k].Load()
+	s.fromTiers(ctx, k.name(), k.String(), func() bool { return best != nil && enough(best) },
+		func(rec *record) error {
+			c, err := s.parseCRL(k, rec, now)
+			if err == nil && c.newer(best) {
+				best = c
+			}
+			return err
+		})
+	return best
 }
 
 // resolveCRL takes the newest verified CRL from memory and the tiers and,
@@ -230,17 +155,9 @@ func (s *Service) refreshCRLLater(k crlKey, c *crlState, now time.Time) {
 func (s *Service) resolveCRL(ctx context.Context, k crlKey) (*crlState, error) {
 	ptr := s.crls[k]
 	now := s.now()
-	best := ptr.Load()
-	s.fromTiers(ctx, k.name(), k.String(), func() bool { return best != nil && now.Before(best.refreshAt) },
-		func(rec *record) error {
-			c, err := s.parseCRL(k, rec, now)
-			if err == nil && c.newer(best) {
-				best = c
-			}
-			return err
-		})
+	best := s.heldCRL(ctx, k, now, func(c *crlState) bool { return c.state(now) == fresh })
 	var err error
-	if best != nil && now.Before(best.refreshAt) {
+	if best != nil && best.state(now) == fresh {
 		ptr.Store(best)
 		return best, nil
 	}
@@ -260,12 +177,12 @@ func (s *Service) resolveCRL(ctx context.Context, k crlKey) (*crlState, error) {
 					return c, nil
 				}
 			} else {
-				err = fmt.Errorf("KDS served an invalid %s: %v", k, err)
+				err = fmt.Errorf("KDS served an invalid %s: %w", k, err)
 			}
 		}
 	}
 	now = s.now()
-	if best != nil && !now.After(best.usableTill) {
+	if best != nil && best.state(now) != expired {
 		ptr.Store(best)
 		s.log.Warn("using a CRL that could not be refreshed", "crl", k.String(), "next_update", best.nextUpdate.Format(time.RFC3339),
 			"usable_until", best.usableTill.Format(time.RFC3339), "error", err.Error())
@@ -274,32 +191,7 @@ func (s *Service) resolveCRL(ctx context.Context, k crlKey) (*crlState, error) {
 	if best != nil {
 		err = fmt.Errorf("%w; the %s held is past nextUpdate %s plus the %s grace", err, k, best.nextUpdate.Format(time.RFC3339), s.crlGrace)
 	}
-	return nil, &attest.Error{Reason: attest.ReasonVCEKUnavailable, Err: fmt.Errorf("revocation cannot be checked: %w", err)}
-}
-
-// purgeKey removes a revoked VCEK from every tier.
-func (s *Service) purgeKey(ctx context.Context, cert *x509.Certificate) {
-	ek, err := snp.ParseEndorsementKey(cert)
-	if err != nil || ek.Signer != snp.SignerVCEK {
-		return // VLEKs are never cached
-	}
-	k := makeVKey(snp.KeyRequest{Product: ek.Product, Signer: snp.SignerVCEK, HWID: ek.HWID, TCB: ek.TCB})
-	s.mem.Remove(k)
-	for _, t := range s.tiers {
-		if err := t.del(ctx, k.name()); err != nil {
-			s.log.Warn("could not purge a revoked VCEK from a tier", "tier", t.kind(), "error", err.Error())
-		}
-	}
-}
-
-// purgeProduct removes every VCEK of p from every tier.
-func (s *Service) purgeProduct(ctx context.Context, p snp.Product) {
-	s.mem.RemoveIf(func(k vkey) bool { return k.product == p })
-	for _, t := range s.tiers {
-		if err := t.delPrefix(ctx, productPrefix(p)); err != nil {
-			s.log.Warn("could not purge revoked VCEKs from a tier", "tier", t.kind(), "error", err.Error())
-		}
-	}
+	return nil, attest.Errorf(attest.ReasonVCEKUnavailable, "revocation cannot be checked: %w", err)
 }
 
 func later(a, b time.Time) time.Time {

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
+	"crypto/x509/pkix"
 	"math/big"
 	"slices"
 	"testing"
@@ -61,6 +62,25 @@ func (e *fakeEnv) crl(t *testing.T, number int64, from, length time.Duration, se
 	t.Helper()
 	now := e.clock.Now()
 	der, err := e.chain.CRL(number, now.Add(from), now.Add(from+length), serials...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return der
+}
+
+// crlBy makes a current CRL issued by a self-signed CA with the given
+// subject and key (in the ARK's validity), not by the chain's ARK.
+func (e *fakeEnv) crlBy(t *testing.T, subject pkix.Name, key *rsa.PrivateKey) []byte {
+	t.Helper()
+	ark := e.chain.Signer.Ark
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(7), Subject: subject, NotBefore: ark.NotBefore, NotAfter: ark.NotAfter,
+		KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageCRLSign, IsCA: true, BasicConstraintsValid: true}
+	raw, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := e.clock.Now()
+	der, err := testkit.NewCRL(testkit.Cert(raw), key, 1, now.Add(-time.Hour), now.Add(24*time.Hour))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -155,20 +175,12 @@ func TestCRLFailsClosed(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			ark := e.chain.Signer.Ark
-			tmpl := &x509.Certificate{SerialNumber: ark.SerialNumber, Subject: ark.Subject, NotBefore: ark.NotBefore, NotAfter: ark.NotAfter,
-				KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageCRLSign, IsCA: true, BasicConstraintsValid: true}
-			raw, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-			if err != nil {
-				t.Fatal(err)
-			}
-			now := e.clock.Now()
-			der, err := testkit.NewCRL(testkit.Cert(raw), key, 1, now.Add(-time.Hour), now.Add(24*time.Hour))
-			if err != nil {
-				t.Fatal(err)
-			}
-			return der
+			return e.crlBy(t, e.chain.Signer.Ark.Subject, key)
 		}, 0, attest.ReasonVCEKUnavailable},
+		{"signed with the ARK's key in another issuer's name", func(t *testing.T, e *fakeEnv) []byte {
+			return e.crlBy(t, pkix.Name{CommonName: "ARK-Milan-but-not"}, e.chain.Signer.Keys.Ark)
+		}, 0, attest.ReasonVCEKUnavailable},
+		{"nextUpdate not after thisUpdate", func(t *testing.T, e *fakeEnv) []byte { return e.crl(t, 1, -time.Minute, 0) }, 0, attest.ReasonVCEKUnavailable},
 		{"not a CRL", func(t *testing.T, e *fakeEnv) []byte { return e.chain.VCEK() }, 0, attest.ReasonVCEKUnavailable},
 		{"past nextUpdate plus grace", func(t *testing.T, e *fakeEnv) []byte { return e.crl(t, 1, -10*24*time.Hour, 8*24*time.Hour) }, 0, attest.ReasonVCEKUnavailable},
 		{"past nextUpdate within grace", func(t *testing.T, e *fakeEnv) []byte { return e.crl(t, 1, -3*24*time.Hour, 3*24*time.Hour-time.Hour) }, 0, ""},
@@ -272,5 +284,56 @@ func TestEarlierClockKeepsCachedRecords(t *testing.T) {
 	}
 	if err := e.verify(newService(t, e.cfg)); err != nil {
 		t.Fatalf("now, with the KDS down: %v", err)
+	}
+}
+
+// A CRL older than the one held (a lower CRL number) is refused, whatever
+// its dates: the KDS, or whoever answers in its name, cannot roll
+// revocation back. The held CRL is used while it is usable, and after
+// that revocation cannot be checked (vcek_unavailable), never judged by
+// the older CRL.
+func TestCRLNoRollback(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		name    string
+		restart bool          // judge with a new Service over the same disk tier
+		advance time.Duration // after the revoking CRL was taken
+		want    attest.Reason
+	}{
+		// Past the refresh point (1 h), within nextUpdate: the held CRL
+		// still revokes.
+		{name: "restarted, past the refresh point", restart: true, advance: 90 * time.Minute, want: attest.ReasonCertRevoked},
+		// Past nextUpdate plus grace: the held CRL is spent and the older
+		// one is not taken instead.
+		{name: "past nextUpdate plus grace", advance: 3*time.Hour + time.Minute, want: attest.ReasonVCEKUnavailable},
+		{name: "restarted, past nextUpdate plus grace", restart: true, advance: 3*time.Hour + time.Minute, want: attest.ReasonVCEKUnavailable},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			e := newFakeEnv(t, nil)
+			e.cfg.CRLGrace = time.Hour
+			serial := e.chain.Signer.Vcek.SerialNumber
+			// CRL 2 revokes the VCEK: issued an hour ago, next update in 2 h.
+			e.kds.SetCRL(snp.Milan, snp.SignerVCEK, e.crl(t, 2, -time.Hour, 3*time.Hour, serial))
+			svc := newService(t, e.cfg)
+			if got := attest.ReasonOf(e.verify(svc)); got != attest.ReasonCertRevoked {
+				t.Fatalf("with CRL 2: reason %q, want cert_revoked", got)
+			}
+			// The KDS now serves CRL 1, which revokes nothing and looks
+			// current: issued later than CRL 2 by its dates, valid for a day.
+			e.kds.SetCRL(snp.Milan, snp.SignerVCEK, e.crl(t, 1, 0, 24*time.Hour))
+			e.clock.Add(tc.advance)
+			if tc.restart {
+				svc = newService(t, e.cfg)
+			}
+			err := e.verify(svc)
+			if got := attest.ReasonOf(err); got != tc.want {
+				t.Fatalf("reason %q (%v), want %q", got, err, tc.want)
+			}
+			if n := len(e.kds.Requests("crl")); n < 2 {
+				t.Fatalf("%d CRL requests: the older CRL was never offered", n)
+			}
+		})
 	}
 }

@@ -3,7 +3,9 @@
 // ch. 4) so that verification does not depend on the KDS being up, without
 // trusting a stale or revoked key longer than the operator allows.
 //
-// Service implements snp.KeySource and snp.RevocationChecker:
+// Service implements snp.CertKeySource (a KeySource whose VCEKs are parsed
+// once, when fetched or read from a tier, and handed to the Verifier parsed)
+// and snp.RevocationChecker:
 //
 //   - Tiers: a bounded memory LRU, a disk directory (atomic writes; survives
 //     restarts) and optionally Redis (shared by replicas). A VCEK is filed

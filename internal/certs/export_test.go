@@ -55,3 +55,13 @@ func Waiting(s *Service) int {
 func HeldBack(s *Service) (vcek, other time.Duration) {
 	return s.kds.vcekLim.heldBack(), s.kds.otherLim.heldBack()
 }
+
+// ParseCRL verifies der as the p VCEK CRL at now, as one from the KDS or a
+// tier is (the fuzz target's way in).
+func ParseCRL(s *Service, p snp.Product, der []byte, now time.Time) (thisUpdate, nextUpdate time.Time, err error) {
+	c, err := s.parseCRL(crlKey{p, snp.SignerVCEK}, &record{DER: der, FetchedAt: now}, now)
+	if err != nil {
+		return time.Time{}, time.Time{}, err
+	}
+	return c.thisUpdate, c.nextUpdate, nil
+}

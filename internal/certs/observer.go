@@ -1,5 +1,7 @@
 package certs
 
+import "time"
+
 // Lookup is the result of one endorsement key lookup in the cache tiers.
 // Its values are the result label of trustgate_cert_cache_lookups_total.
 type Lookup string
@@ -32,6 +34,13 @@ type Observer interface {
 	KDSRequest(kind Kind, code string)
 	// CacheLookup is called once per EndorsementKey call.
 	CacheLookup(result Lookup)
+}
+
+// AgeObserver, when the Observer also implements it, is told the age of
+// each endorsement key served (time since it was fetched from the KDS,
+// whichever tier it came from), for trustgate_cert_cache_age_seconds.
+type AgeObserver interface {
+	CacheAge(age time.Duration)
 }
 
 type nopObserver struct{}

@@ -242,6 +242,16 @@ func TestOffline(t *testing.T) {
 	if _, err := offline.EndorsementKey(context.Background(), turin); attest.ReasonOf(err) != attest.ReasonVCEKUnavailable {
 		t.Fatalf("offline, not cached: %v", err)
 	}
+	// No CRL was fetched or imported: revocation cannot be checked, and
+	// the KDS is not asked for the CRL either.
+	der, err := offline.EndorsementKey(context.Background(), trusteeReq)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pr, _ := snp.AMDRoots().Product(snp.Milan)
+	if err := offline.Check(context.Background(), snp.Milan, snp.SignerVCEK, pr.ASK, testkit.Cert(der)); attest.ReasonOf(err) != attest.ReasonVCEKUnavailable {
+		t.Fatalf("offline, no CRL: %v", err)
+	}
 	if n := len(kds.Requests("")); n != 1 {
 		t.Fatalf("%d KDS requests, want the online one only", n)
 	}

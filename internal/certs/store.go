@@ -35,7 +35,7 @@ func unmarshalRecord(b []byte) (*record, error) {
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&r); err != nil {
-		return nil, fmt.Errorf("corrupt cache record: %v", err)
+		return nil, fmt.Errorf("corrupt cache record: %w", err)
 	}
 	if len(r.DER) == 0 || r.FetchedAt.IsZero() {
 		return nil, errors.New("corrupt cache record: no certificate or fetch time")

@@ -2,6 +2,8 @@ package challenge
 
 import (
 	"context"
+	"crypto/hmac"
+	"crypto/sha256"
 	"encoding/binary"
 	"errors"
 	"sync"
@@ -203,4 +205,38 @@ func TestMemoryStoreRefusesNoncesOfAnEarlierProcess(t *testing.T) {
 func mustIssue(i *Issuer) attest.Nonce {
 	n, _ := i.Issue()
 	return n
+}
+
+// The MAC is HMAC-SHA256 under the issuer's key however its states are
+// reused, also from many goroutines at once; a nonce under another key is
+// nonce_invalid.
+func TestMACReusedStates(t *testing.T) {
+	t.Parallel()
+	key := GenerateKey()
+	c := testkit.NewClock(time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC))
+	i, other := newIssuer(t, key, c), newIssuer(t, GenerateKey(), c)
+	var wg sync.WaitGroup
+	for g := range 8 {
+		wg.Go(func() {
+			for k := range 50 {
+				msg := []byte{byte(g), byte(k), 1, 2, 3}
+				ref := hmac.New(sha256.New, key)
+				ref.Write(msg)
+				if got := i.mac(msg); !hmac.Equal(got, ref.Sum(nil)) {
+					t.Errorf("mac %x, want %x", got, ref.Sum(nil))
+					return
+				}
+				n, _ := i.Issue()
+				if err := i.Check(n); err != nil {
+					t.Errorf("own nonce: %v", err)
+					return
+				}
+				if got := attest.ReasonOf(other.Check(n)); got != attest.ReasonNonceInvalid {
+					t.Errorf("another key's nonce: %q", got)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
 }

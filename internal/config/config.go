@@ -16,13 +16,17 @@ import (
 
 	"github.com/redis/go-redis/v9"
 	"gopkg.in/yaml.v3"
-
-	"github.com/trustgate/trustgate/internal/certs"
 )
 
 // Config is the whole server configuration. Every field is also a flag of
-// `trustgate serve` (kebab-case) and an environment variable
-// (TRUSTGATE_ + the YAML key in upper case).
+// `trustgate serve` (kebab-case, its usage the first sentence of the
+// field's doc comment: see Keys) and an environment variable (TRUSTGATE_ +
+// the YAML key in upper case).
+//
+// Zero values: Default fills every key that has a default, so a zero in a
+// Config is always one the operator set, and means what the key's comment
+// says (for cert_max_staleness and crl_grace: none; keys that must not be
+// 0 are refused by Validate). There is no "0 means the default" here.
 type Config struct {
 	// Listen is the address the API listens on.
 	Listen string `yaml:"listen"`
@@ -87,10 +91,11 @@ type Config struct {
 	// the fetch goes on in the background, so a retry finds it cached.
 	CertFetchWait time.Duration `yaml:"cert_fetch_wait"`
 	// CertMaxStaleness is how long past its refresh point a cached VCEK is
-	// still used while the KDS cannot be reached.
+	// still used while the KDS cannot be reached; 0 means not at all.
 	CertMaxStaleness time.Duration `yaml:"cert_max_staleness"`
 	// CRLGrace is how long past its nextUpdate an AMD CRL that cannot be
-	// refreshed is still used; then SEV-SNP evidence fails closed.
+	// refreshed is still used; then SEV-SNP evidence fails closed. 0 means
+	// no grace.
 	CRLGrace time.Duration `yaml:"crl_grace"`
 	// WarmChips is a file of chips to fetch VCEKs for at start, one
 	// PRODUCT:HWID:TCB per line; "" means none.
@@ -133,6 +138,16 @@ type Config struct {
 	// PolicyTimeout bounds one decision of the external policy engine; no
 	// answer within it is 503 policy_unavailable.
 	PolicyTimeout time.Duration `yaml:"policy_timeout"`
+	// LaunchKeyFile holds the key of the launch pseudonyms (at least 32
+	// bytes, raw or hex; owner-only), to be shared by every replica and
+	// given to `trustgate fleet lookup`. A path to no file gets a new key
+	// written there (mode 0600) at start; "" means a key generated at
+	// start and kept in memory (pseudonyms change with a restart and
+	// differ between replicas).
+	LaunchKeyFile string `yaml:"launch_key_file"`
+	// LaunchRetention is how long a launch record is kept after the last
+	// attestation of its launch.
+	LaunchRetention time.Duration `yaml:"launch_retention"`
 }
 
 // RedisOptions returns the client options of the redis URL, nil without
@@ -158,23 +173,26 @@ func (c Config) RedisOptions() (*redis.Options, error) {
 }
 
 // Default returns the embedded defaults: one machine, no config at all.
+// The certificate settings are those internal/certs documents as its own
+// defaults (internal/app's tests hold the two together).
 func Default() Config {
 	return Config{
 		Listen:           "127.0.0.1:8080",
 		NonceTTL:         120 * time.Second,
 		TokenLifetime:    60 * time.Second,
-		KDSURL:           certs.DefaultKDSURL,
+		KDSURL:           "https://kdsintf.amd.com",
 		PCSURL:           "https://api.trustedservices.intel.com",
 		PCSRootCRLURL:    "https://certificates.trustedservices.intel.com/IntelSGXRootCA.der",
-		KDSRate:          certs.DefaultRateInterval,
-		CertFetchWait:    certs.DefaultFetchWait,
-		CertMaxStaleness: certs.DefaultMaxStaleness,
-		CRLGrace:         certs.DefaultCRLGrace,
+		KDSRate:          10 * time.Second,
+		CertFetchWait:    10 * time.Second,
+		CertMaxStaleness: 7 * 24 * time.Hour,
+		CRLGrace:         24 * time.Hour,
 		ReloadInterval:   2 * time.Second,
 		ShutdownDelay:    5 * time.Second,
 		ShutdownTimeout:  10 * time.Second,
 		StoreTimeout:     time.Second,
 		PolicyTimeout:    2 * time.Second,
+		LaunchRetention:  24 * time.Hour,
 	}
 }
 
@@ -283,7 +301,9 @@ func (c Config) Validate() error {
 	if c.ShutdownTimeout <= 0 {
 		bad("shutdown_timeout %v: want more than 0", c.ShutdownTimeout)
 	}
-	if !c.Offline && !strings.HasPrefix(c.KDSURL, "https://") && !strings.HasPrefix(c.KDSURL, "http://") {
+	// The rule certs.New applies, offline or not (it is the one place;
+	// certs.New then never refuses what passed here).
+	if u, err := url.Parse(c.KDSURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
 		bad("kds_url %q: want an http(s) URL", c.KDSURL)
 	}
 	for k, u := range map[string]string{"pcs_url": c.PCSURL, "pcs_root_crl_url": c.PCSRootCRLURL} {
@@ -320,6 +340,9 @@ func (c Config) Validate() error {
 	}
 	if c.PolicyTimeout < 10*time.Millisecond || c.PolicyTimeout > 10*time.Second {
 		bad("policy_timeout %v: want 10ms to 10s", c.PolicyTimeout)
+	}
+	if c.LaunchRetention < time.Minute || c.LaunchRetention > 90*24*time.Hour {
+		bad("launch_retention %v: want 1m to 2160h (90 days)", c.LaunchRetention)
 	}
 	if c.KDSRate <= 0 {
 		bad("kds_rate %v: want more than 0", c.KDSRate)

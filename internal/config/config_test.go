@@ -3,6 +3,7 @@ package config
 import (
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -79,5 +80,62 @@ func TestShutdownDelay(t *testing.T) {
 		if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "shutdown_delay") {
 			t.Errorf("shutdown_delay %s: %v", v, err)
 		}
+	}
+}
+
+// kds_url is checked by Validate with the rule certs.New applies, offline
+// or not: validation happens once, here, and a configuration that passes
+// is never refused later by the certificate service.
+func TestValidateKDSURL(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		url     string
+		offline bool
+		ok      bool
+	}{
+		{"https://kdsintf.amd.com", false, true},
+		{"http://127.0.0.1:8080", true, true},
+		{"ftp://kds.example", false, false},
+		{"https://", false, false},
+		{"kdsintf.amd.com", true, false},
+		{"https://kds example", true, false},
+	} {
+		c := Default()
+		c.KDSURL, c.Offline = tc.url, tc.offline
+		err := c.Validate()
+		if (err == nil) != tc.ok || (err != nil && !strings.Contains(err.Error(), "kds_url")) {
+			t.Errorf("kds_url %q offline %t: %v", tc.url, tc.offline, err)
+		}
+	}
+}
+
+// Keys lists every field of Config with its YAML key and the first
+// sentence of its doc comment, and Default's value as the default.
+func TestKeys(t *testing.T) {
+	t.Parallel()
+	keys := Keys()
+	if n := reflect.TypeFor[Config]().NumField(); len(keys) != n {
+		t.Fatalf("%d keys for %d fields", len(keys), n)
+	}
+	byName := map[string]Key{}
+	for _, k := range keys {
+		if k.Name == "" || k.Usage == "" {
+			t.Errorf("key %+v: no name or usage", k)
+		}
+		byName[k.Name] = k
+	}
+	for name, want := range map[string]Key{
+		"listen":  {Name: "listen", Usage: "Listen is the address the API listens on.", Default: "127.0.0.1:8080"},
+		"tls_key": {Name: "tls_key", Usage: "TLSCert and TLSKey are the server's certificate (chain) and key, PEM; both or neither."},
+		"offline": {Name: "offline", Usage: byName["offline"].Usage, Bool: true},
+		"kds_rate": {Name: "kds_rate", Usage: "KDSRate is the least time between two KDS requests of one kind (VCEKs; CRLs and chains).",
+			Default: "10s"},
+	} {
+		if got := byName[name]; got != want {
+			t.Errorf("key %s: %+v, want %+v", name, got, want)
+		}
+	}
+	if k := byName["dev_simulator"]; k.Flag() != "dev-simulator" {
+		t.Errorf("flag %q", k.Flag())
 	}
 }

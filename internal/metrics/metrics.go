@@ -4,7 +4,8 @@
 // is "pass" or "fail", reason is a built-in reason code (attest.Reasons,
 // "none" on a pass) or one of the first MaxPolicyReasons distinct codes of
 // the form policy_<name> a policy reported (later ones count as
-// policy_denied), KDS codes are HTTP statuses.
+// policy_denied), KDS codes are HTTP statuses, launch anomaly kinds are
+// launch.Anomalies.
 package metrics
 
 import (
@@ -18,6 +19,7 @@ import (
 
 	"github.com/trustgate/trustgate/internal/attest"
 	"github.com/trustgate/trustgate/internal/certs"
+	"github.com/trustgate/trustgate/internal/launch"
 )
 
 // Result label values.
@@ -50,6 +52,9 @@ type Metrics struct {
 	lookups      *prometheus.CounterVec
 	releases     *prometheus.CounterVec
 	reloadFails  *prometheus.CounterVec
+	anomalies    *prometheus.CounterVec
+	certAge      prometheus.Histogram
+	launchSeq    prometheus.Histogram
 
 	builtin map[attest.Reason]bool
 	mu      sync.Mutex
@@ -86,11 +91,22 @@ func New(policyID func() string) *Metrics {
 		reloadFails: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "trustgate_config_reload_failures_total", Help: "Changed policy or reference-values files that were not loaded (the previous version stays in force), by file.",
 		}, []string{"file"}),
+		anomalies: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "trustgate_launch_anomalies_total", Help: "Verified attestations of a launch from another chip than the one it was first attested from (kind launch_on_new_chip), whatever the policy then decided.",
+		}, []string{"kind"}),
+		certAge: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "trustgate_cert_cache_age_seconds", Help: "Age of each AMD endorsement key (VCEK) served from the certificate cache: time since it was fetched from the KDS.",
+			Buckets: []float64{3600, 6 * 3600, 86400, 3 * 86400, 7 * 86400, 14 * 86400, 30 * 86400},
+		}),
+		launchSeq: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "trustgate_launch_seq", Help: "The trustgate.launch_seq of each token issued: the attestation's number within its launch.",
+			Buckets: []float64{1, 2, 3, 5, 10, 20, 50, 100, 1000},
+		}),
 		builtin: map[attest.Reason]bool{},
 		custom:  map[attest.Reason]bool{},
 	}
 	info := prometheus.NewDesc("trustgate_policy_info", "The active appraisal policy (value 1), by its appraisal-policy-id.", []string{"policy_id"}, nil)
-	m.reg.MustRegister(m.attestations, m.duration, m.challenges, m.refusedCh, m.kds, m.lookups, m.releases, m.reloadFails,
+	m.reg.MustRegister(m.attestations, m.duration, m.challenges, m.refusedCh, m.kds, m.lookups, m.releases, m.reloadFails, m.anomalies, m.launchSeq, m.certAge,
 		policyInfo{desc: info, id: policyID},
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
@@ -112,6 +128,9 @@ func New(policyID func() string) *Metrics {
 	}
 	m.releases.WithLabelValues(Pass, NoReason)
 	m.reloadFails.WithLabelValues(ReloadPolicy)
+	for _, k := range launch.Anomalies() {
+		m.anomalies.WithLabelValues(k)
+	}
 	m.reloadFails.WithLabelValues(ReloadReferenceValues)
 	m.reloadFails.WithLabelValues(ReloadAdminLayer)
 	for _, l := range certs.Lookups() {
@@ -224,6 +243,20 @@ func (m *Metrics) KDSRequest(kind certs.Kind, code string) {
 func (m *Metrics) CacheLookup(result certs.Lookup) {
 	m.lookups.WithLabelValues(string(result)).Inc()
 }
+
+// CacheAge implements certs.AgeObserver.
+func (m *Metrics) CacheAge(age time.Duration) { m.certAge.Observe(max(age, 0).Seconds()) }
+
+// LaunchAnomaly implements launch.Observer; kind is one of
+// launch.Anomalies (anything else is not counted).
+func (m *Metrics) LaunchAnomaly(kind string) {
+	if kind == launch.AnomalyNewChip {
+		m.anomalies.WithLabelValues(kind).Inc()
+	}
+}
+
+// LaunchCommitted implements launch.Observer.
+func (m *Metrics) LaunchCommitted(seq uint64) { m.launchSeq.Observe(float64(seq)) }
 
 // policyInfo emits trustgate_policy_info{policy_id} = 1 for the policy
 // active at scrape time.

@@ -45,6 +45,7 @@ type ReportFields struct {
 	HostData    [32]byte    //
 	ReportedTCB *attest.TCB // nil means DefaultTCB
 	ChipID      *[64]byte   // nil means DefaultChipID (Turin: bytes 0–7 only)
+	ReportID    [32]byte    // REPORT_ID; zero: none
 	// Mutate, when not nil, changes the finished report before it is
 	// signed, for fields the others do not reach.
 	Mutate func(report []byte)
@@ -89,6 +90,7 @@ func (f ReportFields) Sign(p snp.Product, key *ecdsa.PrivateKey) []byte {
 	copy(r[0x50:], f.ReportData[:])
 	copy(r[0x90:], f.Measurement[:])
 	copy(r[0xC0:], f.HostData[:])
+	copy(r[0x140:], f.ReportID[:])
 	for i := 0x160; i < 0x180; i++ {
 		r[i] = 0xff // REPORT_ID_MA: no migration agent
 	}

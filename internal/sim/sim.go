@@ -3,6 +3,7 @@ package sim
 import (
 	"bytes"
 	"crypto/ecdsa"
+	"crypto/rand"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -22,6 +23,8 @@ type Device struct {
 	measurement [48]byte
 	policy      uint64
 	vmpl        uint32
+	reportID    [32]byte
+	chipID      [64]byte
 }
 
 // Options shapes a simulated guest; the zero value is a production-like
@@ -30,6 +33,11 @@ type Options struct {
 	Measurement *[48]byte
 	Debug       bool
 	VMPL        uint32
+	// ChipID is the simulated chip's CHIP_ID; nil means DefaultChipID.
+	ChipID *[64]byte
+	// ReportID is the guest's REPORT_ID, the same in every report of the
+	// Device as for one real launch; nil means random (a new launch).
+	ReportID *[32]byte
 }
 
 // ParseMeasurement reads a launch measurement given as 96 hex digits; ""
@@ -49,11 +57,20 @@ func ParseMeasurement(s string) (*[48]byte, error) {
 // New returns a simulated Milan device with a fresh simulated AMD chain,
 // issued an hour ago.
 func New(o Options) (*Device, error) {
-	c, err := newChain(snp.Milan, time.Now().Add(-time.Hour), DefaultChipID, DefaultTCB)
+	chip := DefaultChipID
+	if o.ChipID != nil {
+		chip = *o.ChipID
+	}
+	c, err := newChain(snp.Milan, time.Now().Add(-time.Hour), chip, DefaultTCB)
 	if err != nil {
 		return nil, fmt.Errorf("simulated AMD chain: %w", err)
 	}
-	d := &Device{chain: c, table: c.certTable(), measurement: DefaultMeasurement, vmpl: o.VMPL}
+	d := &Device{chain: c, table: c.certTable(), measurement: DefaultMeasurement, vmpl: o.VMPL, chipID: chip}
+	if o.ReportID != nil {
+		d.reportID = *o.ReportID
+	} else {
+		rand.Read(d.reportID[:])
+	}
 	if o.Measurement != nil {
 		d.measurement = *o.Measurement
 	}
@@ -69,6 +86,6 @@ func (d *Device) VCEKPublicKey() *ecdsa.PublicKey { return &d.chain.vcekKey.Publ
 // Report returns a signed report binding reportData, and the extended
 // report's certificate table (simulated ARK, ASK, VCEK).
 func (d *Device) Report(reportData [64]byte) (report, certTable []byte) {
-	f := ReportFields{Measurement: d.measurement, ReportData: reportData, Policy: d.policy, VMPL: d.vmpl}
+	f := ReportFields{Measurement: d.measurement, ReportData: reportData, Policy: d.policy, VMPL: d.vmpl, ChipID: &d.chipID, ReportID: d.reportID}
 	return f.Sign(d.chain.product, d.chain.vcekKey), bytes.Clone(d.table)
 }

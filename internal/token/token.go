@@ -53,6 +53,7 @@ type Options struct {
 type Issuer struct {
 	o      Options
 	signer jose.Signer
+	tokens *compactSigner  // signs tokens with signer's header
 	priv   jose.JSONWebKey // the signing key, with the kid of jwk
 	jwk    jose.JSONWebKey
 }
@@ -86,6 +87,9 @@ func New(o Options) (*Issuer, error) {
 	pub.KeyID = base64.RawURLEncoding.EncodeToString(tp)
 	i := &Issuer{o: o, priv: jose.JSONWebKey{Key: o.Key, KeyID: pub.KeyID}, jwk: pub}
 	if i.signer, err = i.newSigner(nil); err != nil {
+		return nil, err
+	}
+	if i.tokens, err = newCompactSigner(i.signer, o.Key); err != nil {
 		return nil, err
 	}
 	return i, nil
@@ -158,6 +162,10 @@ type Appraisal struct {
 	Label     string           // label of the matched reference value
 	TEEPubKey *jose.JSONWebKey // the guest's ephemeral key bound in REPORT_DATA; nil if none
 	Resources []string         // what this guest may receive (kept in the token for release)
+	// LaunchSeq is the attestation's number within its launch
+	// (trustgate.launch_seq: 1 for the first); 0 means none (no launch
+	// tracking) and is left out.
+	LaunchSeq uint64
 }
 
 // Submodule is one TEE's entry of an EAR's submods.
@@ -167,6 +175,9 @@ type Submodule struct {
 	Label     string           `json:"trustgate.label,omitempty"`
 	TEEPubKey *jose.JSONWebKey `json:"trustgate.tee_pubkey,omitempty"`
 	Resources []string         `json:"trustgate.resources,omitempty"`
+	// LaunchSeq is trustgate.launch_seq, in the submodule of the TEE it
+	// numbers (as the other per-TEE trustgate.* claims); 0: absent.
+	LaunchSeq uint64 `json:"trustgate.launch_seq,omitempty"`
 }
 
 // VerifierID is an EAR's ear.verifier-id.
@@ -198,18 +209,14 @@ func (i *Issuer) Issue(a Appraisal) (tok, jti string, exp time.Time, err error) 
 		},
 		Profile:      EARProfile,
 		VerifierID:   VerifierID{Developer: i.o.Issuer, Build: i.o.Build},
-		Submods:      map[string]Submodule{a.TEE: {Status: a.Status, PolicyID: a.PolicyID, Label: a.Label, TEEPubKey: a.TEEPubKey, Resources: a.Resources}},
+		Submods:      map[string]Submodule{a.TEE: {Status: a.Status, PolicyID: a.PolicyID, Label: a.Label, TEEPubKey: a.TEEPubKey, Resources: a.Resources, LaunchSeq: a.LaunchSeq}},
 		DevSimulator: i.o.DevSimulator,
 	}
 	payload, err := json.Marshal(ear)
 	if err != nil {
 		return "", "", time.Time{}, err
 	}
-	jws, err := i.signer.Sign(payload)
-	if err != nil {
-		return "", "", time.Time{}, err
-	}
-	tok, err = jws.CompactSerialize()
+	tok, err = i.tokens.sign(payload)
 	return tok, jti, exp, err
 }
 

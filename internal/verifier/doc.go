@@ -14,4 +14,12 @@
 // A rejected attempt changes nothing: the nonce is consumed only after
 // every check has passed, so a guest whose evidence was refused for a
 // transient reason can retry with the same challenge until it expires.
+//
+// With Options.Launches (internal/launch), POST /v1/attest numbers the
+// attestations of each launch: the launch record is read once the evidence
+// verified, before the policy (input.launch), and committed only after the
+// nonce was consumed, by compare-and-set; a record changed in between is
+// read again and the policy asked again, so a refused attestation never
+// advances a sequence and a token's trustgate.launch_seq always follows
+// the record the policy saw.
 package verifier

@@ -12,6 +12,7 @@ import (
 	jose "github.com/go-jose/go-jose/v4"
 
 	"github.com/trustgate/trustgate/internal/attest"
+	"github.com/trustgate/trustgate/internal/launch"
 	"github.com/trustgate/trustgate/internal/tee/snp"
 	"github.com/trustgate/trustgate/internal/token"
 )
@@ -54,6 +55,21 @@ type Tokens interface {
 	Issue(a token.Appraisal) (tok, jti string, exp time.Time, err error)
 }
 
+// Launches numbers the attestations of each launch (launch.Tracker).
+// Lookup gives the claims their input.launch and returns nil for evidence
+// without a launch identity; Commit fails with launch.ErrConflict when the
+// record changed since it was read, then Refresh reads it again.
+type Launches interface {
+	Lookup(ctx context.Context, v attest.Verified) (*launch.Pending, error)
+	Refresh(ctx context.Context, p *launch.Pending, v attest.Verified) error
+	Commit(ctx context.Context, p *launch.Pending) (seq uint64, err error)
+}
+
+// maxLaunchCommits bounds the commits of one attestation's launch record
+// under concurrent attestations of the same launch; beyond it the
+// attestation is store_unavailable.
+const maxLaunchCommits = 8
+
 // Options wires a Service. At least one TEE (TEEs or SNP), Policy, Nonces
 // and Tokens are required; a nil Now means time.Now. Attempts are counted
 // and logged by the HTTP layer (httpapi.Observer), not here.
@@ -67,7 +83,11 @@ type Options struct {
 	Policy Policy
 	Nonces Nonces
 	Tokens Tokens
-	Now    func() time.Time
+	// Launches, if not nil, numbers the attestations of POST /v1/attest
+	// by launch (trustgate.launch_seq, input.launch); nil: no launch
+	// tracking.
+	Launches Launches
+	Now      func() time.Time
 }
 
 // Service runs attestations.
@@ -157,6 +177,15 @@ func ParseTEEPubKey(raw json.RawMessage) (*jose.JSONWebKey, error) {
 }
 
 // Attest runs one attestation and returns the token.
+//
+// With Launches, the launch record is read after the evidence verified and
+// before the policy (input.launch), and committed only once the
+// attestation is affirmed and its nonce consumed, so that a refused or
+// replayed attestation never advances the sequence. If another
+// attestation of the same launch committed in between, the record is read
+// again and the policy asked again with it; a store that does not answer
+// is 503 store_unavailable (after the nonce was consumed: the guest then
+// needs a new challenge), never a token without its sequence number.
 func (s *Service) Attest(ctx context.Context, in AttestInput) (tok string, err error) {
 	tee, ok := s.tees[in.TEE]
 	if !ok {
@@ -171,7 +200,7 @@ func (s *Service) Attest(ctx context.Context, in AttestInput) (tok string, err e
 	}
 	// The nonce goes with the verification: it bounds the certificate
 	// fetches a report that fails may cause (it is free to repeat).
-	d, err := s.appraise(attest.WithNonce(ctx, in.Nonce), tee, attest.Evidence{Report: in.Report, CertTable: in.CertTable, Quote: in.Quote}, want[:])
+	a, err := s.appraise(attest.WithNonce(ctx, in.Nonce), tee, attest.Evidence{Report: in.Report, CertTable: in.CertTable, Quote: in.Quote}, want[:], s.o.Launches != nil)
 	if err != nil {
 		return "", err
 	}
@@ -179,8 +208,13 @@ func (s *Service) Attest(ctx context.Context, in AttestInput) (tok string, err e
 	if err := s.o.Nonces.Consume(ctx, in.Nonce); err != nil {
 		return "", err
 	}
+	seq, err := s.commitLaunch(ctx, &a)
+	if err != nil {
+		return "", err
+	}
+	d := a.d
 	tok, _, _, err = s.o.Tokens.Issue(token.Appraisal{
-		TEE: in.TEE, Status: "affirming", PolicyID: policyID, Label: d.Label, Resources: d.Resources, TEEPubKey: in.TEEPubKey,
+		TEE: in.TEE, Status: "affirming", PolicyID: policyID, Label: d.Label, Resources: d.Resources, TEEPubKey: in.TEEPubKey, LaunchSeq: seq,
 	})
 	if err != nil {
 		return "", attest.Errorf(attest.ReasonInternalError, "signing token: %w", err)
@@ -188,23 +222,68 @@ func (s *Service) Attest(ctx context.Context, in AttestInput) (tok string, err e
 	return tok, nil
 }
 
+// appraisal is what appraise decided, with what commitLaunch needs.
+type appraisal struct {
+	d      attest.Decision
+	claims attest.Verified // nil unless a launch is pending
+	launch *launch.Pending // nil without launch tracking
+}
+
+// commitLaunch commits a's launch record and returns its sequence number
+// (0 without one), asking the policy again on a conflict (see Attest).
+func (s *Service) commitLaunch(ctx context.Context, a *appraisal) (uint64, error) {
+	if a.launch == nil {
+		return 0, nil
+	}
+	for range maxLaunchCommits {
+		seq, err := s.o.Launches.Commit(ctx, a.launch)
+		if !errors.Is(err, launch.ErrConflict) {
+			return seq, err
+		}
+		if err := s.o.Launches.Refresh(ctx, a.launch, a.claims); err != nil {
+			return 0, err
+		}
+		d, err := s.o.Policy.Evaluate(ctx, a.claims)
+		if err != nil {
+			return 0, err
+		}
+		if err := d.Err(); err != nil {
+			return 0, err
+		}
+		a.d = d
+	}
+	return 0, attest.Errorf(attest.ReasonStoreUnavailable, "launch record: %d concurrent attestations of one launch", maxLaunchCommits)
+}
+
 // appraise is every attestation's core, in one place: the TEE verifies the
 // evidence, REPORT_DATA must be exactly reportData (the one comparison,
-// constant time), and the policy must allow. The claims are dropped here,
-// before anything is recorded.
-func (s *Service) appraise(ctx context.Context, tee TEE, ev attest.Evidence, reportData []byte) (attest.Decision, error) {
+// constant time), the launch record is read when track is set, and the
+// policy must allow. The claims are dropped by the caller once the launch
+// is committed; only their pseudonyms are recorded.
+func (s *Service) appraise(ctx context.Context, tee TEE, ev attest.Evidence, reportData []byte, track bool) (appraisal, error) {
 	claims, err := tee.VerifyEvidence(ctx, ev)
 	if err != nil {
-		return attest.Decision{}, err
+		return appraisal{}, err
 	}
 	if err := attest.ExpectReportData(claims, reportData); err != nil {
-		return attest.Decision{}, attest.Errorf(attest.ReasonReportDataMismatch, "REPORT_DATA does not bind this nonce and key")
+		return appraisal{}, attest.Errorf(attest.ReasonReportDataMismatch, "REPORT_DATA does not bind this nonce and key")
+	}
+	var a appraisal
+	if track {
+		p, err := s.o.Launches.Lookup(ctx, claims)
+		if err != nil {
+			return appraisal{}, err
+		}
+		if p != nil {
+			a.claims, a.launch = claims, p
+		}
 	}
 	d, err := s.o.Policy.Evaluate(ctx, claims)
 	if err != nil {
-		return attest.Decision{}, err
+		return appraisal{}, err
 	}
-	return d, d.Err()
+	a.d = d
+	return a, d.Err()
 }
 
 // PlainTEEName is the TEE of the plain flow (POST /verify), whose body is a
@@ -230,7 +309,7 @@ func (s *Service) VerifyPlain(ctx context.Context, body []byte) (err error) {
 	// nonce before the costly signature check; appraise compares it with
 	// the REPORT_DATA the TEE verifier vouches for, so the nonce consumed
 	// below is the one the verified report holds.
-	if _, err := s.appraise(attest.WithNonce(ctx, n), tee, ev, n[:]); err != nil {
+	if _, err := s.appraise(attest.WithNonce(ctx, n), tee, ev, n[:], false); err != nil {
 		return err
 	}
 	return s.o.Nonces.Consume(ctx, n)

@@ -6,7 +6,8 @@
 // is reported BROKEN. The source is restored after each mutant, and on
 // interrupt.
 //
-// Run from the repository root: go run ./scripts/probe [-run regexp].
+// Run from the repository root: go run ./scripts/probe [-run regexp]
+// (-stale only checks that the list still matches the source).
 // It exits 1 if any mutant survived, was broken or no longer matches the
 // source (the list must follow the code).
 package main
@@ -60,6 +61,7 @@ const (
 	tokenPkg    = "./internal/token/"
 	releasePkg  = "./internal/release/"
 	httpapiPkg  = "./internal/httpapi/"
+	certsPkg    = "./internal/certs/"
 )
 
 var mutants = []mutant{
@@ -123,10 +125,74 @@ var mutants = []mutant{
 	off("internal/tee/snp/endorsement.go", `len(ek.HWID) != want || ek.CSPID != ""`, snpPkg),
 	off("internal/tee/snp/endorsement.go", `ek.HWID != nil || ek.CSPID == ""`, snpPkg),
 	off("internal/tee/snp/endorsement.go", "spl[n] != 0", snpPkg),
+
+	// internal/certs: what the KDS and the tiers serve is verified before
+	// it is used (vcek.go, crl.go), revocation (revoke.go), the bounds on
+	// KDS use (kds.go, budget.go, flight.go), bundles (bundle.go,
+	// import.go, export.go).
+	off("internal/certs/vcek.go", "ek.Signer != snp.SignerVCEK || ek.Product != k.product", certsPkg),
+	off("internal/certs/vcek.go", "string(ek.HWID) != string(k.hwid[:k.n])", certsPkg),
+	off("internal/certs/vcek.go", "ek.TCB != k.tcb", certsPkg),
+	offInit("internal/certs/vcek.go", "err := cert.CheckSignatureFrom(pr.ASK)", "err != nil", certsPkg),
+	swap("internal/certs/vcek.go", "if now.Before(cert.NotBefore) || now.After(cert.NotAfter) {", "if now.After(cert.NotAfter) {", certsPkg),
+	swap("internal/certs/vcek.go", "if now.Before(cert.NotBefore) || now.After(cert.NotAfter) {", "if now.Before(cert.NotBefore) {", certsPkg),
+	offInit("internal/certs/vcek.go", "err := checkRequest(req)", "err != nil", certsPkg),
+	off("internal/certs/vcek.go", "till.After(cert.NotAfter)", certsPkg),
+	swap("internal/certs/vcek.go", "till = refreshAt.Add(s.maxStale)", "till = cert.NotAfter", certsPkg),
+	swap("internal/certs/vcek.go", "case s.neg.has(k, now):", "case false && s.neg.has(k, now):", certsPkg),
+	swap("internal/certs/vcek.go", "return ok && now.Before(until)", "return ok && (now.Before(until) || true)", certsPkg),
+	swap("internal/certs/vcek.go", "case s.offline:", "case false && s.offline:", certsPkg),
+	offInit("internal/certs/vcek.go", "err = s.budget.admit(ctx, k)", "err != nil", certsPkg),
+	swap("internal/certs/tiers.go", "case now.After(l.usableTill):", "case false && now.After(l.usableTill):", certsPkg),
+	off("internal/certs/crl.go", "!bytes.Equal(l.RawIssuer, pr.ARK.RawSubject)", certsPkg),
+	offInit("internal/certs/crl.go", "err := l.CheckSignatureFrom(pr.ARK)", "err != nil", certsPkg),
+	off("internal/certs/crl.go", "l.NextUpdate.IsZero() || !l.NextUpdate.After(l.ThisUpdate)", certsPkg),
+	off("internal/certs/crl.go", "l.ThisUpdate.After(later(now, time.Now()).Add(crlSkew))", certsPkg),
+	off("internal/certs/crl.go", "best != nil && best.newer(c)", certsPkg),
+	swap("internal/certs/crl.go", "if c.number != nil && o.number != nil {", "if false && c.number != nil && o.number != nil {", certsPkg),
+	off("internal/certs/crl.go", "s.offline", certsPkg),
+	swap("internal/certs/crl.go", "if s.crlGrace > 0 {\n\t\t\treturn l.NextUpdate.Add(s.crlGrace)", "if true {\n\t\t\treturn l.NextUpdate.Add(1000 * time.Hour)", certsPkg),
+	swap("internal/certs/crl.go", "_, ok := c.big[serial.String()]", "ok := false", certsPkg),
+	off("internal/certs/revoke.go", "intermediate == nil || endorsementKey == nil", certsPkg),
+	off("internal/certs/revoke.go", "!s.pinned(k, intermediate)", certsPkg),
+	swap("internal/certs/revoke.go", "if c == nil || c.state(now) == expired {", "if c == nil {", certsPkg),
+	off("internal/certs/revoke.go", "c.revoked(intermediate.SerialNumber)", certsPkg),
+	off("internal/certs/revoke.go", "c.revoked(endorsementKey.SerialNumber)", certsPkg),
+	swap("internal/certs/revoke.go", "\t\t\ts.purgeProduct(ctx, p)", "\t\t\t_ = p", certsPkg),
+	swap("internal/certs/revoke.go", "\t\ts.purgeKey(ctx, endorsementKey)", "\t\t_ = endorsementKey", certsPkg),
+	swap("internal/certs/revoke.go", "return want != nil && (want == ica || bytes.Equal(want.Raw, ica.Raw))", "return want != nil && (want == ica || bytes.Equal(want.Raw, want.Raw))", certsPkg),
+	swap("internal/certs/service.go", "client = noRedirects(client)", "_ = noRedirects(client)", certsPkg),
+	off("internal/certs/kds.go", "wait > c.maxHoldBack", certsPkg),
+	off("internal/certs/kds.go", "wait > c.maxRetryAfter", certsPkg),
+	equiv(off("internal/certs/kds.go", "int64(len(body)) > limit", certsPkg),
+		"the body is read through LimitReader(limit+1): a longer one is cut, and a cut DER certificate or CRL does not parse; the check only names the cause"),
+	swap("internal/certs/kds.go", "if !retryable || attempt >= c.attempts {", "if !retryable {", certsPkg),
+	swap("internal/certs/kds.go", "n = min(n, 86400)", "_ = n", certsPkg),
+	off("internal/certs/kds.go", "len(req.HWID) != want", certsPkg),
+	off("internal/certs/kds.go", `req.Signer != snp.SignerVCEK && req.Signer != ""`, certsPkg),
+	offInit("internal/certs/budget.go", "prev, ok := b.nonces.Get(n)", "ok && prev != ck", certsPkg),
+	off("internal/certs/budget.go", "bk.tokens < 1", certsPkg),
+	off("internal/certs/flight.go", "f.maxWaiting > 0 && f.waiting >= f.maxWaiting", certsPkg),
+	off("internal/certs/flight.go", "j.client != \"\" && f.clientWaiting > 0 && f.clientWt[j.client] >= f.clientWaiting", certsPkg),
+	off("internal/certs/flight.go", "j.client != \"\" && f.perClient > 0 && f.started[j.client] >= f.perClient", certsPkg),
+	off("internal/certs/flight.go", "f.max > 0 && len(f.m) >= f.max && !f.evictAbandoned()", certsPkg),
+	off("internal/certs/store.go", "buf.Len() > maxRecordSize", certsPkg),
+	off("internal/certs/store.go", "len(b) > maxRecordSize", certsPkg),
+	off("internal/certs/bundle.go", "len(b) > MaxBundleSize", certsPkg),
+	off("internal/certs/bundle.go", "bu.Format != BundleFormat", certsPkg),
+	offInit("internal/certs/export.go", "err := checkChain(body, ica.Raw, pr.ARK.Raw)", "err != nil", certsPkg),
+	swap("internal/certs/export.go", "!bytes.Equal(gotICA.Raw, ica) || !bytes.Equal(gotARK.Raw, ark)", "!bytes.Equal(gotICA.Raw, ica) || gotARK == nil", certsPkg),
+	swap("internal/certs/export.go", "!bytes.Equal(gotICA.Raw, ica) || !bytes.Equal(gotARK.Raw, ark)", "gotICA == nil || !bytes.Equal(gotARK.Raw, ark)", certsPkg),
+	off("internal/certs/import.go", "b.Format != BundleFormat", certsPkg),
+	offInit("internal/certs/import.go", "err := checkChain([]byte(c.PEM), ica.Raw, pr.ARK.Raw)", "err != nil", certsPkg),
+	off("internal/certs/import.go", "st.state(now) == expired", certsPkg),
+	off("internal/certs/import.go", "cur != nil && cur.newer(c.c)", certsPkg),
+	offInit("internal/certs/import.go", "err := errors.Join(errs...)", "err != nil", certsPkg),
 }
 
 func main() {
 	only := flag.String("run", "", "probe only the mutants whose file or text matches this regexp")
+	staleOnly := flag.Bool("stale", false, "only check that every mutant's text occurs exactly once in its file (runs no test)")
 	flag.Parse()
 	re, err := regexp.Compile(*only)
 	if err != nil {
@@ -161,6 +227,9 @@ func main() {
 			failed++
 			continue
 		}
+		if *staleOnly {
+			continue
+		}
 		restore = func() { os.WriteFile(m.File, orig, 0o644) }
 		if err := os.WriteFile(m.File, []byte(strings.Replace(string(orig), m.Old, m.New, 1)), 0o644); err != nil {
 			fmt.Fprintln(os.Stderr, err)
@@ -190,7 +259,7 @@ func run(m mutant) string {
 		fmt.Printf("%s", out)
 		return "BROKEN"
 	}
-	args := append([]string{"test", "-count=1"}, m.Pkgs...)
+	args := append([]string{"test", "-count=1", "-timeout=5m"}, m.Pkgs...)
 	if err := exec.Command("go", args...).Run(); err != nil {
 		return "KILLED"
 	}

@@ -181,7 +181,7 @@ func TestVerifierDeployment(t *testing.T) {
 	for _, m := range c.VolumeMounts {
 		mounts[m.Name] = m
 	}
-	for _, key := range []string{"tls_cert", "tls_key", "policy", "reference_values", "resources", "nonce_key_file", "token_key_file", "cert_cache_dir"} {
+	for _, key := range []string{"tls_cert", "tls_key", "policy", "reference_values", "resources", "nonce_key_file", "token_key_file", "launch_key_file", "cert_cache_dir"} {
 		path := cfg[key]
 		if path == "" {
 			t.Errorf("config has no %s", key)

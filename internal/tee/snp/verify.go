@@ -60,6 +60,17 @@ type KeySource interface {
 	EndorsementKey(ctx context.Context, req KeyRequest) ([]byte, error)
 }
 
+// CertKeySource is a KeySource that holds the certificates it serves
+// parsed (internal/certs does): the Verifier takes the parsed certificate
+// instead of parsing the DER again. It trusts nothing in it for that: the
+// certificate goes through the same chain, validity and extension checks
+// as one from the evidence before anything in it is used. The caller
+// must not modify the certificate.
+type CertKeySource interface {
+	KeySource
+	EndorsementCert(ctx context.Context, req KeyRequest) (*x509.Certificate, error)
+}
+
 // RevocationChecker tells whether a chain that verified has since been
 // revoked (AMD's per-product CRLs, VCEK spec 57230 ch. 4).
 type RevocationChecker interface {
@@ -195,12 +206,13 @@ func (v *Verifier) endorsementKey(ctx context.Context, ev Evidence, at time.Time
 			return nil, attest.Errorf(attest.ReasonMalformedEvidence, "endorsement key: %w", err)
 		}
 	}
+	var parsed *x509.Certificate // from a CertKeySource: not verified yet
 	if der == nil {
-		if der, err = v.fetch(ctx, ev.Report, signer); err != nil {
+		if der, parsed, err = v.fetch(ctx, ev.Report, signer); err != nil {
 			return nil, err
 		}
 	}
-	e, err := v.verifyChain(der, at, roots)
+	e, err := v.verifyChain(der, parsed, at, roots)
 	if err != nil {
 		if foreign {
 			err = fmt.Errorf("%w (the evidence's own ARK/ASK is not AMD's pinned one and was ignored)", err)
@@ -255,18 +267,19 @@ const maxEvidenceRoots = 256
 // fetch asks the KeySource for the VCEK named by the report's unverified
 // CHIP_ID and REPORTED_TCB. A wrong guess fails closed: the key it returns
 // must still chain to a pinned root and verify the signature.
-func (v *Verifier) fetch(ctx context.Context, report []byte, signer Signer) ([]byte, error) {
+func (v *Verifier) fetch(ctx context.Context, report []byte, signer Signer) ([]byte, *x509.Certificate, error) {
 	if v.keys == nil {
-		return nil, attest.Errorf(attest.ReasonVCEKUnavailable, "no %s certificate in the evidence and fetching is disabled", signer)
+		return nil, nil, attest.Errorf(attest.ReasonVCEKUnavailable, "no %s certificate in the evidence and fetching is disabled", signer)
 	}
 	if signer == SignerVLEK {
-		return nil, attest.Errorf(attest.ReasonVCEKUnavailable, "no VLEK certificate in the evidence; VLEKs are not served by the AMD KDS to verifiers")
+		return nil, nil, attest.Errorf(attest.ReasonVCEKUnavailable, "no VLEK certificate in the evidence; VLEKs are not served by the AMD KDS to verifiers")
 	}
 	var chipID [64]byte
 	copy(chipID[:], report[0x1A0:0x1E0])
 	if chipID == ([64]byte{}) {
-		return nil, attest.Errorf(attest.ReasonVCEKUnavailable, "CHIP_ID is masked; the VCEK cannot be looked up")
+		return nil, nil, attest.Errorf(attest.ReasonVCEKUnavailable, "CHIP_ID is masked; the VCEK cannot be looked up")
 	}
+	certs, _ := v.keys.(CertKeySource)
 	tcb := TCBVersion(leUint64(report[0x180:0x188]))
 	var lastErr error
 	for _, p := range candidateProducts(report) {
@@ -274,13 +287,22 @@ func (v *Verifier) fetch(ctx context.Context, report []byte, signer Signer) ([]b
 		if p == Turin {
 			hwid = chipID[:8]
 		}
-		der, err := v.keys.EndorsementKey(ctx, KeyRequest{Product: p, Signer: SignerVCEK, HWID: hwid, TCB: tcb})
+		req := KeyRequest{Product: p, Signer: SignerVCEK, HWID: hwid, TCB: tcb}
+		if certs != nil {
+			cert, err := certs.EndorsementCert(ctx, req)
+			if err == nil {
+				return cert.Raw, cert, nil
+			}
+			lastErr = err
+			continue
+		}
+		der, err := v.keys.EndorsementKey(ctx, req)
 		if err == nil {
-			return der, nil
+			return der, nil, nil
 		}
 		lastErr = err
 	}
-	return nil, attest.WithReason(attest.ReasonVCEKUnavailable, "", lastErr)
+	return nil, nil, attest.WithReason(attest.ReasonVCEKUnavailable, "", lastErr)
 }
 
 // candidateProducts lists the product lines whose KDS may hold the report's
@@ -300,10 +322,11 @@ func candidateProducts(report []byte) []Product {
 	return []Product{Milan, Genoa}
 }
 
-// verifyChain parses an endorsement key certificate and verifies it up to
-// the pinned ARK of the product its issuer names, at time at. Verified
-// chains are cached by the certificate's bytes.
-func (v *Verifier) verifyChain(der []byte, at time.Time, roots *Roots) (*chainEntry, error) {
+// verifyChain parses an endorsement key certificate (unless parsed, its
+// parse from a CertKeySource, is given) and verifies it up to the pinned
+// ARK of the product its issuer names, at time at. Verified chains are
+// cached by the certificate's bytes.
+func (v *Verifier) verifyChain(der []byte, parsed *x509.Certificate, at time.Time, roots *Roots) (*chainEntry, error) {
 	k := sha256.Sum256(der)
 	if e, ok := v.cache.Get(k); ok {
 		if !e.validAt(at) {
@@ -312,9 +335,12 @@ func (v *Verifier) verifyChain(der []byte, at time.Time, roots *Roots) (*chainEn
 		}
 		return e, nil
 	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		return nil, attest.Errorf(attest.ReasonMalformedEvidence, "endorsement key certificate: %w", err)
+	cert := parsed
+	if cert == nil {
+		var err error
+		if cert, err = x509.ParseCertificate(der); err != nil {
+			return nil, attest.Errorf(attest.ReasonMalformedEvidence, "endorsement key certificate: %w", err)
+		}
 	}
 	ek, err := ParseEndorsementKey(cert)
 	if err != nil {

@@ -126,6 +126,9 @@ func (v *Verifier) Verify(ctx context.Context, ev Evidence) (*attest.TDXClaims, 
 		return nil, err
 	}
 	claims.FMSPC = attest.Hex(pck.info.FMSPC[:])
+	if pck.info.PPID != ([16]byte{}) {
+		claims.PlatformID = attest.Hex(pck.info.PPID[:]) // for launch tracking (internal/launch) only
+	}
 
 	if !v.noCollateral {
 		res, err := v.appraise(ctx, f, pck, at)

@@ -1,0 +1,210 @@
+package certs
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/trustgate/trustgate/internal/tee/snp"
+)
+
+// Defaults for the zero fields of Config.
+const (
+	// DefaultRateInterval and DefaultRateBurst: one KDS request per 10 s,
+	// no burst, in each of two buckets (VCEKs; CRLs and cert chains). The
+	// KDS documents no limit; ~1 VCEK per 10 s per client address is what
+	// has been observed before it answers 429, so this is the most that is
+	// known to pass. A cold start (one VCEK, one CRL) is not delayed by it.
+	DefaultRateInterval = 10 * time.Second
+	DefaultRateBurst    = 1
+	// DefaultRequestTimeout bounds one HTTP request to the KDS.
+	DefaultRequestTimeout = 20 * time.Second
+	// DefaultFetchTimeout bounds one fetch with all its retries and waits.
+	DefaultFetchTimeout = 2 * time.Minute
+	// DefaultAttempts is how often a failing request is tried in all.
+	DefaultAttempts = 4
+	// DefaultBackoff doubles per retry (with jitter) up to DefaultMaxBackoff.
+	DefaultBackoff    = time.Second
+	DefaultMaxBackoff = 30 * time.Second
+	// DefaultMaxRetryAfter is the longest Retry-After waited for within a
+	// fetch; a longer one fails the fetch (and still holds requests back).
+	DefaultMaxRetryAfter = 2 * time.Minute
+	// DefaultMaxHoldBack caps a KDS Retry-After: however long the KDS asks
+	// for (a day has been seen), requests are held back at most an hour,
+	// and the cap is logged.
+	DefaultMaxHoldBack = time.Hour
+	// DefaultFetchWait is how long a lookup waits for a KDS fetch before
+	// it fails with vcek_unavailable (the fetch goes on in the
+	// background); well inside an HTTP server's write timeout.
+	DefaultFetchWait = 10 * time.Second
+	// DefaultMaxWaiting bounds the lookups waiting for VCEK fetches at
+	// once; beyond it a lookup fails at once with vcek_unavailable.
+	DefaultMaxWaiting = 256
+	// DefaultClientMissFactor: unless set, ClientMissInterval is this many
+	// RateIntervals, so that no client takes more than a third of the KDS
+	// budget over time.
+	DefaultClientMissFactor = 3
+	// ClientMissBurst is how many KDS VCEK requests one client may cause
+	// at once before ClientMissInterval applies.
+	ClientMissBurst = 4
+	// maxClientFetches is how many VCEK fetches one client may have
+	// started that still run, and maxClientWaiting how many of its lookups
+	// may wait for fetches at once.
+	maxClientFetches = 1
+	maxClientWaiting = 16
+	// maxTracked bounds the clients and nonces whose KDS use is
+	// remembered (least recently used forgotten first).
+	maxTracked = 4096
+	// DefaultRefreshFraction: refresh a cached certificate or CRL once half
+	// of the validity it had left when fetched has passed.
+	DefaultRefreshFraction = 0.5
+	// DefaultMaxStaleness is how long past its refresh point a cached VCEK
+	// is still served while the KDS cannot be reached.
+	DefaultMaxStaleness = 7 * 24 * time.Hour
+	// DefaultCRLGrace is how long past its nextUpdate a CRL that cannot be
+	// refreshed is still used.
+	DefaultCRLGrace = 24 * time.Hour
+	// DefaultNegativeTTL is how long a KDS 404 is remembered.
+	DefaultNegativeTTL = 5 * time.Minute
+	// DefaultMemoryEntries bounds the memory tier (about 1.5 KiB each).
+	DefaultMemoryEntries = 4096
+	// maxVCEKFetches bounds the VCEK fetches in flight at once (distinct
+	// chips and TCBs); at one request per 10 s a longer queue could not be
+	// served within DefaultFetchTimeout anyway.
+	maxVCEKFetches = 32
+	// DefaultRedisPrefix prefixes every Redis key of the Redis tier.
+	DefaultRedisPrefix = "trustgate:certs:"
+)
+
+// Config configures a Service. Every zero field means the default named
+// beside it, so the zero Config fetches from AMD's KDS at one VCEK request
+// per 10 s and caches in memory and under the user cache directory,
+// trusting AMD's pinned roots.
+type Config struct {
+	// KDSURL is the KDS base URL; "" means DefaultKDSURL.
+	KDSURL string
+	// HTTPClient makes the KDS requests; nil means a plain http.Client
+	// (each request is bounded by RequestTimeout).
+	HTTPClient *http.Client
+	// Offline never contacts the KDS: only what the tiers hold (fetched
+	// earlier or imported from a bundle) is served.
+	Offline bool
+
+	// Dir is the disk tier's directory; "" means DefaultDir(). When the
+	// user cache directory cannot be determined the disk tier is off and
+	// a warning is logged.
+	Dir string
+	// NoDisk turns the disk tier off.
+	NoDisk bool
+	// Redis, when non-nil, is a tier shared by replicas; Redis errors are
+	// logged and the other tiers and the KDS are used.
+	Redis redis.UniversalClient
+	// RedisPrefix prefixes the Redis keys; "" means DefaultRedisPrefix.
+	RedisPrefix string
+	// MemoryEntries bounds the memory tier; 0 means DefaultMemoryEntries.
+	MemoryEntries int
+
+	// Roots verify what the KDS serves (VCEKs chain to the ASK, CRLs are
+	// signed by the ARK); nil means snp.AMDRoots(). Use the Verifier's.
+	Roots *snp.Roots
+	// SkipRevocationForUnpinned makes Check accept a chain whose
+	// intermediate is not one of Roots' pinned certificates (the chains
+	// trusted by snp.Roots.WithARKKey: the simulator's) instead of failing
+	// it. Dangerous: no CRL covers such chains. For --dev-simulator only.
+	SkipRevocationForUnpinned bool
+
+	// Clock is the wall clock for validity, freshness and staleness; nil
+	// means time.Now.
+	Clock func() time.Time
+	// Sleep waits for d or until ctx ends. nil means a real timer, and the
+	// rate limiter and retries then measure time with time.Now whatever
+	// Clock is; when Sleep is set they use Clock (tests set both).
+	Sleep func(ctx context.Context, d time.Duration) error
+	// Logger receives warnings (stale serving, KDS failures, revocations);
+	// nil means none. Chip ids are never logged.
+	Logger *slog.Logger
+	// Observer counts KDS requests and cache lookups; nil means none.
+	Observer Observer
+
+	// RateInterval is the time per KDS request of each rate bucket; 0
+	// means DefaultRateInterval, negative means no limit.
+	RateInterval time.Duration
+	// RateBurst is how many requests a bucket saves up; 0 means
+	// DefaultRateBurst.
+	RateBurst int
+	// RequestTimeout bounds one HTTP request; 0 means DefaultRequestTimeout.
+	RequestTimeout time.Duration
+	// FetchTimeout bounds a fetch with its retries; 0 means
+	// DefaultFetchTimeout.
+	FetchTimeout time.Duration
+	// Attempts is how many times a failing request is tried; 0 means
+	// DefaultAttempts.
+	Attempts int
+	// Backoff is the first retry's backoff, doubled per retry up to
+	// MaxBackoff, each drawn from [d/2, d]; 0 means the defaults.
+	Backoff, MaxBackoff time.Duration
+	// MaxRetryAfter is the longest Retry-After waited for; 0 means
+	// DefaultMaxRetryAfter.
+	MaxRetryAfter time.Duration
+	// MaxHoldBack caps how long a KDS Retry-After holds every request
+	// back (a longer one is capped, and that is logged); 0 means
+	// DefaultMaxHoldBack.
+	MaxHoldBack time.Duration
+
+	// FetchWait bounds how long a lookup (EndorsementKey, Check) waits for
+	// a KDS fetch; all the waits of one API request together when its
+	// context carries attest.WithClient. Then the lookup fails with
+	// vcek_unavailable (its error carries a Retry-After hint, see
+	// attest.RetryAfter) while the fetch goes on in the background until
+	// FetchTimeout, so that a retry finds the certificate cached. 0 means
+	// DefaultFetchWait, negative means waiting for the fetch to end (for
+	// CLIs).
+	FetchWait time.Duration
+	// MaxWaiting bounds the lookups waiting for VCEK fetches at once;
+	// beyond it a lookup fails at once with vcek_unavailable. 0 means
+	// DefaultMaxWaiting.
+	MaxWaiting int
+	// ClientMissInterval bounds the KDS VCEK requests one client (the
+	// identity attest.WithClient put in the context) may cause: one per
+	// ClientMissInterval on average, ClientMissBurst at once; beyond it
+	// its lookups that need the KDS fail with vcek_unavailable (lookups
+	// answered from a cache tier cost nothing). Besides, one client may
+	// have one VCEK fetch running and 16 lookups waiting, and one nonce
+	// (attest.WithNonce) may cause KDS requests for one chip and TCB only.
+	// 0 means DefaultClientMissFactor*RateInterval, negative means no
+	// per-client budget. Lookups without a client are not bounded.
+	ClientMissInterval time.Duration
+
+	// RefreshFraction in (0, 1]: a certificate or CRL fetched at F with
+	// validity until U is refreshed from F + RefreshFraction*(U-F) on; 0
+	// means DefaultRefreshFraction.
+	RefreshFraction float64
+	// MaxStaleness is how long past its refresh point a VCEK is served
+	// when it cannot be refreshed; then lookups fail with
+	// vcek_unavailable. 0 means DefaultMaxStaleness, negative means no
+	// stale serving.
+	MaxStaleness time.Duration
+	// CRLGrace is how long past nextUpdate a CRL is used when it cannot be
+	// refreshed; then Check fails closed with vcek_unavailable. 0 means
+	// DefaultCRLGrace, negative means none.
+	CRLGrace time.Duration
+	// NegativeTTL is how long a KDS 404 for a chip and TCB is remembered
+	// (answered without asking again); 0 means DefaultNegativeTTL,
+	// negative means not at all.
+	NegativeTTL time.Duration
+}
+
+// DefaultDir is the disk tier's default directory:
+// os.UserCacheDir()/trustgate/certs.
+func DefaultDir() (string, error) {
+	d, err := os.UserCacheDir()
+	if err != nil {
+		return "", err
+	}
+	return filepath.Join(d, "trustgate", "certs"), nil
+}

@@ -1,0 +1,230 @@
+package launch
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/trustgate/trustgate/internal/attest"
+)
+
+// DefaultStoreTimeout bounds one Redis call when RedisOptions.Timeout is 0.
+const DefaultStoreTimeout = time.Second
+
+// DefaultPrefix is RedisOptions.Prefix when it is "".
+const DefaultPrefix = "trustgate:launch:"
+
+// RedisOptions configure a RedisStore; the zero value is usable.
+type RedisOptions struct {
+	// Prefix of the record keys (a hash per launch, named by the launch
+	// pseudonym in hex); "" means DefaultPrefix.
+	Prefix string
+	// Timeout bounds each call (store_timeout); 0 means
+	// DefaultStoreTimeout.
+	Timeout time.Duration
+}
+
+// RedisStore keeps records in Redis, shared by every replica. A record is
+// a hash of the launch pseudonym's key: tee, chip (pseudonym hex, "" for
+// none), seq, first and last (Unix ms), anomaly ("0"/"1"); it expires
+// retention after the last commit. Commit is one Lua script (atomic);
+// when the primary has replicas, a commit counts only once one of them
+// acknowledged it (WAIT 1, within Timeout; store_unavailable otherwise),
+// as for single-use records. If Redis loses its data, sequences start
+// again at 1.
+type RedisStore struct {
+	c       redis.UniversalClient
+	prefix  string
+	timeout time.Duration
+}
+
+// NewRedisStore returns a RedisStore on c.
+func NewRedisStore(c redis.UniversalClient, o RedisOptions) *RedisStore {
+	if o.Prefix == "" {
+		o.Prefix = DefaultPrefix
+	}
+	if o.Timeout <= 0 {
+		o.Timeout = DefaultStoreTimeout
+	}
+	return &RedisStore{c: c, prefix: o.Prefix, timeout: o.Timeout}
+}
+
+func unavailable(err error) error {
+	return attest.Errorf(attest.ReasonStoreUnavailable, "launch records: %w", err)
+}
+
+// Get implements Store.
+func (s *RedisStore) Get(ctx context.Context, l Pseudonym) (Record, bool, error) {
+	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+	m, err := s.c.HGetAll(ctx, s.prefix+l.String()).Result()
+	if err != nil {
+		return Record{}, false, unavailable(err)
+	}
+	if len(m) == 0 {
+		return Record{}, false, nil
+	}
+	r, ok := parseRecord(l, m)
+	return r, ok, nil
+}
+
+func parseRecord(l Pseudonym, m map[string]string) (Record, bool) {
+	seq, err := strconv.ParseUint(m["seq"], 10, 64)
+	if err != nil || seq == 0 {
+		return Record{}, false
+	}
+	chip, err := ParsePseudonym(m["chip"])
+	if err != nil {
+		return Record{}, false
+	}
+	first, _ := strconv.ParseInt(m["first"], 10, 64)
+	last, _ := strconv.ParseInt(m["last"], 10, 64)
+	return Record{Launch: l, TEE: m["tee"], Chip: chip, Seq: seq, FirstSeen: time.UnixMilli(first), LastSeen: time.UnixMilli(last), Anomaly: m["anomaly"] == "1"}, true
+}
+
+// commitScript: KEYS[1] the record; ARGV prevSeq, tee, chip hex ("" for
+// none), now (Unix ms), retention (ms). Returns 0 on a conflict, else 1 +
+// the primary's connected replicas.
+var commitScript = redis.NewScript(`
+local seq = tonumber(redis.call('HGET', KEYS[1], 'seq') or '0') or 0
+if seq ~= tonumber(ARGV[1]) then return 0 end
+if seq == 0 then
+  redis.call('DEL', KEYS[1])
+  redis.call('HSET', KEYS[1], 'tee', ARGV[2], 'chip', ARGV[3], 'first', ARGV[4], 'anomaly', '0')
+else
+  local chip = redis.call('HGET', KEYS[1], 'chip') or ''
+  if chip == '' then
+    redis.call('HSET', KEYS[1], 'chip', ARGV[3])
+  elseif ARGV[3] ~= '' and chip ~= ARGV[3] then
+    redis.call('HSET', KEYS[1], 'anomaly', '1')
+  end
+end
+redis.call('HSET', KEYS[1], 'seq', seq + 1, 'last', ARGV[4])
+redis.call('PEXPIRE', KEYS[1], ARGV[5])
+return tonumber(string.match(redis.call('INFO', 'replication'), 'connected_slaves:(%d+)') or '0') + 1
+`)
+
+// Commit implements Store.
+func (s *RedisStore) Commit(ctx context.Context, l Pseudonym, tee string, chip Pseudonym, prevSeq uint64, now time.Time, retention time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+	key := s.prefix + l.String()
+	// The write and its WAIT go over one connection to the key's primary
+	// (WAIT counts that connection's writes).
+	var sc redis.Scripter = s.c
+	var conn *redis.Conn
+	switch c := s.c.(type) {
+	case *redis.Client:
+		conn = c.Conn()
+	case *redis.ClusterClient:
+		node, err := c.MasterForKey(ctx, key)
+		if err != nil {
+			return unavailable(err)
+		}
+		conn = node.Conn()
+	}
+	if conn != nil {
+		defer conn.Close()
+		sc = conn
+	}
+	// Run sends EVALSHA and, only on NOSCRIPT (nothing done), EVAL.
+	out, err := commitScript.Run(ctx, sc, []string{key},
+		prevSeq, tee, chip.String(), now.UnixMilli(), max(retention.Milliseconds(), 1)).Int64()
+	if err != nil {
+		return unavailable(err)
+	}
+	if out == 0 {
+		return ErrConflict
+	}
+	if out > 1 { // the primary has replicas: one must have the commit
+		return s.wait(ctx, conn)
+	}
+	return nil
+}
+
+// wait sends WAIT 1 on conn within what remains of ctx, as the single-use
+// store does: a commit counts once a replica has it, so a promoted replica
+// does not hand out a sequence number again.
+func (s *RedisStore) wait(ctx context.Context, conn *redis.Conn) error {
+	if conn == nil {
+		return unavailable(fmt.Errorf("a %T cannot send WAIT on the connection that wrote", s.c))
+	}
+	d := time.Second
+	if dl, ok := ctx.Deadline(); ok {
+		d = time.Until(dl) * 9 / 10
+	}
+	if d < time.Millisecond {
+		return unavailable(errors.New("no time left to WAIT for a replica"))
+	}
+	n, err := conn.Wait(ctx, 1, d).Result()
+	if err != nil {
+		return unavailable(fmt.Errorf("WAIT: %w", err))
+	}
+	if n < 1 {
+		return unavailable(fmt.Errorf("no replica acknowledged the launch record within %s", d.Round(time.Millisecond)))
+	}
+	return nil
+}
+
+// List implements Store: a SCAN of the record keys (on every primary of a
+// cluster), then their hashes, all within one Timeout.
+func (s *RedisStore) List(ctx context.Context, limit int) ([]Record, error) {
+	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+	var keys []string
+	var mu sync.Mutex
+	scan := func(ctx context.Context, c redis.Cmdable) error {
+		var cursor uint64
+		for {
+			ks, next, err := c.Scan(ctx, cursor, s.prefix+"*", 256).Result()
+			if err != nil {
+				return err
+			}
+			mu.Lock()
+			keys = append(keys, ks...)
+			n := len(keys)
+			mu.Unlock()
+			cursor = next
+			if cursor == 0 || n >= limit {
+				return nil
+			}
+		}
+	}
+	var err error
+	if cc, ok := s.c.(*redis.ClusterClient); ok {
+		err = cc.ForEachMaster(ctx, func(ctx context.Context, m *redis.Client) error { return scan(ctx, m) })
+	} else {
+		err = scan(ctx, s.c)
+	}
+	if err != nil {
+		return nil, unavailable(err)
+	}
+	if len(keys) > limit {
+		keys = keys[:limit]
+	}
+	cmds := make([]*redis.MapStringStringCmd, len(keys))
+	if _, err := s.c.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i, k := range keys {
+			cmds[i] = p.HGetAll(ctx, k)
+		}
+		return nil
+	}); err != nil {
+		return nil, unavailable(err)
+	}
+	out := make([]Record, 0, len(keys))
+	for i, k := range keys {
+		l, err := ParsePseudonym(k[len(s.prefix):])
+		if err != nil {
+			continue
+		}
+		if r, ok := parseRecord(l, cmds[i].Val()); ok {
+			out = append(out, r)
+		}
+	}
+	return out, nil
+}

@@ -1,0 +1,223 @@
+package policy
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/trustgate/trustgate/internal/attest"
+	"github.com/trustgate/trustgate/internal/refvalues"
+)
+
+// fastPathSource is the SHA-256 of the default.rego the fast path
+// implements. The fast path is used only for a module with exactly that
+// source (the embedded default policy, or a file with the same bytes);
+// every other policy, and the default policy once its source changes
+// without this file, goes through OPA (TestFastPathKeyedToSource fails
+// then, as a reminder to update both).
+const fastPathSource = "c65f2b63a106989b901b73e7664003c003795bd2bbf2854f4bce76da04d8413d"
+
+// fastPath is the default policy compiled by hand for one set of reference
+// values: it gives the decisions OPA gives for that policy
+// (TestFastPathAgreesWithOPA runs both on a corpus that reaches every deny
+// reason), at a small fraction of the cost. It reads only the claims the
+// default policy reads; anything else in the input (input.launch
+// included) is ignored, as the default policy ignores it.
+type fastPath struct {
+	snp, tdx  []fastEntry // the measurement entries of each TEE
+	minTCB    *refvalues.TCB
+	vmpls     []int    // allowed_vmpl, [0] when absent
+	tcbStatus []string // tdx_tcb_status, ["UpToDate"] when absent
+}
+
+type fastEntry struct {
+	value, label string
+	expires      int64 // Unix ns; 0 with hasExpiry false: never
+	hasExpiry    bool
+	resources    []string
+	rtmr         []string // TDX pins, "" = any
+}
+
+// compileFastPath returns the fast path of module with ref, or nil when
+// module is not the default policy the fast path implements or ref holds
+// something whose OPA evaluation it does not mirror (an expiry outside
+// Unix nanoseconds' range, which OPA refuses with an error; two entries
+// with one label).
+func compileFastPath(module string, ref *refvalues.Set) *fastPath {
+	if sum := sha256.Sum256([]byte(module)); hex.EncodeToString(sum[:]) != fastPathSource {
+		return nil
+	}
+	s := refvalues.Set{}
+	if ref != nil {
+		s = *ref
+	}
+	f := &fastPath{minTCB: s.MinTCB, vmpls: s.AllowedVMPL, tcbStatus: s.TDXTCBStatus}
+	// object.get's default applies when the key is absent, and the JSON
+	// form leaves out an empty list (omitempty).
+	if len(f.vmpls) == 0 {
+		f.vmpls = []int{0}
+	}
+	if len(f.tcbStatus) == 0 {
+		f.tcbStatus = []string{"UpToDate"}
+	}
+	labels := map[string]bool{}
+	for _, m := range s.Measurements {
+		if labels[m.Label] {
+			return nil
+		}
+		labels[m.Label] = true
+		e := fastEntry{value: m.Value, label: m.Label, resources: m.Resources, rtmr: m.RTMR}
+		if m.Expires != nil {
+			if m.Expires.Before(minNanoTime) || m.Expires.After(maxNanoTime) {
+				return nil
+			}
+			e.expires, e.hasExpiry = m.Expires.UnixNano(), true
+		}
+		if m.TEE == refvalues.TEETDX {
+			f.tdx = append(f.tdx, e)
+		} else {
+			f.snp = append(f.snp, e)
+		}
+	}
+	return f
+}
+
+// The times OPA's time.parse_rfc3339_ns accepts.
+var (
+	minNanoTime = time.Unix(0, -1<<63)
+	maxNanoTime = time.Unix(0, 1<<63-1)
+)
+
+// The default policy's deny reasons, in its order.
+const (
+	fastMeasurement = 1 << iota
+	fastDebug
+	fastVMPL
+	fastTCB
+	fastOutOfDate
+	fastTCBStatus
+)
+
+var fastReasons = []string{"measurement_mismatch", "debug_enabled", "vmpl_not_allowed", "tcb_below_minimum", "tcb_out_of_date", "policy_tcb_status"}
+
+// evaluate decides c at now. ok is false for claims the fast path does not
+// know (another type, or a tee the type does not carry): OPA decides them.
+func (f *fastPath) evaluate(c attest.Verified, now time.Time) (d attest.Decision, ok bool) {
+	var failed int
+	var chosen *fastEntry
+	nowNs := now.UnixNano()
+	switch c := c.(type) {
+	case *attest.Claims:
+		if c.TEE == attest.TEETDX {
+			return d, false
+		}
+		chosen = f.match(f.snp, hex.EncodeToString(c.Measurement), nowNs, nil)
+		if c.Policy.Debug {
+			failed |= fastDebug
+		}
+		if !slices.Contains(f.vmpls, int(c.VMPL)) {
+			failed |= fastVMPL
+		}
+		if f.belowMinTCB(c.ReportedTCB) {
+			failed |= fastTCB
+		}
+	case *attest.TDXClaims:
+		if c.TEE != attest.TEETDX {
+			return d, false
+		}
+		chosen = f.match(f.tdx, hex.EncodeToString(c.MRTD), nowNs, c)
+		if c.TDAttributes.Debug {
+			failed |= fastDebug
+		}
+		// An absent tcb_status (omitempty) is in no list and no prefix.
+		switch {
+		case c.TCBStatus != "" && slices.Contains(f.tcbStatus, c.TCBStatus):
+		case c.TCBStatus != "" && strings.HasPrefix(c.TCBStatus, "OutOfDate"):
+			failed |= fastOutOfDate
+		default:
+			failed |= fastTCBStatus
+		}
+	default:
+		return d, false
+	}
+	if chosen == nil {
+		failed |= fastMeasurement
+	}
+	if failed != 0 {
+		d.Reasons = make([]string, 0, 2)
+		for i, r := range fastReasons {
+			if failed&(1<<i) != 0 {
+				d.Reasons = append(d.Reasons, r)
+			}
+		}
+		return d, true
+	}
+	d.Allow, d.Reasons, d.Label = true, []string{}, chosen.label
+	d.Resources = append(make([]string, 0, len(chosen.resources)), chosen.resources...)
+	return d, true
+}
+
+// match returns the entry of entries (one TEE's) with the lowest label
+// whose value is measurement, not expired at nowNs and, for TDX (td not
+// nil), with every RTMR pin held; nil if none.
+func (f *fastPath) match(entries []fastEntry, measurement string, nowNs int64, td *attest.TDXClaims) *fastEntry {
+	var best *fastEntry
+	for i := range entries {
+		e := &entries[i]
+		if e.value != measurement || (e.hasExpiry && e.expires <= nowNs) {
+			continue
+		}
+		if td != nil && rtmrDiffers(e.rtmr, td) {
+			continue
+		}
+		if best == nil || e.label < best.label {
+			best = e
+		}
+	}
+	return best
+}
+
+// rtmrDiffers reports whether a pin is neither "" nor the claims' RTMR of
+// its index. A pin past RTMR3 is not compared: in OPA, rtmr_keys[i] is
+// undefined there, which fails rtmr_differs's body before its "not"
+// (refvalues refuses more than 4 pins anyway).
+func rtmrDiffers(pins []string, td *attest.TDXClaims) bool {
+	for i, pin := range pins {
+		if pin == "" {
+			continue
+		}
+		var have []byte
+		switch i {
+		case 0:
+			have = td.RTMR0
+		case 1:
+			have = td.RTMR1
+		case 2:
+			have = td.RTMR2
+		case 3:
+			have = td.RTMR3
+		default:
+			continue
+		}
+		if pin != hex.EncodeToString(have) {
+			return true
+		}
+	}
+	return false
+}
+
+// belowMinTCB: a component of min_tcb above the reported one; fmc is
+// compared only when both have it (min_tcb's fmc is left out when 0, the
+// claims' when the report has none).
+func (f *fastPath) belowMinTCB(r attest.TCB) bool {
+	m := f.minTCB
+	if m == nil {
+		return false
+	}
+	if r.Bootloader < m.Bootloader || r.TEE < m.TEE || r.SNP < m.SNP || r.Microcode < m.Microcode {
+		return true
+	}
+	return r.FMC != nil && *r.FMC < m.FMC
+}

@@ -1,0 +1,55 @@
+package policy
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/trustgate/trustgate/internal/attest"
+)
+
+// input.launch reaches the policy: the default policy ignores it (the
+// same decision with and without it), a custom policy can refuse clones.
+func TestLaunchInput(t *testing.T) {
+	t.Parallel()
+	now := time.Date(2026, 11, 28, 0, 0, 0, 0, time.UTC)
+	def := engine(t, "", set(nil), now)
+	for _, l := range []*attest.Launch{nil, {Seq: 1}, {Seq: 7, FirstSeen: "2026-11-27T00:00:00Z", NewChip: true}} {
+		d, err := def.Evaluate(context.Background(), claims(func(c *attest.Claims) { c.Launch = l }))
+		if err != nil || !d.Allow {
+			t.Fatalf("default policy with launch %+v: %+v %v", l, d, err)
+		}
+	}
+	e := engine(t, "package trustgate\n\ndecision := {\"allow\": input.launch.new_chip == false, \"reasons\": [\"policy_launch_on_new_chip\"], \"label\": sprintf(\"seq-%d\", [input.launch.seq])}\n", set(nil), now)
+	d, err := e.Evaluate(context.Background(), claims(func(c *attest.Claims) { c.Launch = &attest.Launch{Seq: 3} }))
+	if err != nil || !d.Allow || d.Label != "seq-3" {
+		t.Fatalf("same chip: %+v %v", d, err)
+	}
+	d, _ = e.Evaluate(context.Background(), claims(func(c *attest.Claims) { c.Launch = &attest.Launch{Seq: 4, NewChip: true} }))
+	if err := d.Err(); attest.ReasonOf(err) != "policy_launch_on_new_chip" {
+		t.Fatalf("new chip: %+v, reason %q", d, attest.ReasonOf(err))
+	}
+}
+
+// The README's recipe: the default policy plus one failed rule refuses a
+// launch attested from a second chip with policy_launch_on_new_chip.
+func TestLaunchCloneRecipe(t *testing.T) {
+	t.Parallel()
+	mod := strings.Replace(DefaultModule(), `"policy_tcb_status"]`, `"policy_tcb_status", "policy_launch_on_new_chip"]`, 1) +
+		"\nfailed contains \"policy_launch_on_new_chip\" if input.launch.new_chip\n"
+	if mod == DefaultModule() {
+		t.Fatal("recipe did not apply")
+	}
+	now := time.Date(2026, 11, 28, 0, 0, 0, 0, time.UTC)
+	e := engine(t, mod, set(nil), now)
+	for _, tc := range []struct {
+		l    *attest.Launch
+		want attest.Reason
+	}{{nil, ""}, {&attest.Launch{Seq: 2}, ""}, {&attest.Launch{Seq: 2, NewChip: true}, "policy_launch_on_new_chip"}} {
+		d, err := e.Evaluate(context.Background(), claims(func(c *attest.Claims) { c.Launch = tc.l }))
+		if err != nil || attest.ReasonOf(d.Err()) != tc.want {
+			t.Fatalf("launch %+v: %+v %v, want %q", tc.l, d, err, tc.want)
+		}
+	}
+}
