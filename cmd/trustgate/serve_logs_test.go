@@ -38,13 +38,19 @@ func TestServeStderrIsOnlyJSONWhenRedisStops(t *testing.T) {
 		"--cert-cache-dir", filepath.Join(dir, "certs"), "--redis", "redis://"+rdb.Options().Addr,
 		"--reference-values", ref, "--shutdown-delay", "100ms")
 	cmd.Env = append(os.Environ(), "TRUSTGATE_TEST_EXEC_MAIN=1")
-	stderr, err := cmd.StderrPipe()
+	// A pipe of our own, not StderrPipe: Wait closes StderrPipe's reading
+	// end as soon as the process has exited, which can drop its last lines
+	// before they are read. Ours is read to EOF whatever Wait does.
+	stderr, w, err := os.Pipe()
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer stderr.Close()
+	cmd.Stderr = w
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
+	w.Close()
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
 	t.Cleanup(func() {
