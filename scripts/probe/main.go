@@ -64,6 +64,8 @@ const (
 	certsPkg    = "./internal/certs/"
 	attestPkg   = "./internal/attest/"
 	tdxPkg      = "./internal/tee/tdx/"
+	launchPkg   = "./internal/launch/"
+	adminPkg    = "./internal/admin/"
 )
 
 var mutants = []mutant{
@@ -200,6 +202,25 @@ var mutants = []mutant{
 	swap("internal/tee/tdx/tcb.go", "case StatusRevoked:\n\t\treturn StatusRevoked", "case StatusRevoked + \"?\":\n\t\treturn StatusRevoked", tdxPkg),
 	swap("internal/tee/tdx/tcb.go", "case StatusUpToDate, StatusSWHardeningNeeded:\n\t\t\treturn StatusOutOfDate", "case \"\":\n\t\t\treturn StatusOutOfDate", tdxPkg),
 	offInit("internal/tee/tdx/verify.go", "tud := f.body[offTDAttributes]", "tud != 0 && !v.allowDebug", tdxPkg, verifierPkg),
+
+	// internal/launch: pseudonyms are keyed; the sequence advances only on
+	// a commit that follows the record read (compare-and-set), and only
+	// for an affirmed attestation whose nonce was consumed (verifier).
+	swap("internal/launch/launch.go", "m := hmac.New(sha256.New, k.key)", "m := hmac.New(sha256.New, nil)", launchPkg),
+	off("internal/launch/memory.go", "cur != prevSeq", launchPkg),
+	swap("internal/launch/redis.go", "if seq ~= tonumber(ARGV[1]) then return 0 end", "", launchPkg),
+	swap("internal/verifier/verifier.go", "return a, d.Err()", "if d.Err() != nil && a.launch != nil {\n\t\t_, _ = s.o.Launches.Commit(ctx, a.launch)\n\t}\n\treturn a, d.Err()", verifierPkg),
+	swap("internal/verifier/verifier.go", "\tif err := s.o.Nonces.Consume(ctx, in.Nonce); err != nil {\n\t\treturn \"\", err\n\t}\n\tseq, err := s.commitLaunch(ctx, &a)\n\tif err != nil {\n\t\treturn \"\", err\n\t}",
+		"\tseq, err := s.commitLaunch(ctx, &a)\n\tif err != nil {\n\t\treturn \"\", err\n\t}\n\tif err := s.o.Nonces.Consume(ctx, in.Nonce); err != nil {\n\t\treturn \"\", err\n\t}", verifierPkg),
+
+	// internal/admin: who may write (bearer token, verified client
+	// certificate when enabled), and signed entries under a trust key.
+	off("internal/admin/handler.go", "subtle.ConstantTimeCompare(sum[:], h.tokenSum[:]) != 1", adminPkg),
+	swap("internal/admin/handler.go", "h.o.ClientCerts && r.TLS != nil", "r.TLS != nil", adminPkg),
+	swap("internal/admin/handler.go", `!strings.EqualFold(scheme, "Bearer")`, "false", adminPkg),
+	offInit("internal/admin/handler.go", "trust := h.o.Layer.o.TrustKey", "trust != nil", adminPkg),
+	swap("internal/admin/layer.go", "if l.o.TrustKey != nil {\n\t\treturn refvalues.VerifyEntry", "if false && l.o.TrustKey != nil {\n\t\treturn refvalues.VerifyEntry", adminPkg),
+	off("internal/admin/layer.go", "err == nil && m.Label != label", adminPkg),
 
 	// internal/certs: what the KDS and the tiers serve is verified before
 	// it is used (vcek.go, crl.go), revocation (revoke.go), the bounds on
