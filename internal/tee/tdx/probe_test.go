@@ -183,3 +183,55 @@ func TestTDXCachedChainExpires(t *testing.T) {
 	_, err := v.Verify(context.Background(), tdx.Evidence{Quote: q})
 	reasonIs(t, err, attest.ReasonCertChainInvalid)
 }
+
+// The windows and keys of the certificates around a quote: the PCK chain
+// is valid only while every certificate in it is (its CA expiring first
+// ends it), the PCK key is P-256, a TCB signing certificate that has
+// expired signs no collateral, and CRLs past their nextUpdate are not
+// current even when the TCB info and QE identity are.
+func TestTDXChainAndCollateralWindows(t *testing.T) {
+	t.Parallel()
+	gone := time.Now().Add(-time.Minute)
+	chain := func(o testkit.TDXChainOptions) *testkit.TDXChain {
+		c, err := testkit.NewTDXChain(o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	cases := []struct {
+		name  string
+		chain testkit.TDXChainOptions
+		stale bool // CRLs issued 40 days ago (nextUpdate 10 days ago)
+		want  attest.Reason
+	}{
+		{name: "PCK CA expired before its PCK", chain: testkit.TDXChainOptions{CAExpires: gone}, want: attest.ReasonCertChainInvalid},
+		{name: "PCK key on P-384", chain: testkit.TDXChainOptions{PCKCurve: elliptic.P384()}, want: attest.ReasonCertChainInvalid},
+		{name: "TCB signing certificate expired", chain: testkit.TDXChainOptions{TCBSigningExpires: gone}, want: attest.ReasonCollateralInvalid},
+		{name: "CRLs past their nextUpdate", stale: true, want: attest.ReasonCollateralUnavailable},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			c := chain(tc.chain)
+			col, err := c.Collateral(testkit.TDXCollateralOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			docs := col.Docs()
+			if tc.stale {
+				old, err := c.Collateral(testkit.TDXCollateralOptions{Issued: time.Now().Add(-40 * 24 * time.Hour)})
+				if err != nil {
+					t.Fatal(err)
+				}
+				docs = [][]byte{col.TCBInfo, col.QEIdentity, old.PCKCRL, old.RootCRL}
+			}
+			parsed, err := tdx.ParseCollateral(docs...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = tdx.New(tdx.Options{Roots: c.Roots, Collateral: tdx.Static{C: parsed}}).Verify(context.Background(), tdx.Evidence{Quote: c.Quote(testkit.TDXQuoteFields{})})
+			reasonIs(t, err, tc.want)
+		})
+	}
+}
