@@ -318,6 +318,9 @@ func main() {
 			os.Exit(2)
 		}
 		label := fmt.Sprintf("%s: %s", m.File, oneLine(m.New, 80)) // the code as mutated
+		if strings.TrimSpace(m.New) == "" {
+			label = fmt.Sprintf("%s: deleted %s", m.File, oneLine(m.Old, 72))
+		}
 		if n := strings.Count(string(orig), m.Old); n != 1 {
 			fmt.Printf("STALE    %s (found %d times, want 1)\n", label, n)
 			failed++

@@ -129,6 +129,12 @@ func TestTDXProbedChecks(t *testing.T) {
 		{name: "module attributes Intel lists not zero", col: testkit.TDXCollateralOptions{TCBInfo: func(m map[string]any) {
 			m["tdxModuleIdentities"].([]any)[0].(map[string]any)["attributes"] = "0000000000000001"
 		}}, want: attest.ReasonTCBOutOfDate},
+		{name: "SEAMATTRIBUTES not zero though Intel lists them", quote: testkit.TDXQuoteFields{SeamAttributes: 1 << 40}, col: testkit.TDXCollateralOptions{TCBInfo: func(m map[string]any) {
+			m["tdxModuleIdentities"].([]any)[0].(map[string]any)["attributes"] = "0000000000010000"
+		}}, want: attest.ReasonTCBOutOfDate},
+		{name: "platform revoked and QE below every level", quote: testkit.TDXQuoteFields{QEISVSVN: 1}, col: testkit.TDXCollateralOptions{TCBInfo: func(m map[string]any) {
+			level(m, 0)["tcbStatus"] = "Revoked"
+		}}, want: attest.ReasonTCBRevoked},
 		{name: "module revoked", col: testkit.TDXCollateralOptions{TCBInfo: func(m map[string]any) {
 			m["tdxModuleIdentities"].([]any)[0].(map[string]any)["tcbLevels"].([]any)[0].(map[string]any)["tcbStatus"] = "Revoked"
 		}}, want: attest.ReasonTCBRevoked},
