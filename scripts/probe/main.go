@@ -217,7 +217,7 @@ var mutants = []mutant{
 	// certificate when enabled), and signed entries under a trust key.
 	off("internal/admin/handler.go", "subtle.ConstantTimeCompare(sum[:], h.tokenSum[:]) != 1", adminPkg),
 	swap("internal/admin/handler.go", "h.o.ClientCerts && r.TLS != nil", "r.TLS != nil", adminPkg),
-	swap("internal/admin/handler.go", `!strings.EqualFold(scheme, "Bearer")`, "false", adminPkg),
+	swap("internal/admin/handler.go", `!strings.EqualFold(scheme, "Bearer")`, "!strings.EqualFold(scheme, scheme)", adminPkg),
 	offInit("internal/admin/handler.go", "trust := h.o.Layer.o.TrustKey", "trust != nil", adminPkg),
 	swap("internal/admin/layer.go", "if l.o.TrustKey != nil {\n\t\treturn refvalues.VerifyEntry", "if false && l.o.TrustKey != nil {\n\t\treturn refvalues.VerifyEntry", adminPkg),
 	off("internal/admin/layer.go", "err == nil && m.Label != label", adminPkg),
