@@ -122,7 +122,9 @@ func TestBenchServerCPU(t *testing.T) {
 	}
 	ratio, _ := strconv.ParseFloat(m[1], 64)
 	bare, _ := strconv.ParseFloat(m[2], 64)
-	if bare <= 0 || ratio <= 0 || fmt.Sprintf("%.2f", bare/100) != m[1] {
+	// The ratio is printed to two places: bare/100 may round to 0.00 on a
+	// fast machine (0.41 ms → 0.0041), so it is compared as printed.
+	if bare <= 0 || ratio < 0 || fmt.Sprintf("%.2f", bare/100) != m[1] {
 		t.Errorf("ratio %s, bare verification %s ms: want bare/100", m[1], m[2])
 	}
 	if !strings.Contains(out, "attestations to "+urlA+", "+urlB+" from 3 connections") {

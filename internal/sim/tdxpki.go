@@ -54,6 +54,14 @@ type TDXChainOptions struct {
 	// PCKExtensions, when not nil, replaces the PCK's SGX extensions (the
 	// DER of the extension's value) for tests of their parsing.
 	PCKExtensions []byte
+	// CAExpires and TCBSigningExpires, when not zero, end the PCK CA's and
+	// the TCB signing certificate's validity (default: Validity after
+	// Created, as every certificate of the chain).
+	CAExpires, TCBSigningExpires time.Time
+	// PCKCurve, when not nil, is the curve of a fresh PCK key (default
+	// P-256), for tests of its refusal; the QE report signature such a
+	// key makes is cut to 64 bytes and does not verify.
+	PCKCurve elliptic.Curve
 }
 
 // DefaultTDXFMSPC is the FMSPC of a default fake PCK.
@@ -80,6 +88,9 @@ func NewTDXChain(o TDXChainOptions) (*TDXChain, error) {
 	keys := make([]*ecdsa.PrivateKey, 5)
 	for i := range keys {
 		k, err := newKey(i)
+		if i == 2 && o.PCKCurve != nil && o.Keys == nil {
+			k, err = ecdsa.GenerateKey(o.PCKCurve, rand.Reader)
+		}
 		if err != nil {
 			return nil, err
 		}
@@ -89,10 +100,15 @@ func NewTDXChain(o TDXChainOptions) (*TDXChain, error) {
 	name := func(cn string) pkix.Name {
 		return pkix.Name{CommonName: cn, Organization: []string{"Test Intel-like Corporation"}, Country: []string{"US"}}
 	}
+	notAfter := map[int64]time.Time{2: o.CAExpires, 3: o.TCBSigningExpires} // by serial
 	mk := func(serial int64, subject string, key, signer *ecdsa.PrivateKey, parent *x509.Certificate, ca bool, ext []pkix.Extension) (*x509.Certificate, error) {
+		until := created.Add(validity)
+		if t := notAfter[serial]; !t.IsZero() {
+			until = t
+		}
 		t := &x509.Certificate{
 			SerialNumber: big.NewInt(serial), Subject: name(subject),
-			NotBefore: created, NotAfter: created.Add(validity),
+			NotBefore: created, NotAfter: until,
 			BasicConstraintsValid: true, IsCA: ca, ExtraExtensions: ext,
 			KeyUsage: x509.KeyUsageDigitalSignature,
 		}
@@ -306,8 +322,11 @@ func sign(k *ecdsa.PrivateKey, msg []byte) []byte {
 		panic(err)
 	}
 	out := make([]byte, 64)
-	r.FillBytes(out[:32])
-	s.FillBytes(out[32:])
+	for i, v := range []*big.Int{r, s} { // a key of a larger curve (TDXChainOptions.PCKCurve): low 32 bytes
+		b := v.Bytes()
+		b = b[max(0, len(b)-32):]
+		copy(out[32*i+32-len(b):32*i+32], b)
+	}
 	return out
 }
 

@@ -62,23 +62,37 @@ const (
 	releasePkg  = "./internal/release/"
 	httpapiPkg  = "./internal/httpapi/"
 	certsPkg    = "./internal/certs/"
+	attestPkg   = "./internal/attest/"
+	tdxPkg      = "./internal/tee/tdx/"
+	launchPkg   = "./internal/launch/"
+	adminPkg    = "./internal/admin/"
 )
 
 var mutants = []mutant{
-	// internal/verifier
-	off("internal/verifier/verifier.go", `in.TEE != "sev-snp"`, verifierPkg, httpapiPkg),
+	// internal/verifier: dispatch by "tee", the one REPORT_DATA comparison
+	// (attest.ExpectReportData, called by appraise for both flows), the
+	// policy's decision.
+	swap("internal/verifier/verifier.go", "tee, ok := s.tees[in.TEE]\n\tif !ok {", "tee, ok := s.tees[in.TEE]\n\tif !ok {\n\t\ttee, ok = s.tees[attest.TEESEVSNP]\n\t}\n\tif !ok {", verifierPkg, httpapiPkg),
+	swap("internal/verifier/verifier.go", "tee, ok := s.tees[in.TEE]", "tee, ok := s.tees[attest.TEESEVSNP]", verifierPkg),
+	off("internal/verifier/verifier.go", "ev.Quote != nil", verifierPkg),
 	offInit("internal/verifier/verifier.go", "err := s.o.Nonces.Check(in.Nonce)", "err != nil", verifierPkg),
-	off("internal/verifier/verifier.go", "subtle.ConstantTimeCompare(claims.ReportData, want[:]) != 1", verifierPkg),
-	swap("internal/verifier/verifier.go", "if err := d.Err(); err != nil {\n\t\treturn \"\", err", "if err := d.Err(); false && err != nil {\n\t\treturn \"\", err", verifierPkg),
+	swap("internal/verifier/verifier.go", "if key == nil {\n\t\treturn n, nil", "if true {\n\t\treturn n, nil", verifierPkg),
+	offInit("internal/verifier/verifier.go", "err := attest.ExpectReportData(claims, reportData)", "err != nil", verifierPkg, httpapiPkg),
+	swap("internal/verifier/verifier.go", "return a, d.Err()", "return a, nil", verifierPkg),
+	offInit("internal/verifier/verifier.go", "err := d.Err()", "err != nil", verifierPkg),
 	offInit("internal/verifier/verifier.go", "err := s.o.Nonces.Consume(ctx, in.Nonce)", "err != nil", verifierPkg),
-	off("internal/verifier/verifier.go", "len(body) < snp.ReportSize", verifierPkg, httpapiPkg),
 	offInit("internal/verifier/verifier.go", "err := s.o.Nonces.Check(n)", "err != nil", verifierPkg),
-	off("internal/verifier/verifier.go", "subtle.ConstantTimeCompare(claims.ReportData, n[:]) != 1", verifierPkg),
-	swap("internal/verifier/verifier.go", "if err := d.Err(); err != nil {\n\t\treturn err", "if err := d.Err(); false && err != nil {\n\t\treturn err", verifierPkg),
 	equiv(swap("internal/verifier/verifier.go", "!ok || !k.Valid() ||", "!ok ||", verifierPkg),
 		"go-jose's JSONWebKey.UnmarshalJSON already refuses an EC point off its curve"),
 	swap("internal/verifier/verifier.go", "ek.Curve != elliptic.P384())", "ek.Curve != elliptic.P384() && false)", verifierPkg),
 	swap("internal/verifier/verifier.go", "if !ok ||", "if (ok && false) ||", verifierPkg),
+
+	// internal/attest: the one comparison of REPORT_DATA (and of the
+	// launch measurement) and Expect, the CLI's caller.
+	off("internal/attest/verified.go", "subtle.ConstantTimeCompare(v.BoundData(), want) != 1", attestPkg, verifierPkg, snpPkg),
+	off("internal/attest/verified.go", "subtle.ConstantTimeCompare(v.LaunchMeasurement(), want) != 1", attestPkg),
+	off("internal/attest/verified.go", "reportData != nil", attestPkg),
+	off("internal/attest/verified.go", "measurement != nil", attestPkg),
 
 	// internal/token
 	equiv(off("internal/token/token.go", "!verified", tokenPkg),
@@ -103,7 +117,9 @@ var mutants = []mutant{
 
 	// internal/tee/snp (guarded on main; kept here so the record stays whole)
 	off("internal/tee/snp/verify.go", "len(report) != ReportSize", snpPkg),
-	off("internal/tee/snp/verify.go", "!bytes.Equal(r.claims.ReportData, rd[:])", snpPkg),
+	off("internal/tee/snp/verify.go", "attest.ExpectReportData(&r.claims, rd[:]) != nil", snpPkg),
+	off("internal/tee/snp/input.go", "len(body) < ReportSize", snpPkg, verifierPkg, httpapiPkg),
+	off("internal/tee/snp/input.go", "ev.Quote != nil", snpPkg, verifierPkg),
 	off("internal/tee/snp/verify.go", "r.claims.Policy.Debug && !v.allowDebug", snpPkg),
 	off("internal/tee/snp/verify.go", "g != guidVCEK && g != guidVLEK", snpPkg),
 	off("internal/tee/snp/verify.go", "!e.validAt(at)", snpPkg),
@@ -125,6 +141,86 @@ var mutants = []mutant{
 	off("internal/tee/snp/endorsement.go", `len(ek.HWID) != want || ek.CSPID != ""`, snpPkg),
 	off("internal/tee/snp/endorsement.go", `ek.HWID != nil || ek.CSPID == ""`, snpPkg),
 	off("internal/tee/snp/endorsement.go", "spl[n] != 0", snpPkg),
+
+	// internal/tee/tdx, in the order of doc.go: framing, the PCK chain,
+	// the QE report and quote signatures, the collateral (CRLs, signed
+	// documents and their dates, QE identity), the TCB level matching,
+	// the debug floor.
+	swap("internal/tee/tdx/quote.go", "case 4:\n", "case 4, 3, 6:\n", tdxPkg),
+	swap("internal/tee/tdx/quote.go", "case bodyTypeTDX15:\n", "case bodyTypeTDX15, 1:\n", tdxPkg),
+	off("internal/tee/tdx/quote.go", "size != want", tdxPkg),
+	off("internal/tee/tdx/quote.go", "sigLen > uint64(len(sd))", tdxPkg),
+	off("internal/tee/tdx/quote.go", "certType != certTypeQEReport", tdxPkg),
+	off("internal/tee/tdx/quote.go", "innerType != certTypePCKChain", tdxPkg),
+	offInit("internal/tee/tdx/quote.go", "t := binary.LittleEndian.Uint32(f.header[4:8])", "t != teeTypeTDX", tdxPkg),
+	offInit("internal/tee/tdx/quote.go", "k := binary.LittleEndian.Uint16(f.header[2:4])", "k != attKeyTypeECDSAP256", tdxPkg),
+	off("internal/tee/tdx/verify.go", "f.size > MaxQuoteSize", tdxPkg),
+	off("internal/tee/tdx/input.go", "ev.Report != nil || ev.CertTable != nil", tdxPkg, verifierPkg),
+	swap("internal/tee/tdx/pck.go", "if !ca.IsCA || ca.CheckSignatureFrom(root) != nil {", "if !ca.IsCA {", tdxPkg),
+	offInit("internal/tee/tdx/pck.go", "err := leaf.CheckSignatureFrom(ca)", "err != nil", tdxPkg),
+	off("internal/tee/tdx/pck.go", "!ok || key.Curve != elliptic.P256()", tdxPkg),
+	swap("internal/tee/tdx/pck.go", "ok {\n\t\tif !e.validAt(at) {", "ok {\n\t\tif false && !e.validAt(at) {", tdxPkg),
+	swap("internal/tee/tdx/pck.go", "\n\tif !e.validAt(at) {", "\n\tif false && !e.validAt(at) {", tdxPkg),
+	swap("internal/tee/tdx/pck.go", "range []*x509.Certificate{ca, root} {", "range []*x509.Certificate{} {", tdxPkg),
+	off("internal/tee/tdx/verify.go", "!verifyP256(pck.key, f.qeReport, f.qeSig)", tdxPkg),
+	off("internal/tee/tdx/verify.go", "!bytes.Equal(f.qeReport[qeOffReportData:qeOffReportData+64], bind[:])", tdxPkg),
+	off("internal/tee/tdx/verify.go", "!verifyP256(attKey, f.signed, f.sig)", tdxPkg),
+	off("internal/tee/tdx/verify.go", "revoked(pckCRL, pck.leaf)", tdxPkg),
+	off("internal/tee/tdx/verify.go", "revoked(rootCRL, pck.ca)", tdxPkg),
+	swap("internal/tee/tdx/verify.go", "case revoked(rootCRL, c):", "case false && revoked(rootCRL, c):", tdxPkg),
+	swap("internal/tee/tdx/verify.go", "case at.Before(c.NotBefore) || at.After(c.NotAfter):", "case false && (at.Before(c.NotBefore) || at.After(c.NotAfter)):", tdxPkg),
+	off("internal/tee/tdx/collateral.go", "!c.crlSignedBy(crl, issuer)", tdxPkg),
+	swap("internal/tee/tdx/collateral.go", "ok = crl.CheckSignatureFrom(issuer) == nil", "ok = true", tdxPkg),
+	swap("internal/tee/tdx/collateral.go", "at.Before(crl.ThisUpdate) || (!crl.NextUpdate.IsZero() && at.After(crl.NextUpdate))", "(!crl.NextUpdate.IsZero() && at.After(crl.NextUpdate))", tdxPkg),
+	swap("internal/tee/tdx/collateral.go", "at.Before(crl.ThisUpdate) || (!crl.NextUpdate.IsZero() && at.After(crl.NextUpdate))", "at.Before(crl.ThisUpdate)", tdxPkg),
+	swap("internal/tee/tdx/collateral.go", "ti.fmspc != fmspc ||", "false ||", tdxPkg),
+	swap("internal/tee/tdx/verify.go", `ti.ID != "TDX" || ti.Version != 3 || ti.TCBType != 0`, `ti.Version != 3 || ti.TCBType != 0`, tdxPkg),
+	swap("internal/tee/tdx/verify.go", `ti.ID != "TDX" || ti.Version != 3 || ti.TCBType != 0`, `ti.ID != "TDX" || ti.TCBType != 0`, tdxPkg),
+	swap("internal/tee/tdx/verify.go", `ti.ID != "TDX" || ti.Version != 3 || ti.TCBType != 0`, `ti.ID != "TDX" || ti.Version != 3`, tdxPkg),
+	off("internal/tee/tdx/verify.go", "ti.pceID != pck.info.PCEID", tdxPkg),
+	swap("internal/tee/tdx/verify.go", `qe.ID != "TD_QE" || qe.Version != 2`, `qe.Version != 2`, tdxPkg),
+	swap("internal/tee/tdx/verify.go", `qe.ID != "TD_QE" || qe.Version != 2`, `qe.ID != "TD_QE"`, tdxPkg),
+	swap("internal/tee/tdx/verify.go", "if err != nil {\n\t\t\treturn nil, attest.Errorf(attest.ReasonCollateralInvalid, \"%s: %w\", d.what, err)", "if false && err != nil {\n\t\t\treturn nil, attest.Errorf(attest.ReasonCollateralInvalid, \"%s: %w\", d.what, err)", tdxPkg),
+	off("internal/tee/tdx/collateral.go", "!ok || !ecdsa.Verify(key, digest[:], r, s)", tdxPkg),
+	swap("internal/tee/tdx/collateral.go", "if cert.CheckSignatureFrom(root) == nil && ", "if ", tdxPkg),
+	off("internal/tee/tdx/collateral.go", "at.Before(issue)", tdxPkg),
+	off("internal/tee/tdx/collateral.go", "at.After(next)", tdxPkg),
+	off("internal/tee/tdx/verify.go", "!bytes.Equal(report[qeOffMRSigner:qeOffMRSigner+32], qe.MRSigner)", tdxPkg),
+	off("internal/tee/tdx/verify.go", "int(binary.LittleEndian.Uint16(report[qeOffISVProdID:])) != qe.ISVProdID", tdxPkg),
+	off("internal/tee/tdx/verify.go", "misc&binary.BigEndian.Uint32(qe.MiscSelectMask) != binary.BigEndian.Uint32(qe.MiscSelect)", tdxPkg),
+	off("internal/tee/tdx/verify.go", "attrs[i]&qe.AttributesMask[i] != qe.Attributes[i]", tdxPkg),
+	off("internal/tee/tdx/tcb.go", "int(pck.CPUSVN[i]) < c.SVN", tdxPkg),
+	swap("internal/tee/tdx/tcb.go", "return int(pck.PCESVN) >= l.TCB.PCESVN", "return true", tdxPkg),
+	off("internal/tee/tdx/tcb.go", "int(teeTCBSVN[i]) < l.TCB.TDXComponents[i].SVN", tdxPkg),
+	swap("internal/tee/tdx/tcb.go", "ml := firstLevel(m.TCBLevels, int(teeTCBSVN[0]))", "ml := firstLevel(m.TCBLevels, 1<<30)", tdxPkg),
+	off("internal/tee/tdx/tcb.go", "!bytes.Equal(signer.MRSigner, body[offMRSignerSeam:offMRSignerSeam+48])", tdxPkg),
+	swap("internal/tee/tdx/tcb.go", "!bytes.Equal(seamAttrs, make([]byte, 8)) || ", "", tdxPkg),
+	swap("internal/tee/tdx/tcb.go", " || !bytes.Equal(seamAttrs, signer.Attributes)", "", tdxPkg),
+	swap("internal/tee/tdx/tcb.go", "moduleStatus)\n\tif res.status == StatusRevoked {", "moduleStatus)\n\tif false && res.status == StatusRevoked {", tdxPkg),
+	swap("internal/tee/tdx/tcb.go", "ql := firstLevel(qe.TCBLevels, int(qeISVSVN))", "ql := firstLevel(qe.TCBLevels, 1<<30)", tdxPkg),
+	swap("internal/tee/tdx/tcb.go", "ql.TCBStatus)\n\tif res.status == StatusRevoked {", "ql.TCBStatus)\n\tif false && res.status == StatusRevoked {", tdxPkg),
+	swap("internal/tee/tdx/tcb.go", "case StatusRevoked:\n\t\treturn StatusRevoked", "case StatusRevoked + \"?\":\n\t\treturn StatusRevoked", tdxPkg),
+	swap("internal/tee/tdx/tcb.go", "case StatusUpToDate, StatusSWHardeningNeeded:\n\t\t\treturn StatusOutOfDate", "case \"\":\n\t\t\treturn StatusOutOfDate", tdxPkg),
+	offInit("internal/tee/tdx/verify.go", "tud := f.body[offTDAttributes]", "tud != 0 && !v.allowDebug", tdxPkg, verifierPkg),
+
+	// internal/launch: pseudonyms are keyed; the sequence advances only on
+	// a commit that follows the record read (compare-and-set), and only
+	// for an affirmed attestation whose nonce was consumed (verifier).
+	swap("internal/launch/launch.go", "m := hmac.New(sha256.New, k.key)", "m := hmac.New(sha256.New, nil)", launchPkg),
+	off("internal/launch/memory.go", "cur != prevSeq", launchPkg),
+	swap("internal/launch/redis.go", "if seq ~= tonumber(ARGV[1]) then return 0 end", "", launchPkg),
+	swap("internal/verifier/verifier.go", "return a, d.Err()", "if d.Err() != nil && a.launch != nil {\n\t\t_, _ = s.o.Launches.Commit(ctx, a.launch)\n\t}\n\treturn a, d.Err()", verifierPkg),
+	swap("internal/verifier/verifier.go", "\tif err := s.o.Nonces.Consume(ctx, in.Nonce); err != nil {\n\t\treturn \"\", err\n\t}\n\tseq, err := s.commitLaunch(ctx, &a)\n\tif err != nil {\n\t\treturn \"\", err\n\t}",
+		"\tseq, err := s.commitLaunch(ctx, &a)\n\tif err != nil {\n\t\treturn \"\", err\n\t}\n\tif err := s.o.Nonces.Consume(ctx, in.Nonce); err != nil {\n\t\treturn \"\", err\n\t}", verifierPkg),
+
+	// internal/admin: who may write (bearer token, verified client
+	// certificate when enabled), and signed entries under a trust key.
+	off("internal/admin/handler.go", "subtle.ConstantTimeCompare(sum[:], h.tokenSum[:]) != 1", adminPkg),
+	swap("internal/admin/handler.go", "h.o.ClientCerts && r.TLS != nil", "r.TLS != nil", adminPkg),
+	swap("internal/admin/handler.go", `!strings.EqualFold(scheme, "Bearer")`, "!strings.EqualFold(scheme, scheme)", adminPkg),
+	offInit("internal/admin/handler.go", "trust := h.o.Layer.o.TrustKey", "trust != nil", adminPkg),
+	swap("internal/admin/layer.go", "if l.o.TrustKey != nil {\n\t\treturn refvalues.VerifyEntry", "if false && l.o.TrustKey != nil {\n\t\treturn refvalues.VerifyEntry", adminPkg),
+	off("internal/admin/layer.go", "err == nil && m.Label != label", adminPkg),
 
 	// internal/certs: what the KDS and the tiers serve is verified before
 	// it is used (vcek.go, crl.go), revocation (revoke.go), the bounds on
@@ -222,6 +318,9 @@ func main() {
 			os.Exit(2)
 		}
 		label := fmt.Sprintf("%s: %s", m.File, oneLine(m.New, 80)) // the code as mutated
+		if strings.TrimSpace(m.New) == "" {
+			label = fmt.Sprintf("%s: deleted %s", m.File, oneLine(m.Old, 72))
+		}
 		if n := strings.Count(string(orig), m.Old); n != 1 {
 			fmt.Printf("STALE    %s (found %d times, want 1)\n", label, n)
 			failed++
