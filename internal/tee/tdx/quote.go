@@ -116,7 +116,7 @@ func frame(q []byte) (*framed, error) {
 		default:
 			return nil, attest.Errorf(attest.ReasonUnsupportedVersion, "quote: version 5 body type %d is not a TD body (2 or 3)", f.bodyType)
 		}
-		if false && (size != want) {
+		if size != want {
 			return bad("body type %d has size %d, want %d", f.bodyType, size, want)
 		}
 		start := HeaderSize + v5DescriptorSize
