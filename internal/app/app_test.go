@@ -69,7 +69,16 @@ func startServer(t testing.TB, ref string, mutate func(*config.Config)) *server 
 		mutate(&cfg)
 	}
 	log := slog.New(slog.NewJSONHandler(lockedWriter{&s.logMu, s.logs}, nil))
-	a, err := New(context.Background(), cfg, Deps{Logger: log, Now: s.clock.Now})
+	s.app, s.url = serveTest(t, cfg, Deps{Logger: log, Now: s.clock.Now})
+	s.c = &client.Client{BaseURL: s.url}
+	return s
+}
+
+// serveTest builds an App from cfg and serves it on a loopback port until
+// the test ends (then it must stop cleanly), returning it and its URL.
+func serveTest(t testing.TB, cfg config.Config, d Deps) (*App, string) {
+	t.Helper()
+	a, err := New(context.Background(), cfg, d)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -87,10 +96,7 @@ func startServer(t testing.TB, ref string, mutate func(*config.Config)) *server 
 		}
 		a.Close()
 	})
-	s.app = a
-	s.url = "http://" + ln.Addr().String()
-	s.c = &client.Client{BaseURL: s.url}
-	return s
+	return a, "http://" + ln.Addr().String()
 }
 
 // logText is what the server has logged so far.

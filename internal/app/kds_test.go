@@ -2,7 +2,6 @@ package app
 
 import (
 	"bytes"
-	"context"
 	"encoding/binary"
 	"encoding/json"
 	"io"
@@ -79,23 +78,7 @@ func startKDSWorld(t *testing.T, mutate func(*config.Config)) *kdsWorld {
 		mutate(&cfg)
 	}
 	w := &kdsWorld{kds: kds, chain: chain, logs: &syncLog{}}
-	a, err := New(context.Background(), cfg, Deps{Logger: slog.New(slog.NewJSONHandler(w.logs, nil)), Roots: chain.Roots})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- a.Serve(ctx, ln) }()
-	t.Cleanup(func() {
-		cancel()
-		<-done
-		a.Close()
-	})
-	w.app, w.url = a, "http://"+ln.Addr().String()
+	w.app, w.url = serveTest(t, cfg, Deps{Logger: slog.New(slog.NewJSONHandler(w.logs, nil)), Roots: chain.Roots})
 	return w
 }
 

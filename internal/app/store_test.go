@@ -39,26 +39,7 @@ func startServerAt(t testing.TB, mutate func(*config.Config), now func() time.Ti
 	if mutate != nil {
 		mutate(&cfg)
 	}
-	a, err := New(context.Background(), cfg, Deps{Logger: newJSONLogger(s), Now: now})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- a.Serve(ctx, ln) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Serve: %v", err)
-		}
-		a.Close()
-	})
-	s.app = a
-	s.url = "http://" + ln.Addr().String()
+	s.app, s.url = serveTest(t, cfg, Deps{Logger: newJSONLogger(s), Now: now})
 	s.c = &client.Client{BaseURL: s.url}
 	return s
 }
