@@ -4,6 +4,7 @@ import (
 	"context"
 	"time"
 
+	"github.com/trustgate/trustgate/internal/fetch"
 	"github.com/trustgate/trustgate/internal/tee/snp"
 )
 
@@ -23,8 +24,8 @@ func HeldIn(ctx context.Context, s *Service, req snp.KeyRequest) []string {
 	return in
 }
 
-// ParseRetryAfter exposes parseRetryAfter to tests.
-var ParseRetryAfter = parseRetryAfter
+// ParseRetryAfter is the parse the KDS client uses.
+var ParseRetryAfter = fetch.ParseRetryAfter
 
 // KeyName is the tier key of req's VCEK.
 func KeyName(req snp.KeyRequest) string { return makeVKey(req).name() }

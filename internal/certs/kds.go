@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/trustgate/trustgate/internal/fetch"
 	"github.com/trustgate/trustgate/internal/tee/snp"
 )
 
@@ -119,25 +120,6 @@ type kdsClient struct {
 	maxHoldBack    time.Duration
 }
 
-// noRedirects returns a copy of c that follows no redirect: a 3xx comes
-// back as the response, which once turns into an error naming it.
-func noRedirects(c *http.Client) *http.Client {
-	cc := *c
-	cc.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
-	return &cc
-}
-
-// retryLater is an error that says when asking again may succeed: the
-// Retry-After of the API's 503 (attest.RetryAfter finds it).
-type retryLater struct {
-	err   error
-	after time.Duration
-}
-
-func (e *retryLater) Error() string             { return e.err.Error() }
-func (e *retryLater) Unwrap() error             { return e.err }
-func (e *retryLater) RetryAfter() time.Duration { return e.after }
-
 // holdBack holds every request of every kind back for d (the KDS throttles
 // per client address).
 func (c *kdsClient) holdBack(d time.Duration) {
@@ -185,7 +167,7 @@ func (c *kdsClient) get(ctx context.Context, kind Kind, what, u string, limit in
 			c.log.Warn("KDS asked to retry later", "request", string(kind), "status", status, "retry_after", wait.String())
 			c.holdBack(wait)
 			if wait > c.maxRetryAfter {
-				return nil, &retryLater{fmt.Errorf("%w; Retry-After %s exceeds the %s this client waits", last, wait, c.maxRetryAfter), wait}
+				return nil, &fetch.RetryLater{Err: fmt.Errorf("%w; Retry-After %s exceeds the %s this client waits", last, wait, c.maxRetryAfter), After: wait}
 			}
 		}
 		if !retryable || attempt >= c.attempts {
@@ -193,7 +175,7 @@ func (c *kdsClient) get(ctx context.Context, kind Kind, what, u string, limit in
 			// retried, or the last retry), without the URL.
 			c.log.Warn("KDS request failed; giving up", "request", string(kind), "status", status, "attempt", attempt, "error", last.Error())
 			if h := lim.heldBack(); h > 0 {
-				return nil, &retryLater{last, h}
+				return nil, &fetch.RetryLater{Err: last, After: h}
 			}
 			return nil, last
 		}
@@ -240,7 +222,7 @@ func (c *kdsClient) once(ctx context.Context, kind Kind, what, u string, limit i
 			err = fmt.Errorf("KDS %s: %w", what, errNotFound)
 		}
 		if resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable {
-			wait, _ = parseRetryAfter(resp.Header.Get("Retry-After"), c.now())
+			wait, _ = fetch.ParseRetryAfter(resp.Header.Get("Retry-After"), c.now())
 		}
 		return nil, resp.StatusCode, wait, err
 	}
@@ -252,26 +234,4 @@ func (c *kdsClient) once(ctx context.Context, kind Kind, what, u string, limit i
 		return nil, resp.StatusCode, 0, fmt.Errorf("KDS %s: response exceeds %d bytes", what, limit)
 	}
 	return body, resp.StatusCode, 0, nil
-}
-
-// parseRetryAfter reads a Retry-After header: delay-seconds or an
-// HTTP-date (RFC 9110 §10.2.3), at most a day (against overflow; the
-// client then caps it at its MaxHoldBack).
-func parseRetryAfter(h string, now time.Time) (time.Duration, bool) {
-	h = strings.TrimSpace(h)
-	if h == "" {
-		return 0, false
-	}
-	if n, err := strconv.ParseInt(h, 10, 64); err == nil {
-		if n < 0 {
-			return 0, false
-		}
-		n = min(n, 86400) // a day at most, whatever the form
-		return time.Duration(n) * time.Second, true
-	}
-	if t, err := http.ParseTime(h); err == nil {
-		d := min(max(t.Sub(now), 0), 86400*time.Second)
-		return d, true
-	}
-	return 0, false
 }

@@ -143,15 +143,3 @@ func (l *limiter) deferUntil(t time.Time) {
 	l.last = t
 	l.gen++
 }
-
-// sleepTimer is the default Sleep: a real timer that ctx can cut short.
-func sleepTimer(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}

@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/trustgate/trustgate/internal/fetch"
 	"github.com/trustgate/trustgate/internal/lru"
 	"github.com/trustgate/trustgate/internal/tee/snp"
 )
@@ -136,7 +137,7 @@ func New(cfg Config) (*Service, error) {
 	if s.obs == nil {
 		s.obs = nopObserver{}
 	}
-	limNow, sleep := time.Now, sleepTimer
+	limNow, sleep := time.Now, fetch.Sleep
 	if cfg.Sleep != nil {
 		limNow, sleep = s.now, cfg.Sleep
 	}
@@ -144,7 +145,7 @@ func New(cfg Config) (*Service, error) {
 	if client == nil {
 		client = &http.Client{}
 	}
-	client = noRedirects(client)
+	client = fetch.NoRedirects(client)
 	s.kds = &kdsClient{
 		base: cfg.KDSURL, http: client, obs: s.obs, log: s.log, now: limNow, sleep: sleep,
 		vcekLim:        newLimiter(cfg.RateInterval, cfg.RateBurst, limNow, sleep),

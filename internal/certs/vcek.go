@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/trustgate/trustgate/internal/attest"
+	"github.com/trustgate/trustgate/internal/fetch"
 	"github.com/trustgate/trustgate/internal/lru"
 	"github.com/trustgate/trustgate/internal/tee/snp"
 )
@@ -211,7 +212,7 @@ func (s *Service) lookup(ctx context.Context, k vkey, until time.Time) (lookupRe
 		}
 		if errors.Is(err, errStillRunning) {
 			if h := s.kds.vcekLim.heldBack(); h > 0 {
-				err = &retryLater{err, h}
+				err = &fetch.RetryLater{Err: err, After: h}
 			}
 		}
 		if err != nil {

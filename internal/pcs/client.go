@@ -9,9 +9,10 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"net/url"
-	"strconv"
 	"sync"
 	"time"
+
+	"github.com/trustgate/trustgate/internal/fetch"
 )
 
 // errNotFound is a 404: PCS has no such document (e.g. an FMSPC it does
@@ -31,13 +32,6 @@ type client struct {
 	backoffMax     time.Duration
 	maxRetryAfter  time.Duration
 	maxHoldBack    time.Duration
-}
-
-// noRedirects is c with redirects refused: the 3xx itself is the answer.
-func noRedirects(c *http.Client) *http.Client {
-	cc := *c
-	cc.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
-	return &cc
 }
 
 // response is a PCS answer: its body and the issuer chain of its header
@@ -117,7 +111,7 @@ func (c *client) once(ctx context.Context, u string, chainHeaders []string) (*re
 	case resp.StatusCode >= 300 && resp.StatusCode < 400:
 		return nil, resp.StatusCode, 0, fmt.Errorf("answered %s (redirects are not followed)", resp.Status)
 	case resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable:
-		wait, ok := parseRetryAfter(resp.Header.Get("Retry-After"), time.Now())
+		wait, ok := fetch.ParseRetryAfter(resp.Header.Get("Retry-After"), time.Now())
 		if ok {
 			hold := wait
 			if hold > c.maxHoldBack {
@@ -154,20 +148,6 @@ func (c *client) once(ctx context.Context, u string, chainHeaders []string) (*re
 		break
 	}
 	return out, resp.StatusCode, 0, nil
-}
-
-// parseRetryAfter reads a Retry-After header: seconds or an HTTP date.
-func parseRetryAfter(h string, now time.Time) (time.Duration, bool) {
-	if h == "" {
-		return 0, false
-	}
-	if s, err := strconv.Atoi(h); err == nil && s >= 0 {
-		return time.Duration(s) * time.Second, true
-	}
-	if t, err := http.ParseTime(h); err == nil {
-		return max(t.Sub(now), 0), true
-	}
-	return 0, false
 }
 
 // limiter hands out send times in order: one per every on average, burst
@@ -237,16 +217,4 @@ func (l *limiter) heldBack() time.Duration {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return max(l.notBefore.Sub(l.now()), 0)
-}
-
-// sleepTimer is the default Sleep.
-func sleepTimer(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
 }

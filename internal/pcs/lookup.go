@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/trustgate/trustgate/internal/attest"
+	"github.com/trustgate/trustgate/internal/fetch"
 	"github.com/trustgate/trustgate/internal/tee/tdx"
 )
 
@@ -18,16 +19,6 @@ var (
 	errUnknownPCKCA  = errors.New(`the PCK CA is neither "platform" nor "processor"`)
 	errOfflineNoCopy = errors.New("offline, and no usable cached copy")
 )
-
-// retryLater is an error with a Retry-After hint (attest.RetryAfter).
-type retryLater struct {
-	err   error
-	after time.Duration
-}
-
-func (e *retryLater) Error() string             { return e.err.Error() }
-func (e *retryLater) Unwrap() error             { return e.err }
-func (e *retryLater) RetryAfter() time.Duration { return e.after }
 
 // Collateral implements tdx.CollateralSource: the TCB info of req.FMSPC,
 // the TD QE identity, the CRL of req.CA and the root's CRL, each verified,
@@ -172,9 +163,9 @@ func (s *Service) flight(ctx context.Context, k docKey, until time.Time) (*entry
 		}
 		err := errStillRunning
 		if h := s.pcs.lim.heldBack(); h > 0 {
-			return nil, &retryLater{err, h}
+			return nil, &fetch.RetryLater{Err: err, After: h}
 		}
-		return nil, &retryLater{err, time.Second}
+		return nil, &fetch.RetryLater{Err: err, After: time.Second}
 	}
 }
 

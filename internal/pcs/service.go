@@ -14,6 +14,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/trustgate/trustgate/internal/fetch"
 	"github.com/trustgate/trustgate/internal/lru"
 	"github.com/trustgate/trustgate/internal/tee/tdx"
 )
@@ -131,7 +132,7 @@ func New(cfg Config) (*Service, error) {
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
-	limNow, sleep := time.Now, sleepTimer
+	limNow, sleep := time.Now, fetch.Sleep
 	if cfg.Sleep != nil {
 		limNow, sleep = s.now, cfg.Sleep
 	}
@@ -140,7 +141,7 @@ func New(cfg Config) (*Service, error) {
 		hc = &http.Client{}
 	}
 	s.pcs = &client{
-		http: noRedirects(hc), now: limNow, sleep: sleep, log: s.log,
+		http: fetch.NoRedirects(hc), now: limNow, sleep: sleep, log: s.log,
 		lim:            &limiter{every: cfg.RateInterval, burst: max(cfg.RateBurst, 1), now: limNow, sleep: sleep},
 		requestTimeout: cfg.RequestTimeout, attempts: max(cfg.Attempts, 1),
 		backoff: cfg.Backoff, backoffMax: cfg.MaxBackoff, maxRetryAfter: cfg.MaxRetryAfter, maxHoldBack: cfg.MaxHoldBack,
