@@ -41,7 +41,7 @@ func benchService(b *testing.B) (*Service, snp.KeyRequest, []byte, *x509.Certifi
 	}
 	s.mem.Put(e.key, e)
 	c := &crlState{small: map[uint64]struct{}{}, big: map[string]struct{}{}}
-	c.fetchedAt, c.refreshAt, c.usableTill = now, now.Add(time.Hour), now.Add(2*time.Hour)
+	c.FetchedAt, c.RefreshAt, c.UsableTill = now, now.Add(time.Hour), now.Add(2*time.Hour)
 	for i := range 64 {
 		c.small[uint64(0x40000+i)] = struct{}{}
 	}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/trustgate/trustgate/internal/attest"
 	"github.com/trustgate/trustgate/internal/tee/snp"
+	"github.com/trustgate/trustgate/internal/tiered"
 )
 
 // crlSkew is how far in the future a CRL's thisUpdate may lie (clock
@@ -34,13 +35,13 @@ func (k crlKey) url(base string) string { return CRLURL(base, k.product, k.signe
 // Check costs a map lookup (and nothing when the CRL is empty, as AMD's
 // are in practice).
 type crlState struct {
-	der        []byte
-	number     *big.Int
-	lifetime   // usableTill: nextUpdate + CRLGrace
-	thisUpdate time.Time
-	nextUpdate time.Time
-	small      map[uint64]struct{}
-	big        map[string]struct{}
+	der             []byte
+	number          *big.Int
+	tiered.Lifetime // UsableTill: nextUpdate + CRLGrace
+	thisUpdate      time.Time
+	nextUpdate      time.Time
+	small           map[uint64]struct{}
+	big             map[string]struct{}
 }
 
 func (c *crlState) empty() bool { return len(c.small) == 0 && len(c.big) == 0 }
@@ -94,11 +95,11 @@ func (s *Service) parseCRL(k crlKey, rec *record, now time.Time) (*crlState, err
 	// host's wall clock: verify --at judges certificates at an earlier
 	// time, and a CRL newer than that time only knows more.
 	if l.ThisUpdate.After(later(now, time.Now()).Add(crlSkew)) {
-		return nil, fmt.Errorf("%w: issued in the future (thisUpdate %s)", errNotNow, l.ThisUpdate.Format(time.RFC3339))
+		return nil, fmt.Errorf("%w: issued in the future (thisUpdate %s)", tiered.ErrNotNow, l.ThisUpdate.Format(time.RFC3339))
 	}
 	c := &crlState{der: rec.DER, number: l.Number, thisUpdate: l.ThisUpdate, nextUpdate: l.NextUpdate,
 		small: map[uint64]struct{}{}, big: map[string]struct{}{}}
-	c.set(rec.FetchedAt, now, l.NextUpdate, s.frac, func(time.Time) time.Time {
+	c.Set(rec.FetchedAt, now, l.NextUpdate, s.frac, 0, func(time.Time) time.Time {
 		if s.crlGrace > 0 {
 			return l.NextUpdate.Add(s.crlGrace)
 		}
@@ -122,7 +123,7 @@ func (s *Service) crl(ctx context.Context, k crlKey, until time.Time) (*crlState
 	if s.crls[k] == nil {
 		return nil, attest.Errorf(attest.ReasonVCEKUnavailable, "no CRL is known for %s", k)
 	}
-	c, err := s.cflights.do(ctx, k, join{until: until}, s.fetchContext, func(fctx context.Context) (*crlState, error) {
+	c, err := s.cflights.Do(ctx, k, tiered.Join{Until: until}, s.run.FetchContext, func(fctx context.Context) (*crlState, error) {
 		return s.resolveCRL(fctx, k)
 	})
 	if err != nil {
@@ -134,10 +135,10 @@ func (s *Service) crl(ctx context.Context, k crlKey, until time.Time) (*crlState
 // heldCRL returns the newest verified CRL for k in memory and the
 // persistent tiers (nil if none), without asking the KDS: it reads the
 // tiers in order until enough(the newest so far) holds. A record that
-// does not verify is dropped from its tier (see fromTiers).
+// does not verify is dropped from its tier (see tiered.Tiers.Walk).
 func (s *Service) heldCRL(ctx context.Context, k crlKey, now time.Time, enough func(*crlState) bool) *crlState {
 	best := s.crls[k].Load()
-	s.fromTiers(ctx, k.name(), k.String(), func() bool { return best != nil && enough(best) },
+	s.tiers.Walk(ctx, k.name(), k.String(), func() bool { return best != nil && enough(best) },
 		func(rec *record) error {
 			c, err := s.parseCRL(k, rec, now)
 			if err == nil && c.newer(best) {
@@ -155,9 +156,9 @@ func (s *Service) heldCRL(ctx context.Context, k crlKey, now time.Time, enough f
 func (s *Service) resolveCRL(ctx context.Context, k crlKey) (*crlState, error) {
 	ptr := s.crls[k]
 	now := s.now()
-	best := s.heldCRL(ctx, k, now, func(c *crlState) bool { return c.state(now) == fresh })
+	best := s.heldCRL(ctx, k, now, func(c *crlState) bool { return c.State(now) == tiered.Fresh })
 	var err error
-	if best != nil && best.state(now) == fresh {
+	if best != nil && best.State(now) == tiered.Fresh {
 		ptr.Store(best)
 		return best, nil
 	}
@@ -173,7 +174,7 @@ func (s *Service) resolveCRL(ctx context.Context, k crlKey) (*crlState, error) {
 					err = fmt.Errorf("KDS served a %s older than the one held", k)
 				} else {
 					ptr.Store(c)
-					s.persist(ctx, k.name(), rec, c.usableTill.Sub(rec.FetchedAt))
+					s.tiers.Persist(ctx, k.name(), rec, c.UsableTill.Sub(rec.FetchedAt))
 					return c, nil
 				}
 			} else {
@@ -182,10 +183,10 @@ func (s *Service) resolveCRL(ctx context.Context, k crlKey) (*crlState, error) {
 		}
 	}
 	now = s.now()
-	if best != nil && best.state(now) != expired {
+	if best != nil && best.State(now) != tiered.Expired {
 		ptr.Store(best)
 		s.log.Warn("using a CRL that could not be refreshed", "crl", k.String(), "next_update", best.nextUpdate.Format(time.RFC3339),
-			"usable_until", best.usableTill.Format(time.RFC3339), "error", err.Error())
+			"usable_until", best.UsableTill.Format(time.RFC3339), "error", err.Error())
 		return best, nil
 	}
 	if best != nil {

@@ -40,7 +40,7 @@ func (s *Service) Export(ctx context.Context, keys []snp.KeyRequest, o ExportOpt
 			continue
 		}
 		b.VCEKs = append(b.VCEKs, BundleVCEK{Product: req.Product, HWID: hex.EncodeToString(req.HWID),
-			TCB: fmt.Sprintf("%016x", uint64(req.TCB)), FetchedAt: e.fetchedAt.UTC(), DER: e.der})
+			TCB: fmt.Sprintf("%016x", uint64(req.TCB)), FetchedAt: e.FetchedAt.UTC(), DER: e.der})
 		if r := (ChainRef{req.Product, snp.SignerVCEK}); !slices.Contains(refs, r) {
 			refs = append(refs, r)
 		}
@@ -60,7 +60,7 @@ func (s *Service) Export(ctx context.Context, keys []snp.KeyRequest, o ExportOpt
 			errs = append(errs, err)
 			continue
 		}
-		b.CRLs = append(b.CRLs, BundleCRL{Product: r.Product, Signer: r.Signer, FetchedAt: c.fetchedAt.UTC(), DER: c.der})
+		b.CRLs = append(b.CRLs, BundleCRL{Product: r.Product, Signer: r.Signer, FetchedAt: c.FetchedAt.UTC(), DER: c.der})
 	}
 	return b, errors.Join(errs...)
 }

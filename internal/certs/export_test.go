@@ -6,6 +6,7 @@ import (
 
 	"github.com/trustgate/trustgate/internal/fetch"
 	"github.com/trustgate/trustgate/internal/tee/snp"
+	"github.com/trustgate/trustgate/internal/tiered"
 )
 
 // HeldIn lists the tiers ("memory", "disk", "redis") that hold the VCEK
@@ -16,9 +17,9 @@ func HeldIn(ctx context.Context, s *Service, req snp.KeyRequest) []string {
 	if _, ok := s.mem.Get(k); ok {
 		in = append(in, "memory")
 	}
-	for _, t := range s.tiers {
-		if rec, err := t.get(ctx, k.name()); err == nil && rec != nil {
-			in = append(in, t.kind())
+	for _, t := range s.tiers.Stores {
+		if rec, err := t.Get(ctx, k.name()); err == nil && rec != nil {
+			in = append(in, t.Kind())
 		}
 	}
 	return in
@@ -32,29 +33,25 @@ func KeyName(req snp.KeyRequest) string { return makeVKey(req).name() }
 
 // The refusals of lookups, for errors.Is.
 var (
-	ErrBusy           = errBusy
-	ErrTooManyWaiting = errTooManyWaiting
-	ErrClientBusy     = errClientBusy
-	ErrClientWaiting  = errClientWaiting
-	ErrStillRunning   = errStillRunning
+	ErrBusy           = tiered.ErrBusy
+	ErrTooManyWaiting = tiered.ErrTooManyWaiting
+	ErrClientBusy     = tiered.ErrClientBusy
+	ErrClientWaiting  = tiered.ErrClientWaiting
+	ErrStillRunning   = tiered.ErrStillRunning
 	ErrClientBudget   = errClientBudget
 	ErrNonceSpent     = errNonceSpent
 )
 
 // Fetching returns how many VCEK fetches are in flight.
-func Fetching(s *Service) int { return s.vflights.running() }
+func Fetching(s *Service) int { return s.vflights.Running() }
 
 // Waiting returns how many lookups wait for VCEK fetches.
-func Waiting(s *Service) int {
-	s.vflights.mu.Lock()
-	defer s.vflights.mu.Unlock()
-	return s.vflights.waiting
-}
+func Waiting(s *Service) int { return s.vflights.Waiting() }
 
 // HeldBack returns how long VCEK and other KDS requests are held back by
 // a Retry-After.
 func HeldBack(s *Service) (vcek, other time.Duration) {
-	return s.kds.vcekLim.heldBack(), s.kds.otherLim.heldBack()
+	return s.kds.vcekLim.HeldBack(), s.kds.otherLim.HeldBack()
 }
 
 // ParseCRL verifies der as the p VCEK CRL at now, as one from the KDS or a

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/trustgate/trustgate/internal/tee/snp"
+	"github.com/trustgate/trustgate/internal/tiered"
 )
 
 // ImportResult counts what Import stored.
@@ -29,7 +30,7 @@ func (s *Service) Import(ctx context.Context, b *Bundle) (ImportResult, error) {
 	if b.Format != BundleFormat {
 		return res, fmt.Errorf("bundle format %q, want %q", b.Format, BundleFormat)
 	}
-	if len(s.tiers) == 0 {
+	if len(s.tiers.Stores) == 0 {
 		return res, errors.New("no disk or Redis tier to import into")
 	}
 	now := s.now()
@@ -97,7 +98,7 @@ func (s *Service) Import(ctx context.Context, b *Bundle) (ImportResult, error) {
 			errs = append(errs, fmt.Errorf("CRL %d (%s): %w", i, k, err))
 			continue
 		}
-		if st.state(now) == expired {
+		if st.State(now) == tiered.Expired {
 			errs = append(errs, fmt.Errorf("CRL %d (%s): past nextUpdate %s plus the %s grace", i, k, st.nextUpdate.Format(time.RFC3339), s.crlGrace))
 			continue
 		}
@@ -107,7 +108,7 @@ func (s *Service) Import(ctx context.Context, b *Bundle) (ImportResult, error) {
 		return res, fmt.Errorf("bundle refused, nothing imported: %w", err)
 	}
 	for _, v := range vceks {
-		if err := s.putAll(ctx, v.k.name(), v.rec, v.e.notAfter.Sub(now)); err != nil {
+		if err := s.tiers.PutAll(ctx, v.k.name(), v.rec, v.e.notAfter.Sub(now)); err != nil {
 			return res, err
 		}
 		s.mem.Put(v.e.key, v.e)
@@ -120,7 +121,7 @@ func (s *Service) Import(ctx context.Context, b *Bundle) (ImportResult, error) {
 			res.Kept++
 			continue
 		}
-		if err := s.putAll(ctx, c.k.name(), c.rec, c.c.usableTill.Sub(now)); err != nil {
+		if err := s.tiers.PutAll(ctx, c.k.name(), c.rec, c.c.UsableTill.Sub(now)); err != nil {
 			return res, err
 		}
 		s.crls[c.k].Store(c.c)

@@ -16,6 +16,7 @@ import (
 
 	"github.com/trustgate/trustgate/internal/fetch"
 	"github.com/trustgate/trustgate/internal/tee/snp"
+	"github.com/trustgate/trustgate/internal/tiered"
 )
 
 // DefaultKDSURL is the base URL of AMD's KDS.
@@ -110,8 +111,8 @@ type kdsClient struct {
 	log            *slog.Logger
 	now            func() time.Time
 	sleep          func(context.Context, time.Duration) error
-	vcekLim        *limiter // VCEK requests
-	otherLim       *limiter // cert_chain and CRL requests
+	vcekLim        *tiered.Limiter // VCEK requests
+	otherLim       *tiered.Limiter // cert_chain and CRL requests
 	requestTimeout time.Duration
 	attempts       int
 	backoff        time.Duration
@@ -124,8 +125,8 @@ type kdsClient struct {
 // per client address).
 func (c *kdsClient) holdBack(d time.Duration) {
 	t := c.now().Add(d)
-	c.vcekLim.deferUntil(t)
-	c.otherLim.deferUntil(t)
+	c.vcekLim.DeferUntil(t)
+	c.otherLim.DeferUntil(t)
 }
 
 // get fetches u and returns its body (at most limit bytes). what names
@@ -137,7 +138,7 @@ func (c *kdsClient) get(ctx context.Context, kind Kind, what, u string, limit in
 	}
 	var last error
 	for attempt := 1; ; attempt++ {
-		if err := lim.wait(ctx); err != nil {
+		if err := lim.Wait(ctx); err != nil {
 			return nil, fmt.Errorf("KDS %s: waiting for the rate limit: %w (last error: %v)", what, err, last)
 		}
 		body, status, wait, err := c.once(ctx, kind, what, u, limit)
@@ -174,7 +175,7 @@ func (c *kdsClient) get(ctx context.Context, kind Kind, what, u string, limit in
 			// The fetch ends here: say why (a redirect, a status not
 			// retried, or the last retry), without the URL.
 			c.log.Warn("KDS request failed; giving up", "request", string(kind), "status", status, "attempt", attempt, "error", last.Error())
-			if h := lim.heldBack(); h > 0 {
+			if h := lim.HeldBack(); h > 0 {
 				return nil, &fetch.RetryLater{Err: last, After: h}
 			}
 			return nil, last

@@ -8,6 +8,7 @@ import (
 
 	"github.com/trustgate/trustgate/internal/attest"
 	"github.com/trustgate/trustgate/internal/tee/snp"
+	"github.com/trustgate/trustgate/internal/tiered"
 )
 
 // Check implements snp.RevocationChecker: it fails with cert_revoked when
@@ -39,17 +40,17 @@ func (s *Service) Check(ctx context.Context, p snp.Product, sg snp.Signer, inter
 	}
 	now := s.now()
 	c := ptr.Load()
-	if c == nil || c.state(now) == expired {
+	if c == nil || c.State(now) == tiered.Expired {
 		var err error
 		if c, err = s.crl(ctx, k, s.waitUntil(ctx)); err != nil {
 			return err
 		}
-		if now = s.now(); c.state(now) == expired {
+		if now = s.now(); c.State(now) == tiered.Expired {
 			return attest.Errorf(attest.ReasonVCEKUnavailable, "revocation cannot be checked: the %s is past nextUpdate %s plus the %s grace",
 				k, c.nextUpdate.Format(time.RFC3339), s.crlGrace)
 		}
-	} else if c.state(now) == stale {
-		s.refreshLater(&c.lifetime, now, func(ctx context.Context) { s.crl(ctx, k, time.Time{}) })
+	} else if c.State(now) == tiered.Stale {
+		s.run.RefreshLater(&c.Lifetime, now, func(ctx context.Context) { s.crl(ctx, k, time.Time{}) })
 	}
 	if c.empty() {
 		return nil
@@ -91,9 +92,9 @@ func (s *Service) purgeKey(ctx context.Context, cert *x509.Certificate) {
 	}
 	k := makeVKey(snp.KeyRequest{Product: ek.Product, Signer: snp.SignerVCEK, HWID: ek.HWID, TCB: ek.TCB})
 	s.mem.Remove(k)
-	for _, t := range s.tiers {
-		if err := t.del(ctx, k.name()); err != nil {
-			s.log.Warn("could not purge a revoked VCEK from a tier", "tier", t.kind(), "error", err.Error())
+	for _, t := range s.tiers.Stores {
+		if err := t.Del(ctx, k.name()); err != nil {
+			s.log.Warn("could not purge a revoked VCEK from a tier", "tier", t.Kind(), "error", err.Error())
 		}
 	}
 }
@@ -101,9 +102,9 @@ func (s *Service) purgeKey(ctx context.Context, cert *x509.Certificate) {
 // purgeProduct removes every VCEK of p from every tier.
 func (s *Service) purgeProduct(ctx context.Context, p snp.Product) {
 	s.mem.RemoveIf(func(k vkey) bool { return k.product == p })
-	for _, t := range s.tiers {
-		if err := t.delPrefix(ctx, productPrefix(p)); err != nil {
-			s.log.Warn("could not purge revoked VCEKs from a tier", "tier", t.kind(), "error", err.Error())
+	for _, t := range s.tiers.Stores {
+		if err := t.DelPrefix(ctx, productPrefix(p)); err != nil {
+			s.log.Warn("could not purge revoked VCEKs from a tier", "tier", t.Kind(), "error", err.Error())
 		}
 	}
 }

@@ -7,13 +7,13 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
-	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/trustgate/trustgate/internal/fetch"
 	"github.com/trustgate/trustgate/internal/lru"
 	"github.com/trustgate/trustgate/internal/tee/snp"
+	"github.com/trustgate/trustgate/internal/tiered"
 )
 
 // Service is the AMD KDS certificate service: an snp.KeySource with memory,
@@ -29,24 +29,18 @@ type Service struct {
 	obs      Observer
 	kds      *kdsClient
 	mem      *lru.Cache[vkey, *ventry] // the memory tier
-	tiers    []store
+	tiers    *tiered.Tiers[record]
 	neg      negCache
 	frac     float64
 	maxStale time.Duration
 	crlGrace time.Duration
-	fetchTO  time.Duration
 	wait     time.Duration // FetchWait; <= 0: none
 	budget   *clientBudget
 
-	vflights flights[vkey, lookupResult]
-	cflights flights[crlKey, *crlState]
+	vflights tiered.Flights[vkey, lookupResult]
+	cflights tiered.Flights[crlKey, *crlState]
 	crls     map[crlKey]*atomic.Pointer[crlState]
-
-	bg     context.Context
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
-	mu     sync.Mutex
-	closed bool
+	run      *tiered.Background
 }
 
 // New returns a Service configured by cfg, or an error if cfg is invalid
@@ -120,11 +114,11 @@ func New(cfg Config) (*Service, error) {
 		base: cfg.KDSURL, offline: cfg.Offline, roots: cfg.Roots, skipPin: cfg.SkipRevocationForUnpinned,
 		now: cfg.Clock, log: cfg.Logger, obs: cfg.Observer,
 		mem: lru.New[vkey, *ventry](cfg.MemoryEntries), neg: newNegCache(cfg.NegativeTTL),
-		frac: cfg.RefreshFraction, maxStale: cfg.MaxStaleness, crlGrace: cfg.CRLGrace, fetchTO: cfg.FetchTimeout,
+		frac: cfg.RefreshFraction, maxStale: cfg.MaxStaleness, crlGrace: cfg.CRLGrace,
 		wait: cfg.FetchWait, crls: make(map[crlKey]*atomic.Pointer[crlState]),
 	}
-	s.vflights.max, s.vflights.maxWaiting = maxVCEKFetches, cfg.MaxWaiting
-	s.vflights.perClient, s.vflights.clientWaiting = maxClientFetches, maxClientWaiting
+	s.vflights.Max, s.vflights.MaxWaiting = maxVCEKFetches, cfg.MaxWaiting
+	s.vflights.PerClient, s.vflights.ClientWaiting = maxClientFetches, maxClientWaiting
 	if s.roots == nil {
 		s.roots = snp.AMDRoots()
 	}
@@ -148,45 +142,26 @@ func New(cfg Config) (*Service, error) {
 	client = fetch.NoRedirects(client)
 	s.kds = &kdsClient{
 		base: cfg.KDSURL, http: client, obs: s.obs, log: s.log, now: limNow, sleep: sleep,
-		vcekLim:        newLimiter(cfg.RateInterval, cfg.RateBurst, limNow, sleep),
-		otherLim:       newLimiter(cfg.RateInterval, cfg.RateBurst, limNow, sleep),
+		vcekLim:        tiered.NewLimiter(cfg.RateInterval, cfg.RateBurst, limNow, sleep),
+		otherLim:       tiered.NewLimiter(cfg.RateInterval, cfg.RateBurst, limNow, sleep),
 		requestTimeout: cfg.RequestTimeout, attempts: max(cfg.Attempts, 1),
 		backoff: cfg.Backoff, backoffMax: cfg.MaxBackoff, maxRetryAfter: cfg.MaxRetryAfter, maxHoldBack: cfg.MaxHoldBack,
 	}
 	s.budget = newClientBudget(cfg.ClientMissInterval, ClientMissBurst, limNow)
-	if !cfg.NoDisk {
-		dir := cfg.Dir
-		if dir == "" {
-			d, err := DefaultDir()
-			if err != nil {
-				s.log.Warn("no user cache directory; the certificate disk cache is off", "error", err.Error())
-			}
-			dir = d
-		}
-		if dir != "" {
-			s.tiers = append(s.tiers, &diskStore{dir: dir})
-		}
-	}
-	if cfg.Redis != nil {
-		s.tiers = append(s.tiers, &redisStore{c: cfg.Redis, prefix: cfg.RedisPrefix})
-	}
+	s.tiers = tiered.Open("certificate", s.log, recordCodec, cfg.Dir, cfg.NoDisk, DefaultDir, cfg.Redis, cfg.RedisPrefix)
 	for _, p := range snp.Products() {
 		for _, sg := range []snp.Signer{snp.SignerVCEK, snp.SignerVLEK} {
 			s.crls[crlKey{p, sg}] = new(atomic.Pointer[crlState])
 		}
 	}
-	s.bg, s.cancel = context.WithCancel(context.Background())
+	s.run = tiered.NewBackground(cfg.FetchTimeout)
 	return s, nil
 }
 
 // Close stops background refreshes and fetches in flight and waits for
 // them to end. The Service must not be used afterwards.
 func (s *Service) Close() error {
-	s.mu.Lock()
-	s.closed = true
-	s.mu.Unlock()
-	s.cancel()
-	s.wg.Wait()
+	s.run.Close()
 	return nil
 }
 
@@ -195,29 +170,7 @@ func (s *Service) Close() error {
 // none). For a gauge: a KDS outage does not make the service unready
 // (cached keys are still served), but it should be seen.
 func (s *Service) HeldBack() time.Duration {
-	return max(s.kds.vcekLim.heldBack(), s.kds.otherLim.heldBack())
-}
-
-// track counts a goroutine that Close waits for; false once closed.
-func (s *Service) track() bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed {
-		return false
-	}
-	s.wg.Add(1)
-	return true
-}
-
-// fetchContext is the context a coalesced fetch runs on: detached from
-// every caller, ended by Close or FetchTimeout.
-func (s *Service) fetchContext() (context.Context, context.CancelFunc) {
-	ctx, cancel := context.WithTimeout(s.bg, s.fetchTO)
-	if !s.track() {
-		cancel()
-		return ctx, cancel
-	}
-	return ctx, func() { cancel(); s.wg.Done() }
+	return max(s.kds.vcekLim.HeldBack(), s.kds.otherLim.HeldBack())
 }
 
 // Warm fetches the VCEKs of reqs (and the CRLs of their products) into

@@ -11,6 +11,7 @@ import (
 	"github.com/trustgate/trustgate/internal/fetch"
 	"github.com/trustgate/trustgate/internal/lru"
 	"github.com/trustgate/trustgate/internal/tee/snp"
+	"github.com/trustgate/trustgate/internal/tiered"
 )
 
 // vkey names a VCEK: product, hwid and the full TCB_VERSION (on Turin the
@@ -44,7 +45,7 @@ func productPrefix(p snp.Product) string { return "vcek/" + string(p) + "/" }
 // refresh point on, served until MaxStaleness after it (at the latest
 // until notAfter).
 type ventry struct {
-	lifetime
+	tiered.Lifetime
 	key      vkey
 	der      []byte
 	cert     *x509.Certificate // der parsed, once: EndorsementCert shares it
@@ -79,19 +80,10 @@ func (s *Service) newEntry(k vkey, rec *record, now time.Time) (*ventry, error) 
 		return nil, fmt.Errorf("not signed by the pinned %s ASK: %w", k.product, err)
 	}
 	if now.Before(cert.NotBefore) || now.After(cert.NotAfter) {
-		return nil, fmt.Errorf("%w: valid %s to %s", errNotNow, cert.NotBefore.Format(time.RFC3339), cert.NotAfter.Format(time.RFC3339))
+		return nil, fmt.Errorf("%w: valid %s to %s", tiered.ErrNotNow, cert.NotBefore.Format(time.RFC3339), cert.NotAfter.Format(time.RFC3339))
 	}
 	e := &ventry{key: k, der: rec.DER, cert: cert, notAfter: cert.NotAfter}
-	e.set(rec.FetchedAt, now, cert.NotAfter, s.frac, func(refreshAt time.Time) time.Time {
-		till := refreshAt
-		if s.maxStale > 0 {
-			till = refreshAt.Add(s.maxStale)
-		}
-		if till.After(cert.NotAfter) {
-			till = cert.NotAfter
-		}
-		return till
-	})
+	e.Set(rec.FetchedAt, now, cert.NotAfter, s.frac, 0, tiered.StaleFor(s.maxStale, cert.NotAfter))
 	return e, nil
 }
 
@@ -145,24 +137,24 @@ func (s *Service) entry(ctx context.Context, req snp.KeyRequest, until time.Time
 	k := makeVKey(req)
 	now := s.now()
 	if e, _ := s.mem.Get(k); e != nil {
-		switch e.state(now) {
-		case fresh:
+		switch e.State(now) {
+		case tiered.Fresh:
 			s.obs.CacheLookup(LookupHit)
 			s.served(e, now)
 			return e, nil
-		case stale:
+		case tiered.Stale:
 			s.obs.CacheLookup(LookupStale)
 			s.served(e, now)
-			s.refreshLater(&e.lifetime, now, func(ctx context.Context) { s.lookup(ctx, k, time.Time{}) })
+			s.run.RefreshLater(&e.Lifetime, now, func(ctx context.Context) { s.lookup(ctx, k, time.Time{}) })
 			return e, nil
 		}
 	}
 	r, err := s.lookup(ctx, k, until)
-	if err == nil && r.e.state(s.now()) == expired {
+	if err == nil && r.e.State(s.now()) == tiered.Expired {
 		// A fetch in flight since before now answered with what was
 		// still servable then; judge again at now.
 		r, err = s.lookup(ctx, k, until)
-		if err == nil && r.e.state(s.now()) == expired {
+		if err == nil && r.e.State(s.now()) == tiered.Expired {
 			err = attest.Errorf(attest.ReasonVCEKUnavailable, "%s VCEK: the cached copy is past its maximum staleness", k.product)
 		}
 	}
@@ -178,7 +170,7 @@ func (s *Service) entry(ctx context.Context, req snp.KeyRequest, until time.Time
 // served tells an AgeObserver the age of the key served at now.
 func (s *Service) served(e *ventry, now time.Time) {
 	if ao, ok := s.obs.(AgeObserver); ok {
-		ao.CacheAge(now.Sub(e.fetchedAt))
+		ao.CacheAge(now.Sub(e.FetchedAt))
 	}
 }
 
@@ -195,7 +187,7 @@ func (s *Service) lookup(ctx context.Context, k vkey, until time.Time) (lookupRe
 	client := attest.ClientOf(ctx)
 	nonce, hasNonce := attest.NonceOf(ctx)
 	start := func() (context.Context, context.CancelFunc) {
-		fctx, cancel := s.fetchContext()
+		fctx, cancel := s.run.FetchContext()
 		fctx = attest.WithClient(fctx, client)
 		if hasNonce {
 			fctx = attest.WithNonce(fctx, nonce)
@@ -203,15 +195,15 @@ func (s *Service) lookup(ctx context.Context, k vkey, until time.Time) (lookupRe
 		return fctx, cancel
 	}
 	for try := 0; ; try++ {
-		r, err := s.vflights.do(ctx, k, join{client: client, until: until}, start, func(fctx context.Context) (lookupResult, error) {
+		r, err := s.vflights.Do(ctx, k, tiered.Join{Client: client, Until: until}, start, func(fctx context.Context) (lookupResult, error) {
 			return s.resolve(fctx, k)
 		})
 		var ref *refusal
 		if err != nil && try < 2 && errors.As(err, &ref) && !ref.of(client, nonce, hasNonce) {
 			continue // another caller's budget refused the fetch this one joined: start its own
 		}
-		if errors.Is(err, errStillRunning) {
-			if h := s.kds.vcekLim.heldBack(); h > 0 {
+		if errors.Is(err, tiered.ErrStillRunning) {
+			if h := s.kds.vcekLim.HeldBack(); h > 0 {
 				err = &fetch.RetryLater{Err: err, After: h}
 			}
 		}
@@ -227,15 +219,15 @@ func (s *Service) lookup(ctx context.Context, k vkey, until time.Time) (lookupRe
 func (s *Service) resolve(ctx context.Context, k vkey) (lookupResult, error) {
 	now := s.now()
 	best, _ := s.mem.Get(k)
-	s.fromTiers(ctx, k.name(), string(k.product)+" VCEK", func() bool { return best != nil && best.state(now) == fresh },
+	s.tiers.Walk(ctx, k.name(), string(k.product)+" VCEK", func() bool { return best != nil && best.State(now) == tiered.Fresh },
 		func(rec *record) error {
 			e, err := s.newEntry(k, rec, now)
-			if err == nil && (best == nil || e.fetchedAt.After(best.fetchedAt)) {
+			if err == nil && (best == nil || e.FetchedAt.After(best.FetchedAt)) {
 				best = e
 			}
 			return err
 		})
-	if best != nil && best.state(now) == fresh {
+	if best != nil && best.State(now) == tiered.Fresh {
 		s.mem.Put(best.key, best)
 		return lookupResult{best, LookupHit}, nil
 	}
@@ -261,17 +253,17 @@ func (s *Service) resolve(ctx context.Context, k vkey) (lookupResult, error) {
 			if e, err = s.newEntry(k, rec, rec.FetchedAt); err == nil {
 				s.neg.del(k)
 				s.mem.Put(e.key, e)
-				s.persist(ctx, k.name(), rec, e.notAfter.Sub(rec.FetchedAt))
+				s.tiers.Persist(ctx, k.name(), rec, e.notAfter.Sub(rec.FetchedAt))
 				return lookupResult{e, LookupMiss}, nil
 			}
 			err = fmt.Errorf("KDS %s: unusable certificate: %w", what, err)
 		}
 	}
 	now = s.now()
-	if best != nil && best.state(now) == stale {
+	if best != nil && best.State(now) == tiered.Stale {
 		s.mem.Put(best.key, best)
 		s.log.Warn("serving a cached VCEK past its refresh point", "product", string(k.product),
-			"stale_for", now.Sub(best.refreshAt).Round(time.Second).String(), "max_staleness", s.maxStale.String(), "error", err.Error())
+			"stale_for", now.Sub(best.RefreshAt).Round(time.Second).String(), "max_staleness", s.maxStale.String(), "error", err.Error())
 		return lookupResult{best, LookupStale}, nil
 	}
 	if best != nil {

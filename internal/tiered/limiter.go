@@ -1,4 +1,4 @@
-package certs
+package tiered
 
 import (
 	"context"
@@ -7,16 +7,16 @@ import (
 	"time"
 )
 
-// limiter is a token bucket that hands out send times in order: one token
+// Limiter is a token bucket that hands out send times in order: one token
 // every `every`, at most burst saved up, and no send time before
-// notBefore (set when the KDS answers 429 or 503 with Retry-After). A
+// notBefore (set when the origin answers 429 or 503 with Retry-After). A
 // caller reserves the next free send time and sleeps until it, so callers
 // are served first come, first served: a fetch waits behind the fetches
 // that reserved before it and never behind one that comes later (a
 // client flooding the service with fetches does not overtake another
 // client's). It waits with the Service's clock and sleep so that tests
 // can drive it without real time.
-type limiter struct {
+type Limiter struct {
 	every time.Duration // <= 0: unlimited
 	burst int
 	now   func() time.Time
@@ -26,18 +26,20 @@ type limiter struct {
 	tokens    float64 // at last; negative: send times reserved ahead
 	last      time.Time
 	notBefore time.Time
-	gen       uint64 // counts deferUntil calls that moved notBefore
+	gen       uint64 // counts DeferUntil calls that moved notBefore
 }
 
-func newLimiter(every time.Duration, burst int, now func() time.Time, sleep func(context.Context, time.Duration) error) *limiter {
-	return &limiter{every: every, burst: burst, now: now, sleep: sleep, tokens: float64(burst)}
+// NewLimiter returns a Limiter of one send time per every (<= 0: no
+// limit) and burst saved up, on the clock now, waiting with sleep.
+func NewLimiter(every time.Duration, burst int, now func() time.Time, sleep func(context.Context, time.Duration) error) *Limiter {
+	return &Limiter{every: every, burst: burst, now: now, sleep: sleep, tokens: float64(burst)}
 }
 
-// wait blocks until a request may be sent, or ctx ends. A wait that would
+// Wait blocks until a request may be sent, or ctx ends. A wait that would
 // outlast ctx's deadline fails at once and reserves nothing. A Retry-After
 // that arrives while it waits sends it to the back of the queue behind
 // the new notBefore.
-func (l *limiter) wait(ctx context.Context) error {
+func (l *Limiter) Wait(ctx context.Context) error {
 	for {
 		d, gen, err := l.reserve(ctx)
 		if err != nil || d <= 0 {
@@ -68,7 +70,7 @@ func (e errAfterDeadline) RetryAfter() time.Duration { return e.d }
 // reserve takes the next send time and returns how long until it, with
 // the deferral generation it was taken under; or, taking nothing, an
 // error when that time lies after ctx's deadline.
-func (l *limiter) reserve(ctx context.Context) (time.Duration, uint64, error) {
+func (l *Limiter) reserve(ctx context.Context) (time.Duration, uint64, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	now := l.now()
@@ -86,7 +88,7 @@ func (l *limiter) reserve(ctx context.Context) (time.Duration, uint64, error) {
 
 // next is the send time a reservation made at now would get; l.mu is
 // held.
-func (l *limiter) next(now time.Time) time.Time {
+func (l *Limiter) next(now time.Time) time.Time {
 	t := now
 	if t.Before(l.notBefore) {
 		t = l.notBefore
@@ -105,7 +107,7 @@ func (l *limiter) next(now time.Time) time.Time {
 }
 
 // tokensAt is the bucket's content at t (not before last); l.mu is held.
-func (l *limiter) tokensAt(t time.Time) float64 {
+func (l *Limiter) tokensAt(t time.Time) float64 {
 	tok := l.tokens
 	if t.After(l.last) && !l.last.IsZero() {
 		tok += float64(t.Sub(l.last)) / float64(l.every)
@@ -114,25 +116,25 @@ func (l *limiter) tokensAt(t time.Time) float64 {
 }
 
 // advance moves the bucket to t if t is later than last; l.mu is held.
-func (l *limiter) advance(t time.Time) {
+func (l *Limiter) advance(t time.Time) {
 	if l.last.IsZero() || t.After(l.last) {
 		l.tokens = l.tokensAt(t)
 		l.last = t
 	}
 }
 
-// heldBack returns how long from now every request is held back by a
+// HeldBack returns how long from now every request is held back by a
 // Retry-After (0 if none).
-func (l *limiter) heldBack() time.Duration {
+func (l *Limiter) HeldBack() time.Duration {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return max(l.notBefore.Sub(l.now()), 0)
 }
 
-// deferUntil holds every request back until t and leaves no saved-up
-// burst behind it: after a 429 the KDS gets one request at t, then one per
+// DeferUntil holds every request back until t and leaves no saved-up
+// burst behind it: after a 429 the origin gets one request at t, then one per
 // interval. Requests already waiting queue again behind t.
-func (l *limiter) deferUntil(t time.Time) {
+func (l *Limiter) DeferUntil(t time.Time) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if !t.After(l.notBefore) {

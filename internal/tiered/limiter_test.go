@@ -1,4 +1,4 @@
-package certs
+package tiered
 
 import (
 	"context"
@@ -18,7 +18,7 @@ func TestLimiterHandsOutSendTimesInOrder(t *testing.T) {
 	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
 	set := func(t time.Time) { mu.Lock(); now = t; mu.Unlock() }
 	const every = 10 * time.Second
-	l := newLimiter(every, 1, clock, nil)
+	l := NewLimiter(every, 1, clock, nil)
 	ctx := context.Background()
 	reserve := func() time.Duration {
 		t.Helper()
@@ -45,7 +45,7 @@ func TestLimiterHandsOutSendTimesInOrder(t *testing.T) {
 	// A Retry-After of 2 minutes: nothing before it, then one per interval,
 	// and the waiters reserved before it must queue again.
 	_, gen, _ := l.reserve(ctx)
-	l.deferUntil(t0.Add(3*time.Second + 2*time.Minute))
+	l.DeferUntil(t0.Add(3*time.Second + 2*time.Minute))
 	if l.gen == gen {
 		t.Fatal("a deferral did not invalidate earlier reservations")
 	}
@@ -55,7 +55,7 @@ func TestLimiterHandsOutSendTimesInOrder(t *testing.T) {
 	if d := reserve(); d != 2*time.Minute+every {
 		t.Fatalf("second after Retry-After: send in %s, want 2m10s", d)
 	}
-	if h := l.heldBack(); h != 2*time.Minute {
+	if h := l.HeldBack(); h != 2*time.Minute {
 		t.Fatalf("heldBack %s, want 2m", h)
 	}
 
@@ -78,13 +78,13 @@ func TestLimiterHandsOutSendTimesInOrder(t *testing.T) {
 func TestLimiterUnlimited(t *testing.T) {
 	t.Parallel()
 	t0 := time.Now()
-	l := newLimiter(-1, 1, func() time.Time { return t0 }, nil)
+	l := NewLimiter(-1, 1, func() time.Time { return t0 }, nil)
 	for range 3 {
 		if d, _, _ := l.reserve(context.Background()); d != 0 {
 			t.Fatalf("unlimited: send in %s", d)
 		}
 	}
-	l.deferUntil(t0.Add(time.Second))
+	l.DeferUntil(t0.Add(time.Second))
 	if d, _, _ := l.reserve(context.Background()); d != time.Second {
 		t.Fatalf("unlimited after Retry-After 1: send in %s", d)
 	}

@@ -1,0 +1,13 @@
+// Package tiered is the cache under the certificate and collateral
+// services (internal/certs for AMD's KDS, internal/pcs for Intel's PCS):
+// records of a type the service names, in memory (the service's own LRU of
+// verified entries), on disk and in Redis (Store, Tiers), each with a
+// Lifetime (fresh until its refresh point, then served stale while a
+// refresh runs, up to a bound), fetched once per key however many callers
+// miss at once (Flights, with bounds on fetches and waiting callers, per
+// client too), through a first-come-first-served rate limit that honours
+// the origin's Retry-After (Limiter), on a Background that Close ends.
+//
+// The services keep what is theirs: the record types and their
+// verification, the URLs, the HTTP client of their origin and its rules.
+package tiered
