@@ -89,29 +89,14 @@ func (s *Service) Import(ctx context.Context, entries []BundleEntry) (ImportResu
 	}
 	var res ImportResult
 	for _, e := range es {
-		held, _ := s.resolveHeld(ctx, e.key, now)
+		held := s.held(ctx, e.key, now, func(*entry) bool { return false })
 		if held != nil && !e.newer(held) && held.issued.After(e.issued) {
 			res.Kept++
 			continue
 		}
 		s.mem.Put(e.key, e)
-		s.persist(ctx, e.key, e.rec, e.next.Sub(now))
+		s.tiers.Persist(ctx, e.key.name(), e.rec, e.next.Sub(now))
 		res.Stored++
 	}
 	return res, nil
-}
-
-// resolveHeld is the newest usable copy of k in memory and the tiers.
-func (s *Service) resolveHeld(ctx context.Context, k docKey, now time.Time) (*entry, error) {
-	best, _ := s.mem.Get(k)
-	for _, t := range s.tiers {
-		rec, err := t.get(ctx, k.name())
-		if err != nil || rec == nil {
-			continue
-		}
-		if e, err := s.newEntry(k, rec, now); err == nil && e.newer(best) {
-			best = e
-		}
-	}
-	return best, nil
 }

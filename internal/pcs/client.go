@@ -9,10 +9,10 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"net/url"
-	"sync"
 	"time"
 
 	"github.com/trustgate/trustgate/internal/fetch"
+	"github.com/trustgate/trustgate/internal/tiered"
 )
 
 // errNotFound is a 404: PCS has no such document (e.g. an FMSPC it does
@@ -22,7 +22,7 @@ var errNotFound = errors.New("PCS has no such document (404)")
 // client makes PCS requests: rate-limited, retried, never redirected.
 type client struct {
 	http           *http.Client
-	lim            *limiter
+	lim            *tiered.Limiter
 	now            func() time.Time
 	sleep          func(context.Context, time.Duration) error
 	log            *slog.Logger
@@ -57,7 +57,7 @@ func (c *client) get(ctx context.Context, what, u string, chainHeaders ...string
 			}
 			backoff = min(2*backoff, c.backoffMax)
 		}
-		if err := c.lim.wait(ctx); err != nil {
+		if err := c.lim.Wait(ctx); err != nil {
 			if last != nil {
 				return nil, fmt.Errorf("PCS %s: %w (after %v)", what, err, last)
 			}
@@ -118,7 +118,7 @@ func (c *client) once(ctx context.Context, u string, chainHeaders []string) (*re
 				c.log.Warn("PCS asked to hold back longer than the cap; capped", "retry_after", wait.String(), "cap", c.maxHoldBack.String())
 				hold = c.maxHoldBack
 			}
-			c.lim.holdBack(c.now().Add(hold))
+			c.lim.DeferUntil(c.now().Add(hold))
 		}
 		return nil, resp.StatusCode, wait, fmt.Errorf("answered %s", resp.Status)
 	default:
@@ -148,73 +148,4 @@ func (c *client) once(ctx context.Context, u string, chainHeaders []string) (*re
 		break
 	}
 	return out, resp.StatusCode, 0, nil
-}
-
-// limiter hands out send times in order: one per every on average, burst
-// at once, none before notBefore (a Retry-After). First come, first
-// served.
-type limiter struct {
-	every time.Duration // <= 0: unlimited
-	burst int
-	now   func() time.Time
-	sleep func(context.Context, time.Duration) error
-
-	mu        sync.Mutex
-	next      time.Time // the earliest send time not yet handed out
-	notBefore time.Time
-}
-
-// wait blocks until a request may go; a wait that would outlast ctx's
-// deadline fails at once and reserves nothing.
-func (l *limiter) wait(ctx context.Context) error {
-	l.mu.Lock()
-	now := l.now()
-	at, next := now, l.next
-	if l.every > 0 {
-		// Up to burst-1 send times may be taken ahead of now.
-		if floor := now.Add(-time.Duration(l.burst-1) * l.every); next.Before(floor) {
-			next = floor
-		}
-		at = next
-		next = next.Add(l.every)
-	}
-	if at.Before(l.notBefore) {
-		at = l.notBefore
-		if l.every > 0 && next.Before(at.Add(l.every)) {
-			next = at.Add(l.every)
-		}
-	}
-	if at.Before(now) {
-		at = now
-	}
-	d := at.Sub(now)
-	if dl, ok := ctx.Deadline(); ok && d > 0 && time.Until(dl) < d {
-		l.mu.Unlock()
-		return fmt.Errorf("the rate limit allows the next PCS request in %s, after this fetch's deadline", d.Round(time.Millisecond))
-	}
-	l.next = next
-	l.mu.Unlock()
-	if d <= 0 {
-		return nil
-	}
-	return l.sleep(ctx, d)
-}
-
-// holdBack holds every request back until t.
-func (l *limiter) holdBack(t time.Time) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if t.After(l.notBefore) {
-		l.notBefore = t
-		if l.every > 0 && l.next.Before(t) {
-			l.next = t // one request at t, then one per every
-		}
-	}
-}
-
-// heldBack is how long from now requests are held back (0: not).
-func (l *limiter) heldBack() time.Duration {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return max(l.notBefore.Sub(l.now()), 0)
 }

@@ -10,12 +10,11 @@ import (
 	"github.com/trustgate/trustgate/internal/attest"
 	"github.com/trustgate/trustgate/internal/fetch"
 	"github.com/trustgate/trustgate/internal/tee/tdx"
+	"github.com/trustgate/trustgate/internal/tiered"
 )
 
-// Refusals of a lookup that cannot wait for a fetch.
+// Refusals of a lookup.
 var (
-	errBusy          = errors.New("too many PCS fetches in flight or waited for; retry later")
-	errStillRunning  = errors.New("the PCS fetch did not end in time; it goes on in the background, retry later")
 	errUnknownPCKCA  = errors.New(`the PCK CA is neither "platform" nor "processor"`)
 	errOfflineNoCopy = errors.New("offline, and no usable cached copy")
 )
@@ -33,7 +32,7 @@ func (s *Service) Collateral(ctx context.Context, req tdx.CollateralRequest) (*t
 	now := s.now()
 	warm := true
 	for i, k := range keys {
-		if e, ok := s.mem.Get(k); ok && e.state(now) == fresh {
+		if e, ok := s.mem.Get(k); ok && e.State(now) == tiered.Fresh {
 			es[i] = e
 		} else {
 			warm = false
@@ -87,140 +86,62 @@ func (s *Service) waitUntil(ctx context.Context) time.Time {
 func (s *Service) get(ctx context.Context, k docKey, until time.Time) (*entry, error) {
 	now := s.now()
 	if e, ok := s.mem.Get(k); ok {
-		switch e.state(now) {
-		case fresh:
+		switch e.State(now) {
+		case tiered.Fresh:
 			return e, nil
-		case stale:
-			s.refreshLater(e, now)
+		case tiered.Stale:
+			s.run.RefreshLater(&e.Lifetime, now, func(ctx context.Context) { s.flight(ctx, k, time.Time{}) })
 			return e, nil
 		}
 	}
 	e, err := s.flight(ctx, k, until)
-	if err == nil && e.state(s.now()) == expired {
+	if err == nil && e.State(s.now()) == tiered.Expired {
 		err = fmt.Errorf("%s: the held copy expired", k.what())
 	}
 	return e, err
 }
 
-// flight is one fetch per key: a caller that asks for a key in flight
-// waits for that fetch. The fetch runs on its own context (FetchTimeout,
-// ended by Close), so callers that stop waiting do not end it.
-type flight struct {
-	done chan struct{}
-	e    *entry
-	err  error
-}
-
+// flight resolves k, one fetch per key (tiered.Flights): a caller that
+// asks for a key in flight waits for that fetch, which runs on its own
+// context (FetchTimeout, ended by Close), so callers that stop waiting do
+// not end it. One that stops waiting gets a Retry-After hint: the hold-back
+// of a PCS Retry-After, else a second.
 func (s *Service) flight(ctx context.Context, k docKey, until time.Time) (*entry, error) {
-	s.fmu.Lock()
-	fl, ok := s.flights[k]
-	if (!ok && len(s.flights) >= maxFlights) || s.waiting >= maxWaiting {
-		s.fmu.Unlock()
-		return nil, errBusy
+	e, err := s.flights.Do(ctx, k, tiered.Join{Until: until}, s.run.FetchContext, func(fctx context.Context) (*entry, error) {
+		return s.resolve(fctx, k)
+	})
+	if errors.Is(err, tiered.ErrStillRunning) {
+		return nil, &fetch.RetryLater{Err: err, After: max(s.pcs.lim.HeldBack(), time.Second)}
 	}
-	if !ok {
-		if !s.track() {
-			s.fmu.Unlock()
-			return nil, errors.New("the collateral service is closed")
-		}
-		fl = &flight{done: make(chan struct{})}
-		s.flights[k] = fl
-		fctx, cancel := context.WithTimeout(s.bg, s.fetchTO)
-		go func() {
-			defer s.wg.Done()
-			defer cancel()
-			e, err := s.resolve(fctx, k)
-			s.fmu.Lock()
-			fl.e, fl.err = e, err
-			delete(s.flights, k)
-			s.fmu.Unlock()
-			close(fl.done)
-		}()
-	}
-	s.waiting++
-	s.fmu.Unlock()
-	defer func() {
-		s.fmu.Lock()
-		s.waiting--
-		s.fmu.Unlock()
-	}()
-	var timeout <-chan time.Time
-	if !until.IsZero() {
-		t := time.NewTimer(time.Until(until))
-		defer t.Stop()
-		timeout = t.C
-	}
-	select {
-	case <-fl.done:
-		return fl.e, fl.err
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	case <-timeout:
-		select {
-		case <-fl.done:
-			return fl.e, fl.err
-		default:
-		}
-		err := errStillRunning
-		if h := s.pcs.lim.heldBack(); h > 0 {
-			return nil, &fetch.RetryLater{Err: err, After: h}
-		}
-		return nil, &fetch.RetryLater{Err: err, After: time.Second}
-	}
+	return e, err
 }
 
-// refreshLater refreshes a stale entry in the background, at most once a
-// minute.
-func (s *Service) refreshLater(e *entry, now time.Time) {
-	if !e.nextTry.TryLock() {
-		return
+// held is the newest usable copy of k in memory and the tiers, reading
+// the tiers until enough(the newest so far) holds; a record that does not
+// verify is dropped from its tier.
+func (s *Service) held(ctx context.Context, k docKey, now time.Time, enough func(*entry) bool) *entry {
+	best, _ := s.mem.Get(k)
+	if best != nil && best.State(now) == tiered.Expired {
+		best = nil
 	}
-	due := now.Sub(e.tried) >= time.Minute
-	if due {
-		e.tried = now
-	}
-	e.nextTry.Unlock()
-	if !due || !s.track() {
-		return
-	}
-	go func() {
-		defer s.wg.Done()
-		s.flight(s.bg, e.key, time.Time{})
-	}()
+	s.tiers.Walk(ctx, k.name(), k.what(), func() bool { return best != nil && enough(best) }, func(rec *record) error {
+		e, err := s.newEntry(k, rec, now)
+		if err == nil && e.newer(best) {
+			best = e
+		}
+		return err
+	})
+	return best
 }
 
 // resolve finds the newest usable copy of k in memory and the tiers and,
 // unless it is fresh, asks PCS, falling back to the held copy within its
-// staleness.
+// staleness. A document older than the one held is never taken (no
+// rollback).
 func (s *Service) resolve(ctx context.Context, k docKey) (*entry, error) {
 	now := s.now()
-	best, _ := s.mem.Get(k)
-	if best != nil && best.state(now) == expired {
-		best = nil
-	}
-	for _, t := range s.tiers {
-		if best != nil && best.state(now) == fresh {
-			break
-		}
-		rec, err := t.get(ctx, k.name())
-		if err != nil {
-			s.log.Warn("collateral cache tier failed", "tier", t.kind(), "error", err.Error())
-			continue
-		}
-		if rec == nil {
-			continue
-		}
-		e, err := s.newEntry(k, rec, now)
-		switch {
-		case errors.Is(err, errNotNow):
-		case err != nil:
-			s.log.Warn("dropping an unusable cached collateral document", "tier", t.kind(), "document", k.what(), "error", err.Error())
-			t.del(ctx, k.name())
-		case e.newer(best):
-			best = e
-		}
-	}
-	if best != nil && best.state(now) == fresh {
+	best := s.held(ctx, k, now, func(e *entry) bool { return e.State(now) == tiered.Fresh })
+	if best != nil && best.State(now) == tiered.Fresh {
 		s.mem.Put(k, best)
 		return best, nil
 	}
@@ -241,26 +162,17 @@ func (s *Service) resolve(ctx context.Context, k docKey) (*entry, error) {
 					e.issued.Format(time.RFC3339), best.issued.Format(time.RFC3339))
 			default:
 				s.mem.Put(k, e)
-				s.persist(ctx, k, rec, e.next.Sub(rec.FetchedAt))
+				s.tiers.Persist(ctx, k.name(), rec, e.next.Sub(rec.FetchedAt))
 				return e, nil
 			}
 		}
 	}
 	now = s.now()
-	if best != nil && best.state(now) == stale {
+	if best != nil && best.State(now) == tiered.Stale {
 		s.mem.Put(k, best)
 		s.log.Warn("serving collateral past its refresh point", "document", k.what(),
-			"stale_for", now.Sub(best.refreshAt).Round(time.Second).String(), "next_update", best.next.Format(time.RFC3339), "error", err.Error())
+			"stale_for", now.Sub(best.RefreshAt).Round(time.Second).String(), "next_update", best.next.Format(time.RFC3339), "error", err.Error())
 		return best, nil
 	}
 	return nil, fmt.Errorf("%s: %w", k.what(), err)
-}
-
-// persist writes a record to every persistent tier, logging failures.
-func (s *Service) persist(ctx context.Context, k docKey, rec *record, ttl time.Duration) {
-	for _, t := range s.tiers {
-		if err := t.put(ctx, k.name(), rec, ttl); err != nil {
-			s.log.Warn("collateral cache tier failed", "tier", t.kind(), "error", err.Error())
-		}
-	}
 }

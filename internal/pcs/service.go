@@ -1,7 +1,6 @@
 package pcs
 
 import (
-	"context"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -11,12 +10,12 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/trustgate/trustgate/internal/fetch"
 	"github.com/trustgate/trustgate/internal/lru"
 	"github.com/trustgate/trustgate/internal/tee/tdx"
+	"github.com/trustgate/trustgate/internal/tiered"
 )
 
 // Service is the Intel collateral service: a tdx.CollateralSource with
@@ -30,23 +29,15 @@ type Service struct {
 	log              *slog.Logger
 	pcs              *client
 	mem              *lru.Cache[docKey, *entry]
-	tiers            []store
+	tiers            *tiered.Tiers[record]
 	frac             float64
 	maxAge           time.Duration
 	maxStale         time.Duration
-	fetchTO          time.Duration
 	wait             time.Duration
 
-	fmu       sync.Mutex
-	flights   map[docKey]*flight
-	waiting   int
+	flights   tiered.Flights[docKey, *entry]
 	assembled *lru.Cache[asmKey, *assembly]
-
-	bg     context.Context
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
-	mu     sync.Mutex
-	closed bool
+	run       *tiered.Background
 }
 
 // DefaultDir is the disk tier's default directory:
@@ -120,9 +111,10 @@ func New(cfg Config) (*Service, error) {
 	s := &Service{
 		base: strings.TrimRight(cfg.URL, "/"), rootCRLURL: cfg.RootCRLURL, offline: cfg.Offline, roots: cfg.Roots,
 		now: cfg.Clock, log: cfg.Logger, mem: lru.New[docKey, *entry](4096),
-		frac: cfg.RefreshFraction, maxAge: cfg.MaxAge, maxStale: cfg.MaxStaleness, fetchTO: cfg.FetchTimeout, wait: cfg.FetchWait,
-		flights: map[docKey]*flight{}, assembled: lru.New[asmKey, *assembly](maxAssembled),
+		frac: cfg.RefreshFraction, maxAge: cfg.MaxAge, maxStale: cfg.MaxStaleness, wait: cfg.FetchWait,
+		assembled: lru.New[asmKey, *assembly](maxAssembled), run: tiered.NewBackground(cfg.FetchTimeout),
 	}
+	s.flights.Max, s.flights.MaxWaiting = maxFlights, maxWaiting
 	if s.roots == nil {
 		s.roots = tdx.IntelRoots()
 	}
@@ -142,27 +134,11 @@ func New(cfg Config) (*Service, error) {
 	}
 	s.pcs = &client{
 		http: fetch.NoRedirects(hc), now: limNow, sleep: sleep, log: s.log,
-		lim:            &limiter{every: cfg.RateInterval, burst: max(cfg.RateBurst, 1), now: limNow, sleep: sleep},
+		lim:            tiered.NewLimiter(cfg.RateInterval, max(cfg.RateBurst, 1), limNow, sleep),
 		requestTimeout: cfg.RequestTimeout, attempts: max(cfg.Attempts, 1),
 		backoff: cfg.Backoff, backoffMax: cfg.MaxBackoff, maxRetryAfter: cfg.MaxRetryAfter, maxHoldBack: cfg.MaxHoldBack,
 	}
-	if !cfg.NoDisk {
-		dir := cfg.Dir
-		if dir == "" {
-			d, err := DefaultDir()
-			if err != nil {
-				s.log.Warn("no user cache directory; the PCS collateral disk cache is off", "error", err.Error())
-			}
-			dir = d
-		}
-		if dir != "" {
-			s.tiers = append(s.tiers, &diskStore{dir: dir})
-		}
-	}
-	if cfg.Redis != nil {
-		s.tiers = append(s.tiers, &redisStore{c: cfg.Redis, prefix: cfg.RedisPrefix})
-	}
-	s.bg, s.cancel = context.WithCancel(context.Background())
+	s.tiers = tiered.Open("collateral", s.log, recordCodec, cfg.Dir, cfg.NoDisk, DefaultDir, cfg.Redis, cfg.RedisPrefix)
 	return s, nil
 }
 
@@ -176,27 +152,13 @@ func CheckURL(raw string) error {
 
 // Close stops background refreshes and fetches and waits for them.
 func (s *Service) Close() error {
-	s.mu.Lock()
-	s.closed = true
-	s.mu.Unlock()
-	s.cancel()
-	s.wg.Wait()
+	s.run.Close()
 	return nil
 }
 
 // HeldBack is how long from now no request goes to PCS because it
 // answered 429 or 503 with Retry-After (0 when none).
-func (s *Service) HeldBack() time.Duration { return s.pcs.lim.heldBack() }
-
-func (s *Service) track() bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed {
-		return false
-	}
-	s.wg.Add(1)
-	return true
-}
+func (s *Service) HeldBack() time.Duration { return s.pcs.lim.HeldBack() }
 
 // docKind is one kind of PCS document.
 type docKind uint8
@@ -282,40 +244,16 @@ func (s *Service) url(k docKey) (u string, headers []string) {
 	return s.rootCRLURL, nil
 }
 
-// errNotNow marks a refusal that depends on the clock (a document past
-// its nextUpdate, or issued later than now): the record itself is sound
-// and stays in its tier.
-var errNotNow = errors.New("not usable at this time")
-
-// entry is a verified document with its freshness times.
+// entry is a verified document with its freshness times: stale from its
+// refresh point on, served until MaxStaleness after it (never past its
+// nextUpdate).
 type entry struct {
-	key        docKey
-	rec        *record
-	col        *tdx.Collateral // the document and its issuer chain, verified
-	issued     time.Time
-	next       time.Time // nextUpdate
-	refreshAt  time.Time
-	staleUntil time.Time
-	nextTry    sync.Mutex // held by the one background refresh
-	tried      time.Time  // last background refresh; under nextTry
-}
-
-type freshness int
-
-const (
-	fresh freshness = iota
-	stale
-	expired
-)
-
-func (e *entry) state(now time.Time) freshness {
-	switch {
-	case now.After(e.staleUntil) || now.After(e.next):
-		return expired
-	case now.Before(e.refreshAt):
-		return fresh
-	}
-	return stale
+	tiered.Lifetime
+	key    docKey
+	rec    *record
+	col    *tdx.Collateral // the document and its issuer chain, verified
+	issued time.Time
+	next   time.Time // nextUpdate
 }
 
 // newEntry verifies rec as the document k names, at now: it is that
@@ -372,26 +310,12 @@ func (s *Service) newEntry(k docKey, rec *record, now time.Time) (*entry, error)
 		return nil, errors.New("its nextUpdate is not after its issue date")
 	}
 	if e.issued.After(now.Add(futureSkew)) {
-		return nil, fmt.Errorf("%w: issued %s", errNotNow, e.issued.Format(time.RFC3339))
+		return nil, fmt.Errorf("%w: issued %s", tiered.ErrNotNow, e.issued.Format(time.RFC3339))
 	}
 	if now.After(e.next) {
-		return nil, fmt.Errorf("%w: expired %s (nextUpdate)", errNotNow, e.next.Format(time.RFC3339))
+		return nil, fmt.Errorf("%w: expired %s (nextUpdate)", tiered.ErrNotNow, e.next.Format(time.RFC3339))
 	}
-	fetched := rec.FetchedAt
-	if fetched.After(now) {
-		fetched = now
-	}
-	e.refreshAt = fetched.Add(time.Duration(s.frac * float64(e.next.Sub(fetched))))
-	if s.maxAge > 0 && e.refreshAt.After(fetched.Add(s.maxAge)) {
-		e.refreshAt = fetched.Add(s.maxAge)
-	}
-	e.staleUntil = e.refreshAt
-	if s.maxStale > 0 {
-		e.staleUntil = e.refreshAt.Add(s.maxStale)
-	}
-	if e.staleUntil.After(e.next) {
-		e.staleUntil = e.next
-	}
+	e.Set(rec.FetchedAt, now, e.next, s.frac, s.maxAge, tiered.StaleFor(s.maxStale, e.next))
 	return e, nil
 }
 
