@@ -5,16 +5,10 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
-	"log/slog"
-	"math/rand/v2"
-	"net/http"
 	"net/url"
-	"strconv"
 	"strings"
 	"time"
 
-	"github.com/trustgate/trustgate/internal/fetch"
 	"github.com/trustgate/trustgate/internal/tee/snp"
 	"github.com/trustgate/trustgate/internal/tiered"
 )
@@ -99,32 +93,20 @@ func checkRequest(req snp.KeyRequest) error {
 // errNotFound is the KDS's 404: no such product, chip or TCB.
 var errNotFound = errors.New("the KDS has no such certificate (HTTP 404)")
 
-// kdsClient makes KDS requests with a client-side rate limit, per-attempt
-// timeouts and bounded retries with jittered exponential backoff, honouring
-// Retry-After on 429 and 503 (held to at most maxHoldBack). It follows no
-// redirect. Its errors never carry the URL (it holds the chip id, which is
-// not logged).
+// kdsClient makes KDS requests through the origin's rate limit, retries
+// and Retry-After handling (tiered.Origin), with a rate bucket for VCEKs
+// and one for the rest. Its errors never carry the URL (it holds the chip
+// id, which is not logged).
 type kdsClient struct {
-	base           string
-	http           *http.Client
-	obs            Observer
-	log            *slog.Logger
-	now            func() time.Time
-	sleep          func(context.Context, time.Duration) error
-	vcekLim        *tiered.Limiter // VCEK requests
-	otherLim       *tiered.Limiter // cert_chain and CRL requests
-	requestTimeout time.Duration
-	attempts       int
-	backoff        time.Duration
-	backoffMax     time.Duration
-	maxRetryAfter  time.Duration
-	maxHoldBack    time.Duration
+	origin   *tiered.Origin
+	obs      Observer
+	vcekLim  *tiered.Limiter // VCEK requests
+	otherLim *tiered.Limiter // cert_chain and CRL requests
 }
 
-// holdBack holds every request of every kind back for d (the KDS throttles
-// per client address).
-func (c *kdsClient) holdBack(d time.Duration) {
-	t := c.now().Add(d)
+// holdBack holds every request of every kind back until t (the KDS
+// throttles per client address).
+func (c *kdsClient) holdBack(t time.Time) {
 	c.vcekLim.DeferUntil(t)
 	c.otherLim.DeferUntil(t)
 }
@@ -136,103 +118,7 @@ func (c *kdsClient) get(ctx context.Context, kind Kind, what, u string, limit in
 	if kind == KindVCEK {
 		lim = c.vcekLim
 	}
-	var last error
-	for attempt := 1; ; attempt++ {
-		if err := lim.Wait(ctx); err != nil {
-			return nil, fmt.Errorf("KDS %s: waiting for the rate limit: %w (last error: %v)", what, err, last)
-		}
-		body, status, wait, err := c.once(ctx, kind, what, u, limit)
-		if err == nil {
-			return body, nil
-		}
-		if status == http.StatusNotFound {
-			return nil, err
-		}
-		last = err
-		retryable := status == 0 || status == http.StatusTooManyRequests || status >= 500
-		d := c.backoff << (attempt - 1)
-		if d > c.backoffMax || d <= 0 {
-			d = c.backoffMax
-		}
-		d = d/2 + time.Duration(rand.Int64N(int64(d/2)+1)) // jitter in [d/2, d]
-		if status == http.StatusTooManyRequests && wait <= 0 {
-			wait = d // throttled without a Retry-After: hold back for the backoff
-		}
-		if wait > c.maxHoldBack {
-			c.log.Warn("KDS asked to retry later than this verifier holds back; capped", "request", string(kind), "status", status,
-				"retry_after", wait.String(), "held_back", c.maxHoldBack.String())
-			wait = c.maxHoldBack
-		}
-		if wait > 0 {
-			// The KDS throttles per client address: hold back every kind.
-			c.log.Warn("KDS asked to retry later", "request", string(kind), "status", status, "retry_after", wait.String())
-			c.holdBack(wait)
-			if wait > c.maxRetryAfter {
-				return nil, &fetch.RetryLater{Err: fmt.Errorf("%w; Retry-After %s exceeds the %s this client waits", last, wait, c.maxRetryAfter), After: wait}
-			}
-		}
-		if !retryable || attempt >= c.attempts {
-			// The fetch ends here: say why (a redirect, a status not
-			// retried, or the last retry), without the URL.
-			c.log.Warn("KDS request failed; giving up", "request", string(kind), "status", status, "attempt", attempt, "error", last.Error())
-			if h := lim.HeldBack(); h > 0 {
-				return nil, &fetch.RetryLater{Err: last, After: h}
-			}
-			return nil, last
-		}
-		if wait > 0 {
-			continue // the rate limit waits it out
-		}
-		c.log.Warn("KDS request failed; retrying", "request", string(kind), "status", status, "attempt", attempt, "backoff", d.String())
-		if err := c.sleep(ctx, d); err != nil {
-			return nil, fmt.Errorf("%w (gave up: %v)", last, err)
-		}
-	}
-}
-
-// once makes one request. status is 0 for a transport error; wait is the
-// Retry-After of a 429 or 503.
-func (c *kdsClient) once(ctx context.Context, kind Kind, what, u string, limit int64) (body []byte, status int, wait time.Duration, err error) {
-	actx, cancel := context.WithTimeout(ctx, c.requestTimeout)
-	defer cancel()
-	req, err := http.NewRequestWithContext(actx, http.MethodGet, u, nil)
-	if err != nil {
-		return nil, 0, 0, fmt.Errorf("KDS %s: bad base URL", what)
-	}
-	resp, err := c.http.Do(req)
-	if err != nil {
-		c.obs.KDSRequest(kind, "error")
-		var ue *url.Error
-		if errors.As(err, &ue) {
-			err = ue.Err // drop the URL: it holds the chip id
-		}
-		if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
-			err = fmt.Errorf("no answer within %s", c.requestTimeout)
-		}
-		return nil, 0, 0, fmt.Errorf("KDS %s: %v", what, err)
-	}
-	defer resp.Body.Close()
-	c.obs.KDSRequest(kind, strconv.Itoa(resp.StatusCode))
-	if resp.StatusCode != http.StatusOK {
-		io.Copy(io.Discard, io.LimitReader(resp.Body, 4<<10))
-		err := fmt.Errorf("KDS %s: HTTP %d", what, resp.StatusCode)
-		if resp.StatusCode >= 300 && resp.StatusCode < 400 {
-			err = fmt.Errorf("KDS %s: HTTP %d, a redirect (not followed)", what, resp.StatusCode)
-		}
-		if resp.StatusCode == http.StatusNotFound {
-			err = fmt.Errorf("KDS %s: %w", what, errNotFound)
-		}
-		if resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable {
-			wait, _ = fetch.ParseRetryAfter(resp.Header.Get("Retry-After"), c.now())
-		}
-		return nil, resp.StatusCode, wait, err
-	}
-	body, err = io.ReadAll(io.LimitReader(resp.Body, limit+1))
-	if err != nil {
-		return nil, 0, 0, fmt.Errorf("KDS %s: reading the response: %v", what, err)
-	}
-	if int64(len(body)) > limit {
-		return nil, resp.StatusCode, 0, fmt.Errorf("KDS %s: response exceeds %d bytes", what, limit)
-	}
-	return body, resp.StatusCode, 0, nil
+	body, _, err := c.origin.Get(ctx, tiered.Request{What: what, URL: u, Limit: limit, Lim: lim,
+		Observe: func(status string) { c.obs.KDSRequest(kind, status) }})
+	return body, err
 }

@@ -140,13 +140,10 @@ func New(cfg Config) (*Service, error) {
 		client = &http.Client{}
 	}
 	client = fetch.NoRedirects(client)
-	s.kds = &kdsClient{
-		base: cfg.KDSURL, http: client, obs: s.obs, log: s.log, now: limNow, sleep: sleep,
-		vcekLim:        tiered.NewLimiter(cfg.RateInterval, cfg.RateBurst, limNow, sleep),
-		otherLim:       tiered.NewLimiter(cfg.RateInterval, cfg.RateBurst, limNow, sleep),
-		requestTimeout: cfg.RequestTimeout, attempts: max(cfg.Attempts, 1),
-		backoff: cfg.Backoff, backoffMax: cfg.MaxBackoff, maxRetryAfter: cfg.MaxRetryAfter, maxHoldBack: cfg.MaxHoldBack,
-	}
+	s.kds = &kdsClient{obs: s.obs, vcekLim: tiered.NewLimiter(cfg.RateInterval, cfg.RateBurst, limNow, sleep),
+		otherLim: tiered.NewLimiter(cfg.RateInterval, cfg.RateBurst, limNow, sleep)}
+	s.kds.origin = &tiered.Origin{Name: "KDS", HTTP: client, Log: s.log, Now: limNow, Sleep: sleep, NotFound: errNotFound, HoldBack: s.kds.holdBack,
+		RequestTimeout: cfg.RequestTimeout, Attempts: max(cfg.Attempts, 1), Backoff: cfg.Backoff, MaxBackoff: cfg.MaxBackoff, MaxRetryAfter: cfg.MaxRetryAfter, MaxHoldBack: cfg.MaxHoldBack}
 	s.budget = newClientBudget(cfg.ClientMissInterval, ClientMissBurst, limNow)
 	s.tiers = tiered.Open("certificate", s.log, recordCodec, cfg.Dir, cfg.NoDisk, DefaultDir, cfg.Redis, cfg.RedisPrefix)
 	for _, p := range snp.Products() {

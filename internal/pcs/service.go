@@ -132,12 +132,9 @@ func New(cfg Config) (*Service, error) {
 	if hc == nil {
 		hc = &http.Client{}
 	}
-	s.pcs = &client{
-		http: fetch.NoRedirects(hc), now: limNow, sleep: sleep, log: s.log,
-		lim:            tiered.NewLimiter(cfg.RateInterval, max(cfg.RateBurst, 1), limNow, sleep),
-		requestTimeout: cfg.RequestTimeout, attempts: max(cfg.Attempts, 1),
-		backoff: cfg.Backoff, backoffMax: cfg.MaxBackoff, maxRetryAfter: cfg.MaxRetryAfter, maxHoldBack: cfg.MaxHoldBack,
-	}
+	s.pcs = &client{lim: tiered.NewLimiter(cfg.RateInterval, max(cfg.RateBurst, 1), limNow, sleep)}
+	s.pcs.origin = &tiered.Origin{Name: "PCS", HTTP: fetch.NoRedirects(hc), Log: s.log, Now: limNow, Sleep: sleep, NotFound: errNotFound, HoldBack: s.pcs.lim.DeferUntil,
+		RequestTimeout: cfg.RequestTimeout, Attempts: max(cfg.Attempts, 1), Backoff: cfg.Backoff, MaxBackoff: cfg.MaxBackoff, MaxRetryAfter: cfg.MaxRetryAfter, MaxHoldBack: cfg.MaxHoldBack}
 	s.tiers = tiered.Open("collateral", s.log, recordCodec, cfg.Dir, cfg.NoDisk, DefaultDir, cfg.Redis, cfg.RedisPrefix)
 	return s, nil
 }
