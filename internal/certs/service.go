@@ -3,10 +3,8 @@ package certs
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"net/http"
-	"net/url"
 	"sync/atomic"
 	"time"
 
@@ -90,23 +88,9 @@ func New(cfg Config) (*Service, error) {
 	if cfg.RedisPrefix == "" {
 		cfg.RedisPrefix = DefaultRedisPrefix
 	}
-	var errs []error
-	if u, err := url.Parse(cfg.KDSURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
-		errs = append(errs, fmt.Errorf("KDS URL %q is not an http(s) URL", cfg.KDSURL))
-	}
-	if cfg.RefreshFraction <= 0 || cfg.RefreshFraction > 1 {
-		errs = append(errs, fmt.Errorf("refresh fraction %v is not in (0, 1]", cfg.RefreshFraction))
-	}
-	if cfg.RateBurst < 0 || cfg.Attempts < 0 || cfg.MemoryEntries < 0 || cfg.MaxWaiting < 0 {
-		errs = append(errs, errors.New("rate burst, attempts, memory entries and max waiting must not be negative"))
-	}
-	for _, d := range []time.Duration{cfg.RequestTimeout, cfg.FetchTimeout, cfg.Backoff, cfg.MaxBackoff, cfg.MaxRetryAfter, cfg.MaxHoldBack} {
-		if d < 0 {
-			errs = append(errs, errors.New("timeouts and backoffs must not be negative"))
-			break
-		}
-	}
-	if err := errors.Join(errs...); err != nil {
+	if err := tiered.CheckSettings("KDS", []string{cfg.KDSURL}, cfg.RefreshFraction,
+		[]int{cfg.RateBurst, cfg.Attempts, cfg.MemoryEntries, cfg.MaxWaiting},
+		[]time.Duration{cfg.RequestTimeout, cfg.FetchTimeout, cfg.Backoff, cfg.MaxBackoff, cfg.MaxRetryAfter, cfg.MaxHoldBack}); err != nil {
 		return nil, err
 	}
 

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -87,25 +86,8 @@ func New(cfg Config) (*Service, error) {
 	if cfg.RedisPrefix == "" {
 		cfg.RedisPrefix = DefaultRedisPrefix
 	}
-	var errs []error
-	for _, u := range []string{cfg.URL, cfg.RootCRLURL} {
-		if err := CheckURL(u); err != nil {
-			errs = append(errs, err)
-		}
-	}
-	if cfg.RefreshFraction <= 0 || cfg.RefreshFraction > 1 {
-		errs = append(errs, fmt.Errorf("refresh fraction %v is not in (0, 1]", cfg.RefreshFraction))
-	}
-	if cfg.RateBurst < 0 || cfg.Attempts < 0 {
-		errs = append(errs, errors.New("rate burst and attempts must not be negative"))
-	}
-	for _, d := range []time.Duration{cfg.RequestTimeout, cfg.FetchTimeout, cfg.Backoff, cfg.MaxBackoff, cfg.MaxRetryAfter, cfg.MaxHoldBack} {
-		if d < 0 {
-			errs = append(errs, errors.New("timeouts and backoffs must not be negative"))
-			break
-		}
-	}
-	if err := errors.Join(errs...); err != nil {
+	if err := tiered.CheckSettings("PCS", []string{cfg.URL, cfg.RootCRLURL}, cfg.RefreshFraction, []int{cfg.RateBurst, cfg.Attempts},
+		[]time.Duration{cfg.RequestTimeout, cfg.FetchTimeout, cfg.Backoff, cfg.MaxBackoff, cfg.MaxRetryAfter, cfg.MaxHoldBack}); err != nil {
 		return nil, err
 	}
 	s := &Service{
@@ -137,14 +119,6 @@ func New(cfg Config) (*Service, error) {
 		RequestTimeout: cfg.RequestTimeout, Attempts: max(cfg.Attempts, 1), Backoff: cfg.Backoff, MaxBackoff: cfg.MaxBackoff, MaxRetryAfter: cfg.MaxRetryAfter, MaxHoldBack: cfg.MaxHoldBack}
 	s.tiers = tiered.Open("collateral", s.log, recordCodec, cfg.Dir, cfg.NoDisk, DefaultDir, cfg.Redis, cfg.RedisPrefix)
 	return s, nil
-}
-
-// CheckURL refuses a PCS URL that is not http(s) with a host.
-func CheckURL(raw string) error {
-	if u, err := url.Parse(raw); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
-		return fmt.Errorf("PCS URL %q is not an http(s) URL", raw)
-	}
-	return nil
 }
 
 // Close stops background refreshes and fetches and waits for them.

@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"time"
 
@@ -157,4 +158,27 @@ func (o *Origin) once(ctx context.Context, r Request) (body []byte, hdr http.Hea
 		return nil, nil, resp.StatusCode, 0, fmt.Errorf("%s %s: response exceeds %d bytes", o.Name, r.What, r.Limit)
 	}
 	return body, resp.Header, resp.StatusCode, 0, nil
+}
+
+// CheckSettings checks what every service over this cache is configured
+// with, its defaults applied: the origin's URLs are http(s) with a host,
+// the refresh fraction is in (0, 1], and no count or duration is
+// negative. It reports every violation, joined.
+func CheckSettings(origin string, urls []string, refreshFraction float64, counts []int, durations []time.Duration) error {
+	var errs []error
+	for _, raw := range urls {
+		if u, err := url.Parse(raw); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+			errs = append(errs, fmt.Errorf("%s URL %q is not an http(s) URL", origin, raw))
+		}
+	}
+	if refreshFraction <= 0 || refreshFraction > 1 {
+		errs = append(errs, fmt.Errorf("refresh fraction %v is not in (0, 1]", refreshFraction))
+	}
+	if slices.ContainsFunc(counts, func(n int) bool { return n < 0 }) {
+		errs = append(errs, errors.New("rate burst, attempts and other counts must not be negative"))
+	}
+	if slices.ContainsFunc(durations, func(d time.Duration) bool { return d < 0 }) {
+		errs = append(errs, errors.New("timeouts and backoffs must not be negative"))
+	}
+	return errors.Join(errs...)
 }
