@@ -11,6 +11,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/trustgate/trustgate/internal/tee/snp"
+	"github.com/trustgate/trustgate/internal/tiered"
 )
 
 // Defaults for the zero fields of Config.
@@ -23,25 +24,25 @@ const (
 	DefaultRateInterval = 10 * time.Second
 	DefaultRateBurst    = 1
 	// DefaultRequestTimeout bounds one HTTP request to the KDS.
-	DefaultRequestTimeout = 20 * time.Second
+	DefaultRequestTimeout = tiered.DefaultRequestTimeout
 	// DefaultFetchTimeout bounds one fetch with all its retries and waits.
-	DefaultFetchTimeout = 2 * time.Minute
+	DefaultFetchTimeout = tiered.DefaultFetchTimeout
 	// DefaultAttempts is how often a failing request is tried in all.
 	DefaultAttempts = 4
 	// DefaultBackoff doubles per retry (with jitter) up to DefaultMaxBackoff.
-	DefaultBackoff    = time.Second
-	DefaultMaxBackoff = 30 * time.Second
+	DefaultBackoff    = tiered.DefaultBackoff
+	DefaultMaxBackoff = tiered.DefaultMaxBackoff
 	// DefaultMaxRetryAfter is the longest Retry-After waited for within a
 	// fetch; a longer one fails the fetch (and still holds requests back).
-	DefaultMaxRetryAfter = 2 * time.Minute
+	DefaultMaxRetryAfter = tiered.DefaultMaxRetryAfter
 	// DefaultMaxHoldBack caps a KDS Retry-After: however long the KDS asks
 	// for (a day has been seen), requests are held back at most an hour,
 	// and the cap is logged.
-	DefaultMaxHoldBack = time.Hour
+	DefaultMaxHoldBack = tiered.DefaultMaxHoldBack
 	// DefaultFetchWait is how long a lookup waits for a KDS fetch before
 	// it fails with vcek_unavailable (the fetch goes on in the
 	// background); well inside an HTTP server's write timeout.
-	DefaultFetchWait = 10 * time.Second
+	DefaultFetchWait = tiered.DefaultFetchWait
 	// DefaultMaxWaiting bounds the lookups waiting for VCEK fetches at
 	// once; beyond it a lookup fails at once with vcek_unavailable.
 	DefaultMaxWaiting = 256
@@ -62,10 +63,10 @@ const (
 	maxTracked = 4096
 	// DefaultRefreshFraction: refresh a cached certificate or CRL once half
 	// of the validity it had left when fetched has passed.
-	DefaultRefreshFraction = 0.5
+	DefaultRefreshFraction = tiered.DefaultRefreshFraction
 	// DefaultMaxStaleness is how long past its refresh point a cached VCEK
 	// is still served while the KDS cannot be reached.
-	DefaultMaxStaleness = 7 * 24 * time.Hour
+	DefaultMaxStaleness = tiered.DefaultMaxStaleness
 	// DefaultCRLGrace is how long past its nextUpdate a CRL that cannot be
 	// refreshed is still used.
 	DefaultCRLGrace = 24 * time.Hour

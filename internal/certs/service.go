@@ -54,20 +54,13 @@ func New(cfg Config) (*Service, error) {
 		}
 	}
 	or(&cfg.RateInterval, DefaultRateInterval)
-	or(&cfg.RequestTimeout, DefaultRequestTimeout)
-	or(&cfg.FetchTimeout, DefaultFetchTimeout)
-	or(&cfg.Backoff, DefaultBackoff)
-	or(&cfg.MaxBackoff, DefaultMaxBackoff)
-	or(&cfg.MaxRetryAfter, DefaultMaxRetryAfter)
-	or(&cfg.MaxHoldBack, DefaultMaxHoldBack)
-	or(&cfg.FetchWait, DefaultFetchWait)
+	tiered.DefaultTiming(&cfg.RequestTimeout, &cfg.FetchTimeout, &cfg.Backoff, &cfg.MaxBackoff, &cfg.MaxRetryAfter, &cfg.MaxHoldBack, &cfg.FetchWait, &cfg.MaxStaleness, &cfg.RefreshFraction)
 	if cfg.ClientMissInterval == 0 && cfg.RateInterval > 0 {
 		cfg.ClientMissInterval = DefaultClientMissFactor * cfg.RateInterval
 	}
 	if cfg.MaxWaiting == 0 {
 		cfg.MaxWaiting = DefaultMaxWaiting
 	}
-	or(&cfg.MaxStaleness, DefaultMaxStaleness)
 	or(&cfg.CRLGrace, DefaultCRLGrace)
 	or(&cfg.NegativeTTL, DefaultNegativeTTL)
 	if cfg.RateBurst == 0 {
@@ -78,9 +71,6 @@ func New(cfg Config) (*Service, error) {
 	}
 	if cfg.MemoryEntries == 0 {
 		cfg.MemoryEntries = DefaultMemoryEntries
-	}
-	if cfg.RefreshFraction == 0 {
-		cfg.RefreshFraction = DefaultRefreshFraction
 	}
 	if cfg.KDSURL == "" {
 		cfg.KDSURL = DefaultKDSURL

@@ -21,32 +21,13 @@ const (
 	// per second on average, four at once (a cold start needs four).
 	DefaultRateInterval = time.Second
 	DefaultRateBurst    = 4
-	// DefaultRequestTimeout bounds one HTTP request.
-	DefaultRequestTimeout = 20 * time.Second
-	// DefaultFetchTimeout bounds one fetch with its retries and waits.
-	DefaultFetchTimeout = 2 * time.Minute
 	// DefaultAttempts is how often a failing request is tried in all.
 	DefaultAttempts = 3
-	// DefaultBackoff doubles per retry up to DefaultMaxBackoff.
-	DefaultBackoff    = time.Second
-	DefaultMaxBackoff = 30 * time.Second
-	// DefaultMaxRetryAfter is the longest Retry-After waited for within a
-	// fetch; a longer one fails the fetch at once (and still holds every
-	// request back).
-	DefaultMaxRetryAfter = 2 * time.Minute
-	// DefaultMaxHoldBack caps how long a Retry-After holds requests back.
-	DefaultMaxHoldBack = time.Hour
-	// DefaultFetchWait is how long a verification waits for fetches.
-	DefaultFetchWait = 10 * time.Second
-	// DefaultRefreshFraction and DefaultMaxAge: a document is refreshed
+	// DefaultMaxAge (with tiered.DefaultRefreshFraction): a document is refreshed
 	// once half its remaining validity, or a day, has passed since it was
 	// fetched (Intel reissues TCB info and QE identity daily, each valid
 	// for 30 days).
-	DefaultRefreshFraction = 0.5
-	DefaultMaxAge          = 24 * time.Hour
-	// DefaultMaxStaleness is how long past its refresh point a document is
-	// served while PCS cannot be reached (never past its nextUpdate).
-	DefaultMaxStaleness = 7 * 24 * time.Hour
+	DefaultMaxAge = 24 * time.Hour
 	// DefaultRedisPrefix prefixes the Redis tier's keys.
 	DefaultRedisPrefix = "trustgate:pcs:"
 	// maxFlights bounds the fetches in flight at once and maxWaiting the
@@ -106,23 +87,24 @@ type Config struct {
 	// DefaultRateBurst.
 	RateInterval time.Duration
 	RateBurst    int
-	// RequestTimeout bounds one HTTP request; 0 means DefaultRequestTimeout.
+	// RequestTimeout bounds one HTTP request; 0 means tiered.DefaultRequestTimeout.
 	RequestTimeout time.Duration
 	// FetchTimeout bounds a fetch with its retries; 0 means
-	// DefaultFetchTimeout.
+	// tiered.DefaultFetchTimeout.
 	FetchTimeout time.Duration
 	// Attempts is how often a failing request is tried; 0 means
 	// DefaultAttempts.
 	Attempts int
 	// Backoff and MaxBackoff: the first retry's backoff, doubled per
-	// retry; 0 means the defaults.
+	// retry; 0 means tiered.DefaultBackoff and
+	// tiered.DefaultMaxBackoff.
 	Backoff, MaxBackoff time.Duration
-	// MaxRetryAfter: 0 means DefaultMaxRetryAfter. MaxHoldBack: 0 means
-	// DefaultMaxHoldBack.
+	// MaxRetryAfter: 0 means tiered.DefaultMaxRetryAfter. MaxHoldBack: 0 means
+	// tiered.DefaultMaxHoldBack.
 	MaxRetryAfter, MaxHoldBack time.Duration
 	// FetchWait bounds how long Collateral waits for fetches (all the
 	// waits of one API request together when its context carries
-	// attest.WithClient); 0 means DefaultFetchWait, negative means waiting
+	// attest.WithClient); 0 means tiered.DefaultFetchWait, negative means waiting
 	// for the fetches to end (for CLIs).
 	FetchWait time.Duration
 
@@ -133,6 +115,6 @@ type Config struct {
 	MaxAge          time.Duration
 	// MaxStaleness is how long past its refresh point a document is served
 	// when it cannot be refreshed (never past nextUpdate); 0 means
-	// DefaultMaxStaleness, negative none.
+	// tiered.DefaultMaxStaleness, negative none.
 	MaxStaleness time.Duration
 }

@@ -59,23 +59,13 @@ func New(cfg Config) (*Service, error) {
 		}
 	}
 	or(&cfg.RateInterval, DefaultRateInterval)
-	or(&cfg.RequestTimeout, DefaultRequestTimeout)
-	or(&cfg.FetchTimeout, DefaultFetchTimeout)
-	or(&cfg.Backoff, DefaultBackoff)
-	or(&cfg.MaxBackoff, DefaultMaxBackoff)
-	or(&cfg.MaxRetryAfter, DefaultMaxRetryAfter)
-	or(&cfg.MaxHoldBack, DefaultMaxHoldBack)
-	or(&cfg.FetchWait, DefaultFetchWait)
+	tiered.DefaultTiming(&cfg.RequestTimeout, &cfg.FetchTimeout, &cfg.Backoff, &cfg.MaxBackoff, &cfg.MaxRetryAfter, &cfg.MaxHoldBack, &cfg.FetchWait, &cfg.MaxStaleness, &cfg.RefreshFraction)
 	or(&cfg.MaxAge, DefaultMaxAge)
-	or(&cfg.MaxStaleness, DefaultMaxStaleness)
 	if cfg.RateBurst == 0 {
 		cfg.RateBurst = DefaultRateBurst
 	}
 	if cfg.Attempts == 0 {
 		cfg.Attempts = DefaultAttempts
-	}
-	if cfg.RefreshFraction == 0 {
-		cfg.RefreshFraction = DefaultRefreshFraction
 	}
 	if cfg.URL == "" {
 		cfg.URL = DefaultURL
