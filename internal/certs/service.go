@@ -48,36 +48,19 @@ type Service struct {
 // never refuses a configuration that validated. It does no I/O; call Close
 // when done with it.
 func New(cfg Config) (*Service, error) {
-	or := func(d *time.Duration, def time.Duration) {
-		if *d == 0 {
-			*d = def
-		}
-	}
-	or(&cfg.RateInterval, DefaultRateInterval)
+	tiered.Or(&cfg.RateInterval, DefaultRateInterval)
 	tiered.DefaultTiming(&cfg.RequestTimeout, &cfg.FetchTimeout, &cfg.Backoff, &cfg.MaxBackoff, &cfg.MaxRetryAfter, &cfg.MaxHoldBack, &cfg.FetchWait, &cfg.MaxStaleness, &cfg.RefreshFraction)
 	if cfg.ClientMissInterval == 0 && cfg.RateInterval > 0 {
 		cfg.ClientMissInterval = DefaultClientMissFactor * cfg.RateInterval
 	}
-	if cfg.MaxWaiting == 0 {
-		cfg.MaxWaiting = DefaultMaxWaiting
-	}
-	or(&cfg.CRLGrace, DefaultCRLGrace)
-	or(&cfg.NegativeTTL, DefaultNegativeTTL)
-	if cfg.RateBurst == 0 {
-		cfg.RateBurst = DefaultRateBurst
-	}
-	if cfg.Attempts == 0 {
-		cfg.Attempts = DefaultAttempts
-	}
-	if cfg.MemoryEntries == 0 {
-		cfg.MemoryEntries = DefaultMemoryEntries
-	}
-	if cfg.KDSURL == "" {
-		cfg.KDSURL = DefaultKDSURL
-	}
-	if cfg.RedisPrefix == "" {
-		cfg.RedisPrefix = DefaultRedisPrefix
-	}
+	tiered.Or(&cfg.MaxWaiting, DefaultMaxWaiting)
+	tiered.Or(&cfg.CRLGrace, DefaultCRLGrace)
+	tiered.Or(&cfg.NegativeTTL, DefaultNegativeTTL)
+	tiered.Or(&cfg.RateBurst, DefaultRateBurst)
+	tiered.Or(&cfg.Attempts, DefaultAttempts)
+	tiered.Or(&cfg.MemoryEntries, DefaultMemoryEntries)
+	tiered.Or(&cfg.KDSURL, DefaultKDSURL)
+	tiered.Or(&cfg.RedisPrefix, DefaultRedisPrefix)
 	if err := tiered.CheckSettings("KDS", []string{cfg.KDSURL}, cfg.RefreshFraction,
 		[]int{cfg.RateBurst, cfg.Attempts, cfg.MemoryEntries, cfg.MaxWaiting},
 		[]time.Duration{cfg.RequestTimeout, cfg.FetchTimeout, cfg.Backoff, cfg.MaxBackoff, cfg.MaxRetryAfter, cfg.MaxHoldBack}); err != nil {

@@ -53,29 +53,14 @@ func DefaultDir() (string, error) {
 // (a URL that is not http(s) with a host, a refresh fraction outside
 // (0, 1], negative counts). It does no I/O; call Close when done.
 func New(cfg Config) (*Service, error) {
-	or := func(d *time.Duration, def time.Duration) {
-		if *d == 0 {
-			*d = def
-		}
-	}
-	or(&cfg.RateInterval, DefaultRateInterval)
+	tiered.Or(&cfg.RateInterval, DefaultRateInterval)
 	tiered.DefaultTiming(&cfg.RequestTimeout, &cfg.FetchTimeout, &cfg.Backoff, &cfg.MaxBackoff, &cfg.MaxRetryAfter, &cfg.MaxHoldBack, &cfg.FetchWait, &cfg.MaxStaleness, &cfg.RefreshFraction)
-	or(&cfg.MaxAge, DefaultMaxAge)
-	if cfg.RateBurst == 0 {
-		cfg.RateBurst = DefaultRateBurst
-	}
-	if cfg.Attempts == 0 {
-		cfg.Attempts = DefaultAttempts
-	}
-	if cfg.URL == "" {
-		cfg.URL = DefaultURL
-	}
-	if cfg.RootCRLURL == "" {
-		cfg.RootCRLURL = DefaultRootCRLURL
-	}
-	if cfg.RedisPrefix == "" {
-		cfg.RedisPrefix = DefaultRedisPrefix
-	}
+	tiered.Or(&cfg.MaxAge, DefaultMaxAge)
+	tiered.Or(&cfg.RateBurst, DefaultRateBurst)
+	tiered.Or(&cfg.Attempts, DefaultAttempts)
+	tiered.Or(&cfg.URL, DefaultURL)
+	tiered.Or(&cfg.RootCRLURL, DefaultRootCRLURL)
+	tiered.Or(&cfg.RedisPrefix, DefaultRedisPrefix)
 	if err := tiered.CheckSettings("PCS", []string{cfg.URL, cfg.RootCRLURL}, cfg.RefreshFraction, []int{cfg.RateBurst, cfg.Attempts},
 		[]time.Duration{cfg.RequestTimeout, cfg.FetchTimeout, cfg.Backoff, cfg.MaxBackoff, cfg.MaxRetryAfter, cfg.MaxHoldBack}); err != nil {
 		return nil, err

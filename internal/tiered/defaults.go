@@ -52,3 +52,12 @@ func DefaultTiming(requestTimeout, fetchTimeout, backoff, maxBackoff, maxRetryAf
 		*refreshFraction = DefaultRefreshFraction
 	}
 }
+
+// Or sets *p to def when *p is zero: a Config field whose zero means its
+// default.
+func Or[T comparable](p *T, def T) {
+	var zero T
+	if *p == zero {
+		*p = def
+	}
+}
