@@ -4,11 +4,9 @@ import (
 	"context"
 	"errors"
 	"log/slog"
-	"net/http"
 	"sync/atomic"
 	"time"
 
-	"github.com/trustgate/trustgate/internal/fetch"
 	"github.com/trustgate/trustgate/internal/lru"
 	"github.com/trustgate/trustgate/internal/tee/snp"
 	"github.com/trustgate/trustgate/internal/tiered"
@@ -82,25 +80,16 @@ func New(cfg Config) (*Service, error) {
 	if s.now == nil {
 		s.now = time.Now
 	}
-	if s.log == nil {
-		s.log = slog.New(slog.DiscardHandler)
-	}
 	if s.obs == nil {
 		s.obs = nopObserver{}
 	}
-	limNow, sleep := time.Now, fetch.Sleep
-	if cfg.Sleep != nil {
-		limNow, sleep = s.now, cfg.Sleep
-	}
-	client := cfg.HTTPClient
-	if client == nil {
-		client = &http.Client{}
-	}
-	client = fetch.NoRedirects(client)
-	s.kds = &kdsClient{obs: s.obs, vcekLim: tiered.NewLimiter(cfg.RateInterval, cfg.RateBurst, limNow, sleep),
-		otherLim: tiered.NewLimiter(cfg.RateInterval, cfg.RateBurst, limNow, sleep)}
-	s.kds.origin = &tiered.Origin{Name: "KDS", HTTP: client, Log: s.log, Now: limNow, Sleep: sleep, NotFound: errNotFound, HoldBack: s.kds.holdBack,
-		RequestTimeout: cfg.RequestTimeout, Attempts: max(cfg.Attempts, 1), Backoff: cfg.Backoff, MaxBackoff: cfg.MaxBackoff, MaxRetryAfter: cfg.MaxRetryAfter, MaxHoldBack: cfg.MaxHoldBack}
+	o := tiered.NewOrigin(tiered.Origin{Name: "KDS", HTTP: cfg.HTTPClient, Log: cfg.Logger, Now: s.now, Sleep: cfg.Sleep, NotFound: errNotFound,
+		RequestTimeout: cfg.RequestTimeout, Attempts: cfg.Attempts, Backoff: cfg.Backoff, MaxBackoff: cfg.MaxBackoff, MaxRetryAfter: cfg.MaxRetryAfter, MaxHoldBack: cfg.MaxHoldBack})
+	s.log = o.Log
+	limNow := o.Now
+	s.kds = &kdsClient{origin: o, obs: s.obs, vcekLim: tiered.NewLimiter(cfg.RateInterval, cfg.RateBurst, o.Now, o.Sleep),
+		otherLim: tiered.NewLimiter(cfg.RateInterval, cfg.RateBurst, o.Now, o.Sleep)}
+	o.HoldBack = s.kds.holdBack
 	s.budget = newClientBudget(cfg.ClientMissInterval, ClientMissBurst, limNow)
 	s.tiers = tiered.Open("certificate", s.log, recordCodec, cfg.Dir, cfg.NoDisk, DefaultDir, cfg.Redis, cfg.RedisPrefix)
 	for _, p := range snp.Products() {

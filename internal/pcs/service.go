@@ -5,13 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"time"
 
-	"github.com/trustgate/trustgate/internal/fetch"
 	"github.com/trustgate/trustgate/internal/lru"
 	"github.com/trustgate/trustgate/internal/tee/tdx"
 	"github.com/trustgate/trustgate/internal/tiered"
@@ -78,20 +76,11 @@ func New(cfg Config) (*Service, error) {
 	if s.now == nil {
 		s.now = time.Now
 	}
-	if s.log == nil {
-		s.log = slog.New(slog.DiscardHandler)
-	}
-	limNow, sleep := time.Now, fetch.Sleep
-	if cfg.Sleep != nil {
-		limNow, sleep = s.now, cfg.Sleep
-	}
-	hc := cfg.HTTPClient
-	if hc == nil {
-		hc = &http.Client{}
-	}
-	s.pcs = &client{lim: tiered.NewLimiter(cfg.RateInterval, max(cfg.RateBurst, 1), limNow, sleep)}
-	s.pcs.origin = &tiered.Origin{Name: "PCS", HTTP: fetch.NoRedirects(hc), Log: s.log, Now: limNow, Sleep: sleep, NotFound: errNotFound, HoldBack: s.pcs.lim.DeferUntil,
-		RequestTimeout: cfg.RequestTimeout, Attempts: max(cfg.Attempts, 1), Backoff: cfg.Backoff, MaxBackoff: cfg.MaxBackoff, MaxRetryAfter: cfg.MaxRetryAfter, MaxHoldBack: cfg.MaxHoldBack}
+	o := tiered.NewOrigin(tiered.Origin{Name: "PCS", HTTP: cfg.HTTPClient, Log: cfg.Logger, Now: s.now, Sleep: cfg.Sleep, NotFound: errNotFound,
+		RequestTimeout: cfg.RequestTimeout, Attempts: cfg.Attempts, Backoff: cfg.Backoff, MaxBackoff: cfg.MaxBackoff, MaxRetryAfter: cfg.MaxRetryAfter, MaxHoldBack: cfg.MaxHoldBack})
+	s.log = o.Log
+	s.pcs = &client{origin: o, lim: tiered.NewLimiter(cfg.RateInterval, max(cfg.RateBurst, 1), o.Now, o.Sleep)}
+	o.HoldBack = s.pcs.lim.DeferUntil
 	s.tiers = tiered.Open("collateral", s.log, recordCodec, cfg.Dir, cfg.NoDisk, DefaultDir, cfg.Redis, cfg.RedisPrefix)
 	return s, nil
 }

@@ -182,3 +182,23 @@ func CheckSettings(origin string, urls []string, refreshFraction float64, counts
 	}
 	return errors.Join(errs...)
 }
+
+// NewOrigin returns o with what both services' Configs leave open
+// resolved: no Log is a discarding one; no Sleep is a real timer, and the
+// rate limit and retries then measure time with time.Now whatever Now says
+// (tests set both); no HTTP is a plain http.Client; redirects are never
+// followed.
+func NewOrigin(o Origin) *Origin {
+	if o.Log == nil {
+		o.Log = slog.New(slog.DiscardHandler)
+	}
+	if o.Sleep == nil || o.Now == nil {
+		o.Now, o.Sleep = time.Now, fetch.Sleep
+	}
+	if o.HTTP == nil {
+		o.HTTP = &http.Client{}
+	}
+	o.HTTP = fetch.NoRedirects(o.HTTP)
+	o.Attempts = max(o.Attempts, 1)
+	return &o
+}
