@@ -137,16 +137,8 @@ func (s *Service) crl(ctx context.Context, k crlKey, until time.Time) (*crlState
 // tiers in order until enough(the newest so far) holds. A record that
 // does not verify is dropped from its tier (see tiered.Tiers.Walk).
 func (s *Service) heldCRL(ctx context.Context, k crlKey, now time.Time, enough func(*crlState) bool) *crlState {
-	best := s.crls[k].Load()
-	s.tiers.Walk(ctx, k.name(), k.String(), func() bool { return best != nil && enough(best) },
-		func(rec *record) error {
-			c, err := s.parseCRL(k, rec, now)
-			if err == nil && c.newer(best) {
-				best = c
-			}
-			return err
-		})
-	return best
+	return tiered.Newest(ctx, s.tiers, k.name(), k.String(), s.crls[k].Load(),
+		func(rec *record) (*crlState, error) { return s.parseCRL(k, rec, now) }, (*crlState).newer, enough)
 }
 
 // resolveCRL takes the newest verified CRL from memory and the tiers and,

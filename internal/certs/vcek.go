@@ -219,14 +219,10 @@ func (s *Service) lookup(ctx context.Context, k vkey, until time.Time) (lookupRe
 func (s *Service) resolve(ctx context.Context, k vkey) (lookupResult, error) {
 	now := s.now()
 	best, _ := s.mem.Get(k)
-	s.tiers.Walk(ctx, k.name(), string(k.product)+" VCEK", func() bool { return best != nil && best.State(now) == tiered.Fresh },
-		func(rec *record) error {
-			e, err := s.newEntry(k, rec, now)
-			if err == nil && (best == nil || e.FetchedAt.After(best.FetchedAt)) {
-				best = e
-			}
-			return err
-		})
+	best = tiered.Newest(ctx, s.tiers, k.name(), string(k.product)+" VCEK", best,
+		func(rec *record) (*ventry, error) { return s.newEntry(k, rec, now) },
+		func(e, best *ventry) bool { return best == nil || e.FetchedAt.After(best.FetchedAt) },
+		func(e *ventry) bool { return e.State(now) == tiered.Fresh })
 	if best != nil && best.State(now) == tiered.Fresh {
 		s.mem.Put(best.key, best)
 		return lookupResult{best, LookupHit}, nil

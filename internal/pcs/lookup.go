@@ -69,14 +69,8 @@ func (s *Service) held(ctx context.Context, k docKey, now time.Time, enough func
 	if best != nil && best.State(now) == tiered.Expired {
 		best = nil
 	}
-	s.tiers.Walk(ctx, k.name(), k.what(), func() bool { return best != nil && enough(best) }, func(rec *record) error {
-		e, err := s.newEntry(k, rec, now)
-		if err == nil && e.newer(best) {
-			best = e
-		}
-		return err
-	})
-	return best
+	return tiered.Newest(ctx, s.tiers, k.name(), k.what(), best,
+		func(rec *record) (*entry, error) { return s.newEntry(k, rec, now) }, (*entry).newer, enough)
 }
 
 // resolve finds the newest usable copy of k in memory and the tiers and,

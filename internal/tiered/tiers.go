@@ -93,3 +93,19 @@ func Open[R any](name string, log *slog.Logger, codec Codec[R], dir string, noDi
 	}
 	return t
 }
+
+// Newest is the newest usable entry of key: best (what memory holds; nil
+// for none) or one made by parse from a record of the tiers, read in
+// order until enough(the newest so far) holds. newer(e, best) says whether
+// e replaces best (best may be nil). A record that parse refuses is
+// dropped from its tier unless the refusal is ErrNotNow (see Walk).
+func Newest[R, E any](ctx context.Context, t *Tiers[R], key, what string, best *E, parse func(*R) (*E, error), newer func(e, best *E) bool, enough func(*E) bool) *E {
+	t.Walk(ctx, key, what, func() bool { return best != nil && enough(best) }, func(rec *R) error {
+		e, err := parse(rec)
+		if err == nil && newer(e, best) {
+			best = e
+		}
+		return err
+	})
+	return best
+}
