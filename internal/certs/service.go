@@ -46,7 +46,7 @@ type Service struct {
 // never refuses a configuration that validated. It does no I/O; call Close
 // when done with it.
 func New(cfg Config) (*Service, error) {
-	tiered.Or(&cfg.RateInterval, DefaultRateInterval)
+	tiered.DefaultRate(&cfg.RateInterval, DefaultRateInterval, &cfg.RateBurst, DefaultRateBurst, &cfg.Attempts, DefaultAttempts)
 	tiered.DefaultTiming(&cfg.RequestTimeout, &cfg.FetchTimeout, &cfg.Backoff, &cfg.MaxBackoff, &cfg.MaxRetryAfter, &cfg.MaxHoldBack, &cfg.FetchWait, &cfg.MaxStaleness, &cfg.RefreshFraction)
 	if cfg.ClientMissInterval == 0 && cfg.RateInterval > 0 {
 		cfg.ClientMissInterval = DefaultClientMissFactor * cfg.RateInterval
@@ -54,8 +54,6 @@ func New(cfg Config) (*Service, error) {
 	tiered.Or(&cfg.MaxWaiting, DefaultMaxWaiting)
 	tiered.Or(&cfg.CRLGrace, DefaultCRLGrace)
 	tiered.Or(&cfg.NegativeTTL, DefaultNegativeTTL)
-	tiered.Or(&cfg.RateBurst, DefaultRateBurst)
-	tiered.Or(&cfg.Attempts, DefaultAttempts)
 	tiered.Or(&cfg.MemoryEntries, DefaultMemoryEntries)
 	tiered.Or(&cfg.KDSURL, DefaultKDSURL)
 	tiered.Or(&cfg.RedisPrefix, DefaultRedisPrefix)

@@ -51,11 +51,9 @@ func DefaultDir() (string, error) {
 // (a URL that is not http(s) with a host, a refresh fraction outside
 // (0, 1], negative counts). It does no I/O; call Close when done.
 func New(cfg Config) (*Service, error) {
-	tiered.Or(&cfg.RateInterval, DefaultRateInterval)
+	tiered.DefaultRate(&cfg.RateInterval, DefaultRateInterval, &cfg.RateBurst, DefaultRateBurst, &cfg.Attempts, DefaultAttempts)
 	tiered.DefaultTiming(&cfg.RequestTimeout, &cfg.FetchTimeout, &cfg.Backoff, &cfg.MaxBackoff, &cfg.MaxRetryAfter, &cfg.MaxHoldBack, &cfg.FetchWait, &cfg.MaxStaleness, &cfg.RefreshFraction)
 	tiered.Or(&cfg.MaxAge, DefaultMaxAge)
-	tiered.Or(&cfg.RateBurst, DefaultRateBurst)
-	tiered.Or(&cfg.Attempts, DefaultAttempts)
 	tiered.Or(&cfg.URL, DefaultURL)
 	tiered.Or(&cfg.RootCRLURL, DefaultRootCRLURL)
 	tiered.Or(&cfg.RedisPrefix, DefaultRedisPrefix)

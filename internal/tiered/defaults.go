@@ -61,3 +61,12 @@ func Or[T comparable](p *T, def T) {
 		*p = def
 	}
 }
+
+// DefaultRate gives the rate limit and retry settings of a service's
+// Config (the interval per request and the burst of its limiter, the
+// attempts of a request) the service's own defaults where they are zero.
+func DefaultRate(interval *time.Duration, defInterval time.Duration, burst *int, defBurst int, attempts *int, defAttempts int) {
+	Or(interval, defInterval)
+	Or(burst, defBurst)
+	Or(attempts, defAttempts)
+}
