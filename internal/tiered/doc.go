@@ -6,8 +6,13 @@
 // refresh runs, up to a bound), fetched once per key however many callers
 // miss at once (Flights, with bounds on fetches and waiting callers, per
 // client too), through a first-come-first-served rate limit that honours
-// the origin's Retry-After (Limiter), on a Background that Close ends.
+// the origin's Retry-After (Limiter), with retries and backoff (Origin),
+// on a Background that Close ends. Newest picks the newest usable entry of
+// memory and the tiers; the defaults and checks of the settings both
+// services share are here too (DefaultTiming, DefaultRate, CheckSettings).
 //
 // The services keep what is theirs: the record types and their
-// verification, the URLs, the HTTP client of their origin and its rules.
+// verification, the URLs, body limits and headers of their origin, and
+// their own rules (the KDS's per-client budget, negative cache and
+// revocation; PCS's assembly of four documents into one collateral set).
 package tiered
