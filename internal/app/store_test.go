@@ -232,6 +232,13 @@ func TestRedisStalledAnsweredWithinStoreTimeout(t *testing.T) {
 // count as well; the connection check and the probe run no SET).
 func singleUseWrites(t *testing.T, srv *testkit.Redis) int {
 	t.Helper()
+	return commandCalls(t, srv)["set"]
+}
+
+// commandCalls is how many times Redis ran each command since the last
+// CONFIG RESETSTAT (INFO commandstats; a script's commands included).
+func commandCalls(t *testing.T, srv *testkit.Redis) map[string]int {
+	t.Helper()
 	info, err := srv.Client.Info(context.Background(), "commandstats").Result()
 	if err != nil {
 		t.Fatal(err)
@@ -247,7 +254,7 @@ func singleUseWrites(t *testing.T, srv *testkit.Redis) int {
 			t.Fatalf("commandstats line %q", line)
 		}
 	}
-	return calls["set"]
+	return calls
 }
 
 // Without Redis a verifier's records begin at its start: restarted with
