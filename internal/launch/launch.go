@@ -270,6 +270,9 @@ type Pending struct {
 	consumed     bool            // the nonce was consumed (not jointly)
 }
 
+// Launch is the pseudonym of p's launch.
+func (p *Pending) Launch() Pseudonym { return p.launch }
+
 // View is the policy's input.launch for p.
 func (p *Pending) View() *attest.Launch {
 	v := &attest.Launch{Seq: p.prev.Seq + 1, NewChip: p.newChip()}
