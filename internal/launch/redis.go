@@ -40,11 +40,14 @@ type RedisOptions struct {
 // RedisStore keeps records in Redis, shared by every replica. A record is
 // a hash of the launch pseudonym's key: tee, chip (pseudonym hex, "" for
 // none), seq, first and last (Unix ms), anomaly ("0"/"1"); it expires
-// retention after the last commit. Commit is one Lua script (atomic);
-// when the primary has replicas, a commit counts only once one of them
-// acknowledged it (WAIT 1, within Timeout; store_unavailable otherwise),
-// as for single-use records. If Redis loses its data, sequences start
-// again at 1.
+// retention after the last commit. An attestation's commit
+// (Tracker.CommitConsuming) is part of the single-use script of its nonce
+// (internal/challenge, NewJointScript): one round trip, atomic with the
+// nonce's first use, in the records' hash slot over a cluster
+// (ClusterPrefix); Commit alone is one Lua script too. When the primary
+// has replicas, a commit counts only once one of them acknowledged it
+// (WAIT 1, within Timeout; store_unavailable otherwise), as for single-use
+// records. If Redis loses its data, sequences start again at 1.
 type RedisStore struct {
 	c       redis.UniversalClient
 	prefix  string

@@ -193,14 +193,14 @@ func ParseTEEPubKey(raw json.RawMessage) (*jose.JSONWebKey, error) {
 
 // Attest runs one attestation and returns the token.
 //
-// With Launches, the launch record is read after the evidence verified and
-// before the policy (input.launch), and committed only once the
-// attestation is affirmed and its nonce consumed, so that a refused or
-// replayed attestation never advances the sequence. If another
-// attestation of the same launch committed in between, the record is read
-// again and the policy asked again with it; a store that does not answer
-// is 503 store_unavailable (after the nonce was consumed: the guest then
-// needs a new challenge), never a token without its sequence number.
+// With Launches, the attestation is numbered only once it is affirmed, in
+// the same store step as its nonce's consumption (see the package doc), so
+// that a refused or replayed attestation never advances the sequence. For
+// a policy that reads input.launch, a commit that lost a race to another
+// attestation of the launch gets the record as it is now and the policy is
+// asked again, as often as it takes: every concurrent attestation is
+// judged. A store that does not answer is 503 store_unavailable, never a
+// token without its sequence number.
 func (s *Service) Attest(ctx context.Context, in AttestInput) (tok string, err error) {
 	tee, ok := s.tees[in.TEE]
 	if !ok {
