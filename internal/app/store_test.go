@@ -419,3 +419,41 @@ func waitReady(t *testing.T, url string, d time.Duration) {
 		time.Sleep(200 * time.Millisecond)
 	}
 }
+
+// SPEC "The store's cost": trustgate_store_up is the replica's own probe
+// of its store, whether or not requests arrive. A replica that serves
+// nothing sees Redis go (0) and come back (1) without one request; no
+// attestation is refused meanwhile, so a count of 503s could not have
+// told. Waits are for the state, bounded generously, never timed.
+func TestStoreUpProbedWithoutRequests(t *testing.T) {
+	t.Parallel()
+	srv := testkit.StartRedisServer(t)
+	s := startServerAt(t, func(c *config.Config) { c.Redis = "redis://" + srv.Addr }, nil)
+	storeUp := func() string {
+		for _, line := range strings.Split(scrapeMetrics(t, http.DefaultClient, s.url), "\n") {
+			if v, ok := strings.CutPrefix(line, "trustgate_store_up "); ok {
+				return v
+			}
+		}
+		t.Fatal("/metrics has no trustgate_store_up")
+		return ""
+	}
+	waitStoreUp := func(want string) {
+		t.Helper()
+		deadline := time.Now().Add(60 * time.Second)
+		for storeUp() != want {
+			if time.Now().After(deadline) {
+				t.Fatalf("trustgate_store_up is %s, want %s", storeUp(), want)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	waitStoreUp("1")
+	srv.Kill()
+	waitStoreUp("0")
+	srv.Restart()
+	waitStoreUp("1")
+	if m := scrapeMetrics(t, http.DefaultClient, s.url); strings.Contains(m, `reason="store_unavailable"} 1`) {
+		t.Error("a store_unavailable refusal was counted without any request")
+	}
+}
