@@ -66,6 +66,7 @@ const (
 	tdxPkg      = "./internal/tee/tdx/"
 	launchPkg   = "./internal/launch/"
 	adminPkg    = "./internal/admin/"
+	tieredPkg   = "./internal/tiered/"
 )
 
 var mutants = []mutant{
@@ -224,7 +225,8 @@ var mutants = []mutant{
 
 	// internal/certs: what the KDS and the tiers serve is verified before
 	// it is used (vcek.go, crl.go), revocation (revoke.go), the bounds on
-	// KDS use (kds.go, budget.go, flight.go), bundles (bundle.go,
+	// KDS use (budget.go; internal/tiered's origin.go, flight.go, store.go
+	// and lifetime.go, under the certs tests), bundles (bundle.go,
 	// import.go, export.go).
 	off("internal/certs/vcek.go", "ek.Signer != snp.SignerVCEK || ek.Product != k.product", certsPkg),
 	off("internal/certs/vcek.go", "string(ek.HWID) != string(k.hwid[:k.n])", certsPkg),
@@ -233,13 +235,13 @@ var mutants = []mutant{
 	swap("internal/certs/vcek.go", "if now.Before(cert.NotBefore) || now.After(cert.NotAfter) {", "if now.After(cert.NotAfter) {", certsPkg),
 	swap("internal/certs/vcek.go", "if now.Before(cert.NotBefore) || now.After(cert.NotAfter) {", "if now.Before(cert.NotBefore) {", certsPkg),
 	offInit("internal/certs/vcek.go", "err := checkRequest(req)", "err != nil", certsPkg),
-	off("internal/certs/vcek.go", "till.After(cert.NotAfter)", certsPkg),
-	swap("internal/certs/vcek.go", "till = refreshAt.Add(s.maxStale)", "till = cert.NotAfter", certsPkg),
+	off("internal/tiered/lifetime.go", "till.After(until)", certsPkg, tieredPkg),
+	swap("internal/tiered/lifetime.go", "till = refreshAt.Add(maxStale)", "till = until", certsPkg, tieredPkg),
 	swap("internal/certs/vcek.go", "case s.neg.has(k, now):", "case false && s.neg.has(k, now):", certsPkg),
 	swap("internal/certs/vcek.go", "return ok && now.Before(until)", "return ok && (now.Before(until) || true)", certsPkg),
 	swap("internal/certs/vcek.go", "case s.offline:", "case false && s.offline:", certsPkg),
 	offInit("internal/certs/vcek.go", "err = s.budget.admit(ctx, k)", "err != nil", certsPkg),
-	swap("internal/certs/tiers.go", "case now.After(l.usableTill):", "case false && now.After(l.usableTill):", certsPkg),
+	swap("internal/tiered/lifetime.go", "case now.After(l.UsableTill):", "case false && now.After(l.UsableTill):", certsPkg, tieredPkg),
 	off("internal/certs/crl.go", "!bytes.Equal(l.RawIssuer, pr.ARK.RawSubject)", certsPkg),
 	offInit("internal/certs/crl.go", "err := l.CheckSignatureFrom(pr.ARK)", "err != nil", certsPkg),
 	off("internal/certs/crl.go", "l.NextUpdate.IsZero() || !l.NextUpdate.After(l.ThisUpdate)", certsPkg),
@@ -251,29 +253,28 @@ var mutants = []mutant{
 	swap("internal/certs/crl.go", "_, ok := c.big[serial.String()]", "ok := false", certsPkg),
 	off("internal/certs/revoke.go", "intermediate == nil || endorsementKey == nil", certsPkg),
 	off("internal/certs/revoke.go", "!s.pinned(k, intermediate)", certsPkg),
-	swap("internal/certs/revoke.go", "if c == nil || c.state(now) == expired {", "if c == nil {", certsPkg),
+	swap("internal/certs/revoke.go", "if c == nil || c.State(now) == tiered.Expired {", "if c == nil {", certsPkg),
 	off("internal/certs/revoke.go", "c.revoked(intermediate.SerialNumber)", certsPkg),
 	off("internal/certs/revoke.go", "c.revoked(endorsementKey.SerialNumber)", certsPkg),
 	swap("internal/certs/revoke.go", "\t\t\ts.purgeProduct(ctx, p)", "\t\t\t_ = p", certsPkg),
 	swap("internal/certs/revoke.go", "\t\ts.purgeKey(ctx, endorsementKey)", "\t\t_ = endorsementKey", certsPkg),
 	swap("internal/certs/revoke.go", "return want != nil && (want == ica || bytes.Equal(want.Raw, ica.Raw))", "return want != nil && (want == ica || bytes.Equal(want.Raw, want.Raw))", certsPkg),
-	swap("internal/certs/service.go", "client = fetch.NoRedirects(client)", "_ = fetch.NoRedirects(client)", certsPkg),
-	off("internal/certs/kds.go", "wait > c.maxHoldBack", certsPkg),
-	off("internal/certs/kds.go", "wait > c.maxRetryAfter", certsPkg),
-	equiv(off("internal/certs/kds.go", "int64(len(body)) > limit", certsPkg),
+	swap("internal/tiered/origin.go", "o.HTTP = fetch.NoRedirects(o.HTTP)", "_ = fetch.NoRedirects(o.HTTP)", certsPkg),
+	off("internal/tiered/origin.go", "wait > o.MaxHoldBack", certsPkg),
+	off("internal/tiered/origin.go", "wait > o.MaxRetryAfter", certsPkg),
+	equiv(off("internal/tiered/origin.go", "int64(len(body)) > r.Limit", certsPkg),
 		"the body is read through LimitReader(limit+1): a longer one is cut, and a cut DER certificate or CRL does not parse; the check only names the cause"),
-	swap("internal/certs/kds.go", "if !retryable || attempt >= c.attempts {", "if !retryable {", certsPkg),
+	swap("internal/tiered/origin.go", "if !retryable || attempt >= o.Attempts {", "if !retryable {", certsPkg),
 	swap("internal/fetch/fetch.go", "time.Duration(min(n, int64(MaxRetryAfter/time.Second)))", "time.Duration(n)", "./internal/fetch/"),
 	off("internal/certs/kds.go", "len(req.HWID) != want", certsPkg),
 	off("internal/certs/kds.go", `req.Signer != snp.SignerVCEK && req.Signer != ""`, certsPkg),
 	offInit("internal/certs/budget.go", "prev, ok := b.nonces.Get(n)", "ok && prev != ck", certsPkg),
 	off("internal/certs/budget.go", "bk.tokens < 1", certsPkg),
-	off("internal/certs/flight.go", "f.maxWaiting > 0 && f.waiting >= f.maxWaiting", certsPkg),
-	off("internal/certs/flight.go", "j.client != \"\" && f.clientWaiting > 0 && f.clientWt[j.client] >= f.clientWaiting", certsPkg),
-	off("internal/certs/flight.go", "j.client != \"\" && f.perClient > 0 && f.started[j.client] >= f.perClient", certsPkg),
-	off("internal/certs/flight.go", "f.max > 0 && len(f.m) >= f.max && !f.evictAbandoned()", certsPkg),
-	off("internal/certs/store.go", "buf.Len() > maxRecordSize", certsPkg),
-	off("internal/certs/store.go", "len(b) > maxRecordSize", certsPkg),
+	off("internal/tiered/flight.go", "f.MaxWaiting > 0 && f.waiting >= f.MaxWaiting", certsPkg),
+	off("internal/tiered/flight.go", "j.Client != \"\" && f.ClientWaiting > 0 && f.clientWt[j.Client] >= f.ClientWaiting", certsPkg),
+	off("internal/tiered/flight.go", "j.Client != \"\" && f.PerClient > 0 && f.started[j.Client] >= f.PerClient", certsPkg),
+	off("internal/tiered/flight.go", "f.Max > 0 && len(f.m) >= f.Max && !f.evictAbandoned()", certsPkg),
+	off("internal/tiered/store.go", "len(b) > c.MaxSize", certsPkg, tieredPkg),
 	off("internal/certs/bundle.go", "len(b) > MaxBundleSize", certsPkg),
 	off("internal/certs/bundle.go", "bu.Format != BundleFormat", certsPkg),
 	offInit("internal/certs/export.go", "err := checkChain(body, ica.Raw, pr.ARK.Raw)", "err != nil", certsPkg),
@@ -281,7 +282,7 @@ var mutants = []mutant{
 	swap("internal/certs/export.go", "!bytes.Equal(gotICA.Raw, ica) || !bytes.Equal(gotARK.Raw, ark)", "gotICA == nil || !bytes.Equal(gotARK.Raw, ark)", certsPkg),
 	off("internal/certs/import.go", "b.Format != BundleFormat", certsPkg),
 	offInit("internal/certs/import.go", "err := checkChain([]byte(c.PEM), ica.Raw, pr.ARK.Raw)", "err != nil", certsPkg),
-	off("internal/certs/import.go", "st.state(now) == expired", certsPkg),
+	off("internal/certs/import.go", "st.State(now) == tiered.Expired", certsPkg),
 	off("internal/certs/import.go", "cur != nil && cur.newer(c.c)", certsPkg),
 	offInit("internal/certs/import.go", "err := errors.Join(errs...)", "err != nil", certsPkg),
 }
