@@ -72,4 +72,5 @@ type Evidence struct {
 	Report    []byte // SEV-SNP ATTESTATION_REPORT
 	CertTable []byte // SEV-SNP extended-report certificate table; nil if none
 	Quote     []byte // TDX quote (version 4 or 5)
+	Document  []byte // AWS Nitro Enclaves attestation document (COSE_Sign1)
 }
