@@ -24,7 +24,7 @@ func atTime(t time.Time) func() time.Time { return func() time.Time { return t }
 
 func readDoc(t testing.TB, name string) []byte {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join("testdata", name))
+	b, err := os.ReadFile(filepath.Join("..", "..", "..", "testdata", "nitro", name))
 	if err != nil {
 		t.Fatal(err)
 	}
