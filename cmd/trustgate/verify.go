@@ -53,6 +53,14 @@ With --policy and/or --data, a verified report is then appraised by the
 policy (the default policy when only --data is given) with the reference
 values of --data; a deny is REJECTED with the policy's reason.
 
+An AWS Nitro Enclaves attestation document (COSE_Sign1; raw CBOR, base64, or
+{"document": base64} as in a /v1/attest request's evidence) is recognised and
+verified instead: the certificate chain (certificate + cabundle) to the pinned
+AWS Nitro Enclaves Root-G1 at --at (a leaf certificate lives three hours), the
+ES384 signature by the leaf, the fields, and that the enclave is not in debug
+mode (PCR0, PCR1 and PCR2 all zero). --measurement is then PCR0 and
+--report-data the document's nonce.
+
 Exit status: 0 verified, 1 rejected, 2 usage error, 3 VCEK or collateral
 unavailable.
 
@@ -103,6 +111,11 @@ func cmdVerify(args []string, stdout, stderr io.Writer) int {
 	raw, err := readAtMost(pos[0], tdx.MaxInputSize+1)
 	if err != nil {
 		return usageErr("%v", err)
+	}
+	if ev, ok := nitroDocument(raw); ok {
+		return verifyNitro(ev, common{at: *atFlag, allowDebug: *allowDebug, jsonOut: *jsonOut, policy: *policyFile, data: *dataFile,
+			measurement: measurement.val, reportData: reportData.val}, setFlags(fs, "vcek", "cert-table", "chain", "kds-url", "no-revocation",
+			"collateral", "no-collateral", "pcs-url", "pcs-root-crl-url"), stdout, stderr)
 	}
 	if isTDX(raw) {
 		return verifyTDX(raw, tf, common{at: *atFlag, offline: *offline, allowDebug: *allowDebug, jsonOut: *jsonOut,
@@ -242,6 +255,8 @@ func report(w io.Writer, asJSON bool, claims attest.Verified, decision *attest.D
 		printClaims(w, c)
 	case *attest.TDXClaims:
 		printTDXClaims(w, c)
+	case *attest.NitroClaims:
+		printNitroClaims(w, c)
 	}
 	return code
 }
