@@ -25,6 +25,7 @@ const MaxBodySize = 64 << 10
 const (
 	TEESEVSNP = "sev-snp"
 	TEETDX    = "tdx"
+	TEENitro  = "nitro"
 )
 
 // ChallengeResponse answers POST /v1/challenge.
@@ -43,11 +44,13 @@ type AttestRequest struct {
 
 // Evidence is the evidence of one attestation: for "sev-snp" an SEV-SNP
 // report and, optionally, the extended report's certificate table; for
-// "tdx" a TDX quote (version 4 or 5). Parts of another TEE are refused.
+// "tdx" a TDX quote (version 4 or 5); for "nitro" an AWS Nitro Enclaves
+// attestation document. Parts of another TEE are refused.
 type Evidence struct {
 	Report    []byte `json:"report,omitempty"`     // SEV-SNP: 1184 bytes, base64 in JSON
 	CertTable []byte `json:"cert_table,omitempty"` // SEV-SNP: base64 in JSON
 	Quote     []byte `json:"quote,omitempty"`      // TDX: base64 in JSON
+	Document  []byte `json:"document,omitempty"`   // Nitro: the attestation document (COSE_Sign1), base64 in JSON
 }
 
 // SNPEvidence is the evidence of an SEV-SNP attestation (the name it had

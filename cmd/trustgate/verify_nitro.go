@@ -69,8 +69,8 @@ func printNitroClaims(w io.Writer, c *attest.NitroClaims) {
 		{"timestamp", fmt.Sprintf("%d (%s)", c.Timestamp, time.UnixMilli(int64(c.Timestamp)).UTC().Format(time.RFC3339Nano))},
 		{"digest", c.Digest},
 	}
-	for i, p := range c.PCRs {
-		if p != nil {
+	for i := range attest.NitroPCRs {
+		if p := *c.PCR(i); p != nil {
 			rows = append(rows, struct{ k, v string }{fmt.Sprintf("pcr%d", i), p.String()})
 		}
 	}

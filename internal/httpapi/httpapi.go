@@ -154,7 +154,7 @@ func decodeAttest(body []byte, req *v1.AttestRequest) (verifier.AttestInput, err
 			return verifier.AttestInput{}, err
 		}
 	}
-	in := verifier.AttestInput{TEE: req.TEE, Report: req.Evidence.Report, CertTable: req.Evidence.CertTable, Quote: req.Evidence.Quote}
+	in := verifier.AttestInput{TEE: req.TEE, Report: req.Evidence.Report, CertTable: req.Evidence.CertTable, Quote: req.Evidence.Quote, Document: req.Evidence.Document}
 	if len(req.Nonce) != attest.NonceSize {
 		return in, attest.Errorf(attest.ReasonMalformedEvidence, "nonce is %d bytes, want %d", len(req.Nonce), attest.NonceSize)
 	}
@@ -236,10 +236,10 @@ type Degraded struct{ Err error }
 func (d *Degraded) Error() string { return "degraded: " + d.Err.Error() }
 func (d *Degraded) Unwrap() error { return d.Err }
 
-// teeLabel keeps a client-chosen string out of the log: "sev-snp", "tdx"
-// or "unknown".
+// teeLabel keeps a client-chosen string out of the log: "sev-snp", "tdx",
+// "nitro" or "unknown".
 func teeLabel(tee string) string {
-	if tee == v1.TEESEVSNP || tee == v1.TEETDX {
+	if tee == v1.TEESEVSNP || tee == v1.TEETDX || tee == v1.TEENitro {
 		return tee
 	}
 	return "unknown"

@@ -10,6 +10,7 @@ package metrics
 
 import (
 	"net/http"
+	"slices"
 	"sync"
 	"time"
 
@@ -152,11 +153,11 @@ func (m *Metrics) Handler() http.Handler {
 
 // TEEs are the tee label values of the TEEs trustgate verifies; with
 // UnknownTEE they are the label's closed set.
-var TEEs = []string{attest.TEESEVSNP, attest.TEETDX}
+var TEEs = []string{attest.TEESEVSNP, attest.TEETDX, attest.TEENitro}
 
 // teeLabel keeps client-chosen strings out of labels.
 func teeLabel(tee string) string {
-	if tee == attest.TEESEVSNP || tee == attest.TEETDX {
+	if slices.Contains(TEEs, tee) {
 		return tee
 	}
 	return UnknownTEE

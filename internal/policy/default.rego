@@ -1,19 +1,22 @@
 # trustgate's default appraisal policy (SPEC "Policy and reference values").
 #
-# Input: the claims of one verified SEV-SNP report or TDX quote (SPEC
-# "Claims", "Intel TDX"); input.tee names the TEE ("sev-snp" when absent).
+# Input: the claims of one verified SEV-SNP report, TDX quote or Nitro
+# attestation document (SPEC "Claims", "Intel TDX", "AWS Nitro Enclaves");
+# input.tee names the TEE ("sev-snp" when absent).
 # Data: the reference values at data.trustgate.reference (SPEC keys:
-# measurements[].tee/value/label/expires/resources/rtmr, min_tcb,
+# measurements[].tee/value/label/expires/resources/rtmr/pcrs, min_tcb,
 # allowed_vmpl, tdx_tcb_status).
 #
 # Allow only if the measurement is an approved, unexpired value of the
 # claims' own TEE (a measurement entry's tee defaults to sev-snp; for TDX the
-# value is MRTD and every non-empty rtmr pin must equal RTMR0..3), DEBUG is
-# off, and — SEV-SNP — the VMPL is allowed (default [0]) and REPORTED_TCB is
-# at least min_tcb in every component, or — TDX — Intel's tcb_status is one
-# of tdx_tcb_status (default ["UpToDate"]; an OutOfDate status is denied as
-# tcb_out_of_date, any other as policy_tcb_status). On deny, reasons lists
-# every failed check.
+# value is MRTD and every non-empty rtmr pin must equal RTMR0..3; for Nitro
+# the value is PCR0 and every pcrs pin must equal the claim it names), DEBUG
+# is off (Nitro: not PCR0, PCR1 and PCR2 all zero), and — SEV-SNP — the
+# VMPL is allowed (default [0]) and REPORTED_TCB is at least min_tcb in
+# every component, or — TDX — Intel's tcb_status is one of tdx_tcb_status
+# (default ["UpToDate"]; an OutOfDate status is denied as tcb_out_of_date,
+# any other as policy_tcb_status). On deny, reasons lists every failed
+# check.
 #
 # It is written for speed as well: it runs on every attestation, and each
 # rule below was measured (BenchmarkEvaluate in policy_test.go).
@@ -25,15 +28,18 @@ allowed_vmpl := object.get(ref, "allowed_vmpl", [0])
 
 tdx_tcb_status := object.get(ref, "tdx_tcb_status", ["UpToDate"])
 
+# The TEEs whose claims are not SEV-SNP's (claims without tee are).
+not_snp := {"tdx", "nitro"}
+
 # The approved measurements this report matches: of its own TEE (an entry
 # without tee is SEV-SNP's), for TDX with every RTMR pin held. An entry
 # whose expires has passed (at OPA's evaluation time, the Engine's clock) no
 # longer matches.
 matched contains m if {
-	not input.tee == "tdx"
+	not object.get(input, "tee", "sev-snp") in not_snp
 	some m in ref.measurements
 	m.value == input.measurement
-	not m.tee == "tdx"
+	not object.get(m, "tee", "sev-snp") in not_snp
 	not expired(m)
 }
 
@@ -46,6 +52,15 @@ matched contains m if {
 	not rtmr_differs(m)
 }
 
+matched contains m if {
+	input.tee == "nitro"
+	some m in ref.measurements
+	m.value == input.pcr0
+	m.tee == "nitro"
+	not expired(m)
+	not pcr_differs(m)
+}
+
 expired(m) if time.parse_rfc3339_ns(m.expires) <= time.now_ns()
 
 rtmr_keys := ["rtmr0", "rtmr1", "rtmr2", "rtmr3"]
@@ -56,6 +71,13 @@ rtmr_differs(m) if {
 	some i, pin in m.rtmr
 	pin != ""
 	not pin == input[rtmr_keys[i]]
+}
+
+# A pcrs pin ("pcr8": "<hex>") that is not the claim it names (a PCR the
+# document lacks never holds).
+pcr_differs(m) if {
+	some k, pin in m.pcrs
+	not pin == input[k]
 }
 
 # Every component of min_tcb is a floor for reported_tcb; a component the
@@ -74,23 +96,33 @@ tcb_status_out_of_date if startswith(input.tcb_status, "OutOfDate")
 failed contains "measurement_mismatch" if count(matched) == 0
 
 failed contains "debug_enabled" if {
-	not input.tee == "tdx"
+	not object.get(input, "tee", "sev-snp") in not_snp
 	not input.policy.debug == false
 }
 
 failed contains "vmpl_not_allowed" if {
-	not input.tee == "tdx"
+	not object.get(input, "tee", "sev-snp") in not_snp
 	not input.vmpl in allowed_vmpl
 }
 
 failed contains "tcb_below_minimum" if {
-	not input.tee == "tdx"
+	not object.get(input, "tee", "sev-snp") in not_snp
 	below_min_tcb
 }
 
 failed contains "debug_enabled" if {
 	input.tee == "tdx"
 	not input.td_attributes.debug == false
+}
+
+# A Nitro enclave in debug mode has PCR0, PCR1 and PCR2 all zero.
+nitro_zero_pcr := "000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000"
+
+failed contains "debug_enabled" if {
+	input.tee == "nitro"
+	input.pcr0 == nitro_zero_pcr
+	input.pcr1 == nitro_zero_pcr
+	input.pcr2 == nitro_zero_pcr
 }
 
 failed contains "tcb_out_of_date" if {

@@ -195,3 +195,58 @@ test_tdx_needs_no_vmpl_or_snp_tcb if {
 	d := trustgate.decision with input as tdx_claims with data.trustgate.reference as floors
 	d.allow
 }
+
+# AWS Nitro Enclaves (SPEC "AWS Nitro Enclaves").
+
+pcr0 := "e0e0e0e0e0e0e0e0e0e0e0e0e0e0e0e0e0e0e0e0e0e0e0e0e0e0e0e0e0e0e0e0e0e0e0e0e0e0e0e0e0e0e0e0e0e0e0e0"
+
+pcr8 := "e8e8e8e8e8e8e8e8e8e8e8e8e8e8e8e8e8e8e8e8e8e8e8e8e8e8e8e8e8e8e8e8e8e8e8e8e8e8e8e8e8e8e8e8e8e8e8e8"
+
+zero_pcr := "000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000"
+
+nitro_ref := {"measurements": [{"tee": "nitro", "value": pcr0, "label": "enc-1", "resources": ["k"]}]}
+
+nitro_claims := {"tee": "nitro", "pcr0": pcr0, "pcr1": "e1", "pcr2": "e2", "pcr8": pcr8, "digest": "SHA384"}
+
+test_nitro_allow if {
+	d := trustgate.decision with input as nitro_claims with data.trustgate.reference as nitro_ref
+	d.allow
+	d.label == "enc-1"
+	d.resources == ["k"]
+}
+
+test_nitro_value_does_not_approve_snp_or_tdx if {
+	d := trustgate.decision with input as object.union(claims, {"measurement": pcr0}) with data.trustgate.reference as nitro_ref
+	d.reasons == ["measurement_mismatch"]
+	e := trustgate.decision with input as object.union(tdx_claims, {"mr_td": pcr0}) with data.trustgate.reference as nitro_ref
+	e.reasons == ["measurement_mismatch"]
+}
+
+test_snp_value_does_not_approve_nitro if {
+	snp_ref := {"measurements": [{"value": pcr0, "label": "snp"}]}
+	d := trustgate.decision with input as nitro_claims with data.trustgate.reference as snp_ref
+	d.reasons == ["measurement_mismatch"]
+}
+
+test_nitro_pcr_pins if {
+	pinned := {"measurements": [{"tee": "nitro", "value": pcr0, "label": "enc-1", "pcrs": {"pcr8": pcr8}}]}
+	d := trustgate.decision with input as nitro_claims with data.trustgate.reference as pinned
+	d.allow
+	e := trustgate.decision with input as object.union(nitro_claims, {"pcr8": zero_pcr}) with data.trustgate.reference as pinned
+	e.reasons == ["measurement_mismatch"]
+	f := trustgate.decision with input as object.remove(nitro_claims, ["pcr8"]) with data.trustgate.reference as pinned
+	f.reasons == ["measurement_mismatch"]
+}
+
+test_nitro_debug if {
+	dbg := object.union(nitro_claims, {"pcr0": zero_pcr, "pcr1": zero_pcr, "pcr2": zero_pcr})
+	ref_zero := {"measurements": [{"tee": "nitro", "value": zero_pcr, "label": "dbg"}]}
+	d := trustgate.decision with input as dbg with data.trustgate.reference as ref_zero
+	d.reasons == ["debug_enabled"]
+}
+
+test_nitro_needs_no_vmpl_tcb_or_tdx_status if {
+	floors := object.union(nitro_ref, {"min_tcb": {"snp": 99}, "allowed_vmpl": [3], "tdx_tcb_status": ["OutOfDate"]})
+	d := trustgate.decision with input as nitro_claims with data.trustgate.reference as floors
+	d.allow
+}

@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -17,7 +18,7 @@ import (
 // every other policy, and the default policy once its source changes
 // without this file, goes through OPA (TestFastPathKeyedToSource fails
 // then, as a reminder to update both).
-const fastPathSource = "c65f2b63a106989b901b73e7664003c003795bd2bbf2854f4bce76da04d8413d"
+const fastPathSource = "56d074c8bbe0a60023e9e8d026848c3dc8024a5fc375377495c34e04c3f7a64f"
 
 // fastPath is the default policy compiled by hand for one set of reference
 // values: it gives the decisions OPA gives for that policy
@@ -27,6 +28,7 @@ const fastPathSource = "c65f2b63a106989b901b73e7664003c003795bd2bbf2854f4bce76da
 // included) is ignored, as the default policy ignores it.
 type fastPath struct {
 	snp, tdx  []fastEntry // the measurement entries of each TEE
+	nitro     []fastEntry
 	minTCB    *refvalues.TCB
 	vmpls     []int    // allowed_vmpl, [0] when absent
 	tcbStatus []string // tdx_tcb_status, ["UpToDate"] when absent
@@ -37,7 +39,8 @@ type fastEntry struct {
 	expires      int64 // Unix ns; 0 with hasExpiry false: never
 	hasExpiry    bool
 	resources    []string
-	rtmr         []string // TDX pins, "" = any
+	rtmr         []string                 // TDX pins, "" = any
+	pcrs         [attest.NitroPCRs]string // Nitro pins by PCR index, "" = none
 }
 
 // compileFastPath returns the fast path of module with ref, or nil when
@@ -75,9 +78,19 @@ func compileFastPath(module string, ref *refvalues.Set) *fastPath {
 			}
 			e.expires, e.hasExpiry = m.Expires.UnixNano(), true
 		}
-		if m.TEE == refvalues.TEETDX {
+		switch m.TEE {
+		case refvalues.TEETDX:
 			f.tdx = append(f.tdx, e)
-		} else {
+		case refvalues.TEENitro:
+			for k, pin := range m.PCRs {
+				n, ok := nitroPCRIndex(k)
+				if !ok || pin == "" {
+					return nil // refvalues refuses these; OPA decides
+				}
+				e.pcrs[n] = pin
+			}
+			f.nitro = append(f.nitro, e)
+		default:
 			f.snp = append(f.snp, e)
 		}
 	}
@@ -110,7 +123,7 @@ func (f *fastPath) evaluate(c attest.Verified, now time.Time) (d attest.Decision
 	nowNs := now.UnixNano()
 	switch c := c.(type) {
 	case *attest.Claims:
-		if c.TEE == attest.TEETDX {
+		if c.TEE == attest.TEETDX || c.TEE == attest.TEENitro {
 			return d, false
 		}
 		chosen = f.match(f.snp, hex.EncodeToString(c.Measurement), nowNs, nil)
@@ -127,7 +140,7 @@ func (f *fastPath) evaluate(c attest.Verified, now time.Time) (d attest.Decision
 		if c.TEE != attest.TEETDX {
 			return d, false
 		}
-		chosen = f.match(f.tdx, hex.EncodeToString(c.MRTD), nowNs, c)
+		chosen = f.match(f.tdx, hex.EncodeToString(c.MRTD), nowNs, func(e *fastEntry) bool { return !rtmrDiffers(e.rtmr, c) })
 		if c.TDAttributes.Debug {
 			failed |= fastDebug
 		}
@@ -138,6 +151,16 @@ func (f *fastPath) evaluate(c attest.Verified, now time.Time) (d attest.Decision
 			failed |= fastOutOfDate
 		default:
 			failed |= fastTCBStatus
+		}
+	case *attest.NitroClaims:
+		if c.TEE != attest.TEENitro {
+			return d, false
+		}
+		if c.PCR0 != nil {
+			chosen = f.match(f.nitro, hex.EncodeToString(c.PCR0), nowNs, func(e *fastEntry) bool { return !pcrDiffers(&e.pcrs, c) })
+		}
+		if nitroZero(c.PCR0) && nitroZero(c.PCR1) && nitroZero(c.PCR2) {
+			failed |= fastDebug
 		}
 	default:
 		return d, false
@@ -160,16 +183,16 @@ func (f *fastPath) evaluate(c attest.Verified, now time.Time) (d attest.Decision
 }
 
 // match returns the entry of entries (one TEE's) with the lowest label
-// whose value is measurement, not expired at nowNs and, for TDX (td not
-// nil), with every RTMR pin held; nil if none.
-func (f *fastPath) match(entries []fastEntry, measurement string, nowNs int64, td *attest.TDXClaims) *fastEntry {
+// whose value is measurement, not expired at nowNs and, when held is not
+// nil, whose pins (TDX RTMRs, Nitro PCRs) held says are held; nil if none.
+func (f *fastPath) match(entries []fastEntry, measurement string, nowNs int64, held func(*fastEntry) bool) *fastEntry {
 	var best *fastEntry
 	for i := range entries {
 		e := &entries[i]
 		if e.value != measurement || (e.hasExpiry && e.expires <= nowNs) {
 			continue
 		}
-		if td != nil && rtmrDiffers(e.rtmr, td) {
+		if held != nil && !held(e) {
 			continue
 		}
 		if best == nil || e.label < best.label {
@@ -220,4 +243,39 @@ func (f *fastPath) belowMinTCB(r attest.TCB) bool {
 		return true
 	}
 	return r.FMC != nil && *r.FMC < m.FMC
+}
+
+// nitroPCRIndex parses a pcrs key, "pcr0" to "pcr15".
+func nitroPCRIndex(k string) (int, bool) {
+	n, err := strconv.Atoi(strings.TrimPrefix(k, "pcr"))
+	if err != nil || n < 0 || n >= attest.NitroPCRs || k != "pcr"+strconv.Itoa(n) {
+		return 0, false
+	}
+	return n, true
+}
+
+// pcrDiffers reports whether a Nitro pin is not the claims' PCR of its
+// index; a PCR the document lacks never holds (in OPA, input[k] is
+// undefined).
+func pcrDiffers(pins *[attest.NitroPCRs]string, c *attest.NitroClaims) bool {
+	for i, pin := range pins {
+		if pin != "" && (*c.PCR(i) == nil || pin != hex.EncodeToString(*c.PCR(i))) {
+			return true
+		}
+	}
+	return false
+}
+
+// nitroZero: a PCR of 48 zero bytes, as the default policy's
+// nitro_zero_pcr.
+func nitroZero(p []byte) bool {
+	if len(p) != 48 {
+		return false
+	}
+	for _, b := range p {
+		if b != 0 {
+			return false
+		}
+	}
+	return true
 }

@@ -17,7 +17,7 @@ import (
 )
 
 // fastCorpus is the corpus of TestFastPathAgreesWithOPA: reference-value
-// sets × SEV-SNP and TDX claims, between them reaching every deny reason
+// sets × SEV-SNP, TDX and Nitro claims, between them reaching every deny reason
 // of the default policy, alone and together, and allows with and without
 // resources.
 func fastCorpus(now time.Time) (refs []*refvalues.Set, cs []attest.Verified) {
@@ -43,6 +43,14 @@ func fastCorpus(now time.Time) (refs []*refvalues.Set, cs []attest.Verified) {
 				{Value: rtmr(8), Label: "td-empty-pins", TEE: refvalues.TEETDX, RTMR: []string{"", "", "", ""}},
 				{Value: rtmr(9), Label: "td-expired", TEE: refvalues.TEETDX, Expires: &past},
 				{Value: approved, Label: "tdx-with-snp-value", TEE: refvalues.TEETDX},
+				{Value: rtmr(0xe0), Label: "enc-1", TEE: refvalues.TEENitro, Resources: []string{"enc-secret"}},
+				{Value: rtmr(0xe3), Label: "enc-pinned", TEE: refvalues.TEENitro, PCRs: map[string]string{"pcr1": rtmr(0xe1), "pcr8": rtmr(0xe8)}},
+				{Value: rtmr(0xe4), Label: "enc-pin-other", TEE: refvalues.TEENitro, PCRs: map[string]string{"pcr2": rtmr(0xe1)}},
+				{Value: rtmr(0xe5), Label: "enc-pin-pcr15", TEE: refvalues.TEENitro, PCRs: map[string]string{"pcr15": rtmr(0)}},
+				{Value: rtmr(0), Label: "enc-zero", TEE: refvalues.TEENitro},
+				{Value: rtmr(0xe6), Label: "enc-expired", TEE: refvalues.TEENitro, Expires: &past},
+				{Value: rtmr(0xe7), Label: "snp-entry-with-nitro-value"},
+				{Value: mrtd, Label: "nitro-with-tdx-value", TEE: refvalues.TEENitro},
 			},
 			MinTCB:       &refvalues.TCB{Bootloader: 3, SNP: 8, Microcode: 115, FMC: 2},
 			AllowedVMPL:  []int{0, 2},
@@ -106,6 +114,33 @@ func fastCorpus(now time.Time) (refs []*refvalues.Set, cs []attest.Verified) {
 	}
 	for _, mut := range tdx {
 		c := tdxClaims()
+		if mut != nil {
+			mut(c)
+		}
+		cs = append(cs, c)
+	}
+	pcr := func(v byte) attest.Hex { return mustHex(rtmr(v)) }
+	nitro := []func(*attest.NitroClaims){
+		nil,
+		func(c *attest.NitroClaims) { c.PCR0 = pcr(0xe3) },
+		func(c *attest.NitroClaims) { c.PCR0, c.PCR8 = pcr(0xe3), pcr(0xe9) },
+		func(c *attest.NitroClaims) { c.PCR0, c.PCR8 = pcr(0xe3), nil },
+		func(c *attest.NitroClaims) { c.PCR0 = pcr(0xe4) },
+		func(c *attest.NitroClaims) { c.PCR0, c.PCR2 = pcr(0xe4), pcr(0xe1) },
+		func(c *attest.NitroClaims) { c.PCR0 = pcr(0xe5) },
+		func(c *attest.NitroClaims) { c.PCR0, c.PCR15 = pcr(0xe5), nil },
+		func(c *attest.NitroClaims) { c.PCR0, c.PCR1, c.PCR2 = pcr(0), pcr(0), pcr(0) },
+		func(c *attest.NitroClaims) { c.PCR0, c.PCR1 = pcr(0), pcr(0) },
+		func(c *attest.NitroClaims) { c.PCR0, c.PCR1, c.PCR2 = pcr(0xe0), pcr(0), pcr(0) },
+		func(c *attest.NitroClaims) { c.PCR0 = pcr(0xe6) },
+		func(c *attest.NitroClaims) { c.PCR0 = pcr(0xe7) },
+		func(c *attest.NitroClaims) { c.PCR0 = mustHex(mrtd) },
+		func(c *attest.NitroClaims) { c.PCR0 = mustHex(approved) },
+		func(c *attest.NitroClaims) { c.PCR0 = nil },
+		func(c *attest.NitroClaims) { c.PCR0, c.PCR1, c.PCR2 = pcr(0), pcr(0), nil },
+	}
+	for _, mut := range nitro {
+		c := nitroClaims()
 		if mut != nil {
 			mut(c)
 		}

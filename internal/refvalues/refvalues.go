@@ -6,9 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -38,6 +40,7 @@ type Set struct {
 const (
 	TEESEVSNP = "sev-snp"
 	TEETDX    = "tdx"
+	TEENitro  = "nitro" // SPEC "AWS Nitro Enclaves"
 )
 
 // TCBStatuses are Intel's TCB status words that tdx_tcb_status may list.
@@ -49,10 +52,10 @@ var TCBStatuses = []string{
 // Measurement is one approved launch measurement. It approves guests of
 // its own TEE only.
 type Measurement struct {
-	// TEE is "sev-snp" or "tdx"; "" means "sev-snp".
+	// TEE is "sev-snp", "tdx" or "nitro"; "" means "sev-snp".
 	TEE string `yaml:"tee,omitempty" json:"tee,omitempty"`
 	// Value is the 48-byte launch digest as 96 lowercase hex characters:
-	// SEV-SNP's MEASUREMENT, or TDX's MRTD.
+	// SEV-SNP's MEASUREMENT, TDX's MRTD, or Nitro's PCR0.
 	Value string `yaml:"value" json:"value"`
 	// Label names the build; it is unique in a Set and shown in tokens.
 	Label string `yaml:"label" json:"label"`
@@ -63,6 +66,10 @@ type Measurement struct {
 	// RTMR pins TDX's RTMR0..RTMR3 (at most 4 entries, in order), each 96
 	// lowercase hex characters or "" for any; nil pins none. TDX only.
 	RTMR []string `yaml:"rtmr,omitempty" json:"rtmr,omitempty"`
+	// PCRs pins a Nitro enclave's other PCRs by claim name ("pcr1",
+	// "pcr2", "pcr8", ... up to "pcr15"), each 96 lowercase hex
+	// characters; nil pins none. Nitro only.
+	PCRs map[string]string `yaml:"pcrs,omitempty" json:"pcrs,omitempty"`
 }
 
 // TCB is a floor for the SVN components of an SEV-SNP TCB_VERSION (SEV-SNP
@@ -215,9 +222,14 @@ func (s *Set) Validate() error {
 					problems = append(problems, fmt.Sprintf("%s: rtmr[%d] must be \"\" or %d lowercase hex characters, got %q", where, k, MeasurementHexLen, r))
 				}
 			}
+		case TEENitro:
+			if m.RTMR != nil {
+				problems = append(problems, fmt.Sprintf("%s: rtmr pins need tee: %s", where, TEETDX))
+			}
 		default:
-			problems = append(problems, fmt.Sprintf("%s: tee %q is neither %q nor %q", where, m.TEE, TEESEVSNP, TEETDX))
+			problems = append(problems, fmt.Sprintf("%s: tee %q is not %q, %q or %q", where, m.TEE, TEESEVSNP, TEETDX, TEENitro))
 		}
+		problems = append(problems, nitroPCRProblems(where, m)...)
 	}
 	for i, st := range s.TDXTCBStatus {
 		if !slices.Contains(TCBStatuses, st) {
@@ -245,4 +257,25 @@ func isLowerHex(s string, n int) bool {
 		}
 	}
 	return true
+}
+
+// nitroPCRProblems checks a measurement's pcrs pins: Nitro only, names
+// pcr0 to pcr15, values of 96 lowercase hex characters.
+func nitroPCRProblems(where string, m Measurement) []string {
+	if m.PCRs == nil {
+		return nil
+	}
+	if m.TEE != TEENitro {
+		return []string{fmt.Sprintf("%s: pcrs pins need tee: %s", where, TEENitro)}
+	}
+	var problems []string
+	for _, k := range slices.Sorted(maps.Keys(m.PCRs)) {
+		n, err := strconv.Atoi(strings.TrimPrefix(k, "pcr"))
+		if !strings.HasPrefix(k, "pcr") || err != nil || n < 0 || n > 15 || k != "pcr"+strconv.Itoa(n) {
+			problems = append(problems, fmt.Sprintf("%s: pcrs key %q is not pcr0 … pcr15", where, k))
+		} else if !isLowerHex(m.PCRs[k], MeasurementHexLen) {
+			problems = append(problems, fmt.Sprintf("%s: pcrs %s must be %d lowercase hex characters, got %q", where, k, MeasurementHexLen, m.PCRs[k]))
+		}
+	}
+	return problems
 }

@@ -118,8 +118,8 @@ func New(o Options) (*Service, error) {
 type snpTEE struct{ v SNP }
 
 func (a snpTEE) VerifyEvidence(ctx context.Context, ev attest.Evidence) (attest.Verified, error) {
-	if ev.Quote != nil {
-		return nil, attest.Errorf(attest.ReasonMalformedEvidence, "SEV-SNP evidence has no quote")
+	if ev.Quote != nil || ev.Document != nil {
+		return nil, attest.Errorf(attest.ReasonMalformedEvidence, "SEV-SNP evidence has no quote or document")
 	}
 	c, err := a.v.Verify(ctx, snp.Evidence{Report: ev.Report, CertTable: ev.CertTable})
 	if err != nil {
@@ -136,10 +136,12 @@ func (snpTEE) SplitPlain(body []byte) (attest.Evidence, attest.Nonce, error) {
 type AttestInput struct {
 	Nonce attest.Nonce
 	TEE   string
-	// Report and CertTable are SEV-SNP evidence, Quote TDX evidence.
+	// Report and CertTable are SEV-SNP evidence, Quote TDX evidence,
+	// Document Nitro evidence.
 	Report    []byte
 	CertTable []byte
 	Quote     []byte
+	Document  []byte
 	// TEEPubKey is the guest's ephemeral public key (a JWK), or nil.
 	TEEPubKey *jose.JSONWebKey
 }
@@ -200,7 +202,7 @@ func (s *Service) Attest(ctx context.Context, in AttestInput) (tok string, err e
 	}
 	// The nonce goes with the verification: it bounds the certificate
 	// fetches a report that fails may cause (it is free to repeat).
-	a, err := s.appraise(attest.WithNonce(ctx, in.Nonce), tee, attest.Evidence{Report: in.Report, CertTable: in.CertTable, Quote: in.Quote}, want[:], s.o.Launches != nil)
+	a, err := s.appraise(attest.WithNonce(ctx, in.Nonce), tee, attest.Evidence{Report: in.Report, CertTable: in.CertTable, Quote: in.Quote, Document: in.Document}, want[:], s.o.Launches != nil)
 	if err != nil {
 		return "", err
 	}

@@ -60,11 +60,11 @@ func TestRealDocumentVerifiesAtItsTime(t *testing.T) {
 		t.Fatalf("timestamp %s, want %s", got, realAt)
 	}
 	for i := range attest.NitroPCRs {
-		if len(c.PCRs[i]) != 48 {
-			t.Fatalf("PCR%d is %d bytes", i, len(c.PCRs[i]))
+		if len(*c.PCR(i)) != 48 {
+			t.Fatalf("PCR%d is %d bytes", i, len(*c.PCR(i)))
 		}
 	}
-	if allZero(c.PCRs[0]) {
+	if allZero(c.PCR0) {
 		t.Fatal("PCR0 of a production enclave is zero")
 	}
 	if err := attest.ExpectReportData(c, c.ReportData); err != nil {
@@ -81,10 +81,10 @@ func TestRealDocumentVerifiesAtItsTime(t *testing.T) {
 	if err := json.Unmarshal(j, &m); err != nil {
 		t.Fatal(err)
 	}
-	if m["pcr0"] != hex.EncodeToString(c.PCRs[0]) || m["tee"] != "nitro" || m["report_data"] != hex.EncodeToString(c.ReportData) {
+	if m["pcr0"] != hex.EncodeToString(c.PCR0) || m["tee"] != "nitro" || m["report_data"] != hex.EncodeToString(c.ReportData) {
 		t.Fatalf("claims JSON %s", j)
 	}
-	t.Logf("module %s nonce %d bytes user_data %d public_key %d pcr0 %x", c.ModuleID, len(c.ReportData), len(c.UserData), len(c.PublicKey), c.PCRs[0][:8])
+	t.Logf("module %s nonce %d bytes user_data %d public_key %d pcr0 %x", c.ModuleID, len(c.ReportData), len(c.UserData), len(c.PublicKey), c.PCR0[:8])
 }
 
 func TestRealDocumentOutsideItsLeafValidity(t *testing.T) {
@@ -115,7 +115,7 @@ func TestRealDebugDocument(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !allZero(c.PCRs[0]) || !allZero(c.PCRs[1]) || !allZero(c.PCRs[2]) {
+	if !allZero(c.PCR0) || !allZero(c.PCR1) || !allZero(c.PCR2) {
 		t.Fatal("debug document's PCR0-2 are not zero")
 	}
 	t.Logf("debug doc timestamp %s", time.UnixMilli(int64(c.Timestamp)).UTC())

@@ -109,15 +109,15 @@ func (v *Verifier) Verify(_ context.Context, ev Evidence) (*attest.NitroClaims, 
 	}
 	for i, p := range d.pcrs {
 		if i < attest.NitroPCRs {
-			c.PCRs[i] = attest.Hex(p)
+			*c.PCR(int(i)) = attest.Hex(p)
 		}
 	}
 	for i := range 3 {
-		if c.PCRs[i] == nil {
+		if *c.PCR(i) == nil {
 			return nil, attest.Errorf(attest.ReasonMalformedEvidence, "the document has no PCR%d", i)
 		}
 	}
-	if !v.allowDebug && allZero(c.PCRs[0]) && allZero(c.PCRs[1]) && allZero(c.PCRs[2]) {
+	if !v.allowDebug && allZero(c.PCR0) && allZero(c.PCR1) && allZero(c.PCR2) {
 		return nil, attest.Errorf(attest.ReasonDebugEnabled, "PCR0, PCR1 and PCR2 are all zero: the enclave runs in debug mode")
 	}
 	return c, nil

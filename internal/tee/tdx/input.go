@@ -61,8 +61,8 @@ func DecodeText(b []byte) ([]byte, bool) {
 // VerifyEvidence implements the use case's TEE interface: TDX evidence is a
 // quote; SEV-SNP parts are malformed_evidence.
 func (v *Verifier) VerifyEvidence(ctx context.Context, ev attest.Evidence) (attest.Verified, error) {
-	if ev.Report != nil || ev.CertTable != nil {
-		return nil, attest.Errorf(attest.ReasonMalformedEvidence, "TDX evidence is a quote, not a report or certificate table")
+	if ev.Report != nil || ev.CertTable != nil || ev.Document != nil {
+		return nil, attest.Errorf(attest.ReasonMalformedEvidence, "TDX evidence is a quote, not a report, certificate table or document")
 	}
 	if ev.Quote == nil {
 		return nil, attest.Errorf(attest.ReasonMalformedEvidence, "TDX evidence has no quote")
