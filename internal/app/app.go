@@ -203,12 +203,16 @@ func New(ctx context.Context, cfg config.Config, d Deps) (_ *App, err error) {
 	if err != nil {
 		return nil, err
 	}
+	nitroVerifier, err := newNitroVerifier(cfg, d.Now, log)
+	if err != nil {
+		return nil, err
+	}
 	launches, err := newLaunches(cfg, launchKey, rdb, m, d.Now)
 	if err != nil {
 		return nil, err
 	}
 	svc, err := verifier.New(verifier.Options{
-		TEEs:   map[string]verifier.TEE{attest.TEESEVSNP: snp.New(snpOpts), attest.TEETDX: tdxVerifier},
+		TEEs:   map[string]verifier.TEE{attest.TEESEVSNP: snp.New(snpOpts), attest.TEETDX: tdxVerifier, attest.TEENitro: nitroVerifier},
 		Policy: pol, Nonces: nonces, Tokens: tokens, Launches: launches, Now: d.Now,
 	})
 	if err != nil {
