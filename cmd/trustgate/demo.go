@@ -28,13 +28,13 @@ import (
 )
 
 // cmdDemo runs the whole flow in one process, printing each step; --tee
-// tdx runs it with the TDX simulator.
+// tdx runs it with the TDX simulator, --tee nitro with the Nitro one.
 func cmdDemo(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	tee := fs.String("tee", v1.TEESEVSNP, "the simulated guest's TEE: sev-snp or tdx")
-	if err := fs.Parse(args); err != nil || fs.NArg() != 0 || (*tee != v1.TEESEVSNP && *tee != v1.TEETDX) {
-		fmt.Fprintln(stderr, "usage: trustgate demo [--tee sev-snp|tdx]")
+	tee := fs.String("tee", v1.TEESEVSNP, "the simulated guest's TEE: sev-snp, tdx or nitro")
+	if err := fs.Parse(args); err != nil || fs.NArg() != 0 || (*tee != v1.TEESEVSNP && *tee != v1.TEETDX && *tee != v1.TEENitro) {
+		fmt.Fprintln(stderr, "usage: trustgate demo [--tee sev-snp|tdx|nitro]")
 		return exitUsage
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
@@ -51,7 +51,7 @@ func cmdDemo(args []string, stdout, stderr io.Writer) int {
 // demoRun is the state the demo's steps share.
 type demoRun struct {
 	w      io.Writer
-	tee    string // v1.TEESEVSNP or v1.TEETDX
+	tee    string // v1.TEESEVSNP, v1.TEETDX or v1.TEENitro
 	c      *client.Client
 	secret []byte // the stored db-password
 	key    *agent.EphemeralKey
@@ -106,6 +106,10 @@ func (d *demoRun) startVerifier(ctx context.Context) (stop func(), err error) {
 	if d.tee == v1.TEETDX {
 		ref = fmt.Sprintf("measurements:\n  - tee: tdx\n    value: %q\n    label: demo-td-1\n    resources: [db-password]\ntdx_tcb_status: [UpToDate]\n", hex.EncodeToString(approved[:]))
 	}
+	if d.tee == v1.TEENitro {
+		ref = fmt.Sprintf("measurements:\n  - tee: nitro\n    value: %q\n    label: demo-enclave-1\n    resources: [db-password]\n    pcrs:\n      pcr1: %q\n",
+			hex.EncodeToString(approved[:]), hex.EncodeToString(sim.NitroPCRs(approved)[1]))
+	}
 	resDir := filepath.Join(dir, "resources")
 	d.secret = []byte("demo-db-password-" + hex.EncodeToString(approved[:4]))
 	if err := os.Mkdir(resDir, 0o700); err != nil {
@@ -144,6 +148,12 @@ func (d *demoRun) startVerifier(ctx context.Context) (stop func(), err error) {
 		d.say("TCB status UpToDate), granted the resource db-password from its secret store.")
 		return stop, nil
 	}
+	if d.tee == v1.TEENitro {
+		d.say("It trusts the pinned AWS Nitro Enclaves Root-G1 and, because this is a demo (--dev-simulator), the Nitro")
+		d.say("simulator's AWS-like root. Approved enclave: PCR0 %s… with PCR1 pinned, labelled demo-enclave-1", hex.EncodeToString(approved[:6]))
+		d.say("(default policy: approved PCR0 of tee nitro, every pcrs pin held, not in debug mode), granted db-password.")
+		return stop, nil
+	}
 	d.say("It trusts AMD's pinned roots and, because this is a demo (--dev-simulator), the simulator's AMD root key.")
 	d.say("Approved build: measurement %s… labelled demo-build-1 (default policy: approved measurement, no DEBUG, VMPL 0),", hex.EncodeToString(approved[:6]))
 	d.say("granted the resource db-password from its secret store (--resources, one owner-only file per resource).")
@@ -172,10 +182,14 @@ func (d *demoRun) attest(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if d.tee == v1.TEETDX {
+	switch d.tee {
+	case v1.TEENitro:
+		d.step(4, "The (simulated) Nitro Security Module signs a %d-byte attestation document (COSE_Sign1, ES384).", len(ev.Document))
+		d.say("PCR0 as approved, nonce = REPORT_DATA; the document carries its certificate and the CA bundle up to the root.")
+	case v1.TEETDX:
 		d.step(4, "The (simulated) TDX module and Quoting Enclave sign a %d-byte version 4 quote of the TD.", len(ev.Quote))
 		d.say("MRTD %s…, REPORTDATA as above; the QE's report is signed by the PCK key, whose certificate chain it carries.", hex.EncodeToString(ev.Quote[48+0x88:48+0x8e]))
-	} else {
+	default:
 		d.step(4, "The (simulated) AMD Secure Processor signs a %d-byte attestation report with its VCEK.", len(ev.Report))
 		d.say("measurement %s…, with a certificate table carrying VCEK, ASK and ARK.", hex.EncodeToString(ev.Report[0x90:0x96]))
 	}
@@ -186,11 +200,16 @@ func (d *demoRun) attest(ctx context.Context) error {
 		return fmt.Errorf("attest: %w", err)
 	}
 	d.token = resp.Token
-	if d.tee == v1.TEETDX {
+	switch d.tee {
+	case v1.TEENitro:
+		d.step(5, "Guest sends POST /v1/attest with tee \"nitro\". The verifier checks the chain to the root, the document's")
+		d.say("signature, its fields, that the nonce is REPORT_DATA binding its nonce and this key, then the policy;")
+		d.say("only then it consumes the nonce.")
+	case v1.TEETDX:
 		d.step(5, "Guest sends POST /v1/attest with tee \"tdx\". The verifier checks the PCK chain to the root, the QE report and")
 		d.say("the quote signatures, the collateral and TCB level (UpToDate), that REPORT_DATA binds its nonce and this key,")
 		d.say("then the policy; only then it consumes the nonce.")
-	} else {
+	default:
 		d.step(5, "Guest sends POST /v1/attest. The verifier checks the chain to the root, the signature, the report,")
 		d.say("that REPORT_DATA binds its nonce and this key, then the policy; only then it consumes the nonce.")
 	}
@@ -269,9 +288,17 @@ func (d *demoRun) refusals(ctx context.Context) error {
 }
 
 // evidence is the simulated guest's evidence binding rd: an SEV-SNP report
-// and certificate table, or a TDX quote; measurement nil means the
+// and certificate table, a TDX quote, or a Nitro attestation document; measurement nil means the
 // simulator's default (the approved build).
 func (d *demoRun) evidence(measurement *[48]byte, rd [64]byte) (v1.Evidence, error) {
+	if d.tee == v1.TEENitro {
+		dev, err := sim.NewNitro(sim.NitroOptions{PCR0: measurement})
+		if err != nil {
+			return v1.Evidence{}, err
+		}
+		doc, err := dev.Document(rd)
+		return v1.Evidence{Document: doc}, err
+	}
 	if d.tee == v1.TEETDX {
 		dev, err := sim.NewTDX(sim.TDXOptions{MRTD: measurement})
 		if err != nil {
