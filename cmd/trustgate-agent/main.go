@@ -54,7 +54,9 @@ The report comes from configfs-tsm (/sys/kernel/config/tsm/report, Linux
 verifier must run --dev-simulator). --tee auto (the default) attests as
 what configfs-tsm's provider says: sev_guest an SEV-SNP report, tdx_guest
 a TDX quote (REPORTDATA bound the same way); --tee tdx --simulate uses the
-TDX simulator. A 503 or an unreachable verifier is
+TDX simulator. --tee nitro attests an AWS Nitro enclave: the NSM (/dev/nsm)
+signs an attestation document whose nonce is REPORT_DATA; with --simulate
+the Nitro simulator does. A 503 or an unreachable verifier is
 retried with backoff.
 
 Releases are signed by the verifier's token key and the agent writes
@@ -130,9 +132,9 @@ func (r *agentRun) flagSet() *flag.FlagSet {
 	fs.Var(&r.names, "resource", "release resource `NAME` (repeatable)")
 	r.out = fs.String("out", "", "write released resources to `DIR`/NAME")
 	r.device = fs.String("device", "auto", "guest device: auto, configfs or sev-guest")
-	r.tee = fs.String("tee", agent.TEEAuto, "TEE: auto (configfs-tsm's provider: sev_guest or tdx_guest; with --simulate, sev-snp), sev-snp or tdx")
+	r.tee = fs.String("tee", agent.TEEAuto, "TEE: auto (configfs-tsm's provider: sev_guest or tdx_guest; with --simulate, sev-snp), sev-snp, tdx or nitro (the NSM, /dev/nsm)")
 	r.vmpl = fs.Uint("vmpl", 0, "ask for the report at this VMPL, 0–3 (the verifier's allowed_vmpl must admit it)")
-	r.simulate = fs.Bool("simulate", false, "use the simulator (SEV-SNP, or TDX with --tee tdx) instead of the guest device (the verifier must run --dev-simulator)")
+	r.simulate = fs.Bool("simulate", false, "use the simulator (SEV-SNP, or TDX with --tee tdx, Nitro with --tee nitro) instead of the guest device (the verifier must run --dev-simulator)")
 	r.simMeasurement = fs.String("sim-measurement", "", "launch measurement (TDX: MRTD) of the simulated guest (48 bytes, `HEX`; default 5a…5a)")
 	r.caFile = fs.String("ca", "", "trust the verifier's TLS certificate under this CA `FILE` (PEM)")
 	r.jwksFile = fs.String("verifier-jwks", "", "trust releases signed by the keys of this JWKS `FILE` only (saved from the verifier's /.well-known/jwks.json)")
@@ -204,6 +206,13 @@ func (r *agentRun) prepare() (httpClient *http.Client, dev agent.Device, closeDe
 		if err != nil {
 			return nil, nil, nil, usagef("--sim-measurement: %w", err)
 		}
+		if *r.tee == agent.TEENitro {
+			s, err := sim.NewNitro(sim.NitroOptions{PCR0: m})
+			if err != nil {
+				return nil, nil, nil, err
+			}
+			return httpClient, agent.SimNitroDevice{Sim: s}, func() {}, nil
+		}
 		if *r.tee == agent.TEETDX {
 			s, err := sim.NewTDX(sim.TDXOptions{MRTD: m})
 			if err != nil {
@@ -216,6 +225,13 @@ func (r *agentRun) prepare() (httpClient *http.Client, dev agent.Device, closeDe
 			return nil, nil, nil, err
 		}
 		return httpClient, agent.SimDevice{Sim: s}, func() {}, nil
+	}
+	if *r.tee == agent.TEENitro {
+		d, err := agent.OpenNSM(agent.DefaultNSMPath)
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		return httpClient, d, func() { d.Close() }, nil
 	}
 	d, err := agent.OpenDevice(*r.device, agent.WithVMPL(*r.vmpl), agent.WithTEE(*r.tee))
 	if err != nil {
@@ -247,8 +263,10 @@ func (r *agentRun) check() error {
 		return usagef("--vmpl %d: want 0 to 3", *r.vmpl)
 	case *r.vmpl != 0 && *r.simulate:
 		return usagef("--vmpl needs a guest device, not --simulate")
-	case *r.tee != agent.TEEAuto && *r.tee != agent.TEESEVSNP && *r.tee != agent.TEETDX:
-		return usagef("--tee %q: want auto, sev-snp or tdx", *r.tee)
+	case *r.tee != agent.TEEAuto && *r.tee != agent.TEESEVSNP && *r.tee != agent.TEETDX && *r.tee != agent.TEENitro:
+		return usagef("--tee %q: want auto, sev-snp, tdx or nitro", *r.tee)
+	case *r.tee == agent.TEENitro && (*r.vmpl != 0 || *r.device != agent.DeviceAuto):
+		return usagef("--tee nitro: documents come from the NSM (%s); --vmpl and --device are not for it", agent.DefaultNSMPath)
 	case *r.tee == agent.TEETDX && *r.vmpl != 0:
 		return usagef("--vmpl is SEV-SNP's; a TD has no VMPL")
 	case *r.tee == agent.TEETDX && *r.device == agent.DeviceSEVGuest:

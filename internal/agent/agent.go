@@ -12,7 +12,8 @@ import (
 
 // Device produces SEV-SNP reports binding reportData, with the extended
 // report's certificate table when the host provides one; a Device with a
-// TEE method answering TEETDX produces TDX quotes instead (no table).
+// TEE method answering TEETDX produces TDX quotes instead (no table), one
+// answering TEENitro Nitro attestation documents.
 type Device interface {
 	Report(ctx context.Context, reportData [64]byte) (report, certTable []byte, err error)
 }
@@ -66,8 +67,11 @@ func Prepare(ctx context.Context, c *client.Client, dev Device) (*Prepared, erro
 	req := v1.AttestRequest{
 		Nonce: ch.Nonce, TEE: v1.TEESEVSNP, Evidence: v1.SNPEvidence{Report: report, CertTable: table}, TEEPubKey: key.JWK,
 	}
-	if TEEOf(dev) == TEETDX {
+	switch TEEOf(dev) {
+	case TEETDX:
 		req.TEE, req.Evidence = v1.TEETDX, v1.Evidence{Quote: report}
+	case TEENitro:
+		req.TEE, req.Evidence = v1.TEENitro, v1.Evidence{Document: report}
 	}
 	return &Prepared{Request: req, Key: key.Private, Expires: ch.ExpiresAt}, nil
 }
@@ -75,8 +79,8 @@ func Prepare(ctx context.Context, c *client.Client, dev Device) (*Prepared, erro
 // TEEOf is the TEE of dev's evidence: what its TEE method says, else
 // TEESEVSNP (a Device that returns SEV-SNP reports).
 func TEEOf(dev Device) string {
-	if d, ok := dev.(interface{ TEE() string }); ok && d.TEE() == TEETDX {
-		return TEETDX
+	if d, ok := dev.(interface{ TEE() string }); ok && (d.TEE() == TEETDX || d.TEE() == TEENitro) {
+		return d.TEE()
 	}
 	return TEESEVSNP
 }
@@ -109,3 +113,20 @@ func (s SimTDXDevice) Report(_ context.Context, rd [64]byte) ([]byte, []byte, er
 
 // TEE says the device gives TDX quotes.
 func (SimTDXDevice) TEE() string { return TEETDX }
+
+// SimNitroDevice adapts the Nitro simulator (sim.NitroDevice) to Device:
+// Report returns its attestation document.
+type SimNitroDevice struct {
+	Sim interface {
+		Document(reportData [64]byte) ([]byte, error)
+	}
+}
+
+// Report implements Device.
+func (s SimNitroDevice) Report(_ context.Context, rd [64]byte) ([]byte, []byte, error) {
+	doc, err := s.Sim.Document(rd)
+	return doc, nil, err
+}
+
+// TEE says the device gives Nitro attestation documents.
+func (SimNitroDevice) TEE() string { return TEENitro }
