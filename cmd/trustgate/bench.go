@@ -29,7 +29,7 @@ import (
 	"github.com/trustgate/trustgate/internal/sim"
 )
 
-const benchUsage = `usage: trustgate bench --verifier URL [--verifier URL ...] [-n N] [-c C] [--tee sev-snp|tdx] [--sim-measurement HEX] [--ca FILE] [--cert FILE --key FILE]
+const benchUsage = `usage: trustgate bench --verifier URL [--verifier URL ...] [-n N] [-c C] [--tee sev-snp|tdx|nitro] [--sim-measurement HEX] [--ca FILE] [--cert FILE --key FILE]
 
 bench is a load generator for a running 'trustgate serve --dev-simulator'.
 It prepares N attest requests (a challenge each and a simulated SEV-SNP
@@ -68,7 +68,7 @@ func cmdBench(args []string, stdout, stderr io.Writer) int {
 	n := fs.Int("n", 4000, "attestations to send")
 	c := fs.Int("c", 8, "concurrent connections")
 	simMeasurement := fs.String("sim-measurement", "", "launch measurement of the simulated guests (48 bytes, `HEX`; default 5a…5a)")
-	tee := fs.String("tee", "sev-snp", "the simulated guests' TEE: sev-snp (reports) or tdx (quotes; the baseline stays ECDSA P-384)")
+	tee := fs.String("tee", "sev-snp", "the simulated guests' TEE: sev-snp (reports), tdx (quotes) or nitro (attestation documents); the baseline stays an SEV-SNP report's ECDSA P-384")
 	caFile := fs.String("ca", "", "trust the verifier's TLS certificate under this CA `FILE` (PEM)")
 	certFile := fs.String("cert", "", "client TLS certificate `FILE` (PEM), with --key")
 	keyFile := fs.String("key", "", "client TLS key `FILE` (PEM), with --cert")
@@ -91,8 +91,8 @@ func cmdBench(args []string, stdout, stderr io.Writer) int {
 		return usageErr("-n %d: want 1 to 1000000", *n)
 	case *c < 1 || *c > 1024:
 		return usageErr("-c %d: want 1 to 1024", *c)
-	case *tee != "sev-snp" && *tee != "tdx":
-		return usageErr("--tee %q: want sev-snp or tdx", *tee)
+	case *tee != "sev-snp" && *tee != "tdx" && *tee != "nitro":
+		return usageErr("--tee %q: want sev-snp, tdx or nitro", *tee)
 	}
 	m, err := sim.ParseMeasurement(*simMeasurement)
 	if err != nil {
@@ -119,6 +119,14 @@ func cmdBench(args []string, stdout, stderr io.Writer) int {
 		}
 		guest = agent.SimTDXDevice{Sim: td}
 	}
+	if *tee == "nitro" {
+		enclave, err := sim.NewNitro(sim.NitroOptions{PCR0: m})
+		if err != nil {
+			fmt.Fprintf(stderr, "trustgate bench: %v\n", err)
+			return exitUnavailable
+		}
+		guest = agent.SimNitroDevice{Sim: enclave}
+	}
 	b := &bench{dev: dev, guest: guest, n: *n, conc: *c}
 	for _, u := range verifierURLs {
 		b.cs = append(b.cs, &client.Client{BaseURL: u, HTTP: hc})
@@ -141,7 +149,8 @@ func cmdBench(args []string, stdout, stderr io.Writer) int {
 type bench struct {
 	cs  []*client.Client // the verifiers; request i goes to cs[i % len(cs)]
 	dev *sim.Device
-	// guest makes the attested evidence: dev's reports, or TDX quotes.
+	// guest makes the attested evidence: dev's reports, TDX quotes or Nitro
+	// documents.
 	guest agent.Device
 	n     int
 	conc  int
@@ -179,7 +188,7 @@ func (b *bench) run(ctx context.Context) (*benchResult, error) {
 	}
 	// The baseline: the same kind of report's signature, verified bare.
 	report := reqs[0].Request.Evidence.Report
-	if report == nil { // TDX quotes: the baseline is still an SEV-SNP report's
+	if report == nil { // TDX quotes, Nitro documents: the baseline is still an SEV-SNP report's
 		report, _ = b.dev.Report([64]byte{})
 	}
 	before, err := ecdsaRate(report, b.dev.VCEKPublicKey(), time.Second)
