@@ -34,6 +34,10 @@ func TestVerifyCLINitro(t *testing.T) {
 	rawFile := writeTemp(t, "doc.cbor", raw)
 	jsonFile := writeTemp(t, "ev.json", []byte(`{"document": "`+strings.TrimSpace(string(b64))+`"}`))
 	rd := strings.Repeat("01", 1024)
+	const pcr1 = "0343b056cd8485ca7890ddd833476d78460aed2aa161548e4e26bedf321726696257d623e8805f3f605946b3d8b0c6aa"
+	refs := func(pin string) string {
+		return writeTemp(t, "ref-"+pin[:4]+".yaml", []byte("measurements:\n  - tee: nitro\n    value: \""+nitroPCR0+"\"\n    label: blocky\n    pcrs:\n      pcr1: \""+pin+"\"\n"))
+	}
 	cases := []struct {
 		name   string
 		args   []string
@@ -47,6 +51,8 @@ func TestVerifyCLINitro(t *testing.T) {
 		{"expected PCR0", []string{b64File, "--at", nitroAt, "--measurement", nitroPCR0}, exitOK, []string{"VERIFIED"}, ""},
 		{"other PCR0", []string{b64File, "--at", nitroAt, "--measurement", strings.Repeat("00", 48)}, exitRejected, []string{"REJECTED: measurement_mismatch"}, ""},
 		{"nonce is not REPORT_DATA", []string{b64File, "--at", nitroAt, "--report-data", rd[:128]}, exitRejected, []string{"REJECTED: report_data_mismatch"}, ""},
+		{"default policy, PCR0 and PCR1 pinned", []string{b64File, "--at", nitroAt, "--data", refs(pcr1)}, exitOK, []string{"VERIFIED", "allow (label blocky)"}, ""},
+		{"default policy, another PCR1", []string{b64File, "--at", nitroAt, "--data", refs("1" + pcr1[1:])}, exitRejected, []string{"REJECTED: measurement_mismatch"}, ""},
 		{"today: the leaf expired", []string{b64File}, exitRejected, []string{"REJECTED: cert_chain_invalid"}, ""},
 		{"debug mode", []string{filepath.Join(nitroData, "blocky-nitro-attestation-debug.b64"), "--at", nitroDebugAt}, exitRejected, []string{"REJECTED: debug_enabled"}, ""},
 		{"debug mode allowed", []string{filepath.Join(nitroData, "blocky-nitro-attestation-debug.b64"), "--at", nitroDebugAt, "--allow-debug"}, exitOK,
