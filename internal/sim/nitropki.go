@@ -8,7 +8,6 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"fmt"
-	"math/big"
 	"time"
 
 	"github.com/fxamacker/cbor/v2"
@@ -76,22 +75,8 @@ func NewNitroPKI(o NitroPKIOptions) (*NitroPKI, error) {
 	}
 	p := &NitroPKI{rootKey: keys[0], caKey: keys[1], LeafKey: keys[2]}
 	mk := func(serial int64, cn string, key, signer *ecdsa.PrivateKey, parent *x509.Certificate, ca bool, until time.Time) (*x509.Certificate, error) {
-		t := &x509.Certificate{
-			SerialNumber: big.NewInt(serial), NotBefore: created, NotAfter: until,
-			Subject:               pkix.Name{CommonName: cn, Organization: []string{"Test Nitro-like"}, Country: []string{"US"}},
-			BasicConstraintsValid: true, IsCA: ca, KeyUsage: x509.KeyUsageDigitalSignature,
-		}
-		if ca {
-			t.KeyUsage = x509.KeyUsageCertSign | x509.KeyUsageCRLSign
-		}
-		if parent == nil {
-			parent = t
-		}
-		der, err := x509.CreateCertificate(rand.Reader, t, parent, &key.PublicKey, signer)
-		if err != nil {
-			return nil, err
-		}
-		return x509.ParseCertificate(der)
+		name := pkix.Name{CommonName: cn, Organization: []string{"Test Nitro-like"}, Country: []string{"US"}}
+		return certSpec{serial: serial, subject: name, notBefore: created, notAfter: until, ca: ca}.issue(&key.PublicKey, signer, parent)
 	}
 	end := created.Add(validity)
 	leafEnd := end
