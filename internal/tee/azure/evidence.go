@@ -1,0 +1,155 @@
+package azure
+
+import (
+	"bytes"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/trustgate/trustgate/internal/attest"
+)
+
+// MaxInputSize bounds what DecodeEvidence reads: Trustee's v0 layout writes
+// every byte as a JSON number, about 40 KiB for an SNP evidence set.
+const MaxInputSize = 256 << 10
+
+// maxPCRs bounds the PCR values of a quote: one bank of 24.
+const maxPCRs = 24
+
+// wireEvidence is the evidence JSON in any of Trustee's layouts (its
+// az-snp-vtpm and az-tdx-vtpm attesters): v0 writes byte arrays and names
+// the SNP parts "quote" and "report"; v1 and v2 write the TPM quote's
+// parts as hex and the blobs as base64url.
+type wireEvidence struct {
+	Version   *int       `json:"version"`
+	HCLReport b64Bytes   `json:"hcl_report"`
+	Report    b64Bytes   `json:"report"` // v0 SNP name of hcl_report
+	TPMQuote  *wireQuote `json:"tpm_quote"`
+	Quote     *wireQuote `json:"quote"` // v0 SNP name of tpm_quote
+	VCEK      b64Bytes   `json:"vcek"`
+	TDQuote   b64Bytes   `json:"td_quote"`
+}
+
+type wireQuote struct {
+	Message   hexBytes   `json:"message"`
+	Signature hexBytes   `json:"signature"`
+	PCRs      []hexBytes `json:"pcrs"`
+}
+
+// DecodeEvidence reads the evidence JSON of an Azure CVM in the layout of
+// SPEC "Azure confidential VMs" or any of Trustee's (v0, v1, v2). It frames
+// only: nothing in it is verified.
+func DecodeEvidence(b []byte) (attest.AzureEvidence, error) {
+	if len(b) > MaxInputSize {
+		return attest.AzureEvidence{}, attest.Errorf(attest.ReasonMalformedEvidence, "evidence is %d bytes, limit %d", len(b), MaxInputSize)
+	}
+	var w wireEvidence
+	if err := json.Unmarshal(b, &w); err != nil {
+		return attest.AzureEvidence{}, attest.Errorf(attest.ReasonMalformedEvidence, "evidence JSON: %w", err)
+	}
+	if w.Version != nil && (*w.Version < 0 || *w.Version > 2) {
+		return attest.AzureEvidence{}, attest.Errorf(attest.ReasonUnsupportedVersion, "evidence version %d, supported 0 to 2", *w.Version)
+	}
+	pick := func(a, b []byte, what string) ([]byte, error) {
+		if a != nil && b != nil {
+			return nil, fmt.Errorf("both %s and its v0 name are present", what)
+		}
+		if a == nil {
+			return b, nil
+		}
+		return a, nil
+	}
+	report, err := pick(w.HCLReport, w.Report, "hcl_report")
+	if err != nil {
+		return attest.AzureEvidence{}, attest.Errorf(attest.ReasonMalformedEvidence, "%w", err)
+	}
+	q := w.TPMQuote
+	if q != nil && w.Quote != nil {
+		return attest.AzureEvidence{}, attest.Errorf(attest.ReasonMalformedEvidence, "both tpm_quote and its v0 name are present")
+	}
+	if q == nil {
+		q = w.Quote
+	}
+	if report == nil || q == nil {
+		return attest.AzureEvidence{}, attest.Errorf(attest.ReasonMalformedEvidence, "evidence needs hcl_report and tpm_quote")
+	}
+	if len(q.PCRs) > maxPCRs {
+		return attest.AzureEvidence{}, attest.Errorf(attest.ReasonMalformedEvidence, "%d PCR values, at most %d", len(q.PCRs), maxPCRs)
+	}
+	ev := attest.AzureEvidence{
+		HCLReport: report,
+		TPMQuote:  attest.TPMQuote{Message: q.Message, Signature: q.Signature, PCRs: make([][]byte, len(q.PCRs))},
+		VCEK:      w.VCEK,
+		TDQuote:   w.TDQuote,
+	}
+	for i, p := range q.PCRs {
+		ev.TPMQuote.PCRs[i] = p
+	}
+	return ev, nil
+}
+
+// byteArray decodes a JSON array of numbers 0–255 (Trustee's v0 bytes).
+func byteArray(b []byte) ([]byte, bool, error) {
+	if len(b) == 0 || b[0] != '[' {
+		return nil, false, nil
+	}
+	var ns []uint8 // encoding/json refuses numbers outside 0–255
+	if err := json.Unmarshal(b, &ns); err != nil {
+		return nil, true, err
+	}
+	return append([]byte{}, ns...), true, nil
+}
+
+// hexBytes is a byte string written as hex (or as a v0 byte array).
+type hexBytes []byte
+
+func (h *hexBytes) UnmarshalJSON(b []byte) error {
+	if string(b) == "null" {
+		return nil
+	}
+	if v, ok, err := byteArray(b); ok {
+		*h = v
+		return err
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	v, err := hex.DecodeString(s)
+	if err != nil {
+		return fmt.Errorf("not hex: %w", err)
+	}
+	*h = v
+	return nil
+}
+
+// b64Bytes is a blob written as base64 (URL or standard alphabet, padded
+// or not), as PEM text (a VCEK), or as a v0 byte array.
+type b64Bytes []byte
+
+func (p *b64Bytes) UnmarshalJSON(b []byte) error {
+	if string(b) == "null" {
+		return nil
+	}
+	if v, ok, err := byteArray(b); ok {
+		*p = v
+		return err
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	if bytes.HasPrefix(bytes.TrimSpace([]byte(s)), []byte("-----BEGIN")) {
+		*p = []byte(s)
+		return nil
+	}
+	for _, enc := range []*base64.Encoding{base64.RawURLEncoding, base64.URLEncoding, base64.StdEncoding, base64.RawStdEncoding} {
+		if v, err := enc.DecodeString(s); err == nil {
+			*p = v
+			return nil
+		}
+	}
+	return errors.New("not base64")
+}
