@@ -25,6 +25,12 @@ const MaxBodySize = 64 << 10
 const (
 	TEESEVSNP = "sev-snp"
 	TEETDX    = "tdx"
+	// Azure confidential VMs attested through the vTPM: the evidence is
+	// {"hcl_report", "tpm_quote": {"message", "signature", "pcrs"},
+	// "vcek"?} (azure-snp) or with "td_quote" (azure-tdx), as Trustee's
+	// attesters write it (SPEC "Azure confidential VMs").
+	TEEAzureSNP = "azure-snp"
+	TEEAzureTDX = "azure-tdx"
 )
 
 // ChallengeResponse answers POST /v1/challenge.

@@ -16,9 +16,11 @@ type SNPVerifier interface {
 	Verify(ctx context.Context, ev snp.Evidence) (*attest.Claims, error)
 }
 
-// TDXVerifier verifies the TD quote of an Azure TDX CVM (tdx.Verifier).
+// TDXVerifier verifies the TD quote of an Azure TDX CVM: the use case's
+// TDX verifier (tdx.Verifier, or the server's with the simulator), whose
+// claims are *attest.TDXClaims.
 type TDXVerifier interface {
-	Verify(ctx context.Context, ev tdx.Evidence) (*attest.TDXClaims, error)
+	VerifyEvidence(ctx context.Context, ev attest.Evidence) (attest.Verified, error)
 }
 
 // Options configures a Verifier. The zero value verifies SEV-SNP reports
@@ -80,9 +82,13 @@ func (v *Verifier) Verify(ctx context.Context, tee string, ev attest.AzureEviden
 		if blob.Type != hcl.TypeTDX || ev.VCEK != nil || ev.TDQuote == nil {
 			return nil, attest.Errorf(attest.ReasonMalformedEvidence, "azure-tdx evidence is a TDX HCL report with a TD quote and no VCEK")
 		}
-		c, err := v.tdx.Verify(ctx, tdx.Evidence{Quote: ev.TDQuote})
+		vc, err := v.tdx.VerifyEvidence(ctx, attest.Evidence{Quote: ev.TDQuote})
 		if err != nil {
 			return nil, err
+		}
+		c, ok := vc.(*attest.TDXClaims)
+		if !ok {
+			return nil, attest.Errorf(attest.ReasonInternalError, "the TDX verifier returned %T", vc)
 		}
 		if !bindsRuntime(c.ReportData, blob.RuntimeData) {
 			return nil, attest.Errorf(attest.ReasonReportDataMismatch, "the TD quote's REPORT_DATA is not SHA-256 of the HCL runtime data")
