@@ -153,3 +153,36 @@ func (p *b64Bytes) UnmarshalJSON(b []byte) error {
 	}
 	return errors.New("not base64")
 }
+
+// EncodeEvidence writes ev in the layout an Azure guest sends (SPEC "Azure
+// confidential VMs", Trustee's v1: the TPM quote's parts as hex, the blobs
+// as base64url, the VCEK as it is when PEM).
+func EncodeEvidence(ev attest.AzureEvidence) ([]byte, error) {
+	b64 := base64.URLEncoding.EncodeToString
+	w := struct {
+		Version   int    `json:"version"`
+		HCLReport string `json:"hcl_report"`
+		TPMQuote  struct {
+			Signature string   `json:"signature"`
+			Message   string   `json:"message"`
+			PCRs      []string `json:"pcrs"`
+		} `json:"tpm_quote"`
+		VCEK    string `json:"vcek,omitempty"`
+		TDQuote string `json:"td_quote,omitempty"`
+	}{Version: 1, HCLReport: b64(ev.HCLReport)}
+	w.TPMQuote.Signature = hex.EncodeToString(ev.TPMQuote.Signature)
+	w.TPMQuote.Message = hex.EncodeToString(ev.TPMQuote.Message)
+	w.TPMQuote.PCRs = make([]string, len(ev.TPMQuote.PCRs))
+	for i, p := range ev.TPMQuote.PCRs {
+		w.TPMQuote.PCRs[i] = hex.EncodeToString(p)
+	}
+	if bytes.HasPrefix(ev.VCEK, []byte("-----BEGIN")) {
+		w.VCEK = string(ev.VCEK)
+	} else if ev.VCEK != nil {
+		w.VCEK = b64(ev.VCEK)
+	}
+	if ev.TDQuote != nil {
+		w.TDQuote = b64(ev.TDQuote)
+	}
+	return json.Marshal(w)
+}

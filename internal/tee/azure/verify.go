@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"encoding/pem"
 
 	"github.com/trustgate/trustgate/internal/attest"
 	"github.com/trustgate/trustgate/internal/tee/azure/hcl"
@@ -68,7 +69,8 @@ func (v *Verifier) Verify(ctx context.Context, tee string, ev attest.AzureEviden
 		if blob.Type != hcl.TypeSNP || ev.TDQuote != nil {
 			return nil, attest.Errorf(attest.ReasonMalformedEvidence, "azure-snp evidence is an SEV-SNP HCL report without a TD quote")
 		}
-		c, err := v.snp.Verify(ctx, snp.Evidence{Report: blob.Hardware, RuntimeData: blob.RuntimeData, EndorsementKey: ev.VCEK})
+		key, chain := splitVCEK(ev.VCEK)
+		c, err := v.snp.Verify(ctx, snp.Evidence{Report: blob.Hardware, RuntimeData: blob.RuntimeData, EndorsementKey: key, Chain: chain})
 		if err != nil {
 			return nil, err
 		}
@@ -101,6 +103,21 @@ func (v *Verifier) Verify(ctx context.Context, tee string, ev attest.AzureEviden
 		return &attest.AzureTDXClaims{TDXClaims: c, VTPM: *vt}, nil
 	}
 	return nil, attest.Errorf(attest.ReasonMalformedEvidence, "unsupported tee %q", tee)
+}
+
+// splitVCEK splits the evidence's vcek: DER, or PEM of the VCEK followed,
+// as Azure's THIM serves it, by the ASK and ARK. Those count only as
+// snp.Evidence.Chain does: if identical to pinned ones (or signed by an ARK
+// key the SEV-SNP verifier trusts).
+func splitVCEK(b []byte) (key []byte, chain [][]byte) {
+	blk, rest := pem.Decode(b)
+	if blk == nil {
+		return b, nil
+	}
+	for next, r := pem.Decode(rest); next != nil; next, r = pem.Decode(r) {
+		chain = append(chain, next.Bytes)
+	}
+	return pem.EncodeToMemory(blk), chain
 }
 
 // bindsRuntime reports whether REPORT_DATA is SHA-256(runtime) ‖ 32 zero

@@ -84,3 +84,26 @@ func Parse(b []byte) (*Report, error) {
 	r.RuntimeData = b[VarDataOff : VarDataOff+int(n) : VarDataOff+int(n)]
 	return r, nil
 }
+
+// BlobSize is the size of the NV index the HCL writes its report to.
+const BlobSize = 2600
+
+// Build lays out an HCL report blob (the inverse of Parse), as Azure's
+// paravisor writes it and the simulator makes it: the header, hardware in
+// the report area (zero-padded), the runtime-data header (SHA-256) and the
+// runtime data, zero-padded to BlobSize when it fits.
+func Build(typ uint32, hardware, runtimeData []byte) []byte {
+	b := make([]byte, max(BlobSize, VarDataOff+len(runtimeData)))
+	copy(b, Magic)
+	binary.LittleEndian.PutUint32(b[4:], 2)                                   // header version
+	binary.LittleEndian.PutUint32(b[8:], uint32(VarDataOff+len(runtimeData))) // bytes used
+	binary.LittleEndian.PutUint32(b[12:], 2)                                  // request type
+	copy(b[HeaderSize:ReportEnd], hardware)
+	binary.LittleEndian.PutUint32(b[ReportEnd:], uint32(20+len(runtimeData))) // data size
+	binary.LittleEndian.PutUint32(b[ReportEnd+4:], 1)                         // version
+	binary.LittleEndian.PutUint32(b[reportTypeOff:], typ)
+	binary.LittleEndian.PutUint32(b[hashTypeOff:], hashSHA256)
+	binary.LittleEndian.PutUint32(b[varSizeOff:], uint32(len(runtimeData)))
+	copy(b[VarDataOff:], runtimeData)
+	return b
+}
