@@ -349,13 +349,7 @@ func azureDemoEvidence(tee string, other bool, rd [64]byte) (v1.Evidence, error)
 	if other {
 		pcrs[4][0] ^= 0xff
 	}
-	var dev *sim.AzureDevice
-	var err error
-	if tee == v1.TEEAzureTDX {
-		dev, err = sim.NewAzureTDX(sim.TDXOptions{}, sim.AzureOptions{PCRs: &pcrs})
-	} else {
-		dev, err = sim.NewAzureSNP(sim.Options{}, sim.AzureOptions{PCRs: &pcrs})
-	}
+	dev, err := simAzure(tee, nil, &pcrs)
 	if err != nil {
 		return v1.Evidence{}, err
 	}
