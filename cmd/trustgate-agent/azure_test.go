@@ -11,7 +11,8 @@ import (
 // challenge, the HCL report and vTPM quote binding the nonce and the
 // ephemeral key, attest (the verifier's azure-snp / azure-tdx entries pin
 // the simulator's PCR4), token, release; an unapproved measurement is
-// refused; without --simulate the Azure TEEs are a usage error.
+// refused; without --simulate a missing vTPM is exit 3, --vmpl a usage
+// error.
 func TestAgentAttestSimulatedAzure(t *testing.T) {
 	t.Parallel()
 	url := startVerifier(t)
@@ -28,8 +29,12 @@ func TestAgentAttestSimulatedAzure(t *testing.T) {
 		if code != exitRejected || !strings.Contains(stdout, "REJECTED: measurement_mismatch") {
 			t.Errorf("%s, unapproved measurement: exit %d\n%s", tee, code, stdout)
 		}
-		if code, _, stderr := runAgent("attest", "--verifier", url, "--tee", tee); code != exitUsage || !strings.Contains(stderr, "--simulate") {
-			t.Errorf("%s without --simulate: exit %d\n%s", tee, code, stderr)
+		missing := filepath.Join(t.TempDir(), "no-tpm")
+		if code, _, stderr := runAgent("attest", "--verifier", url, "--tee", tee, "--tpm", missing); code != exitUnavailable || !strings.Contains(stderr, "vTPM "+missing) {
+			t.Errorf("%s without a vTPM: exit %d\n%s", tee, code, stderr)
+		}
+		if code, _, stderr := runAgent("attest", "--verifier", url, "--tee", tee, "--vmpl", "1"); code != exitUsage || !strings.Contains(stderr, "--vmpl") {
+			t.Errorf("%s with --vmpl: exit %d\n%s", tee, code, stderr)
 		}
 	}
 }
