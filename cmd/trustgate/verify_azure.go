@@ -95,8 +95,15 @@ func verifyAzure(ev attest.AzureEvidence, f azureFlags, c common, stdout, stderr
 			return usageErr("%v", err)
 		}
 	}
-	var decision *attest.Decision
 	claims, err := azure.New(o).Verify(context.Background(), tee, ev)
+	return judge(stdout, c, engine, claims, err)
+}
+
+// judge ends `trustgate verify` of evidence that verified (err nil) or
+// not: the exact expectations (--measurement, --report-data), then the
+// policy when there is one, then the verdict; it returns the exit status.
+func judge(w io.Writer, c common, engine *policy.Engine, claims attest.Verified, err error) int {
+	var decision *attest.Decision
 	if err == nil {
 		err = attest.Expect(claims, c.measurement, c.reportData)
 	}
@@ -106,7 +113,7 @@ func verifyAzure(ev attest.AzureEvidence, f azureFlags, c common, stdout, stderr
 			decision, err = &d, d.Err()
 		}
 	}
-	return report(stdout, c.jsonOut, claims, decision, err)
+	return report(w, c.jsonOut, claims, decision, err)
 }
 
 // printVTPM prints what the vTPM adds: the VM configuration and the PCRs.

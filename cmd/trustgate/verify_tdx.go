@@ -138,7 +138,6 @@ func verifyTDX(raw []byte, o *tdxOptions, c common, stdout, stderr io.Writer) in
 	}
 
 	var claims attest.Verified
-	var decision *attest.Decision
 	if q, ok := jsonQuote(raw); ok {
 		raw = q
 	}
@@ -152,16 +151,7 @@ func verifyTDX(raw []byte, o *tdxOptions, c common, stdout, stderr io.Writer) in
 			}
 		}
 	}
-	if err == nil {
-		err = attest.Expect(claims, c.measurement, c.reportData)
-	}
-	if err == nil && engine != nil {
-		var d attest.Decision
-		if d, err = engine.Evaluate(context.Background(), claims); err == nil {
-			decision, err = &d, d.Err()
-		}
-	}
-	return report(stdout, c.jsonOut, claims, decision, err)
+	return judge(stdout, c, engine, claims, err)
 }
 
 // tdxVerifyOptions builds the TDX verifier options of `trustgate verify`:

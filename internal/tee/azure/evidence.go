@@ -106,23 +106,13 @@ func byteArray(b []byte) ([]byte, bool, error) {
 type hexBytes []byte
 
 func (h *hexBytes) UnmarshalJSON(b []byte) error {
-	if string(b) == "null" {
-		return nil
-	}
-	if v, ok, err := byteArray(b); ok {
-		*h = v
-		return err
-	}
-	var s string
-	if err := json.Unmarshal(b, &s); err != nil {
-		return err
-	}
-	v, err := hex.DecodeString(s)
-	if err != nil {
-		return fmt.Errorf("not hex: %w", err)
-	}
-	*h = v
-	return nil
+	return decodeBytes((*[]byte)(h), b, func(s string) ([]byte, error) {
+		v, err := hex.DecodeString(s)
+		if err != nil {
+			return nil, fmt.Errorf("not hex: %w", err)
+		}
+		return v, nil
+	})
 }
 
 // b64Bytes is a blob written as base64 (URL or standard alphabet, padded
@@ -130,28 +120,39 @@ func (h *hexBytes) UnmarshalJSON(b []byte) error {
 type b64Bytes []byte
 
 func (p *b64Bytes) UnmarshalJSON(b []byte) error {
+	return decodeBytes((*[]byte)(p), b, func(s string) ([]byte, error) {
+		if bytes.HasPrefix(bytes.TrimSpace([]byte(s)), []byte("-----BEGIN")) {
+			return []byte(s), nil
+		}
+		for _, enc := range []*base64.Encoding{base64.RawURLEncoding, base64.URLEncoding, base64.StdEncoding, base64.RawStdEncoding} {
+			if v, err := enc.DecodeString(s); err == nil {
+				return v, nil
+			}
+		}
+		return nil, errors.New("not base64")
+	})
+}
+
+// decodeBytes sets *dst from a JSON value: null leaves it nil, an array of
+// numbers 0–255 is Trustee's v0 bytes, a string goes through text.
+func decodeBytes(dst *[]byte, b []byte, text func(string) ([]byte, error)) error {
 	if string(b) == "null" {
 		return nil
 	}
 	if v, ok, err := byteArray(b); ok {
-		*p = v
+		*dst = v
 		return err
 	}
 	var s string
 	if err := json.Unmarshal(b, &s); err != nil {
 		return err
 	}
-	if bytes.HasPrefix(bytes.TrimSpace([]byte(s)), []byte("-----BEGIN")) {
-		*p = []byte(s)
-		return nil
+	v, err := text(s)
+	if err != nil {
+		return err
 	}
-	for _, enc := range []*base64.Encoding{base64.RawURLEncoding, base64.URLEncoding, base64.StdEncoding, base64.RawStdEncoding} {
-		if v, err := enc.DecodeString(s); err == nil {
-			*p = v
-			return nil
-		}
-	}
-	return errors.New("not base64")
+	*dst = v
+	return nil
 }
 
 // EncodeEvidence writes ev in the layout an Azure guest sends (SPEC "Azure
