@@ -26,6 +26,12 @@ const (
 	TEESEVSNP = "sev-snp"
 	TEETDX    = "tdx"
 	TEENitro  = "nitro"
+	// Azure confidential VMs attested through the vTPM: the evidence is
+	// {"hcl_report", "tpm_quote": {"message", "signature", "pcrs"},
+	// "vcek"?} (azure-snp) or with "td_quote" (azure-tdx), as Trustee's
+	// attesters write it (SPEC "Azure confidential VMs").
+	TEEAzureSNP = "azure-snp"
+	TEEAzureTDX = "azure-tdx"
 )
 
 // ChallengeResponse answers POST /v1/challenge.
@@ -51,6 +57,18 @@ type Evidence struct {
 	CertTable []byte `json:"cert_table,omitempty"` // SEV-SNP: base64 in JSON
 	Quote     []byte `json:"quote,omitempty"`      // TDX: base64 in JSON
 	Document  []byte `json:"document,omitempty"`   // Nitro: the attestation document (COSE_Sign1), base64 in JSON
+	// Azure, when not nil, is the whole evidence object of azure-snp or
+	// azure-tdx (TEEAzureSNP) and is sent instead of the fields above.
+	Azure json.RawMessage `json:"-"`
+}
+
+// MarshalJSON writes e: its Azure evidence object when it has one.
+func (e Evidence) MarshalJSON() ([]byte, error) {
+	if e.Azure != nil {
+		return e.Azure, nil
+	}
+	type plain Evidence
+	return json.Marshal(plain(e))
 }
 
 // SNPEvidence is the evidence of an SEV-SNP attestation (the name it had

@@ -88,7 +88,7 @@ type agentRun struct {
 	stdout, stderr io.Writer
 
 	verifierURL, out, device, simMeasurement *string
-	tee                                      *string
+	tee, tpmPath, imdsURL                    *string
 	caFile, jwksFile, certFile, keyFile      *string
 	names                                    stringList
 	vmpl                                     *uint
@@ -132,7 +132,9 @@ func (r *agentRun) flagSet() *flag.FlagSet {
 	fs.Var(&r.names, "resource", "release resource `NAME` (repeatable)")
 	r.out = fs.String("out", "", "write released resources to `DIR`/NAME")
 	r.device = fs.String("device", "auto", "guest device: auto, configfs or sev-guest")
-	r.tee = fs.String("tee", agent.TEEAuto, "TEE: auto (configfs-tsm's provider: sev_guest or tdx_guest; with --simulate, sev-snp), sev-snp, tdx or nitro (the NSM, /dev/nsm)")
+	r.tpmPath = fs.String("tpm", "/dev/tpmrm0", "the vTPM of an Azure confidential VM (--tee azure-snp|azure-tdx): a TPM device, or a TPM's Unix socket (`PATH`)")
+	r.imdsURL = fs.String("azure-imds-url", "http://169.254.169.254", "Azure's instance metadata service (`URL`): the VCEK from THIM (azure-snp) and the TD quote service (azure-tdx)")
+	r.tee = fs.String("tee", agent.TEEAuto, "TEE: auto (configfs-tsm's provider: sev_guest or tdx_guest; with --simulate, sev-snp), sev-snp, tdx, azure-snp / azure-tdx (Azure confidential VMs through the vTPM, --tpm), or nitro (an AWS Nitro enclave, the NSM /dev/nsm)")
 	r.vmpl = fs.Uint("vmpl", 0, "ask for the report at this VMPL, 0–3 (the verifier's allowed_vmpl must admit it)")
 	r.simulate = fs.Bool("simulate", false, "use the simulator (SEV-SNP, or TDX with --tee tdx, Nitro with --tee nitro) instead of the guest device (the verifier must run --dev-simulator)")
 	r.simMeasurement = fs.String("sim-measurement", "", "launch measurement (TDX: MRTD) of the simulated guest (48 bytes, `HEX`; default 5a…5a)")
@@ -213,6 +215,18 @@ func (r *agentRun) prepare() (httpClient *http.Client, dev agent.Device, closeDe
 			}
 			return httpClient, agent.SimNitroDevice{Sim: s}, func() {}, nil
 		}
+		if *r.tee == agent.TEEAzureSNP || *r.tee == agent.TEEAzureTDX {
+			var s *sim.AzureDevice
+			if *r.tee == agent.TEEAzureTDX {
+				s, err = sim.NewAzureTDX(sim.TDXOptions{MRTD: m}, sim.AzureOptions{})
+			} else {
+				s, err = sim.NewAzureSNP(sim.Options{Measurement: m}, sim.AzureOptions{})
+			}
+			if err != nil {
+				return nil, nil, nil, err
+			}
+			return httpClient, agent.SimAzureDevice{Sim: s}, func() {}, nil
+		}
 		if *r.tee == agent.TEETDX {
 			s, err := sim.NewTDX(sim.TDXOptions{MRTD: m})
 			if err != nil {
@@ -228,6 +242,13 @@ func (r *agentRun) prepare() (httpClient *http.Client, dev agent.Device, closeDe
 	}
 	if *r.tee == agent.TEENitro {
 		d, err := agent.OpenNSM(agent.DefaultNSMPath)
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		return httpClient, d, func() { d.Close() }, nil
+	}
+	if *r.tee == agent.TEEAzureSNP || *r.tee == agent.TEEAzureTDX {
+		d, err := agent.OpenVTPM(*r.tpmPath, *r.tee, *r.imdsURL)
 		if err != nil {
 			return nil, nil, nil, err
 		}
@@ -263,8 +284,10 @@ func (r *agentRun) check() error {
 		return usagef("--vmpl %d: want 0 to 3", *r.vmpl)
 	case *r.vmpl != 0 && *r.simulate:
 		return usagef("--vmpl needs a guest device, not --simulate")
-	case *r.tee != agent.TEEAuto && *r.tee != agent.TEESEVSNP && *r.tee != agent.TEETDX && *r.tee != agent.TEENitro:
-		return usagef("--tee %q: want auto, sev-snp, tdx or nitro", *r.tee)
+	case *r.tee != agent.TEEAuto && *r.tee != agent.TEESEVSNP && *r.tee != agent.TEETDX && *r.tee != agent.TEEAzureSNP && *r.tee != agent.TEEAzureTDX && *r.tee != agent.TEENitro:
+		return usagef("--tee %q: want auto, sev-snp, tdx, azure-snp, azure-tdx or nitro", *r.tee)
+	case (*r.tee == agent.TEEAzureSNP || *r.tee == agent.TEEAzureTDX) && (*r.vmpl != 0 || *r.device != agent.DeviceAuto):
+		return usagef("--tee %s: the evidence comes from the vTPM (--tpm); --vmpl and --device do not apply", *r.tee)
 	case *r.tee == agent.TEENitro && (*r.vmpl != 0 || *r.device != agent.DeviceAuto):
 		return usagef("--tee nitro: documents come from the NSM (%s); --vmpl and --device are not for it", agent.DefaultNSMPath)
 	case *r.tee == agent.TEETDX && *r.vmpl != 0:

@@ -40,7 +40,10 @@ type Set struct {
 const (
 	TEESEVSNP = "sev-snp"
 	TEETDX    = "tdx"
-	TEENitro  = "nitro" // SPEC "AWS Nitro Enclaves"
+	// Azure confidential VMs attested through the vTPM.
+	TEEAzureSNP = "azure-snp"
+	TEEAzureTDX = "azure-tdx"
+	TEENitro    = "nitro" // SPEC "AWS Nitro Enclaves"
 )
 
 // TCBStatuses are Intel's TCB status words that tdx_tcb_status may list.
@@ -66,9 +69,12 @@ type Measurement struct {
 	// RTMR pins TDX's RTMR0..RTMR3 (at most 4 entries, in order), each 96
 	// lowercase hex characters or "" for any; nil pins none. TDX only.
 	RTMR []string `yaml:"rtmr,omitempty" json:"rtmr,omitempty"`
-	// PCRs pins a Nitro enclave's other PCRs by claim name ("pcr1",
-	// "pcr2", "pcr8", ... up to "pcr15"), each 96 lowercase hex
-	// characters; nil pins none. Nitro only.
+	// PCRs pins PCRs: for azure-snp and azure-tdx the vTPM's ("pcr00" …
+	// "pcr23" to 64 lowercase hex characters, SHA-256 bank), where at
+	// least one pin is required and Value may be "" (SPEC "Azure
+	// confidential VMs"); for nitro the enclave's other PCRs by claim name
+	// ("pcr1", "pcr2", "pcr8", ... up to "pcr15") to 96 lowercase hex
+	// characters, optional. nil pins none.
 	PCRs map[string]string `yaml:"pcrs,omitempty" json:"pcrs,omitempty"`
 }
 
@@ -192,7 +198,8 @@ func (s *Set) Validate() error {
 		if m.Label != "" {
 			where = fmt.Sprintf("measurements[%d] (%q)", i, m.Label)
 		}
-		if !isLowerHex(m.Value, MeasurementHexLen) {
+		azure := m.TEE == TEEAzureSNP || m.TEE == TEEAzureTDX
+		if !(azure && m.Value == "") && !isLowerHex(m.Value, MeasurementHexLen) {
 			problems = append(problems, fmt.Sprintf("%s: value must be %d lowercase hex characters, got %q", where, MeasurementHexLen, m.Value))
 		}
 		switch j, dup := seen[m.Label]; {
@@ -208,7 +215,12 @@ func (s *Set) Validate() error {
 				problems = append(problems, fmt.Sprintf("%s: resources[%d] is empty", where, k))
 			}
 		}
+		if !azure && m.TEE != TEENitro && m.PCRs != nil {
+			problems = append(problems, fmt.Sprintf("%s: pcrs pins need tee: %s, %s or %s", where, TEEAzureSNP, TEEAzureTDX, TEENitro))
+		}
 		switch m.TEE {
+		case TEEAzureSNP, TEEAzureTDX:
+			problems = append(problems, pcrProblems(where, m)...)
 		case "", TEESEVSNP:
 			if m.RTMR != nil {
 				problems = append(problems, fmt.Sprintf("%s: rtmr pins need tee: %s", where, TEETDX))
@@ -226,10 +238,10 @@ func (s *Set) Validate() error {
 			if m.RTMR != nil {
 				problems = append(problems, fmt.Sprintf("%s: rtmr pins need tee: %s", where, TEETDX))
 			}
+			problems = append(problems, nitroPCRProblems(where, m)...)
 		default:
-			problems = append(problems, fmt.Sprintf("%s: tee %q is not %q, %q or %q", where, m.TEE, TEESEVSNP, TEETDX, TEENitro))
+			problems = append(problems, fmt.Sprintf("%s: tee %q is not one of %q, %q, %q, %q, %q", where, m.TEE, TEESEVSNP, TEETDX, TEEAzureSNP, TEEAzureTDX, TEENitro))
 		}
-		problems = append(problems, nitroPCRProblems(where, m)...)
 	}
 	for i, st := range s.TDXTCBStatus {
 		if !slices.Contains(TCBStatuses, st) {
@@ -247,6 +259,40 @@ func (s *Set) Validate() error {
 	return nil
 }
 
+// pcrProblems checks an Azure entry: at least one PCR pin (without one,
+// an entry would approve every VM on Azure's firmware), each named pcr00 …
+// pcr23 with 64 lowercase hex characters; no RTMR pins.
+func pcrProblems(where string, m Measurement) []string {
+	var problems []string
+	if len(m.PCRs) == 0 {
+		problems = append(problems, fmt.Sprintf("%s: tee %s needs at least one pcrs pin", where, m.TEE))
+	}
+	if m.RTMR != nil {
+		problems = append(problems, fmt.Sprintf("%s: rtmr pins need tee: %s", where, TEETDX))
+	}
+	keys := make([]string, 0, len(m.PCRs))
+	for k := range m.PCRs {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		if !validPCRName(k) {
+			problems = append(problems, fmt.Sprintf("%s: pcrs key %q is not pcr00 … pcr23", where, k))
+		}
+		if !isLowerHex(m.PCRs[k], PCRHexLen) {
+			problems = append(problems, fmt.Sprintf("%s: pcrs %s must be %d lowercase hex characters", where, k, PCRHexLen))
+		}
+	}
+	return problems
+}
+
+// PCRHexLen is the length of a pinned PCR value: SHA-256 in hex.
+const PCRHexLen = 64
+
+func validPCRName(k string) bool {
+	return len(k) == 5 && strings.HasPrefix(k, "pcr") && k[3] >= '0' && k[3] <= '2' && k[4] >= '0' && k[4] <= '9' && (k[3] < '2' || k[4] <= '3')
+}
+
 func isLowerHex(s string, n int) bool {
 	if len(s) != n {
 		return false
@@ -259,15 +305,9 @@ func isLowerHex(s string, n int) bool {
 	return true
 }
 
-// nitroPCRProblems checks a measurement's pcrs pins: Nitro only, names
-// pcr0 to pcr15, values of 96 lowercase hex characters.
+// nitroPCRProblems checks a nitro entry's pcrs pins: names pcr0 to
+// pcr15, values of 96 lowercase hex characters.
 func nitroPCRProblems(where string, m Measurement) []string {
-	if m.PCRs == nil {
-		return nil
-	}
-	if m.TEE != TEENitro {
-		return []string{fmt.Sprintf("%s: pcrs pins need tee: %s", where, TEENitro)}
-	}
 	var problems []string
 	for _, k := range slices.Sorted(maps.Keys(m.PCRs)) {
 		n, err := strconv.Atoi(strings.TrimPrefix(k, "pcr"))
