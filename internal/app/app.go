@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"strings"
 	"sync/atomic"
@@ -189,7 +190,7 @@ func New(ctx context.Context, cfg config.Config, d Deps) (_ *App, err error) {
 	}
 	pol = engine
 	if cfg.PolicyURL != "" {
-		if pol, err = policy.NewRemote(policy.RemoteOptions{URL: cfg.PolicyURL, Timeout: cfg.PolicyTimeout}); err != nil {
+		if pol, err = newRemotePolicy(cfg, log); err != nil {
 			return nil, err
 		}
 	}
@@ -250,6 +251,27 @@ func New(ctx context.Context, cfg config.Config, d Deps) (_ *App, err error) {
 		DevSimulator: cfg.DevSimulator, RequireClientCert: cfg.ClientCA != "",
 	})
 	return a, nil
+}
+
+// newRemotePolicy is the external policy engine of policy_url: TLS
+// verified against policy_ca when given; a plain http:// URL that is not
+// loopback only with insecure_http (config refuses it otherwise), warned.
+func newRemotePolicy(cfg config.Config, log *slog.Logger) (*policy.Remote, error) {
+	o := policy.RemoteOptions{URL: cfg.PolicyURL, Timeout: cfg.PolicyTimeout}
+	if cfg.PolicyCA != "" {
+		pemBytes, err := os.ReadFile(cfg.PolicyCA)
+		if err != nil {
+			return nil, fmt.Errorf("policy_ca: %w", err)
+		}
+		o.RootCAs = x509.NewCertPool()
+		if !o.RootCAs.AppendCertsFromPEM(pemBytes) {
+			return nil, fmt.Errorf("policy_ca %s: no PEM certificates", cfg.PolicyCA)
+		}
+	}
+	if u, err := url.Parse(cfg.PolicyURL); err == nil && u.Scheme == "http" && !config.IsLoopback(u.Hostname()) {
+		log.Warn("insecure_http: the external policy engine is asked over plain HTTP off loopback: whoever is on the path can answer allow and reads every claim")
+	}
+	return policy.NewRemote(o)
 }
 
 // serverTLS is the TLS configuration of cfg: nil without tls_cert; with

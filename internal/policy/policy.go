@@ -343,8 +343,9 @@ func (e *Engine) evaluate(ctx context.Context, v ast.Value) (attest.Decision, er
 }
 
 // parseDecision checks the decision's shape: "allow" a boolean, "reasons"
-// and "resources" lists of strings, "label" a string, nothing else. A deny
-// without reasons gets policy_denied.
+// and "resources" lists of strings, "label" a string, nothing else, and
+// no reasons with an allow (an ambiguous decision is policy_denied). A
+// deny without reasons gets policy_denied.
 func parseDecision(v any) (attest.Decision, error) {
 	bad := func(what string) (attest.Decision, error) {
 		return attest.Decision{}, attest.Errorf(attest.ReasonPolicyDenied, "policy decision: %s", what)
@@ -393,6 +394,10 @@ func parseDecision(v any) (attest.Decision, error) {
 		if d.Label, ok = l.(string); !ok {
 			return bad(`"label" is not a string`)
 		}
+	}
+	if d.Allow && len(d.Reasons) > 0 {
+		// An allow that gives reasons to deny is ambiguous: deny.
+		return bad(`"allow" is true but "reasons" are given`)
 	}
 	if d.Reasons == nil {
 		d.Reasons = []string{}
