@@ -31,7 +31,7 @@ func TestServeAdminListener(t *testing.T) {
 	os.WriteFile(tokenFile, []byte(token+"\n"), 0o600)
 	cmd := exec.Command(os.Args[0], "serve", "--listen", "127.0.0.1:0", "--dev-simulator", "--offline",
 		"--cert-cache-dir", filepath.Join(dir, "certs"), "--reference-values", ref, "--shutdown-delay", "0s",
-		"--admin-listen", "127.0.0.1:0", "--admin-token-file", tokenFile)
+		"--admin-listen", "127.0.0.1:0", "--admin-token-file", tokenFile, "--state-dir", filepath.Join(dir, "state"))
 	cmd.Env = append(os.Environ(), "TRUSTGATE_TEST_EXEC_MAIN=1")
 	stderr, err := cmd.StderrPipe()
 	if err != nil {

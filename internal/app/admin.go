@@ -60,7 +60,7 @@ func newAdminLayer(ctx context.Context, cfg config.Config, rdb redis.UniversalCl
 	default:
 		return nil, nil
 	}
-	l := admin.NewLayer(admin.LayerOptions{Store: store, Engine: engine, TrustKey: trust, Logger: log, OnError: func(error) { m.ReloadFailed(metrics.ReloadAdminLayer) }})
+	l := admin.NewLayer(admin.LayerOptions{Store: store, Engine: engine, TrustKey: trust, Logger: log, OnError: func(error) { m.ReloadFailed(metrics.ReloadAdminLayer, metrics.ReloadInvalid) }})
 	if err := l.Sync(ctx); err != nil {
 		log.Warn("admin layer: not read from redis at start; nothing is appraised until it is (retrying)", "error", err.Error())
 	}

@@ -33,6 +33,7 @@ import (
 	"github.com/trustgate/trustgate/internal/resources"
 	"github.com/trustgate/trustgate/internal/secretfile"
 	"github.com/trustgate/trustgate/internal/sim"
+	"github.com/trustgate/trustgate/internal/state"
 	"github.com/trustgate/trustgate/internal/tee/snp"
 	"github.com/trustgate/trustgate/internal/token"
 	"github.com/trustgate/trustgate/internal/verifier"
@@ -179,12 +180,24 @@ func New(ctx context.Context, cfg config.Config, d Deps) (_ *App, err error) {
 	if err != nil {
 		return nil, err
 	}
+	var stateDir *state.Dir
+	if trust != nil || cfg.AdminListen != "" || (rdb != nil && cfg.PolicyURL == "") {
+		if stateDir, err = state.OpenDir(cfg.StateDir); err != nil {
+			return nil, err
+		}
+	}
+	admit := admitReference(trust, stateDir, rdb, cfg, log)
 	policySrc, ref, err := readPolicyInputs(cfg, trust)
 	if err != nil {
 		return nil, err
 	}
+	if ref != nil && admit != nil {
+		if err := policy.RollbackError(cfg.ReferenceValues, admit(ctx, ref)); err != nil {
+			return nil, err
+		}
+	}
 	engine, err = policy.New(ctx, policy.Options{Module: policySrc, ModuleName: cfg.Policy, Reference: ref, Now: d.Now,
-		TrustKey: trust, AwaitOverlay: rdb != nil && cfg.PolicyURL == ""})
+		TrustKey: trust, AdmitReference: admit, AwaitOverlay: rdb != nil && cfg.PolicyURL == ""})
 	if err != nil {
 		return nil, policy.PolicyError(cfg.Policy, err) // names the file, quotes none of it
 	}
@@ -236,10 +249,14 @@ func New(ctx context.Context, cfg config.Config, d Deps) (_ *App, err error) {
 	a.reloadFailed = func(err error) {
 		var fe *policy.FileError
 		if errors.As(err, &fe) && fe.File == policy.ReferenceFile {
-			m.ReloadFailed(metrics.ReloadReferenceValues)
+			kind := metrics.ReloadInvalid
+			if fe.Kind == policy.KindRollback {
+				kind = metrics.ReloadRollback
+			}
+			m.ReloadFailed(metrics.ReloadReferenceValues, kind)
 			return
 		}
-		m.ReloadFailed(metrics.ReloadPolicy)
+		m.ReloadFailed(metrics.ReloadPolicy, metrics.ReloadInvalid)
 	}
 	if err := a.buildAdmin(cfg, tlsCfg, log, d.Now); err != nil {
 		return nil, err
@@ -251,6 +268,20 @@ func New(ctx context.Context, cfg config.Config, d Deps) (_ *App, err error) {
 		DevSimulator: cfg.DevSimulator, RequireClientCert: cfg.ClientCA != "",
 	})
 	return a, nil
+}
+
+// admitReference is the check of a signed reference-values file's
+// version (nil without refvalues_trust_key: unsigned files carry no
+// version worth trusting): not below the highest seen by this replica
+// (state_dir) or, with Redis, by the fleet.
+func admitReference(trust *ecdsa.PublicKey, dir *state.Dir, rdb redis.UniversalClient, cfg config.Config, log *slog.Logger) func(context.Context, *refvalues.Set) error {
+	if trust == nil {
+		return nil
+	}
+	v := state.NewVersions(state.VersionsOptions{Dir: dir, Redis: rdb, Timeout: cfg.StoreTimeout, Logger: log})
+	return func(ctx context.Context, s *refvalues.Set) error {
+		return v.Admit(ctx, "reference_values", state.Mark{Version: s.Version, Digest: s.Digest()})
+	}
 }
 
 // newRemotePolicy is the external policy engine of policy_url: TLS

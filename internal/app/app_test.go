@@ -78,6 +78,9 @@ func startServer(t testing.TB, ref string, mutate func(*config.Config)) *server 
 // the test ends (then it must stop cleanly), returning it and its URL.
 func serveTest(t testing.TB, cfg config.Config, d Deps) (*App, string) {
 	t.Helper()
+	if cfg.StateDir == "" {
+		cfg.StateDir = filepath.Join(t.TempDir(), "state") // never the user's
+	}
 	a, err := New(context.Background(), cfg, d)
 	if err != nil {
 		t.Fatal(err)

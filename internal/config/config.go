@@ -129,6 +129,13 @@ type Config struct {
 	// loaded only with a valid FILE.sig beside it, an admin approval only
 	// as a JWS under this key; "" means unsigned values are accepted.
 	RefvaluesTrustKey string `yaml:"refvalues_trust_key"`
+	// StateDir is the replica's state directory: what it must not forget
+	// across its restarts (the highest reference-values version seen, the
+	// admin layer it has held, the audit chain's last line); "" means the
+	// user state directory's trustgate ($XDG_STATE_HOME, else
+	// ~/.local/state). Owner-only; used with refvalues_trust_key, Redis or
+	// admin_listen.
+	StateDir string `yaml:"state_dir"`
 	// PolicyURL is an external policy engine (an OPA REST data API path,
 	// such as http://127.0.0.1:8181/v1/data/trustgate/decision) asked
 	// instead of the embedded one; "" means the embedded engine. It

@@ -89,6 +89,11 @@ type Options struct {
 	// signed with (refvalues.ReadSigned): Watch loads a file only with a
 	// valid detached signature beside it. nil: files are not signed.
 	TrustKey *ecdsa.PublicKey
+	// AdmitReference, if not nil, is asked before a reference-values file
+	// is loaded (by Watch; New's Reference is the caller's to check): an
+	// error refuses the file as a *FileError of kind "rollback" (its
+	// message names versions only). nil: every valid file is loaded.
+	AdmitReference func(ctx context.Context, s *refvalues.Set) error
 	// AwaitOverlay makes Evaluate refuse (store_unavailable) until the
 	// first SetOverlay: a verifier whose admin layer lives in Redis must
 	// not appraise before it knows what was withdrawn. false: the layer
@@ -101,6 +106,7 @@ type Engine struct {
 	name    string
 	now     func() time.Time
 	trust   *ecdsa.PublicKey
+	admit   func(ctx context.Context, s *refvalues.Set) error
 	cur     atomic.Pointer[prepared]
 	lastErr atomic.Pointer[error]
 	fields  fieldCache
@@ -124,7 +130,7 @@ type prepared struct {
 // New compiles the policy and prepares its query once. A module that does
 // not parse or compile, or calls a refused builtin, is an error.
 func New(ctx context.Context, o Options) (*Engine, error) {
-	e := &Engine{name: o.ModuleName, now: o.Now, trust: o.TrustKey, module: o.Module, file: o.Reference}
+	e := &Engine{name: o.ModuleName, now: o.Now, trust: o.TrustKey, admit: o.AdmitReference, module: o.Module, file: o.Reference}
 	if e.now == nil {
 		e.now = time.Now
 	}
