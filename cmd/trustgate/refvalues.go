@@ -22,7 +22,9 @@ const refvaluesUsage = `usage:
       A verifier refuses a file whose version is below one it has seen.
   trustgate refvalues sign --key KEY.pem --entry ENTRY.json
       prints one reference-values entry (JSON) as a compact JWS, the body
-      of POST /admin/v1/reference-values/measurements for such a verifier.
+      of POST /admin/v1/reference-values/measurements for such a verifier;
+      it carries iat (now) and a random jti: the verifier accepts it once,
+      and never after a later withdrawal of its label.
   trustgate refvalues verify --trust-key PUB.pem FILE
       checks FILE.sig (and FILE) as the verifier will; exit 0 if it holds.
 
@@ -103,7 +105,7 @@ func cmdRefvalues(args []string, stdout, stderr io.Writer) int {
 		if err != nil {
 			return fail(exitUsage, "%s: %v", *entryFile, err)
 		}
-		jws, err := refvalues.SignEntry(key, m)
+		jws, err := refvalues.SignEntry(key, m, time.Now())
 		if err != nil {
 			return fail(exitUsage, "%v", err)
 		}

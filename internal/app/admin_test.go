@@ -167,7 +167,7 @@ func TestAdminAPIAcrossReplicas(t *testing.T) {
 func TestAdminWithoutRedisWarns(t *testing.T) {
 	t.Parallel()
 	s := startServerAt(t, withAdmin(t), nil)
-	if !strings.Contains(s.logText(), "LOST when it stops") {
+	if !strings.Contains(s.logText(), "this replica's alone") {
 		t.Fatalf("no warning: %s", s.logText())
 	}
 	adminURL := serveAdmin(t, s)

@@ -57,6 +57,7 @@ type App struct {
 	adminHandler http.Handler
 	adminTLS     *tls.Config
 	layer        *admin.Layer
+	state        *state.Dir // nil when nothing needs one
 	metrics      *metrics.Metrics
 	launches     *launch.Tracker
 	// stopping is set when Serve's context ends: /readyz then fails while
@@ -207,7 +208,7 @@ func New(ctx context.Context, cfg config.Config, d Deps) (_ *App, err error) {
 			return nil, err
 		}
 	}
-	layer, err := newAdminLayer(ctx, cfg, rdb, engine, trust, m, log)
+	layer, err := newAdminLayer(ctx, cfg, rdb, engine, trust, stateDir, m, log)
 	if err != nil {
 		return nil, err
 	}
@@ -245,7 +246,7 @@ func New(ctx context.Context, cfg config.Config, d Deps) (_ *App, err error) {
 			log.Warn("serving plain HTTP on a non-loopback address: tokens and released secrets' JWEs travel unprotected; set tls_cert/tls_key or put TLS in front")
 		}
 	}
-	a := &App{cfg: cfg, log: log, engine: engine, tokens: tokens, svc: svc, certs: certSvc, tls: tlsCfg, close: cleanup, layer: layer, metrics: m, launches: launches}
+	a := &App{cfg: cfg, log: log, engine: engine, tokens: tokens, svc: svc, certs: certSvc, tls: tlsCfg, close: cleanup, layer: layer, metrics: m, launches: launches, state: stateDir}
 	a.reloadFailed = func(err error) {
 		var fe *policy.FileError
 		if errors.As(err, &fe) && fe.File == policy.ReferenceFile {
