@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	v1 "github.com/trustgate/trustgate/api/v1"
 	"github.com/trustgate/trustgate/internal/refvalues"
 )
 
@@ -29,14 +30,14 @@ const MinTokenSize = 16
 
 // The reason field of the admin API's errors.
 const (
-	ReasonUnauthorized     = "unauthorized_client" // 401: no valid bearer token or client certificate
-	ReasonMalformedRequest = "malformed_request"   // 400: not one entry of the schema
-	ReasonSignatureInvalid = "signature_invalid"   // 403: not a JWS under the trusted key
-	ReasonConflict         = "label_exists"        // 409: the label is approved already
-	ReasonNotFound         = "label_not_found"     // 404: no approved value has the label
-	ReasonUnavailable      = "store_unavailable"   // 503: the shared store did not answer
-	ReasonReplayed         = "approval_replayed"   // 409: the approval's jti was accepted before, or it was signed before the label's last withdrawal
-	ReasonTrustKey         = "trust_key_mismatch"  // 409: the layer records another trust key requirement than this replica's
+	ReasonUnauthorized     = "unauthorized_client"     // 401: no valid bearer token or client certificate
+	ReasonMalformedRequest = "malformed_request"       // 400: not one entry of the schema
+	ReasonSignatureInvalid = "signature_invalid"       // 403: not a JWS under the trusted key
+	ReasonConflict         = "label_exists"            // 409: the label is approved already
+	ReasonNotFound         = "label_not_found"         // 404: no approved value has the label
+	ReasonUnavailable      = "store_unavailable"       // 503: the shared store did not answer
+	ReasonReplayed         = v1.ReasonApprovalReplayed // 409: the approval's jti was accepted before, or it was signed before the label's last withdrawal
+	ReasonTrustKey         = "trust_key_mismatch"      // 409: the layer records another trust key requirement than this replica's
 )
 
 // Options configure the admin handler. Layer is required, and at least
