@@ -4,13 +4,11 @@ import (
 	"context"
 	"crypto/ecdsa"
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -120,14 +118,11 @@ func (a *App) buildAdmin(cfg config.Config, apiTLS *tls.Config, log *slog.Logger
 		a.adminTLS = &tls.Config{MinVersion: tls.VersionTLS12, Certificates: apiTLS.Certificates}
 	}
 	if cfg.AdminClientCA != "" {
-		pemBytes, err := os.ReadFile(cfg.AdminClientCA)
+		pool, err := readCAPool("admin_client_ca", cfg.AdminClientCA)
 		if err != nil {
-			return fmt.Errorf("admin_client_ca: %w", err)
+			return err
 		}
-		a.adminTLS.ClientCAs = x509.NewCertPool()
-		if !a.adminTLS.ClientCAs.AppendCertsFromPEM(pemBytes) {
-			return fmt.Errorf("admin_client_ca %s: no PEM certificates", cfg.AdminClientCA)
-		}
+		a.adminTLS.ClientCAs = pool
 		a.adminTLS.ClientAuth = tls.VerifyClientCertIfGiven
 		o.ClientCerts = true
 	}

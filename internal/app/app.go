@@ -291,19 +291,28 @@ func admitReference(trust *ecdsa.PublicKey, dir *state.Dir, rdb redis.UniversalC
 func newRemotePolicy(cfg config.Config, log *slog.Logger) (*policy.Remote, error) {
 	o := policy.RemoteOptions{URL: cfg.PolicyURL, Timeout: cfg.PolicyTimeout}
 	if cfg.PolicyCA != "" {
-		pemBytes, err := os.ReadFile(cfg.PolicyCA)
-		if err != nil {
-			return nil, fmt.Errorf("policy_ca: %w", err)
-		}
-		o.RootCAs = x509.NewCertPool()
-		if !o.RootCAs.AppendCertsFromPEM(pemBytes) {
-			return nil, fmt.Errorf("policy_ca %s: no PEM certificates", cfg.PolicyCA)
+		var err error
+		if o.RootCAs, err = readCAPool("policy_ca", cfg.PolicyCA); err != nil {
+			return nil, err
 		}
 	}
 	if u, err := url.Parse(cfg.PolicyURL); err == nil && u.Scheme == "http" && !config.IsLoopback(u.Hostname()) {
 		log.Warn("insecure_http: the external policy engine is asked over plain HTTP off loopback: whoever is on the path can answer allow and reads every claim")
 	}
 	return policy.NewRemote(o)
+}
+
+// readCAPool reads the PEM certificates of the config key's file.
+func readCAPool(key, path string) (*x509.CertPool, error) {
+	pemBytes, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", key, err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pemBytes) {
+		return nil, fmt.Errorf("%s %s: no PEM certificates", key, path)
+	}
+	return pool, nil
 }
 
 // serverTLS is the TLS configuration of cfg: nil without tls_cert; with
@@ -329,13 +338,8 @@ func serverTLS(cfg config.Config) (*tls.Config, error) {
 	}
 	t := &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}}
 	if cfg.ClientCA != "" {
-		pemBytes, err := os.ReadFile(cfg.ClientCA)
-		if err != nil {
-			return nil, fmt.Errorf("client_ca: %w", err)
-		}
-		t.ClientCAs = x509.NewCertPool()
-		if !t.ClientCAs.AppendCertsFromPEM(pemBytes) {
-			return nil, fmt.Errorf("client_ca %s: no PEM certificates", cfg.ClientCA)
+		if t.ClientCAs, err = readCAPool("client_ca", cfg.ClientCA); err != nil {
+			return nil, err
 		}
 		t.ClientAuth = tls.VerifyClientCertIfGiven
 	}

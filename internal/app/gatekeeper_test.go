@@ -1,13 +1,10 @@
 package app
 
 import (
-	"bytes"
 	"context"
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"log/slog"
-	"net"
 	"net/http"
 	"path/filepath"
 	"strings"
@@ -15,56 +12,12 @@ import (
 	"time"
 
 	v1 "github.com/trustgate/trustgate/api/v1"
-	"github.com/trustgate/trustgate/client"
 	"github.com/trustgate/trustgate/internal/admin"
 	"github.com/trustgate/trustgate/internal/config"
 	"github.com/trustgate/trustgate/internal/refvalues"
 	"github.com/trustgate/trustgate/internal/sim"
 	"github.com/trustgate/trustgate/internal/testkit"
 )
-
-// startReplica is startServerAt with a stop function, for a replica that
-// a test restarts: stop ends Serve and closes the App (once; cleanup too).
-func startReplica(t *testing.T, mutate func(*config.Config)) (*server, func()) {
-	t.Helper()
-	dir := t.TempDir()
-	s := &server{dir: dir, logs: &bytes.Buffer{}}
-	cfg := config.Default()
-	cfg.Listen, cfg.DevSimulator, cfg.Offline, cfg.ShutdownDelay = "127.0.0.1:0", true, true, 0
-	cfg.CertCacheDir, cfg.StateDir = filepath.Join(dir, "certs"), filepath.Join(dir, "state")
-	cfg.ReferenceValues = filepath.Join(dir, "ref.yaml")
-	writeFile(t, cfg.ReferenceValues, refYAML(""))
-	if mutate != nil {
-		mutate(&cfg)
-	}
-	a, err := New(context.Background(), cfg, Deps{Logger: slog.New(slog.NewJSONHandler(lockedWriter{&s.logMu, s.logs}, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- a.Serve(ctx, ln) }()
-	stopped := false
-	stop := func() {
-		if stopped {
-			return
-		}
-		stopped = true
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Serve: %v", err)
-		}
-		a.Close()
-	}
-	t.Cleanup(stop)
-	s.app, s.url = a, "http://"+ln.Addr().String()
-	s.c = &client.Client{BaseURL: s.url}
-	return s, stop
-}
 
 var b3 = func() [48]byte {
 	var m [48]byte
@@ -94,8 +47,8 @@ func TestStoreRestoredFromSnapshotNeverApprovesWithdrawn(t *testing.T) {
 			}
 		}
 	}
-	a, stopA := startReplica(t, withState(stateA, withAdmin(t)))
-	b, stopB := startReplica(t, withState(stateB))
+	a, stopA := startStoppable(t, withState(stateA, withAdmin(t)), nil)
+	b, stopB := startStoppable(t, withState(stateB), nil)
 	adminURL := serveAdmin(t, a)
 	ctx := context.Background()
 	g3 := newGuest(t, sim.Options{Measurement: &b3})
@@ -152,11 +105,11 @@ func TestStoreRestoredFromSnapshotNeverApprovesWithdrawn(t *testing.T) {
 	if o, _ := admin.NewRedisStore(rs.Client, time.Second).Load(ctx); o == nil || o.Version != 1 || o.Records["b3"].Withdrawn() {
 		t.Fatalf("the snapshot does not hold the approval: %+v", o)
 	}
-	a2, _ := startReplica(t, withState(stateA, withAdmin(t)))
+	a2, _ := startStoppable(t, withState(stateA, withAdmin(t)), nil)
 	if !storeHasWithdrawal() {
 		t.Fatal("a replica restarted with its state directory did not write its newer layer back at start")
 	}
-	b2, _ := startReplica(t, withState(stateB))
+	b2, _ := startStoppable(t, withState(stateB), nil)
 	d := startServerAt(t, shared, nil)
 	for name, s := range map[string]*server{"a restarted": a2, "b restarted": b2, "started after": d} {
 		if r := attestAt(s); r != "measurement_mismatch" {
