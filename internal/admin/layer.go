@@ -115,13 +115,24 @@ func (e *TrustError) Error() string {
 
 // CheckTrust compares the trust key requirement the layer records (in the
 // store, or in Memory) with this replica's: another one is a *TrustError
-// (serve exits 2). An error reaching the store is returned as is.
+// (serve exits 2). A replica with a trust key records its requirement in
+// a shared store that records none yet, so that a replica without the
+// key neither starts nor writes on it from then on. An error reaching the
+// store is returned as is.
 func (l *Layer) CheckTrust(ctx context.Context) error {
 	o, err := l.o.Store.Load(ctx)
 	if err != nil {
 		return err
 	}
-	for _, fleet := range []string{o.TrustKey, l.heldTrust()} {
+	fleet := o.TrustKey
+	if c, ok := l.o.Store.(interface {
+		ClaimTrust(context.Context, string) (string, error)
+	}); ok && fleet == "" && l.o.TrustKey != nil && (l.heldTrust() == "" || l.heldTrust() == l.fp) {
+		if fleet, err = c.ClaimTrust(ctx, l.fp); err != nil {
+			return err
+		}
+	}
+	for _, fleet := range []string{fleet, l.heldTrust()} {
 		if fleet != "" && fleet != l.fp {
 			return &TrustError{Fleet: fleet, Replica: l.fp}
 		}

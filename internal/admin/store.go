@@ -310,6 +310,25 @@ func (s *RedisStore) Restore(ctx context.Context, o *refvalues.Overlay, from int
 	return n == 1, nil
 }
 
+var claimScript = redis.NewScript(`
+if redis.call('EXISTS', KEYS[5]) == 1 then return redis.call('GET', KEYS[5]) end
+redis.call('SET', KEYS[5], ARGV[1])
+redis.call('INCR', KEYS[2])
+return ARGV[1]`)
+
+// ClaimTrust records fp as the layer's trust key requirement unless one
+// is recorded, and returns the one in force. Recording it is a change
+// (the version grows), so that running replicas read it.
+func (s *RedisStore) ClaimTrust(ctx context.Context, fp string) (string, error) {
+	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+	got, err := claimScript.Run(ctx, s.rdb, s.keys(), fp).Text()
+	if err != nil {
+		return "", s.unavailable("recording the trust key requirement", err)
+	}
+	return got, nil
+}
+
 // Put implements Store.
 func (s *RedisStore) Put(ctx context.Context, label string, r refvalues.Record, c Change) (int64, error) {
 	b, err := json.Marshal(r)

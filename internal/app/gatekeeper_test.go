@@ -173,23 +173,46 @@ func TestOldApprovalReplayedRefused(t *testing.T) {
 	}
 }
 
-// Issue 18 item 4: the trust key requirement is the fleet's. Once a
-// replica with refvalues_trust_key has changed the layer, a replica
-// without it (or with another key) does not start on that Redis.
+// Issue 18 item 4: the trust key requirement is the fleet's. A replica
+// with refvalues_trust_key records it in the layer at start; from then on
+// a replica without the key (running already, or started later) cannot
+// write an unsigned approval (409 trust_key_mismatch), and one without
+// it, or with another key, does not start on that Redis.
 func TestTrustKeyIsAFleetProperty(t *testing.T) {
 	t.Parallel()
 	rs := testkit.StartRedisServer(t)
 	key, trust := writeTrustKeys(t)
 	_, otherTrust := writeTrustKeys(t)
 	shared := sharedKeys(t, rs.Addr)
+	unsigned := startServerAt(t, both(shared, withAdmin(t)), nil) // before any key
+	adminU := serveAdmin(t, unsigned)
 	a := startServerAt(t, both(shared, withAdmin(t), func(c *config.Config) {
 		c.RefvaluesTrustKey = trust
 		signStamped(t, key, c.ReferenceValues)
 	}), nil)
 	adminA := serveAdmin(t, a)
+	entry := fmt.Sprintf(`{"value":%q,"label":"b3"}`, hex.EncodeToString(b3[:]))
+	code, body := adminDo(t, "POST", adminU+admin.PathMeasurements, entry)
+	if code != http.StatusConflict || !strings.Contains(body, `"reason":"trust_key_mismatch"`) {
+		t.Fatalf("an unsigned approval at a replica without the key: %d %s", code, body)
+	}
+	g3 := newGuest(t, sim.Options{Measurement: &b3})
+	if _, err := unsigned.c.Attest(context.Background(), g3.request(unsigned.challenge(t), false)); reasonOf(err) != "measurement_mismatch" {
+		t.Fatalf("the unsigned approval affirmed: %v", err)
+	}
 	jws, _ := refvalues.SignEntry(key, refvalues.Measurement{Value: hex.EncodeToString(b3[:]), Label: "b3"}, time.Now())
 	if code, body := adminDo(t, "POST", adminA+admin.PathMeasurements, jws); code != http.StatusCreated {
 		t.Fatalf("approve: %d %s", code, body)
+	}
+	// The replica without the key withdraws what the layer approves:
+	// it cannot verify it.
+	waitFor(t, func() bool {
+		var h v1.Health
+		getJSON(t, unsigned.url+v1.PathReadyz, http.StatusOK, &h)
+		return h.Status == "degraded" && strings.Contains(h.Error, "every replica of a fleet needs the same key")
+	})
+	if _, err := unsigned.c.Attest(context.Background(), g3.request(unsigned.challenge(t), false)); reasonOf(err) != "measurement_mismatch" {
+		t.Fatalf("a replica without the key affirmed the layer's approval: %v", err)
 	}
 	for name, k := range map[string]string{"no trust key": "", "another trust key": otherTrust} {
 		cfg := config.Default()
