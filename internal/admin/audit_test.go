@@ -2,11 +2,18 @@ package admin
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
+
+	jose "github.com/go-jose/go-jose/v4"
 
 	"github.com/trustgate/trustgate/internal/attest"
 	"github.com/trustgate/trustgate/internal/refvalues"
@@ -93,5 +100,79 @@ func TestParseTokens(t *testing.T) {
 		if _, err := ParseTokens([]byte(bad)); err == nil {
 			t.Errorf("accepted %q", bad)
 		}
+	}
+}
+
+// signedWithout is a compact JWS of payload under key, typ as SignEntry
+// makes (for approvals that lack iat or jti).
+func signedWithout(t *testing.T, key *ecdsa.PrivateKey, payload string) string {
+	t.Helper()
+	s, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.ES256, Key: key}, (&jose.SignerOptions{}).WithType(refvalues.EntrySigType))
+	if err != nil {
+		t.Fatal(err)
+	}
+	obj, err := s.Sign([]byte(payload))
+	if err != nil {
+		t.Fatal(err)
+	}
+	jws, _ := obj.CompactSerialize()
+	return jws
+}
+
+// A jti is accepted once, ever (even when the withdrawal in between came
+// before its iat); an approval signed before its label's last withdrawal
+// is refused though never used; one without iat or jti is 400; a change
+// under another trust key requirement than the layer's is 409.
+func TestApprovalReplayRefused(t *testing.T) {
+	t.Parallel()
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	store := &MemoryStore{}
+	withdrawnAt := time.Now().Add(-time.Hour) // the server's clock, behind the signer's
+	f := newFixture(t, store, &key.PublicKey, Options{Now: func() time.Time { return withdrawnAt }})
+	auth := "Bearer " + token
+	m := refvalues.Measurement{Value: valB, Label: "b2"}
+	j, _ := refvalues.SignEntry(key, m, time.Now())
+	older, _ := refvalues.SignEntry(key, m, withdrawnAt.Add(-time.Minute))
+	if a := f.do(t, "POST", PathMeasurements, auth, j); a.code != http.StatusCreated {
+		t.Fatalf("approve: %d %s", a.code, a.body)
+	}
+	if a := f.do(t, "DELETE", PathMeasurements+"/b2", auth, ""); a.code != http.StatusNoContent {
+		t.Fatalf("withdraw: %d %s", a.code, a.body)
+	}
+	for name, jws := range map[string]string{"the same jti": j, "signed before the withdrawal": older} {
+		if a := f.do(t, "POST", PathMeasurements, auth, jws); a.code != http.StatusConflict || a.reason != ReasonReplayed {
+			t.Errorf("%s: %d %s", name, a.code, a.body)
+		}
+	}
+	for name, payload := range map[string]string{
+		"no jti": `{"value":"` + valB + `","label":"b2","iat":` + strconv.FormatInt(time.Now().Unix(), 10) + `}`,
+		"no iat": `{"value":"` + valB + `","label":"b2","jti":"0123456789abcdef"}`,
+	} {
+		if a := f.do(t, "POST", PathMeasurements, auth, signedWithout(t, key, payload)); a.code != http.StatusBadRequest || a.reason != ReasonMalformedRequest {
+			t.Errorf("%s: %d %s", name, a.code, a.body)
+		}
+	}
+	if allows(t, f.engine, valB) != "" {
+		t.Fatal("a replayed approval came into force")
+	}
+	// The layer records this replica's requirement; another one is refused.
+	if _, err := store.Put(context.Background(), "x", refvalues.Record{}, Change{TrustKey: "none"}); !errors.Is(err, ErrTrustKey) {
+		t.Fatalf("a change under another requirement: %v", err)
+	}
+}
+
+// A replica whose trust key requirement is not the layer's withdraws
+// every approval of the layer (it must not affirm what it cannot
+// verify) and says why.
+func TestLayerOfAnotherRequirementWithdrawn(t *testing.T) {
+	t.Parallel()
+	store := &MemoryStore{}
+	if _, err := store.Put(context.Background(), "b2", refvalues.Record{Entry: &refvalues.Measurement{Value: valB, Label: "b2"}}, Change{TrustKey: "sha256:00"}); err != nil {
+		t.Fatal(err)
+	}
+	f := newFixture(t, store, nil, Options{})
+	var te *TrustError
+	if allows(t, f.engine, valB) != "" || !errors.As(f.layer.LastError(), &te) {
+		t.Fatalf("approval of a signed fleet at a replica without the key: %v", f.layer.LastError())
 	}
 }
