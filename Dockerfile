@@ -10,6 +10,11 @@ COPY .build/image/rootfs/ /
 COPY --chown=65532:65532 .build/image/cache/ /var/cache/trustgate/
 ENV XDG_CACHE_HOME=/var/cache
 VOLUME ["/var/cache/trustgate"]
+# state_dir's default under XDG_STATE_HOME: what a replica must not forget
+# across its restarts (docs/gatekeeper.md); a volume too.
+COPY --chown=65532:65532 .build/image/state/ /var/lib/trustgate/
+ENV XDG_STATE_HOME=/var/lib
+VOLUME ["/var/lib/trustgate"]
 USER 65532:65532
 EXPOSE 8080
 ENTRYPOINT ["/usr/local/bin/trustgate"]

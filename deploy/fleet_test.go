@@ -208,7 +208,7 @@ func startFleet(t *testing.T) *fleet {
 			"--redis", "redis://redis:6379/0", "--store-timeout", "1s",
 			"--nonce-key-file", "/cfg/nonce.key", "--token-key-file", "/cfg/token.pem",
 			"--reference-values", "/cfg/ref.yaml", "--resources", "/cfg/res",
-			"--cert-cache-dir", "/cache", "--shutdown-delay", "2s")
+			"--cert-cache-dir", "/cache", "--state-dir", "/cache/state", "--shutdown-delay", "2s")
 		d.Run("network", "connect", "--alias", fmt.Sprintf("verifier-%d", i+1), f.name+"-back", f.replica(i))
 		d.Run("start", f.replica(i))
 		f.startRelay(i)

@@ -35,6 +35,7 @@ func commands() []command {
 		{"bench", "load-test a verifier serving --dev-simulator", cmdBench},
 		{"refvalues", "sign reference values (refvalues sign) and check signatures (refvalues verify)", cmdRefvalues},
 		{"fleet", "follow one guest's launch by its pseudonym (fleet lookup)", cmdFleet},
+		{"audit", "check a saved log's admin audit chain for gaps and edits (audit verify)", cmdAudit},
 	}
 }
 

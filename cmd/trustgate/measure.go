@@ -131,10 +131,11 @@ func (f *measureFlags) run(fs *flag.FlagSet, stdout, stderr io.Writer) error {
 		}
 		fmt.Fprintf(stderr, "trustgate measure: appended %q to %s\n", entry.Label, *f.rvPath)
 		if sk != nil {
-			if err := signRefvaluesFile(sk, *f.rvPath); err != nil {
+			s, err := signRefvaluesFile(sk, *f.rvPath, time.Now())
+			if err != nil {
 				return fmt.Errorf("signing %s (appended, not signed): %w", *f.rvPath, err)
 			}
-			fmt.Fprintf(stderr, "trustgate measure: signed %s\n", *f.rvPath+refvalues.SigSuffix)
+			fmt.Fprintf(stderr, "trustgate measure: signed %s as version %d\n", *f.rvPath+refvalues.SigSuffix, s.Version)
 		}
 	}
 	out := d.String()

@@ -83,11 +83,12 @@ for i in $(seq 1 "$replicas"); do
     -v "$p-keys:/etc/trustgate/keys:ro" \
     -v "$here/reference-values.yaml:/etc/trustgate/reference-values.yaml:ro" \
     -v "$p-cache-$i:/var/cache/trustgate" \
+    -v "$p-state-$i:/var/lib/trustgate" \
     --restart unless-stopped "$img" \
     serve --listen 0.0.0.0:8080 --redis redis://redis:6379/0 \
     --nonce-key-file /etc/trustgate/keys/nonce.key --token-key-file /etc/trustgate/keys/token.pem \
     --launch-key-file /etc/trustgate/keys/launch.key \
-    --reference-values /etc/trustgate/reference-values.yaml >/dev/null
+    --reference-values /etc/trustgate/reference-values.yaml --state-dir /var/lib/trustgate >/dev/null
 done
 
 for i in $(seq 1 "$replicas"); do

@@ -129,12 +129,27 @@ type Config struct {
 	// loaded only with a valid FILE.sig beside it, an admin approval only
 	// as a JWS under this key; "" means unsigned values are accepted.
 	RefvaluesTrustKey string `yaml:"refvalues_trust_key"`
+	// StateDir is the replica's state directory: what it must not forget
+	// across its restarts (the highest reference-values version seen, the
+	// admin layer it has held, the audit chain's last line); "" means the
+	// user state directory's trustgate ($XDG_STATE_HOME, else
+	// ~/.local/state). Owner-only; used with refvalues_trust_key, Redis or
+	// admin_listen.
+	StateDir string `yaml:"state_dir"`
 	// PolicyURL is an external policy engine (an OPA REST data API path,
 	// such as http://127.0.0.1:8181/v1/data/trustgate/decision) asked
 	// instead of the embedded one; "" means the embedded engine. It
 	// excludes Policy, ReferenceValues, RefvaluesTrustKey and AdminListen:
 	// that engine holds its own policy and data.
 	PolicyURL string `yaml:"policy_url"`
+	// PolicyCA, PEM, verifies the certificate of an https:// policy_url
+	// (a private CA); "" means the system roots.
+	PolicyCA string `yaml:"policy_ca"`
+	// InsecureHTTP allows a plain http:// policy_url to a host that is
+	// not loopback (a warning is logged): whoever is on the path could
+	// answer allow and reads every claim. Without it such a URL is
+	// refused.
+	InsecureHTTP bool `yaml:"insecure_http"`
 	// PolicyTimeout bounds one decision of the external policy engine; no
 	// answer within it is 503 policy_unavailable.
 	PolicyTimeout time.Duration `yaml:"policy_timeout"`
@@ -331,12 +346,17 @@ func (c Config) Validate() error {
 		bad("admin_client_ca needs tls_cert and tls_key: client certificates need TLS")
 	}
 	if c.PolicyURL != "" {
-		if !strings.HasPrefix(c.PolicyURL, "https://") && !strings.HasPrefix(c.PolicyURL, "http://") {
-			bad("policy_url: want an http(s) URL")
+		if u, err := url.Parse(c.PolicyURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+			bad("policy_url: want an http(s) URL with a host")
+		} else if u.Scheme == "http" && !IsLoopback(u.Hostname()) && !c.InsecureHTTP {
+			bad("policy_url: plain http:// to %s, which is not loopback: whoever is on the path could answer allow and reads every claim; use https:// (policy_ca for a private CA) or set insecure_http", u.Hostname())
 		}
 		if c.Policy != "" || c.ReferenceValues != "" || c.RefvaluesTrustKey != "" || c.AdminListen != "" {
 			bad("policy_url excludes policy, reference_values, refvalues_trust_key and admin_listen: the external engine holds its own policy and data")
 		}
+	}
+	if c.PolicyCA != "" && !strings.HasPrefix(c.PolicyURL, "https://") {
+		bad("policy_ca needs an https:// policy_url")
 	}
 	if c.PolicyTimeout < 10*time.Millisecond || c.PolicyTimeout > 10*time.Second {
 		bad("policy_timeout %v: want 10ms to 10s", c.PolicyTimeout)
@@ -367,7 +387,7 @@ func (c Config) Validate() error {
 		{"reference_values", c.ReferenceValues}, {"policy", c.Policy},
 		{"nonce_key_file", c.NonceKeyFile}, {"token_key_file", c.TokenKeyFile}, {"warm_chips", c.WarmChips},
 		{"tls_cert", c.TLSCert}, {"tls_key", c.TLSKey}, {"client_ca", c.ClientCA},
-		{"admin_token_file", c.AdminTokenFile}, {"admin_client_ca", c.AdminClientCA}, {"refvalues_trust_key", c.RefvaluesTrustKey},
+		{"admin_token_file", c.AdminTokenFile}, {"admin_client_ca", c.AdminClientCA}, {"refvalues_trust_key", c.RefvaluesTrustKey}, {"policy_ca", c.PolicyCA},
 	} {
 		if f.path == "" {
 			continue

@@ -72,6 +72,8 @@ func (e *FileError) Error() string {
 		fmt.Fprintf(&b, " (%d errors in all)", e.Count)
 	}
 	switch {
+	case e.Kind == KindRollback:
+		b.WriteString("; the last good reference values stay in force; a file older than one already seen is never loaded again (sign the current file: `trustgate refvalues sign`)")
 	case strings.HasPrefix(e.Kind, "signature_"):
 		b.WriteString("; the last good reference values stay in force; `trustgate refvalues verify` shows the details")
 	case e.Kind != "unreadable" && e.Kind != "unknown_extension":
@@ -129,6 +131,20 @@ func PolicyError(path string, err error) error {
 		}
 	}
 	return e
+}
+
+// KindRollback is the FileError kind of a reference-values file older
+// than one already seen (Options.AdmitReference refused it).
+const KindRollback = "rollback"
+
+// RollbackError is the *FileError of kind rollback for the file at path
+// refused by err (nil: nil). Its cause is err's text, which names
+// versions only.
+func RollbackError(path string, err error) error {
+	if err == nil {
+		return nil
+	}
+	return &FileError{File: ReferenceFile, Path: path, Kind: KindRollback, Cause: err.Error(), Count: 1}
 }
 
 // LoadReference reads, decodes and validates the reference-values file at
