@@ -26,6 +26,7 @@ import (
 	"github.com/trustgate/trustgate/client"
 	"github.com/trustgate/trustgate/internal/agent"
 	"github.com/trustgate/trustgate/internal/attest"
+	"github.com/trustgate/trustgate/internal/cli"
 	"github.com/trustgate/trustgate/internal/sim"
 )
 
@@ -58,8 +59,7 @@ flags:
 
 func cmdBench(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() { fmt.Fprint(stderr, benchUsage); fs.PrintDefaults() }
+	cli.Conventions(fs, "trustgate bench", stdout, stderr, func(w io.Writer) { fmt.Fprint(w, benchUsage); fs.PrintDefaults() })
 	var verifierURLs []string
 	fs.Func("verifier", "verifier base `URL` (serving with --dev-simulator); repeat to spread the load over several", func(v string) error {
 		verifierURLs = append(verifierURLs, v)

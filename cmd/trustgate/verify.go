@@ -14,6 +14,7 @@ import (
 
 	"github.com/trustgate/trustgate/internal/attest"
 	"github.com/trustgate/trustgate/internal/certs"
+	"github.com/trustgate/trustgate/internal/cli"
 	"github.com/trustgate/trustgate/internal/policy"
 	"github.com/trustgate/trustgate/internal/tee/snp"
 	"github.com/trustgate/trustgate/internal/tee/tdx"
@@ -61,8 +62,7 @@ flags:
 
 func cmdVerify(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("verify", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() { fmt.Fprint(stderr, verifyUsage); fs.PrintDefaults() }
+	cli.Conventions(fs, "trustgate verify", stdout, stderr, func(w io.Writer) { fmt.Fprint(w, verifyUsage); fs.PrintDefaults() })
 	vcekFile := fs.String("vcek", "", "VCEK or VLEK certificate `FILE` (DER or PEM)")
 	tableFile := fs.String("cert-table", "", "extended report certificate table `FILE` (GHCB GUID table)")
 	chainFile := fs.String("chain", "", "ASK+ARK PEM `FILE`; counts only if identical to AMD's pinned certificates")
@@ -88,8 +88,8 @@ func cmdVerify(args []string, stdout, stderr io.Writer) int {
 		return exitUsage
 	}
 	if len(pos) != 1 {
-		fmt.Fprintln(stderr, "trustgate verify: want exactly one REPORT file")
-		fs.Usage()
+		fmt.Fprintln(stderr, "trustgate verify: want exactly one EVIDENCE file (an SEV-SNP report or a TDX quote)")
+		fmt.Fprintln(stderr, "Run 'trustgate verify --help' for usage.")
 		return exitUsage
 	}
 	usageErr := func(format string, a ...any) int {
