@@ -67,3 +67,20 @@ func TestServeHelpForOperators(t *testing.T) {
 		}
 	}
 }
+
+// Invalid reference values at start are listed one by one, each where it
+// is, as configuration problems are.
+func TestServeListsReferenceValueProblems(t *testing.T) {
+	t.Parallel()
+	p := writeTemp(t, "ref.yaml", []byte("measurements:\n  - value: \"abc\"\n    label: b1\nallowed_vmpl: [7]\n"))
+	code, _, errOut := runCLI("serve", "--reference-values", p, "--listen", "127.0.0.1:0")
+	if code != exitUsage {
+		t.Fatalf("exit %d\n%s", code, errOut)
+	}
+	for _, want := range []string{"trustgate serve: invalid reference values file (2 errors):\n",
+		p + `: measurements[0] ("…"): value must be 96 lowercase hex characters`, p + ": allowed_vmpl[0]: 7 is not a VMPL"} {
+		if !strings.Contains(errOut, want) {
+			t.Errorf("stderr lacks %q:\n%s", want, errOut)
+		}
+	}
+}

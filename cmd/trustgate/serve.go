@@ -17,6 +17,7 @@ import (
 	"github.com/trustgate/trustgate/internal/app"
 	"github.com/trustgate/trustgate/internal/cli"
 	"github.com/trustgate/trustgate/internal/config"
+	"github.com/trustgate/trustgate/internal/policy"
 )
 
 func cmdServe(args []string, stdout, stderr io.Writer) int {
@@ -33,7 +34,7 @@ func cmdServe(args []string, stdout, stderr io.Writer) int {
 	}
 	cfg, err := config.Load(*cfgFile, os.Environ())
 	if err != nil {
-		fmt.Fprintf(stderr, "trustgate serve: %v\n", err)
+		fmt.Fprintf(stderr, "trustgate serve: invalid configuration:\n%v\n", err)
 		return exitUsage
 	}
 	var flagErrs []error
@@ -60,7 +61,6 @@ func cmdServe(args []string, stdout, stderr io.Writer) int {
 	setServeGC()
 	log := slog.New(slog.NewJSONHandler(stderr, nil))
 	app.RouteLibraryLogs(log) // from here on, stderr carries JSON lines only
-	log.Info("trustgate serve starting", "version", app.Version, "listen", cfg.Listen)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	// The first signal starts the graceful shutdown; a second one ends
@@ -68,10 +68,20 @@ func cmdServe(args []string, stdout, stderr io.Writer) int {
 	context.AfterFunc(ctx, stop)
 	a, err := app.New(ctx, cfg, app.Deps{Logger: log})
 	if err != nil {
+		var fe *policy.FileError
+		if errors.As(err, &fe) && len(fe.Problems) > 0 {
+			// Every problem, each where it is, as for the configuration.
+			fmt.Fprintf(stderr, "trustgate serve: invalid %s file (%d errors):\n", fe.File, len(fe.Problems))
+			for _, p := range fe.Problems {
+				fmt.Fprintf(stderr, "%s: %s\n", fe.Path, p)
+			}
+			return exitUsage
+		}
 		fmt.Fprintf(stderr, "trustgate serve: %v\n", err)
 		return exitUsage
 	}
 	defer a.Close()
+	log.Info("trustgate serve starting", "version", app.Version, "listen", cfg.Listen)
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		fmt.Fprintf(stderr, "trustgate serve: %v\n", err)
