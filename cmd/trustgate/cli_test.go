@@ -1,6 +1,9 @@
 package main
 
 import (
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -81,6 +84,25 @@ func TestServeListsReferenceValueProblems(t *testing.T) {
 		p + `: measurements[0] ("…"): value must be 96 lowercase hex characters`, p + ": allowed_vmpl[0]: 7 is not a VMPL"} {
 		if !strings.Contains(errOut, want) {
 			t.Errorf("stderr lacks %q:\n%s", want, errOut)
+		}
+	}
+}
+
+// When the VCEK cannot be had, verify says how to verify without network
+// (--vcek FILE --offline), online and offline alike.
+func TestVerifySaysHowToWorkOffline(t *testing.T) {
+	t.Parallel()
+	kds := httptest.NewServer(http.NotFoundHandler()) // a KDS that has nothing
+	defer kds.Close()
+	report := filepath.Join("..", "..", "testdata", "snp", "openanolis-trustee-turin-report.bin")
+	for _, args := range [][]string{
+		{"verify", report, "--kds-url", kds.URL, "--no-revocation"},
+		{"verify", report, "--offline", "--no-revocation"},
+	} {
+		code, out, errOut := runCLI(args...)
+		if code != exitUnavailable || !strings.HasPrefix(out, "REJECTED: vcek_unavailable") || !strings.Contains(errOut, "--vcek FILE") ||
+			!strings.Contains(errOut, "trustgate certs import") {
+			t.Errorf("%q: exit %d\n%s\n%s", args, code, out, errOut)
 		}
 	}
 }

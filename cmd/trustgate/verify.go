@@ -185,7 +185,22 @@ func cmdVerify(args []string, stdout, stderr io.Writer) int {
 			decision, err = &d, d.Err()
 		}
 	}
+	if attest.ReasonOf(err) == attest.ReasonVCEKUnavailable {
+		offlineHint(stderr, *offline)
+	}
 	return report(stdout, *jsonOut, claims, decision, err)
+}
+
+// offlineHint says what to do when the VCEK or AMD's CRL could not be had:
+// most often a host without network.
+func offlineHint(w io.Writer, offline bool) {
+	if offline {
+		fmt.Fprintln(w, "trustgate verify: --offline and no VCEK or CRL at hand: give the chip's VCEK with --vcek FILE (and --no-revocation")
+		fmt.Fprintln(w, "  without AMD's CRL), or import both from a bundle made on a connected host ('trustgate certs fetch', then 'trustgate certs import').")
+		return
+	}
+	fmt.Fprintln(w, "trustgate verify: AMD's KDS did not give the VCEK or CRL (no network?). To verify without network: --vcek FILE --offline")
+	fmt.Fprintln(w, "  (and --no-revocation without AMD's CRL), or 'trustgate certs fetch' on a connected host and 'trustgate certs import' here.")
 }
 
 // report prints the verdict line first, then the claims of an accepted
