@@ -124,6 +124,11 @@ func cmdBench(args []string, stdout, stderr io.Writer) int {
 		b.cs = append(b.cs, &client.Client{BaseURL: u, HTTP: hc})
 	}
 	res, err := b.run(context.Background())
+	var refused *refusedError
+	if errors.As(err, &refused) {
+		fmt.Fprintf(stderr, "trustgate bench: %v\n", err)
+		return exitRejected
+	}
 	if err != nil {
 		fmt.Fprintf(stderr, "trustgate bench: %v\n", err)
 		return exitUnavailable
@@ -167,7 +172,47 @@ type benchResult struct {
 	challengeCPU time.Duration
 }
 
+// refusedError is a verifier that refuses the simulated guest before the
+// load: nothing would be measured but refusals.
+type refusedError struct {
+	url    string
+	reason string
+}
+
+func (e *refusedError) Error() string {
+	if e.reason == string(attest.ReasonCertChainInvalid) {
+		return fmt.Sprintf("the verifier at %s refuses the simulator's evidence (%s): bench needs a verifier serving --dev-simulator\n"+
+			"  (loopback only; deploy/local/up.sh --dev starts three); nothing was measured", e.url, e.reason)
+	}
+	return fmt.Sprintf("the verifier at %s refuses the simulated guest (%s): approve its measurement (--sim-measurement, default 5a…5a)\n"+
+		"  in the verifier's reference values; nothing was measured", e.url, e.reason)
+}
+
+// check attests once at each verifier before anything is measured, so that
+// a verifier that refuses the simulated guest stops the run with the reason
+// instead of a throughput of refusals.
+func (b *bench) check(ctx context.Context) error {
+	for _, c := range b.cs {
+		p, err := agent.Prepare(ctx, c, b.guest)
+		if err != nil {
+			return fmt.Errorf("preparing: %w", err)
+		}
+		_, err = c.Attest(ctx, p.Request)
+		var apiErr *client.APIError
+		if errors.As(err, &apiErr) && apiErr.Reason != "" && !attest.Reason(apiErr.Reason).Unavailable() {
+			return &refusedError{url: c.BaseURL, reason: apiErr.Reason}
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 func (b *bench) run(ctx context.Context) (*benchResult, error) {
+	if err := b.check(ctx); err != nil {
+		return nil, err
+	}
 	cpu0, cpuErr := b.serverCPU(ctx)
 	reqs, err := b.prepare(ctx)
 	if err != nil {
