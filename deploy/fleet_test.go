@@ -285,9 +285,7 @@ func buildRedisImage(t *testing.T, d *testkit.Docker) string {
 		t.Fatal(err)
 	}
 	copyFile("local/redis.Dockerfile", filepath.Join(ctx, "Dockerfile"))
-	const tag = "trustgate-redis:fleet-test"
-	d.Run("build", "-q", "-t", tag, ctx)
-	return tag
+	return d.Build(fmt.Sprintf("trustgate-redis:fleet-test-%d", os.Getpid()), ctx)
 }
 
 // startRelay (re)starts replica i's relay, in its network namespace.
