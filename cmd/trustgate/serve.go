@@ -120,7 +120,7 @@ func cmdServe(args []string, stdout, stderr io.Writer) int {
 // decoded evidence, the token), so the default of 100 collects often over
 // a small live heap; 400 spent about 5 % less CPU per attestation under
 // `trustgate bench -n 14000 -c 8`, for a heap up to five times the live
-// one instead of twice (README "Performance").
+// one instead of twice (docs/performance.md).
 const serveGCPercent = 400
 
 func setServeGC() {
