@@ -129,7 +129,7 @@ func TestKeys(t *testing.T) {
 		"tls_key": {Name: "tls_key", Usage: "the server's certificate (chain) and key, PEM; both or neither."},
 		"offline": {Name: "offline", Usage: byName["offline"].Usage, Bool: true},
 		"kds_rate": {Name: "kds_rate", Usage: "the least time between two KDS requests of one kind (VCEKs; CRLs and chains).",
-			Default: "10s"},
+			Default: "10s", Duration: true},
 	} {
 		if got := byName[name]; got != want {
 			t.Errorf("key %s: %+v, want %+v", name, got, want)

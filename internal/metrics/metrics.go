@@ -1,6 +1,6 @@
 // Package metrics is trustgate's Prometheus instrumentation, with SPEC's
 // metric names. No label ever carries a per-guest or client-chosen value:
-// tee is "sev-snp", "tdx" or "unknown" (any other string a client sends), result
+// tee is "sev-snp", "tdx", "azure-snp", "azure-tdx" or "unknown" (any other string a client sends), result
 // is "pass" or "fail", reason is a built-in reason code (attest.Reasons,
 // "none" on a pass) or one of the first MaxPolicyReasons distinct codes of
 // the form policy_<name> a policy reported (later ones count as
@@ -10,6 +10,7 @@ package metrics
 
 import (
 	"net/http"
+	"slices"
 	"sync"
 	"time"
 
@@ -55,6 +56,7 @@ type Metrics struct {
 	anomalies    *prometheus.CounterVec
 	certAge      prometheus.Histogram
 	launchSeq    prometheus.Histogram
+	storeUp      prometheus.Gauge
 
 	builtin map[attest.Reason]bool
 	mu      sync.Mutex
@@ -102,11 +104,15 @@ func New(policyID func() string) *Metrics {
 			Name: "trustgate_launch_seq", Help: "The trustgate.launch_seq of each token issued: the attestation's number within its launch.",
 			Buckets: []float64{1, 2, 3, 5, 10, 20, 50, 100, 1000},
 		}),
+		storeUp: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "trustgate_store_up", Help: "1 when this replica's store of single-use records answered its last probe (Redis, probed every second whether or not requests arrive; always 1 in memory), 0 when it did not.",
+		}),
 		builtin: map[attest.Reason]bool{},
 		custom:  map[attest.Reason]bool{},
 	}
+	m.storeUp.Set(1)
 	info := prometheus.NewDesc("trustgate_policy_info", "The active appraisal policy (value 1), by its appraisal-policy-id.", []string{"policy_id"}, nil)
-	m.reg.MustRegister(m.attestations, m.duration, m.challenges, m.refusedCh, m.kds, m.lookups, m.releases, m.reloadFails, m.anomalies, m.launchSeq, m.certAge,
+	m.reg.MustRegister(m.attestations, m.duration, m.challenges, m.refusedCh, m.kds, m.lookups, m.releases, m.reloadFails, m.anomalies, m.launchSeq, m.certAge, m.storeUp,
 		policyInfo{desc: info, id: policyID},
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
@@ -152,11 +158,11 @@ func (m *Metrics) Handler() http.Handler {
 
 // TEEs are the tee label values of the TEEs trustgate verifies; with
 // UnknownTEE they are the label's closed set.
-var TEEs = []string{attest.TEESEVSNP, attest.TEETDX}
+var TEEs = []string{attest.TEESEVSNP, attest.TEETDX, attest.TEEAzureSNP, attest.TEEAzureTDX}
 
 // teeLabel keeps client-chosen strings out of labels.
 func teeLabel(tee string) string {
-	if tee == attest.TEESEVSNP || tee == attest.TEETDX {
+	if slices.Contains(TEEs, tee) {
 		return tee
 	}
 	return UnknownTEE
@@ -253,6 +259,16 @@ func (m *Metrics) LaunchAnomaly(kind string) {
 	if kind == launch.AnomalyNewChip {
 		m.anomalies.WithLabelValues(kind).Inc()
 	}
+}
+
+// StoreUp sets trustgate_store_up: whether the store answered its last
+// probe.
+func (m *Metrics) StoreUp(up bool) {
+	v := 0.0
+	if up {
+		v = 1
+	}
+	m.storeUp.Set(v)
 }
 
 // LaunchCommitted implements launch.Observer.
