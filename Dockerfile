@@ -4,6 +4,9 @@
 # puts them under .build/image/ before running `docker build .` (nothing is
 # pulled: no registry is needed, not even for a Go image).
 FROM scratch
+# scripts/image removes the earlier builds this label marks once a new one
+# took their tag (dangling images).
+LABEL io.trustgate.built-by=scripts/image
 COPY .build/image/rootfs/ /
 # The AMD certificate disk cache (cert_cache_dir's default under
 # XDG_CACHE_HOME): a volume, so that the root filesystem can be read-only.

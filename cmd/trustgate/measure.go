@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/trustgate/trustgate/internal/cli"
 	"github.com/trustgate/trustgate/internal/measure"
 	"github.com/trustgate/trustgate/internal/refvalues"
 	"github.com/trustgate/trustgate/internal/token"
@@ -76,11 +77,10 @@ func newMeasureFlags(fs *flag.FlagSet) *measureFlags {
 // (exit 2) and prints no digest.
 func cmdMeasure(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("measure", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprint(stderr, measureUsage)
+	cli.Conventions(fs, "trustgate measure", stdout, stderr, func(w io.Writer) {
+		fmt.Fprint(w, measureUsage)
 		fs.PrintDefaults()
-	}
+	})
 	f := newMeasureFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {

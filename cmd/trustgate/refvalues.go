@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/trustgate/trustgate/internal/atomicfile"
+	"github.com/trustgate/trustgate/internal/cli"
 	"github.com/trustgate/trustgate/internal/refvalues"
 	"github.com/trustgate/trustgate/internal/token"
 )
@@ -36,15 +37,15 @@ Exit status: 0 done, 1 the signature or file does not verify, 2 usage error.
 
 func cmdRefvalues(args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 || (args[0] != "sign" && args[0] != "verify") {
-		fmt.Fprint(stderr, refvaluesUsage)
 		if len(args) > 0 && (args[0] == "-h" || args[0] == "--help" || args[0] == "help") {
+			fmt.Fprint(stdout, refvaluesUsage)
 			return exitOK
 		}
+		fmt.Fprint(stderr, refvaluesUsage)
 		return exitUsage
 	}
 	fs := flag.NewFlagSet("refvalues "+args[0], flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() { fmt.Fprint(stderr, refvaluesUsage) }
+	cli.Conventions(fs, "trustgate refvalues "+args[0], stdout, stderr, func(w io.Writer) { fmt.Fprint(w, refvaluesUsage) })
 	keyFile := fs.String("key", "", "P-256 private key `FILE` (PEM, owner-only)")
 	entryFile := fs.String("entry", "", "sign this entry `FILE` (JSON) for the admin API instead of a file")
 	trustFile := fs.String("trust-key", "", "P-256 public key `FILE` (PEM)")

@@ -23,6 +23,7 @@ import (
 	"github.com/trustgate/trustgate/internal/attest"
 	"github.com/trustgate/trustgate/internal/certs"
 	"github.com/trustgate/trustgate/internal/challenge"
+	"github.com/trustgate/trustgate/internal/cli"
 	"github.com/trustgate/trustgate/internal/config"
 	"github.com/trustgate/trustgate/internal/httpapi"
 	"github.com/trustgate/trustgate/internal/launch"
@@ -40,8 +41,9 @@ import (
 	"github.com/trustgate/trustgate/internal/verifier"
 )
 
-// Version is reported as the token's ear.verifier-id build.
-var Version = "dev"
+// Version is reported as the token's ear.verifier-id build and logged at
+// start (cli.BuildVersion: what scripts/image set, else the VCS revision).
+var Version = cli.BuildVersion()
 
 // App is a built verifier.
 type App struct {

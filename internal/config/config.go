@@ -16,6 +16,8 @@ import (
 
 	"github.com/redis/go-redis/v9"
 	"gopkg.in/yaml.v3"
+
+	"github.com/trustgate/trustgate/internal/cli"
 )
 
 // Config is the whole server configuration. Every field is also a flag of
@@ -221,13 +223,96 @@ func Load(path string, env []string) (Config, error) {
 		if err != nil {
 			return c, err
 		}
-		dec := yaml.NewDecoder(bytes.NewReader(b))
-		dec.KnownFields(true)
-		if err := dec.Decode(&c); err != nil && !errors.Is(err, io.EOF) {
-			return c, fmt.Errorf("%s: %w", path, err)
+		if err := decodeFile(&c, path, b); err != nil {
+			return c, err
 		}
 	}
 	return c, applyEnv(&c, env)
+}
+
+// decodeFile sets c from a YAML file's keys, reporting every problem at
+// once as FILE:LINE: the key, what is wrong, and what is expected (the
+// closest known key for an unknown one, the form of a value).
+func decodeFile(c *Config, path string, b []byte) error {
+	var doc yaml.Node
+	if err := yaml.NewDecoder(bytes.NewReader(b)).Decode(&doc); err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil // an empty file
+		}
+		return fmt.Errorf("%s: not YAML: %v", path, err)
+	}
+	root := &doc
+	if root.Kind == yaml.DocumentNode && len(root.Content) == 1 {
+		root = root.Content[0]
+	}
+	if root.Kind == yaml.ScalarNode && root.Tag == "!!null" {
+		return nil
+	}
+	if root.Kind != yaml.MappingNode {
+		return fmt.Errorf("%s:%d: want a mapping of keys (listen: 127.0.0.1:8080, nonce_ttl: 2m, ...)", path, root.Line)
+	}
+	fields := map[string]reflect.Value{}
+	var names []string
+	rv := reflect.ValueOf(c).Elem()
+	for i := range rv.NumField() {
+		name := rv.Type().Field(i).Tag.Get("yaml")
+		fields[name] = rv.Field(i)
+		names = append(names, name)
+	}
+	var errs []error
+	seen := map[string]int{}
+	for i := 0; i+1 < len(root.Content); i += 2 {
+		k, v := root.Content[i], root.Content[i+1]
+		f, ok := fields[k.Value]
+		switch {
+		case !ok:
+			hint := ""
+			if s := cli.Closest(k.Value, names); s != "" {
+				hint = fmt.Sprintf(" (did you mean %s?)", s)
+			}
+			errs = append(errs, fmt.Errorf("%s:%d: unknown key %q%s", path, k.Line, k.Value, hint))
+			continue
+		case seen[k.Value] > 0:
+			errs = append(errs, fmt.Errorf("%s:%d: %s given twice (also at line %d)", path, k.Line, k.Value, seen[k.Value]))
+			continue
+		}
+		seen[k.Value] = k.Line
+		var err error
+		if v.Kind == yaml.ScalarNode && isScalarSetting(f) {
+			if v.Tag == "!!null" {
+				err = fmt.Errorf("no value: %s", expectedForm(f))
+			} else {
+				err = setField(f, v.Value)
+			}
+		} else if isScalarSetting(f) {
+			err = fmt.Errorf("want one value, not a list or mapping: %s", expectedForm(f))
+		} else {
+			err = v.Decode(f.Addr().Interface()) // a setting of another shape
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s:%d: %s: %v", path, v.Line, k.Value, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func isScalarSetting(f reflect.Value) bool {
+	switch f.Interface().(type) {
+	case string, bool, time.Duration:
+		return true
+	}
+	return false
+}
+
+// expectedForm says how a setting's value is written.
+func expectedForm(f reflect.Value) string {
+	switch f.Interface().(type) {
+	case time.Duration:
+		return "want a duration such as 30s, 5m or 1h30m"
+	case bool:
+		return "want true or false"
+	}
+	return "want a string"
 }
 
 // applyEnv sets fields from TRUSTGATE_<YAML KEY> variables.
@@ -263,6 +348,13 @@ func (c *Config) SetFlag(key, value string) error {
 			return setField(rv.Field(i), value)
 		}
 	}
+	var names []string
+	for _, k := range Keys() {
+		names = append(names, k.Name)
+	}
+	if s := cli.Closest(key, names); s != "" {
+		return fmt.Errorf("unknown setting %q (did you mean %s?)", key, s)
+	}
 	return fmt.Errorf("unknown setting %q", key)
 }
 
@@ -273,13 +365,13 @@ func setField(f reflect.Value, v string) error {
 	case bool:
 		b, err := strconv.ParseBool(v)
 		if err != nil {
-			return err
+			return fmt.Errorf("%q is not true or false", v)
 		}
 		f.SetBool(b)
 	case time.Duration:
-		d, err := time.ParseDuration(v)
+		d, err := time.ParseDuration(strings.TrimSpace(v))
 		if err != nil {
-			return err
+			return fmt.Errorf("%q is not a duration: %s", v, expectedForm(f))
 		}
 		f.SetInt(int64(d))
 	default:

@@ -34,7 +34,7 @@ func TestLaunchInput(t *testing.T) {
 	}
 }
 
-// The README's recipe: the default policy plus one failed rule refuses a
+// docs/launches.md's recipe: the default policy plus one failed rule refuses a
 // launch attested from a second chip with policy_launch_on_new_chip.
 func TestLaunchCloneRecipe(t *testing.T) {
 	t.Parallel()
