@@ -148,10 +148,9 @@ func TestPrometheusScrapesTheVerifier(t *testing.T) {
 	if len(dash.Panels) == 0 {
 		t.Fatal("the dashboard has no panels")
 	}
-	// The tee variable lists the tee label's values (every TEE of
-	// metrics.TEEs, nitro included, and unknown: the series are there
-	// before any attestation), and every attestation panel filters on it;
-	// each query runs with All and with each TEE.
+	// The tee variable lists the tee label's values (every TEE and unknown:
+	// the series are there before any attestation), and every attestation
+	// panel filters on it; each query runs with All and with each TEE.
 	teeVar := false
 	for _, v := range dash.Templating.List {
 		if v.Name == "tee" && v.Definition == "label_values(trustgate_attestations_total, tee)" && v.AllValue == ".*" {
