@@ -104,12 +104,17 @@ func cmdVerify(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		return usageErr("%v", err)
 	}
-	if isTDX(raw) {
+	// --collateral or --no-collateral say the input is meant as a TDX
+	// quote: unless it is an SEV-SNP report, whatever it is then is
+	// judged (malformed_evidence, unsupported_version), not a usage error.
+	tdxAsked := len(tf.collateral) > 0 || tf.noCollateral
+	_, snpErr := snp.DecodeReport(raw)
+	if isTDX(raw) || (tdxAsked && snpErr != nil) {
 		return verifyTDX(raw, tf, common{at: *atFlag, offline: *offline, allowDebug: *allowDebug, jsonOut: *jsonOut,
 			policy: *policyFile, data: *dataFile, measurement: measurement.val, reportData: reportData.val,
 			snpOnly: setFlags(fs, "vcek", "cert-table", "chain", "kds-url", "no-revocation")}, stdout, stderr)
 	}
-	if len(tf.collateral) > 0 || tf.noCollateral {
+	if tdxAsked {
 		return usageErr("--collateral and --no-collateral are for TDX quotes; %s is not one", pos[0])
 	}
 	opts := snp.Options{AllowDebug: *allowDebug}
@@ -133,6 +138,9 @@ func cmdVerify(args []string, stdout, stderr io.Writer) int {
 	}
 
 	ev, decodeErr := snp.DecodeReport(raw)
+	if ev.Ignored > 0 {
+		fmt.Fprintf(stderr, "trustgate verify: %d bytes after the report ignored\n", ev.Ignored)
+	}
 	if *vcekFile != "" {
 		b, err := readLimited(*vcekFile, 64<<10)
 		if err != nil {

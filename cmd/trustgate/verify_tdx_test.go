@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
@@ -135,5 +136,49 @@ func TestVerifyCLITDXJSON(t *testing.T) {
 		if _, ok := c[k]; !ok {
 			t.Errorf("claims lack %s", k)
 		}
+	}
+}
+
+// Evidence as other projects write it is read (issue 21, items 1–3): hex
+// with a 0x prefix (dcap-qvl, Ethereum tooling), a report followed by other
+// bytes, and input meant as a TDX quote (--collateral, --no-collateral)
+// that is none is a rejected piece of evidence, not a usage error.
+func TestVerifyCLIInputsAsUsersBringThem(t *testing.T) {
+	t.Parallel()
+	phala := readTDX(t, "teekit-phala-quote.dat")
+	report, err := os.ReadFile(td("trustee-report.bin"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	v6 := append([]byte(nil), phala...)
+	v6[0] = 6 // a TDX quote header of a version trustgate does not know
+	cases := []struct {
+		name   string
+		args   []string
+		code   int
+		want   string // in stdout
+		stderr string
+	}{
+		{"0x hex TDX quote", append([]string{writeTemp(t, "q.hex", []byte("0x"+hex.EncodeToString(phala)))}, col2025("migtd-tcbinfo-b0c06f000000.json")...),
+			exitOK, "VERIFIED", ""},
+		{"0X hex TDX quote without collateral", []string{writeTemp(t, "q.hex", []byte("0X"+hex.EncodeToString(phala)+"\n")), "--no-collateral", "--at", "2025-11-20T00:00:00Z"},
+			exitOK, "VERIFIED", ""},
+		{"0x hex SNP report", atPinned([]string{writeTemp(t, "r.hex", []byte("0x"+hex.EncodeToString(report))), "--offline", "--no-revocation", "--vcek", td("trustee-vcek.der")}),
+			exitOK, "VERIFIED", ""},
+		{"SNP report followed by 20 bytes", atPinned([]string{writeTemp(t, "r.bin", append(append([]byte(nil), report...), make([]byte, 20)...)), "--offline", "--no-revocation", "--vcek", td("trustee-vcek.der")}),
+			exitOK, "VERIFIED", "20 bytes after the report ignored"},
+		{"empty file, --no-collateral", []string{writeTemp(t, "e", nil), "--no-collateral"}, exitRejected, "REJECTED: malformed_evidence", ""},
+		{"random bytes, --collateral", []string{writeTemp(t, "r", bytes.Repeat([]byte{0xa5}, 3000)), "--collateral", tdxFile("migtd-qeidentity.json")},
+			exitRejected, "REJECTED: malformed_evidence", ""},
+		{"unknown quote version, --no-collateral", []string{writeTemp(t, "v6", v6), "--no-collateral"}, exitRejected, "REJECTED: unsupported_version", ""},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			code, out, errOut := runCLI(append([]string{"verify"}, tc.args...)...)
+			if code != tc.code || !strings.Contains(out, tc.want) || !strings.Contains(errOut, tc.stderr) {
+				t.Fatalf("exit %d, want %d and %q / %q\nstdout:\n%s\nstderr:\n%s", code, tc.code, tc.want, tc.stderr, out, errOut)
+			}
+		})
 	}
 }

@@ -41,6 +41,9 @@ type Evidence struct {
 	// RuntimeData, when non-nil, is data the report binds in REPORT_DATA as
 	// SHA-256(RuntimeData) ‖ 32 zero bytes (Azure HCL runtime data).
 	RuntimeData []byte
+	// Ignored is how many bytes DecodeReport found after the report and
+	// dropped; Verify does not read it.
+	Ignored int
 }
 
 // KeyRequest names the endorsement key a report needs from a KeySource.
