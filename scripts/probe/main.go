@@ -127,6 +127,9 @@ var mutants = []mutant{
 	off("internal/tee/snp/verify.go", "r.cpuidKnown && r.cpuidProduct != ek.Product", snpPkg),
 	off("internal/tee/snp/verify.go", "ek.TCB != r.reportedTCB", snpPkg),
 	off("internal/tee/snp/verify.go", "!chipMatches(ek.HWID, r.claims.ChipID[:])", snpPkg),
+	// Narrowed: the reserved bytes 0x1F8-0x207 checked below version 4
+	// only (version 4 is laid out like 3).
+	swap("internal/tee/snp/report.go", "if version < 5 {\n\t\tfor _, b := range report[0x1F8:0x208]", "if version < 4 {\n\t\tfor _, b := range report[0x1F8:0x208]", snpPkg),
 	// Narrowed: only the first 8 bytes of a 64-byte hwID compared.
 	swap("internal/tee/snp/verify.go", "bytes.Equal(hwid, chipID[:len(hwid)])", "bytes.Equal(hwid[:min(8, len(hwid))], chipID[:min(8, len(hwid))])", snpPkg),
 	swap("internal/tee/snp/verify.go", "if b != 0 {\n\t\t\treturn attest.Errorf(attest.ReasonSignatureInvalid", "if false && b != 0 {\n\t\t\treturn attest.Errorf(attest.ReasonSignatureInvalid", snpPkg),

@@ -119,6 +119,7 @@ func TestRejections(t *testing.T) {
 		{GUID: uuid.MustParse(abi.VcekGUID), RawCert: milan.VCEK()},
 	}}).Marshal()
 	v3Reserved := milan.Report(testkit.ReportFields{Version: 3, Mutate: func(r []byte) { r[0x200] = 1 }})
+	v4Reserved := milan.Report(testkit.ReportFields{Version: 4, Mutate: func(r []byte) { r[0x207] = 1 }})
 	saysVLEK := milan.Report(testkit.ReportFields{Mutate: func(r []byte) { r[0x48] |= 1 << 2 }})
 	saysVCEK := milan.Report(testkit.ReportFields{Signer: snp.SignerVLEK, Mutate: func(r []byte) { r[0x48] &^= 7 << 2 }})
 
@@ -149,6 +150,7 @@ func TestRejections(t *testing.T) {
 		{"version 6", milan, snp.Evidence{Report: milan.Report(testkit.ReportFields{Version: 6}), EndorsementKey: milan.VCEK()}, snp.Options{}, attest.ReasonUnsupportedVersion},
 		{"debug", milan, snp.Evidence{Report: debug, EndorsementKey: milan.VCEK()}, snp.Options{}, attest.ReasonDebugEnabled},
 		{"reserved 0x1F8-0x207 not zero in a version 3 report", milan, snp.Evidence{Report: v3Reserved, EndorsementKey: milan.VCEK()}, snp.Options{}, attest.ReasonMalformedEvidence},
+		{"reserved 0x1F8-0x207 not zero in a version 4 report", milan, snp.Evidence{Report: v4Reserved, EndorsementKey: milan.VCEK()}, snp.Options{}, attest.ReasonMalformedEvidence},
 		{"SIGNING_KEY says VLEK, a VCEK signed", milan, snp.Evidence{Report: saysVLEK, EndorsementKey: milan.VCEK()}, snp.Options{}, attest.ReasonCertChainInvalid},
 		{"SIGNING_KEY says VCEK, a VLEK signed", milan, snp.Evidence{Report: saysVCEK, EndorsementKey: milan.VLEK()}, snp.Options{}, attest.ReasonCertChainInvalid},
 		{"certificate table names the VCEK twice", milan, snp.Evidence{Report: good, CertTable: twice}, snp.Options{}, attest.ReasonMalformedEvidence},
