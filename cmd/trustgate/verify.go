@@ -35,7 +35,9 @@ with Intel's collateral (--collateral files: TCB info and QE identity JSON,
 PCK and root CRLs DER or PEM, issuer chains PEM, or a JSON bundle whose
 string values are these, as Intel MigTD's) the CRLs, the QE identity
 and Intel's TCB level (tcb_status, advisory_ids), at --at; then that the TD
-is not debuggable. Without --collateral the collateral comes from the
+is not debuggable, and (without --policy or --data, which judge it instead)
+that the TCB status is one --tcb-status lists (default UpToDate: OutOfDate
+is REJECTED tcb_out_of_date, as the service's default policy does). Without --collateral the collateral comes from the
 collateral cache (what earlier runs fetched and 'trustgate certs import'
 stored) and, unless --offline, Intel's PCS (--pcs-url); none to be had is
 collateral_unavailable (exit 3). --no-collateral checks signatures, QE

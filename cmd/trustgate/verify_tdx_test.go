@@ -65,8 +65,12 @@ func TestVerifyCLITDX(t *testing.T) {
 			col2025("migtd-tcbinfo-b0c06f000000.json")...), exitRejected, []string{"REJECTED: measurement_mismatch"}, ""},
 		{"other REPORT_DATA", append([]string{tdxFile("teekit-phala-quote.dat"), "--report-data", strings.Repeat("00", 64)},
 			col2025("migtd-tcbinfo-b0c06f000000.json")...), exitRejected, []string{"REJECTED: report_data_mismatch"}, ""},
-		{"OutOfDate is a claim", append([]string{tdxFile("trustee-quote-6.dat")}, col2025("migtd-tcbinfo-00a06d080000.json")...), exitOK,
-			[]string{"VERIFIED", "tcb_status:        OutOfDate"}, "TCB status of this platform is OutOfDate"},
+		{"OutOfDate refused", append([]string{tdxFile("trustee-quote-6.dat")}, col2025("migtd-tcbinfo-00a06d080000.json")...), exitRejected,
+			[]string{"REJECTED: tcb_out_of_date", "status of this platform is OutOfDate"}, ""},
+		{"OutOfDate refused, advisories named", append([]string{tdxFile("trustee-quote-v4.dat"), "--allow-debug"}, col2025("migtd-tcbinfo-50806f000000.json")...), exitRejected,
+			[]string{"REJECTED: tcb_out_of_date", "OutOfDate (advisories INTEL-SA-00837, "}, ""},
+		{"OutOfDate accepted by --tcb-status", append([]string{tdxFile("trustee-quote-6.dat"), "--tcb-status", "UpToDate,OutOfDate"}, col2025("migtd-tcbinfo-00a06d080000.json")...), exitOK,
+			[]string{"VERIFIED", "tcb_status:        OutOfDate"}, ""},
 		{"OutOfDate denied by the default policy", append([]string{tdxFile("trustee-quote-6.dat"), "--data", refs}, col2025("migtd-tcbinfo-00a06d080000.json")...), exitRejected,
 			[]string{"REJECTED: tcb_out_of_date"}, ""},
 		{"no matching TCB level", append([]string{tdxFile("trustee-quote-v5.dat")}, col2025("migtd-tcbinfo-90c06f000000.json")...), exitRejected,
@@ -76,7 +80,7 @@ func TestVerifyCLITDX(t *testing.T) {
 			"--collateral", tdxFile("gotdxguest-pckcrl-platform.der"), "--collateral", tdxFile("gotdxguest-rootcrl.der"),
 			"--collateral", tdxFile("intel-tcb-signing-chain-2018.pem")}, exitRejected, []string{"REJECTED: tcb_out_of_date"}, ""},
 		{"debug TD", append([]string{tdxFile("trustee-quote-v4.dat")}, col2025("migtd-tcbinfo-50806f000000.json")...), exitRejected, []string{"REJECTED: debug_enabled"}, ""},
-		{"debug TD allowed", append([]string{tdxFile("trustee-quote-v4.dat"), "--allow-debug"}, col2025("migtd-tcbinfo-50806f000000.json")...), exitOK, []string{"debug=true"}, ""},
+		{"debug TD allowed", append([]string{tdxFile("trustee-quote-v4.dat"), "--allow-debug", "--tcb-status", "OutOfDate"}, col2025("migtd-tcbinfo-50806f000000.json")...), exitOK, []string{"debug=true"}, ""},
 		{"no collateral, PCS unreachable", []string{tdxFile("teekit-phala-quote.dat"), "--pcs-url", "http://127.0.0.1:1", "--pcs-root-crl-url", "http://127.0.0.1:1/r.der"},
 			exitUnavailable, []string{"REJECTED: collateral_unavailable"}, ""},
 		{"offline without collateral", []string{tdxFile("teekit-phala-quote.dat"), "--offline"}, exitUnavailable, []string{"REJECTED: collateral_unavailable", "offline"}, ""},
@@ -115,7 +119,7 @@ func TestVerifyCLITDX(t *testing.T) {
 // --json gives the TDX claims of SPEC "Intel TDX" as lowercase hex.
 func TestVerifyCLITDXJSON(t *testing.T) {
 	t.Parallel()
-	code, out, errOut := runCLI(append([]string{"verify", tdxFile("trustee-quote-6.dat"), "--json"}, col2025("trustee-tcbinfo-00a06d080000.json")...)...)
+	code, out, errOut := runCLI(append([]string{"verify", tdxFile("trustee-quote-6.dat"), "--json", "--tcb-status", "OutOfDate"}, col2025("trustee-tcbinfo-00a06d080000.json")...)...)
 	if code != exitOK {
 		t.Fatalf("exit %d\n%s\n%s", code, out, errOut)
 	}
