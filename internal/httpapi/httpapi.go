@@ -305,7 +305,7 @@ func writeError(w http.ResponseWriter, err error) {
 	setRetryAfter(w, err)
 	r := attest.ReasonOf(err)
 	noteReason(w, r)
-	writeJSON(w, r.Status(), v1.Error{Error: message(r), Reason: string(r)})
+	writeJSON(w, r.Status(), v1.Error{Error: message(r, teeOf(w)), Reason: string(r)})
 }
 
 func writeJSON(w http.ResponseWriter, code int, v any) {
