@@ -373,7 +373,7 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	a.log.Info("serving", "addr", ln.Addr().String(), "tls", a.tls != nil, "client_certificates_required", a.cfg.ClientCA != "",
-		"appraisal_policy_id", a.engine.ID())
+		"appraisal_policy_id", a.engine.ID(), "policy_reason_codes", a.engine.ReasonCodes())
 	select {
 	case err := <-errc:
 		return err

@@ -17,7 +17,7 @@ import (
 // every other policy, and the default policy once its source changes
 // without this file, goes through OPA (TestFastPathKeyedToSource fails
 // then, as a reminder to update both).
-const fastPathSource = "c65f2b63a106989b901b73e7664003c003795bd2bbf2854f4bce76da04d8413d"
+const fastPathSource = "93760d71e25a287a5e6f64666afcb59224c9aa9319d7e230b03bb914900a43a9"
 
 // fastPath is the default policy compiled by hand for one set of reference
 // values: it gives the decisions OPA gives for that policy
