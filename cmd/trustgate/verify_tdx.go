@@ -171,9 +171,10 @@ func verifyTDX(raw []byte, o *tdxOptions, c common, stdout, stderr io.Writer) in
 	if err == nil && opts.Collateral == nil && !opts.NoCollateral {
 		// Intel's PCS through the collateral cache (what earlier runs
 		// fetched and 'trustgate certs import' stored); offline, the cache
-		// only. A CLI waits for its fetches to end.
+		// only. A CLI waits for its fetches to end, each at most as long as
+		// the server waits for one (pcs.DefaultFetchWait).
 		svc, err := pcs.New(pcs.Config{URL: o.pcsURL, RootCRLURL: o.rootCRLURL, Offline: c.offline, Clock: opts.Now,
-			Logger: cliLogger(stderr), FetchTimeout: 45 * time.Second, FetchWait: -1})
+			Logger: cliLogger(stderr), FetchTimeout: pcs.DefaultFetchWait, FetchWait: -1})
 		if err != nil {
 			return usageErr("%v", err)
 		}
