@@ -249,6 +249,9 @@ func New(ctx context.Context, cfg config.Config, d Deps) (_ *App, err error) {
 		Metrics: m.Handler(), Observer: m, Logger: log,
 		DevSimulator: cfg.DevSimulator, RequireClientCert: cfg.ClientCA != "",
 	})
+	if cfg.DevSimulator {
+		a.handler = loopbackHostOnly(a.handler)
+	}
 	return a, nil
 }
 

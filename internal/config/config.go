@@ -116,7 +116,9 @@ type Config struct {
 	// or error.
 	LogLevel string `yaml:"log_level"`
 	// DevSimulator trusts the simulator's AMD root and marks every token;
-	// refused unless Listen is a loopback address.
+	// refused unless Listen is a loopback address. Only the --dev-simulator
+	// flag sets it (a config file or TRUSTGATE_DEV_SIMULATOR is an error),
+	// and requests whose Host is not a loopback name are answered 421.
 	DevSimulator bool `yaml:"dev_simulator"`
 	// AdminListen is the admin API's own address; "" means no admin API.
 	// It is served with TLSCert/TLSKey when they are set, plain HTTP
@@ -215,6 +217,14 @@ func Load(path string, env []string) (Config, error) {
 		dec.KnownFields(true)
 		if err := dec.Decode(&c); err != nil && !errors.Is(err, io.EOF) {
 			return c, fmt.Errorf("%s: %w", path, err)
+		}
+		if c.DevSimulator {
+			return c, fmt.Errorf("%s: dev_simulator is set by the --dev-simulator flag only, never by a file", path)
+		}
+	}
+	for _, kv := range env {
+		if strings.HasPrefix(kv, "TRUSTGATE_DEV_SIMULATOR=") {
+			return c, errors.New("TRUSTGATE_DEV_SIMULATOR: dev_simulator is set by the --dev-simulator flag only, never by the environment")
 		}
 	}
 	return c, applyEnv(&c, env)

@@ -170,3 +170,23 @@ func TestLogLevel(t *testing.T) {
 		t.Error("no --log-level flag")
 	}
 }
+
+// dev_simulator is switched on by the flag only (issue 21, item 12): the
+// environment or a config file that sets it is an error.
+func TestDevSimulatorFlagOnly(t *testing.T) {
+	t.Parallel()
+	if _, err := Load("", []string{"TRUSTGATE_DEV_SIMULATOR=true"}); err == nil {
+		t.Error("TRUSTGATE_DEV_SIMULATOR switched dev_simulator on")
+	}
+	p := filepath.Join(t.TempDir(), "c.yaml")
+	if err := os.WriteFile(p, []byte("dev_simulator: true\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Load(p, nil); err == nil {
+		t.Error("a config file switched dev_simulator on")
+	}
+	c := Default()
+	if err := c.SetFlag("dev-simulator", "true"); err != nil || !c.DevSimulator {
+		t.Errorf("the flag: %v", err)
+	}
+}

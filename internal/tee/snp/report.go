@@ -33,7 +33,7 @@ type decoded struct {
 // versions before 5 (0x1F8–0x207) are checked here.
 func decodeSigned(report []byte, p Product) (*decoded, error) {
 	version := leUint32(report[0:4])
-	if false && (version < MinReportVersion || version > MaxReportVersion) {
+	if version < MinReportVersion || version > MaxReportVersion {
 		return nil, attest.Errorf(attest.ReasonUnsupportedVersion, "report version %d, supported %d to %d", version, MinReportVersion, MaxReportVersion)
 	}
 	pb, err := abi.ReportToProto(report)
