@@ -196,3 +196,19 @@ func TestImageServesPublishedPort(t *testing.T) {
 		t.Errorf("exit status %s after SIGTERM\n%s", code, logs)
 	}
 }
+
+// The first command a user tries in the image works with nothing mounted
+// and no network, also with a read-only root: the demo (the image has no
+// /tmp; the demo works in the cache volume).
+func TestImageDemo(t *testing.T) {
+	t.Parallel()
+	d := testkit.RequireDocker(t)
+	img := d.Image()
+	for _, extra := range [][]string{nil, {"--read-only", "--cap-drop", "ALL"}} {
+		args := append(append([]string{"run", "--rm", "--network", "none"}, extra...), img, "demo")
+		out, err := d.Try(args...)
+		if err != nil || !strings.Contains(out, "All steps held") {
+			t.Errorf("docker %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+	}
+}

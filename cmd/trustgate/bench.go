@@ -29,7 +29,7 @@ import (
 	"github.com/trustgate/trustgate/internal/sim"
 )
 
-const benchUsage = `usage: trustgate bench --verifier URL [--verifier URL ...] [-n N] [-c C] [--tee sev-snp|tdx] [--sim-measurement HEX] [--ca FILE] [--cert FILE --key FILE]
+const benchUsage = `usage: trustgate bench --verifier URL [--verifier URL ...] [-n N] [-c C] [--tee sev-snp|tdx] [--sim-measurement HEX] [--ca FILE] [--cert FILE --key FILE] [--redis URL [--redis-monitor]]
 
 bench is a load generator for a running 'trustgate serve --dev-simulator'.
 It prepares N attest requests (a challenge each and a simulated SEV-SNP
@@ -49,6 +49,16 @@ and the CPU time of one bare ECDSA P-384 verification in this process
 divided by it (the "server cpu" ratio; 1 would be a verifier that does
 nothing but that one verification). Given several --verifier URLs, request
 i goes to verifier i mod k (its challenge too), and their CPU is summed.
+
+With --redis URL (the verifiers' redis setting), it reads Redis's INFO
+before the first challenge and after the last answer and prints the Redis
+commands per attestation (total_commands_processed: a script's own
+commands count too), Redis's CPU time per attestation, and that CPU time
+divided by the verifiers'. With --redis-monitor (a redis:// URL) it also
+counts what MONITOR shows during the load: commands clients sent (one
+round trip each, unless pipelined) and commands scripts ran, per
+attestation, the verifiers' periodic probes and polls included. MONITOR
+slows Redis: take throughput and CPU figures from a run without it.
 
 Exit status: 0 every attestation affirmed, 1 some were refused (the reasons
 are counted), 2 usage error, 3 the verifier is unavailable.
@@ -72,6 +82,8 @@ func cmdBench(args []string, stdout, stderr io.Writer) int {
 	caFile := fs.String("ca", "", "trust the verifier's TLS certificate under this CA `FILE` (PEM)")
 	certFile := fs.String("cert", "", "client TLS certificate `FILE` (PEM), with --key")
 	keyFile := fs.String("key", "", "client TLS key `FILE` (PEM), with --cert")
+	redisURL := fs.String("redis", "", "the verifiers' Redis `URL`: print its commands and CPU per attestation (INFO)")
+	redisMonitor := fs.Bool("redis-monitor", false, "with --redis (redis://): also count the commands MONITOR shows during the load")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return exitOK
@@ -93,6 +105,8 @@ func cmdBench(args []string, stdout, stderr io.Writer) int {
 		return usageErr("-c %d: want 1 to 1024", *c)
 	case *tee != "sev-snp" && *tee != "tdx":
 		return usageErr("--tee %q: want sev-snp or tdx", *tee)
+	case *redisMonitor && *redisURL == "":
+		return usageErr("--redis-monitor needs --redis")
 	}
 	m, err := sim.ParseMeasurement(*simMeasurement)
 	if err != nil {
@@ -120,6 +134,12 @@ func cmdBench(args []string, stdout, stderr io.Writer) int {
 		guest = agent.SimTDXDevice{Sim: td}
 	}
 	b := &bench{dev: dev, guest: guest, n: *n, conc: *c}
+	if *redisURL != "" {
+		if b.redis, err = newBenchRedis(*redisURL, *redisMonitor); err != nil {
+			return usageErr("--redis: %v", err)
+		}
+		defer b.redis.c.Close()
+	}
 	for _, u := range verifierURLs {
 		b.cs = append(b.cs, &client.Client{BaseURL: u, HTTP: hc})
 	}
@@ -145,6 +165,7 @@ type bench struct {
 	guest agent.Device
 	n     int
 	conc  int
+	redis *benchRedis // nil without --redis
 }
 
 // client is the verifier of request i.
@@ -165,10 +186,23 @@ type benchResult struct {
 	// challengeCPU is the part of serverCPU spent while the challenges
 	// were issued (before the attestations were sent).
 	challengeCPU time.Duration
+	// redis is Redis's counters over the same span as serverCPU (with
+	// --redis); redisErr why they are unknown.
+	redis    *redisStats
+	redisErr error
+	// monClient and monScript are the commands MONITOR showed during the
+	// load (with --redis-monitor): sent by clients, run by scripts.
+	monClient, monScript int64
+	monErr               error
 }
 
 func (b *bench) run(ctx context.Context) (*benchResult, error) {
 	cpu0, cpuErr := b.serverCPU(ctx)
+	var redis0 redisStats
+	var redisErr error
+	if b.redis != nil {
+		redis0, redisErr = b.redis.stats(ctx)
+	}
 	reqs, err := b.prepare(ctx)
 	if err != nil {
 		return nil, err
@@ -189,7 +223,22 @@ func (b *bench) run(ctx context.Context) (*benchResult, error) {
 	if time.Now().After(earliest(reqs)) {
 		return nil, errors.New("the first nonces expired before the load began: lower -n or raise the verifier's nonce_ttl")
 	}
+	var monErr error
+	if b.redis != nil && b.redis.monitor != nil {
+		monErr = b.redis.monitor.start(ctx, b.redis.url)
+	}
 	res := b.load(ctx, reqs)
+	if b.redis != nil && b.redis.monitor != nil && monErr == nil {
+		res.monClient, res.monScript, monErr = b.redis.monitor.stop()
+	}
+	res.monErr = monErr
+	if b.redis != nil && redisErr == nil {
+		var redis1 redisStats
+		if redis1, redisErr = b.redis.stats(ctx); redisErr == nil {
+			res.redis = &redisStats{commands: redis1.commands - redis0.commands, cpu: redis1.cpu - redis0.cpu}
+		}
+	}
+	res.redisErr = redisErr
 	if cpuErr == nil {
 		var cpu1 time.Duration
 		if cpu1, cpuErr = b.serverCPU(ctx); cpuErr == nil {
@@ -408,6 +457,7 @@ func (r *benchResult) print(w io.Writer, url string, conc int) {
 	fmt.Fprintf(w, "  ratio        %.2f (throughput / baseline)\n", perSec/r.ecdsaPerSec)
 	if r.serverCPUErr != nil {
 		fmt.Fprintf(w, "  server cpu   unknown (%v)\n", r.serverCPUErr)
+		r.printRedis(w, total, 0)
 		return
 	}
 	per := r.serverCPU / time.Duration(total)
@@ -417,4 +467,29 @@ func (r *benchResult) print(w io.Writer, url string, conc int) {
 	}
 	fmt.Fprintf(w, "  server cpu   %.3f ms per attestation, ratio %.2f (one bare ECDSA P-384 verification: %.3f ms of CPU; %.2f s of verifier CPU for %d challenges and attestations, %.2f s of it for the challenges)\n",
 		float64(per.Microseconds())/1000, ratio, float64(r.ecdsaCPU.Microseconds())/1000, r.serverCPU.Seconds(), total, r.challengeCPU.Seconds())
+	r.printRedis(w, total, per)
+}
+
+// printRedis prints the Redis lines (bench --redis); per is the
+// verifiers' CPU per attestation (0: unknown).
+func (r *benchResult) printRedis(w io.Writer, total int, per time.Duration) {
+	switch {
+	case r.redisErr != nil:
+		fmt.Fprintf(w, "  redis        unknown (%v)\n", r.redisErr)
+	case r.redis != nil:
+		rcpu := r.redis.cpu / time.Duration(total)
+		share := "unknown"
+		if per > 0 {
+			share = fmt.Sprintf("%.2f", float64(rcpu)/float64(per))
+		}
+		fmt.Fprintf(w, "  redis        %.2f commands per attestation (INFO total_commands_processed, scripts' own included), %.3f ms of Redis CPU per attestation, %s of the verifiers' (%d commands, %.2f s of Redis CPU)\n",
+			float64(r.redis.commands)/float64(total), float64(rcpu.Microseconds())/1000, share, r.redis.commands, r.redis.cpu.Seconds())
+	}
+	switch {
+	case r.monErr != nil:
+		fmt.Fprintf(w, "  redis rtt    unknown (MONITOR: %v)\n", r.monErr)
+	case r.monClient+r.monScript > 0:
+		fmt.Fprintf(w, "  redis rtt    %.2f client commands per attestation (MONITOR during the load: %d sent by clients, %d run by scripts)\n",
+			float64(r.monClient)/float64(total), r.monClient, r.monScript)
+	}
 }

@@ -81,11 +81,31 @@ func demo(ctx context.Context, w io.Writer, tee string) error {
 	return nil
 }
 
+// demoDir makes the demo's working directory under the temporary directory
+// or, where there is none (the container image is FROM scratch: no /tmp),
+// under the user cache directory, which the image provides as a writable
+// volume even with a read-only root.
+func demoDir() (string, error) {
+	dir, err := os.MkdirTemp("", "trustgate-demo-")
+	if err == nil {
+		return dir, nil
+	}
+	cache, cerr := os.UserCacheDir()
+	if cerr != nil {
+		return "", fmt.Errorf("no working directory: %w (and no cache directory: %v)", err, cerr)
+	}
+	base := filepath.Join(cache, "trustgate")
+	if merr := os.MkdirAll(base, 0o700); merr != nil {
+		return "", fmt.Errorf("no working directory: %w (nor %v)", err, merr)
+	}
+	return os.MkdirTemp(base, "demo-")
+}
+
 // startVerifier is step 1: a verifier with the simulator's root trusted,
 // one approved build and its secret, serving on loopback in this process.
 // stop shuts it down and removes its files.
 func (d *demoRun) startVerifier(ctx context.Context) (stop func(), err error) {
-	dir, err := os.MkdirTemp("", "trustgate-demo-")
+	dir, err := demoDir()
 	if err != nil {
 		return nil, err
 	}

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -40,5 +42,27 @@ func TestDemoTDX(t *testing.T) {
 		if code, _, _ := runCLI(args...); code != exitUsage {
 			t.Errorf("%q: exit %d, want %d", args, code, exitUsage)
 		}
+	}
+}
+
+// Without a temporary directory (the FROM scratch image has no /tmp) the
+// demo works under the user cache directory and leaves nothing there.
+func TestDemoWithoutTempDir(t *testing.T) {
+	cache := t.TempDir()
+	t.Setenv("TMPDIR", filepath.Join(cache, "no-such-dir"))
+	t.Setenv("XDG_CACHE_HOME", cache)
+	if _, err := os.MkdirTemp("", "x"); err == nil {
+		t.Fatal("TMPDIR still usable: the test would not test the fallback")
+	}
+	code, out, errOut := runCLI("demo")
+	if code != exitOK {
+		t.Fatalf("exit %d\n%s\n%s", code, out, errOut)
+	}
+	left, err := os.ReadDir(filepath.Join(cache, "trustgate"))
+	if err != nil {
+		t.Fatalf("the demo did not work under the cache directory: %v", err)
+	}
+	if len(left) != 0 {
+		t.Errorf("the demo left %d entries in %s/trustgate", len(left), cache)
 	}
 }

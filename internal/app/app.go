@@ -57,6 +57,9 @@ type App struct {
 	layer        *admin.Layer
 	metrics      *metrics.Metrics
 	launches     *launch.Tracker
+	shared       *challenge.RedisStore // nil without Redis
+	storeUp      atomic.Bool           // the shared store's last probe answered
+	storeProbed  atomic.Bool           // the shared store was probed once
 	// stopping is set when Serve's context ends: /readyz then fails while
 	// the server goes on serving for shutdown_delay.
 	stopping atomic.Bool
@@ -121,7 +124,10 @@ func New(ctx context.Context, cfg config.Config, d Deps) (_ *App, err error) {
 			cleanup()
 		}
 	}()
-	rdb, err := cfg.RedisClient()
+	// Every new Redis connection checks which server process answers
+	// before anything is written on it (challenge.ConnectCheck).
+	check := &challenge.ConnectCheck{}
+	rdb, err := cfg.RedisClient(check.OnConnect)
 	if err != nil {
 		return nil, err
 	}
@@ -131,12 +137,13 @@ func New(ctx context.Context, cfg config.Config, d Deps) (_ *App, err error) {
 	// Single-use records (nonces, token ids): in Redis when configured, so
 	// that every replica refuses what one of them accepted.
 	var used challenge.Store = challenge.NewMemoryStore(d.Now)
+	var shared *challenge.RedisStore
 	if rdb != nil {
-		rs := challenge.NewRedisStore(rdb, challenge.RedisOptions{Timeout: cfg.StoreTimeout, Logger: log})
-		if err := rs.Init(ctx, d.Now()); err != nil {
+		shared = challenge.NewRedisStore(rdb, challenge.RedisOptions{Timeout: cfg.StoreTimeout, Logger: log, Connect: check})
+		if err := shared.Init(ctx, d.Now()); err != nil {
 			log.Warn("redis: single-use marker not checked at start; the first write will (its guest gets 503 store_unavailable)", "error", err.Error())
 		}
-		used = rs
+		used = shared
 	} else if cfg.NonceKeyFile != "" || cfg.TokenKeyFile != "" {
 		log.Warn("nonce_key_file or token_key_file without redis: single use is per process; another process with the same keys accepts a nonce or token this one accepted (set redis to share the records)")
 	}
@@ -231,7 +238,10 @@ func New(ctx context.Context, cfg config.Config, d Deps) (_ *App, err error) {
 			log.Warn("serving plain HTTP on a non-loopback address: tokens and released secrets' JWEs travel unprotected; set tls_cert/tls_key or put TLS in front")
 		}
 	}
-	a := &App{cfg: cfg, log: log, engine: engine, tokens: tokens, svc: svc, certs: certSvc, tls: tlsCfg, close: cleanup, layer: layer, metrics: m, launches: launches}
+	a := &App{cfg: cfg, log: log, engine: engine, tokens: tokens, svc: svc, certs: certSvc, tls: tlsCfg, close: cleanup, layer: layer, metrics: m, launches: launches, shared: shared}
+	if shared != nil {
+		a.probeStore(ctx)
+	}
 	a.reloadFailed = func(err error) {
 		var fe *policy.FileError
 		if errors.As(err, &fe) && fe.File == policy.ReferenceFile {
@@ -368,6 +378,9 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 	}
 	if a.layer != nil && a.cfg.Redis != "" {
 		go a.layer.Follow(watchCtx, min(a.cfg.ReloadInterval, adminPollInterval))
+	}
+	if a.shared != nil {
+		go a.followStore(watchCtx)
 	}
 	if a.tls != nil {
 		srv.TLSConfig = a.tls

@@ -8,8 +8,11 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
+	v1 "github.com/trustgate/trustgate/api/v1"
 	"github.com/trustgate/trustgate/internal/admin"
 	"github.com/trustgate/trustgate/internal/attest"
 	"github.com/trustgate/trustgate/internal/config"
@@ -147,5 +150,85 @@ func TestLaunchSequenceInMemory(t *testing.T) {
 	g := newGuest(t, sim.Options{})
 	if got := []uint64{s.attestSeq(t, g), s.attestSeq(t, g)}; got[0] != 1 || got[1] != 2 {
 		t.Fatalf("sequence %v", got)
+	}
+}
+
+// SPEC "The store's cost": 32 concurrent attestations of one launch at
+// two replicas sharing a real Redis are all affirmed, each with its own
+// launch_seq (1 to 32), none refused store_unavailable for the race. With
+// the default policy (it never reads input.launch) no launch record is
+// read apart from the one script per attestation (no HGETALL), which ran
+// its SET once per nonce; with a policy that reads input.launch, the
+// attestations that lost a race are judged again with the new record.
+func TestConcurrentAttestationsOfOneLaunch(t *testing.T) {
+	t.Parallel()
+	const readsLaunch = "package trustgate\n\ndecision := {\"allow\": true, \"reasons\": [], \"label\": sprintf(\"seq-%d\", [input.launch.seq])} if not input.launch.new_chip\n\ndecision := {\"allow\": false, \"reasons\": [\"policy_clone\"]} if input.launch.new_chip\n"
+	for _, tc := range []struct {
+		name   string
+		policy string
+	}{{"default policy", ""}, {"policy reading input.launch", readsLaunch}} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			srv := testkit.StartRedisServer(t)
+			dir := t.TempDir()
+			nonceKey, tokenKey, launchKey := filepath.Join(dir, "nonce.key"), filepath.Join(dir, "token.pem"), filepath.Join(dir, "launch.key")
+			os.WriteFile(nonceKey, []byte(strings.Repeat("cd", 32)), 0o600)
+			writeTokenKey(t, tokenKey)
+			policyFile := ""
+			if tc.policy != "" {
+				policyFile = filepath.Join(dir, "policy.rego")
+				os.WriteFile(policyFile, []byte(tc.policy), 0o600)
+			}
+			shared := func(c *config.Config) {
+				c.Redis, c.NonceKeyFile, c.TokenKeyFile, c.LaunchKeyFile, c.Policy = "redis://"+srv.Addr, nonceKey, tokenKey, launchKey, policyFile
+				// A store call that a busy machine delays past the
+				// default second is a 503, which this test is not about.
+				c.StoreTimeout = 10 * time.Second
+			}
+			a := startServer(t, refYAML(""), shared)
+			b := startServer(t, refYAML(""), shared)
+			rid := [32]byte{0x32}
+			g := newGuest(t, sim.Options{ReportID: &rid})
+			const n = 32
+			reqs := make([]v1.AttestRequest, n)
+			for i := range reqs {
+				reqs[i] = g.request([]*server{a, b}[i%2].challenge(t), false)
+			}
+			ctx := context.Background()
+			if err := srv.Client.ConfigResetStat(ctx).Err(); err != nil {
+				t.Fatal(err)
+			}
+			seqs := make([]uint64, n)
+			errs := make([]error, n)
+			var wg sync.WaitGroup
+			for i := range reqs {
+				wg.Go(func() {
+					resp, err := []*server{a, b}[i%2].c.Attest(ctx, reqs[i])
+					if errs[i] = err; err == nil {
+						seqs[i] = launchSeq(t, resp.Token)
+					}
+				})
+			}
+			wg.Wait()
+			seen := map[uint64]bool{}
+			for i, err := range errs {
+				if err != nil {
+					t.Fatalf("attestation %d of %d: %v (want all affirmed)\n%s\n%s", i, n, err, a.logText(), b.logText())
+				}
+				seen[seqs[i]] = true
+			}
+			for s := uint64(1); s <= n; s++ {
+				if !seen[s] {
+					t.Fatalf("launch_seq %d missing: got %v, want 1..%d each once", s, seqs, n)
+				}
+			}
+			calls := commandCalls(t, srv)
+			if calls["set"] != n {
+				t.Errorf("%d single-use writes for %d attestations, want one each", calls["set"], n)
+			}
+			if tc.policy == "" && calls["hgetall"] != 0 {
+				t.Errorf("%d launch record reads (HGETALL) with a policy that never reads input.launch, want none", calls["hgetall"])
+			}
+		})
 	}
 }

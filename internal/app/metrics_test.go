@@ -176,7 +176,8 @@ func TestPrometheusScrapesTheVerifier(t *testing.T) {
 					continue
 				}
 				if tee != "tdx" && (strings.Contains(q, "trustgate_attestations_total") || strings.Contains(q, "trustgate_launch_") ||
-					strings.Contains(q, "trustgate_config_reload_failures_total") || strings.Contains(q, "trustgate_kds_held_back_seconds")) && len(r) == 0 {
+					strings.Contains(q, "trustgate_config_reload_failures_total") || strings.Contains(q, "trustgate_kds_held_back_seconds") ||
+					strings.Contains(q, "trustgate_store_up")) && len(r) == 0 {
 					t.Errorf("panel %q: no data for %s", p.Title, q)
 				}
 			}

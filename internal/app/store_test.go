@@ -227,9 +227,17 @@ func TestRedisStalledAnsweredWithinStoreTimeout(t *testing.T) {
 }
 
 // singleUseWrites is how many times Redis ran a single-use write since
-// the last CONFIG RESETSTAT: the script (EVALSHA or EVAL), or a bare SET
-// when no script ran (the commands a script calls count as well).
+// the last CONFIG RESETSTAT: the SET of a record, which each run of the
+// single-use script does once past its checks (the commands a script calls
+// count as well; the connection check and the probe run no SET).
 func singleUseWrites(t *testing.T, srv *testkit.Redis) int {
+	t.Helper()
+	return commandCalls(t, srv)["set"]
+}
+
+// commandCalls is how many times Redis ran each command since the last
+// CONFIG RESETSTAT (INFO commandstats; a script's commands included).
+func commandCalls(t *testing.T, srv *testkit.Redis) map[string]int {
 	t.Helper()
 	info, err := srv.Client.Info(context.Background(), "commandstats").Result()
 	if err != nil {
@@ -246,10 +254,7 @@ func singleUseWrites(t *testing.T, srv *testkit.Redis) int {
 			t.Fatalf("commandstats line %q", line)
 		}
 	}
-	if n := calls["evalsha"] + calls["eval"]; n > 0 {
-		return n
-	}
-	return calls["set"]
+	return calls
 }
 
 // Without Redis a verifier's records begin at its start: restarted with
@@ -412,5 +417,43 @@ func waitReady(t *testing.T, url string, d time.Duration) {
 			t.Fatalf("/readyz not 200 within %s (last: %v)", d, err)
 		}
 		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// SPEC "The store's cost": trustgate_store_up is the replica's own probe
+// of its store, whether or not requests arrive. A replica that serves
+// nothing sees Redis go (0) and come back (1) without one request; no
+// attestation is refused meanwhile, so a count of 503s could not have
+// told. Waits are for the state, bounded generously, never timed.
+func TestStoreUpProbedWithoutRequests(t *testing.T) {
+	t.Parallel()
+	srv := testkit.StartRedisServer(t)
+	s := startServerAt(t, func(c *config.Config) { c.Redis = "redis://" + srv.Addr }, nil)
+	storeUp := func() string {
+		for _, line := range strings.Split(scrapeMetrics(t, http.DefaultClient, s.url), "\n") {
+			if v, ok := strings.CutPrefix(line, "trustgate_store_up "); ok {
+				return v
+			}
+		}
+		t.Fatal("/metrics has no trustgate_store_up")
+		return ""
+	}
+	waitStoreUp := func(want string) {
+		t.Helper()
+		deadline := time.Now().Add(60 * time.Second)
+		for storeUp() != want {
+			if time.Now().After(deadline) {
+				t.Fatalf("trustgate_store_up is %s, want %s", storeUp(), want)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	waitStoreUp("1")
+	srv.Kill()
+	waitStoreUp("0")
+	srv.Restart()
+	waitStoreUp("1")
+	if m := scrapeMetrics(t, http.DefaultClient, s.url); strings.Contains(m, `reason="store_unavailable"} 1`) {
+		t.Error("a store_unavailable refusal was counted without any request")
 	}
 }

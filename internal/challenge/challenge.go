@@ -149,6 +149,10 @@ func (i *Issuer) Check(n attest.Nonce) error {
 	return nil
 }
 
+// nonceID is n's record id: the MAC half identifies the nonce; it is not
+// secret once issued.
+func nonceID(n attest.Nonce) string { return "nonce:" + hex.EncodeToString(n[32:]) }
+
 func issued(n attest.Nonce) time.Time { return millis48(n[1:7]) }
 func expiry(n attest.Nonce) time.Time { return millis48(n[7:13]) }
 
@@ -159,8 +163,7 @@ func (i *Issuer) Consume(ctx context.Context, n attest.Nonce) error {
 	if err := i.Check(n); err != nil {
 		return err
 	}
-	// The MAC half identifies the nonce; it is not secret once issued.
-	first, err := i.store.Consume(ctx, "nonce:"+hex.EncodeToString(n[32:]), issued(n), expiry(n))
+	first, err := i.store.Consume(ctx, nonceID(n), issued(n), expiry(n))
 	if err != nil {
 		return attest.Errorf(attest.ReasonStoreUnavailable, "recording the nonce: %w", err)
 	}
@@ -168,4 +171,45 @@ func (i *Issuer) Consume(ctx context.Context, n attest.Nonce) error {
 		return attest.Errorf(attest.ReasonNonceReplayed, "nonce was already used")
 	}
 	return nil
+}
+
+// JointStore is a Store that can do one more write together with a
+// record's first use, atomically (RedisStore).
+type JointStore interface {
+	Store
+	ConsumeJoint(ctx context.Context, id string, issued, until time.Time, j *Joint) (first bool, reply []any, err error)
+}
+
+// Joint reports whether the issuer's store does joint writes (ConsumeJoint
+// with a Joint).
+func (i *Issuer) Joint() bool {
+	_, ok := i.store.(JointStore)
+	return ok
+}
+
+// ConsumeJoint is Consume with j's write done in the same store step, only
+// if n is a first use: j's reply then. When j's check refused, nothing is
+// recorded: ErrJointRefused and the refusal. A nil j is Consume; a j given
+// to an issuer whose store does no joint writes is internal_error.
+func (i *Issuer) ConsumeJoint(ctx context.Context, n attest.Nonce, j *Joint) ([]any, error) {
+	if j == nil {
+		return nil, i.Consume(ctx, n)
+	}
+	if err := i.Check(n); err != nil {
+		return nil, err
+	}
+	js, ok := i.store.(JointStore)
+	if !ok {
+		return nil, attest.Errorf(attest.ReasonInternalError, "the nonce store (%T) does no joint writes", i.store)
+	}
+	first, reply, err := js.ConsumeJoint(ctx, nonceID(n), issued(n), expiry(n), j)
+	switch {
+	case errors.Is(err, ErrJointRefused):
+		return reply, err
+	case err != nil:
+		return nil, attest.Errorf(attest.ReasonStoreUnavailable, "recording the nonce: %w", err)
+	case !first:
+		return nil, attest.Errorf(attest.ReasonNonceReplayed, "nonce was already used")
+	}
+	return reply, nil
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"strconv"
 	"strings"
@@ -95,51 +96,77 @@ func TestRedisStoreRefusesRecordsIssuedBeforeALoss(t *testing.T) {
 		{"restarted from an older snapshot", (*testkit.Redis).Snapshot, (*testkit.Redis).RestartFromSnapshot, "another Redis server process"},
 	}
 	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			t.Parallel()
-			srv := testkit.StartRedisServer(t)
-			var logs lockedBuffer
-			log := slog.New(slog.NewTextHandler(&logs, nil))
-			a := NewRedisStore(srv.Client, RedisOptions{Logger: log})
-			b := NewRedisStore(srv.Client, RedisOptions{Logger: log})
-			ctx := context.Background()
-			start := time.Now()
-			if err := a.Init(ctx, start); err != nil {
-				t.Fatal(err)
-			}
-			if tc.before != nil {
-				tc.before(srv)
-			}
-			until := start.Add(time.Minute)
-			if first, err := a.Consume(ctx, "used", start, until); !first || err != nil {
-				t.Fatalf("before the loss: %v, %v", first, err)
-			}
-			tc.loss(srv)
+		for _, onConnect := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s/connect check %v", tc.name, onConnect), func(t *testing.T) {
+				t.Parallel()
+				srv := testkit.StartRedisServer(t)
+				var logs lockedBuffer
+				log := slog.New(slog.NewTextHandler(&logs, nil))
+				// Two replicas, each with its own client; with a
+				// ConnectCheck, as a server has, the run_id is checked
+				// per connection instead of per write.
+				a, b := lossStore(t, srv, log, onConnect), lossStore(t, srv, log, onConnect)
+				testLoss(t, srv, &logs, a, b, tc.before, tc.loss, tc.cause)
+			})
+		}
+	}
+}
 
-			for _, id := range []string{"used", "used", "issued before, unused"} {
-				first, err := b.Consume(ctx, id, start, until)
-				if first || !errors.Is(err, ErrIssuedBeforeRecords) {
-					t.Fatalf("%s, after the loss: first %v, %v; want ErrIssuedBeforeRecords", id, first, err)
-				}
-			}
-			if n := strings.Count(logs.String(), "may have lost records"); n != 1 || !strings.Contains(logs.String(), tc.cause) {
-				t.Fatalf("%d loss warnings, want 1 saying %q:\n%s", n, tc.cause, logs.String())
-			}
-			ms, err := srv.Client.HGet(ctx, DefaultRedisPrefix+"epoch", "from").Result()
-			if err != nil {
-				t.Fatal(err)
-			}
-			fromMs, _ := strconv.ParseInt(ms, 10, 64)
-			from := time.UnixMilli(fromMs)
-			if !from.After(start) {
-				t.Fatalf("records begin at %v, not after the first record (%v)", from, start)
-			}
-			for _, want := range []bool{true, false} {
-				if first, err := a.Consume(ctx, "new", from, from.Add(time.Minute)); first != want || err != nil {
-					t.Fatalf("issued at the new beginning: first %v, %v; want %v", first, err, want)
-				}
-			}
-		})
+// lossStore is a store of its own client of srv, with a ConnectCheck when
+// onConnect is set.
+func lossStore(t *testing.T, srv *testkit.Redis, log *slog.Logger, onConnect bool) *RedisStore {
+	t.Helper()
+	o := &redis.Options{Addr: srv.Addr, MaxRetries: -1, ContextTimeoutEnabled: true}
+	var k *ConnectCheck
+	if onConnect {
+		k = &ConnectCheck{}
+		o.OnConnect = k.OnConnect
+	}
+	c := redis.NewClient(o)
+	t.Cleanup(func() { c.Close() })
+	return NewRedisStore(c, RedisOptions{Logger: log, Connect: k})
+}
+
+// testLoss consumes a record at a, loses it with loss, and checks that b
+// refuses it (see TestRedisStoreRefusesRecordsIssuedBeforeALoss).
+func testLoss(t *testing.T, srv *testkit.Redis, logs *lockedBuffer, a, b *RedisStore, before, loss func(*testkit.Redis), cause string) {
+	t.Helper()
+	ctx := context.Background()
+	start := time.Now()
+	if err := a.Init(ctx, start); err != nil {
+		t.Fatal(err)
+	}
+	if before != nil {
+		before(srv)
+	}
+	until := start.Add(time.Minute)
+	if first, err := a.Consume(ctx, "used", start, until); !first || err != nil {
+		t.Fatalf("before the loss: %v, %v", first, err)
+	}
+	loss(srv)
+
+	for _, id := range []string{"used", "used", "issued before, unused"} {
+		first, err := b.Consume(ctx, id, start, until)
+		if first || !errors.Is(err, ErrIssuedBeforeRecords) {
+			t.Fatalf("%s, after the loss: first %v, %v; want ErrIssuedBeforeRecords", id, first, err)
+		}
+	}
+	if n := strings.Count(logs.String(), "may have lost records"); n != 1 || !strings.Contains(logs.String(), cause) {
+		t.Fatalf("%d loss warnings, want 1 saying %q:\n%s", n, cause, logs.String())
+	}
+	ms, err := srv.Client.HGet(ctx, DefaultRedisPrefix+"epoch", "from").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	fromMs, _ := strconv.ParseInt(ms, 10, 64)
+	from := time.UnixMilli(fromMs)
+	if !from.After(start) {
+		t.Fatalf("records begin at %v, not after the first record (%v)", from, start)
+	}
+	for _, want := range []bool{true, false} {
+		if first, err := a.Consume(ctx, "new", from, from.Add(time.Minute)); first != want || err != nil {
+			t.Fatalf("issued at the new beginning: first %v, %v; want %v", first, err, want)
+		}
 	}
 }
 
@@ -329,5 +356,47 @@ func TestRedisStoreOverCluster(t *testing.T) {
 	replica.WaitInSync()
 	if first, err := s.Consume(ctx, "nonce:c", now, until); !first || err != nil {
 		t.Errorf("a new id with the replica back: %v, %v", first, err)
+	}
+}
+
+// With a ConnectCheck (as a server has), a write is one script that reads
+// no INFO: the run_id and the replica count are read once per connection.
+// Counted by Redis itself (INFO commandstats), not timed.
+func TestConnectCheckKeepsINFOOffTheWrites(t *testing.T) {
+	t.Parallel()
+	srv := testkit.StartRedisServer(t)
+	s := lossStore(t, srv, nil, true)
+	ctx := context.Background()
+	now := time.Now()
+	if err := s.Init(ctx, now); err != nil {
+		t.Fatal(err)
+	}
+	// stats reads INFO's and scripts' calls in one INFO.
+	stats := func() (infos, scripts int64) {
+		info := srv.Client.Info(ctx, "commandstats").Val()
+		stat := func(cmd string) int64 {
+			_, rest, ok := strings.Cut(info, "cmdstat_"+cmd+":calls=")
+			if !ok {
+				return 0
+			}
+			n, _ := strconv.ParseInt(rest[:strings.IndexByte(rest, ',')], 10, 64)
+			return n
+		}
+		return stat("info"), stat("evalsha") + stat("eval")
+	}
+	infos, evals := stats()
+	const writes = 20
+	for i := range writes {
+		if first, err := s.Consume(ctx, fmt.Sprint("nonce:", i), now, now.Add(time.Minute)); !first || err != nil {
+			t.Fatalf("write %d: %v, %v", i, first, err)
+		}
+	}
+	infos2, evals2 := stats()
+	// One INFO is the first reading of commandstats itself.
+	if d := infos2 - infos; d > 1 {
+		t.Errorf("%d INFO calls for %d writes, want none", d-1, writes)
+	}
+	if d := evals2 - evals; d != writes {
+		t.Errorf("%d scripts for %d writes, want one each", d, writes)
 	}
 }

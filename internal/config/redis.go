@@ -1,6 +1,7 @@
 package config
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -35,16 +36,26 @@ const (
 // take no query: whatever the scheme, a command is never retried and every
 // dial, read, write and wait for a pooled connection is bounded by
 // StoreTimeout, as RedisOptions says.
-func (c Config) RedisClient() (redis.UniversalClient, error) {
+//
+// onConnect, if given, is the client's OnConnect hook: it runs on every
+// new connection before any command of the caller's (to a sentinel too).
+func (c Config) RedisClient(onConnect ...func(context.Context, *redis.Conn) error) (redis.UniversalClient, error) {
 	f, cl, o, err := c.redisSetup()
+	var hook func(context.Context, *redis.Conn) error
+	if len(onConnect) > 0 {
+		hook = onConnect[0]
+	}
 	switch {
 	case err != nil:
 		return nil, err
 	case f != nil:
+		f.OnConnect = hook
 		return redis.NewFailoverClient(f), nil
 	case cl != nil:
+		cl.OnConnect = hook
 		return redis.NewClusterClient(cl), nil
 	case o != nil:
+		o.OnConnect = hook
 		return redis.NewClient(o), nil
 	}
 	return nil, nil

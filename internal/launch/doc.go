@@ -25,11 +25,16 @@
 // the key (`trustgate fleet lookup`) can compute a guest's pseudonym from
 // its REPORT_ID; nobody else can link a record to a guest.
 //
-// Ordering, as the verifier uses it: Lookup after the evidence verified
-// and before the policy (the policy sees the View as input.launch), Commit
-// only once the attestation is affirmed and its nonce consumed. Commit is
-// a compare-and-set on the sequence Lookup saw: a concurrent attestation
-// of the same launch makes it fail with ErrConflict, and the verifier looks
-// up again and asks the policy again, so that the policy always decided on
-// the record the sequence number it issues follows.
+// Ordering, as the verifier uses it: for a policy that reads
+// input.launch, Lookup after the evidence verified and before the policy
+// (the policy sees the View as input.launch), and CommitConsuming only once
+// the attestation is affirmed: a compare-and-set on the sequence Lookup
+// saw, done with the nonce's consumption (one Redis script, see
+// RedisStore). A concurrent attestation of the same launch makes it fail
+// with ErrConflict, handing back the record as it is now, and the verifier
+// asks the policy again, so that the policy always decided on the record
+// the sequence number it issues follows. For a policy that never reads
+// input.launch, Begin instead of Lookup: nothing is read, and the commit
+// takes the next number whatever it is (never a conflict). Commit and
+// Refresh are the compare-and-set and the read on their own.
 package launch

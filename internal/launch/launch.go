@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/trustgate/trustgate/internal/attest"
+	"github.com/trustgate/trustgate/internal/challenge"
 )
 
 // KeySize is the size of a generated launch key, in bytes; MinKeySize the
@@ -256,14 +257,21 @@ func (t *Tracker) Keyer() *Keyer { return t.keyer }
 // Store returns the tracker's store.
 func (t *Tracker) Store() Store { return t.o.Store }
 
-// Pending is one attestation's launch, looked up and not yet committed.
+// Pending is one attestation's launch, looked up (or begun) and not yet
+// committed.
 type Pending struct {
 	tee          string
 	launch, chip Pseudonym
 	prev         Record
 	found        bool
-	counted      bool // the anomaly, if any, was counted
+	counted      bool            // the anomaly, if any, was counted
+	v            attest.Verified // the claims whose view this is
+	read         bool            // prev was read: Commit is a compare-and-set on it
+	consumed     bool            // the nonce was consumed (not jointly)
 }
+
+// Launch is the pseudonym of p's launch.
+func (p *Pending) Launch() Pseudonym { return p.launch }
 
 // View is the policy's input.launch for p.
 func (p *Pending) View() *attest.Launch {
@@ -288,12 +296,26 @@ func (t *Tracker) Lookup(ctx context.Context, v attest.Verified) (*Pending, erro
 		return nil, nil
 	}
 	tee := v.TEEName()
-	p := &Pending{tee: tee, launch: t.keyer.Launch(tee, id), chip: t.keyer.Chip(tee, chip)}
+	p := &Pending{tee: tee, launch: t.keyer.Launch(tee, id), chip: t.keyer.Chip(tee, chip), v: v, read: true}
 	if err := t.read(ctx, p); err != nil {
 		return nil, err
 	}
 	SetView(v, p.View())
 	return p, nil
+}
+
+// Begin is Lookup without reading the record, for a policy that never
+// reads input.launch: v gets no view, and CommitConsuming gives the
+// attestation the next sequence number, whatever the record holds by
+// then (concurrent attestations of the launch never conflict). nil for
+// evidence without a launch identity.
+func (t *Tracker) Begin(v attest.Verified) *Pending {
+	id, chip, ok := Identity(v)
+	if !ok {
+		return nil
+	}
+	tee := v.TEEName()
+	return &Pending{tee: tee, launch: t.keyer.Launch(tee, id), chip: t.keyer.Chip(tee, chip), v: v}
 }
 
 // Refresh reads p's record again after ErrConflict and gives v (the same
@@ -311,12 +333,18 @@ func (t *Tracker) read(ctx context.Context, p *Pending) error {
 	if err != nil {
 		return err
 	}
+	t.saw(p, r, found)
+	return nil
+}
+
+// saw sets p's record as read (or as a joint script found it), counting
+// its anomaly once.
+func (t *Tracker) saw(p *Pending, r Record, found bool) {
 	p.prev, p.found = r, found
 	if p.newChip() && !p.counted && t.o.Observer != nil {
 		p.counted = true
 		t.o.Observer.LaunchAnomaly(AnomalyNewChip)
 	}
-	return nil
 }
 
 // Commit records p's attestation as affirmed and returns its sequence
@@ -325,9 +353,82 @@ func (t *Tracker) Commit(ctx context.Context, p *Pending) (uint64, error) {
 	if err := t.o.Store.Commit(ctx, p.launch, p.tee, p.chip, p.prev.Seq, t.o.Now(), t.o.Retention); err != nil {
 		return 0, err
 	}
-	seq := p.prev.Seq + 1
+	return t.committed(p.prev.Seq + 1), nil
+}
+
+func (t *Tracker) committed(seq uint64) uint64 {
 	if t.o.Observer != nil {
 		t.o.Observer.LaunchCommitted(seq)
 	}
-	return seq, nil
+	return seq
+}
+
+// Consumer consumes one attestation's nonce (challenge.Issuer, bound to
+// the nonce).
+type Consumer interface {
+	// Joint reports whether Consume can do a joint write (the nonce's
+	// store is Redis).
+	Joint() bool
+	// Consume consumes the nonce, with j's write in the same store step
+	// when j is not nil (challenge.Issuer.ConsumeJoint).
+	Consume(ctx context.Context, j *challenge.Joint) ([]any, error)
+}
+
+// jointStore is a Store whose commits can go with a nonce's consumption
+// in one script (RedisStore).
+type jointStore interface {
+	joint(p *Pending, now time.Time, retention time.Duration) *challenge.Joint
+}
+
+// CommitConsuming consumes the attestation's nonce through c and commits
+// p, in one store step (one Redis script) when both are in Redis; else
+// the nonce first, once, then the record. The sequence number follows the
+// record p read (Lookup): a compare-and-set, ErrConflict when it changed
+// since, and p and its claims' view then hold the record as it is now (a
+// Redis script read it in the same step, and consumed nothing); ask the
+// policy again, then call CommitConsuming again. A p begun without a read
+// (Begin) gets the next sequence number, with no conflict.
+func (t *Tracker) CommitConsuming(ctx context.Context, p *Pending, c Consumer) (uint64, error) {
+	if js, ok := t.o.Store.(jointStore); ok && c.Joint() && !p.consumed {
+		reply, err := c.Consume(ctx, js.joint(p, t.o.Now(), t.o.Retention))
+		if err != nil && !errors.Is(err, challenge.ErrJointRefused) {
+			return 0, err
+		}
+		r, found, perr := parseJointReply(p, reply)
+		if perr != nil {
+			return 0, attest.Errorf(attest.ReasonInternalError, "launch record: %w", perr)
+		}
+		t.saw(p, r, found)
+		if err != nil { // refused: the record changed since p read it
+			SetView(p.v, p.View())
+			return 0, ErrConflict
+		}
+		return t.committed(r.Seq + 1), nil
+	}
+	if !p.consumed {
+		if _, err := c.Consume(ctx, nil); err != nil {
+			return 0, err
+		}
+		p.consumed = true
+	}
+	for {
+		if err := ctx.Err(); err != nil {
+			return 0, attest.Errorf(attest.ReasonStoreUnavailable, "launch record: %w", err)
+		}
+		if !p.read {
+			if err := t.read(ctx, p); err != nil {
+				return 0, err
+			}
+		}
+		seq, err := t.Commit(ctx, p)
+		if !errors.Is(err, ErrConflict) {
+			return seq, err
+		}
+		if p.read {
+			if err := t.Refresh(ctx, p, p.v); err != nil {
+				return 0, err
+			}
+			return 0, ErrConflict
+		}
+	}
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/trustgate/trustgate/internal/attest"
+	"github.com/trustgate/trustgate/internal/challenge"
 	"github.com/trustgate/trustgate/internal/launch"
 	"github.com/trustgate/trustgate/internal/testkit"
 )
@@ -349,4 +350,74 @@ func TestRedisCommitWaitsForAReplica(t *testing.T) {
 	if recs, err := cs.List(context.Background(), 10); err != nil || len(recs) != 1 || recs[0].Seq != 2 {
 		t.Fatalf("cluster list: %v %+v", err, recs)
 	}
+}
+
+// nonceUse is a launch.Consumer of one nonce of iss.
+type nonceUse struct {
+	iss *challenge.Issuer
+	n   attest.Nonce
+}
+
+func (u nonceUse) Joint() bool { return u.iss.Joint() }
+func (u nonceUse) Consume(ctx context.Context, j *challenge.Joint) ([]any, error) {
+	return u.iss.ConsumeJoint(ctx, u.n, j)
+}
+
+// SPEC "The store's cost": with Redis an attestation's nonce and its
+// launch commit are one script. A commit on a record read before (a
+// policy that reads input.launch) that lost a race records nothing, not
+// even the nonce, and hands back the record as it is now (the claims' view
+// too), so that the same nonce then commits; a commit begun without a
+// read (Begin) takes the next number and never conflicts; a launch from
+// another chip is counted once; a used nonce is nonce_replayed and
+// advances nothing.
+func TestCommitConsumingOneScript(t *testing.T) {
+	t.Parallel()
+	rdb := testkit.StartRedis(t)
+	ctx := context.Background()
+	rs := challenge.NewRedisStore(rdb, challenge.RedisOptions{})
+	if err := rs.Init(ctx, time.Now().Add(-time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	iss, err := challenge.New(challenge.Options{Key: bytes.Repeat([]byte{9}, 32), Store: rs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	obs := &counter{}
+	tr, _ := launch.New(launch.Options{Key: key, Store: launch.NewRedisStore(rdb, launch.RedisOptions{}), Observer: obs})
+	ca, cb := snp(9, 1), snp(9, 1)
+	a, _ := tr.Lookup(ctx, ca)
+	b, _ := tr.Lookup(ctx, cb)
+	na, _ := iss.Issue()
+	nb, _ := iss.Issue()
+	if seq, err := tr.CommitConsuming(ctx, a, nonceUse{iss, na}); seq != 1 || err != nil {
+		t.Fatalf("a: %d %v", seq, err)
+	}
+	if _, err := tr.CommitConsuming(ctx, b, nonceUse{iss, nb}); !errors.Is(err, launch.ErrConflict) {
+		t.Fatalf("b after a: %v, want ErrConflict", err)
+	}
+	if cb.Launch == nil || cb.Launch.Seq != 2 || cb.Launch.FirstSeen == "" {
+		t.Fatalf("b's view after the conflict: %+v, want seq 2 and a first_seen", cb.Launch)
+	}
+	if seq, err := tr.CommitConsuming(ctx, b, nonceUse{iss, nb}); seq != 2 || err != nil {
+		t.Fatalf("b again with the same nonce: %d %v (the refused script must not have consumed it)", seq, err)
+	}
+	// Begun without a read, from another chip: the next number, counted.
+	c := tr.Begin(snp(9, 2))
+	if seq, err := tr.CommitConsuming(ctx, c, nonceUse{iss, mustIssue(iss)}); seq != 3 || err != nil {
+		t.Fatalf("begun: %d %v", seq, err)
+	}
+	// A replayed nonce: refused, nothing advanced.
+	if _, err := tr.CommitConsuming(ctx, tr.Begin(snp(9, 1)), nonceUse{iss, na}); attest.ReasonOf(err) != attest.ReasonNonceReplayed {
+		t.Fatalf("replayed nonce: %v", err)
+	}
+	r, _, _ := tr.Store().Get(ctx, a.Launch())
+	if r.Seq != 3 || !r.Anomaly || obs.anomalies != 1 || len(obs.seqs) != 3 {
+		t.Fatalf("record %+v, anomalies %d, seqs %v", r, obs.anomalies, obs.seqs)
+	}
+}
+
+func mustIssue(iss *challenge.Issuer) attest.Nonce {
+	n, _ := iss.Issue()
+	return n
 }

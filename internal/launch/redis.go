@@ -11,6 +11,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/trustgate/trustgate/internal/attest"
+	"github.com/trustgate/trustgate/internal/challenge"
 )
 
 // DefaultStoreTimeout bounds one Redis call when RedisOptions.Timeout is 0.
@@ -19,10 +20,17 @@ const DefaultStoreTimeout = time.Second
 // DefaultPrefix is RedisOptions.Prefix when it is "".
 const DefaultPrefix = "trustgate:launch:"
 
+// ClusterPrefix is RedisOptions.Prefix when it is "" over a
+// *redis.ClusterClient: the single-use records' hash tag
+// (challenge.ClusterRedisPrefix), so that an attestation's one script
+// (its nonce and its launch record) touches one slot.
+const ClusterPrefix = "{trustgate:used}:launch:"
+
 // RedisOptions configure a RedisStore; the zero value is usable.
 type RedisOptions struct {
 	// Prefix of the record keys (a hash per launch, named by the launch
-	// pseudonym in hex); "" means DefaultPrefix.
+	// pseudonym in hex); "" means DefaultPrefix, or ClusterPrefix over a
+	// *redis.ClusterClient.
 	Prefix string
 	// Timeout bounds each call (store_timeout); 0 means
 	// DefaultStoreTimeout.
@@ -32,11 +40,14 @@ type RedisOptions struct {
 // RedisStore keeps records in Redis, shared by every replica. A record is
 // a hash of the launch pseudonym's key: tee, chip (pseudonym hex, "" for
 // none), seq, first and last (Unix ms), anomaly ("0"/"1"); it expires
-// retention after the last commit. Commit is one Lua script (atomic);
-// when the primary has replicas, a commit counts only once one of them
-// acknowledged it (WAIT 1, within Timeout; store_unavailable otherwise),
-// as for single-use records. If Redis loses its data, sequences start
-// again at 1.
+// retention after the last commit. An attestation's commit
+// (Tracker.CommitConsuming) is part of the single-use script of its nonce
+// (internal/challenge, NewJointScript): one round trip, atomic with the
+// nonce's first use, in the records' hash slot over a cluster
+// (ClusterPrefix); Commit alone is one Lua script too. When the primary
+// has replicas, a commit counts only once one of them acknowledged it
+// (WAIT 1, within Timeout; store_unavailable otherwise), as for single-use
+// records. If Redis loses its data, sequences start again at 1.
 type RedisStore struct {
 	c       redis.UniversalClient
 	prefix  string
@@ -45,7 +56,9 @@ type RedisStore struct {
 
 // NewRedisStore returns a RedisStore on c.
 func NewRedisStore(c redis.UniversalClient, o RedisOptions) *RedisStore {
-	if o.Prefix == "" {
+	if _, cluster := c.(*redis.ClusterClient); o.Prefix == "" && cluster {
+		o.Prefix = ClusterPrefix
+	} else if o.Prefix == "" {
 		o.Prefix = DefaultPrefix
 	}
 	if o.Timeout <= 0 {
@@ -108,6 +121,70 @@ redis.call('HSET', KEYS[1], 'seq', seq + 1, 'last', ARGV[4])
 redis.call('PEXPIRE', KEYS[1], ARGV[5])
 return tonumber(string.match(redis.call('INFO', 'replication'), 'connected_slaves:(%d+)') or '0') + 1
 `)
+
+// jointScript is the single-use script (internal/challenge) with a
+// launch commit: an attestation's nonce and its launch record in one
+// script. argv[5] the sequence number the record must hold (-1: any; a
+// policy that never reads input.launch), argv[6] tee, argv[7] chip hex
+// ("" for none), argv[8] now (Unix ms), argv[9] retention (ms). Both
+// replies are the record as found: {seq, chip, first}; a refusal (the
+// record's seq is not argv[5]) records nothing, not even the nonce.
+var jointScript = challenge.NewJointScript(`
+local function joint_check(key, argv)
+  local r = redis.call('HMGET', key, 'seq', 'chip', 'first')
+  local seq = tonumber(r[1]) or 0
+  local want = tonumber(argv[5])
+  local found = {seq, r[2] or '', r[3] or '0'}
+  if want >= 0 and seq ~= want then return found, nil end
+  return nil, found
+end
+local function joint_write(key, argv, found)
+  local seq, chip = found[1], found[2]
+  if seq == 0 then
+    redis.call('HSET', key, 'tee', argv[6], 'chip', argv[7], 'first', argv[8], 'anomaly', '0', 'seq', 1, 'last', argv[8])
+  elseif chip == '' then
+    redis.call('HSET', key, 'chip', argv[7], 'seq', seq + 1, 'last', argv[8])
+  elseif argv[7] ~= '' and chip ~= argv[7] then
+    redis.call('HSET', key, 'anomaly', '1', 'seq', seq + 1, 'last', argv[8])
+  else
+    redis.call('HSET', key, 'seq', seq + 1, 'last', argv[8])
+  end
+  redis.call('PEXPIRE', key, argv[9])
+  return found
+end
+`)
+
+// joint is p's commit as a joint write of the single-use script.
+func (s *RedisStore) joint(p *Pending, now time.Time, retention time.Duration) *challenge.Joint {
+	want := int64(-1)
+	if p.read {
+		want = int64(p.prev.Seq)
+	}
+	return &challenge.Joint{Script: jointScript, Key: s.prefix + p.launch.String(),
+		Args: []any{want, p.tee, p.chip.String(), now.UnixMilli(), max(retention.Milliseconds(), 1)}}
+}
+
+// parseJointReply reads jointScript's reply: the record as found.
+func parseJointReply(p *Pending, v []any) (Record, bool, error) {
+	if len(v) != 3 {
+		return Record{}, false, fmt.Errorf("joint reply of %d values, want 3", len(v))
+	}
+	seq, ok1 := v[0].(int64)
+	chipHex, ok2 := v[1].(string)
+	firstMs, ok3 := v[2].(string)
+	if !ok1 || !ok2 || !ok3 || seq < 0 {
+		return Record{}, false, errors.New("joint reply: not {seq, chip, first}")
+	}
+	if seq == 0 {
+		return Record{}, false, nil
+	}
+	chip, err := ParsePseudonym(chipHex)
+	if err != nil {
+		return Record{}, false, err
+	}
+	first, _ := strconv.ParseInt(firstMs, 10, 64)
+	return Record{Launch: p.launch, TEE: p.tee, Chip: chip, Seq: uint64(seq), FirstSeen: time.UnixMilli(first)}, true, nil
+}
 
 // Commit implements Store.
 func (s *RedisStore) Commit(ctx context.Context, l Pseudonym, tee string, chip Pseudonym, prevSeq uint64, now time.Time, retention time.Duration) error {

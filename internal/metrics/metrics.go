@@ -55,6 +55,7 @@ type Metrics struct {
 	anomalies    *prometheus.CounterVec
 	certAge      prometheus.Histogram
 	launchSeq    prometheus.Histogram
+	storeUp      prometheus.Gauge
 
 	builtin map[attest.Reason]bool
 	mu      sync.Mutex
@@ -102,11 +103,15 @@ func New(policyID func() string) *Metrics {
 			Name: "trustgate_launch_seq", Help: "The trustgate.launch_seq of each token issued: the attestation's number within its launch.",
 			Buckets: []float64{1, 2, 3, 5, 10, 20, 50, 100, 1000},
 		}),
+		storeUp: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "trustgate_store_up", Help: "1 when this replica's store of single-use records answered its last probe (Redis, probed every second whether or not requests arrive; always 1 in memory), 0 when it did not.",
+		}),
 		builtin: map[attest.Reason]bool{},
 		custom:  map[attest.Reason]bool{},
 	}
+	m.storeUp.Set(1)
 	info := prometheus.NewDesc("trustgate_policy_info", "The active appraisal policy (value 1), by its appraisal-policy-id.", []string{"policy_id"}, nil)
-	m.reg.MustRegister(m.attestations, m.duration, m.challenges, m.refusedCh, m.kds, m.lookups, m.releases, m.reloadFails, m.anomalies, m.launchSeq, m.certAge,
+	m.reg.MustRegister(m.attestations, m.duration, m.challenges, m.refusedCh, m.kds, m.lookups, m.releases, m.reloadFails, m.anomalies, m.launchSeq, m.certAge, m.storeUp,
 		policyInfo{desc: info, id: policyID},
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
@@ -253,6 +258,16 @@ func (m *Metrics) LaunchAnomaly(kind string) {
 	if kind == launch.AnomalyNewChip {
 		m.anomalies.WithLabelValues(kind).Inc()
 	}
+}
+
+// StoreUp sets trustgate_store_up: whether the store answered its last
+// probe.
+func (m *Metrics) StoreUp(up bool) {
+	v := 0.0
+	if up {
+		v = 1
+	}
+	m.storeUp.Set(v)
 }
 
 // LaunchCommitted implements launch.Observer.

@@ -54,3 +54,28 @@ func TestLaunchCloneRecipe(t *testing.T) {
 		}
 	}
 }
+
+// Whether a policy may read input.launch: the default policy does not
+// (the verifier then numbers a launch without reading its record first);
+// one that names input.launch, or input as a whole or by a computed key,
+// does.
+func TestIgnoresLaunch(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		module string
+		reads  bool
+	}{
+		{"", false},
+		{DefaultModule(), false},
+		{"package trustgate\n\ndecision := {\"allow\": input.vmpl == 0, \"reasons\": []}\n", false},
+		{"package trustgate\n\ndecision := {\"allow\": input.launch.seq < 3, \"reasons\": []}\n", true},
+		{"package trustgate\n\nimport input.launch as l\n\ndecision := {\"allow\": l.new_chip == false, \"reasons\": []}\n", true},
+		{"package trustgate\n\ndecision := {\"allow\": count(input) > 0, \"reasons\": []}\n", true},
+		{"package trustgate\n\nk := \"launch\"\n\ndecision := {\"allow\": input[k].seq > 0, \"reasons\": []}\n", true},
+	} {
+		e := engine(t, tc.module, set(nil), time.Now())
+		if got := !e.IgnoresLaunch(); got != tc.reads {
+			t.Errorf("module %q: reads input.launch %v, want %v", tc.module, got, tc.reads)
+		}
+	}
+}

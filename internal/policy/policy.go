@@ -136,6 +136,9 @@ type prepared struct {
 	reasons []string
 	// fast decides for q when q is the default policy (nil otherwise).
 	fast *fastPath
+	// readsLaunch is set unless the module certainly never reads
+	// input.launch (readsLaunch).
+	readsLaunch bool
 }
 
 // New compiles the policy and prepares its query once. A module that does
@@ -275,7 +278,7 @@ func prepare(ctx context.Context, module, name string, ref *refvalues.Set) (*pre
 	h.Write([]byte(module))
 	fmt.Fprintf(h, "\x00reference\x00%d\x00", len(refJSON))
 	h.Write(refJSON)
-	return &prepared{q: q, id: "sha256:" + hex.EncodeToString(h.Sum(nil)), reasons: reasons, fast: compileFastPath(module, ref)}, nil
+	return &prepared{q: q, id: "sha256:" + hex.EncodeToString(h.Sum(nil)), reasons: reasons, fast: compileFastPath(module, ref), readsLaunch: readsLaunch(name, module)}, nil
 }
 
 // declaredReasons evaluates ReasonCodesQuery of module once, with no input
@@ -335,6 +338,40 @@ func (p *prepared) undeclared(d attest.Decision) attest.Decision {
 
 // undeclaredReason stands for a reason the policy did not declare.
 const undeclaredReason = "(undeclared)"
+
+// readsLaunch reports whether module may read input.launch: true when it
+// refers to input.launch, to input as a whole, or to input[x] with x not
+// a constant string (or when it does not parse). The default policy does
+// not (its input[rtmr_keys[i]] names RTMR claims only).
+func readsLaunch(name, module string) bool {
+	if module == defaultModule {
+		return false
+	}
+	m, err := ast.ParseModuleWithOpts(name, module, ast.ParserOptions{RegoVersion: ast.RegoV1})
+	if err != nil {
+		return true
+	}
+	reads := false
+	ast.WalkRefs(m, func(r ast.Ref) bool {
+		if !r[0].Equal(ast.InputRootDocument) {
+			return false
+		}
+		if len(r) == 1 {
+			reads = true
+			return true
+		}
+		if k, ok := r[1].Value.(ast.String); !ok || k == "launch" {
+			reads = true
+		}
+		return reads
+	})
+	return reads
+}
+
+// IgnoresLaunch reports whether the policy in force never reads
+// input.launch (see readsLaunch), so that the verifier need not read a
+// launch's record before asking it.
+func (e *Engine) IgnoresLaunch() bool { return !e.cur.Load().readsLaunch }
 
 // referenceDoc returns the canonical JSON of ref (nil = empty set; no
 // measurements is [], never null) and the same as an OPA data document.

@@ -16,10 +16,15 @@
 // transient reason can retry with the same challenge until it expires.
 //
 // With Options.Launches (internal/launch), POST /v1/attest numbers the
-// attestations of each launch: the launch record is read once the evidence
-// verified, before the policy (input.launch), and committed only after the
-// nonce was consumed, by compare-and-set; a record changed in between is
-// read again and the policy asked again, so a refused attestation never
-// advances a sequence and a token's trustgate.launch_seq always follows
-// the record the policy saw.
+// attestations of each launch, committed only once the attestation is
+// affirmed, together with the nonce's consumption (one Redis script when
+// the store is Redis), so a refused attestation never advances a sequence.
+// A policy that reads input.launch (every policy but one that says it
+// does not, LaunchBlind) gets the record read once the evidence verified;
+// the commit is then a compare-and-set on it, and a record changed in
+// between is handed back and the policy asked again, so a token's
+// trustgate.launch_seq always follows the record the policy saw. A policy
+// that never reads it (the default policy) gets no read: the commit takes
+// the next number in the same step as the nonce, and concurrent
+// attestations of one launch never conflict.
 package verifier

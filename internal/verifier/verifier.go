@@ -12,6 +12,7 @@ import (
 	jose "github.com/go-jose/go-jose/v4"
 
 	"github.com/trustgate/trustgate/internal/attest"
+	"github.com/trustgate/trustgate/internal/challenge"
 	"github.com/trustgate/trustgate/internal/launch"
 	"github.com/trustgate/trustgate/internal/tee/snp"
 	"github.com/trustgate/trustgate/internal/token"
@@ -56,19 +57,33 @@ type Tokens interface {
 }
 
 // Launches numbers the attestations of each launch (launch.Tracker).
-// Lookup gives the claims their input.launch and returns nil for evidence
-// without a launch identity; Commit fails with launch.ErrConflict when the
-// record changed since it was read, then Refresh reads it again.
+// Lookup reads the record and gives the claims their input.launch; Begin
+// does neither, for a policy that never reads input.launch; both return
+// nil for evidence without a launch identity. CommitConsuming consumes the
+// nonce and commits the launch, in one store step when both are in Redis;
+// after a Lookup it fails with launch.ErrConflict when the record changed
+// since, the claims then holding the new view. Refresh reads the record
+// again (and counts its anomaly).
 type Launches interface {
 	Lookup(ctx context.Context, v attest.Verified) (*launch.Pending, error)
+	Begin(v attest.Verified) *launch.Pending
 	Refresh(ctx context.Context, p *launch.Pending, v attest.Verified) error
-	Commit(ctx context.Context, p *launch.Pending) (seq uint64, err error)
+	CommitConsuming(ctx context.Context, p *launch.Pending, c launch.Consumer) (seq uint64, err error)
 }
 
-// maxLaunchCommits bounds the commits of one attestation's launch record
-// under concurrent attestations of the same launch; beyond it the
-// attestation is store_unavailable.
-const maxLaunchCommits = 8
+// JointNonces is a Nonces whose store can consume a nonce together with a
+// launch commit in one step (challenge.Issuer over Redis).
+type JointNonces interface {
+	Nonces
+	Joint() bool
+	ConsumeJoint(ctx context.Context, n attest.Nonce, j *challenge.Joint) ([]any, error)
+}
+
+// LaunchBlind is a Policy that can tell whether it reads input.launch
+// (policy.Engine). A Policy that is not one is taken to read it.
+type LaunchBlind interface {
+	IgnoresLaunch() bool
+}
 
 // Options wires a Service. At least one TEE (TEEs or SNP), Policy, Nonces
 // and Tokens are required; a nil Now means time.Now. Attempts are counted
@@ -196,14 +211,14 @@ const maxJWKMember = 64
 
 // Attest runs one attestation and returns the token.
 //
-// With Launches, the launch record is read after the evidence verified and
-// before the policy (input.launch), and committed only once the
-// attestation is affirmed and its nonce consumed, so that a refused or
-// replayed attestation never advances the sequence. If another
-// attestation of the same launch committed in between, the record is read
-// again and the policy asked again with it; a store that does not answer
-// is 503 store_unavailable (after the nonce was consumed: the guest then
-// needs a new challenge), never a token without its sequence number.
+// With Launches, the attestation is numbered only once it is affirmed, in
+// the same store step as its nonce's consumption (see the package doc), so
+// that a refused or replayed attestation never advances the sequence. For
+// a policy that reads input.launch, a commit that lost a race to another
+// attestation of the launch gets the record as it is now and the policy is
+// asked again, as often as it takes: every concurrent attestation is
+// judged. A store that does not answer is 503 store_unavailable, never a
+// token without its sequence number.
 func (s *Service) Attest(ctx context.Context, in AttestInput) (tok string, err error) {
 	tee, ok := s.tees[in.TEE]
 	if !ok {
@@ -223,10 +238,7 @@ func (s *Service) Attest(ctx context.Context, in AttestInput) (tok string, err e
 		return "", err
 	}
 	policyID := s.o.Policy.ID()
-	if err := s.o.Nonces.Consume(ctx, in.Nonce); err != nil {
-		return "", err
-	}
-	seq, err := s.commitLaunch(ctx, &a)
+	seq, err := s.commitLaunch(ctx, &a, in.Nonce)
 	if err != nil {
 		return "", err
 	}
@@ -247,19 +259,43 @@ type appraisal struct {
 	launch *launch.Pending // nil without launch tracking
 }
 
-// commitLaunch commits a's launch record and returns its sequence number
-// (0 without one), asking the policy again on a conflict (see Attest).
-func (s *Service) commitLaunch(ctx context.Context, a *appraisal) (uint64, error) {
-	if a.launch == nil {
-		return 0, nil
+// nonceUse is one attestation's nonce as a launch.Consumer.
+type nonceUse struct {
+	n     Nonces
+	nonce attest.Nonce
+}
+
+func (u nonceUse) Joint() bool {
+	j, ok := u.n.(JointNonces)
+	return ok && j.Joint()
+}
+
+func (u nonceUse) Consume(ctx context.Context, j *challenge.Joint) ([]any, error) {
+	if jn, ok := u.n.(JointNonces); ok && j != nil {
+		return jn.ConsumeJoint(ctx, u.nonce, j)
 	}
-	for range maxLaunchCommits {
-		seq, err := s.o.Launches.Commit(ctx, a.launch)
+	return nil, u.n.Consume(ctx, u.nonce)
+}
+
+// commitLaunch consumes n and commits a's launch record (one store step
+// with Redis), returning its sequence number (0 without one). After a
+// conflict (the record a's policy decision read changed since), the policy
+// is asked again with the record as it is now, until the commit holds:
+// every concurrent attestation of a launch is judged, none refused for
+// the race.
+func (s *Service) commitLaunch(ctx context.Context, a *appraisal, n attest.Nonce) (uint64, error) {
+	use := nonceUse{s.o.Nonces, n}
+	if a.launch == nil {
+		_, err := use.Consume(ctx, nil)
+		return 0, err
+	}
+	for {
+		seq, err := s.o.Launches.CommitConsuming(ctx, a.launch, use)
 		if !errors.Is(err, launch.ErrConflict) {
 			return seq, err
 		}
-		if err := s.o.Launches.Refresh(ctx, a.launch, a.claims); err != nil {
-			return 0, err
+		if err := ctx.Err(); err != nil {
+			return 0, attest.Errorf(attest.ReasonStoreUnavailable, "launch record: %w", err)
 		}
 		d, err := s.o.Policy.Evaluate(ctx, a.claims)
 		if err != nil {
@@ -270,7 +306,6 @@ func (s *Service) commitLaunch(ctx context.Context, a *appraisal) (uint64, error
 		}
 		a.d = d
 	}
-	return 0, attest.Errorf(attest.ReasonStoreUnavailable, "launch record: %d concurrent attestations of one launch", maxLaunchCommits)
 }
 
 // appraise is every attestation's core, in one place: the TEE verifies the
@@ -287,9 +322,15 @@ func (s *Service) appraise(ctx context.Context, tee TEE, ev attest.Evidence, rep
 		return appraisal{}, attest.Errorf(attest.ReasonReportDataMismatch, "REPORT_DATA does not bind this nonce and key")
 	}
 	var a appraisal
+	blind := false
 	if track {
-		p, err := s.o.Launches.Lookup(ctx, claims)
-		if err != nil {
+		var p *launch.Pending
+		if lb, ok := s.o.Policy.(LaunchBlind); ok && lb.IgnoresLaunch() {
+			// The record is not read before the policy, which would not
+			// look at it: the commit numbers the attestation in the same
+			// store step as its nonce.
+			p, blind = s.o.Launches.Begin(claims), true
+		} else if p, err = s.o.Launches.Lookup(ctx, claims); err != nil {
 			return appraisal{}, err
 		}
 		if p != nil {
@@ -301,7 +342,14 @@ func (s *Service) appraise(ctx context.Context, tee TEE, ev attest.Evidence, rep
 		return appraisal{}, err
 	}
 	a.d = d
-	return a, d.Err()
+	if err := d.Err(); err != nil {
+		if blind && a.launch != nil {
+			// A launch anomaly counts whatever the policy decides.
+			_ = s.o.Launches.Refresh(ctx, a.launch, claims)
+		}
+		return a, err
+	}
+	return a, nil
 }
 
 // PlainTEEName is the TEE of the plain flow (POST /verify), whose body is a
