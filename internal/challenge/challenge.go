@@ -79,8 +79,8 @@ type Issuer struct {
 	key     []byte
 	replica []byte
 	ttl     time.Duration
-	store Store
-	now   func() time.Time
+	store   Store
+	now     func() time.Time
 	// macs holds keyed HMAC-SHA256 states (hash.Hash) for reuse: keying
 	// one costs two SHA-256 blocks and five allocations per nonce.
 	macs sync.Pool
