@@ -25,6 +25,12 @@ const MaxBodySize = 64 << 10
 const (
 	TEESEVSNP = "sev-snp"
 	TEETDX    = "tdx"
+	// Azure confidential VMs attested through the vTPM: the evidence is
+	// {"hcl_report", "tpm_quote": {"message", "signature", "pcrs"},
+	// "vcek"?} (azure-snp) or with "td_quote" (azure-tdx), as Trustee's
+	// attesters write it (SPEC "Azure confidential VMs").
+	TEEAzureSNP = "azure-snp"
+	TEEAzureTDX = "azure-tdx"
 )
 
 // ChallengeResponse answers POST /v1/challenge.
@@ -48,6 +54,18 @@ type Evidence struct {
 	Report    []byte `json:"report,omitempty"`     // SEV-SNP: 1184 bytes, base64 in JSON
 	CertTable []byte `json:"cert_table,omitempty"` // SEV-SNP: base64 in JSON
 	Quote     []byte `json:"quote,omitempty"`      // TDX: base64 in JSON
+	// Azure, when not nil, is the whole evidence object of azure-snp or
+	// azure-tdx (TEEAzureSNP) and is sent instead of the fields above.
+	Azure json.RawMessage `json:"-"`
+}
+
+// MarshalJSON writes e: its Azure evidence object when it has one.
+func (e Evidence) MarshalJSON() ([]byte, error) {
+	if e.Azure != nil {
+		return e.Azure, nil
+	}
+	type plain Evidence
+	return json.Marshal(plain(e))
 }
 
 // SNPEvidence is the evidence of an SEV-SNP attestation (the name it had

@@ -86,7 +86,7 @@ type agentRun struct {
 	stdout, stderr io.Writer
 
 	verifierURL, out, device, simMeasurement *string
-	tee                                      *string
+	tee, tpmPath, imdsURL                    *string
 	caFile, jwksFile, certFile, keyFile      *string
 	names                                    stringList
 	vmpl                                     *uint
@@ -131,7 +131,9 @@ func (r *agentRun) flagSet() *flag.FlagSet {
 	fs.Var(&r.names, "resource", "release resource `NAME` (repeatable)")
 	r.out = fs.String("out", "", "write released resources to `DIR`/NAME")
 	r.device = fs.String("device", "auto", "guest device: auto, configfs or sev-guest")
-	r.tee = fs.String("tee", agent.TEEAuto, "TEE: auto (configfs-tsm's provider: sev_guest or tdx_guest; with --simulate, sev-snp), sev-snp or tdx")
+	r.tpmPath = fs.String("tpm", "/dev/tpmrm0", "the vTPM of an Azure confidential VM (--tee azure-snp|azure-tdx): a TPM device, or a TPM's Unix socket (`PATH`)")
+	r.imdsURL = fs.String("azure-imds-url", "http://169.254.169.254", "Azure's instance metadata service (`URL`): the VCEK from THIM (azure-snp) and the TD quote service (azure-tdx)")
+	r.tee = fs.String("tee", agent.TEEAuto, "TEE: auto (configfs-tsm's provider: sev_guest or tdx_guest; with --simulate, sev-snp), sev-snp, tdx, or azure-snp / azure-tdx (Azure confidential VMs through the vTPM, --tpm)")
 	r.vmpl = fs.Uint("vmpl", 0, "ask for the report at this VMPL, 0–3 (the verifier's allowed_vmpl must admit it)")
 	r.simulate = fs.Bool("simulate", false, "use the simulator (SEV-SNP, or TDX with --tee tdx) instead of the guest device (the verifier must run --dev-simulator)")
 	r.simMeasurement = fs.String("sim-measurement", "", "launch measurement (TDX: MRTD) of the simulated guest (48 bytes, `HEX`; default 5a…5a)")
@@ -205,6 +207,18 @@ func (r *agentRun) prepare() (httpClient *http.Client, dev agent.Device, closeDe
 		if err != nil {
 			return nil, nil, nil, usagef("--sim-measurement: %w", err)
 		}
+		if *r.tee == agent.TEEAzureSNP || *r.tee == agent.TEEAzureTDX {
+			var s *sim.AzureDevice
+			if *r.tee == agent.TEEAzureTDX {
+				s, err = sim.NewAzureTDX(sim.TDXOptions{MRTD: m}, sim.AzureOptions{})
+			} else {
+				s, err = sim.NewAzureSNP(sim.Options{Measurement: m}, sim.AzureOptions{})
+			}
+			if err != nil {
+				return nil, nil, nil, err
+			}
+			return httpClient, agent.SimAzureDevice{Sim: s}, func() {}, nil
+		}
 		if *r.tee == agent.TEETDX {
 			s, err := sim.NewTDX(sim.TDXOptions{MRTD: m})
 			if err != nil {
@@ -217,6 +231,13 @@ func (r *agentRun) prepare() (httpClient *http.Client, dev agent.Device, closeDe
 			return nil, nil, nil, err
 		}
 		return httpClient, agent.SimDevice{Sim: s}, func() {}, nil
+	}
+	if *r.tee == agent.TEEAzureSNP || *r.tee == agent.TEEAzureTDX {
+		d, err := agent.OpenVTPM(*r.tpmPath, *r.tee, *r.imdsURL)
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		return httpClient, d, func() { d.Close() }, nil
 	}
 	d, err := agent.OpenDevice(*r.device, agent.WithVMPL(*r.vmpl), agent.WithTEE(*r.tee))
 	if err != nil {
@@ -248,8 +269,10 @@ func (r *agentRun) check() error {
 		return usagef("--vmpl %d: want 0 to 3", *r.vmpl)
 	case *r.vmpl != 0 && *r.simulate:
 		return usagef("--vmpl needs a guest device, not --simulate")
-	case *r.tee != agent.TEEAuto && *r.tee != agent.TEESEVSNP && *r.tee != agent.TEETDX:
-		return usagef("--tee %q: want auto, sev-snp or tdx", *r.tee)
+	case *r.tee != agent.TEEAuto && *r.tee != agent.TEESEVSNP && *r.tee != agent.TEETDX && *r.tee != agent.TEEAzureSNP && *r.tee != agent.TEEAzureTDX:
+		return usagef("--tee %q: want auto, sev-snp, tdx, azure-snp or azure-tdx", *r.tee)
+	case (*r.tee == agent.TEEAzureSNP || *r.tee == agent.TEEAzureTDX) && (*r.vmpl != 0 || *r.device != agent.DeviceAuto):
+		return usagef("--tee %s: the evidence comes from the vTPM (--tpm); --vmpl and --device do not apply", *r.tee)
 	case *r.tee == agent.TEETDX && *r.vmpl != 0:
 		return usagef("--vmpl is SEV-SNP's; a TD has no VMPL")
 	case *r.tee == agent.TEETDX && *r.device == agent.DeviceSEVGuest:

@@ -13,6 +13,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
@@ -24,6 +25,7 @@ import (
 	"github.com/trustgate/trustgate/internal/attest"
 	"github.com/trustgate/trustgate/internal/config"
 	"github.com/trustgate/trustgate/internal/sim"
+	"github.com/trustgate/trustgate/internal/tee/azure"
 	"github.com/trustgate/trustgate/internal/token"
 )
 
@@ -32,9 +34,9 @@ import (
 func cmdDemo(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	tee := fs.String("tee", v1.TEESEVSNP, "the simulated guest's TEE: sev-snp or tdx")
-	if err := fs.Parse(args); err != nil || fs.NArg() != 0 || (*tee != v1.TEESEVSNP && *tee != v1.TEETDX) {
-		fmt.Fprintln(stderr, "usage: trustgate demo [--tee sev-snp|tdx]")
+	tee := fs.String("tee", v1.TEESEVSNP, "the simulated guest's TEE: sev-snp, tdx, azure-snp or azure-tdx")
+	if err := fs.Parse(args); err != nil || fs.NArg() != 0 || !slices.Contains([]string{v1.TEESEVSNP, v1.TEETDX, v1.TEEAzureSNP, v1.TEEAzureTDX}, *tee) {
+		fmt.Fprintln(stderr, "usage: trustgate demo [--tee sev-snp|tdx|azure-snp|azure-tdx]")
 		return exitUsage
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
@@ -123,6 +125,11 @@ func (d *demoRun) startVerifier(ctx context.Context) (stop func(), err error) {
 	approved := sim.DefaultMeasurement
 	refPath := filepath.Join(dir, "reference-values.yaml")
 	ref := fmt.Sprintf("measurements:\n  - value: %q\n    label: demo-build-1\n    resources: [db-password]\nallowed_vmpl: [0]\n", hex.EncodeToString(approved[:]))
+	if azureTEE(d.tee) {
+		pcrs := sim.DefaultPCRs()
+		ref = fmt.Sprintf("measurements:\n  - tee: %s\n    value: \"\"\n    label: demo-az-1\n    pcrs: {pcr04: %q, pcr07: %q}\n    resources: [db-password]\n",
+			d.tee, hex.EncodeToString(pcrs[4][:]), hex.EncodeToString(pcrs[7][:]))
+	}
 	if d.tee == v1.TEETDX {
 		ref = fmt.Sprintf("measurements:\n  - tee: tdx\n    value: %q\n    label: demo-td-1\n    resources: [db-password]\ntdx_tcb_status: [UpToDate]\n", hex.EncodeToString(approved[:]))
 	}
@@ -157,6 +164,12 @@ func (d *demoRun) startVerifier(ctx context.Context) (stop func(), err error) {
 	base := "http://" + ln.Addr().String()
 	d.c = &client.Client{BaseURL: base}
 	d.step(1, "Verifier listening on %s (in this process).", base)
+	if azureTEE(d.tee) {
+		d.say("It trusts AMD's and Intel's pinned roots and, because this is a demo (--dev-simulator), the simulators' roots.")
+		d.say("Approved Azure VM: tee %s whose vTPM PCR4 (boot loader) and PCR7 (Secure Boot) are pinned, labelled demo-az-1,", d.tee)
+		d.say("granted the resource db-password from its secret store.")
+		return stop, nil
+	}
 	if d.tee == v1.TEETDX {
 		d.say("It trusts the pinned Intel SGX Root CA and, because this is a demo (--dev-simulator), the TDX simulator's")
 		d.say("Intel-like root, whose platform's collateral (TCB info, QE identity, CRLs) the simulator signs itself.")
@@ -192,7 +205,11 @@ func (d *demoRun) attest(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if d.tee == v1.TEETDX {
+	if azureTEE(d.tee) {
+		d.step(4, "The guest writes REPORT_DATA to the vTPM; the (simulated) Azure paravisor makes an HCL report whose %s", d.tee)
+		d.say("hardware report binds SHA-256 of its runtime data (the vTPM attestation key HCLAkPub and this user-data); the vTPM")
+		d.say("quotes PCRs 0–23 with that key and REPORT_DATA cut to 48 bytes as extraData. Evidence: %d bytes of JSON.", len(ev.Azure))
+	} else if d.tee == v1.TEETDX {
 		d.step(4, "The (simulated) TDX module and Quoting Enclave sign a %d-byte version 4 quote of the TD.", len(ev.Quote))
 		d.say("MRTD %s…, REPORTDATA as above; the QE's report is signed by the PCK key, whose certificate chain it carries.", hex.EncodeToString(ev.Quote[48+0x88:48+0x8e]))
 	} else {
@@ -206,7 +223,11 @@ func (d *demoRun) attest(ctx context.Context) error {
 		return fmt.Errorf("attest: %w", err)
 	}
 	d.token = resp.Token
-	if d.tee == v1.TEETDX {
+	if azureTEE(d.tee) {
+		d.step(5, "Guest sends POST /v1/attest with tee %q. The verifier checks the hardware report (chain, signature),", d.tee)
+		d.say("that it binds the runtime data, the TPM quote's signature by HCLAkPub, the PCRs against the quote, that extraData")
+		d.say("and user-data bind its nonce and this key, then the policy (pinned PCRs); only then it consumes the nonce.")
+	} else if d.tee == v1.TEETDX {
 		d.step(5, "Guest sends POST /v1/attest with tee \"tdx\". The verifier checks the PCK chain to the root, the QE report and")
 		d.say("the quote signatures, the collateral and TCB level (UpToDate), that REPORT_DATA binds its nonce and this key,")
 		d.say("then the policy; only then it consumes the nonce.")
@@ -283,7 +304,11 @@ func (d *demoRun) refusals(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	d.step(10, "A guest running an unapproved build (measurement 1111…) attests with a fresh nonce.")
+	if azureTEE(d.tee) {
+		d.step(10, "An Azure VM that booted another kernel (PCR4 differs) attests with a fresh nonce.")
+	} else {
+		d.step(10, "A guest running an unapproved build (measurement 1111…) attests with a fresh nonce.")
+	}
 	resp, err = d.c.Attest(ctx, v1.AttestRequest{Nonce: ch.Nonce, TEE: d.tee, Evidence: ev, TEEPubKey: d.key.JWK})
 	return d.refused(resp, err, attest.ReasonMeasurementMismatch, "unapproved build", "")
 }
@@ -292,6 +317,9 @@ func (d *demoRun) refusals(ctx context.Context) error {
 // and certificate table, or a TDX quote; measurement nil means the
 // simulator's default (the approved build).
 func (d *demoRun) evidence(measurement *[48]byte, rd [64]byte) (v1.Evidence, error) {
+	if azureTEE(d.tee) {
+		return azureDemoEvidence(d.tee, measurement != nil, rd)
+	}
 	if d.tee == v1.TEETDX {
 		dev, err := sim.NewTDX(sim.TDXOptions{MRTD: measurement})
 		if err != nil {
@@ -330,4 +358,25 @@ func rejection(_ v1.AttestResponse, err error) (string, error) {
 		return "", err
 	}
 	return apiErr.Reason, nil
+}
+
+func azureTEE(tee string) bool { return tee == v1.TEEAzureSNP || tee == v1.TEEAzureTDX }
+
+// azureDemoEvidence is a simulated Azure VM's evidence binding rd; other
+// boots it with another PCR4.
+func azureDemoEvidence(tee string, other bool, rd [64]byte) (v1.Evidence, error) {
+	pcrs := sim.DefaultPCRs()
+	if other {
+		pcrs[4][0] ^= 0xff
+	}
+	dev, err := simAzure(tee, nil, &pcrs)
+	if err != nil {
+		return v1.Evidence{}, err
+	}
+	ev, err := dev.Evidence(rd)
+	if err != nil {
+		return v1.Evidence{}, err
+	}
+	wire, err := azure.EncodeEvidence(ev)
+	return v1.Evidence{Azure: wire}, err
 }

@@ -43,6 +43,15 @@ stored) and, unless --offline, Intel's PCS (--pcs-url); none to be had is
 collateral_unavailable (exit 3). --no-collateral checks signatures, QE
 binding and PCK chain only and says so on stderr. --measurement is then MRTD.
 
+Azure confidential VM evidence (a JSON document with an HCL report and a TPM
+quote, in SPEC "Azure confidential VMs" or Trustee's v0/v1/v2 layouts) is
+verified link by link: the SEV-SNP report (with the evidence's VCEK, --vcek,
+or the KDS) or the TD quote (with the TDX collateral flags); REPORT_DATA =
+SHA-256 of the HCL runtime data; the TPM quote's signature by the runtime
+data's HCLAkPub; the PCR values against the quote's digest. --report-data
+(1 to 64 bytes) is then compared with the quote's extraData, and with the
+runtime data's user-data when that is not zero.
+
 Endorsement keys come from --cert-table, then --vcek, then the certificate
 cache (what earlier runs fetched and 'trustgate certs import' stored), then
 the AMD KDS (unless --offline); what the KDS serves is cached on disk.
@@ -78,8 +87,8 @@ func cmdVerify(args []string, stdout, stderr io.Writer) int {
 	dataFile := fs.String("data", "", "reference-values `FILE` (JSON or YAML) for the policy")
 	measurement := &hexFlag{n: 48}
 	fs.Var(measurement, "measurement", "expected launch measurement (48 bytes, `HEX`)")
-	reportData := &hexFlag{n: 64}
-	fs.Var(reportData, "report-data", "expected REPORT_DATA (64 bytes, `HEX`)")
+	reportData := &hexFlag{n: 64, min: 1}
+	fs.Var(reportData, "report-data", "expected REPORT_DATA (64 bytes, `HEX`; Azure vTPM evidence: the TPM quote's extraData, 1 to 64 bytes)")
 	tf := tdxFlags(fs)
 
 	pos, err := parseInterspersed(fs, args)
@@ -106,6 +115,14 @@ func cmdVerify(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		return usageErr("%v", err)
 	}
+	if ev, ok := azureEvidence(raw); ok {
+		return verifyAzure(ev, azureFlags{vcek: *vcekFile, kdsURL: *kdsURL, noRevocation: *noRevocation, tdx: tf}, common{at: *atFlag, offline: *offline, allowDebug: *allowDebug, jsonOut: *jsonOut,
+			policy: *policyFile, data: *dataFile, measurement: measurement.val, reportData: reportData.val,
+			snpOnly: setFlags(fs, "cert-table", "chain")}, stdout, stderr)
+	}
+	if reportData.val != nil && len(reportData.val) != 64 {
+		return usageErr("--report-data: want 64 bytes (128 hex digits) for a report or quote, got %d bytes", len(reportData.val))
+	}
 	// --collateral or --no-collateral say the input is meant as a TDX
 	// quote: unless it is an SEV-SNP report, whatever it is then is
 	// judged (malformed_evidence, unsupported_version), not a usage error.
@@ -119,25 +136,11 @@ func cmdVerify(args []string, stdout, stderr io.Writer) int {
 	if tdxAsked {
 		return usageErr("--collateral and --no-collateral are for TDX quotes; %s is not one", pos[0])
 	}
-	opts := snp.Options{AllowDebug: *allowDebug}
-	if *atFlag != "" {
-		at, err := time.Parse(time.RFC3339, *atFlag)
-		if err != nil {
-			return usageErr("--at: %v", err)
-		}
-		opts.Now = func() time.Time { return at }
-	}
-	keys, err := verifyKeys(*kdsURL, *offline, opts.Now, stderr)
+	opts, keys, err := snpVerifyOptions(*atFlag, *allowDebug, *kdsURL, *offline, *noRevocation, stderr)
 	if err != nil {
 		return usageErr("%v", err)
 	}
 	defer keys.Close()
-	opts.Keys = keys
-	if *noRevocation {
-		fmt.Fprintln(stderr, "trustgate verify: warning: --no-revocation: AMD's CRL is not checked")
-	} else {
-		opts.Revocation = keys
-	}
 
 	ev, decodeErr := snp.DecodeReport(raw)
 	if ev.Ignored > 0 {
@@ -198,6 +201,32 @@ func cmdVerify(args []string, stdout, stderr io.Writer) int {
 	return report(stdout, *jsonOut, claims, decision, err)
 }
 
+// snpVerifyOptions builds the SEV-SNP verifier options of `trustgate
+// verify`: --at, --allow-debug, and the certificate service (cache, KDS
+// unless offline) as key source and, unless --no-revocation, revocation
+// checker. The caller closes the service.
+func snpVerifyOptions(atFlag string, allowDebug bool, kdsURL string, offline, noRevocation bool, stderr io.Writer) (snp.Options, io.Closer, error) {
+	opts := snp.Options{AllowDebug: allowDebug}
+	if atFlag != "" {
+		at, err := time.Parse(time.RFC3339, atFlag)
+		if err != nil {
+			return opts, nil, fmt.Errorf("--at: %w", err)
+		}
+		opts.Now = func() time.Time { return at }
+	}
+	keys, err := verifyKeys(kdsURL, offline, opts.Now, stderr)
+	if err != nil {
+		return opts, nil, err
+	}
+	opts.Keys = keys
+	if noRevocation {
+		fmt.Fprintln(stderr, "trustgate verify: warning: --no-revocation: AMD's CRL is not checked")
+	} else {
+		opts.Revocation = keys
+	}
+	return opts, keys, nil
+}
+
 // report prints the verdict line first, then the claims of an accepted
 // report (SPEC "CLI"), and returns the exit status.
 func report(w io.Writer, asJSON bool, claims attest.Verified, decision *attest.Decision, err error) int {
@@ -252,6 +281,12 @@ func report(w io.Writer, asJSON bool, claims attest.Verified, decision *attest.D
 		printClaims(w, c)
 	case *attest.TDXClaims:
 		printTDXClaims(w, c)
+	case *attest.AzureSNPClaims:
+		printClaims(w, c.Claims)
+		printVTPM(w, &c.VTPM)
+	case *attest.AzureTDXClaims:
+		printTDXClaims(w, c.TDXClaims)
+		printVTPM(w, &c.VTPM)
 	}
 	return code
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -125,32 +126,11 @@ func verifyTDX(raw []byte, o *tdxOptions, c common, stdout, stderr io.Writer) in
 	if len(c.snpOnly) > 0 {
 		return usageErr("%s: for SEV-SNP reports; this is a TDX quote", strings.Join(c.snpOnly, ", "))
 	}
-	if o.noCollateral && len(o.collateral) > 0 {
-		return usageErr("--no-collateral and --collateral exclude each other")
+	opts, closer, err := tdxVerifyOptions(o, c, stderr)
+	if err != nil {
+		return usageErr("%v", err)
 	}
-	opts := tdx.Options{AllowDebug: c.allowDebug, NoCollateral: o.noCollateral}
-	if c.at != "" {
-		at, err := time.Parse(time.RFC3339, c.at)
-		if err != nil {
-			return usageErr("--at: %v", err)
-		}
-		opts.Now = func() time.Time { return at }
-	}
-	if len(o.collateral) > 0 {
-		var docs [][]byte
-		for _, f := range o.collateral {
-			b, err := readLimited(f, tdx.MaxCollateralSize)
-			if err != nil {
-				return usageErr("--collateral: %v", err)
-			}
-			docs = append(docs, b)
-		}
-		col, err := tdx.ParseCollateral(docs...)
-		if err != nil {
-			return usageErr("--collateral: %v", err)
-		}
-		opts.Collateral = tdx.Static{C: col}
-	}
+	defer closer()
 	var engine *policy.Engine
 	if c.policy != "" || c.data != "" {
 		var err error
@@ -158,29 +138,12 @@ func verifyTDX(raw []byte, o *tdxOptions, c common, stdout, stderr io.Writer) in
 			return usageErr("%v", err)
 		}
 	}
-	if o.noCollateral {
-		fmt.Fprintln(stderr, "trustgate verify: warning: --no-collateral: Intel's TCB status, QE identity and CRLs are not checked")
-	}
 
 	var claims attest.Verified
-	var decision *attest.Decision
 	if q, ok := jsonQuote(raw); ok {
 		raw = q
 	}
 	ev, err := tdx.DecodeQuote(raw)
-	if err == nil && opts.Collateral == nil && !opts.NoCollateral {
-		// Intel's PCS through the collateral cache (what earlier runs
-		// fetched and 'trustgate certs import' stored); offline, the cache
-		// only. A CLI waits for its fetches to end, each at most as long as
-		// the server waits for one (pcs.DefaultFetchWait).
-		svc, err := pcs.New(pcs.Config{URL: o.pcsURL, RootCRLURL: o.rootCRLURL, Offline: c.offline, Clock: opts.Now,
-			Logger: cliLogger(stderr), FetchTimeout: pcs.DefaultFetchWait, FetchWait: -1})
-		if err != nil {
-			return usageErr("%v", err)
-		}
-		defer svc.Close()
-		opts.Collateral = svc
-	}
 	if err == nil {
 		var tc *attest.TDXClaims
 		if tc, err = tdx.New(opts).Verify(context.Background(), ev); err == nil {
@@ -190,16 +153,59 @@ func verifyTDX(raw []byte, o *tdxOptions, c common, stdout, stderr io.Writer) in
 			}
 		}
 	}
-	if err == nil {
-		err = attest.Expect(claims, c.measurement, c.reportData)
+	return judge(stdout, c, engine, claims, err)
+}
+
+// tdxVerifyOptions builds the TDX verifier options of `trustgate verify`:
+// --at, --allow-debug, and the collateral: --collateral files, none with
+// --no-collateral (warned on stderr), or else Intel's PCS through the
+// collateral cache (the cache only when offline). Call the returned
+// function when done.
+func tdxVerifyOptions(o *tdxOptions, c common, stderr io.Writer) (tdx.Options, func(), error) {
+	if o.noCollateral && len(o.collateral) > 0 {
+		return tdx.Options{}, nil, errors.New("--no-collateral and --collateral exclude each other")
 	}
-	if err == nil && engine != nil {
-		var d attest.Decision
-		if d, err = engine.Evaluate(context.Background(), claims); err == nil {
-			decision, err = &d, d.Err()
+	opts := tdx.Options{AllowDebug: c.allowDebug, NoCollateral: o.noCollateral}
+	if c.at != "" {
+		at, err := time.Parse(time.RFC3339, c.at)
+		if err != nil {
+			return opts, nil, fmt.Errorf("--at: %w", err)
 		}
+		opts.Now = func() time.Time { return at }
 	}
-	return report(stdout, c.jsonOut, claims, decision, err)
+	if len(o.collateral) > 0 {
+		var docs [][]byte
+		for _, f := range o.collateral {
+			b, err := readLimited(f, tdx.MaxCollateralSize)
+			if err != nil {
+				return opts, nil, fmt.Errorf("--collateral: %w", err)
+			}
+			docs = append(docs, b)
+		}
+		col, err := tdx.ParseCollateral(docs...)
+		if err != nil {
+			return opts, nil, fmt.Errorf("--collateral: %w", err)
+		}
+		opts.Collateral = tdx.Static{C: col}
+	}
+	if o.noCollateral {
+		fmt.Fprintln(stderr, "trustgate verify: warning: --no-collateral: Intel's TCB status, QE identity and CRLs are not checked")
+		return opts, func() {}, nil
+	}
+	if opts.Collateral != nil {
+		return opts, func() {}, nil
+	}
+	// Intel's PCS through the collateral cache (what earlier runs fetched
+	// and 'trustgate certs import' stored); offline, the cache only. A CLI
+	// waits for its fetches to end, each at most as long as the server
+	// waits for one (pcs.DefaultFetchWait).
+	svc, err := pcs.New(pcs.Config{URL: o.pcsURL, RootCRLURL: o.rootCRLURL, Offline: c.offline, Clock: opts.Now,
+		Logger: cliLogger(stderr), FetchTimeout: pcs.DefaultFetchWait, FetchWait: -1})
+	if err != nil {
+		return opts, nil, err
+	}
+	opts.Collateral = svc
+	return opts, func() { svc.Close() }, nil
 }
 
 // acceptTCBStatus judges Intel's TCB status of a verified quote as the

@@ -8,6 +8,7 @@ import (
 	v1 "github.com/trustgate/trustgate/api/v1"
 	"github.com/trustgate/trustgate/client"
 	"github.com/trustgate/trustgate/internal/attest"
+	"github.com/trustgate/trustgate/internal/tee/azure"
 )
 
 // Device produces SEV-SNP reports binding reportData, with the extended
@@ -66,8 +67,11 @@ func Prepare(ctx context.Context, c *client.Client, dev Device) (*Prepared, erro
 	req := v1.AttestRequest{
 		Nonce: ch.Nonce, TEE: v1.TEESEVSNP, Evidence: v1.SNPEvidence{Report: report, CertTable: table}, TEEPubKey: key.JWK,
 	}
-	if TEEOf(dev) == TEETDX {
+	switch tee := TEEOf(dev); tee {
+	case TEETDX:
 		req.TEE, req.Evidence = v1.TEETDX, v1.Evidence{Quote: report}
+	case TEEAzureSNP, TEEAzureTDX:
+		req.TEE, req.Evidence = tee, v1.Evidence{Azure: report} // the evidence JSON (SimAzureDevice)
 	}
 	return &Prepared{Request: req, Key: key.Private, Expires: ch.ExpiresAt}, nil
 }
@@ -75,8 +79,11 @@ func Prepare(ctx context.Context, c *client.Client, dev Device) (*Prepared, erro
 // TEEOf is the TEE of dev's evidence: what its TEE method says, else
 // TEESEVSNP (a Device that returns SEV-SNP reports).
 func TEEOf(dev Device) string {
-	if d, ok := dev.(interface{ TEE() string }); ok && d.TEE() == TEETDX {
-		return TEETDX
+	if d, ok := dev.(interface{ TEE() string }); ok {
+		switch t := d.TEE(); t {
+		case TEETDX, TEEAzureSNP, TEEAzureTDX:
+			return t
+		}
 	}
 	return TEESEVSNP
 }
@@ -93,6 +100,28 @@ func (s SimDevice) Report(_ context.Context, rd [64]byte) ([]byte, []byte, error
 	r, t := s.Sim.Report(rd)
 	return r, t, nil
 }
+
+// SimAzureDevice adapts the Azure simulator (sim.AzureDevice) to Device:
+// Report returns the evidence JSON (SPEC "Azure confidential VMs").
+type SimAzureDevice struct {
+	Sim interface {
+		Evidence(reportData [64]byte) (attest.AzureEvidence, error)
+		TEE() string
+	}
+}
+
+// Report implements Device.
+func (s SimAzureDevice) Report(_ context.Context, rd [64]byte) ([]byte, []byte, error) {
+	ev, err := s.Sim.Evidence(rd)
+	if err != nil {
+		return nil, nil, err
+	}
+	wire, err := azure.EncodeEvidence(ev)
+	return wire, nil, err
+}
+
+// TEE says the device gives Azure evidence of its TEE.
+func (s SimAzureDevice) TEE() string { return s.Sim.TEE() }
 
 // SimTDXDevice adapts the TDX simulator (sim.TDXDevice) to Device: Report
 // returns its quote.

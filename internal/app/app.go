@@ -32,6 +32,7 @@ import (
 	"github.com/trustgate/trustgate/internal/resources"
 	"github.com/trustgate/trustgate/internal/secretfile"
 	"github.com/trustgate/trustgate/internal/sim"
+	"github.com/trustgate/trustgate/internal/tee/azure"
 	"github.com/trustgate/trustgate/internal/tee/snp"
 	"github.com/trustgate/trustgate/internal/token"
 	"github.com/trustgate/trustgate/internal/verifier"
@@ -222,8 +223,12 @@ func New(ctx context.Context, cfg config.Config, d Deps) (_ *App, err error) {
 	if err != nil {
 		return nil, err
 	}
+	snpVerifier := snp.New(snpOpts)
+	// Azure CVMs: the SEV-SNP and TDX verifiers above, then the vTPM.
+	az := azure.New(azure.Options{SNP: snpVerifier, TDX: tdxVerifier})
 	svc, err := verifier.New(verifier.Options{
-		TEEs:   map[string]verifier.TEE{attest.TEESEVSNP: snp.New(snpOpts), attest.TEETDX: tdxVerifier},
+		TEEs: map[string]verifier.TEE{attest.TEESEVSNP: snpVerifier, attest.TEETDX: tdxVerifier,
+			attest.TEEAzureSNP: az.For(attest.TEEAzureSNP), attest.TEEAzureTDX: az.For(attest.TEEAzureTDX)},
 		Policy: pol, Nonces: nonces, Tokens: tokens, Launches: launches, Now: d.Now,
 	})
 	if err != nil {

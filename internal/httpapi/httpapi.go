@@ -21,6 +21,7 @@ import (
 
 	v1 "github.com/trustgate/trustgate/api/v1"
 	"github.com/trustgate/trustgate/internal/attest"
+	"github.com/trustgate/trustgate/internal/tee/azure"
 	"github.com/trustgate/trustgate/internal/verifier"
 )
 
@@ -159,6 +160,9 @@ func (h *handler) attest(w http.ResponseWriter, r *http.Request) {
 func decodeAttest(body []byte, req *v1.AttestRequest) (verifier.AttestInput, error) {
 	if !fastAttest(body, req) {
 		*req = v1.AttestRequest{}
+		if in, ok, err := decodeAzureAttest(body, req); ok {
+			return in, err
+		}
 		if err := strictJSON(body, req); err != nil {
 			return verifier.AttestInput{}, err
 		}
@@ -171,6 +175,36 @@ func decodeAttest(body []byte, req *v1.AttestRequest) (verifier.AttestInput, err
 	key, err := verifier.ParseTEEPubKey(req.TEEPubKey)
 	in.TEEPubKey = key
 	return in, err
+}
+
+// decodeAzureAttest decodes a POST /v1/attest body whose tee is azure-snp
+// or azure-tdx (ok false for any other body): its evidence is read by
+// internal/tee/azure in the layouts Trustee's attesters write. req gets
+// the tee.
+func decodeAzureAttest(body []byte, req *v1.AttestRequest) (verifier.AttestInput, bool, error) {
+	var w struct {
+		Nonce     []byte          `json:"nonce"`
+		TEE       string          `json:"tee"`
+		Evidence  json.RawMessage `json:"evidence"`
+		TEEPubKey json.RawMessage `json:"tee_pubkey,omitempty"`
+	}
+	if strictJSON(body, &w) != nil || (w.TEE != v1.TEEAzureSNP && w.TEE != v1.TEEAzureTDX) {
+		return verifier.AttestInput{}, false, nil
+	}
+	req.TEE = w.TEE
+	in := verifier.AttestInput{TEE: w.TEE}
+	ev, err := azure.DecodeEvidence(w.Evidence)
+	if err != nil {
+		return in, true, err
+	}
+	in.Azure = &ev
+	if len(w.Nonce) != attest.NonceSize {
+		return in, true, attest.Errorf(attest.ReasonMalformedEvidence, "nonce is %d bytes, want %d", len(w.Nonce), attest.NonceSize)
+	}
+	in.Nonce = attest.Nonce(w.Nonce)
+	key, err := verifier.ParseTEEPubKey(w.TEEPubKey)
+	in.TEEPubKey = key
+	return in, true, err
 }
 
 func (h *handler) release(w http.ResponseWriter, r *http.Request) {
@@ -248,7 +282,7 @@ func (d *Degraded) Unwrap() error { return d.Err }
 // teeLabel keeps a client-chosen string out of the log: "sev-snp", "tdx"
 // or "unknown".
 func teeLabel(tee string) string {
-	if tee == v1.TEESEVSNP || tee == v1.TEETDX {
+	if tee == v1.TEESEVSNP || tee == v1.TEETDX || tee == v1.TEEAzureSNP || tee == v1.TEEAzureTDX {
 		return tee
 	}
 	return "unknown"

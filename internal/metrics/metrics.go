@@ -1,6 +1,6 @@
 // Package metrics is trustgate's Prometheus instrumentation, with SPEC's
 // metric names. No label ever carries a per-guest or client-chosen value:
-// tee is "sev-snp", "tdx" or "unknown" (any other string a client sends), result
+// tee is "sev-snp", "tdx", "azure-snp", "azure-tdx" or "unknown" (any other string a client sends), result
 // is "pass" or "fail", reason is a built-in reason code (attest.Reasons,
 // "none" on a pass) or one of the first MaxPolicyReasons distinct codes of
 // the form policy_<name> a policy reported (later ones count as
@@ -10,6 +10,7 @@ package metrics
 
 import (
 	"net/http"
+	"slices"
 	"sync"
 	"time"
 
@@ -157,11 +158,11 @@ func (m *Metrics) Handler() http.Handler {
 
 // TEEs are the tee label values of the TEEs trustgate verifies; with
 // UnknownTEE they are the label's closed set.
-var TEEs = []string{attest.TEESEVSNP, attest.TEETDX}
+var TEEs = []string{attest.TEESEVSNP, attest.TEETDX, attest.TEEAzureSNP, attest.TEEAzureTDX}
 
 // teeLabel keeps client-chosen strings out of labels.
 func teeLabel(tee string) string {
-	if tee == attest.TEESEVSNP || tee == attest.TEETDX {
+	if slices.Contains(TEEs, tee) {
 		return tee
 	}
 	return UnknownTEE

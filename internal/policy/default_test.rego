@@ -195,3 +195,51 @@ test_tdx_needs_no_vmpl_or_snp_tcb if {
 	d := trustgate.decision with input as tdx_claims with data.trustgate.reference as floors
 	d.allow
 }
+
+# Azure confidential VMs (SPEC "Azure confidential VMs").
+
+az_pcr4 := "0404040404040404040404040404040404040404040404040404040404040404"
+
+az_claims := object.union(claims, {"tee": "azure-snp", "tpm": {"pcr04": az_pcr4}})
+
+az_ref := {"measurements": [{"tee": "azure-snp", "value": "", "label": "az", "pcrs": {"pcr04": az_pcr4}}]}
+
+test_azure_allowed_by_pcr_pins if {
+	d := trustgate.decision with input as az_claims with data.trustgate.reference as az_ref
+	d.allow
+	d.label == "az"
+}
+
+test_azure_denied_on_another_pcr if {
+	other := object.union(az_claims, {"tpm": {"pcr04": approved}})
+	d := trustgate.decision with input as other with data.trustgate.reference as az_ref
+	d.reasons == ["measurement_mismatch"]
+}
+
+test_azure_denied_without_the_pinned_pcr if {
+	d := trustgate.decision with input as object.remove(az_claims, ["tpm"]) with data.trustgate.reference as az_ref
+	d.reasons == ["measurement_mismatch"]
+}
+
+test_azure_not_allowed_by_a_plain_snp_entry if {
+	d := trustgate.decision with input as az_claims with data.trustgate.reference as ref
+	d.reasons == ["measurement_mismatch"]
+}
+
+test_plain_snp_not_allowed_by_an_azure_entry if {
+	d := trustgate.decision with input as object.union(claims, {"tee": "sev-snp"}) with data.trustgate.reference as az_ref
+	d.reasons == ["measurement_mismatch"]
+}
+
+test_azure_value_pins_the_firmware if {
+	pinned := {"measurements": [{"tee": "azure-snp", "value": "00", "label": "az", "pcrs": {"pcr04": az_pcr4}}]}
+	d := trustgate.decision with input as az_claims with data.trustgate.reference as pinned
+	d.reasons == ["measurement_mismatch"]
+}
+
+test_azure_tdx_has_the_tdx_checks if {
+	td := {"tee": "azure-tdx", "mr_td": approved, "td_attributes": {"debug": true}, "tcb_status": "OutOfDate", "tpm": {"pcr04": az_pcr4}}
+	r := {"measurements": [{"tee": "azure-tdx", "value": approved, "label": "aztd", "pcrs": {"pcr04": az_pcr4}}]}
+	d := trustgate.decision with input as td with data.trustgate.reference as r
+	d.reasons == ["debug_enabled", "tcb_out_of_date"]
+}

@@ -17,7 +17,7 @@ import (
 // every other policy, and the default policy once its source changes
 // without this file, goes through OPA (TestFastPathKeyedToSource fails
 // then, as a reminder to update both).
-const fastPathSource = "93760d71e25a287a5e6f64666afcb59224c9aa9319d7e230b03bb914900a43a9"
+const fastPathSource = "9c20f024e289bc5e2796ab4d15ab3e7fc86da2d66fb8821e02b0b45cc7f2838d"
 
 // fastPath is the default policy compiled by hand for one set of reference
 // values: it gives the decisions OPA gives for that policy
@@ -27,6 +27,8 @@ const fastPathSource = "93760d71e25a287a5e6f64666afcb59224c9aa9319d7e230b03bb914
 // included) is ignored, as the default policy ignores it.
 type fastPath struct {
 	snp, tdx  []fastEntry // the measurement entries of each TEE
+	azureSNP  []fastEntry
+	azureTDX  []fastEntry
 	minTCB    *refvalues.TCB
 	vmpls     []int    // allowed_vmpl, [0] when absent
 	tcbStatus []string // tdx_tcb_status, ["UpToDate"] when absent
@@ -37,7 +39,8 @@ type fastEntry struct {
 	expires      int64 // Unix ns; 0 with hasExpiry false: never
 	hasExpiry    bool
 	resources    []string
-	rtmr         []string // TDX pins, "" = any
+	rtmr         []string          // TDX pins, "" = any
+	pcrs         map[string]string // Azure pins
 }
 
 // compileFastPath returns the fast path of module with ref, or nil when
@@ -68,16 +71,21 @@ func compileFastPath(module string, ref *refvalues.Set) *fastPath {
 			return nil
 		}
 		labels[m.Label] = true
-		e := fastEntry{value: m.Value, label: m.Label, resources: m.Resources, rtmr: m.RTMR}
+		e := fastEntry{value: m.Value, label: m.Label, resources: m.Resources, rtmr: m.RTMR, pcrs: m.PCRs}
 		if m.Expires != nil {
 			if m.Expires.Before(minNanoTime) || m.Expires.After(maxNanoTime) {
 				return nil
 			}
 			e.expires, e.hasExpiry = m.Expires.UnixNano(), true
 		}
-		if m.TEE == refvalues.TEETDX {
+		switch m.TEE {
+		case refvalues.TEETDX:
 			f.tdx = append(f.tdx, e)
-		} else {
+		case refvalues.TEEAzureSNP:
+			f.azureSNP = append(f.azureSNP, e)
+		case refvalues.TEEAzureTDX:
+			f.azureTDX = append(f.azureTDX, e)
+		default:
 			f.snp = append(f.snp, e)
 		}
 	}
@@ -110,35 +118,29 @@ func (f *fastPath) evaluate(c attest.Verified, now time.Time) (d attest.Decision
 	nowNs := now.UnixNano()
 	switch c := c.(type) {
 	case *attest.Claims:
-		if c.TEE == attest.TEETDX {
+		if c.TEE == attest.TEETDX || c.TEE == attest.TEEAzureSNP || c.TEE == attest.TEEAzureTDX {
 			return d, false
 		}
 		chosen = f.match(f.snp, hex.EncodeToString(c.Measurement), nowNs, nil)
-		if c.Policy.Debug {
-			failed |= fastDebug
-		}
-		if !slices.Contains(f.vmpls, int(c.VMPL)) {
-			failed |= fastVMPL
-		}
-		if f.belowMinTCB(c.ReportedTCB) {
-			failed |= fastTCB
-		}
+		failed |= f.snpChecks(c)
 	case *attest.TDXClaims:
 		if c.TEE != attest.TEETDX {
 			return d, false
 		}
 		chosen = f.match(f.tdx, hex.EncodeToString(c.MRTD), nowNs, c)
-		if c.TDAttributes.Debug {
-			failed |= fastDebug
+		failed |= f.tdxChecks(c)
+	case *attest.AzureSNPClaims:
+		if c.Claims == nil || c.TEE != attest.TEEAzureSNP {
+			return d, false
 		}
-		// An absent tcb_status (omitempty) is in no list and no prefix.
-		switch {
-		case c.TCBStatus != "" && slices.Contains(f.tcbStatus, c.TCBStatus):
-		case c.TCBStatus != "" && strings.HasPrefix(c.TCBStatus, "OutOfDate"):
-			failed |= fastOutOfDate
-		default:
-			failed |= fastTCBStatus
+		chosen = f.matchAzure(f.azureSNP, hex.EncodeToString(c.Measurement), nowNs, c.TPM)
+		failed |= f.snpChecks(c.Claims)
+	case *attest.AzureTDXClaims:
+		if c.TDXClaims == nil || c.TEE != attest.TEEAzureTDX {
+			return d, false
 		}
+		chosen = f.matchAzure(f.azureTDX, hex.EncodeToString(c.MRTD), nowNs, c.TPM)
+		failed |= f.tdxChecks(c.TDXClaims)
 	default:
 		return d, false
 	}
@@ -157,6 +159,65 @@ func (f *fastPath) evaluate(c attest.Verified, now time.Time) (d attest.Decision
 	d.Allow, d.Reasons, d.Label = true, []string{}, chosen.label
 	d.Resources = append(make([]string, 0, len(chosen.resources)), chosen.resources...)
 	return d, true
+}
+
+// snpChecks are the default policy's SEV-SNP checks but the measurement.
+func (f *fastPath) snpChecks(c *attest.Claims) (failed int) {
+	if c.Policy.Debug {
+		failed |= fastDebug
+	}
+	if !slices.Contains(f.vmpls, int(c.VMPL)) {
+		failed |= fastVMPL
+	}
+	if f.belowMinTCB(c.ReportedTCB) {
+		failed |= fastTCB
+	}
+	return failed
+}
+
+// tdxChecks are the default policy's TDX checks but the measurement.
+func (f *fastPath) tdxChecks(c *attest.TDXClaims) (failed int) {
+	if c.TDAttributes.Debug {
+		failed |= fastDebug
+	}
+	// An absent tcb_status (omitempty) is in no list and no prefix.
+	switch {
+	case c.TCBStatus != "" && slices.Contains(f.tcbStatus, c.TCBStatus):
+	case c.TCBStatus != "" && strings.HasPrefix(c.TCBStatus, "OutOfDate"):
+		failed |= fastOutOfDate
+	default:
+		failed |= fastTCBStatus
+	}
+	return failed
+}
+
+// matchAzure returns the Azure entry with the lowest label whose value is
+// "" or measurement, not expired at nowNs, every PCR pin equal to the
+// quoted PCR; nil if none.
+func (f *fastPath) matchAzure(entries []fastEntry, measurement string, nowNs int64, tpm map[string]attest.Hex) *fastEntry {
+	var best *fastEntry
+	for i := range entries {
+		e := &entries[i]
+		if (e.value != "" && e.value != measurement) || (e.hasExpiry && e.expires <= nowNs) || pcrDiffers(e.pcrs, tpm) {
+			continue
+		}
+		if best == nil || e.label < best.label {
+			best = e
+		}
+	}
+	return best
+}
+
+// pcrDiffers reports whether a pin is not the quoted PCR of its name (or
+// the quote lacks it).
+func pcrDiffers(pins map[string]string, tpm map[string]attest.Hex) bool {
+	for k, pin := range pins {
+		have, ok := tpm[k]
+		if !ok || pin != hex.EncodeToString(have) {
+			return true
+		}
+	}
+	return false
 }
 
 // match returns the entry of entries (one TEE's) with the lowest label

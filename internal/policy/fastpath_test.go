@@ -111,6 +111,69 @@ func fastCorpus(now time.Time) (refs []*refvalues.Set, cs []attest.Verified) {
 		}
 		cs = append(cs, c)
 	}
+	azRefs, azClaims := azureCorpus(past, approved, mrtd)
+	return append(refs, azRefs...), append(cs, azClaims...)
+}
+
+// azureCorpus is the Azure part of fastCorpus: a reference set with
+// azure-snp and azure-tdx entries (PCR pins, "" values, an expired entry, a
+// pin of a PCR the quote lacks, plain SEV-SNP and TDX entries of the same
+// values), and Azure claims reaching each check.
+func azureCorpus(past time.Time, approved, mrtd string) ([]*refvalues.Set, []attest.Verified) {
+	pcr := func(v byte) string { return strings.Repeat(fmt.Sprintf("%02x", v), 32) }
+	refs := []*refvalues.Set{{
+		Measurements: []refvalues.Measurement{
+			{TEE: refvalues.TEEAzureSNP, Label: "az-any-fw", PCRs: map[string]string{"pcr04": pcr(4), "pcr07": pcr(7)}, Resources: []string{"az"}},
+			{TEE: refvalues.TEEAzureSNP, Value: approved, Label: "az-fw", PCRs: map[string]string{"pcr11": pcr(11)}},
+			{TEE: refvalues.TEEAzureSNP, Label: "az-expired", PCRs: map[string]string{"pcr04": pcr(5)}, Expires: &past},
+			{TEE: refvalues.TEEAzureTDX, Value: mrtd, Label: "aztd", PCRs: map[string]string{"pcr00": pcr(0)}},
+			{TEE: refvalues.TEEAzureTDX, Label: "aztd-absent-pcr", PCRs: map[string]string{"pcr24": pcr(1)}},
+			{Value: approved, Label: "plain-snp"},
+			{TEE: refvalues.TEETDX, Value: mrtd, Label: "plain-td"},
+		},
+		AllowedVMPL: []int{0},
+	}}
+	tpm := func() map[string]attest.Hex {
+		m := map[string]attest.Hex{}
+		for i := range 24 {
+			m[fmt.Sprintf("pcr%02d", i)] = mustHex(pcr(byte(i)))
+		}
+		return m
+	}
+	vm := attest.AzureVM{VMID: "vm", SecureBoot: true, TPMEnabled: true}
+	var cs []attest.Verified
+	for _, mut := range []func(*attest.AzureSNPClaims){
+		nil,
+		func(c *attest.AzureSNPClaims) { c.TPM["pcr04"] = mustHex(pcr(5)) },
+		func(c *attest.AzureSNPClaims) { c.TPM["pcr04"] = mustHex(pcr(5)); c.Measurement = mustHex(next) },
+		func(c *attest.AzureSNPClaims) { delete(c.TPM, "pcr07") },
+		func(c *attest.AzureSNPClaims) { c.TPM = nil },
+		func(c *attest.AzureSNPClaims) { c.Policy.Debug = true },
+		func(c *attest.AzureSNPClaims) { c.VMPL = 1 },
+		func(c *attest.AzureSNPClaims) { c.ReportedTCB.TEE = 0 },
+	} {
+		c := &attest.AzureSNPClaims{Claims: claims(func(c *attest.Claims) { c.TEE = attest.TEEAzureSNP }), VTPM: attest.VTPM{TPM: tpm(), Azure: vm}}
+		if mut != nil {
+			mut(c)
+		}
+		cs = append(cs, c)
+	}
+	for _, mut := range []func(*attest.AzureTDXClaims){
+		nil,
+		func(c *attest.AzureTDXClaims) { c.TPM["pcr00"] = mustHex(pcr(9)) },
+		func(c *attest.AzureTDXClaims) { c.MRTD = mustHex(approved) },
+		func(c *attest.AzureTDXClaims) { c.TCBStatus = "OutOfDate" },
+		func(c *attest.AzureTDXClaims) { c.TCBStatus = "" },
+		func(c *attest.AzureTDXClaims) { c.TDAttributes.Debug = true },
+	} {
+		td := tdxClaims()
+		td.TEE = attest.TEEAzureTDX
+		c := &attest.AzureTDXClaims{TDXClaims: td, VTPM: attest.VTPM{TPM: tpm(), Azure: vm}}
+		if mut != nil {
+			mut(c)
+		}
+		cs = append(cs, c)
+	}
 	return refs, cs
 }
 
@@ -153,6 +216,7 @@ func TestFastPathAgreesWithOPA(t *testing.T) {
 			}
 			if want.Allow {
 				seen[fmt.Sprintf("allow with %d resources", len(want.Resources))] = true
+				seen["label "+want.Label] = true
 			}
 			// With input.launch, OPA decides the same.
 			b, err := json.Marshal(c)
@@ -163,6 +227,18 @@ func TestFastPathAgreesWithOPA(t *testing.T) {
 			if d, err := e.EvaluateJSON(ctx, b); err != nil || !reflect.DeepEqual(d, want) {
 				t.Errorf("set %d, claims %d: with input.launch OPA gives %+v, %v; want %+v", i, j, d, err, want)
 			}
+		}
+	}
+	// Azure claims are allowed by PCR pins with a "" value and with the
+	// firmware's measurement, never by a plain SEV-SNP or TDX entry.
+	for _, l := range []string{"az-any-fw", "az-fw", "aztd"} {
+		if !seen["label "+l] {
+			t.Errorf("the corpus never allows by %q", l)
+		}
+	}
+	for _, l := range []string{"az-expired", "aztd-absent-pcr"} {
+		if seen["label "+l] {
+			t.Errorf("%q allowed", l)
 		}
 	}
 	for _, r := range append(fastReasons, "allow with 0 resources", "allow with 1 resources", "allow with 2 resources") {

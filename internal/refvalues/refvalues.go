@@ -38,6 +38,9 @@ type Set struct {
 const (
 	TEESEVSNP = "sev-snp"
 	TEETDX    = "tdx"
+	// Azure confidential VMs attested through the vTPM.
+	TEEAzureSNP = "azure-snp"
+	TEEAzureTDX = "azure-tdx"
 )
 
 // TCBStatuses are Intel's TCB status words that tdx_tcb_status may list.
@@ -63,6 +66,11 @@ type Measurement struct {
 	// RTMR pins TDX's RTMR0..RTMR3 (at most 4 entries, in order), each 96
 	// lowercase hex characters or "" for any; nil pins none. TDX only.
 	RTMR []string `yaml:"rtmr,omitempty" json:"rtmr,omitempty"`
+	// PCRs pins the vTPM PCRs of an Azure confidential VM ("pcr00" …
+	// "pcr23" to 64 lowercase hex characters, SHA-256 bank); azure-snp and
+	// azure-tdx only, where at least one pin is required and Value may be
+	// "" (SPEC "Azure confidential VMs").
+	PCRs map[string]string `yaml:"pcrs,omitempty" json:"pcrs,omitempty"`
 }
 
 // TCB is a floor for the SVN components of an SEV-SNP TCB_VERSION (SEV-SNP
@@ -185,7 +193,8 @@ func (s *Set) Validate() error {
 		if m.Label != "" {
 			where = fmt.Sprintf("measurements[%d] (%q)", i, m.Label)
 		}
-		if !isLowerHex(m.Value, MeasurementHexLen) {
+		azure := m.TEE == TEEAzureSNP || m.TEE == TEEAzureTDX
+		if !(azure && m.Value == "") && !isLowerHex(m.Value, MeasurementHexLen) {
 			problems = append(problems, fmt.Sprintf("%s: value must be %d lowercase hex characters, got %q", where, MeasurementHexLen, m.Value))
 		}
 		switch j, dup := seen[m.Label]; {
@@ -201,7 +210,12 @@ func (s *Set) Validate() error {
 				problems = append(problems, fmt.Sprintf("%s: resources[%d] is empty", where, k))
 			}
 		}
+		if !azure && m.PCRs != nil {
+			problems = append(problems, fmt.Sprintf("%s: pcrs pins need tee: %s or %s", where, TEEAzureSNP, TEEAzureTDX))
+		}
 		switch m.TEE {
+		case TEEAzureSNP, TEEAzureTDX:
+			problems = append(problems, pcrProblems(where, m)...)
 		case "", TEESEVSNP:
 			if m.RTMR != nil {
 				problems = append(problems, fmt.Sprintf("%s: rtmr pins need tee: %s", where, TEETDX))
@@ -216,7 +230,7 @@ func (s *Set) Validate() error {
 				}
 			}
 		default:
-			problems = append(problems, fmt.Sprintf("%s: tee %q is neither %q nor %q", where, m.TEE, TEESEVSNP, TEETDX))
+			problems = append(problems, fmt.Sprintf("%s: tee %q is not one of %q, %q, %q, %q", where, m.TEE, TEESEVSNP, TEETDX, TEEAzureSNP, TEEAzureTDX))
 		}
 	}
 	for i, st := range s.TDXTCBStatus {
@@ -233,6 +247,40 @@ func (s *Set) Validate() error {
 		return &ValidationError{Problems: problems}
 	}
 	return nil
+}
+
+// pcrProblems checks an Azure entry: at least one PCR pin (without one,
+// an entry would approve every VM on Azure's firmware), each named pcr00 …
+// pcr23 with 64 lowercase hex characters; no RTMR pins.
+func pcrProblems(where string, m Measurement) []string {
+	var problems []string
+	if len(m.PCRs) == 0 {
+		problems = append(problems, fmt.Sprintf("%s: tee %s needs at least one pcrs pin", where, m.TEE))
+	}
+	if m.RTMR != nil {
+		problems = append(problems, fmt.Sprintf("%s: rtmr pins need tee: %s", where, TEETDX))
+	}
+	keys := make([]string, 0, len(m.PCRs))
+	for k := range m.PCRs {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		if !validPCRName(k) {
+			problems = append(problems, fmt.Sprintf("%s: pcrs key %q is not pcr00 … pcr23", where, k))
+		}
+		if !isLowerHex(m.PCRs[k], PCRHexLen) {
+			problems = append(problems, fmt.Sprintf("%s: pcrs %s must be %d lowercase hex characters", where, k, PCRHexLen))
+		}
+	}
+	return problems
+}
+
+// PCRHexLen is the length of a pinned PCR value: SHA-256 in hex.
+const PCRHexLen = 64
+
+func validPCRName(k string) bool {
+	return len(k) == 5 && strings.HasPrefix(k, "pcr") && k[3] >= '0' && k[3] <= '2' && k[4] >= '0' && k[4] <= '9' && (k[3] < '2' || k[4] <= '3')
 }
 
 func isLowerHex(s string, n int) bool {

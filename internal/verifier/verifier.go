@@ -155,6 +155,8 @@ type AttestInput struct {
 	Report    []byte
 	CertTable []byte
 	Quote     []byte
+	// Azure is the evidence of azure-snp and azure-tdx.
+	Azure *attest.AzureEvidence
 	// TEEPubKey is the guest's ephemeral public key (a JWK), or nil.
 	TEEPubKey *jose.JSONWebKey
 }
@@ -233,7 +235,7 @@ func (s *Service) Attest(ctx context.Context, in AttestInput) (tok string, err e
 	}
 	// The nonce goes with the verification: it bounds the certificate
 	// fetches a report that fails may cause (it is free to repeat).
-	a, err := s.appraise(attest.WithNonce(ctx, in.Nonce), tee, attest.Evidence{Report: in.Report, CertTable: in.CertTable, Quote: in.Quote}, want[:], s.o.Launches != nil)
+	a, err := s.appraise(attest.WithNonce(ctx, in.Nonce), tee, attest.Evidence{Report: in.Report, CertTable: in.CertTable, Quote: in.Quote, Azure: in.Azure}, want[:], s.o.Launches != nil)
 	if err != nil {
 		return "", err
 	}

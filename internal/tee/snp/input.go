@@ -4,31 +4,23 @@ import (
 	"bytes"
 	"context"
 	"encoding/base64"
-	"encoding/binary"
 	"encoding/hex"
 
 	"github.com/trustgate/trustgate/internal/attest"
+	"github.com/trustgate/trustgate/internal/tee/azure/hcl"
 )
 
 // MaxInputSize bounds what DecodeReport reads: an Azure HCL blob is 2600
 // bytes and its base64 form under 4 KiB.
 const MaxInputSize = 16 << 10
 
-// Azure CVM HCL report layout (the vTPM NV index 0x01400001 blob): a 32-byte
-// header starting "HCLA", the 1184-byte hardware report, then a 20-byte
-// runtime-data header whose last field is the size of the runtime-data JSON
-// that follows it.
-const (
-	hclHeaderSize     = 0x20
-	hclReportEnd      = hclHeaderSize + ReportSize // 0x4C0
-	hclReportTypeOff  = hclReportEnd + 8           // 2 = SNP, 4 = TDX
-	hclVarSizeOff     = hclReportEnd + 16
-	hclVarDataOff     = hclReportEnd + 20
-	hclReportTypeSNP  = 2
-	hclHashTypeSHA256 = 1
+// The Azure CVM HCL report blob (internal/tee/azure/hcl): hclMagic starts
+// it, hclVarDataOff is where its runtime data begins.
+var (
+	hclMagic = hcl.Magic
 )
 
-var hclMagic = []byte("HCLA")
+const hclVarDataOff = hcl.VarDataOff
 
 // DecodeReport turns a report file into Evidence: a raw 1184-byte report,
 // the same as hex (an optional 0x prefix allowed) or base64 text, a report
@@ -88,22 +80,14 @@ func rawReport(b []byte) (Evidence, bool) {
 }
 
 func decodeHCL(b []byte) (Evidence, error) {
-	if len(b) < hclVarDataOff {
-		return Evidence{}, attest.Errorf(attest.ReasonMalformedEvidence, "HCL report is %d bytes, shorter than its headers", len(b))
+	r, err := hcl.Parse(b)
+	if err != nil {
+		return Evidence{}, attest.Errorf(attest.ReasonMalformedEvidence, "%w", err)
 	}
-	if t := binary.LittleEndian.Uint32(b[hclReportTypeOff:]); t != hclReportTypeSNP {
-		return Evidence{}, attest.Errorf(attest.ReasonMalformedEvidence, "HCL report type is %d, not SEV-SNP (2)", t)
+	if r.Type != hcl.TypeSNP {
+		return Evidence{}, attest.Errorf(attest.ReasonMalformedEvidence, "HCL report type is %d, not SEV-SNP (2)", r.Type)
 	}
-	if h := binary.LittleEndian.Uint32(b[hclReportTypeOff+4:]); h != hclHashTypeSHA256 {
-		return Evidence{}, attest.Errorf(attest.ReasonMalformedEvidence, "HCL runtime data hash type is %d, only SHA-256 (1) is supported", h)
-	}
-	n := uint64(binary.LittleEndian.Uint32(b[hclVarSizeOff:]))
-	if uint64(hclVarDataOff)+n > uint64(len(b)) {
-		return Evidence{}, attest.Errorf(attest.ReasonMalformedEvidence, "HCL runtime data of %d bytes overruns the %d-byte blob", n, len(b))
-	}
-	report := bytes.Clone(b[hclHeaderSize:hclReportEnd])
-	runtime := bytes.Clone(b[hclVarDataOff : hclVarDataOff+int(n)])
-	return Evidence{Report: report, RuntimeData: runtime}, nil
+	return Evidence{Report: bytes.Clone(r.Hardware), RuntimeData: bytes.Clone(r.RuntimeData)}, nil
 }
 
 // SplitPlain splits the body of the plain flow (POST /verify: a raw report,
