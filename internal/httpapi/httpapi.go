@@ -414,7 +414,7 @@ func withClient(next http.Handler) http.Handler {
 func clientID(r *http.Request) string {
 	if r.TLS != nil && len(r.TLS.VerifiedChains) > 0 && len(r.TLS.VerifiedChains[0]) > 0 {
 		sum := sha256.Sum256(r.TLS.VerifiedChains[0][0].Raw)
-		return "cert:" + hex.EncodeToString(sum[:16])
+		return attest.CertClientID(hex.EncodeToString(sum[:16]))
 	}
 	host, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {
