@@ -117,6 +117,12 @@ type Error struct {
 	Reason string `json:"reason"`
 }
 
+// ReasonApprovalReplayed is the reason of the admin API's 409 for an
+// approval whose jti was accepted before, or that was signed (iat) before
+// the last withdrawal of its label: approving again needs a new
+// signature (SPEC "The gatekeeper's configuration never goes back").
+const ReasonApprovalReplayed = "approval_replayed"
+
 // Health answers GET /healthz and GET /readyz.
 type Health struct {
 	Status              string `json:"status"` // "ok", "degraded" (serving the last good policy; see error) or "unavailable"

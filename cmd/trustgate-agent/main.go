@@ -28,6 +28,7 @@ import (
 	"github.com/trustgate/trustgate/client"
 	"github.com/trustgate/trustgate/internal/agent"
 	"github.com/trustgate/trustgate/internal/attest"
+	"github.com/trustgate/trustgate/internal/cli"
 	"github.com/trustgate/trustgate/internal/resources"
 	"github.com/trustgate/trustgate/internal/sim"
 )
@@ -106,7 +107,14 @@ type usageError struct{ error }
 func usagef(format string, a ...any) error { return usageError{fmt.Errorf(format, a...)} }
 
 func run(args []string, stdout, stderr io.Writer) int {
-	if len(args) == 0 || (args[0] != "attest" && args[0] != "run") {
+	switch {
+	case len(args) > 0 && (args[0] == "-h" || args[0] == "--help" || args[0] == "help"):
+		fmt.Fprint(stdout, usage)
+		return exitOK
+	case len(args) > 0 && (args[0] == "--version" || args[0] == "version"):
+		fmt.Fprintf(stdout, "trustgate-agent %s\n", cli.BuildVersion())
+		return exitOK
+	case len(args) == 0 || (args[0] != "attest" && args[0] != "run"):
 		fmt.Fprint(stderr, usage)
 		return exitUsage
 	}
@@ -125,8 +133,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 
 func (r *agentRun) flagSet() *flag.FlagSet {
 	fs := flag.NewFlagSet(r.cmd, flag.ContinueOnError)
-	fs.SetOutput(r.stderr)
-	fs.Usage = func() { fmt.Fprint(r.stderr, usage); fs.PrintDefaults() }
+	cli.Conventions(fs, "trustgate-agent "+r.cmd, r.stdout, r.stderr, func(w io.Writer) { fmt.Fprint(w, usage); fs.PrintDefaults() })
 	r.verifierURL = fs.String("verifier", "", "verifier base `URL`, e.g. https://verifier.example:8443")
 	fs.Var(&r.names, "resource", "release resource `NAME` (repeatable)")
 	r.out = fs.String("out", "", "write released resources to `DIR`/NAME")

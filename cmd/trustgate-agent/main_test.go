@@ -139,3 +139,22 @@ func TestAgentRunExecs(t *testing.T) {
 		t.Errorf("missing workload: exit %d, out dir created: %v", code, err == nil)
 	}
 }
+
+// The agent follows the CLI's conventions: --help on stdout with exit 0,
+// a wrong flag in two lines with the closest flag, --version.
+func TestAgentCLIConventions(t *testing.T) {
+	t.Parallel()
+	for _, args := range [][]string{{"--help"}, {"attest", "--help"}, {"run", "-h"}} {
+		code, out, errOut := runAgent(args...)
+		if code != exitOK || !strings.Contains(out, "usage: trustgate-agent") || errOut != "" {
+			t.Errorf("%q: exit %d, stdout %d bytes, stderr %q", args, code, len(out), errOut)
+		}
+	}
+	if code, out, _ := runAgent("--version"); code != exitOK || !strings.HasPrefix(out, "trustgate-agent ") {
+		t.Errorf("--version: exit %d, %q", code, out)
+	}
+	code, out, errOut := runAgent("attest", "--verifer", "http://127.0.0.1:1")
+	if want := "trustgate-agent attest: unknown flag --verifer (did you mean --verifier?)\nRun 'trustgate-agent attest --help' for usage.\n"; code != exitUsage || out != "" || errOut != want {
+		t.Errorf("wrong flag: exit %d, stdout %q, stderr %q", code, out, errOut)
+	}
+}

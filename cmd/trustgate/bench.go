@@ -30,6 +30,7 @@ import (
 	"github.com/trustgate/trustgate/client"
 	"github.com/trustgate/trustgate/internal/agent"
 	"github.com/trustgate/trustgate/internal/attest"
+	"github.com/trustgate/trustgate/internal/cli"
 	"github.com/trustgate/trustgate/internal/sim"
 )
 
@@ -72,8 +73,7 @@ flags:
 
 func cmdBench(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() { fmt.Fprint(stderr, benchUsage); fs.PrintDefaults() }
+	cli.Conventions(fs, "trustgate bench", stdout, stderr, func(w io.Writer) { fmt.Fprint(w, benchUsage); fs.PrintDefaults() })
 	var verifierURLs []string
 	fs.Func("verifier", "verifier base `URL` (serving with --dev-simulator); repeat to spread the load over several", func(v string) error {
 		verifierURLs = append(verifierURLs, v)
@@ -156,6 +156,11 @@ func cmdBench(args []string, stdout, stderr io.Writer) int {
 		b.cs = append(b.cs, &client.Client{BaseURL: u, HTTP: hc})
 	}
 	res, err := b.run(context.Background())
+	var refused *refusedError
+	if errors.As(err, &refused) {
+		fmt.Fprintf(stderr, "trustgate bench: %v\n", err)
+		return exitRejected
+	}
 	if err != nil {
 		fmt.Fprintf(stderr, "trustgate bench: %v\n", err)
 		return exitUnavailable
@@ -212,7 +217,47 @@ type benchResult struct {
 	monErr               error
 }
 
+// refusedError is a verifier that refuses the simulated guest before the
+// load: nothing would be measured but refusals.
+type refusedError struct {
+	url    string
+	reason string
+}
+
+func (e *refusedError) Error() string {
+	if e.reason == string(attest.ReasonCertChainInvalid) {
+		return fmt.Sprintf("the verifier at %s refuses the simulator's evidence (%s): bench needs a verifier serving --dev-simulator\n"+
+			"  (loopback only; deploy/local/up.sh --dev starts three); nothing was measured", e.url, e.reason)
+	}
+	return fmt.Sprintf("the verifier at %s refuses the simulated guest (%s): approve its measurement (--sim-measurement, default 5a…5a)\n"+
+		"  in the verifier's reference values; nothing was measured", e.url, e.reason)
+}
+
+// check attests once at each verifier before anything is measured, so that
+// a verifier that refuses the simulated guest stops the run with the reason
+// instead of a throughput of refusals.
+func (b *bench) check(ctx context.Context) error {
+	for _, c := range b.cs {
+		p, err := agent.Prepare(ctx, c, b.guest)
+		if err != nil {
+			return fmt.Errorf("preparing: %w", err)
+		}
+		_, err = c.Attest(ctx, p.Request)
+		var apiErr *client.APIError
+		if errors.As(err, &apiErr) && apiErr.Reason != "" && !attest.Reason(apiErr.Reason).Unavailable() {
+			return &refusedError{url: c.BaseURL, reason: apiErr.Reason}
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 func (b *bench) run(ctx context.Context) (*benchResult, error) {
+	if err := b.check(ctx); err != nil {
+		return nil, err
+	}
 	cpu0, cpuErr := b.serverCPU(ctx)
 	var redis0 redisStats
 	var redisErr error

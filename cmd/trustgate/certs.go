@@ -15,6 +15,7 @@ import (
 	"github.com/trustgate/trustgate/internal/atomicfile"
 	"github.com/trustgate/trustgate/internal/attest"
 	"github.com/trustgate/trustgate/internal/certs"
+	"github.com/trustgate/trustgate/internal/cli"
 	"github.com/trustgate/trustgate/internal/pcs"
 	"github.com/trustgate/trustgate/internal/tee/snp"
 	"github.com/trustgate/trustgate/internal/tee/tdx"
@@ -81,8 +82,7 @@ func (c *chipList) Set(s string) error {
 
 func certsFetch(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("certs fetch", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() { fmt.Fprint(stderr, certsUsage+"\nfetch flags:\n"); fs.PrintDefaults() }
+	cli.Conventions(fs, "trustgate certs fetch", stdout, stderr, func(w io.Writer) { fmt.Fprint(w, certsUsage+"\nfetch flags:\n"); fs.PrintDefaults() })
 	kdsURL := fs.String("kds-url", certs.DefaultKDSURL, "AMD KDS base `URL`")
 	out := fs.String("out", "trustgate-certs.json", "write the bundle to `FILE`")
 	var chips chipList
@@ -225,8 +225,7 @@ func certsFetch(args []string, stdout, stderr io.Writer) int {
 
 func certsImport(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("certs import", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() { fmt.Fprint(stderr, certsUsage+"\nimport flags:\n"); fs.PrintDefaults() }
+	cli.Conventions(fs, "trustgate certs import", stdout, stderr, func(w io.Writer) { fmt.Fprint(w, certsUsage+"\nimport flags:\n"); fs.PrintDefaults() })
 	cacheDir := fs.String("cache-dir", "", "certificate cache `DIR` (default the user cache dir's trustgate/certs)")
 	at := fs.String("at", "", "TDX: judge the collateral at this RFC 3339 `time` (default now)")
 	pos, err := parseInterspersed(fs, args)

@@ -23,6 +23,7 @@ import (
 	"github.com/trustgate/trustgate/internal/agent"
 	"github.com/trustgate/trustgate/internal/app"
 	"github.com/trustgate/trustgate/internal/attest"
+	"github.com/trustgate/trustgate/internal/cli"
 	"github.com/trustgate/trustgate/internal/config"
 	"github.com/trustgate/trustgate/internal/sim"
 	"github.com/trustgate/trustgate/internal/tee/azure"
@@ -33,9 +34,18 @@ import (
 // tdx runs it with the TDX simulator.
 func cmdDemo(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	cli.Conventions(fs, "trustgate demo", stdout, stderr, func(w io.Writer) {
+		fmt.Fprint(w, "usage: trustgate demo [--tee sev-snp|tdx|azure-snp|azure-tdx]\n\nRuns the whole attestation flow in one process with a simulated guest, printing each step;\nexit 0 when every step held.\n\n")
+		fs.PrintDefaults()
+	})
 	tee := fs.String("tee", v1.TEESEVSNP, "the simulated guest's TEE: sev-snp, tdx, azure-snp or azure-tdx")
-	if err := fs.Parse(args); err != nil || fs.NArg() != 0 || !slices.Contains([]string{v1.TEESEVSNP, v1.TEETDX, v1.TEEAzureSNP, v1.TEEAzureTDX}, *tee) {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return exitOK
+		}
+		return exitUsage
+	}
+	if fs.NArg() != 0 || !slices.Contains([]string{v1.TEESEVSNP, v1.TEETDX, v1.TEEAzureSNP, v1.TEEAzureTDX}, *tee) {
 		fmt.Fprintln(stderr, "usage: trustgate demo [--tee sev-snp|tdx|azure-snp|azure-tdx]")
 		return exitUsage
 	}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/trustgate/trustgate/internal/attest"
 	"github.com/trustgate/trustgate/internal/certs"
+	"github.com/trustgate/trustgate/internal/cli"
 	"github.com/trustgate/trustgate/internal/policy"
 	"github.com/trustgate/trustgate/internal/tee/snp"
 	"github.com/trustgate/trustgate/internal/tee/tdx"
@@ -72,8 +73,7 @@ flags:
 
 func cmdVerify(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("verify", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() { fmt.Fprint(stderr, verifyUsage); fs.PrintDefaults() }
+	cli.Conventions(fs, "trustgate verify", stdout, stderr, func(w io.Writer) { fmt.Fprint(w, verifyUsage); fs.PrintDefaults() })
 	vcekFile := fs.String("vcek", "", "VCEK or VLEK certificate `FILE` (DER or PEM)")
 	tableFile := fs.String("cert-table", "", "extended report certificate table `FILE` (GHCB GUID table)")
 	chainFile := fs.String("chain", "", "ASK+ARK PEM `FILE`; counts only if identical to AMD's pinned certificates")
@@ -99,8 +99,8 @@ func cmdVerify(args []string, stdout, stderr io.Writer) int {
 		return exitUsage
 	}
 	if len(pos) != 1 {
-		fmt.Fprintln(stderr, "trustgate verify: want exactly one REPORT file")
-		fs.Usage()
+		fmt.Fprintln(stderr, "trustgate verify: want exactly one EVIDENCE file (an SEV-SNP report or a TDX quote)")
+		fmt.Fprintln(stderr, "Run 'trustgate verify --help' for usage.")
 		return exitUsage
 	}
 	usageErr := func(format string, a ...any) int {
@@ -198,7 +198,22 @@ func cmdVerify(args []string, stdout, stderr io.Writer) int {
 			decision, err = &d, d.Err()
 		}
 	}
+	if attest.ReasonOf(err) == attest.ReasonVCEKUnavailable {
+		offlineHint(stderr, *offline)
+	}
 	return report(stdout, *jsonOut, claims, decision, err)
+}
+
+// offlineHint says what to do when the VCEK or AMD's CRL could not be had:
+// most often a host without network.
+func offlineHint(w io.Writer, offline bool) {
+	if offline {
+		fmt.Fprintln(w, "trustgate verify: --offline and no VCEK or CRL at hand: give the chip's VCEK with --vcek FILE (and --no-revocation")
+		fmt.Fprintln(w, "  without AMD's CRL), or import both from a bundle made on a connected host ('trustgate certs fetch', then 'trustgate certs import').")
+		return
+	}
+	fmt.Fprintln(w, "trustgate verify: AMD's KDS did not give the VCEK or CRL (no network?). To verify without network: --vcek FILE --offline")
+	fmt.Fprintln(w, "  (and --no-revocation without AMD's CRL), or 'trustgate certs fetch' on a connected host and 'trustgate certs import' here.")
 }
 
 // snpVerifyOptions builds the SEV-SNP verifier options of `trustgate

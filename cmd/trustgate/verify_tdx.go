@@ -153,6 +153,10 @@ func verifyTDX(raw []byte, o *tdxOptions, c common, stdout, stderr io.Writer) in
 			}
 		}
 	}
+	if attest.ReasonOf(err) == attest.ReasonCollateralUnavailable {
+		fmt.Fprintln(stderr, "trustgate verify: Intel's collateral is not at hand (no network?). To verify without network: --collateral FILE")
+		fmt.Fprintln(stderr, "  for each document (TCB info, QE identity, CRLs), or 'trustgate certs fetch' on a connected host and 'trustgate certs import' here.")
+	}
 	return judge(stdout, c, engine, claims, err)
 }
 

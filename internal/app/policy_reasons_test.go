@@ -124,8 +124,8 @@ func TestPolicyReasonsAndFileErrorsQuoteNothing(t *testing.T) {
 	for _, want := range []string{
 		`trustgate_attestations_total{reason="policy_denied",result="fail",tee="sev-snp"} 1`,
 		`trustgate_attestations_total{reason="policy_region",result="fail",tee="sev-snp"} 1`,
-		`trustgate_config_reload_failures_total{file="policy"} 1`,
-		`trustgate_config_reload_failures_total{file="reference_values"} 1`,
+		`trustgate_config_reload_failures_total{file="policy",kind="invalid"} 1`,
+		`trustgate_config_reload_failures_total{file="reference_values",kind="invalid"} 1`,
 	} {
 		if !strings.Contains(metrics, want+"\n") {
 			t.Errorf("/metrics lacks %s", want)

@@ -27,6 +27,14 @@ import (
 // real clock, which the Redis store compares with Redis's own).
 func startServerAt(t testing.TB, mutate func(*config.Config), now func() time.Time) *server {
 	t.Helper()
+	s, _ := startStoppable(t, mutate, now)
+	return s
+}
+
+// startStoppable is startServerAt with a function that stops the replica
+// (serveStoppable), for a test that restarts it.
+func startStoppable(t testing.TB, mutate func(*config.Config), now func() time.Time) (*server, func()) {
+	t.Helper()
 	dir := t.TempDir()
 	s := &server{dir: dir, logs: &bytes.Buffer{}}
 	cfg := config.Default()
@@ -39,9 +47,10 @@ func startServerAt(t testing.TB, mutate func(*config.Config), now func() time.Ti
 	if mutate != nil {
 		mutate(&cfg)
 	}
-	s.app, s.url = serveTest(t, cfg, Deps{Logger: newJSONLogger(s), Now: now})
+	var stop func()
+	s.app, s.url, stop = serveStoppable(t, cfg, Deps{Logger: newJSONLogger(s), Now: now})
 	s.c = &client.Client{BaseURL: s.url}
-	return s
+	return s, stop
 }
 
 // sharedKeys returns a config change giving replicas the same nonce and

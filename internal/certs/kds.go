@@ -148,7 +148,10 @@ func (c *kdsClient) get(ctx context.Context, kind Kind, what, u string, limit in
 			return nil, err
 		}
 		last = err
-		retryable := status == 0 || status == http.StatusTooManyRequests || status >= 500
+		// A host that resolves no name or has no route does not get one
+		// by waiting a few seconds: no retry (the CLI says how to work
+		// offline).
+		retryable := (status == 0 && !fetch.NoNetwork(err)) || status == http.StatusTooManyRequests || status >= 500
 		d := c.backoff << (attempt - 1)
 		if d > c.backoffMax || d <= 0 {
 			d = c.backoffMax
@@ -182,7 +185,10 @@ func (c *kdsClient) get(ctx context.Context, kind Kind, what, u string, limit in
 		if wait > 0 {
 			continue // the rate limit waits it out
 		}
-		c.log.Warn("KDS request failed; retrying", "request", string(kind), "status", status, "attempt", attempt, "backoff", d.String())
+		// The next attempt waits for the backoff and for the rate limit:
+		// log the longer, which is when it goes.
+		c.log.Warn("KDS request failed; retrying", "request", string(kind), "status", status, "attempt", attempt,
+			"next_attempt_in", max(d, lim.untilNext()).Round(time.Millisecond).String())
 		if err := c.sleep(ctx, d); err != nil {
 			return nil, fmt.Errorf("%w (gave up: %v)", last, err)
 		}
@@ -208,7 +214,7 @@ func (c *kdsClient) once(ctx context.Context, kind Kind, what, u string, limit i
 		if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
 			err = fmt.Errorf("no answer within %s", c.requestTimeout)
 		}
-		return nil, 0, 0, fmt.Errorf("KDS %s: %v", what, err)
+		return nil, 0, 0, fmt.Errorf("KDS %s: %w", what, err) // err holds no URL (above)
 	}
 	defer resp.Body.Close()
 	c.obs.KDSRequest(kind, strconv.Itoa(resp.StatusCode))

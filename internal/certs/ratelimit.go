@@ -121,6 +121,14 @@ func (l *limiter) advance(t time.Time) {
 	}
 }
 
+// untilNext is how long from now a request would wait for its turn.
+func (l *limiter) untilNext() time.Duration {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	now := l.now()
+	return max(l.next(now).Sub(now), 0)
+}
+
 // heldBack returns how long from now every request is held back by a
 // Retry-After (0 if none).
 func (l *limiter) heldBack() time.Duration {

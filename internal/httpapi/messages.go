@@ -55,6 +55,8 @@ func message(r attest.Reason, tee string) string {
 		return "the platform TCB has been revoked"
 	case attest.ReasonPolicyUnavailable:
 		return "the policy engine is unavailable; retry later"
+	case attest.ReasonApprovalReplayed:
+		return "the approval was accepted before, or signed before the last withdrawal of its label"
 	}
 	if len(r) > len("policy_") && r[:len("policy_")] == "policy_" {
 		return "the appraisal policy denied the attestation"

@@ -103,6 +103,11 @@ type Options struct {
 	// signed with (refvalues.ReadSigned): Watch loads a file only with a
 	// valid detached signature beside it. nil: files are not signed.
 	TrustKey *ecdsa.PublicKey
+	// AdmitReference, if not nil, is asked before a reference-values file
+	// is loaded (by Watch; New's Reference is the caller's to check): an
+	// error refuses the file as a *FileError of kind "rollback" (its
+	// message names versions only). nil: every valid file is loaded.
+	AdmitReference func(ctx context.Context, s *refvalues.Set) error
 	// AwaitOverlay makes Evaluate refuse (store_unavailable) until the
 	// first SetOverlay: a verifier whose admin layer lives in Redis must
 	// not appraise before it knows what was withdrawn. false: the layer
@@ -115,6 +120,7 @@ type Engine struct {
 	name    string
 	now     func() time.Time
 	trust   *ecdsa.PublicKey
+	admit   func(ctx context.Context, s *refvalues.Set) error
 	cur     atomic.Pointer[prepared]
 	lastErr atomic.Pointer[error]
 	fields  fieldCache
@@ -144,7 +150,7 @@ type prepared struct {
 // New compiles the policy and prepares its query once. A module that does
 // not parse or compile, or calls a refused builtin, is an error.
 func New(ctx context.Context, o Options) (*Engine, error) {
-	e := &Engine{name: o.ModuleName, now: o.Now, trust: o.TrustKey, module: o.Module, file: o.Reference}
+	e := &Engine{name: o.ModuleName, now: o.Now, trust: o.TrustKey, admit: o.AdmitReference, module: o.Module, file: o.Reference}
 	if e.now == nil {
 		e.now = time.Now
 	}
@@ -464,8 +470,9 @@ func (e *Engine) evaluate(ctx context.Context, v ast.Value) (attest.Decision, er
 }
 
 // parseDecision checks the decision's shape: "allow" a boolean, "reasons"
-// and "resources" lists of strings, "label" a string, nothing else. A deny
-// without reasons gets policy_denied.
+// and "resources" lists of strings, "label" a string, nothing else, and
+// no reasons with an allow (an ambiguous decision is policy_denied). A
+// deny without reasons gets policy_denied.
 func parseDecision(v any) (attest.Decision, error) {
 	bad := func(what string) (attest.Decision, error) {
 		return attest.Decision{}, attest.Errorf(attest.ReasonPolicyDenied, "policy decision: %s", what)
@@ -514,6 +521,10 @@ func parseDecision(v any) (attest.Decision, error) {
 		if d.Label, ok = l.(string); !ok {
 			return bad(`"label" is not a string`)
 		}
+	}
+	if d.Allow && len(d.Reasons) > 0 {
+		// An allow that gives reasons to deny is ambiguous: deny.
+		return bad(`"allow" is true but "reasons" are given`)
 	}
 	if d.Reasons == nil {
 		d.Reasons = []string{}

@@ -233,6 +233,7 @@ func TestCustomPolicies(t *testing.T) {
 		{"reasons not strings", "package trustgate\ndecision := {\"allow\": false, \"reasons\": [1]}\n", attest.ReasonPolicyDenied, false},
 		{"resources not a list", "package trustgate\ndecision := {\"allow\": true, \"resources\": \"all\"}\n", attest.ReasonPolicyDenied, false},
 		{"unknown key", "package trustgate\ndecision := {\"allow\": true, \"resource\": [\"x\"]}\n", attest.ReasonPolicyDenied, false},
+		{"allow with reasons", "package trustgate\ndecision := {\"allow\": true, \"reasons\": [\"measurement_mismatch\"], \"label\": \"x\"}\n", attest.ReasonPolicyDenied, false},
 		{"runtime error (strict builtins)", "package trustgate\ndecision := {\"allow\": to_number(input.tee) > 0}\n", attest.ReasonPolicyDenied, false},
 		{"conflicting values", "package trustgate\ndecision := {\"allow\": true} if input.vmpl == 0\ndecision := {\"allow\": false} if input.tee == \"sev-snp\"\n", attest.ReasonPolicyDenied, false},
 	}

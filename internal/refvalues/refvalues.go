@@ -21,6 +21,13 @@ const MeasurementHexLen = 96
 
 // Set is the content of a reference-values file.
 type Set struct {
+	// Version numbers a signed file: `trustgate refvalues sign` sets it to
+	// the file's version + 1, so that it only grows. A verifier with a
+	// trust key refuses a file whose version is lower than one it has
+	// seen, or equal with other content (a rollback). 0: never signed so.
+	Version int64 `yaml:"version,omitempty" json:"version,omitempty"`
+	// SignedAt is when `trustgate refvalues sign` stamped the version.
+	SignedAt *time.Time `yaml:"signed_at,omitempty" json:"signed_at,omitempty"`
 	// Measurements are the approved launch measurements; several may be
 	// live at once for staged rollouts. Empty means nothing is approved.
 	Measurements []Measurement `yaml:"measurements" json:"measurements"`
@@ -237,6 +244,9 @@ func (s *Set) Validate() error {
 		if !slices.Contains(TCBStatuses, st) {
 			problems = append(problems, fmt.Sprintf("tdx_tcb_status[%d]: %q is not one of Intel's TCB statuses %v", i, st, TCBStatuses))
 		}
+	}
+	if s.Version < 0 {
+		problems = append(problems, fmt.Sprintf("version: %d is negative", s.Version))
 	}
 	for i, v := range s.AllowedVMPL {
 		if v < 0 || v > 3 {

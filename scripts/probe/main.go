@@ -225,12 +225,21 @@ var mutants = []mutant{
 
 	// internal/admin: who may write (bearer token, verified client
 	// certificate when enabled), and signed entries under a trust key.
-	off("internal/admin/handler.go", "subtle.ConstantTimeCompare(sum[:], h.tokenSum[:]) != 1", adminPkg),
+	swap("internal/admin/handler.go", "subtle.ConstantTimeCompare(sum[:], t.sum[:]) == 1", "subtle.ConstantTimeCompare(sum[:], t.sum[:]) >= 0", adminPkg),
 	swap("internal/admin/handler.go", "h.o.ClientCerts && r.TLS != nil", "r.TLS != nil", adminPkg),
 	swap("internal/admin/handler.go", `!strings.EqualFold(scheme, "Bearer")`, "!strings.EqualFold(scheme, scheme)", adminPkg),
 	offInit("internal/admin/handler.go", "trust := h.o.Layer.o.TrustKey", "trust != nil", adminPkg),
-	swap("internal/admin/layer.go", "if l.o.TrustKey != nil {\n\t\treturn refvalues.VerifyEntry", "if false && l.o.TrustKey != nil {\n\t\treturn refvalues.VerifyEntry", adminPkg),
+	swap("internal/admin/layer.go", "if l.o.TrustKey != nil {\n\t\ta, err := refvalues.VerifyEntry", "if false && l.o.TrustKey != nil {\n\t\ta, err := refvalues.VerifyEntry", adminPkg),
 	off("internal/admin/layer.go", "err == nil && m.Label != label", adminPkg),
+	// The gatekeeper's memory: replayed approvals, a store that went
+	// back, the fleet's trust key requirement.
+	off("internal/admin/store.go", "c.JTI != \"\" && s.o.JTIs[c.JTI]", adminPkg),
+	offInit("internal/admin/store.go", "w, ok := s.o.Withdrawn[label]", "ok && !c.IssuedAt.IsZero() && c.IssuedAt.UnixMilli() < w.UnixMilli()", adminPkg),
+	off("internal/admin/store.go", "s.o.TrustKey != \"\" && s.o.TrustKey != c.TrustKey", adminPkg),
+	equiv(off("internal/admin/layer.go", "l.held != nil && v < l.held.Version", adminPkg),
+		"the same check after Load (o.Version < l.held.Version) heals the store; this one only saves the load"),
+	off("internal/admin/layer.go", "o.TrustKey != \"\" && o.TrustKey != l.fp", adminPkg),
+	off("internal/admin/handler.go", "err == nil && (a.ID == \"\" || a.IssuedAt <= 0)", adminPkg),
 
 	// internal/certs: what the KDS and the tiers serve is verified before
 	// it is used (vcek.go, crl.go), revocation (revoke.go), the bounds on
