@@ -1,7 +1,9 @@
 # trustgate's default appraisal policy (SPEC "Policy and reference values").
 #
 # Input: the claims of one verified SEV-SNP report or TDX quote (SPEC
-# "Claims", "Intel TDX"); input.tee names the TEE ("sev-snp" when absent).
+# "Claims", "Intel TDX"), or of an Azure confidential VM (SPEC "Azure
+# confidential VMs": those of its SEV-SNP report or TD quote plus tpm and
+# azure); input.tee names the TEE ("sev-snp" when absent).
 # Data: the reference values at data.trustgate.reference (SPEC keys:
 # measurements[].tee/value/label/expires/resources/rtmr, min_tcb,
 # allowed_vmpl, tdx_tcb_status).
@@ -12,8 +14,11 @@
 # off, and — SEV-SNP — the VMPL is allowed (default [0]) and REPORTED_TCB is
 # at least min_tcb in every component, or — TDX — Intel's tcb_status is one
 # of tdx_tcb_status (default ["UpToDate"]; an OutOfDate status is denied as
-# tcb_out_of_date, any other as policy_tcb_status). On deny, reasons lists
-# every failed check.
+# tcb_out_of_date, any other as policy_tcb_status). Azure (azure-snp,
+# azure-tdx): an entry of the claims' own tee whose value, unless "", is the
+# launch measurement (MEASUREMENT or MRTD of Azure's firmware) and whose
+# every pcrs pin equals the quoted PCR; then the checks of SEV-SNP or TDX.
+# On deny, reasons lists every failed check.
 #
 # It is written for speed as well: it runs on every attestation, and each
 # rule below was measured (BenchmarkEvaluate in policy_test.go).
@@ -31,9 +36,11 @@ tdx_tcb_status := object.get(ref, "tdx_tcb_status", ["UpToDate"])
 # longer matches.
 matched contains m if {
 	not input.tee == "tdx"
+	not azure
 	some m in ref.measurements
 	m.value == input.measurement
 	not m.tee == "tdx"
+	not azure_entry(m)
 	not expired(m)
 }
 
@@ -44,6 +51,44 @@ matched contains m if {
 	m.tee == "tdx"
 	not expired(m)
 	not rtmr_differs(m)
+}
+
+# Azure: an entry of the claims' own tee, its value "" or the launch
+# measurement, every PCR pin held.
+matched contains m if {
+	azure
+	some m in ref.measurements
+	m.tee == input.tee
+	azure_value_holds(m)
+	not expired(m)
+	not pcr_differs(m)
+}
+
+azure_tees := {"azure-snp", "azure-tdx"}
+
+azure if input.tee in azure_tees
+
+azure_entry(m) if m.tee in azure_tees
+
+# TDX rules apply to TDX quotes, bare or through Azure's vTPM.
+tdx_like if input.tee in {"tdx", "azure-tdx"}
+
+azure_value_holds(m) if m.value == ""
+
+azure_value_holds(m) if {
+	input.tee == "azure-snp"
+	m.value == input.measurement
+}
+
+azure_value_holds(m) if {
+	input.tee == "azure-tdx"
+	m.value == input.mr_td
+}
+
+# A PCR pin that is not the quoted PCR (a PCR the quote lacks included).
+pcr_differs(m) if {
+	some k, pin in m.pcrs
+	not pin == input.tpm[k]
 }
 
 expired(m) if time.parse_rfc3339_ns(m.expires) <= time.now_ns()
@@ -74,36 +119,39 @@ tcb_status_out_of_date if startswith(input.tcb_status, "OutOfDate")
 failed contains "measurement_mismatch" if count(matched) == 0
 
 failed contains "debug_enabled" if {
-	not input.tee == "tdx"
+	not tdx_like
 	not input.policy.debug == false
 }
 
 failed contains "vmpl_not_allowed" if {
-	not input.tee == "tdx"
+	not tdx_like
 	not input.vmpl in allowed_vmpl
 }
 
 failed contains "tcb_below_minimum" if {
-	not input.tee == "tdx"
+	not tdx_like
 	below_min_tcb
 }
 
 failed contains "debug_enabled" if {
-	input.tee == "tdx"
+	tdx_like
 	not input.td_attributes.debug == false
 }
 
 failed contains "tcb_out_of_date" if {
-	input.tee == "tdx"
+	tdx_like
 	not tcb_status_accepted
 	tcb_status_out_of_date
 }
 
 failed contains "policy_tcb_status" if {
-	input.tee == "tdx"
+	tdx_like
 	not tcb_status_accepted
 	not tcb_status_out_of_date
 }
+
+# The policy's own reason codes (no other policy_* code leaves the engine).
+reason_codes := {"policy_tcb_status"}
 
 # On deny, the failed checks in this order: the first is the reported reason.
 order := ["measurement_mismatch", "debug_enabled", "vmpl_not_allowed", "tcb_below_minimum", "tcb_out_of_date", "policy_tcb_status"]
