@@ -120,6 +120,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprint(stderr, usage)
 		return exitUsage
 	}
+	stdout, stderr = termSafe{stdout}, termSafe{stderr}
 	r := &agentRun{cmd: args[0], stdout: stdout, stderr: stderr}
 	fs := r.flagSet()
 	if err := fs.Parse(args[1:]); err != nil {
@@ -335,6 +336,12 @@ func (r *agentRun) check() error {
 	if r.cmd == "run" {
 		if r.bin, err = exec.LookPath(r.argv[0]); err != nil {
 			return usageError{err}
+		}
+	}
+	if *r.out != "" {
+		// Last, and before the release is asked for: a release is consumed once.
+		if err := agent.PrepareOut(*r.out); err != nil {
+			return usagef("--out: %w", err)
 		}
 	}
 	return nil

@@ -41,13 +41,13 @@ func TestAgentAttestSimulated(t *testing.T) {
 		{[]string{"attest", "--verifier", url, "--simulate", "--sim-measurement", "abc"}, exitUsage, ""},
 		{[]string{"attest", "--verifier", url, "--sim-measurement", strings.Repeat("11", 48)}, exitUsage, ""},
 		{[]string{"attest", "--verifier", url, "--simulate", "--resource", "db-password"}, exitUsage, ""},
-		{[]string{"attest", "--verifier", url, "--simulate", "--resource", "../x", "--out", t.TempDir()}, exitUsage, ""},
+		{[]string{"attest", "--verifier", url, "--simulate", "--resource", "../x", "--out", filepath.Join(t.TempDir(), "out")}, exitUsage, ""},
 		{[]string{"attest", "--verifier", url, "--device", "tpm"}, exitUsage, ""},
 		{[]string{"attest", "--verifier", url, "--vmpl", "4"}, exitUsage, ""},
 		{[]string{"attest", "--verifier", url, "--simulate", "--vmpl", "1"}, exitUsage, ""},
 		{[]string{"attest", "--simulate"}, exitUsage, ""},
-		{[]string{"run", "--verifier", url, "--simulate", "--out", t.TempDir()}, exitUsage, ""},
-		{[]string{"attest", "--verifier", url, "--simulate", "--resource", "other-secret", "--out", t.TempDir()}, exitRejected, "REJECTED: resource_forbidden"},
+		{[]string{"run", "--verifier", url, "--simulate", "--out", filepath.Join(t.TempDir(), "out")}, exitUsage, ""},
+		{[]string{"attest", "--verifier", url, "--simulate", "--resource", "other-secret", "--out", filepath.Join(t.TempDir(), "out")}, exitRejected, "REJECTED: resource_forbidden"},
 		{[]string{"attest", "--verifier", "http://127.0.0.1:1", "--simulate", "--attempts", "2"}, exitUnavailable, ""},
 	}
 	if _, err := os.Stat("/dev/sev-guest"); err != nil {
@@ -95,10 +95,11 @@ func TestAgentWritesResources(t *testing.T) {
 	if len(entries) != 2 {
 		t.Errorf("out holds %d entries, want the 2 resources (no temporary files)", len(entries))
 	}
-	// An existing directory open to others is refused, not written into.
+	// An existing directory open to others is refused, not written into,
+	// before anything is attested (exit 2: the command line's --out).
 	open := t.TempDir()
 	os.Chmod(open, 0o755)
-	if code, _, _ := runAgent("attest", "--verifier", url, "--simulate", "--resource", "db-password", "--out", open); code != exitUnavailable {
+	if code, _, _ := runAgent("attest", "--verifier", url, "--simulate", "--resource", "db-password", "--out", open); code != exitUsage {
 		t.Errorf("out dir of mode 0755: exit %d", code)
 	}
 	if _, err := os.Stat(filepath.Join(open, "db-password")); err == nil {

@@ -12,6 +12,7 @@ import (
 	"strconv"
 
 	"github.com/trustgate/trustgate/internal/admin"
+	"github.com/trustgate/trustgate/internal/cli"
 )
 
 const auditUsage = `usage:
@@ -31,15 +32,15 @@ const maxAuditLine = 1 << 20
 
 func cmdAudit(args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 || args[0] != "verify" {
-		fmt.Fprint(stderr, auditUsage)
 		if len(args) > 0 && (args[0] == "-h" || args[0] == "--help" || args[0] == "help") {
+			fmt.Fprint(stdout, auditUsage)
 			return exitOK
 		}
+		fmt.Fprint(stderr, auditUsage)
 		return exitUsage
 	}
 	fs := flag.NewFlagSet("audit verify", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() { fmt.Fprint(stderr, auditUsage) }
+	cli.Conventions(fs, "trustgate audit verify", stdout, stderr, func(w io.Writer) { fmt.Fprint(w, auditUsage) })
 	pos, err := parseInterspersed(fs, args[1:])
 	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {

@@ -298,10 +298,16 @@ func certsImport(args []string, stdout, stderr io.Writer) int {
 // puts bundles), asking the KDS only when not offline. now is the clock
 // freshness is judged by (nil: time.Now).
 func verifyKeys(kdsURL string, offline bool, now func() time.Time, stderr io.Writer) (*certs.Service, error) {
-	// An interactive command gives up on an unreachable KDS sooner than
-	// a server does (certs.DefaultFetchTimeout), and waits for the fetch
-	// to end rather than leave it to the background (FetchWait -1).
-	return certs.New(certs.Config{KDSURL: kdsURL, Offline: offline, Clock: now, Logger: cliLogger(stderr), FetchTimeout: 45 * time.Second, FetchWait: -1})
+	return certs.New(verifyKeysConfig(kdsURL, offline, now, stderr))
+}
+
+// verifyKeysConfig is the certificate service of `trustgate verify`: it
+// gives up on a KDS that does not answer after certs.DefaultFetchWait per
+// fetch (the server's cert_fetch_wait; a hanging KDS is vcek_unavailable,
+// exit 3, not a minute and a half of waiting), and waits for its fetches to
+// end rather than leave them to the background (FetchWait -1).
+func verifyKeysConfig(kdsURL string, offline bool, now func() time.Time, stderr io.Writer) certs.Config {
+	return certs.Config{KDSURL: kdsURL, Offline: offline, Clock: now, Logger: cliLogger(stderr), FetchTimeout: certs.DefaultFetchWait, FetchWait: -1}
 }
 
 // recordingKeys passes key requests on and remembers the one that was

@@ -59,7 +59,8 @@ func cmdServe(args []string, stdout, stderr io.Writer) int {
 		defer pprofLn.Close()
 	}
 	setServeGC()
-	log := slog.New(slog.NewJSONHandler(stderr, nil))
+	level, _ := cfg.SlogLevel() // Validate checked it
+	log := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: level}))
 	app.RouteLibraryLogs(log) // from here on, stderr carries JSON lines only
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()

@@ -36,7 +36,9 @@ with Intel's collateral (--collateral files: TCB info and QE identity JSON,
 PCK and root CRLs DER or PEM, issuer chains PEM, or a JSON bundle whose
 string values are these, as Intel MigTD's) the CRLs, the QE identity
 and Intel's TCB level (tcb_status, advisory_ids), at --at; then that the TD
-is not debuggable. Without --collateral the collateral comes from the
+is not debuggable, and (without --policy or --data, which judge it instead)
+that the TCB status is one --tcb-status lists (default UpToDate: OutOfDate
+is REJECTED tcb_out_of_date, as the service's default policy does). Without --collateral the collateral comes from the
 collateral cache (what earlier runs fetched and 'trustgate certs import'
 stored) and, unless --offline, Intel's PCS (--pcs-url); none to be had is
 collateral_unavailable (exit 3). --no-collateral checks signatures, QE
@@ -134,12 +136,17 @@ func cmdVerify(args []string, stdout, stderr io.Writer) int {
 	if reportData.val != nil && len(reportData.val) != 64 {
 		return usageErr("--report-data: want 64 bytes (128 hex digits) for a report or quote, got %d bytes", len(reportData.val))
 	}
-	if isTDX(raw) {
+	// --collateral or --no-collateral say the input is meant as a TDX
+	// quote: unless it is an SEV-SNP report, whatever it is then is
+	// judged (malformed_evidence, unsupported_version), not a usage error.
+	tdxAsked := len(tf.collateral) > 0 || tf.noCollateral
+	_, snpErr := snp.DecodeReport(raw)
+	if isTDX(raw) || (tdxAsked && snpErr != nil) {
 		return verifyTDX(raw, tf, common{at: *atFlag, offline: *offline, allowDebug: *allowDebug, jsonOut: *jsonOut,
 			policy: *policyFile, data: *dataFile, measurement: measurement.val, reportData: reportData.val,
 			snpOnly: setFlags(fs, "vcek", "cert-table", "chain", "kds-url", "no-revocation")}, stdout, stderr)
 	}
-	if len(tf.collateral) > 0 || tf.noCollateral {
+	if tdxAsked {
 		return usageErr("--collateral and --no-collateral are for TDX quotes; %s is not one", pos[0])
 	}
 	opts, keys, err := snpVerifyOptions(*atFlag, *allowDebug, *kdsURL, *offline, *noRevocation, stderr)
@@ -149,6 +156,9 @@ func cmdVerify(args []string, stdout, stderr io.Writer) int {
 	defer keys.Close()
 
 	ev, decodeErr := snp.DecodeReport(raw)
+	if ev.Ignored > 0 {
+		fmt.Fprintf(stderr, "trustgate verify: %d bytes after the report ignored\n", ev.Ignored)
+	}
 	if *vcekFile != "" {
 		b, err := readLimited(*vcekFile, 64<<10)
 		if err != nil {

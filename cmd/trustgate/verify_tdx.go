@@ -26,6 +26,7 @@ type tdxOptions struct {
 	noCollateral bool
 	pcsURL       string
 	rootCRLURL   string
+	tcbStatus    string
 }
 
 func tdxFlags(fs *flag.FlagSet) *tdxOptions {
@@ -34,6 +35,7 @@ func tdxFlags(fs *flag.FlagSet) *tdxOptions {
 	fs.BoolVar(&o.noCollateral, "no-collateral", false, "TDX: check signatures, QE binding and PCK chain only, not TCB status, QE identity or CRLs (dangerous)")
 	fs.StringVar(&o.pcsURL, "pcs-url", DefaultPCSURL, "Intel PCS base `URL` (API v4) for TDX collateral when no --collateral is given")
 	fs.StringVar(&o.rootCRLURL, "pcs-root-crl-url", pcs.DefaultRootCRLURL, "where the Intel SGX Root CA's CRL is fetched (`URL`)")
+	fs.StringVar(&o.tcbStatus, "tcb-status", tdx.StatusUpToDate, "TDX without --policy/--data: Intel TCB statuses accepted (comma-separated `LIST`); any other is refused")
 	return o
 }
 
@@ -146,8 +148,8 @@ func verifyTDX(raw []byte, o *tdxOptions, c common, stdout, stderr io.Writer) in
 		var tc *attest.TDXClaims
 		if tc, err = tdx.New(opts).Verify(context.Background(), ev); err == nil {
 			claims = tc
-			if tc.TCBStatus != "" && tc.TCBStatus != tdx.StatusUpToDate {
-				fmt.Fprintf(stderr, "trustgate verify: warning: Intel's TCB status of this platform is %s\n", tc.TCBStatus)
+			if engine == nil {
+				err = acceptTCBStatus(tc, o.tcbStatus)
 			}
 		}
 	}
@@ -199,14 +201,40 @@ func tdxVerifyOptions(o *tdxOptions, c common, stderr io.Writer) (tdx.Options, f
 	}
 	// Intel's PCS through the collateral cache (what earlier runs fetched
 	// and 'trustgate certs import' stored); offline, the cache only. A CLI
-	// waits for its fetches to end.
+	// waits for its fetches to end, each at most as long as the server
+	// waits for one (pcs.DefaultFetchWait).
 	svc, err := pcs.New(pcs.Config{URL: o.pcsURL, RootCRLURL: o.rootCRLURL, Offline: c.offline, Clock: opts.Now,
-		Logger: cliLogger(stderr), FetchTimeout: 45 * time.Second, FetchWait: -1})
+		Logger: cliLogger(stderr), FetchTimeout: pcs.DefaultFetchWait, FetchWait: -1})
 	if err != nil {
 		return opts, nil, err
 	}
 	opts.Collateral = svc
 	return opts, func() { svc.Close() }, nil
+}
+
+// acceptTCBStatus judges Intel's TCB status of a verified quote as the
+// default policy does (tdx_tcb_status) when no policy is given: a status
+// not in accepted (comma-separated) is refused, OutOfDate* as
+// tcb_out_of_date, any other as policy_denied, the status and advisories in
+// the detail. Without collateral there is no status to judge.
+func acceptTCBStatus(c *attest.TDXClaims, accepted string) error {
+	if c.TCBStatus == "" {
+		return nil
+	}
+	for _, s := range strings.Split(accepted, ",") {
+		if strings.TrimSpace(s) == c.TCBStatus {
+			return nil
+		}
+	}
+	reason := attest.ReasonPolicyDenied
+	if strings.HasPrefix(c.TCBStatus, tdx.StatusOutOfDate) {
+		reason = attest.ReasonTCBOutOfDate
+	}
+	adv := ""
+	if len(c.AdvisoryIDs) > 0 {
+		adv = " (advisories " + strings.Join(c.AdvisoryIDs, ", ") + ")"
+	}
+	return attest.Errorf(reason, "Intel's TCB status of this platform is %s%s; --tcb-status accepts %s", c.TCBStatus, adv, accepted)
 }
 
 func printTDXClaims(w io.Writer, c *attest.TDXClaims) {

@@ -150,10 +150,18 @@ func New(ctx context.Context, cfg config.Config, d Deps) (_ *App, err error) {
 			log.Warn("redis: single-use marker not checked at start; the first write will (its guest gets 503 store_unavailable)", "error", err.Error())
 		}
 		used = shared
-	} else if cfg.NonceKeyFile != "" || cfg.TokenKeyFile != "" {
-		log.Warn("nonce_key_file or token_key_file without redis: single use is per process; another process with the same keys accepts a nonce or token this one accepted (set redis to share the records)")
 	}
-	nonces, err := challenge.New(challenge.Options{Key: nonceKey, TTL: cfg.NonceTTL, Store: used, Now: d.Now})
+	// Without a shared store, nonces and tokens name this process, and
+	// only it accepts them: replicas sharing the keys cannot each accept
+	// the same one once.
+	var replica []byte
+	if shared == nil {
+		replica = challenge.NewReplicaID()
+		if cfg.NonceKeyFile != "" || cfg.TokenKeyFile != "" {
+			log.Info("nonce_key_file or token_key_file without redis: nonces and tokens are accepted only by the process that issued them (set redis to share them between replicas)")
+		}
+	}
+	nonces, err := challenge.New(challenge.Options{Key: nonceKey, TTL: cfg.NonceTTL, Store: used, Now: d.Now, Replica: replica})
 	if err != nil {
 		return nil, err
 	}
@@ -163,7 +171,7 @@ func New(ctx context.Context, cfg config.Config, d Deps) (_ *App, err error) {
 	} else if cfg.DevSimulator {
 		log.Warn("dev_simulator: tokens are signed with a key derived from token_key_file, not with it: a production verifier given the same file never honours them")
 	}
-	tokens, err := token.New(token.Options{Key: tokKey, Build: Version, Lifetime: cfg.TokenLifetime, DevSimulator: cfg.DevSimulator, Now: d.Now})
+	tokens, err := token.New(token.Options{Key: tokKey, Build: Version, Lifetime: cfg.TokenLifetime, DevSimulator: cfg.DevSimulator, Now: d.Now, Replica: replica})
 	if err != nil {
 		return nil, err
 	}
@@ -253,7 +261,7 @@ func New(ctx context.Context, cfg config.Config, d Deps) (_ *App, err error) {
 		if err != nil {
 			return nil, fmt.Errorf("resources: %w", err)
 		}
-		rel, err := release.New(release.Options{Tokens: tokens, Used: used, Resources: store})
+		rel, err := release.New(release.Options{Tokens: tokens, Used: used, Resources: store, Replica: replica})
 		if err != nil {
 			return nil, err
 		}
@@ -289,6 +297,9 @@ func New(ctx context.Context, cfg config.Config, d Deps) (_ *App, err error) {
 		Metrics: m.Handler(), Observer: m, Logger: log,
 		DevSimulator: cfg.DevSimulator, RequireClientCert: cfg.ClientCA != "",
 	})
+	if cfg.DevSimulator {
+		a.handler = loopbackHostOnly(a.handler)
+	}
 	return a, nil
 }
 
@@ -455,7 +466,7 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	a.log.Info("serving", "addr", ln.Addr().String(), "tls", a.tls != nil, "client_certificates_required", a.cfg.ClientCA != "",
-		"appraisal_policy_id", a.engine.ID())
+		"appraisal_policy_id", a.engine.ID(), "policy_reason_codes", a.engine.ReasonCodes())
 	select {
 	case err := <-errc:
 		return err

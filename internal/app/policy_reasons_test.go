@@ -26,7 +26,7 @@ const hostileRego = `"policy_AKIA SECRET Do-Not-Log \"}{\n` + "xxxxxxxxxxxxxxxxx
 var leakMarkers = []string{"AKIA", "Do-Not-Log", "secret_4f9c", "SECRET_4F9C"}
 
 func denyPolicy(reasons string) string {
-	return "package trustgate\n\ndecision := {\"allow\": false, \"reasons\": [" + reasons + "]}\n"
+	return "package trustgate\n\nreason_codes := {\"policy_region\", \"policy_x\"}\n\ndecision := {\"allow\": false, \"reasons\": [" + reasons + "]}\n"
 }
 
 func rawGet(t *testing.T, url string) (int, string) {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/netip"
 	"net/url"
@@ -113,8 +114,13 @@ type Config struct {
 	// ShutdownTimeout bounds a graceful shutdown: after ShutdownDelay,
 	// requests in flight have this long to finish.
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
+	// LogLevel is the least level of serve's log lines: debug, info, warn
+	// or error.
+	LogLevel string `yaml:"log_level"`
 	// DevSimulator trusts the simulator's AMD root and marks every token;
-	// refused unless Listen is a loopback address.
+	// refused unless Listen is a loopback address. Only the --dev-simulator
+	// flag sets it (a config file or TRUSTGATE_DEV_SIMULATOR is an error),
+	// and requests whose Host is not a loopback name are answered 421.
 	DevSimulator bool `yaml:"dev_simulator"`
 	// AdminListen is the admin API's own address; "" means no admin API.
 	// It is served with TLSCert/TLSKey when they are set, plain HTTP
@@ -207,6 +213,7 @@ func Default() Config {
 		ReloadInterval:   2 * time.Second,
 		ShutdownDelay:    5 * time.Second,
 		ShutdownTimeout:  10 * time.Second,
+		LogLevel:         "info",
 		StoreTimeout:     time.Second,
 		PolicyTimeout:    2 * time.Second,
 		LaunchRetention:  24 * time.Hour,
@@ -225,6 +232,14 @@ func Load(path string, env []string) (Config, error) {
 		}
 		if err := decodeFile(&c, path, b); err != nil {
 			return c, err
+		}
+		if c.DevSimulator {
+			return c, fmt.Errorf("%s: dev_simulator is set by the --dev-simulator flag only, never by a file", path)
+		}
+	}
+	for _, kv := range env {
+		if strings.HasPrefix(kv, "TRUSTGATE_DEV_SIMULATOR=") {
+			return c, errors.New("TRUSTGATE_DEV_SIMULATOR: dev_simulator is set by the --dev-simulator flag only, never by the environment")
 		}
 	}
 	return c, applyEnv(&c, env)
@@ -408,6 +423,9 @@ func (c Config) Validate() error {
 	if c.ShutdownTimeout <= 0 {
 		bad("shutdown_timeout %v: want more than 0", c.ShutdownTimeout)
 	}
+	if _, ok := c.SlogLevel(); !ok {
+		bad("log_level %q: want debug, info, warn or error", c.LogLevel)
+	}
 	// The rule certs.New applies, offline or not (it is the one place;
 	// certs.New then never refuses what passed here).
 	if u, err := url.Parse(c.KDSURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
@@ -500,4 +518,20 @@ func IsLoopback(host string) bool {
 	}
 	a, err := netip.ParseAddr(host)
 	return err == nil && a.IsLoopback()
+}
+
+// SlogLevel is LogLevel as a slog.Level, and whether LogLevel is one of
+// debug, info, warn and error.
+func (c *Config) SlogLevel() (slog.Level, bool) {
+	switch c.LogLevel {
+	case "debug":
+		return slog.LevelDebug, true
+	case "info":
+		return slog.LevelInfo, true
+	case "warn":
+		return slog.LevelWarn, true
+	case "error":
+		return slog.LevelError, true
+	}
+	return slog.LevelInfo, false
 }

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"log/slog"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -148,6 +149,56 @@ func TestKeys(t *testing.T) {
 	}
 	if k := byName["dev_simulator"]; k.Flag() != "dev-simulator" {
 		t.Errorf("flag %q", k.Flag())
+	}
+}
+
+// log_level (issue 21, item 20) is a key and so a flag of serve: debug,
+// info, warn or error, default info.
+func TestLogLevel(t *testing.T) {
+	t.Parallel()
+	if lv, ok := (&Config{LogLevel: Default().LogLevel}).SlogLevel(); !ok || lv != slog.LevelInfo {
+		t.Errorf("default log level %v %t", lv, ok)
+	}
+	for v, want := range map[string]slog.Level{"debug": slog.LevelDebug, "warn": slog.LevelWarn, "error": slog.LevelError} {
+		c := Default()
+		if err := c.SetFlag("log_level", v); err != nil {
+			t.Fatal(err)
+		}
+		if lv, ok := c.SlogLevel(); !ok || lv != want || c.Validate() != nil {
+			t.Errorf("%s: %v %t %v", v, lv, ok, c.Validate())
+		}
+	}
+	c := Default()
+	c.LogLevel = "verbose"
+	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "log_level") {
+		t.Errorf("log_level verbose: %v", err)
+	}
+	found := false
+	for _, k := range Keys() {
+		found = found || k.Flag() == "log-level"
+	}
+	if !found {
+		t.Error("no --log-level flag")
+	}
+}
+
+// dev_simulator is switched on by the flag only (issue 21, item 12): the
+// environment or a config file that sets it is an error.
+func TestDevSimulatorFlagOnly(t *testing.T) {
+	t.Parallel()
+	if _, err := Load("", []string{"TRUSTGATE_DEV_SIMULATOR=true"}); err == nil {
+		t.Error("TRUSTGATE_DEV_SIMULATOR switched dev_simulator on")
+	}
+	p := filepath.Join(t.TempDir(), "c.yaml")
+	if err := os.WriteFile(p, []byte("dev_simulator: true\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Load(p, nil); err == nil {
+		t.Error("a config file switched dev_simulator on")
+	}
+	c := Default()
+	if err := c.SetFlag("dev-simulator", "true"); err != nil || !c.DevSimulator {
+		t.Errorf("the flag: %v", err)
 	}
 }
 

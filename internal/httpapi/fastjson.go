@@ -45,7 +45,8 @@ func fastAttest(body []byte, req *v1.AttestRequest) bool {
 		case "tee_pubkey":
 			raw, ok := p.rawObject()
 			req.TEEPubKey = append(json.RawMessage(nil), raw...)
-			return ok
+			// strictJSON refuses a key twice in the JWK too.
+			return ok && exactKeys(raw, nil) == nil
 		}
 		return false
 	}) {

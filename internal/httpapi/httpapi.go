@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"reflect"
 	"strconv"
 	"strings"
 	"time"
@@ -122,8 +123,16 @@ func (h *handler) agentsOnly(next http.HandlerFunc) http.HandlerFunc {
 }
 
 func (h *handler) challenge(w http.ResponseWriter, r *http.Request) {
-	if _, ok := readBody(w, r); !ok {
+	body, ok := readBody(w, r)
+	if !ok {
 		return
+	}
+	// No body, or the empty object the client sends; nothing else.
+	if len(bytes.TrimSpace(body)) > 0 {
+		if err := strictJSON(body, &struct{}{}); err != nil {
+			writeError(w, err)
+			return
+		}
 	}
 	n, exp := h.o.Challenger.Issue()
 	writeJSON(w, http.StatusOK, v1.ChallengeResponse{Nonce: n[:], ExpiresAt: exp.UTC()})
@@ -318,10 +327,16 @@ func readAll(r io.Reader, announced int64) ([]byte, error) {
 	}
 }
 
-// strictJSON decodes exactly one JSON object with no unknown fields.
+// strictJSON decodes exactly one JSON object with no unknown fields, no
+// key twice in any object and every key of v's fields spelled exactly as
+// its json tag (encoding/json alone takes the last of two keys and matches
+// keys case-insensitively).
 func strictJSON(body []byte, v any) error {
 	if b := bytes.TrimLeft(body, " \t\r\n"); len(b) == 0 || b[0] != '{' {
 		return attest.Errorf(attest.ReasonMalformedEvidence, "request body is not a JSON object")
+	}
+	if err := exactKeys(body, reflect.TypeOf(v)); err != nil {
+		return attest.Errorf(attest.ReasonMalformedEvidence, "request body: %w", err)
 	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
@@ -339,7 +354,7 @@ func writeError(w http.ResponseWriter, err error) {
 	setRetryAfter(w, err)
 	r := attest.ReasonOf(err)
 	noteReason(w, r)
-	writeJSON(w, r.Status(), v1.Error{Error: message(r), Reason: string(r)})
+	writeJSON(w, r.Status(), v1.Error{Error: message(r, teeOf(w)), Reason: string(r)})
 }
 
 func writeJSON(w http.ResponseWriter, code int, v any) {
@@ -399,7 +414,7 @@ func withClient(next http.Handler) http.Handler {
 func clientID(r *http.Request) string {
 	if r.TLS != nil && len(r.TLS.VerifiedChains) > 0 && len(r.TLS.VerifiedChains[0]) > 0 {
 		sum := sha256.Sum256(r.TLS.VerifiedChains[0][0].Raw)
-		return "cert:" + hex.EncodeToString(sum[:16])
+		return attest.CertClientID(hex.EncodeToString(sum[:16]))
 	}
 	host, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {

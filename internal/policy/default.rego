@@ -187,6 +187,9 @@ failed contains "policy_tcb_status" if {
 	not tcb_status_out_of_date
 }
 
+# The policy's own reason codes (no other policy_* code leaves the engine).
+reason_codes := {"policy_tcb_status"}
+
 # On deny, the failed checks in this order: the first is the reported reason.
 order := ["measurement_mismatch", "debug_enabled", "vmpl_not_allowed", "tcb_below_minimum", "tcb_out_of_date", "policy_tcb_status"]
 

@@ -15,7 +15,9 @@
 // closed. attest.Decision.Err maps a deny to its reason: the first
 // reason that is measurement_mismatch, debug_enabled, vmpl_not_allowed,
 // tcb_below_minimum, policy_denied or a policy's own code of the form
-// policy_[a-z0-9_]{1,40}, else policy_denied. Other strings are dropped
+// policy_[a-z0-9_]{1,40} that the module declares in a constant
+// reason_codes set (ReasonCodesQuery; listed in the start and reload log
+// lines), else policy_denied. Other strings are dropped
 // (never quoted in the response, the log or a metric label); metrics keep
 // the first 32 distinct policy_<name> codes as label values and count
 // later ones as policy_denied.

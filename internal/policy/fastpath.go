@@ -18,7 +18,7 @@ import (
 // every other policy, and the default policy once its source changes
 // without this file, goes through OPA (TestFastPathKeyedToSource fails
 // then, as a reminder to update both).
-const fastPathSource = "5bf4e22d45ba48b621ecd88271d9e460da3abbbe60ffe94f69df07454845c2d7"
+const fastPathSource = "312e02a0f3e4939d602706a0568204f8724a8029afbff13af245dbfb1da90e5e"
 
 // fastPath is the default policy compiled by hand for one set of reference
 // values: it gives the decisions OPA gives for that policy

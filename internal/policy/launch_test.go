@@ -22,7 +22,7 @@ func TestLaunchInput(t *testing.T) {
 		}
 	}
 	// Reasons only with a deny: an allow with reasons is ambiguous, a deny.
-	e := engine(t, "package trustgate\n\ndecision := {\"allow\": true, \"label\": sprintf(\"seq-%d\", [input.launch.seq])} if input.launch.new_chip == false\n"+
+	e := engine(t, "package trustgate\n\nreason_codes := {\"policy_launch_on_new_chip\"}\n\ndecision := {\"allow\": true, \"label\": sprintf(\"seq-%d\", [input.launch.seq])} if input.launch.new_chip == false\n"+
 		"decision := {\"allow\": false, \"reasons\": [\"policy_launch_on_new_chip\"]} if input.launch.new_chip\n", set(nil), now)
 	d, err := e.Evaluate(context.Background(), claims(func(c *attest.Claims) { c.Launch = &attest.Launch{Seq: 3} }))
 	if err != nil || !d.Allow || d.Label != "seq-3" {
@@ -38,7 +38,8 @@ func TestLaunchInput(t *testing.T) {
 // launch attested from a second chip with policy_launch_on_new_chip.
 func TestLaunchCloneRecipe(t *testing.T) {
 	t.Parallel()
-	mod := strings.Replace(DefaultModule(), `"policy_tcb_status"]`, `"policy_tcb_status", "policy_launch_on_new_chip"]`, 1) +
+	mod := strings.Replace(strings.Replace(DefaultModule(), `"policy_tcb_status"]`, `"policy_tcb_status", "policy_launch_on_new_chip"]`, 1),
+		`reason_codes := {"policy_tcb_status"}`, `reason_codes := {"policy_tcb_status", "policy_launch_on_new_chip"}`, 1) +
 		"\nfailed contains \"policy_launch_on_new_chip\" if input.launch.new_chip\n"
 	if mod == DefaultModule() {
 		t.Fatal("recipe did not apply")

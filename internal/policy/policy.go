@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -33,6 +34,19 @@ func DefaultModule() string { return defaultModule }
 
 // Query is the one decision document a policy must define.
 const Query = "data.trustgate.decision"
+
+// ReasonCodesQuery is where a policy declares its own reason codes: a
+// constant set (or array) of policy_[a-z0-9_]{1,40} strings, at most
+// MaxReasonCodes, read once when the policy is loaded, without input. A deny
+// reason of the form policy_* that is not declared there never leaves the
+// engine: the decision's Err counts it as dropped, and a deny left without
+// a reason is policy_denied. A policy built from a claim (policy_ + a chip
+// id) therefore cannot carry the claim into answers, logs or metrics.
+const ReasonCodesQuery = "data.trustgate.reason_codes"
+
+// MaxReasonCodes bounds the reason codes a policy may declare (metrics keep
+// 32 distinct policy_<name> labels).
+const MaxReasonCodes = 32
 
 // ReferencePath is where the reference values sit in OPA's data document,
 // in the JSON form of refvalues.Set (SPEC keys).
@@ -123,6 +137,9 @@ type Engine struct {
 type prepared struct {
 	q  rego.PreparedEvalQuery
 	id string
+	// reasons are the policy's own reason codes it declares
+	// (ReasonCodesQuery), sorted; no others leave the engine.
+	reasons []string
 	// fast decides for q when q is the default policy (nil otherwise).
 	fast *fastPath
 	// readsLaunch is set unless the module certainly never reads
@@ -258,13 +275,75 @@ func prepare(ctx context.Context, module, name string, ref *refvalues.Set) (*pre
 	if err != nil {
 		return nil, fmt.Errorf("policy %s: %w", name, err)
 	}
+	reasons, err := declaredReasons(ctx, module, name)
+	if err != nil {
+		return nil, err
+	}
 	h := sha256.New()
 	fmt.Fprintf(h, "trustgate policy\x00%d\x00", len(module))
 	h.Write([]byte(module))
 	fmt.Fprintf(h, "\x00reference\x00%d\x00", len(refJSON))
 	h.Write(refJSON)
-	return &prepared{q: q, id: "sha256:" + hex.EncodeToString(h.Sum(nil)), fast: compileFastPath(module, ref), readsLaunch: readsLaunch(name, module)}, nil
+	return &prepared{q: q, id: "sha256:" + hex.EncodeToString(h.Sum(nil)), reasons: reasons, fast: compileFastPath(module, ref), readsLaunch: readsLaunch(name, module)}, nil
 }
+
+// declaredReasons evaluates ReasonCodesQuery of module once, with no input
+// and no reference values, so that the codes are fixed by the module's
+// text. Undefined means none; anything but strings of the form
+// policy_[a-z0-9_]{1,40}, or more than MaxReasonCodes, is an error.
+func declaredReasons(ctx context.Context, module, name string) ([]string, error) {
+	rs, err := rego.New(
+		rego.Query(ReasonCodesQuery),
+		rego.Module(name, module),
+		rego.SetRegoVersion(ast.RegoV1),
+		rego.Capabilities(capabilities()),
+		rego.StrictBuiltinErrors(true),
+		rego.EnablePrintStatements(false),
+	).Eval(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("policy %s: %s: %w", name, ReasonCodesQuery, err)
+	}
+	if len(rs) == 0 || len(rs[0].Expressions) == 0 {
+		return nil, nil
+	}
+	list, ok := rs[0].Expressions[0].Value.([]any)
+	if !ok {
+		return nil, fmt.Errorf("policy %s: %s is not a set or array of strings", name, ReasonCodesQuery)
+	}
+	if len(list) > MaxReasonCodes {
+		return nil, fmt.Errorf("policy %s: %s declares %d codes, at most %d", name, ReasonCodesQuery, len(list), MaxReasonCodes)
+	}
+	out := make([]string, 0, len(list))
+	for i, x := range list {
+		c, ok := x.(string)
+		if !ok || !attest.Reason(c).PolicyOwn() {
+			return nil, fmt.Errorf("policy %s: %s: element %d is not of the form policy_[a-z0-9_]{1,40}", name, ReasonCodesQuery, i+1)
+		}
+		out = append(out, c)
+	}
+	slices.Sort(out)
+	return slices.Compact(out), nil
+}
+
+// ReasonCodes returns the own reason codes the active policy declares
+// (ReasonCodesQuery), sorted; nil if none.
+func (e *Engine) ReasonCodes() []string { return slices.Clone(e.cur.Load().reasons) }
+
+// undeclared replaces every policy_* reason of d that p does not declare
+// by a string that is no reason code, so that Decision.Err drops it.
+func (p *prepared) undeclared(d attest.Decision) attest.Decision {
+	for i, r := range d.Reasons {
+		if attest.Reason(r).PolicyOwn() {
+			if _, ok := slices.BinarySearch(p.reasons, r); !ok {
+				d.Reasons[i] = undeclaredReason
+			}
+		}
+	}
+	return d
+}
+
+// undeclaredReason stands for a reason the policy did not declare.
+const undeclaredReason = "(undeclared)"
 
 // readsLaunch reports whether module may read input.launch: true when it
 // refers to input.launch, to input as a whole, or to input[x] with x not
@@ -375,14 +454,19 @@ func (e *Engine) evaluate(ctx context.Context, v ast.Value) (attest.Decision, er
 	c := topdown.NewCancel()
 	stop := context.AfterFunc(ctx, c.Cancel)
 	defer stop()
-	rs, err := e.cur.Load().q.Eval(ctx, rego.EvalParsedInput(v), rego.EvalTime(e.now()), rego.EvalExternalCancel(c))
+	p := e.cur.Load()
+	rs, err := p.q.Eval(ctx, rego.EvalParsedInput(v), rego.EvalTime(e.now()), rego.EvalExternalCancel(c))
 	if err != nil {
 		return attest.Decision{}, attest.Errorf(attest.ReasonPolicyDenied, "policy evaluation: %w", err)
 	}
 	if len(rs) != 1 || len(rs[0].Expressions) != 1 {
 		return attest.Decision{}, attest.Errorf(attest.ReasonPolicyDenied, "policy decision %s is undefined", Query)
 	}
-	return parseDecision(rs[0].Expressions[0].Value)
+	d, err := parseDecision(rs[0].Expressions[0].Value)
+	if err != nil {
+		return d, err
+	}
+	return p.undeclared(d), nil
 }
 
 // parseDecision checks the decision's shape: "allow" a boolean, "reasons"

@@ -97,7 +97,7 @@ func (w *watcher) poll(ctx context.Context) {
 		return
 	}
 	if id := e.ID(); id != before {
-		w.log.Info("policy reloaded", "appraisal_policy_id", id)
+		w.log.Info("policy reloaded", "appraisal_policy_id", id, "policy_reason_codes", e.ReasonCodes())
 	}
 }
 

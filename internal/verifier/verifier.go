@@ -192,8 +192,26 @@ func ParseTEEPubKey(raw json.RawMessage) (*jose.JSONWebKey, error) {
 	if !ok || !k.Valid() || (ek.Curve != elliptic.P256() && ek.Curve != elliptic.P384()) {
 		return nil, attest.Errorf(attest.ReasonMalformedEvidence, "tee_pubkey must be a public EC key on P-256 or P-384")
 	}
-	return &k, nil
+	// The key goes into the token: every member is bounded, and only the
+	// key, kid, alg and use are kept (no certificates, no URLs).
+	if len(raw) > MaxTEEPubKeySize {
+		return nil, attest.Errorf(attest.ReasonMalformedEvidence, "tee_pubkey is %d bytes, at most %d", len(raw), MaxTEEPubKeySize)
+	}
+	if len(k.KeyID) > maxJWKMember || len(k.Algorithm) > maxJWKMember || len(k.Use) > maxJWKMember {
+		return nil, attest.Errorf(attest.ReasonMalformedEvidence, "tee_pubkey: kid, alg and use are at most %d bytes each", maxJWKMember)
+	}
+	if len(k.Certificates) > 0 || k.CertificatesURL != nil {
+		return nil, attest.Errorf(attest.ReasonMalformedEvidence, "tee_pubkey: x5c and x5u are not accepted")
+	}
+	return &jose.JSONWebKey{Key: ek, KeyID: k.KeyID, Algorithm: k.Algorithm, Use: k.Use}, nil
 }
+
+// MaxTEEPubKeySize bounds the tee_pubkey JWK as sent (a P-384 key with a
+// kid is about 250 bytes).
+const MaxTEEPubKeySize = 1024
+
+// maxJWKMember bounds each of tee_pubkey's kid, alg and use.
+const maxJWKMember = 64
 
 // Attest runs one attestation and returns the token.
 //

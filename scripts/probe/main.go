@@ -126,10 +126,18 @@ var mutants = []mutant{
 	off("internal/tee/snp/verify.go", "r.signer != ek.Signer", snpPkg),
 	off("internal/tee/snp/verify.go", "r.cpuidKnown && r.cpuidProduct != ek.Product", snpPkg),
 	off("internal/tee/snp/verify.go", "ek.TCB != r.reportedTCB", snpPkg),
-	off("internal/tee/snp/verify.go", "!bytes.Equal(ek.HWID, r.claims.ChipID[:len(ek.HWID)])", snpPkg),
+	off("internal/tee/snp/verify.go", "!chipMatches(ek.HWID, r.claims.ChipID[:])", snpPkg),
+	// Narrowed: the reserved bytes 0x1F8-0x207 checked below version 4
+	// only (version 4 is laid out like 3).
+	swap("internal/tee/snp/report.go", "if version < 5 {\n\t\tfor _, b := range report[0x1F8:0x208]", "if version < 4 {\n\t\tfor _, b := range report[0x1F8:0x208]", snpPkg),
+	// Narrowed: only the first 8 bytes of a 64-byte hwID compared.
+	swap("internal/tee/snp/verify.go", "bytes.Equal(hwid, chipID[:len(hwid)])", "bytes.Equal(hwid[:min(8, len(hwid))], chipID[:min(8, len(hwid))])", snpPkg),
 	swap("internal/tee/snp/verify.go", "if b != 0 {\n\t\t\treturn attest.Errorf(attest.ReasonSignatureInvalid", "if false && b != 0 {\n\t\t\treturn attest.Errorf(attest.ReasonSignatureInvalid", snpPkg),
 	off("internal/tee/snp/verify.go", "!ecdsa.VerifyASN1(key, digest[:], der)", snpPkg),
 	off("internal/tee/snp/report.go", "version < MinReportVersion || version > MaxReportVersion", snpPkg),
+	// Narrowed: the supported version range shifted by one at either end.
+	swap("internal/tee/snp/report.go", "if version < MinReportVersion || version > MaxReportVersion {", "if version < MinReportVersion-1 || version > MaxReportVersion {", snpPkg),
+	swap("internal/tee/snp/report.go", "if version < MinReportVersion || version > MaxReportVersion {", "if version < MinReportVersion || version > MaxReportVersion+1 {", snpPkg),
 	off("internal/tee/snp/report.go", "b != 0", snpPkg),
 	off("internal/tee/snp/certtable.go", "len(b) > MaxCertTableSize", snpPkg),
 	off("internal/tee/snp/certtable.go", "end > uint64(len(b)) || h.Length == 0", snpPkg),
@@ -192,6 +200,8 @@ var mutants = []mutant{
 	off("internal/tee/tdx/tcb.go", "int(pck.CPUSVN[i]) < c.SVN", tdxPkg),
 	swap("internal/tee/tdx/tcb.go", "return int(pck.PCESVN) >= l.TCB.PCESVN", "return true", tdxPkg),
 	off("internal/tee/tdx/tcb.go", "int(teeTCBSVN[i]) < l.TCB.TDXComponents[i].SVN", tdxPkg),
+	// Narrowed: components 0-1 skipped for a TDX 1.0 module (version 0) too.
+	swap("internal/tee/tdx/tcb.go", "if teeTCBSVN[1] > 0 {\n\t\tstart = 2", "if true || teeTCBSVN[1] > 0 {\n\t\tstart = 2", tdxPkg),
 	swap("internal/tee/tdx/tcb.go", "ml := firstLevel(m.TCBLevels, int(teeTCBSVN[0]))", "ml := firstLevel(m.TCBLevels, 1<<30)", tdxPkg),
 	off("internal/tee/tdx/tcb.go", "!bytes.Equal(signer.MRSigner, body[offMRSignerSeam:offMRSignerSeam+48])", tdxPkg),
 	swap("internal/tee/tdx/tcb.go", "!bytes.Equal(seamAttrs, make([]byte, 8)) || ", "", tdxPkg),

@@ -23,7 +23,9 @@ var (
 const hclVarDataOff = hcl.VarDataOff
 
 // DecodeReport turns a report file into Evidence: a raw 1184-byte report,
-// the same as hex or base64 text, or an Azure CVM HCL report blob (raw or
+// the same as hex (an optional 0x prefix allowed) or base64 text, a report
+// followed by other bytes (dropped, counted in Evidence.Ignored; go-sev-guest
+// reads such files too), or an Azure CVM HCL report blob (raw or
 // base64), recognised by its "HCLA" header. For an HCL blob the SNP report is
 // taken from inside it and its runtime data becomes Evidence.RuntimeData, so
 // that verification also checks REPORT_DATA = SHA-256(runtime data) ‖ 0³².
@@ -34,13 +36,13 @@ func DecodeReport(b []byte) (Evidence, error) {
 	if bytes.HasPrefix(b, hclMagic) {
 		return decodeHCL(b)
 	}
-	if len(b) == ReportSize {
-		return Evidence{Report: b}, nil
+	if ev, ok := rawReport(b); ok {
+		return ev, nil
 	}
-	text := bytes.Join(bytes.Fields(b), nil)
-	if len(text) == 2*ReportSize {
-		if raw, err := hex.DecodeString(string(text)); err == nil {
-			return Evidence{Report: raw}, nil
+	text := attest.EvidenceText(b)
+	if raw, err := hex.DecodeString(string(text)); err == nil {
+		if ev, ok := rawReport(raw); ok {
+			return ev, nil
 		}
 	}
 	for _, enc := range []*base64.Encoding{base64.StdEncoding, base64.RawStdEncoding, base64.URLEncoding, base64.RawURLEncoding} {
@@ -51,12 +53,30 @@ func DecodeReport(b []byte) (Evidence, error) {
 		if bytes.HasPrefix(raw, hclMagic) {
 			return decodeHCL(raw)
 		}
-		if len(raw) == ReportSize {
-			return Evidence{Report: raw}, nil
+		if ev, ok := rawReport(raw); ok {
+			return ev, nil
 		}
 	}
 	return Evidence{}, attest.Errorf(attest.ReasonMalformedEvidence,
 		"%d bytes are neither a %d-byte SEV-SNP report (raw, hex or base64) nor an Azure HCL report", len(b), ReportSize)
+}
+
+// rawReport takes a report from b: exactly ReportSize bytes, or a longer b
+// that starts like a report (a supported version and SIGNATURE_ALGO 1,
+// ECDSA P-384 with SHA-384; SEV-SNP ABI 56860, ATTESTATION_REPORT), whose
+// bytes after the report are dropped and counted in Evidence.Ignored. The
+// bytes are not trusted: the signature decides.
+func rawReport(b []byte) (Evidence, bool) {
+	if len(b) == ReportSize {
+		return Evidence{Report: b}, true
+	}
+	if len(b) < ReportSize {
+		return Evidence{}, false
+	}
+	if v := leUint32(b[0:4]); v < MinReportVersion || v > MaxReportVersion || leUint32(b[0x34:0x38]) != 1 {
+		return Evidence{}, false
+	}
+	return Evidence{Report: b[:ReportSize], Ignored: len(b) - ReportSize}, true
 }
 
 func decodeHCL(b []byte) (Evidence, error) {
