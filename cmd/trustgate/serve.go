@@ -60,7 +60,7 @@ func cmdServe(args []string, stdout, stderr io.Writer) int {
 	}
 	setServeGC()
 	level, _ := cfg.SlogLevel() // Validate checked it
-	log := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: level}))
+	log := slog.New(app.NewLogHandler(stderr, level))
 	app.RouteLibraryLogs(log) // from here on, stderr carries JSON lines only
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
