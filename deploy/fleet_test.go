@@ -208,7 +208,7 @@ func startFleet(t *testing.T) *fleet {
 			"--redis", "redis://redis:6379/0", "--store-timeout", "1s",
 			"--nonce-key-file", "/cfg/nonce.key", "--token-key-file", "/cfg/token.pem",
 			"--reference-values", "/cfg/ref.yaml", "--resources", "/cfg/res",
-			"--cert-cache-dir", "/cache", "--shutdown-delay", "2s")
+			"--cert-cache-dir", "/cache", "--state-dir", "/cache/state", "--shutdown-delay", "2s")
 		d.Run("network", "connect", "--alias", fmt.Sprintf("verifier-%d", i+1), f.name+"-back", f.replica(i))
 		d.Run("start", f.replica(i))
 		f.startRelay(i)
@@ -285,14 +285,12 @@ func buildRedisImage(t *testing.T, d *testkit.Docker) string {
 		t.Fatal(err)
 	}
 	copyFile("local/redis.Dockerfile", filepath.Join(ctx, "Dockerfile"))
-	const tag = "trustgate-redis:fleet-test"
-	d.Run("build", "-q", "-t", tag, ctx)
-	return tag
+	return d.Build(fmt.Sprintf("trustgate-redis:fleet-test-%d", os.Getpid()), ctx)
 }
 
 // startRelay (re)starts replica i's relay, in its network namespace.
 func (f *fleet) startRelay(i int) {
-	f.d.Try("rm", "-f", f.replica(i)+"-relay")
+	f.d.Try("rm", "-f", "-v", f.replica(i)+"-relay")
 	f.d.Run("run", "-d", "--name", f.replica(i)+"-relay", "--network", "container:"+f.replica(i),
 		"--user", f.user, "--read-only", "--cap-drop", "ALL", "-v", f.relay+":/relay:ro",
 		"--entrypoint", "/relay/tcprelay", f.img, "0.0.0.0:9080", "127.0.0.1:8080")
@@ -302,7 +300,7 @@ func (f *fleet) startRelay(i int) {
 // and waits until it is ready.
 func (f *fleet) restart(t *testing.T, i int) {
 	t.Helper()
-	f.d.Try("rm", "-f", f.replica(i)+"-relay") // it held the old network namespace
+	f.d.Try("rm", "-f", "-v", f.replica(i)+"-relay") // it held the old network namespace
 	f.d.Run("start", f.replica(i))
 	f.startRelay(i)
 	if code := waitStatus(t, f.urls[i]+"/readyz", http.StatusOK); code != http.StatusOK {

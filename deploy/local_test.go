@@ -47,6 +47,9 @@ func TestLocalUp(t *testing.T) {
 		if left, _ := d.Try("volume", "ls", "-q", "--filter", "name=^"+project+"-"); left != "" {
 			t.Errorf("down.sh --purge left volumes %s", left)
 		}
+		if left, _ := d.Try("images", "-q", project+"-redis"); left != "" {
+			t.Errorf("down.sh --purge left the project's Redis image %s", left)
+		}
 	})
 	cmd := exec.Command("local/up.sh")
 	cmd.Env = env
@@ -109,6 +112,58 @@ func TestLocalUp(t *testing.T) {
 }
 
 // freePorts returns the first of n consecutive free loopback ports.
+// deploy/local/up.sh --dev runs the project's own tools end to end: the
+// agent with the simulated device gets its secret from a replica, bench
+// loads two replicas with every attestation affirmed, and down.sh --purge
+// removes containers, volumes and the project's Redis image.
+func TestLocalUpDev(t *testing.T) {
+	t.Parallel()
+	d := testkit.RequireDocker(t)
+	img := d.Image()
+	project := fmt.Sprintf("tgdev-%d", os.Getpid())
+	base, redisPort := freePorts(t, 3), freePorts(t, 1)
+	env := append(os.Environ(), "TRUSTGATE_LOCAL_PROJECT="+project, fmt.Sprintf("TRUSTGATE_LOCAL_PORT=%d", base),
+		fmt.Sprintf("TRUSTGATE_LOCAL_REDIS_PORT=%d", redisPort), "TRUSTGATE_IMAGE="+img, "TRUSTGATE_LOCAL_NO_BUILD=1")
+	t.Cleanup(func() {
+		cmd := exec.Command("local/down.sh", "--purge")
+		cmd.Env = env
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Errorf("down.sh: %v\n%s", err, out)
+		}
+		for _, what := range [][]string{{"ps", "-aq", "--filter", "name=^" + project + "-"},
+			{"volume", "ls", "-q", "--filter", "name=^" + project + "-"}, {"images", "-q", project + "-redis"}} {
+			if left, _ := d.Try(what...); left != "" {
+				t.Errorf("down.sh --purge left %s: %s", what[0], left)
+			}
+		}
+		if left, _ := d.Try("images", "-q", img); left == "" {
+			t.Errorf("down.sh --purge removed %s, which up.sh did not build", img)
+		}
+	})
+	cmd := exec.Command("local/up.sh", "--dev")
+	cmd.Env = env
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("up.sh --dev: %v\n%s", err, out)
+	}
+	url := func(i int) string { return fmt.Sprintf("http://127.0.0.1:%d", base+i) }
+	for i := range 3 {
+		if code := waitStatus(t, url(i)+"/readyz", http.StatusOK); code != http.StatusOK {
+			t.Fatalf("%s/readyz: %d", url(i), code)
+		}
+	}
+	// The image's own agent and bench, on the host's loopback.
+	agentOut, err := d.Try("run", "--rm", "--network", "host", "--entrypoint", "/usr/local/bin/trustgate-agent", img,
+		"attest", "--verifier", url(1), "--simulate", "--resource", "db-password", "--out", "/var/cache/trustgate/out")
+	if err != nil || !strings.Contains(agentOut, "released db-password") {
+		t.Errorf("agent --simulate: %v\n%s", err, agentOut)
+	}
+	benchOut, err := d.Try("run", "--rm", "--network", "host", img, "bench", "--verifier", url(0), "--verifier", url(2), "-n", "40", "-c", "2")
+	if err != nil || !strings.Contains(benchOut, "affirmed     40, refused 0, unavailable 0") {
+		t.Errorf("bench: %v\n%s", err, benchOut)
+	}
+}
+
 func freePorts(t *testing.T, n int) int {
 	t.Helper()
 	for range 50 {

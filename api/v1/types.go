@@ -25,6 +25,13 @@ const MaxBodySize = 64 << 10
 const (
 	TEESEVSNP = "sev-snp"
 	TEETDX    = "tdx"
+	TEENitro  = "nitro"
+	// Azure confidential VMs attested through the vTPM: the evidence is
+	// {"hcl_report", "tpm_quote": {"message", "signature", "pcrs"},
+	// "vcek"?} (azure-snp) or with "td_quote" (azure-tdx), as Trustee's
+	// attesters write it (SPEC "Azure confidential VMs").
+	TEEAzureSNP = "azure-snp"
+	TEEAzureTDX = "azure-tdx"
 )
 
 // ChallengeResponse answers POST /v1/challenge.
@@ -43,11 +50,25 @@ type AttestRequest struct {
 
 // Evidence is the evidence of one attestation: for "sev-snp" an SEV-SNP
 // report and, optionally, the extended report's certificate table; for
-// "tdx" a TDX quote (version 4 or 5). Parts of another TEE are refused.
+// "tdx" a TDX quote (version 4 or 5); for "nitro" an AWS Nitro Enclaves
+// attestation document. Parts of another TEE are refused.
 type Evidence struct {
 	Report    []byte `json:"report,omitempty"`     // SEV-SNP: 1184 bytes, base64 in JSON
 	CertTable []byte `json:"cert_table,omitempty"` // SEV-SNP: base64 in JSON
 	Quote     []byte `json:"quote,omitempty"`      // TDX: base64 in JSON
+	Document  []byte `json:"document,omitempty"`   // Nitro: the attestation document (COSE_Sign1), base64 in JSON
+	// Azure, when not nil, is the whole evidence object of azure-snp or
+	// azure-tdx (TEEAzureSNP) and is sent instead of the fields above.
+	Azure json.RawMessage `json:"-"`
+}
+
+// MarshalJSON writes e: its Azure evidence object when it has one.
+func (e Evidence) MarshalJSON() ([]byte, error) {
+	if e.Azure != nil {
+		return e.Azure, nil
+	}
+	type plain Evidence
+	return json.Marshal(plain(e))
 }
 
 // SNPEvidence is the evidence of an SEV-SNP attestation (the name it had
@@ -98,6 +119,12 @@ type Error struct {
 	Error  string `json:"error"`
 	Reason string `json:"reason"`
 }
+
+// ReasonApprovalReplayed is the reason of the admin API's 409 for an
+// approval whose jti was accepted before, or that was signed (iat) before
+// the last withdrawal of its label: approving again needs a new
+// signature (SPEC "The gatekeeper's configuration never goes back").
+const ReasonApprovalReplayed = "approval_replayed"
 
 // Health answers GET /healthz and GET /readyz.
 type Health struct {

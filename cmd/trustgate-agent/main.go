@@ -28,6 +28,7 @@ import (
 	"github.com/trustgate/trustgate/client"
 	"github.com/trustgate/trustgate/internal/agent"
 	"github.com/trustgate/trustgate/internal/attest"
+	"github.com/trustgate/trustgate/internal/cli"
 	"github.com/trustgate/trustgate/internal/resources"
 	"github.com/trustgate/trustgate/internal/sim"
 )
@@ -54,7 +55,9 @@ The report comes from configfs-tsm (/sys/kernel/config/tsm/report, Linux
 verifier must run --dev-simulator). --tee auto (the default) attests as
 what configfs-tsm's provider says: sev_guest an SEV-SNP report, tdx_guest
 a TDX quote (REPORTDATA bound the same way); --tee tdx --simulate uses the
-TDX simulator. A 503 or an unreachable verifier is
+TDX simulator. --tee nitro attests an AWS Nitro enclave: the NSM (/dev/nsm)
+signs an attestation document whose nonce is REPORT_DATA; with --simulate
+the Nitro simulator does. A 503 or an unreachable verifier is
 retried with backoff.
 
 Releases are signed by the verifier's token key and the agent writes
@@ -86,7 +89,7 @@ type agentRun struct {
 	stdout, stderr io.Writer
 
 	verifierURL, out, device, simMeasurement *string
-	tee                                      *string
+	tee, tpmPath, imdsURL                    *string
 	caFile, jwksFile, certFile, keyFile      *string
 	names                                    stringList
 	vmpl                                     *uint
@@ -106,10 +109,18 @@ type usageError struct{ error }
 func usagef(format string, a ...any) error { return usageError{fmt.Errorf(format, a...)} }
 
 func run(args []string, stdout, stderr io.Writer) int {
-	if len(args) == 0 || (args[0] != "attest" && args[0] != "run") {
+	switch {
+	case len(args) > 0 && (args[0] == "-h" || args[0] == "--help" || args[0] == "help"):
+		fmt.Fprint(stdout, usage)
+		return exitOK
+	case len(args) > 0 && (args[0] == "--version" || args[0] == "version"):
+		fmt.Fprintf(stdout, "trustgate-agent %s\n", cli.BuildVersion())
+		return exitOK
+	case len(args) == 0 || (args[0] != "attest" && args[0] != "run"):
 		fmt.Fprint(stderr, usage)
 		return exitUsage
 	}
+	stdout, stderr = termSafe{stdout}, termSafe{stderr}
 	r := &agentRun{cmd: args[0], stdout: stdout, stderr: stderr}
 	fs := r.flagSet()
 	if err := fs.Parse(args[1:]); err != nil {
@@ -124,15 +135,16 @@ func run(args []string, stdout, stderr io.Writer) int {
 
 func (r *agentRun) flagSet() *flag.FlagSet {
 	fs := flag.NewFlagSet(r.cmd, flag.ContinueOnError)
-	fs.SetOutput(r.stderr)
-	fs.Usage = func() { fmt.Fprint(r.stderr, usage); fs.PrintDefaults() }
+	cli.Conventions(fs, "trustgate-agent "+r.cmd, r.stdout, r.stderr, func(w io.Writer) { fmt.Fprint(w, usage); fs.PrintDefaults() })
 	r.verifierURL = fs.String("verifier", "", "verifier base `URL`, e.g. https://verifier.example:8443")
 	fs.Var(&r.names, "resource", "release resource `NAME` (repeatable)")
 	r.out = fs.String("out", "", "write released resources to `DIR`/NAME")
 	r.device = fs.String("device", "auto", "guest device: auto, configfs or sev-guest")
-	r.tee = fs.String("tee", agent.TEEAuto, "TEE: auto (configfs-tsm's provider: sev_guest or tdx_guest; with --simulate, sev-snp), sev-snp or tdx")
+	r.tpmPath = fs.String("tpm", "/dev/tpmrm0", "the vTPM of an Azure confidential VM (--tee azure-snp|azure-tdx): a TPM device, or a TPM's Unix socket (`PATH`)")
+	r.imdsURL = fs.String("azure-imds-url", "http://169.254.169.254", "Azure's instance metadata service (`URL`): the VCEK from THIM (azure-snp) and the TD quote service (azure-tdx)")
+	r.tee = fs.String("tee", agent.TEEAuto, "TEE: auto (configfs-tsm's provider: sev_guest or tdx_guest; with --simulate, sev-snp), sev-snp, tdx, azure-snp / azure-tdx (Azure confidential VMs through the vTPM, --tpm), or nitro (an AWS Nitro enclave, the NSM /dev/nsm)")
 	r.vmpl = fs.Uint("vmpl", 0, "ask for the report at this VMPL, 0–3 (the verifier's allowed_vmpl must admit it)")
-	r.simulate = fs.Bool("simulate", false, "use the simulator (SEV-SNP, or TDX with --tee tdx) instead of the guest device (the verifier must run --dev-simulator)")
+	r.simulate = fs.Bool("simulate", false, "use the simulator (SEV-SNP, or TDX with --tee tdx, Nitro with --tee nitro) instead of the guest device (the verifier must run --dev-simulator)")
 	r.simMeasurement = fs.String("sim-measurement", "", "launch measurement (TDX: MRTD) of the simulated guest (48 bytes, `HEX`; default 5a…5a)")
 	r.caFile = fs.String("ca", "", "trust the verifier's TLS certificate under this CA `FILE` (PEM)")
 	r.jwksFile = fs.String("verifier-jwks", "", "trust releases signed by the keys of this JWKS `FILE` only (saved from the verifier's /.well-known/jwks.json)")
@@ -204,6 +216,25 @@ func (r *agentRun) prepare() (httpClient *http.Client, dev agent.Device, closeDe
 		if err != nil {
 			return nil, nil, nil, usagef("--sim-measurement: %w", err)
 		}
+		if *r.tee == agent.TEENitro {
+			s, err := sim.NewNitro(sim.NitroOptions{PCR0: m})
+			if err != nil {
+				return nil, nil, nil, err
+			}
+			return httpClient, agent.SimNitroDevice{Sim: s}, func() {}, nil
+		}
+		if *r.tee == agent.TEEAzureSNP || *r.tee == agent.TEEAzureTDX {
+			var s *sim.AzureDevice
+			if *r.tee == agent.TEEAzureTDX {
+				s, err = sim.NewAzureTDX(sim.TDXOptions{MRTD: m}, sim.AzureOptions{})
+			} else {
+				s, err = sim.NewAzureSNP(sim.Options{Measurement: m}, sim.AzureOptions{})
+			}
+			if err != nil {
+				return nil, nil, nil, err
+			}
+			return httpClient, agent.SimAzureDevice{Sim: s}, func() {}, nil
+		}
 		if *r.tee == agent.TEETDX {
 			s, err := sim.NewTDX(sim.TDXOptions{MRTD: m})
 			if err != nil {
@@ -216,6 +247,20 @@ func (r *agentRun) prepare() (httpClient *http.Client, dev agent.Device, closeDe
 			return nil, nil, nil, err
 		}
 		return httpClient, agent.SimDevice{Sim: s}, func() {}, nil
+	}
+	if *r.tee == agent.TEENitro {
+		d, err := agent.OpenNSM(agent.DefaultNSMPath)
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		return httpClient, d, func() { d.Close() }, nil
+	}
+	if *r.tee == agent.TEEAzureSNP || *r.tee == agent.TEEAzureTDX {
+		d, err := agent.OpenVTPM(*r.tpmPath, *r.tee, *r.imdsURL)
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		return httpClient, d, func() { d.Close() }, nil
 	}
 	d, err := agent.OpenDevice(*r.device, agent.WithVMPL(*r.vmpl), agent.WithTEE(*r.tee))
 	if err != nil {
@@ -247,8 +292,12 @@ func (r *agentRun) check() error {
 		return usagef("--vmpl %d: want 0 to 3", *r.vmpl)
 	case *r.vmpl != 0 && *r.simulate:
 		return usagef("--vmpl needs a guest device, not --simulate")
-	case *r.tee != agent.TEEAuto && *r.tee != agent.TEESEVSNP && *r.tee != agent.TEETDX:
-		return usagef("--tee %q: want auto, sev-snp or tdx", *r.tee)
+	case *r.tee != agent.TEEAuto && *r.tee != agent.TEESEVSNP && *r.tee != agent.TEETDX && *r.tee != agent.TEEAzureSNP && *r.tee != agent.TEEAzureTDX && *r.tee != agent.TEENitro:
+		return usagef("--tee %q: want auto, sev-snp, tdx, azure-snp, azure-tdx or nitro", *r.tee)
+	case (*r.tee == agent.TEEAzureSNP || *r.tee == agent.TEEAzureTDX) && (*r.vmpl != 0 || *r.device != agent.DeviceAuto):
+		return usagef("--tee %s: the evidence comes from the vTPM (--tpm); --vmpl and --device do not apply", *r.tee)
+	case *r.tee == agent.TEENitro && (*r.vmpl != 0 || *r.device != agent.DeviceAuto):
+		return usagef("--tee nitro: documents come from the NSM (%s); --vmpl and --device are not for it", agent.DefaultNSMPath)
 	case *r.tee == agent.TEETDX && *r.vmpl != 0:
 		return usagef("--vmpl is SEV-SNP's; a TD has no VMPL")
 	case *r.tee == agent.TEETDX && *r.device == agent.DeviceSEVGuest:
@@ -287,6 +336,12 @@ func (r *agentRun) check() error {
 	if r.cmd == "run" {
 		if r.bin, err = exec.LookPath(r.argv[0]); err != nil {
 			return usageError{err}
+		}
+	}
+	if *r.out != "" {
+		// Last, and before the release is asked for: a release is consumed once.
+		if err := agent.PrepareOut(*r.out); err != nil {
+			return usagef("--out: %w", err)
 		}
 	}
 	return nil

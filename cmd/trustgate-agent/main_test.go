@@ -41,13 +41,13 @@ func TestAgentAttestSimulated(t *testing.T) {
 		{[]string{"attest", "--verifier", url, "--simulate", "--sim-measurement", "abc"}, exitUsage, ""},
 		{[]string{"attest", "--verifier", url, "--sim-measurement", strings.Repeat("11", 48)}, exitUsage, ""},
 		{[]string{"attest", "--verifier", url, "--simulate", "--resource", "db-password"}, exitUsage, ""},
-		{[]string{"attest", "--verifier", url, "--simulate", "--resource", "../x", "--out", t.TempDir()}, exitUsage, ""},
+		{[]string{"attest", "--verifier", url, "--simulate", "--resource", "../x", "--out", filepath.Join(t.TempDir(), "out")}, exitUsage, ""},
 		{[]string{"attest", "--verifier", url, "--device", "tpm"}, exitUsage, ""},
 		{[]string{"attest", "--verifier", url, "--vmpl", "4"}, exitUsage, ""},
 		{[]string{"attest", "--verifier", url, "--simulate", "--vmpl", "1"}, exitUsage, ""},
 		{[]string{"attest", "--simulate"}, exitUsage, ""},
-		{[]string{"run", "--verifier", url, "--simulate", "--out", t.TempDir()}, exitUsage, ""},
-		{[]string{"attest", "--verifier", url, "--simulate", "--resource", "other-secret", "--out", t.TempDir()}, exitRejected, "REJECTED: resource_forbidden"},
+		{[]string{"run", "--verifier", url, "--simulate", "--out", filepath.Join(t.TempDir(), "out")}, exitUsage, ""},
+		{[]string{"attest", "--verifier", url, "--simulate", "--resource", "other-secret", "--out", filepath.Join(t.TempDir(), "out")}, exitRejected, "REJECTED: resource_forbidden"},
 		{[]string{"attest", "--verifier", "http://127.0.0.1:1", "--simulate", "--attempts", "2"}, exitUnavailable, ""},
 	}
 	if _, err := os.Stat("/dev/sev-guest"); err != nil {
@@ -95,10 +95,11 @@ func TestAgentWritesResources(t *testing.T) {
 	if len(entries) != 2 {
 		t.Errorf("out holds %d entries, want the 2 resources (no temporary files)", len(entries))
 	}
-	// An existing directory open to others is refused, not written into.
+	// An existing directory open to others is refused, not written into,
+	// before anything is attested (exit 2: the command line's --out).
 	open := t.TempDir()
 	os.Chmod(open, 0o755)
-	if code, _, _ := runAgent("attest", "--verifier", url, "--simulate", "--resource", "db-password", "--out", open); code != exitUnavailable {
+	if code, _, _ := runAgent("attest", "--verifier", url, "--simulate", "--resource", "db-password", "--out", open); code != exitUsage {
 		t.Errorf("out dir of mode 0755: exit %d", code)
 	}
 	if _, err := os.Stat(filepath.Join(open, "db-password")); err == nil {
@@ -136,5 +137,24 @@ func TestAgentRunExecs(t *testing.T) {
 	code, _, _ := runAgent("run", "--verifier", url, "--simulate", "--out", filepath.Join(dir, "none"), "--", "/nonexistent/workload")
 	if _, err := os.Stat(filepath.Join(dir, "none")); code != exitUsage || err == nil {
 		t.Errorf("missing workload: exit %d, out dir created: %v", code, err == nil)
+	}
+}
+
+// The agent follows the CLI's conventions: --help on stdout with exit 0,
+// a wrong flag in two lines with the closest flag, --version.
+func TestAgentCLIConventions(t *testing.T) {
+	t.Parallel()
+	for _, args := range [][]string{{"--help"}, {"attest", "--help"}, {"run", "-h"}} {
+		code, out, errOut := runAgent(args...)
+		if code != exitOK || !strings.Contains(out, "usage: trustgate-agent") || errOut != "" {
+			t.Errorf("%q: exit %d, stdout %d bytes, stderr %q", args, code, len(out), errOut)
+		}
+	}
+	if code, out, _ := runAgent("--version"); code != exitOK || !strings.HasPrefix(out, "trustgate-agent ") {
+		t.Errorf("--version: exit %d, %q", code, out)
+	}
+	code, out, errOut := runAgent("attest", "--verifer", "http://127.0.0.1:1")
+	if want := "trustgate-agent attest: unknown flag --verifer (did you mean --verifier?)\nRun 'trustgate-agent attest --help' for usage.\n"; code != exitUsage || out != "" || errOut != want {
+		t.Errorf("wrong flag: exit %d, stdout %q, stderr %q", code, out, errOut)
 	}
 }

@@ -49,7 +49,7 @@ func TestAgentAttestSimulatedTDX(t *testing.T) {
 		want string
 	}{
 		{[]string{"attest", "--verifier", url, "--tee", "tdx", "--simulate", "--sim-measurement", strings.Repeat("11", 48)}, exitRejected, "REJECTED: measurement_mismatch"},
-		{[]string{"attest", "--verifier", url, "--tee", "tdx", "--simulate", "--resource", "other-secret", "--out", t.TempDir()}, exitRejected, "REJECTED: resource_forbidden"},
+		{[]string{"attest", "--verifier", url, "--tee", "tdx", "--simulate", "--resource", "other-secret", "--out", filepath.Join(t.TempDir(), "out")}, exitRejected, "REJECTED: resource_forbidden"},
 		{[]string{"attest", "--verifier", url, "--tee", "cca", "--simulate"}, exitUsage, ""},
 		{[]string{"attest", "--verifier", url, "--tee", "tdx", "--vmpl", "1"}, exitUsage, ""},
 		{[]string{"attest", "--verifier", url, "--tee", "tdx", "--device", "sev-guest"}, exitUsage, ""},

@@ -41,9 +41,18 @@ func TestBench(t *testing.T) {
 		t.Fatalf("ratio %q", m[1])
 	}
 
-	code, out, _ = runCLI("bench", "--verifier", url, "-n", "10", "-c", "2", "--sim-measurement", strings.Repeat("11", 48))
-	if code != exitRejected || !strings.Contains(out, "affirmed     0, refused 10, unavailable 0 (measurement_mismatch 10)") {
-		t.Fatalf("unapproved build: exit %d\n%s", code, out)
+	// A verifier that refuses the simulated guest stops the run before
+	// anything is measured, with the reason and what to do.
+	code, out, errOut = runCLI("bench", "--verifier", url, "-n", "10", "-c", "2", "--sim-measurement", strings.Repeat("11", 48))
+	if code != exitRejected || out != "" || !strings.Contains(errOut, "refuses the simulated guest (measurement_mismatch)") {
+		t.Fatalf("unapproved build: exit %d\n%s%s", code, out, errOut)
+	}
+	prod := apptest.SimVerifier(t, nil)
+	prod.DevSimulator = false // a production verifier: the simulator's root is not AMD's
+	prodURL := apptest.Start(t, prod)
+	code, out, errOut = runCLI("bench", "--verifier", prodURL, "-n", "10", "-c", "2")
+	if code != exitRejected || out != "" || !strings.Contains(errOut, "refuses the simulator's evidence (cert_chain_invalid): bench needs a verifier serving --dev-simulator") {
+		t.Fatalf("production verifier: exit %d\n%s%s", code, out, errOut)
 	}
 
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -112,8 +121,10 @@ func TestBenchServerCPU(t *testing.T) {
 	if code != exitOK {
 		t.Fatalf("exit %d\n%s%s", code, out, errOut)
 	}
-	if a.attests != 20 || b.attests != 20 || a.scrapes != 3 || b.scrapes != 3 {
-		t.Errorf("attestations %d and %d, scrapes %d and %d; want 20 each, 3 each", a.attests, b.attests, a.scrapes, b.scrapes)
+	// 20 each, and the one each that checks, before the load, that the
+	// verifier affirms the simulated guest.
+	if a.attests != 21 || b.attests != 21 || a.scrapes != 3 || b.scrapes != 3 {
+		t.Errorf("attestations %d and %d, scrapes %d and %d; want 21 each, 3 each", a.attests, b.attests, a.scrapes, b.scrapes)
 	}
 	// (12.5 - 10) + (101.5 - 100) = 4 s over 40 attestations, 0.5 + 0.25
 	// of it before the attestations were sent.

@@ -15,6 +15,7 @@ import (
 	"github.com/trustgate/trustgate/internal/atomicfile"
 	"github.com/trustgate/trustgate/internal/attest"
 	"github.com/trustgate/trustgate/internal/certs"
+	"github.com/trustgate/trustgate/internal/cli"
 	"github.com/trustgate/trustgate/internal/pcs"
 	"github.com/trustgate/trustgate/internal/tee/snp"
 	"github.com/trustgate/trustgate/internal/tee/tdx"
@@ -81,8 +82,7 @@ func (c *chipList) Set(s string) error {
 
 func certsFetch(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("certs fetch", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() { fmt.Fprint(stderr, certsUsage+"\nfetch flags:\n"); fs.PrintDefaults() }
+	cli.Conventions(fs, "trustgate certs fetch", stdout, stderr, func(w io.Writer) { fmt.Fprint(w, certsUsage+"\nfetch flags:\n"); fs.PrintDefaults() })
 	kdsURL := fs.String("kds-url", certs.DefaultKDSURL, "AMD KDS base `URL`")
 	out := fs.String("out", "trustgate-certs.json", "write the bundle to `FILE`")
 	var chips chipList
@@ -225,8 +225,7 @@ func certsFetch(args []string, stdout, stderr io.Writer) int {
 
 func certsImport(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("certs import", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() { fmt.Fprint(stderr, certsUsage+"\nimport flags:\n"); fs.PrintDefaults() }
+	cli.Conventions(fs, "trustgate certs import", stdout, stderr, func(w io.Writer) { fmt.Fprint(w, certsUsage+"\nimport flags:\n"); fs.PrintDefaults() })
 	cacheDir := fs.String("cache-dir", "", "certificate cache `DIR` (default the user cache dir's trustgate/certs)")
 	at := fs.String("at", "", "TDX: judge the collateral at this RFC 3339 `time` (default now)")
 	pos, err := parseInterspersed(fs, args)
@@ -299,10 +298,16 @@ func certsImport(args []string, stdout, stderr io.Writer) int {
 // puts bundles), asking the KDS only when not offline. now is the clock
 // freshness is judged by (nil: time.Now).
 func verifyKeys(kdsURL string, offline bool, now func() time.Time, stderr io.Writer) (*certs.Service, error) {
-	// An interactive command gives up on an unreachable KDS sooner than
-	// a server does (certs.DefaultFetchTimeout), and waits for the fetch
-	// to end rather than leave it to the background (FetchWait -1).
-	return certs.New(certs.Config{KDSURL: kdsURL, Offline: offline, Clock: now, Logger: cliLogger(stderr), FetchTimeout: 45 * time.Second, FetchWait: -1})
+	return certs.New(verifyKeysConfig(kdsURL, offline, now, stderr))
+}
+
+// verifyKeysConfig is the certificate service of `trustgate verify`: it
+// gives up on a KDS that does not answer after certs.DefaultFetchWait per
+// fetch (the server's cert_fetch_wait; a hanging KDS is vcek_unavailable,
+// exit 3, not a minute and a half of waiting), and waits for its fetches to
+// end rather than leave them to the background (FetchWait -1).
+func verifyKeysConfig(kdsURL string, offline bool, now func() time.Time, stderr io.Writer) certs.Config {
+	return certs.Config{KDSURL: kdsURL, Offline: offline, Clock: now, Logger: cliLogger(stderr), FetchTimeout: certs.DefaultFetchWait, FetchWait: -1}
 }
 
 // recordingKeys passes key requests on and remembers the one that was

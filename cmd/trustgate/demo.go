@@ -13,6 +13,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
@@ -22,19 +23,30 @@ import (
 	"github.com/trustgate/trustgate/internal/agent"
 	"github.com/trustgate/trustgate/internal/app"
 	"github.com/trustgate/trustgate/internal/attest"
+	"github.com/trustgate/trustgate/internal/cli"
 	"github.com/trustgate/trustgate/internal/config"
 	"github.com/trustgate/trustgate/internal/sim"
+	"github.com/trustgate/trustgate/internal/tee/azure"
 	"github.com/trustgate/trustgate/internal/token"
 )
 
 // cmdDemo runs the whole flow in one process, printing each step; --tee
-// tdx runs it with the TDX simulator.
+// tdx runs it with the TDX simulator, --tee nitro with the Nitro one.
 func cmdDemo(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	tee := fs.String("tee", v1.TEESEVSNP, "the simulated guest's TEE: sev-snp or tdx")
-	if err := fs.Parse(args); err != nil || fs.NArg() != 0 || (*tee != v1.TEESEVSNP && *tee != v1.TEETDX) {
-		fmt.Fprintln(stderr, "usage: trustgate demo [--tee sev-snp|tdx]")
+	cli.Conventions(fs, "trustgate demo", stdout, stderr, func(w io.Writer) {
+		fmt.Fprint(w, "usage: trustgate demo [--tee sev-snp|tdx|azure-snp|azure-tdx|nitro]\n\nRuns the whole attestation flow in one process with a simulated guest, printing each step;\nexit 0 when every step held.\n\n")
+		fs.PrintDefaults()
+	})
+	tee := fs.String("tee", v1.TEESEVSNP, "the simulated guest's TEE: sev-snp, tdx, azure-snp, azure-tdx or nitro")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return exitOK
+		}
+		return exitUsage
+	}
+	if fs.NArg() != 0 || !slices.Contains([]string{v1.TEESEVSNP, v1.TEETDX, v1.TEEAzureSNP, v1.TEEAzureTDX, v1.TEENitro}, *tee) {
+		fmt.Fprintln(stderr, "usage: trustgate demo [--tee sev-snp|tdx|azure-snp|azure-tdx|nitro]")
 		return exitUsage
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
@@ -51,7 +63,7 @@ func cmdDemo(args []string, stdout, stderr io.Writer) int {
 // demoRun is the state the demo's steps share.
 type demoRun struct {
 	w      io.Writer
-	tee    string // v1.TEESEVSNP or v1.TEETDX
+	tee    string // v1.TEESEVSNP, v1.TEETDX, v1.TEEAzureSNP, v1.TEEAzureTDX or v1.TEENitro
 	c      *client.Client
 	secret []byte // the stored db-password
 	key    *agent.EphemeralKey
@@ -123,8 +135,17 @@ func (d *demoRun) startVerifier(ctx context.Context) (stop func(), err error) {
 	approved := sim.DefaultMeasurement
 	refPath := filepath.Join(dir, "reference-values.yaml")
 	ref := fmt.Sprintf("measurements:\n  - value: %q\n    label: demo-build-1\n    resources: [db-password]\nallowed_vmpl: [0]\n", hex.EncodeToString(approved[:]))
+	if azureTEE(d.tee) {
+		pcrs := sim.DefaultPCRs()
+		ref = fmt.Sprintf("measurements:\n  - tee: %s\n    value: \"\"\n    label: demo-az-1\n    pcrs: {pcr04: %q, pcr07: %q}\n    resources: [db-password]\n",
+			d.tee, hex.EncodeToString(pcrs[4][:]), hex.EncodeToString(pcrs[7][:]))
+	}
 	if d.tee == v1.TEETDX {
 		ref = fmt.Sprintf("measurements:\n  - tee: tdx\n    value: %q\n    label: demo-td-1\n    resources: [db-password]\ntdx_tcb_status: [UpToDate]\n", hex.EncodeToString(approved[:]))
+	}
+	if d.tee == v1.TEENitro {
+		ref = fmt.Sprintf("measurements:\n  - tee: nitro\n    value: %q\n    label: demo-enclave-1\n    resources: [db-password]\n    pcrs:\n      pcr1: %q\n",
+			hex.EncodeToString(approved[:]), hex.EncodeToString(sim.NitroPCRs(approved)[1]))
 	}
 	resDir := filepath.Join(dir, "resources")
 	d.secret = []byte("demo-db-password-" + hex.EncodeToString(approved[:4]))
@@ -157,11 +178,23 @@ func (d *demoRun) startVerifier(ctx context.Context) (stop func(), err error) {
 	base := "http://" + ln.Addr().String()
 	d.c = &client.Client{BaseURL: base}
 	d.step(1, "Verifier listening on %s (in this process).", base)
+	if azureTEE(d.tee) {
+		d.say("It trusts AMD's and Intel's pinned roots and, because this is a demo (--dev-simulator), the simulators' roots.")
+		d.say("Approved Azure VM: tee %s whose vTPM PCR4 (boot loader) and PCR7 (Secure Boot) are pinned, labelled demo-az-1,", d.tee)
+		d.say("granted the resource db-password from its secret store.")
+		return stop, nil
+	}
 	if d.tee == v1.TEETDX {
 		d.say("It trusts the pinned Intel SGX Root CA and, because this is a demo (--dev-simulator), the TDX simulator's")
 		d.say("Intel-like root, whose platform's collateral (TCB info, QE identity, CRLs) the simulator signs itself.")
 		d.say("Approved TD: MRTD %s… labelled demo-td-1 (default policy: approved MRTD of tee tdx, not debuggable,", hex.EncodeToString(approved[:6]))
 		d.say("TCB status UpToDate), granted the resource db-password from its secret store.")
+		return stop, nil
+	}
+	if d.tee == v1.TEENitro {
+		d.say("It trusts the pinned AWS Nitro Enclaves Root-G1 and, because this is a demo (--dev-simulator), the Nitro")
+		d.say("simulator's AWS-like root. Approved enclave: PCR0 %s… with PCR1 pinned, labelled demo-enclave-1", hex.EncodeToString(approved[:6]))
+		d.say("(default policy: approved PCR0 of tee nitro, every pcrs pin held, not in debug mode), granted db-password.")
 		return stop, nil
 	}
 	d.say("It trusts AMD's pinned roots and, because this is a demo (--dev-simulator), the simulator's AMD root key.")
@@ -192,7 +225,14 @@ func (d *demoRun) attest(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if d.tee == v1.TEETDX {
+	if azureTEE(d.tee) {
+		d.step(4, "The guest writes REPORT_DATA to the vTPM; the (simulated) Azure paravisor makes an HCL report whose %s", d.tee)
+		d.say("hardware report binds SHA-256 of its runtime data (the vTPM attestation key HCLAkPub and this user-data); the vTPM")
+		d.say("quotes PCRs 0–23 with that key and REPORT_DATA cut to 48 bytes as extraData. Evidence: %d bytes of JSON.", len(ev.Azure))
+	} else if d.tee == v1.TEENitro {
+		d.step(4, "The (simulated) Nitro Security Module signs a %d-byte attestation document (COSE_Sign1, ES384).", len(ev.Document))
+		d.say("PCR0 as approved, nonce = REPORT_DATA; the document carries its certificate and the CA bundle up to the root.")
+	} else if d.tee == v1.TEETDX {
 		d.step(4, "The (simulated) TDX module and Quoting Enclave sign a %d-byte version 4 quote of the TD.", len(ev.Quote))
 		d.say("MRTD %s…, REPORTDATA as above; the QE's report is signed by the PCK key, whose certificate chain it carries.", hex.EncodeToString(ev.Quote[48+0x88:48+0x8e]))
 	} else {
@@ -206,7 +246,15 @@ func (d *demoRun) attest(ctx context.Context) error {
 		return fmt.Errorf("attest: %w", err)
 	}
 	d.token = resp.Token
-	if d.tee == v1.TEETDX {
+	if azureTEE(d.tee) {
+		d.step(5, "Guest sends POST /v1/attest with tee %q. The verifier checks the hardware report (chain, signature),", d.tee)
+		d.say("that it binds the runtime data, the TPM quote's signature by HCLAkPub, the PCRs against the quote, that extraData")
+		d.say("and user-data bind its nonce and this key, then the policy (pinned PCRs); only then it consumes the nonce.")
+	} else if d.tee == v1.TEENitro {
+		d.step(5, "Guest sends POST /v1/attest with tee \"nitro\". The verifier checks the chain to the root, the document's")
+		d.say("signature, its fields, that the nonce is REPORT_DATA binding its nonce and this key, then the policy;")
+		d.say("only then it consumes the nonce.")
+	} else if d.tee == v1.TEETDX {
 		d.step(5, "Guest sends POST /v1/attest with tee \"tdx\". The verifier checks the PCK chain to the root, the QE report and")
 		d.say("the quote signatures, the collateral and TCB level (UpToDate), that REPORT_DATA binds its nonce and this key,")
 		d.say("then the policy; only then it consumes the nonce.")
@@ -283,15 +331,30 @@ func (d *demoRun) refusals(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	d.step(10, "A guest running an unapproved build (measurement 1111…) attests with a fresh nonce.")
+	if azureTEE(d.tee) {
+		d.step(10, "An Azure VM that booted another kernel (PCR4 differs) attests with a fresh nonce.")
+	} else {
+		d.step(10, "A guest running an unapproved build (measurement 1111…) attests with a fresh nonce.")
+	}
 	resp, err = d.c.Attest(ctx, v1.AttestRequest{Nonce: ch.Nonce, TEE: d.tee, Evidence: ev, TEEPubKey: d.key.JWK})
 	return d.refused(resp, err, attest.ReasonMeasurementMismatch, "unapproved build", "")
 }
 
 // evidence is the simulated guest's evidence binding rd: an SEV-SNP report
-// and certificate table, or a TDX quote; measurement nil means the
+// and certificate table, a TDX quote, or a Nitro attestation document; measurement nil means the
 // simulator's default (the approved build).
 func (d *demoRun) evidence(measurement *[48]byte, rd [64]byte) (v1.Evidence, error) {
+	if d.tee == v1.TEENitro {
+		dev, err := sim.NewNitro(sim.NitroOptions{PCR0: measurement})
+		if err != nil {
+			return v1.Evidence{}, err
+		}
+		doc, err := dev.Document(rd)
+		return v1.Evidence{Document: doc}, err
+	}
+	if azureTEE(d.tee) {
+		return azureDemoEvidence(d.tee, measurement != nil, rd)
+	}
 	if d.tee == v1.TEETDX {
 		dev, err := sim.NewTDX(sim.TDXOptions{MRTD: measurement})
 		if err != nil {
@@ -330,4 +393,25 @@ func rejection(_ v1.AttestResponse, err error) (string, error) {
 		return "", err
 	}
 	return apiErr.Reason, nil
+}
+
+func azureTEE(tee string) bool { return tee == v1.TEEAzureSNP || tee == v1.TEEAzureTDX }
+
+// azureDemoEvidence is a simulated Azure VM's evidence binding rd; other
+// boots it with another PCR4.
+func azureDemoEvidence(tee string, other bool, rd [64]byte) (v1.Evidence, error) {
+	pcrs := sim.DefaultPCRs()
+	if other {
+		pcrs[4][0] ^= 0xff
+	}
+	dev, err := simAzure(tee, nil, &pcrs)
+	if err != nil {
+		return v1.Evidence{}, err
+	}
+	ev, err := dev.Evidence(rd)
+	if err != nil {
+		return v1.Evidence{}, err
+	}
+	wire, err := azure.EncodeEvidence(ev)
+	return v1.Evidence{Azure: wire}, err
 }

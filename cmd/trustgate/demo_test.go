@@ -45,6 +45,24 @@ func TestDemoTDX(t *testing.T) {
 	}
 }
 
+// demo --tee nitro runs the same flow with the Nitro simulator: the
+// document verifies under the simulator's root, the policy holds PCR0 and
+// the PCR1 pin, the token names the nitro submodule, and the three
+// refusals hold.
+func TestDemoNitro(t *testing.T) {
+	t.Parallel()
+	code, out, errOut := runCLI("demo", "--tee", "nitro")
+	if code != exitOK {
+		t.Fatalf("exit %d\n%s\n%s", code, out, errOut)
+	}
+	for _, want := range []string{"[1] Verifier listening", "AWS Nitro Enclaves Root-G1", "attestation document (COSE_Sign1, ES384)", `tee "nitro"`, "affirming",
+		"label=demo-enclave-1", "equal to the verifier's file", "REJECTED: token_replayed", "REJECTED: nonce_replayed", "REJECTED: measurement_mismatch", "All steps held"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("demo --tee nitro output lacks %q:\n%s", want, out)
+		}
+	}
+}
+
 // Without a temporary directory (the FROM scratch image has no /tmp) the
 // demo works under the user cache directory and leaves nothing there.
 func TestDemoWithoutTempDir(t *testing.T) {

@@ -28,9 +28,11 @@ func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
 	}
 }
 
-// hexFlag is a flag holding a byte string of exactly n bytes given in hex.
+// hexFlag is a flag holding a byte string of exactly n bytes given in hex,
+// or of min to n bytes when min is not 0.
 type hexFlag struct {
 	n   int
+	min int
 	val []byte
 }
 
@@ -40,6 +42,10 @@ func (h *hexFlag) Set(s string) error {
 	b, err := hex.DecodeString(strings.TrimPrefix(strings.TrimSpace(s), "0x"))
 	if err != nil {
 		return fmt.Errorf("not hex: %w", err)
+	}
+	if h.min > 0 && len(b) >= h.min && len(b) <= h.n {
+		h.val = b
+		return nil
 	}
 	if len(b) != h.n {
 		return fmt.Errorf("want %d bytes (%d hex digits), got %d bytes", h.n, 2*h.n, len(b))

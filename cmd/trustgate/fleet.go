@@ -17,6 +17,7 @@ import (
 
 	"github.com/trustgate/trustgate/internal/admin"
 	"github.com/trustgate/trustgate/internal/attest"
+	"github.com/trustgate/trustgate/internal/cli"
 	"github.com/trustgate/trustgate/internal/launch"
 	"github.com/trustgate/trustgate/internal/secretfile"
 )
@@ -37,15 +38,15 @@ Exit status: 0 printed, 1 no record of the launch, 2 usage error,
 
 func cmdFleet(args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 || args[0] != "lookup" {
-		fmt.Fprint(stderr, fleetUsage)
 		if len(args) > 0 && (args[0] == "-h" || args[0] == "--help" || args[0] == "help") {
+			fmt.Fprint(stdout, fleetUsage)
 			return exitOK
 		}
+		fmt.Fprint(stderr, fleetUsage)
 		return exitUsage
 	}
 	fs := flag.NewFlagSet("fleet lookup", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() { fmt.Fprint(stderr, fleetUsage) }
+	cli.Conventions(fs, "trustgate fleet lookup", stdout, stderr, func(w io.Writer) { fmt.Fprint(w, fleetUsage) })
 	reportID := &hexFlag{n: 32}
 	tdID := &hexFlag{n: 4 * 48}
 	fs.Var(reportID, "report-id", "the SEV-SNP guest's REPORT_ID (64 hex characters)")

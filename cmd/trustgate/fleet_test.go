@@ -40,10 +40,10 @@ func TestFleetLookup(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	layer := admin.NewLayer(admin.LayerOptions{Store: &admin.MemoryStore{}, Engine: e})
+	layer, _ := admin.NewLayer(admin.LayerOptions{Store: &admin.MemoryStore{}, Engine: e})
 	layer.Sync(context.Background())
 	const tok = "fleet-admin-token-0123456789"
-	srv := httptest.NewServer(admin.NewHandler(admin.Options{Layer: layer, Token: []byte(tok), Launches: st}))
+	srv := httptest.NewServer(admin.NewHandler(admin.Options{Layer: layer, Tokens: []admin.Token{{Secret: []byte(tok)}}, Launches: st}))
 	defer srv.Close()
 	tokFile, badTokFile := filepath.Join(dir, "admin.token"), filepath.Join(dir, "bad.token")
 	os.WriteFile(tokFile, []byte(tok+"\n"), 0o600)

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/trustgate/trustgate/internal/cli"
 	"github.com/trustgate/trustgate/internal/measure"
 	"github.com/trustgate/trustgate/internal/refvalues"
 	"github.com/trustgate/trustgate/internal/token"
@@ -76,11 +77,10 @@ func newMeasureFlags(fs *flag.FlagSet) *measureFlags {
 // (exit 2) and prints no digest.
 func cmdMeasure(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("measure", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprint(stderr, measureUsage)
+	cli.Conventions(fs, "trustgate measure", stdout, stderr, func(w io.Writer) {
+		fmt.Fprint(w, measureUsage)
 		fs.PrintDefaults()
-	}
+	})
 	f := newMeasureFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -131,10 +131,11 @@ func (f *measureFlags) run(fs *flag.FlagSet, stdout, stderr io.Writer) error {
 		}
 		fmt.Fprintf(stderr, "trustgate measure: appended %q to %s\n", entry.Label, *f.rvPath)
 		if sk != nil {
-			if err := signRefvaluesFile(sk, *f.rvPath); err != nil {
+			s, err := signRefvaluesFile(sk, *f.rvPath, time.Now())
+			if err != nil {
 				return fmt.Errorf("signing %s (appended, not signed): %w", *f.rvPath, err)
 			}
-			fmt.Fprintf(stderr, "trustgate measure: signed %s\n", *f.rvPath+refvalues.SigSuffix)
+			fmt.Fprintf(stderr, "trustgate measure: signed %s as version %d\n", *f.rvPath+refvalues.SigSuffix, s.Version)
 		}
 	}
 	out := d.String()

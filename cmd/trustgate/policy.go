@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/trustgate/trustgate/internal/attest"
+	"github.com/trustgate/trustgate/internal/cli"
 	"github.com/trustgate/trustgate/internal/policy"
 	"github.com/trustgate/trustgate/internal/refvalues"
 )
@@ -34,7 +35,7 @@ flags:
 
 func cmdPolicy(args []string, stdout, stderr io.Writer) int {
 	if len(args) > 0 && (args[0] == "-h" || args[0] == "--help" || args[0] == "help") {
-		fmt.Fprint(stderr, policyUsage)
+		fmt.Fprint(stdout, policyUsage)
 		return exitOK
 	}
 	if len(args) == 1 && args[0] == "default" {
@@ -46,8 +47,7 @@ func cmdPolicy(args []string, stdout, stderr io.Writer) int {
 		return exitUsage
 	}
 	fs := flag.NewFlagSet("policy eval", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() { fmt.Fprint(stderr, policyUsage); fs.PrintDefaults() }
+	cli.Conventions(fs, "trustgate policy eval", stdout, stderr, func(w io.Writer) { fmt.Fprint(w, policyUsage); fs.PrintDefaults() })
 	claimsFile := fs.String("claims", "", "claims `FILE` (JSON: verify --json output or its claims object)")
 	policyFile := fs.String("policy", "", "Rego policy `FILE` (default: the embedded default policy)")
 	dataFile := fs.String("data", "", "reference-values `FILE` (JSON or YAML)")

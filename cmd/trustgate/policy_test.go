@@ -51,7 +51,7 @@ func TestVerifyCLIWithPolicy(t *testing.T) {
 		{"vmpl not allowed", func(t *testing.T) []string { return []string{"--data", approvedRef(t, "allowed_vmpl: [1]\n")} },
 			exitRejected, []string{"REJECTED: vmpl_not_allowed\n"}},
 		{"custom policy, own reason", func(t *testing.T) []string {
-			return []string{"--policy", writeTemp(t, "deny.rego", []byte("package trustgate\ndecision := {\"allow\": false, \"reasons\": [\"policy_region\"]}\n")), "--data", approvedRef(t, "")}
+			return []string{"--policy", writeTemp(t, "deny.rego", []byte("package trustgate\nreason_codes := {\"policy_region\"}\ndecision := {\"allow\": false, \"reasons\": [\"policy_region\"]}\n")), "--data", approvedRef(t, "")}
 		}, exitRejected, []string{"REJECTED: policy_region\n"}},
 		{"custom policy alone, undefined decision", func(t *testing.T) []string {
 			return []string{"--policy", writeTemp(t, "undef.rego", []byte("package trustgate\nallow := true\n"))}
@@ -134,7 +134,7 @@ func TestPolicyEvalCLI(t *testing.T) {
 	whole := writeTemp(t, "verify.json", []byte(verifyOut))
 	debug := writeTemp(t, "debug.json", []byte(strings.Replace(string(v.Claims), `"debug": false`, `"debug": true`, 1)))
 	approved := approvedRef(t, "")
-	ownReason := writeTemp(t, "own.rego", []byte("package trustgate\ndecision := {\"allow\": false, \"reasons\": [\"policy_region\"]}\n"))
+	ownReason := writeTemp(t, "own.rego", []byte("package trustgate\nreason_codes := {\"policy_region\"}\ndecision := {\"allow\": false, \"reasons\": [\"policy_region\"]}\n"))
 	undefined := writeTemp(t, "undef.rego", []byte("package trustgate\ndecision := 1 if false\n"))
 
 	cases := []struct {

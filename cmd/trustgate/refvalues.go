@@ -7,19 +7,25 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"time"
 
 	"github.com/trustgate/trustgate/internal/atomicfile"
+	"github.com/trustgate/trustgate/internal/cli"
 	"github.com/trustgate/trustgate/internal/refvalues"
 	"github.com/trustgate/trustgate/internal/token"
 )
 
 const refvaluesUsage = `usage:
   trustgate refvalues sign --key KEY.pem FILE
+      stamps FILE with version (its version + 1) and signed_at (now), then
       writes FILE.sig: a detached compact JWS (ES256, RFC 7515 Appendix F)
       over FILE's bytes, for a verifier started with --refvalues-trust-key.
+      A verifier refuses a file whose version is below one it has seen.
   trustgate refvalues sign --key KEY.pem --entry ENTRY.json
       prints one reference-values entry (JSON) as a compact JWS, the body
-      of POST /admin/v1/reference-values/measurements for such a verifier.
+      of POST /admin/v1/reference-values/measurements for such a verifier;
+      it carries iat (now) and a random jti: the verifier accepts it once,
+      and never after a later withdrawal of its label.
   trustgate refvalues verify --trust-key PUB.pem FILE
       checks FILE.sig (and FILE) as the verifier will; exit 0 if it holds.
 
@@ -31,15 +37,15 @@ Exit status: 0 done, 1 the signature or file does not verify, 2 usage error.
 
 func cmdRefvalues(args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 || (args[0] != "sign" && args[0] != "verify") {
-		fmt.Fprint(stderr, refvaluesUsage)
 		if len(args) > 0 && (args[0] == "-h" || args[0] == "--help" || args[0] == "help") {
+			fmt.Fprint(stdout, refvaluesUsage)
 			return exitOK
 		}
+		fmt.Fprint(stderr, refvaluesUsage)
 		return exitUsage
 	}
 	fs := flag.NewFlagSet("refvalues "+args[0], flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() { fmt.Fprint(stderr, refvaluesUsage) }
+	cli.Conventions(fs, "trustgate refvalues "+args[0], stdout, stderr, func(w io.Writer) { fmt.Fprint(w, refvaluesUsage) })
 	keyFile := fs.String("key", "", "P-256 private key `FILE` (PEM, owner-only)")
 	entryFile := fs.String("entry", "", "sign this entry `FILE` (JSON) for the admin API instead of a file")
 	trustFile := fs.String("trust-key", "", "P-256 public key `FILE` (PEM)")
@@ -70,14 +76,15 @@ func cmdRefvalues(args []string, stdout, stderr io.Writer) int {
 		if err != nil {
 			return fail(exitUsage, "%v", err)
 		}
+		var s *refvalues.Set
 		f, err := refvalues.FormatOf(pos[0])
 		if err == nil {
-			_, err = refvalues.Parse(data, f)
+			s, err = refvalues.Parse(data, f)
 		}
 		if err != nil {
 			return fail(exitRejected, "%s: signed, but not valid reference values: %v", pos[0], err)
 		}
-		fmt.Fprintf(stdout, "%s: signature valid\n", pos[0])
+		fmt.Fprintf(stdout, "%s: signature valid, version %d\n", pos[0], s.Version)
 		return exitOK
 	}
 	if *keyFile == "" {
@@ -99,7 +106,7 @@ func cmdRefvalues(args []string, stdout, stderr io.Writer) int {
 		if err != nil {
 			return fail(exitUsage, "%s: %v", *entryFile, err)
 		}
-		jws, err := refvalues.SignEntry(key, m)
+		jws, err := refvalues.SignEntry(key, m, time.Now())
 		if err != nil {
 			return fail(exitUsage, "%v", err)
 		}
@@ -109,30 +116,40 @@ func cmdRefvalues(args []string, stdout, stderr io.Writer) int {
 	if len(pos) != 1 {
 		return fail(exitUsage, "one FILE is required")
 	}
-	if err := signRefvaluesFile(key, pos[0]); err != nil {
+	s, err := signRefvaluesFile(key, pos[0], time.Now())
+	if err != nil {
 		return fail(exitUsage, "%v", err)
 	}
-	fmt.Fprintf(stderr, "trustgate refvalues sign: wrote %s\n", pos[0]+refvalues.SigSuffix)
+	fmt.Fprintf(stderr, "trustgate refvalues sign: %s is version %d; wrote %s\n", pos[0], s.Version, pos[0]+refvalues.SigSuffix)
 	return exitOK
 }
 
-// signRefvaluesFile checks that path holds valid reference values and
-// writes path.sig over its bytes, atomically.
-func signRefvaluesFile(key *ecdsa.PrivateKey, path string) error {
+// signRefvaluesFile checks that path holds valid reference values, stamps
+// it with the next version and signed_at (refvalues.Stamp; the file keeps
+// its mode) and writes path.sig over the stamped bytes, each atomically.
+func signRefvaluesFile(key *ecdsa.PrivateKey, path string, now time.Time) (*refvalues.Set, error) {
 	f, err := refvalues.FormatOf(path)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	if _, err := refvalues.Parse(data, f); err != nil {
-		return fmt.Errorf("%s: refusing to sign: %w", path, err)
-	}
-	sig, err := refvalues.SignFile(key, data)
+	st, err := os.Stat(path)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	return atomicfile.Write(path+refvalues.SigSuffix, []byte(sig+"\n"), 0o644)
+	stamped, s, err := refvalues.Stamp(data, f, now)
+	if err != nil {
+		return nil, fmt.Errorf("%s: refusing to sign: %w", path, err)
+	}
+	sig, err := refvalues.SignFile(key, stamped)
+	if err != nil {
+		return nil, err
+	}
+	if err := atomicfile.Write(path, stamped, st.Mode().Perm()); err != nil {
+		return nil, err
+	}
+	return s, atomicfile.Write(path+refvalues.SigSuffix, []byte(sig+"\n"), 0o644)
 }

@@ -55,7 +55,7 @@ func TestRefvaluesSignFlow(t *testing.T) {
 	if code, _, errOut := runCmd(measureCmd, append(measureArgs, "--sign-key", key)...); code != 0 || !strings.Contains(errOut, "signed") {
 		t.Fatalf("measure --sign-key: %d %s", code, errOut)
 	}
-	if code, out, errOut := runCmd(refvaluesCmd, "verify", "--trust-key", pub, rv); code != 0 || !strings.Contains(out, "signature valid") {
+	if code, out, errOut := runCmd(refvaluesCmd, "verify", "--trust-key", pub, rv); code != 0 || !strings.Contains(out, "signature valid, version 1") {
 		t.Fatalf("verify: %d %s %s", code, out, errOut)
 	}
 	trust, _ := refvalues.ReadTrustKey(pub)
@@ -73,8 +73,13 @@ func TestRefvaluesSignFlow(t *testing.T) {
 	if code, _, errOut := runCmd(refvaluesCmd, "sign", "--key", key, rv); code != 0 || !strings.Contains(errOut, rv+".sig") {
 		t.Fatalf("sign: %d %s", code, errOut)
 	}
-	if code, _, _ := runCmd(refvaluesCmd, "verify", "--trust-key", pub, rv); code != 0 {
-		t.Fatal("verify after signing again")
+	// Signing stamps the next version (covered by the signature): no
+	// operator types it.
+	if code, out, _ := runCmd(refvaluesCmd, "verify", "--trust-key", pub, rv); code != 0 || !strings.Contains(out, "version 2") {
+		t.Fatalf("verify after signing again: %s", out)
+	}
+	if s, err := policy.LoadSignedReference(rv, trust); err != nil || s.Version != 2 || s.SignedAt == nil || len(s.Measurements) != 2 {
+		t.Fatalf("the stamped file: %+v %v", s, err)
 	}
 	sig, _ := os.ReadFile(rv + ".sig")
 	if parts := strings.Split(strings.TrimSpace(string(sig)), "."); len(parts) != 3 || parts[1] != "" {

@@ -163,8 +163,11 @@ func TestServeStderrIsOnlyJSONWhenRedisStops(t *testing.T) {
 		}
 		msg, _ := rec["msg"].(string)
 		msgs[msg] = true
+		if v, _ := rec["version"].(string); msg == "trustgate serve starting" && v == "" {
+			t.Errorf("the start line names no version: %q", l)
+		}
 	}
-	for _, want := range []string{"serving", "redis client", "attest", "stopped"} {
+	for _, want := range []string{"trustgate serve starting", "serving", "redis client", "attest", "stopped"} {
 		if !msgs[want] {
 			t.Errorf("no %q line in stderr:\n%s", want, strings.Join(lines, "\n"))
 		}

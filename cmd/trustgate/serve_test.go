@@ -95,6 +95,11 @@ func TestServeRefusesBadConfig(t *testing.T) {
 			t.Errorf("stderr lacks %q:\n%s", want, errOut)
 		}
 	}
+	// SPEC "The gatekeeper's configuration never goes back": plain HTTP
+	// to a policy engine off loopback is exit 2 unless --insecure-http.
+	if code, _, errOut := runCLI("serve", "--policy-url", "http://opa.example:8181/v1/data/trustgate/decision"); code != exitUsage || !strings.Contains(errOut, "not loopback") {
+		t.Fatalf("plain http policy_url: exit %d\n%s", code, errOut)
+	}
 	if code, _, errOut := runCLI("serve", "--nonce-ttl", "soon"); code != exitUsage || !strings.Contains(errOut, "--nonce-ttl") {
 		t.Fatalf("bad duration: exit %d\n%s", code, errOut)
 	}

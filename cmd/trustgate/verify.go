@@ -14,6 +14,7 @@ import (
 
 	"github.com/trustgate/trustgate/internal/attest"
 	"github.com/trustgate/trustgate/internal/certs"
+	"github.com/trustgate/trustgate/internal/cli"
 	"github.com/trustgate/trustgate/internal/policy"
 	"github.com/trustgate/trustgate/internal/tee/snp"
 	"github.com/trustgate/trustgate/internal/tee/tdx"
@@ -35,11 +36,22 @@ with Intel's collateral (--collateral files: TCB info and QE identity JSON,
 PCK and root CRLs DER or PEM, issuer chains PEM, or a JSON bundle whose
 string values are these, as Intel MigTD's) the CRLs, the QE identity
 and Intel's TCB level (tcb_status, advisory_ids), at --at; then that the TD
-is not debuggable. Without --collateral the collateral comes from the
+is not debuggable, and (without --policy or --data, which judge it instead)
+that the TCB status is one --tcb-status lists (default UpToDate: OutOfDate
+is REJECTED tcb_out_of_date, as the service's default policy does). Without --collateral the collateral comes from the
 collateral cache (what earlier runs fetched and 'trustgate certs import'
 stored) and, unless --offline, Intel's PCS (--pcs-url); none to be had is
 collateral_unavailable (exit 3). --no-collateral checks signatures, QE
 binding and PCK chain only and says so on stderr. --measurement is then MRTD.
+
+Azure confidential VM evidence (a JSON document with an HCL report and a TPM
+quote, in SPEC "Azure confidential VMs" or Trustee's v0/v1/v2 layouts) is
+verified link by link: the SEV-SNP report (with the evidence's VCEK, --vcek,
+or the KDS) or the TD quote (with the TDX collateral flags); REPORT_DATA =
+SHA-256 of the HCL runtime data; the TPM quote's signature by the runtime
+data's HCLAkPub; the PCR values against the quote's digest. --report-data
+(1 to 64 bytes) is then compared with the quote's extraData, and with the
+runtime data's user-data when that is not zero.
 
 Endorsement keys come from --cert-table, then --vcek, then the certificate
 cache (what earlier runs fetched and 'trustgate certs import' stored), then
@@ -53,6 +65,14 @@ With --policy and/or --data, a verified report is then appraised by the
 policy (the default policy when only --data is given) with the reference
 values of --data; a deny is REJECTED with the policy's reason.
 
+An AWS Nitro Enclaves attestation document (COSE_Sign1; raw CBOR, base64, or
+{"document": base64} as in a /v1/attest request's evidence) is recognised and
+verified instead: the certificate chain (certificate + cabundle) to the pinned
+AWS Nitro Enclaves Root-G1 at --at (a leaf certificate lives three hours), the
+ES384 signature by the leaf, the fields, and that the enclave is not in debug
+mode (PCR0, PCR1 and PCR2 all zero). --measurement is then PCR0 and
+--report-data the document's nonce.
+
 Exit status: 0 verified, 1 rejected, 2 usage error, 3 VCEK or collateral
 unavailable.
 
@@ -61,8 +81,7 @@ flags:
 
 func cmdVerify(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("verify", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() { fmt.Fprint(stderr, verifyUsage); fs.PrintDefaults() }
+	cli.Conventions(fs, "trustgate verify", stdout, stderr, func(w io.Writer) { fmt.Fprint(w, verifyUsage); fs.PrintDefaults() })
 	vcekFile := fs.String("vcek", "", "VCEK or VLEK certificate `FILE` (DER or PEM)")
 	tableFile := fs.String("cert-table", "", "extended report certificate table `FILE` (GHCB GUID table)")
 	chainFile := fs.String("chain", "", "ASK+ARK PEM `FILE`; counts only if identical to AMD's pinned certificates")
@@ -76,8 +95,8 @@ func cmdVerify(args []string, stdout, stderr io.Writer) int {
 	dataFile := fs.String("data", "", "reference-values `FILE` (JSON or YAML) for the policy")
 	measurement := &hexFlag{n: 48}
 	fs.Var(measurement, "measurement", "expected launch measurement (48 bytes, `HEX`)")
-	reportData := &hexFlag{n: 64}
-	fs.Var(reportData, "report-data", "expected REPORT_DATA (64 bytes, `HEX`)")
+	reportData := &hexFlag{n: 64, min: 1}
+	fs.Var(reportData, "report-data", "expected REPORT_DATA (64 bytes, `HEX`; Azure vTPM evidence: the TPM quote's extraData, 1 to 64 bytes)")
 	tf := tdxFlags(fs)
 
 	pos, err := parseInterspersed(fs, args)
@@ -88,8 +107,8 @@ func cmdVerify(args []string, stdout, stderr io.Writer) int {
 		return exitUsage
 	}
 	if len(pos) != 1 {
-		fmt.Fprintln(stderr, "trustgate verify: want exactly one REPORT file")
-		fs.Usage()
+		fmt.Fprintln(stderr, "trustgate verify: want exactly one EVIDENCE file (an SEV-SNP report or a TDX quote)")
+		fmt.Fprintln(stderr, "Run 'trustgate verify --help' for usage.")
 		return exitUsage
 	}
 	usageErr := func(format string, a ...any) int {
@@ -104,35 +123,42 @@ func cmdVerify(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		return usageErr("%v", err)
 	}
-	if isTDX(raw) {
+	if ev, ok := nitroDocument(raw); ok {
+		return verifyNitro(ev, common{at: *atFlag, allowDebug: *allowDebug, jsonOut: *jsonOut, policy: *policyFile, data: *dataFile,
+			measurement: measurement.val, reportData: reportData.val}, setFlags(fs, "vcek", "cert-table", "chain", "kds-url", "no-revocation",
+			"collateral", "no-collateral", "pcs-url", "pcs-root-crl-url"), stdout, stderr)
+	}
+	if ev, ok := azureEvidence(raw); ok {
+		return verifyAzure(ev, azureFlags{vcek: *vcekFile, kdsURL: *kdsURL, noRevocation: *noRevocation, tdx: tf}, common{at: *atFlag, offline: *offline, allowDebug: *allowDebug, jsonOut: *jsonOut,
+			policy: *policyFile, data: *dataFile, measurement: measurement.val, reportData: reportData.val,
+			snpOnly: setFlags(fs, "cert-table", "chain")}, stdout, stderr)
+	}
+	if reportData.val != nil && len(reportData.val) != 64 {
+		return usageErr("--report-data: want 64 bytes (128 hex digits) for a report or quote, got %d bytes", len(reportData.val))
+	}
+	// --collateral or --no-collateral say the input is meant as a TDX
+	// quote: unless it is an SEV-SNP report, whatever it is then is
+	// judged (malformed_evidence, unsupported_version), not a usage error.
+	tdxAsked := len(tf.collateral) > 0 || tf.noCollateral
+	_, snpErr := snp.DecodeReport(raw)
+	if isTDX(raw) || (tdxAsked && snpErr != nil) {
 		return verifyTDX(raw, tf, common{at: *atFlag, offline: *offline, allowDebug: *allowDebug, jsonOut: *jsonOut,
 			policy: *policyFile, data: *dataFile, measurement: measurement.val, reportData: reportData.val,
 			snpOnly: setFlags(fs, "vcek", "cert-table", "chain", "kds-url", "no-revocation")}, stdout, stderr)
 	}
-	if len(tf.collateral) > 0 || tf.noCollateral {
+	if tdxAsked {
 		return usageErr("--collateral and --no-collateral are for TDX quotes; %s is not one", pos[0])
 	}
-	opts := snp.Options{AllowDebug: *allowDebug}
-	if *atFlag != "" {
-		at, err := time.Parse(time.RFC3339, *atFlag)
-		if err != nil {
-			return usageErr("--at: %v", err)
-		}
-		opts.Now = func() time.Time { return at }
-	}
-	keys, err := verifyKeys(*kdsURL, *offline, opts.Now, stderr)
+	opts, keys, err := snpVerifyOptions(*atFlag, *allowDebug, *kdsURL, *offline, *noRevocation, stderr)
 	if err != nil {
 		return usageErr("%v", err)
 	}
 	defer keys.Close()
-	opts.Keys = keys
-	if *noRevocation {
-		fmt.Fprintln(stderr, "trustgate verify: warning: --no-revocation: AMD's CRL is not checked")
-	} else {
-		opts.Revocation = keys
-	}
 
 	ev, decodeErr := snp.DecodeReport(raw)
+	if ev.Ignored > 0 {
+		fmt.Fprintf(stderr, "trustgate verify: %d bytes after the report ignored\n", ev.Ignored)
+	}
 	if *vcekFile != "" {
 		b, err := readLimited(*vcekFile, 64<<10)
 		if err != nil {
@@ -185,7 +211,48 @@ func cmdVerify(args []string, stdout, stderr io.Writer) int {
 			decision, err = &d, d.Err()
 		}
 	}
+	if attest.ReasonOf(err) == attest.ReasonVCEKUnavailable {
+		offlineHint(stderr, *offline)
+	}
 	return report(stdout, *jsonOut, claims, decision, err)
+}
+
+// offlineHint says what to do when the VCEK or AMD's CRL could not be had:
+// most often a host without network.
+func offlineHint(w io.Writer, offline bool) {
+	if offline {
+		fmt.Fprintln(w, "trustgate verify: --offline and no VCEK or CRL at hand: give the chip's VCEK with --vcek FILE (and --no-revocation")
+		fmt.Fprintln(w, "  without AMD's CRL), or import both from a bundle made on a connected host ('trustgate certs fetch', then 'trustgate certs import').")
+		return
+	}
+	fmt.Fprintln(w, "trustgate verify: AMD's KDS did not give the VCEK or CRL (no network?). To verify without network: --vcek FILE --offline")
+	fmt.Fprintln(w, "  (and --no-revocation without AMD's CRL), or 'trustgate certs fetch' on a connected host and 'trustgate certs import' here.")
+}
+
+// snpVerifyOptions builds the SEV-SNP verifier options of `trustgate
+// verify`: --at, --allow-debug, and the certificate service (cache, KDS
+// unless offline) as key source and, unless --no-revocation, revocation
+// checker. The caller closes the service.
+func snpVerifyOptions(atFlag string, allowDebug bool, kdsURL string, offline, noRevocation bool, stderr io.Writer) (snp.Options, io.Closer, error) {
+	opts := snp.Options{AllowDebug: allowDebug}
+	if atFlag != "" {
+		at, err := time.Parse(time.RFC3339, atFlag)
+		if err != nil {
+			return opts, nil, fmt.Errorf("--at: %w", err)
+		}
+		opts.Now = func() time.Time { return at }
+	}
+	keys, err := verifyKeys(kdsURL, offline, opts.Now, stderr)
+	if err != nil {
+		return opts, nil, err
+	}
+	opts.Keys = keys
+	if noRevocation {
+		fmt.Fprintln(stderr, "trustgate verify: warning: --no-revocation: AMD's CRL is not checked")
+	} else {
+		opts.Revocation = keys
+	}
+	return opts, keys, nil
 }
 
 // report prints the verdict line first, then the claims of an accepted
@@ -242,6 +309,14 @@ func report(w io.Writer, asJSON bool, claims attest.Verified, decision *attest.D
 		printClaims(w, c)
 	case *attest.TDXClaims:
 		printTDXClaims(w, c)
+	case *attest.NitroClaims:
+		printNitroClaims(w, c)
+	case *attest.AzureSNPClaims:
+		printClaims(w, c.Claims)
+		printVTPM(w, &c.VTPM)
+	case *attest.AzureTDXClaims:
+		printTDXClaims(w, c.TDXClaims)
+		printVTPM(w, &c.VTPM)
 	}
 	return code
 }

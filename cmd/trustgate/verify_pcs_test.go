@@ -1,9 +1,11 @@
 package main
 
 import (
+	"io"
 	"strings"
 	"testing"
 
+	"github.com/trustgate/trustgate/internal/certs"
 	"github.com/trustgate/trustgate/internal/testkit"
 )
 
@@ -38,5 +40,16 @@ func TestVerifyCLITDXOnline(t *testing.T) {
 	code, out, _ = runCLI(append([]string{"verify", tdxFile("teekit-gcp-quote-v4.json")}, online...)...)
 	if code != exitUnavailable || !strings.Contains(out, "500") {
 		t.Errorf("PCS 500: exit %d\n%s", code, out)
+	}
+}
+
+// `trustgate verify` gives up on a KDS or PCS that hangs when the server
+// would (issue 21, item 19): each fetch is bounded by the server's fetch
+// wait, not 45 s (twice, VCEK and CRL, was 90 s).
+func TestVerifyGivesUpLikeTheServer(t *testing.T) {
+	t.Parallel()
+	c := verifyKeysConfig(certs.DefaultKDSURL, false, nil, io.Discard)
+	if c.FetchTimeout <= 0 || c.FetchTimeout > certs.DefaultFetchWait {
+		t.Errorf("verify's KDS fetch timeout is %v, the server's wait %v", c.FetchTimeout, certs.DefaultFetchWait)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -25,6 +26,7 @@ type tdxOptions struct {
 	noCollateral bool
 	pcsURL       string
 	rootCRLURL   string
+	tcbStatus    string
 }
 
 func tdxFlags(fs *flag.FlagSet) *tdxOptions {
@@ -33,6 +35,7 @@ func tdxFlags(fs *flag.FlagSet) *tdxOptions {
 	fs.BoolVar(&o.noCollateral, "no-collateral", false, "TDX: check signatures, QE binding and PCK chain only, not TCB status, QE identity or CRLs (dangerous)")
 	fs.StringVar(&o.pcsURL, "pcs-url", DefaultPCSURL, "Intel PCS base `URL` (API v4) for TDX collateral when no --collateral is given")
 	fs.StringVar(&o.rootCRLURL, "pcs-root-crl-url", pcs.DefaultRootCRLURL, "where the Intel SGX Root CA's CRL is fetched (`URL`)")
+	fs.StringVar(&o.tcbStatus, "tcb-status", tdx.StatusUpToDate, "TDX without --policy/--data: Intel TCB statuses accepted (comma-separated `LIST`); any other is refused")
 	return o
 }
 
@@ -123,14 +126,54 @@ func verifyTDX(raw []byte, o *tdxOptions, c common, stdout, stderr io.Writer) in
 	if len(c.snpOnly) > 0 {
 		return usageErr("%s: for SEV-SNP reports; this is a TDX quote", strings.Join(c.snpOnly, ", "))
 	}
+	opts, closer, err := tdxVerifyOptions(o, c, stderr)
+	if err != nil {
+		return usageErr("%v", err)
+	}
+	defer closer()
+	var engine *policy.Engine
+	if c.policy != "" || c.data != "" {
+		var err error
+		if engine, err = loadPolicy(c.policy, c.data, opts.Now); err != nil {
+			return usageErr("%v", err)
+		}
+	}
+
+	var claims attest.Verified
+	if q, ok := jsonQuote(raw); ok {
+		raw = q
+	}
+	ev, err := tdx.DecodeQuote(raw)
+	if err == nil {
+		var tc *attest.TDXClaims
+		if tc, err = tdx.New(opts).Verify(context.Background(), ev); err == nil {
+			claims = tc
+			if engine == nil {
+				err = acceptTCBStatus(tc, o.tcbStatus)
+			}
+		}
+	}
+	if attest.ReasonOf(err) == attest.ReasonCollateralUnavailable {
+		fmt.Fprintln(stderr, "trustgate verify: Intel's collateral is not at hand (no network?). To verify without network: --collateral FILE")
+		fmt.Fprintln(stderr, "  for each document (TCB info, QE identity, CRLs), or 'trustgate certs fetch' on a connected host and 'trustgate certs import' here.")
+	}
+	return judge(stdout, c, engine, claims, err)
+}
+
+// tdxVerifyOptions builds the TDX verifier options of `trustgate verify`:
+// --at, --allow-debug, and the collateral: --collateral files, none with
+// --no-collateral (warned on stderr), or else Intel's PCS through the
+// collateral cache (the cache only when offline). Call the returned
+// function when done.
+func tdxVerifyOptions(o *tdxOptions, c common, stderr io.Writer) (tdx.Options, func(), error) {
 	if o.noCollateral && len(o.collateral) > 0 {
-		return usageErr("--no-collateral and --collateral exclude each other")
+		return tdx.Options{}, nil, errors.New("--no-collateral and --collateral exclude each other")
 	}
 	opts := tdx.Options{AllowDebug: c.allowDebug, NoCollateral: o.noCollateral}
 	if c.at != "" {
 		at, err := time.Parse(time.RFC3339, c.at)
 		if err != nil {
-			return usageErr("--at: %v", err)
+			return opts, nil, fmt.Errorf("--at: %w", err)
 		}
 		opts.Now = func() time.Time { return at }
 	}
@@ -139,64 +182,59 @@ func verifyTDX(raw []byte, o *tdxOptions, c common, stdout, stderr io.Writer) in
 		for _, f := range o.collateral {
 			b, err := readLimited(f, tdx.MaxCollateralSize)
 			if err != nil {
-				return usageErr("--collateral: %v", err)
+				return opts, nil, fmt.Errorf("--collateral: %w", err)
 			}
 			docs = append(docs, b)
 		}
 		col, err := tdx.ParseCollateral(docs...)
 		if err != nil {
-			return usageErr("--collateral: %v", err)
+			return opts, nil, fmt.Errorf("--collateral: %w", err)
 		}
 		opts.Collateral = tdx.Static{C: col}
 	}
-	var engine *policy.Engine
-	if c.policy != "" || c.data != "" {
-		var err error
-		if engine, err = loadPolicy(c.policy, c.data, opts.Now); err != nil {
-			return usageErr("%v", err)
-		}
-	}
 	if o.noCollateral {
 		fmt.Fprintln(stderr, "trustgate verify: warning: --no-collateral: Intel's TCB status, QE identity and CRLs are not checked")
+		return opts, func() {}, nil
 	}
+	if opts.Collateral != nil {
+		return opts, func() {}, nil
+	}
+	// Intel's PCS through the collateral cache (what earlier runs fetched
+	// and 'trustgate certs import' stored); offline, the cache only. A CLI
+	// waits for its fetches to end, each at most as long as the server
+	// waits for one (pcs.DefaultFetchWait).
+	svc, err := pcs.New(pcs.Config{URL: o.pcsURL, RootCRLURL: o.rootCRLURL, Offline: c.offline, Clock: opts.Now,
+		Logger: cliLogger(stderr), FetchTimeout: pcs.DefaultFetchWait, FetchWait: -1})
+	if err != nil {
+		return opts, nil, err
+	}
+	opts.Collateral = svc
+	return opts, func() { svc.Close() }, nil
+}
 
-	var claims attest.Verified
-	var decision *attest.Decision
-	if q, ok := jsonQuote(raw); ok {
-		raw = q
+// acceptTCBStatus judges Intel's TCB status of a verified quote as the
+// default policy does (tdx_tcb_status) when no policy is given: a status
+// not in accepted (comma-separated) is refused, OutOfDate* as
+// tcb_out_of_date, any other as policy_denied, the status and advisories in
+// the detail. Without collateral there is no status to judge.
+func acceptTCBStatus(c *attest.TDXClaims, accepted string) error {
+	if c.TCBStatus == "" {
+		return nil
 	}
-	ev, err := tdx.DecodeQuote(raw)
-	if err == nil && opts.Collateral == nil && !opts.NoCollateral {
-		// Intel's PCS through the collateral cache (what earlier runs
-		// fetched and 'trustgate certs import' stored); offline, the cache
-		// only. A CLI waits for its fetches to end.
-		svc, err := pcs.New(pcs.Config{URL: o.pcsURL, RootCRLURL: o.rootCRLURL, Offline: c.offline, Clock: opts.Now,
-			Logger: cliLogger(stderr), FetchTimeout: 45 * time.Second, FetchWait: -1})
-		if err != nil {
-			return usageErr("%v", err)
-		}
-		defer svc.Close()
-		opts.Collateral = svc
-	}
-	if err == nil {
-		var tc *attest.TDXClaims
-		if tc, err = tdx.New(opts).Verify(context.Background(), ev); err == nil {
-			claims = tc
-			if tc.TCBStatus != "" && tc.TCBStatus != tdx.StatusUpToDate {
-				fmt.Fprintf(stderr, "trustgate verify: warning: Intel's TCB status of this platform is %s\n", tc.TCBStatus)
-			}
+	for _, s := range strings.Split(accepted, ",") {
+		if strings.TrimSpace(s) == c.TCBStatus {
+			return nil
 		}
 	}
-	if err == nil {
-		err = attest.Expect(claims, c.measurement, c.reportData)
+	reason := attest.ReasonPolicyDenied
+	if strings.HasPrefix(c.TCBStatus, tdx.StatusOutOfDate) {
+		reason = attest.ReasonTCBOutOfDate
 	}
-	if err == nil && engine != nil {
-		var d attest.Decision
-		if d, err = engine.Evaluate(context.Background(), claims); err == nil {
-			decision, err = &d, d.Err()
-		}
+	adv := ""
+	if len(c.AdvisoryIDs) > 0 {
+		adv = " (advisories " + strings.Join(c.AdvisoryIDs, ", ") + ")"
 	}
-	return report(stdout, c.jsonOut, claims, decision, err)
+	return attest.Errorf(reason, "Intel's TCB status of this platform is %s%s; --tcb-status accepts %s", c.TCBStatus, adv, accepted)
 }
 
 func printTDXClaims(w io.Writer, c *attest.TDXClaims) {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
@@ -64,8 +65,12 @@ func TestVerifyCLITDX(t *testing.T) {
 			col2025("migtd-tcbinfo-b0c06f000000.json")...), exitRejected, []string{"REJECTED: measurement_mismatch"}, ""},
 		{"other REPORT_DATA", append([]string{tdxFile("teekit-phala-quote.dat"), "--report-data", strings.Repeat("00", 64)},
 			col2025("migtd-tcbinfo-b0c06f000000.json")...), exitRejected, []string{"REJECTED: report_data_mismatch"}, ""},
-		{"OutOfDate is a claim", append([]string{tdxFile("trustee-quote-6.dat")}, col2025("migtd-tcbinfo-00a06d080000.json")...), exitOK,
-			[]string{"VERIFIED", "tcb_status:        OutOfDate"}, "TCB status of this platform is OutOfDate"},
+		{"OutOfDate refused", append([]string{tdxFile("trustee-quote-6.dat")}, col2025("migtd-tcbinfo-00a06d080000.json")...), exitRejected,
+			[]string{"REJECTED: tcb_out_of_date", "status of this platform is OutOfDate"}, ""},
+		{"OutOfDate refused, advisories named", append([]string{tdxFile("trustee-quote-v4.dat"), "--allow-debug"}, col2025("migtd-tcbinfo-50806f000000.json")...), exitRejected,
+			[]string{"REJECTED: tcb_out_of_date", "OutOfDate (advisories INTEL-SA-00837, "}, ""},
+		{"OutOfDate accepted by --tcb-status", append([]string{tdxFile("trustee-quote-6.dat"), "--tcb-status", "UpToDate,OutOfDate"}, col2025("migtd-tcbinfo-00a06d080000.json")...), exitOK,
+			[]string{"VERIFIED", "tcb_status:        OutOfDate"}, ""},
 		{"OutOfDate denied by the default policy", append([]string{tdxFile("trustee-quote-6.dat"), "--data", refs}, col2025("migtd-tcbinfo-00a06d080000.json")...), exitRejected,
 			[]string{"REJECTED: tcb_out_of_date"}, ""},
 		{"no matching TCB level", append([]string{tdxFile("trustee-quote-v5.dat")}, col2025("migtd-tcbinfo-90c06f000000.json")...), exitRejected,
@@ -75,7 +80,7 @@ func TestVerifyCLITDX(t *testing.T) {
 			"--collateral", tdxFile("gotdxguest-pckcrl-platform.der"), "--collateral", tdxFile("gotdxguest-rootcrl.der"),
 			"--collateral", tdxFile("intel-tcb-signing-chain-2018.pem")}, exitRejected, []string{"REJECTED: tcb_out_of_date"}, ""},
 		{"debug TD", append([]string{tdxFile("trustee-quote-v4.dat")}, col2025("migtd-tcbinfo-50806f000000.json")...), exitRejected, []string{"REJECTED: debug_enabled"}, ""},
-		{"debug TD allowed", append([]string{tdxFile("trustee-quote-v4.dat"), "--allow-debug"}, col2025("migtd-tcbinfo-50806f000000.json")...), exitOK, []string{"debug=true"}, ""},
+		{"debug TD allowed", append([]string{tdxFile("trustee-quote-v4.dat"), "--allow-debug", "--tcb-status", "OutOfDate"}, col2025("migtd-tcbinfo-50806f000000.json")...), exitOK, []string{"debug=true"}, ""},
 		{"no collateral, PCS unreachable", []string{tdxFile("teekit-phala-quote.dat"), "--pcs-url", "http://127.0.0.1:1", "--pcs-root-crl-url", "http://127.0.0.1:1/r.der"},
 			exitUnavailable, []string{"REJECTED: collateral_unavailable"}, ""},
 		{"offline without collateral", []string{tdxFile("teekit-phala-quote.dat"), "--offline"}, exitUnavailable, []string{"REJECTED: collateral_unavailable", "offline"}, ""},
@@ -114,7 +119,7 @@ func TestVerifyCLITDX(t *testing.T) {
 // --json gives the TDX claims of SPEC "Intel TDX" as lowercase hex.
 func TestVerifyCLITDXJSON(t *testing.T) {
 	t.Parallel()
-	code, out, errOut := runCLI(append([]string{"verify", tdxFile("trustee-quote-6.dat"), "--json"}, col2025("trustee-tcbinfo-00a06d080000.json")...)...)
+	code, out, errOut := runCLI(append([]string{"verify", tdxFile("trustee-quote-6.dat"), "--json", "--tcb-status", "OutOfDate"}, col2025("trustee-tcbinfo-00a06d080000.json")...)...)
 	if code != exitOK {
 		t.Fatalf("exit %d\n%s\n%s", code, out, errOut)
 	}
@@ -135,5 +140,49 @@ func TestVerifyCLITDXJSON(t *testing.T) {
 		if _, ok := c[k]; !ok {
 			t.Errorf("claims lack %s", k)
 		}
+	}
+}
+
+// Evidence as other projects write it is read (issue 21, items 1–3): hex
+// with a 0x prefix (dcap-qvl, Ethereum tooling), a report followed by other
+// bytes, and input meant as a TDX quote (--collateral, --no-collateral)
+// that is none is a rejected piece of evidence, not a usage error.
+func TestVerifyCLIInputsAsUsersBringThem(t *testing.T) {
+	t.Parallel()
+	phala := readTDX(t, "teekit-phala-quote.dat")
+	report, err := os.ReadFile(td("trustee-report.bin"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	v6 := append([]byte(nil), phala...)
+	v6[0] = 6 // a TDX quote header of a version trustgate does not know
+	cases := []struct {
+		name   string
+		args   []string
+		code   int
+		want   string // in stdout
+		stderr string
+	}{
+		{"0x hex TDX quote", append([]string{writeTemp(t, "q.hex", []byte("0x"+hex.EncodeToString(phala)))}, col2025("migtd-tcbinfo-b0c06f000000.json")...),
+			exitOK, "VERIFIED", ""},
+		{"0X hex TDX quote without collateral", []string{writeTemp(t, "q.hex", []byte("0X"+hex.EncodeToString(phala)+"\n")), "--no-collateral", "--at", "2025-11-20T00:00:00Z"},
+			exitOK, "VERIFIED", ""},
+		{"0x hex SNP report", atPinned([]string{writeTemp(t, "r.hex", []byte("0x"+hex.EncodeToString(report))), "--offline", "--no-revocation", "--vcek", td("trustee-vcek.der")}),
+			exitOK, "VERIFIED", ""},
+		{"SNP report followed by 20 bytes", atPinned([]string{writeTemp(t, "r.bin", append(append([]byte(nil), report...), make([]byte, 20)...)), "--offline", "--no-revocation", "--vcek", td("trustee-vcek.der")}),
+			exitOK, "VERIFIED", "20 bytes after the report ignored"},
+		{"empty file, --no-collateral", []string{writeTemp(t, "e", nil), "--no-collateral"}, exitRejected, "REJECTED: malformed_evidence", ""},
+		{"random bytes, --collateral", []string{writeTemp(t, "r", bytes.Repeat([]byte{0xa5}, 3000)), "--collateral", tdxFile("migtd-qeidentity.json")},
+			exitRejected, "REJECTED: malformed_evidence", ""},
+		{"unknown quote version, --no-collateral", []string{writeTemp(t, "v6", v6), "--no-collateral"}, exitRejected, "REJECTED: unsupported_version", ""},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			code, out, errOut := runCLI(append([]string{"verify"}, tc.args...)...)
+			if code != tc.code || !strings.Contains(out, tc.want) || !strings.Contains(errOut, tc.stderr) {
+				t.Fatalf("exit %d, want %d and %q / %q\nstdout:\n%s\nstderr:\n%s", code, tc.code, tc.want, tc.stderr, out, errOut)
+			}
+		})
 	}
 }

@@ -82,17 +82,25 @@ func newFixture(t *testing.T, store Store, trust *ecdsa.PublicKey, o Options) *f
 	}
 	logs := &syncBuffer{}
 	log := slog.New(slog.NewJSONHandler(logs, nil))
-	l := NewLayer(LayerOptions{Store: store, Engine: e, TrustKey: trust, Logger: log})
+	l := newLayer(LayerOptions{Store: store, Engine: e, TrustKey: trust, Logger: log})
 	if err := l.Sync(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	o.Layer, o.Logger = l, log
-	if o.Token == nil && !o.ClientCerts {
-		o.Token = []byte(token)
+	if o.Tokens == nil && !o.ClientCerts {
+		o.Tokens = []Token{{Secret: []byte(token)}}
 	}
 	srv := httptest.NewServer(NewHandler(o))
 	t.Cleanup(srv.Close)
 	return &fixture{engine: e, layer: l, srv: srv, logs: logs}
+}
+
+func newLayer(o LayerOptions) *Layer {
+	l, err := NewLayer(o)
+	if err != nil {
+		panic(err)
+	}
+	return l
 }
 
 type answer struct {
@@ -224,17 +232,25 @@ func TestApproveWithdraw(t *testing.T) {
 		t.Fatalf("list: %s", a.body)
 	}
 
-	// One audit line per change (3), none for reads or refusals.
-	var audits []map[string]any
+	// One audit line per call: the 3 changes accepted, and every
+	// refusal and read too.
+	var audits, all []map[string]any
 	for _, line := range strings.Split(strings.TrimSpace(f.logs.String()), "\n") {
 		var m map[string]any
 		json.Unmarshal([]byte(line), &m)
-		if m["audit"] == "admin" {
+		if m["audit"] != "admin" {
+			continue
+		}
+		all = append(all, m)
+		if m["outcome"] == OutcomeAccepted && m["action"] != "list" {
 			audits = append(audits, m)
 		}
 	}
-	if len(audits) != 3 {
-		t.Fatalf("%d audit lines, want 3:\n%s", len(audits), f.logs.String())
+	if len(audits) != 3 || len(all) != 14 {
+		t.Fatalf("%d changes and %d audit lines, want 3 and 14:\n%s", len(audits), len(all), f.logs.String())
+	}
+	if r := all[1]; r["action"] != "approve" || r["outcome"] != OutcomeRefused || r["reason"] != ReasonConflict || r["label"] != "build-2" {
+		t.Fatalf("the refused duplicate: %v", r)
 	}
 	first := audits[0]
 	if first["action"] != "approve" || first["label"] != "build-2" || first["appraisal_policy_id"] != id1 ||
@@ -256,7 +272,7 @@ func TestSignedApprovals(t *testing.T) {
 	f := newFixture(t, store, &key.PublicKey, Options{})
 	auth := "Bearer " + token
 	m := refvalues.Measurement{Value: valB, Label: "build-2"}
-	bad, _ := refvalues.SignEntry(other, m)
+	bad, _ := refvalues.SignEntry(other, m, time.Now())
 	for _, body := range []string{entry(valB, "build-2"), bad, "a.b.c"} {
 		if a := f.do(t, "POST", PathMeasurements, auth, body); a.code != http.StatusForbidden || a.reason != ReasonSignatureInvalid {
 			t.Fatalf("unsigned or wrongly signed %.20s: %d %s", body, a.code, a.body)
@@ -265,7 +281,7 @@ func TestSignedApprovals(t *testing.T) {
 	if allows(t, f.engine, valB) != "" {
 		t.Fatal("an unsigned entry came into force")
 	}
-	good, _ := refvalues.SignEntry(key, m)
+	good, _ := refvalues.SignEntry(key, m, time.Now())
 	if a := f.do(t, "POST", PathMeasurements, auth, good); a.code != http.StatusCreated {
 		t.Fatalf("signed entry: %d %s", a.code, a.body)
 	}
@@ -275,8 +291,9 @@ func TestSignedApprovals(t *testing.T) {
 
 	// A record written past the API (straight into the store) without a
 	// valid JWS withdraws its label instead, and is reported.
-	store.Put(context.Background(), "file-1", refvalues.Record{}) // withdraw, so the next can approve
-	store.Put(context.Background(), "file-1", refvalues.Record{Entry: &refvalues.Measurement{Value: valA, Label: "file-1"}, JWS: bad})
+	fp := Change{TrustKey: TrustKeyFingerprint(&key.PublicKey)}
+	store.Put(context.Background(), "file-1", refvalues.Record{}, fp) // withdraw, so the next can approve
+	store.Put(context.Background(), "file-1", refvalues.Record{Entry: &refvalues.Measurement{Value: valA, Label: "file-1"}, JWS: bad, At: time.Now().Add(time.Second)}, fp)
 	if err := f.layer.Sync(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -292,7 +309,7 @@ func TestClientCertificate(t *testing.T) {
 	pki := testkit.NewPKI(t)
 	e, _ := policy.New(context.Background(), policy.Options{Reference: fileSet()})
 	logs := &syncBuffer{}
-	l := NewLayer(LayerOptions{Store: &MemoryStore{}, Engine: e})
+	l := newLayer(LayerOptions{Store: &MemoryStore{}, Engine: e})
 	l.Sync(context.Background())
 	srv := httptest.NewUnstartedServer(NewHandler(Options{Layer: l, ClientCerts: true, Logger: slog.New(slog.NewJSONHandler(logs, nil))}))
 	srv.TLS = &tls.Config{Certificates: []tls.Certificate{pki.Server}, ClientCAs: pki.Pool, ClientAuth: tls.VerifyClientCertIfGiven}
@@ -331,7 +348,7 @@ func TestRedisLayerShared(t *testing.T) {
 			t.Fatal(err)
 		}
 		logs := &syncBuffer{}
-		l := NewLayer(LayerOptions{Store: NewRedisStore(rs.Client, time.Second), Engine: e, Logger: slog.New(slog.NewJSONHandler(logs, nil))})
+		l := newLayer(LayerOptions{Store: NewRedisStore(rs.Client, time.Second), Engine: e, Logger: slog.New(slog.NewJSONHandler(logs, nil))})
 		return e, l, logs
 	}
 	ctx, cancel := context.WithCancel(context.Background())
@@ -344,7 +361,7 @@ func TestRedisLayerShared(t *testing.T) {
 		}
 	}
 	go l2.Follow(ctx, time.Second)
-	srv := httptest.NewServer(NewHandler(Options{Layer: l1, Token: []byte(token)}))
+	srv := httptest.NewServer(NewHandler(Options{Layer: l1, Tokens: []Token{{Secret: []byte(token)}}}))
 	defer srv.Close()
 	auth := "Bearer " + token
 
@@ -395,15 +412,19 @@ func TestRedisLayerShared(t *testing.T) {
 		t.Fatal("a replica started after the loss did not get the restored layer")
 	}
 
-	// A loss that something wrote over before a replica noticed cannot be
-	// restored: the running replica keeps its layer and reports it.
+	// A loss that something wrote over (version 1) before a replica
+	// noticed: still older than the layer held (version 2), so it is
+	// written over in turn, and nothing is reported once healed.
 	rs.Restart()
-	if _, err := NewRedisStore(rs.Client, time.Second).Put(ctx, "other", refvalues.Record{By: "elsewhere"}); err != nil {
+	if _, err := NewRedisStore(rs.Client, time.Second).Put(ctx, "other", refvalues.Record{By: "elsewhere"}, Change{TrustKey: "none"}); err != nil {
 		t.Fatal(err)
 	}
-	waitUntil(t, func() bool { return l2.LastError() != nil })
-	if allows(t, e2, valB) != "build-2" || allows(t, e2, valA) != "" {
-		t.Fatal("the running replica dropped its layer")
+	waitUntil(t, func() bool {
+		o, err := NewRedisStore(rs.Client, time.Second).Load(ctx)
+		return err == nil && o.Version == 2 && o.Records["other"].By == ""
+	})
+	if allows(t, e2, valB) != "build-2" || allows(t, e2, valA) != "" || l2.LastError() != nil {
+		t.Fatalf("the running replica dropped its layer, or stays degraded: %v", l2.LastError())
 	}
 }
 

@@ -27,34 +27,42 @@
 // # Where the layer lives
 //
 // With Redis (RedisStore) every replica shares one layer: a change is one
-// Lua script (record + version counter) and every replica polls the
+// Lua script (checks, record, version counter) and every replica polls the
 // version (Layer.Follow) and applies a new one, so a change is in force
-// everywhere within the poll interval plus one Redis round trip. It
-// survives verifier restarts, and Redis restarts when Redis persists
-// (AOF). If Redis loses it anyway, the running replicas keep the layer in
-// force, and the first to notice writes it back (only while Redis holds
-// no layer at all; logged, counted in
-// trustgate_config_reload_failures_total); if something was written
-// first, they keep theirs and /readyz reports "degraded" until an
-// operator re-applies the changes. A replica that starts while Redis does not answer appraises
-// nothing (store_unavailable) until it has read the layer: it must not
-// approve what an operator withdrew. Without Redis (MemoryStore) the layer
-// is the replica's own and is lost when it stops; the server warns at
-// start.
+// everywhere within the poll interval plus one Redis round trip. Without
+// Redis (MemoryStore) the layer is the replica's own.
+//
+// The version only grows. Each replica keeps the newest layer it has held
+// (in memory, and in its state directory through LayerOptions.Memory); a
+// store found holding an older one (a restore from a snapshot, a failover
+// to a replica that lagged, lost data) is never applied: the newer layer
+// is written back (Store.Restore, only if the store has not changed since
+// it was read), logged and counted (kind rollback). A replica restarted
+// with its state directory does the same at start. A replica that starts
+// while Redis does not answer appraises nothing (store_unavailable) until
+// it has read the layer.
+//
+// # Signed approvals
 //
 // With a trusted reference-values key, an approval is accepted only as a
-// compact JWS under that key (refvalues.SignEntry) and is stored as that
-// JWS; every replica verifies it again when it loads the layer, so an
-// approval written into Redis by anything else than the admin API does not
-// come into force (its label counts as withdrawn, and /readyz reports it).
+// compact JWS under that key (refvalues.SignEntry) carrying iat and jti,
+// and is stored as that JWS; every replica verifies it again when it
+// loads the layer. A jti is accepted once, ever; an approval signed
+// before the last withdrawal of its label is refused (409
+// approval_replayed). The layer records the fleet's trust key requirement
+// (TrustKeyFingerprint) at its first change: a replica with another one
+// does not start (Layer.CheckTrust), and one that runs withdraws every
+// approval of such a layer.
 //
 // # Authentication and audit
 //
-// Every call needs Authorization: Bearer with the admin token (compared in
-// constant time) or a client certificate verified against the admin client
-// CA; anything else is 401. Each change is one log line with "audit":
-// "admin", who (the certificate subject, or "token:sha256:" and the first
-// 8 bytes of the SHA-256 of the token, never the token), the action
-// (approve, withdraw), the label, the layer version and the new
-// appraisal-policy-id. No measurement value is logged.
+// Every call needs Authorization: Bearer with an admin token (ParseTokens:
+// one bare token, or NAME:TOKEN per operator; compared in constant time)
+// or a client certificate verified against the admin client CA; anything
+// else is 401. Every call, accepted or refused, is one audit line
+// (Auditor): who (the certificate subject, token:NAME, or "token:sha256:"
+// and a digest prefix of a bare token, never the token), the action, the
+// label, the outcome (accepted, refused, or unknown when the store did
+// not confirm a write) and the reason, chained by audit_seq and
+// audit_prev. No measurement value is logged.
 package admin

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	v1 "github.com/trustgate/trustgate/api/v1"
 	"github.com/trustgate/trustgate/internal/refvalues"
 )
 
@@ -29,27 +30,32 @@ const MinTokenSize = 16
 
 // The reason field of the admin API's errors.
 const (
-	ReasonUnauthorized     = "unauthorized_client" // 401: no valid bearer token or client certificate
-	ReasonMalformedRequest = "malformed_request"   // 400: not one entry of the schema
-	ReasonSignatureInvalid = "signature_invalid"   // 403: not a JWS under the trusted key
-	ReasonConflict         = "label_exists"        // 409: the label is approved already
-	ReasonNotFound         = "label_not_found"     // 404: no approved value has the label
-	ReasonUnavailable      = "store_unavailable"   // 503: the shared store did not answer
+	ReasonUnauthorized     = "unauthorized_client"     // 401: no valid bearer token or client certificate
+	ReasonMalformedRequest = "malformed_request"       // 400: not one entry of the schema
+	ReasonSignatureInvalid = "signature_invalid"       // 403: not a JWS under the trusted key
+	ReasonConflict         = "label_exists"            // 409: the label is approved already
+	ReasonNotFound         = "label_not_found"         // 404: no approved value has the label
+	ReasonUnavailable      = "store_unavailable"       // 503: the shared store did not answer
+	ReasonReplayed         = v1.ReasonApprovalReplayed // 409: the approval's jti was accepted before, or it was signed before the label's last withdrawal
+	ReasonTrustKey         = "trust_key_mismatch"      // 409: the layer records another trust key requirement than this replica's
 )
 
 // Options configure the admin handler. Layer is required, and at least
 // one of Token and ClientCerts.
 type Options struct {
 	Layer *Layer
-	// Token is the bearer token (the content of admin_token_file, spaces
-	// trimmed); nil: bearer tokens are not accepted.
-	Token []byte
+	// Tokens are the bearer tokens (ParseTokens of admin_token_file); nil:
+	// bearer tokens are not accepted.
+	Tokens []Token
 	// ClientCerts accepts a request whose TLS connection carries a
 	// client certificate the server verified (the admin listener's TLS
 	// configuration holds admin_client_ca).
 	ClientCerts bool
 	// Logger receives the audit lines; nil means slog.Default().
 	Logger *slog.Logger
+	// Memory keeps the audit chain across restarts (the state
+	// directory); nil: a new chain at each start.
+	Memory Memory
 	// Now stamps records; nil means time.Now.
 	Now func() time.Time
 	// Launches are the launch records GET /admin/v1/launches shows; nil:
@@ -65,59 +71,133 @@ func NewHandler(o Options) http.Handler {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	h := &handler{o: o}
-	if o.Token != nil {
-		h.tokenSum = sha256.Sum256(o.Token)
+	h := &handler{o: o, audit: NewAuditor(o.Logger, o.Memory, o.Now)}
+	for _, t := range o.Tokens {
+		h.tokens = append(h.tokens, namedSum{name: t.Name, sum: sha256.Sum256(t.Secret)})
 	}
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET "+PathReferenceValues, h.auth(h.list))
-	mux.HandleFunc("POST "+PathMeasurements, h.auth(h.approve))
-	mux.HandleFunc("DELETE "+PathMeasurements+"/{label}", h.auth(h.withdraw))
-	mux.HandleFunc("GET "+PathLaunches, h.auth(h.launches))
+	mux.HandleFunc("GET "+PathReferenceValues, h.auth("list", h.list))
+	mux.HandleFunc("POST "+PathMeasurements, h.auth("approve", h.approve))
+	mux.HandleFunc("DELETE "+PathMeasurements+"/{label}", h.auth("withdraw", h.withdraw))
+	mux.HandleFunc("GET "+PathLaunches, h.auth("launches", h.launches))
 	// Everything else, authenticated or not, is 404 in the API's form.
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		who, _ := h.identify(r)
+		h.audit.Record(whoOr(who), "unknown_endpoint", "", OutcomeRefused, ReasonNotFound)
 		writeError(w, http.StatusNotFound, ReasonNotFound, "no such admin endpoint")
 	})
 	return mux
 }
 
 type handler struct {
-	o        Options
-	tokenSum [sha256.Size]byte
+	o      Options
+	tokens []namedSum
+	audit  *Auditor
+}
+
+type namedSum struct {
+	name string // "" for a single bare token
+	sum  [sha256.Size]byte
+}
+
+func whoOr(who string) string {
+	if who == "" {
+		return "unauthenticated"
+	}
+	return who
 }
 
 // identify returns who made the request, for the audit: "cert:" and the
-// subject of a verified client certificate, or "token:" and the first 8
-// bytes of the SHA-256 of the bearer token (never the token); ok false
-// when neither holds. The token is compared in constant time (as SHA-256
-// digests, so its length does not show either).
+// subject of a verified client certificate, "token:" and the operator's
+// name of a named token, or "token:sha256:" and the first 8 bytes of the
+// SHA-256 of a single bare token (never the token); ok false when none
+// holds. Tokens are compared in constant time as SHA-256 digests (so
+// their length does not show either), every one of them each time.
 func (h *handler) identify(r *http.Request) (string, bool) {
 	if h.o.ClientCerts && r.TLS != nil && len(r.TLS.VerifiedChains) > 0 && len(r.TLS.VerifiedChains[0]) > 0 {
 		return "cert:" + r.TLS.VerifiedChains[0][0].Subject.String(), true
 	}
 	scheme, tok, _ := strings.Cut(r.Header.Get("Authorization"), " ")
-	if h.o.Token == nil || !strings.EqualFold(scheme, "Bearer") {
+	if len(h.tokens) == 0 || !strings.EqualFold(scheme, "Bearer") {
 		return "", false
 	}
 	sum := sha256.Sum256([]byte(strings.TrimSpace(tok)))
-	if subtle.ConstantTimeCompare(sum[:], h.tokenSum[:]) != 1 {
+	match := -1
+	for i, t := range h.tokens {
+		if subtle.ConstantTimeCompare(sum[:], t.sum[:]) == 1 {
+			match = i
+		}
+	}
+	switch {
+	case match < 0:
 		return "", false
+	case h.tokens[match].name != "":
+		return "token:" + h.tokens[match].name, true
 	}
 	return "token:sha256:" + hex.EncodeToString(sum[:8]), true
 }
 
-type authed func(w http.ResponseWriter, r *http.Request, who string)
+// call is one admin call as its audit line tells it; the handler fills in
+// the label and, for a write the store did not confirm, the outcome.
+type call struct {
+	who, label, outcome string
+	status              int
+	reason              string
+	extra               []any
+}
 
-func (h *handler) auth(next authed) http.HandlerFunc {
+// auditWriter notes the status and reason of the answer.
+type auditWriter struct {
+	http.ResponseWriter
+	c *call
+}
+
+func (a auditWriter) WriteHeader(code int) {
+	a.c.status = code
+	a.ResponseWriter.WriteHeader(code)
+}
+
+type authed func(w http.ResponseWriter, r *http.Request, c *call)
+
+// auth authenticates the request and writes its audit line once it is
+// answered, accepted or refused.
+func (h *handler) auth(action string, next authed) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		who, ok := h.identify(r)
+		c := &call{who: whoOr(who), label: r.PathValue("label")}
+		defer func() {
+			outcome := c.outcome
+			if outcome == "" {
+				outcome = OutcomeAccepted
+				if c.status >= 300 {
+					outcome = OutcomeRefused
+				}
+			}
+			h.audit.Record(c.who, action, boundLabel(c.label), outcome, c.reason, c.extra...)
+		}()
+		w = auditWriter{ResponseWriter: w, c: c}
 		if !ok {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="trustgate-admin"`)
+			c.reason = ReasonUnauthorized
 			writeError(w, http.StatusUnauthorized, ReasonUnauthorized, "an admin bearer token or client certificate is required")
 			return
 		}
-		next(w, r, who)
+		next(w, r, c)
 	}
+}
+
+// boundLabel bounds a client-chosen label in an audit line.
+func boundLabel(s string) string {
+	if len(s) > 128 {
+		return s[:128] + "..."
+	}
+	return s
+}
+
+// refuse answers an error and notes its reason for the audit line.
+func refuse(w http.ResponseWriter, c *call, code int, reason, msg string) {
+	c.reason = reason
+	writeError(w, code, reason, msg)
 }
 
 // ReferenceValues is the answer of GET /admin/v1/reference-values.
@@ -141,9 +221,9 @@ type Changed struct {
 	AdminVersion      int64  `json:"admin_version"`
 }
 
-func (h *handler) list(w http.ResponseWriter, r *http.Request, _ string) {
+func (h *handler) list(w http.ResponseWriter, r *http.Request, c *call) {
 	if err := h.o.Layer.Sync(r.Context()); err != nil {
-		writeError(w, http.StatusServiceUnavailable, ReasonUnavailable, "the admin layer's store did not answer")
+		refuse(w, c, http.StatusServiceUnavailable, ReasonUnavailable, "the admin layer's store did not answer")
 		return
 	}
 	_, ov, eff, id := h.o.Layer.o.Engine.Reference()
@@ -163,74 +243,90 @@ func (h *handler) list(w http.ResponseWriter, r *http.Request, _ string) {
 	writeJSON(w, http.StatusOK, out)
 }
 
-func (h *handler) approve(w http.ResponseWriter, r *http.Request, who string) {
+func (h *handler) approve(w http.ResponseWriter, r *http.Request, c *call) {
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBodySize))
 	if err != nil {
-		writeError(w, http.StatusRequestEntityTooLarge, ReasonMalformedRequest, "request body exceeds 64 KiB")
+		refuse(w, c, http.StatusRequestEntityTooLarge, ReasonMalformedRequest, "request body exceeds 64 KiB")
 		return
 	}
 	var m refvalues.Measurement
-	rec := refvalues.Record{By: who, At: h.o.Now().UTC()}
+	rec := refvalues.Record{By: c.who, At: h.o.Now().UTC()}
+	ch := Change{TrustKey: h.o.Layer.fp}
 	if trust := h.o.Layer.o.TrustKey; trust != nil {
-		m, err = refvalues.VerifyEntry(trust, string(body))
+		var a refvalues.Approval
+		a, err = refvalues.VerifyEntry(trust, string(body))
 		var se *refvalues.SignatureError
 		if errors.As(err, &se) {
-			writeError(w, http.StatusForbidden, ReasonSignatureInvalid, "the entry must be a compact JWS signed by the trusted reference-values key ("+se.Kind+")")
+			refuse(w, c, http.StatusForbidden, ReasonSignatureInvalid, "the entry must be a compact JWS signed by the trusted reference-values key ("+se.Kind+")")
 			return
 		}
+		if err == nil && (a.ID == "" || a.IssuedAt <= 0) {
+			c.label = a.Label
+			refuse(w, c, http.StatusBadRequest, ReasonMalformedRequest, "the signed approval carries no iat or jti: sign it again with `trustgate refvalues sign --entry`")
+			return
+		}
+		m, ch.JTI, ch.IssuedAt = a.Measurement, a.ID, time.Unix(a.IssuedAt, 0)
 		rec.JWS = strings.TrimSpace(string(body))
 	} else {
 		m, err = refvalues.ParseEntry(body)
 	}
 	if err != nil {
-		writeError(w, http.StatusBadRequest, ReasonMalformedRequest, "not one valid reference-values entry: "+err.Error())
+		refuse(w, c, http.StatusBadRequest, ReasonMalformedRequest, "not one valid reference-values entry: "+err.Error())
 		return
 	}
+	c.label = m.Label
 	rec.Entry = &m
 	if err := h.o.Layer.Sync(r.Context()); err != nil {
-		writeError(w, http.StatusServiceUnavailable, ReasonUnavailable, "the admin layer's store did not answer")
+		refuse(w, c, http.StatusServiceUnavailable, ReasonUnavailable, "the admin layer's store did not answer")
 		return
 	}
 	if _, _, eff, _ := h.o.Layer.o.Engine.Reference(); hasLabel(eff, m.Label) {
-		writeError(w, http.StatusConflict, ReasonConflict, "a value labelled "+quote(m.Label)+" is approved already; withdraw it first")
+		refuse(w, c, http.StatusConflict, ReasonConflict, "a value labelled "+quote(m.Label)+" is approved already; withdraw it first")
 		return
 	}
-	h.change(w, r, who, "approve", m.Label, rec, http.StatusCreated)
+	h.change(w, r, c, m.Label, rec, ch, http.StatusCreated)
 }
 
-func (h *handler) withdraw(w http.ResponseWriter, r *http.Request, who string) {
+func (h *handler) withdraw(w http.ResponseWriter, r *http.Request, c *call) {
 	label := r.PathValue("label")
 	if err := h.o.Layer.Sync(r.Context()); err != nil {
-		writeError(w, http.StatusServiceUnavailable, ReasonUnavailable, "the admin layer's store did not answer")
+		refuse(w, c, http.StatusServiceUnavailable, ReasonUnavailable, "the admin layer's store did not answer")
 		return
 	}
 	if _, _, eff, _ := h.o.Layer.o.Engine.Reference(); !hasLabel(eff, label) {
-		writeError(w, http.StatusNotFound, ReasonNotFound, "no approved value is labelled "+quote(label))
+		refuse(w, c, http.StatusNotFound, ReasonNotFound, "no approved value is labelled "+quote(label))
 		return
 	}
-	h.change(w, r, who, "withdraw", label, refvalues.Record{By: who, At: h.o.Now().UTC()}, http.StatusNoContent)
+	h.change(w, r, c, label, refvalues.Record{By: c.who, At: h.o.Now().UTC()}, Change{TrustKey: h.o.Layer.fp}, http.StatusNoContent)
 }
 
-// change writes rec, applies the layer at once and writes the audit line.
-func (h *handler) change(w http.ResponseWriter, r *http.Request, who, action, label string, rec refvalues.Record, code int) {
-	v, err := h.o.Layer.o.Store.Put(r.Context(), label, rec)
-	if errors.Is(err, ErrApproved) {
-		writeError(w, http.StatusConflict, ReasonConflict, "a value labelled "+quote(label)+" is approved already; withdraw it first")
+// change writes rec and applies the layer at once; the audit line (by
+// auth) says what came of it.
+func (h *handler) change(w http.ResponseWriter, r *http.Request, c *call, label string, rec refvalues.Record, ch Change, code int) {
+	v, err := h.o.Layer.o.Store.Put(r.Context(), label, rec, ch)
+	switch {
+	case errors.Is(err, ErrApproved):
+		refuse(w, c, http.StatusConflict, ReasonConflict, "a value labelled "+quote(label)+" is approved already; withdraw it first")
 		return
-	}
-	if err != nil {
-		writeError(w, http.StatusServiceUnavailable, ReasonUnavailable, "the admin layer's store did not answer; the change may or may not have been made (GET to see)")
+	case errors.Is(err, ErrReplayed):
+		refuse(w, c, http.StatusConflict, ReasonReplayed, "this approval was accepted before, or signed before the last withdrawal of "+quote(label)+": approving again needs a new signature")
+		return
+	case errors.Is(err, ErrTrustKey):
+		refuse(w, c, http.StatusConflict, ReasonTrustKey, "the admin layer records another trust key requirement than this replica's refvalues_trust_key")
+		return
+	case err != nil:
+		c.outcome = OutcomeUnknown
+		refuse(w, c, http.StatusServiceUnavailable, ReasonUnavailable, "the admin layer's store did not answer; the change may or may not have been made (GET to see)")
 		return
 	}
 	// The change is made; this replica applies it now, the others at
 	// their next poll.
 	syncErr := h.o.Layer.Sync(r.Context())
 	id := h.o.Layer.o.Engine.ID()
-	attrs := []any{"audit", "admin", "who", who, "action", action, "label", label, "admin_version", v, "appraisal_policy_id", id}
+	c.extra = append(c.extra, "admin_version", v, "appraisal_policy_id", id)
 	if syncErr != nil {
-		attrs = append(attrs, "applied_here", false)
+		c.extra = append(c.extra, "applied_here", "no")
 	}
-	h.o.Logger.Info("reference values changed", attrs...)
 	if code == http.StatusNoContent {
 		w.Header().Set("Cache-Control", "no-store")
 		w.WriteHeader(code)

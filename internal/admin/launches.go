@@ -67,7 +67,7 @@ func view(r launch.Record, full bool) Launch {
 // launches serves GET /admin/v1/launches: every record (up to ?limit=),
 // or with ?launch=<64 hex> the record of that pseudonym (as `trustgate
 // fleet lookup` computes it), shown in full.
-func (h *handler) launches(w http.ResponseWriter, r *http.Request, who string) {
+func (h *handler) launches(w http.ResponseWriter, r *http.Request, c *call) {
 	if h.o.Launches == nil {
 		writeJSON(w, http.StatusOK, Launches{Launches: []Launch{}})
 		return
@@ -76,16 +76,16 @@ func (h *handler) launches(w http.ResponseWriter, r *http.Request, who string) {
 	if s := q.Get("launch"); s != "" {
 		p, err := launch.ParsePseudonym(s)
 		if err != nil {
-			writeError(w, http.StatusBadRequest, ReasonMalformedRequest, "launch: "+err.Error())
+			refuse(w, c, http.StatusBadRequest, ReasonMalformedRequest, "launch: "+err.Error())
 			return
 		}
 		rec, ok, err := h.o.Launches.Get(r.Context(), p)
 		if err != nil {
-			writeError(w, http.StatusServiceUnavailable, ReasonUnavailable, "the launch records' store did not answer")
+			refuse(w, c, http.StatusServiceUnavailable, ReasonUnavailable, "the launch records' store did not answer")
 			return
 		}
 		if !ok {
-			writeError(w, http.StatusNotFound, ReasonLaunchNotFound, "no record of this launch (never attested, or past the retention)")
+			refuse(w, c, http.StatusNotFound, ReasonLaunchNotFound, "no record of this launch (never attested, or past the retention)")
 			return
 		}
 		writeJSON(w, http.StatusOK, Launches{Launches: []Launch{view(rec, true)}})
@@ -95,14 +95,14 @@ func (h *handler) launches(w http.ResponseWriter, r *http.Request, who string) {
 	if s := q.Get("limit"); s != "" {
 		n, err := strconv.Atoi(s)
 		if err != nil || n < 1 || n > MaxLaunchLimit {
-			writeError(w, http.StatusBadRequest, ReasonMalformedRequest, "limit: want 1 to "+strconv.Itoa(MaxLaunchLimit))
+			refuse(w, c, http.StatusBadRequest, ReasonMalformedRequest, "limit: want 1 to "+strconv.Itoa(MaxLaunchLimit))
 			return
 		}
 		limit = n
 	}
 	recs, err := h.o.Launches.List(r.Context(), limit+1)
 	if err != nil {
-		writeError(w, http.StatusServiceUnavailable, ReasonUnavailable, "the launch records' store did not answer")
+		refuse(w, c, http.StatusServiceUnavailable, ReasonUnavailable, "the launch records' store did not answer")
 		return
 	}
 	slices.SortFunc(recs, func(a, b launch.Record) int { return b.LastSeen.Compare(a.LastSeen) })

@@ -3,6 +3,9 @@ package admin
 import (
 	"context"
 	"crypto/ecdsa"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -21,6 +24,13 @@ type Engine interface {
 	ID() string
 }
 
+// Memory keeps the newest layer this replica has held across its
+// restarts (the state directory: state.Dir).
+type Memory interface {
+	Read(name string, v any) (bool, error)
+	Write(name string, v any) error
+}
+
 // LayerOptions configure a Layer. Store and Engine are required.
 type LayerOptions struct {
 	Store  Store
@@ -30,40 +40,126 @@ type LayerOptions struct {
 	// it, wherever it was written, counts as a withdrawal of its label.
 	// nil: approvals are taken as stored (still validated).
 	TrustKey *ecdsa.PublicKey
+	// Memory, if not nil, keeps the newest layer held (record
+	// "admin_layer"): a replica restarted against a store that went back
+	// writes it back instead of applying the older one. nil: the replica
+	// remembers only while it runs.
+	Memory Memory
 	// Logger nil means slog.Default().
 	Logger *slog.Logger
 	// OnError is called once for each layer version that could not be
-	// applied whole (trustgate_config_reload_failures_total); nil: none.
+	// applied whole (trustgate_config_reload_failures_total, kind
+	// invalid); nil: none.
 	OnError func(error)
+	// OnRollback is called each time the store is found holding an older
+	// layer than one held (kind rollback); nil: none.
+	OnRollback func(error)
 }
 
 // Layer applies the admin layer of a Store to an Engine and follows its
 // changes. It is safe for concurrent use.
 type Layer struct {
 	o       LayerOptions
-	mu      sync.Mutex // serialises Sync
-	applied int64      // version in force; -1 before the first Sync
-	current *refvalues.Overlay
+	fp      string // TrustKeyFingerprint(o.TrustKey)
+	mu      sync.Mutex
+	applied int64              // version in force; -1 before the first Sync
+	held    *refvalues.Overlay // the newest layer held (as stored, unverified)
+	bad     error              // why the layer in force is not whole
 	lastErr atomic.Pointer[error]
 }
 
-// NewLayer returns a Layer that has applied nothing yet.
-func NewLayer(o LayerOptions) *Layer {
+// TrustKeyFingerprint is the requirement a replica records in the layer:
+// "sha256:" and the hex SHA-256 of k's PKIX DER, or "none" for nil.
+func TrustKeyFingerprint(k *ecdsa.PublicKey) string {
+	if k == nil {
+		return "none"
+	}
+	der, err := x509.MarshalPKIXPublicKey(k)
+	if err != nil {
+		return "invalid"
+	}
+	sum := sha256.Sum256(der)
+	return "sha256:" + hex.EncodeToString(sum[:])
+}
+
+// memoryRecord is the Memory record of the newest layer held.
+const memoryRecord = "admin_layer"
+
+// NewLayer returns a Layer that has applied nothing yet; with Memory, it
+// remembers the newest layer held before (an error reading it is
+// returned).
+func NewLayer(o LayerOptions) (*Layer, error) {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
-	return &Layer{o: o, applied: -1}
+	l := &Layer{o: o, applied: -1, fp: TrustKeyFingerprint(o.TrustKey)}
+	if o.Memory != nil {
+		var held refvalues.Overlay
+		ok, err := o.Memory.Read(memoryRecord, &held)
+		if err != nil {
+			return nil, fmt.Errorf("admin layer: %w", err)
+		}
+		if ok {
+			l.held = &held
+		}
+	}
+	return l, nil
+}
+
+// TrustError is a replica whose trust key requirement is not the fleet's.
+type TrustError struct{ Fleet, Replica string }
+
+func (e *TrustError) Error() string {
+	return fmt.Sprintf("admin layer: the fleet requires approvals signed by %s, this replica's refvalues_trust_key gives %s: every replica of a fleet needs the same key (or none)", e.Fleet, e.Replica)
+}
+
+// CheckTrust compares the trust key requirement the layer records (in the
+// store, or in Memory) with this replica's: another one is a *TrustError
+// (serve exits 2). A replica with a trust key records its requirement in
+// a shared store that records none yet, so that a replica without the
+// key neither starts nor writes on it from then on. An error reaching the
+// store is returned as is.
+func (l *Layer) CheckTrust(ctx context.Context) error {
+	o, err := l.o.Store.Load(ctx)
+	if err != nil {
+		return err
+	}
+	fleet := o.TrustKey
+	if c, ok := l.o.Store.(interface {
+		ClaimTrust(context.Context, string) (string, error)
+	}); ok && fleet == "" && l.o.TrustKey != nil && (l.heldTrust() == "" || l.heldTrust() == l.fp) {
+		if fleet, err = c.ClaimTrust(ctx, l.fp); err != nil {
+			return err
+		}
+	}
+	for _, fleet := range []string{fleet, l.heldTrust()} {
+		if fleet != "" && fleet != l.fp {
+			return &TrustError{Fleet: fleet, Replica: l.fp}
+		}
+	}
+	return nil
+}
+
+func (l *Layer) heldTrust() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.held == nil {
+		return ""
+	}
+	return l.held.TrustKey
 }
 
 // Sync reads the layer from the store and, when its version is not the
 // one in force, verifies its records and applies it. A record that does
 // not verify (or validate) withdraws its label instead (fail closed) and
-// is reported by LastError until a version applies cleanly. A version
-// lower than the one in force (Redis lost its data) is not applied: the
-// layer in force stays; if the store holds no layer at all, it is written
-// back from this replica (logged and counted), else LastError says so and
-// an operator must re-apply the changes. An error reaching the store
-// is returned (store_unavailable) and changes nothing.
+// is reported by LastError while that version is in force.
+//
+// A store holding an older layer than the newest held (a restore from a
+// snapshot, a failover to a replica that lagged, a Redis that lost its
+// data) is never applied: the newest held is written back (only if the
+// store has not changed since it was read), logged and counted
+// (OnRollback), and stays in force. An error reaching the store is
+// returned (store_unavailable) and changes nothing.
 func (l *Layer) Sync(ctx context.Context) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -71,26 +167,11 @@ func (l *Layer) Sync(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if v == l.applied {
-		return nil
+	if l.held != nil && v < l.held.Version {
+		return l.heal(ctx, v)
 	}
-	if v < l.applied {
-		if r, ok := l.o.Store.(restorer); ok && v == 0 {
-			done, err := r.Restore(ctx, l.current)
-			if err != nil {
-				return err
-			}
-			if done {
-				err := fmt.Errorf("admin layer: the store had lost it (Redis lost its data); restored version %d from this replica", l.applied)
-				l.o.Logger.Error(err.Error())
-				if l.o.OnError != nil {
-					l.o.OnError(err)
-				}
-				return nil
-			}
-		}
-		err := fmt.Errorf("admin layer: the store went back from version %d to %d (its data was lost?); keeping the layer in force, re-apply the admin changes", l.applied, v)
-		l.report(err)
+	if v == l.applied {
+		l.setErr(l.bad)
 		return nil
 	}
 	o, err := l.o.Store.Load(ctx)
@@ -100,16 +181,60 @@ func (l *Layer) Sync(ctx context.Context) error {
 		}
 		return err
 	}
-	o, bad := l.verify(o)
-	if err := l.o.Engine.SetOverlay(ctx, o); err != nil {
+	if l.held != nil && o.Version < l.held.Version {
+		return l.heal(ctx, o.Version)
+	}
+	if err := l.apply(ctx, o); err != nil {
+		return err
+	}
+	if l.o.Memory != nil && (l.held == nil || o.Version > l.held.Version) {
+		if err := l.o.Memory.Write(memoryRecord, o); err != nil {
+			l.o.Logger.Error("admin layer: not written to the state directory; a restart may not notice a store that went back", "error", err.Error())
+		}
+	}
+	if l.held == nil || o.Version >= l.held.Version {
+		l.held = o
+	}
+	return nil
+}
+
+// heal writes the newest layer held back over a store at version from,
+// and applies it if it is not in force.
+func (l *Layer) heal(ctx context.Context, from int64) error {
+	done, err := l.o.Store.Restore(ctx, l.held, from)
+	if err != nil {
+		return err
+	}
+	if _, own := l.o.Store.(*MemoryStore); done && own {
+		// A replica without Redis: its own layer, back from its state
+		// directory after a restart. Not a rollback.
+		l.o.Logger.Info("admin layer restored from the state directory", "admin_version", l.held.Version)
+	} else if done {
+		err := fmt.Errorf("admin layer: rollback: the store went back from version %d to %d (a restore from a snapshot, a failover to a replica that lagged, or lost data); wrote this replica's version %d back", l.held.Version, from, l.held.Version)
+		l.o.Logger.Error(err.Error(), "kind", "rollback", "admin_version", l.held.Version, "store_version", from)
+		if l.o.OnRollback != nil {
+			l.o.OnRollback(err)
+		}
+	}
+	if l.applied != l.held.Version {
+		return l.apply(ctx, l.held)
+	}
+	l.setErr(l.bad)
+	return nil
+}
+
+// apply verifies o and puts it in force.
+func (l *Layer) apply(ctx context.Context, o *refvalues.Overlay) error {
+	v, bad := l.verify(o)
+	if err := l.o.Engine.SetOverlay(ctx, v); err != nil {
 		l.report(err)
 		return err
 	}
-	l.applied, l.current = o.Version, o
+	l.applied, l.bad = o.Version, bad
 	if bad != nil {
 		l.report(bad)
 	} else {
-		l.lastErr.Store(nil)
+		l.setErr(nil)
 	}
 	if o.Version > 0 {
 		l.o.Logger.Info("admin layer applied", "admin_version", o.Version, "appraisal_policy_id", l.o.Engine.ID())
@@ -117,9 +242,12 @@ func (l *Layer) Sync(ctx context.Context) error {
 	return nil
 }
 
-// restorer is a Store that can put a lost layer back (RedisStore).
-type restorer interface {
-	Restore(ctx context.Context, o *refvalues.Overlay) (bool, error)
+func (l *Layer) setErr(err error) {
+	if err == nil {
+		l.lastErr.Store(nil)
+		return
+	}
+	l.lastErr.Store(&err)
 }
 
 // report records err for LastError, logs it and counts it.
@@ -134,12 +262,16 @@ func (l *Layer) report(err error) {
 	}
 }
 
-// verify returns o with every approval checked: signed by the trust key
-// (when there is one), valid, for its own label. Those that are not become
+// verify returns o's records with every approval checked: signed by the
+// trust key (when there is one), valid, for its own label, under the
+// replica's own trust key requirement. Those that are not become
 // withdrawals; bad says which.
 func (l *Layer) verify(o *refvalues.Overlay) (*refvalues.Overlay, error) {
-	out := &refvalues.Overlay{Version: o.Version, Records: make(map[string]refvalues.Record, len(o.Records))}
+	out := &refvalues.Overlay{Version: o.Version, Records: make(map[string]refvalues.Record, len(o.Records)), TrustKey: o.TrustKey}
 	var errs []error
+	if o.TrustKey != "" && o.TrustKey != l.fp {
+		errs = append(errs, &TrustError{Fleet: o.TrustKey, Replica: l.fp})
+	}
 	for label, r := range o.Records {
 		if r.Withdrawn() {
 			out.Records[label] = r
@@ -148,6 +280,9 @@ func (l *Layer) verify(o *refvalues.Overlay) (*refvalues.Overlay, error) {
 		m, err := l.entryOf(r)
 		if err == nil && m.Label != label {
 			err = errors.New("the entry's label is not its record's")
+		}
+		if err == nil && len(errs) > 0 {
+			err = errors.New("trust key requirement")
 		}
 		if err != nil {
 			errs = append(errs, fmt.Errorf("approval of %q: %w", label, err))
@@ -165,7 +300,11 @@ func (l *Layer) verify(o *refvalues.Overlay) (*refvalues.Overlay, error) {
 
 func (l *Layer) entryOf(r refvalues.Record) (refvalues.Measurement, error) {
 	if l.o.TrustKey != nil {
-		return refvalues.VerifyEntry(l.o.TrustKey, r.JWS)
+		a, err := refvalues.VerifyEntry(l.o.TrustKey, r.JWS)
+		return a.Measurement, err
+	}
+	if r.Entry == nil {
+		return refvalues.Measurement{}, errors.New("no entry")
 	}
 	m := *r.Entry
 	if err := (&refvalues.Set{Measurements: []refvalues.Measurement{m}}).Validate(); err != nil {

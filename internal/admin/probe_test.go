@@ -20,9 +20,9 @@ func TestClientCertificateOnlyWhenEnabled(t *testing.T) {
 	t.Parallel()
 	pki := testkit.NewPKI(t)
 	e, _ := policy.New(context.Background(), policy.Options{Reference: fileSet()})
-	l := NewLayer(LayerOptions{Store: &MemoryStore{}, Engine: e})
+	l := newLayer(LayerOptions{Store: &MemoryStore{}, Engine: e})
 	l.Sync(context.Background())
-	srv := httptest.NewUnstartedServer(NewHandler(Options{Layer: l, Token: []byte(token), Logger: slog.New(slog.DiscardHandler)}))
+	srv := httptest.NewUnstartedServer(NewHandler(Options{Layer: l, Tokens: []Token{{Secret: []byte(token)}}, Logger: slog.New(slog.DiscardHandler)}))
 	srv.TLS = &tls.Config{Certificates: []tls.Certificate{pki.Server}, ClientCAs: pki.Pool, ClientAuth: tls.VerifyClientCertIfGiven}
 	srv.StartTLS()
 	defer srv.Close()
@@ -46,7 +46,7 @@ func TestRecordOfAnotherLabelWithdrawn(t *testing.T) {
 	t.Parallel()
 	store := &MemoryStore{}
 	f := newFixture(t, store, nil, Options{})
-	store.Put(context.Background(), "build-2", refvalues.Record{Entry: &refvalues.Measurement{Value: valB, Label: "build-3"}})
+	store.Put(context.Background(), "build-2", refvalues.Record{Entry: &refvalues.Measurement{Value: valB, Label: "build-3"}}, Change{TrustKey: "none"})
 	if err := f.layer.Sync(context.Background()); err != nil {
 		t.Fatal(err)
 	}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"strconv"
 	"sync"
 	"time"
@@ -19,6 +20,27 @@ import (
 // already approves.
 var ErrApproved = errors.New("the admin layer already approves this label")
 
+// ErrReplayed is Store.Put's answer to an approval whose jti was accepted
+// before, or that was signed (iat) before the last withdrawal of its
+// label.
+var ErrReplayed = errors.New("the approval was accepted before, or signed before the last withdrawal of its label")
+
+// ErrTrustKey is Store.Put's answer when the layer records another trust
+// key requirement than the writer's.
+var ErrTrustKey = errors.New("the admin layer records another trust key requirement")
+
+// Change is what Put checks besides the record.
+type Change struct {
+	// JTI is a signed approval's id ("" none): accepted once, ever.
+	JTI string
+	// IssuedAt is when a signed approval was signed (zero: unsigned); it
+	// must not be before the label's last withdrawal.
+	IssuedAt time.Time
+	// TrustKey is the writer's requirement (Overlay.TrustKey); the layer
+	// records it at the first change and refuses another later.
+	TrustKey string
+}
+
 // Store keeps the admin layer: every replica of a fleet reads the same
 // one (RedisStore), or a replica keeps its own (MemoryStore).
 type Store interface {
@@ -28,8 +50,14 @@ type Store interface {
 	Load(ctx context.Context) (*refvalues.Overlay, error)
 	// Put sets the record of label and returns the new version. An
 	// approval of a label whose record already approves it is
-	// ErrApproved (a withdrawal may replace anything).
-	Put(ctx context.Context, label string, r refvalues.Record) (int64, error)
+	// ErrApproved; a replayed approval ErrReplayed; a change under
+	// another trust key requirement ErrTrustKey. A withdrawal records
+	// its time (r.At) as the label's last withdrawal.
+	Put(ctx context.Context, label string, r refvalues.Record, c Change) (int64, error)
+	// Restore writes o back whole, if and only if the store's version is
+	// still from (the older version a replica saw); it reports whether
+	// it did.
+	Restore(ctx context.Context, o *refvalues.Overlay, from int64) (bool, error)
 }
 
 // MemoryStore is a Store of one process: its layer is lost when the
@@ -50,38 +78,81 @@ func (s *MemoryStore) Version(context.Context) (int64, error) {
 func (s *MemoryStore) Load(context.Context) (*refvalues.Overlay, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	o := &refvalues.Overlay{Version: s.o.Version, Records: make(map[string]refvalues.Record, len(s.o.Records))}
-	for l, r := range s.o.Records {
-		o.Records[l] = r
+	return cloneOverlay(&s.o), nil
+}
+
+func cloneOverlay(o *refvalues.Overlay) *refvalues.Overlay {
+	c := *o
+	c.Records = maps.Clone(o.Records)
+	c.Withdrawn = maps.Clone(o.Withdrawn)
+	c.JTIs = maps.Clone(o.JTIs)
+	if c.Records == nil {
+		c.Records = map[string]refvalues.Record{}
 	}
-	return o, nil
+	return &c
 }
 
 // Put implements Store.
-func (s *MemoryStore) Put(_ context.Context, label string, r refvalues.Record) (int64, error) {
+func (s *MemoryStore) Put(_ context.Context, label string, r refvalues.Record, c Change) (int64, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if cur, ok := s.o.Records[label]; ok && !cur.Withdrawn() && !r.Withdrawn() {
-		return 0, ErrApproved
+	if s.o.TrustKey != "" && s.o.TrustKey != c.TrustKey {
+		return 0, ErrTrustKey
+	}
+	if !r.Withdrawn() {
+		if cur, ok := s.o.Records[label]; ok && !cur.Withdrawn() {
+			return 0, ErrApproved
+		}
+		if c.JTI != "" && s.o.JTIs[c.JTI] {
+			return 0, ErrReplayed
+		}
+		if w, ok := s.o.Withdrawn[label]; ok && !c.IssuedAt.IsZero() && c.IssuedAt.UnixMilli() < w.UnixMilli() {
+			return 0, ErrReplayed
+		}
+		if c.JTI != "" {
+			if s.o.JTIs == nil {
+				s.o.JTIs = map[string]bool{}
+			}
+			s.o.JTIs[c.JTI] = true
+		}
+	} else {
+		if s.o.Withdrawn == nil {
+			s.o.Withdrawn = map[string]time.Time{}
+		}
+		s.o.Withdrawn[label] = r.At
 	}
 	if s.o.Records == nil {
 		s.o.Records = map[string]refvalues.Record{}
 	}
+	s.o.TrustKey = c.TrustKey
 	s.o.Records[label] = r
 	s.o.Version++
 	return s.o.Version, nil
 }
 
+// Restore implements Store.
+func (s *MemoryStore) Restore(_ context.Context, o *refvalues.Overlay, from int64) (bool, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.o.Version != from {
+		return false, nil
+	}
+	s.o = *cloneOverlay(o)
+	return true, nil
+}
+
 // DefaultRedisKey is where a RedisStore keeps the layer: a hash of label
-// to record (JSON), with the version counter at DefaultRedisKey+":version".
-// The hash tag keeps both in one slot of a Redis Cluster, as the script
-// that changes them needs.
+// to record (JSON), with the version counter at DefaultRedisKey+":version",
+// the labels' last withdrawals (Unix milliseconds) in the hash
+// +":withdrawn", the accepted approval ids in the set +":jtis" and the
+// trust key requirement at +":trust". The hash tag keeps them in one slot
+// of a Redis Cluster, as the scripts that change them need.
 const DefaultRedisKey = "{trustgate:admin}:refvalues"
 
 // RedisStore is the Store every replica using the same Redis shares. A
-// change is one Lua script (set the record, increment the version), so a
-// reader that sees a version sees the records of it. With Redis
-// persistence (AOF), the layer survives restarts of Redis too.
+// change is one Lua script (check, set the record, increment the
+// version), so a reader that sees a version sees the records of it. With
+// Redis persistence (AOF), the layer survives restarts of Redis too.
 type RedisStore struct {
 	rdb     redis.UniversalClient
 	key     string
@@ -98,16 +169,48 @@ func NewRedisStore(rdb redis.UniversalClient, timeout time.Duration) *RedisStore
 	return &RedisStore{rdb: rdb, key: DefaultRedisKey, timeout: timeout}
 }
 
+func (s *RedisStore) keys() []string {
+	return []string{s.key, s.key + ":version", s.key + ":withdrawn", s.key + ":jtis", s.key + ":trust"}
+}
+
 var (
 	loadScript = redis.NewScript(`
-return {redis.call('GET', KEYS[2]) or '0', redis.call('HGETALL', KEYS[1])}`)
+return {redis.call('GET', KEYS[2]) or '0', redis.call('HGETALL', KEYS[1]), redis.call('HGETALL', KEYS[3]),
+  redis.call('SMEMBERS', KEYS[4]), redis.call('GET', KEYS[5]) or ''}`)
+	// ARGV: label, record, '1' for an approval, jti, iat (ms, '' none),
+	// withdrawal time (ms), trust key requirement.
 	putScript = redis.NewScript(`
+local t = redis.call('GET', KEYS[5])
+if t and t ~= ARGV[7] then return -4 end
 if ARGV[3] == '1' then
   local cur = redis.call('HGET', KEYS[1], ARGV[1])
   if cur and cjson.decode(cur)['entry'] then return -1 end
+  if ARGV[4] ~= '' and redis.call('SISMEMBER', KEYS[4], ARGV[4]) == 1 then return -2 end
+  local w = redis.call('HGET', KEYS[3], ARGV[1])
+  if w and ARGV[5] ~= '' and tonumber(ARGV[5]) < tonumber(w) then return -3 end
+  if ARGV[4] ~= '' then redis.call('SADD', KEYS[4], ARGV[4]) end
+else
+  redis.call('HSET', KEYS[3], ARGV[1], ARGV[6])
 end
+if not t then redis.call('SET', KEYS[5], ARGV[7]) end
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 return redis.call('INCR', KEYS[2])`)
+	// ARGV: expected version, new version, trust, #records, label,
+	// record..., #withdrawn, label, ms..., jti...
+	restoreScript = redis.NewScript(`
+if tonumber(redis.call('GET', KEYS[2]) or '0') ~= tonumber(ARGV[1]) then return 0 end
+redis.call('DEL', KEYS[1], KEYS[3], KEYS[4], KEYS[5])
+local i = 4
+local n = tonumber(ARGV[i])
+for j = 1, n do redis.call('HSET', KEYS[1], ARGV[i+2*j-1], ARGV[i+2*j]) end
+i = i + 2*n + 1
+n = tonumber(ARGV[i])
+for j = 1, n do redis.call('HSET', KEYS[3], ARGV[i+2*j-1], ARGV[i+2*j]) end
+i = i + 2*n + 1
+for j = i, #ARGV do redis.call('SADD', KEYS[4], ARGV[j]) end
+if ARGV[3] ~= '' then redis.call('SET', KEYS[5], ARGV[3]) end
+redis.call('SET', KEYS[2], ARGV[2])
+return 1`)
 )
 
 func (s *RedisStore) unavailable(what string, err error) error {
@@ -133,11 +236,11 @@ func (s *RedisStore) Version(ctx context.Context) (int64, error) {
 func (s *RedisStore) Load(ctx context.Context) (*refvalues.Overlay, error) {
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
-	res, err := loadScript.Run(ctx, s.rdb, []string{s.key, s.key + ":version"}).Slice()
+	res, err := loadScript.Run(ctx, s.rdb, s.keys()).Slice()
 	if err != nil {
 		return nil, s.unavailable("loading", err)
 	}
-	if len(res) != 2 {
+	if len(res) != 5 {
 		return nil, s.unavailable("loading", fmt.Errorf("unexpected answer of %d items", len(res)))
 	}
 	vs, _ := res[0].(string)
@@ -145,8 +248,9 @@ func (s *RedisStore) Load(ctx context.Context) (*refvalues.Overlay, error) {
 	if err != nil {
 		return nil, fmt.Errorf("admin layer in redis: version is not a number")
 	}
+	o := &refvalues.Overlay{Version: v, Records: map[string]refvalues.Record{}}
+	o.TrustKey, _ = res[4].(string)
 	kv, _ := res[1].([]any)
-	o := &refvalues.Overlay{Version: v, Records: make(map[string]refvalues.Record, len(kv)/2)}
 	for i := 0; i+1 < len(kv); i += 2 {
 		label, _ := kv[i].(string)
 		raw, _ := kv[i+1].(string)
@@ -156,23 +260,33 @@ func (s *RedisStore) Load(ctx context.Context) (*refvalues.Overlay, error) {
 		}
 		o.Records[label] = r
 	}
+	if w, _ := res[2].([]any); len(w) > 0 {
+		o.Withdrawn = map[string]time.Time{}
+		for i := 0; i+1 < len(w); i += 2 {
+			label, _ := w[i].(string)
+			ms, _ := w[i+1].(string)
+			n, err := strconv.ParseInt(ms, 10, 64)
+			if err != nil {
+				return nil, fmt.Errorf("admin layer in redis: the withdrawal time of label %q is not a number", label)
+			}
+			o.Withdrawn[label] = time.UnixMilli(n).UTC()
+		}
+	}
+	if ids, _ := res[3].([]any); len(ids) > 0 {
+		o.JTIs = map[string]bool{}
+		for _, id := range ids {
+			if s, ok := id.(string); ok {
+				o.JTIs[s] = true
+			}
+		}
+	}
 	return o, nil
 }
 
-var restoreScript = redis.NewScript(`
-if redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
-redis.call('DEL', KEYS[1])
-for i = 2, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i+1]) end
-redis.call('SET', KEYS[2], ARGV[1])
-return 1`)
-
-// Restore writes o back, at o's version, if and only if the store holds no
-// layer at all (no version: Redis lost its data and nobody has written
-// since); it reports whether it did. A replica that still has the layer in
-// force uses it so that replicas started after the loss do not approve
-// what was withdrawn.
-func (s *RedisStore) Restore(ctx context.Context, o *refvalues.Overlay) (bool, error) {
-	args := []any{o.Version}
+// Restore implements Store: one script, so that a change made by another
+// replica in between is never overwritten unseen.
+func (s *RedisStore) Restore(ctx context.Context, o *refvalues.Overlay, from int64) (bool, error) {
+	args := []any{from, o.Version, o.TrustKey, len(o.Records)}
 	for label, r := range o.Records {
 		b, err := json.Marshal(r)
 		if err != nil {
@@ -180,33 +294,67 @@ func (s *RedisStore) Restore(ctx context.Context, o *refvalues.Overlay) (bool, e
 		}
 		args = append(args, label, string(b))
 	}
+	args = append(args, len(o.Withdrawn))
+	for label, at := range o.Withdrawn {
+		args = append(args, label, at.UnixMilli())
+	}
+	for id := range o.JTIs {
+		args = append(args, id)
+	}
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
-	n, err := restoreScript.Run(ctx, s.rdb, []string{s.key, s.key + ":version"}, args...).Int()
+	n, err := restoreScript.Run(ctx, s.rdb, s.keys(), args...).Int()
 	if err != nil {
 		return false, s.unavailable("restoring", err)
 	}
 	return n == 1, nil
 }
 
+var claimScript = redis.NewScript(`
+if redis.call('EXISTS', KEYS[5]) == 1 then return redis.call('GET', KEYS[5]) end
+redis.call('SET', KEYS[5], ARGV[1])
+redis.call('INCR', KEYS[2])
+return ARGV[1]`)
+
+// ClaimTrust records fp as the layer's trust key requirement unless one
+// is recorded, and returns the one in force. Recording it is a change
+// (the version grows), so that running replicas read it.
+func (s *RedisStore) ClaimTrust(ctx context.Context, fp string) (string, error) {
+	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+	got, err := claimScript.Run(ctx, s.rdb, s.keys(), fp).Text()
+	if err != nil {
+		return "", s.unavailable("recording the trust key requirement", err)
+	}
+	return got, nil
+}
+
 // Put implements Store.
-func (s *RedisStore) Put(ctx context.Context, label string, r refvalues.Record) (int64, error) {
+func (s *RedisStore) Put(ctx context.Context, label string, r refvalues.Record, c Change) (int64, error) {
 	b, err := json.Marshal(r)
 	if err != nil {
 		return 0, err
 	}
-	mustNew := "0"
+	approval, iat := "0", ""
 	if !r.Withdrawn() {
-		mustNew = "1"
+		approval = "1"
+	}
+	if !c.IssuedAt.IsZero() {
+		iat = strconv.FormatInt(c.IssuedAt.UnixMilli(), 10)
 	}
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
-	v, err := putScript.Run(ctx, s.rdb, []string{s.key, s.key + ":version"}, label, string(b), mustNew).Int64()
+	v, err := putScript.Run(ctx, s.rdb, s.keys(), label, string(b), approval, c.JTI, iat, r.At.UnixMilli(), c.TrustKey).Int64()
 	if err != nil {
 		return 0, s.unavailable("writing", err)
 	}
-	if v < 0 {
+	switch v {
+	case -1:
 		return 0, ErrApproved
+	case -2, -3:
+		return 0, ErrReplayed
+	case -4:
+		return 0, ErrTrustKey
 	}
 	return v, nil
 }

@@ -8,11 +8,13 @@ import (
 	v1 "github.com/trustgate/trustgate/api/v1"
 	"github.com/trustgate/trustgate/client"
 	"github.com/trustgate/trustgate/internal/attest"
+	"github.com/trustgate/trustgate/internal/tee/azure"
 )
 
 // Device produces SEV-SNP reports binding reportData, with the extended
 // report's certificate table when the host provides one; a Device with a
-// TEE method answering TEETDX produces TDX quotes instead (no table).
+// TEE method answering TEETDX produces TDX quotes instead (no table), one
+// answering TEENitro Nitro attestation documents.
 type Device interface {
 	Report(ctx context.Context, reportData [64]byte) (report, certTable []byte, err error)
 }
@@ -66,8 +68,13 @@ func Prepare(ctx context.Context, c *client.Client, dev Device) (*Prepared, erro
 	req := v1.AttestRequest{
 		Nonce: ch.Nonce, TEE: v1.TEESEVSNP, Evidence: v1.SNPEvidence{Report: report, CertTable: table}, TEEPubKey: key.JWK,
 	}
-	if TEEOf(dev) == TEETDX {
+	switch tee := TEEOf(dev); tee {
+	case TEETDX:
 		req.TEE, req.Evidence = v1.TEETDX, v1.Evidence{Quote: report}
+	case TEEAzureSNP, TEEAzureTDX:
+		req.TEE, req.Evidence = tee, v1.Evidence{Azure: report} // the evidence JSON (SimAzureDevice)
+	case TEENitro:
+		req.TEE, req.Evidence = v1.TEENitro, v1.Evidence{Document: report}
 	}
 	return &Prepared{Request: req, Key: key.Private, Expires: ch.ExpiresAt}, nil
 }
@@ -75,8 +82,11 @@ func Prepare(ctx context.Context, c *client.Client, dev Device) (*Prepared, erro
 // TEEOf is the TEE of dev's evidence: what its TEE method says, else
 // TEESEVSNP (a Device that returns SEV-SNP reports).
 func TEEOf(dev Device) string {
-	if d, ok := dev.(interface{ TEE() string }); ok && d.TEE() == TEETDX {
-		return TEETDX
+	if d, ok := dev.(interface{ TEE() string }); ok {
+		switch t := d.TEE(); t {
+		case TEETDX, TEEAzureSNP, TEEAzureTDX, TEENitro:
+			return t
+		}
 	}
 	return TEESEVSNP
 }
@@ -94,6 +104,28 @@ func (s SimDevice) Report(_ context.Context, rd [64]byte) ([]byte, []byte, error
 	return r, t, nil
 }
 
+// SimAzureDevice adapts the Azure simulator (sim.AzureDevice) to Device:
+// Report returns the evidence JSON (SPEC "Azure confidential VMs").
+type SimAzureDevice struct {
+	Sim interface {
+		Evidence(reportData [64]byte) (attest.AzureEvidence, error)
+		TEE() string
+	}
+}
+
+// Report implements Device.
+func (s SimAzureDevice) Report(_ context.Context, rd [64]byte) ([]byte, []byte, error) {
+	ev, err := s.Sim.Evidence(rd)
+	if err != nil {
+		return nil, nil, err
+	}
+	wire, err := azure.EncodeEvidence(ev)
+	return wire, nil, err
+}
+
+// TEE says the device gives Azure evidence of its TEE.
+func (s SimAzureDevice) TEE() string { return s.Sim.TEE() }
+
 // SimTDXDevice adapts the TDX simulator (sim.TDXDevice) to Device: Report
 // returns its quote.
 type SimTDXDevice struct {
@@ -109,3 +141,20 @@ func (s SimTDXDevice) Report(_ context.Context, rd [64]byte) ([]byte, []byte, er
 
 // TEE says the device gives TDX quotes.
 func (SimTDXDevice) TEE() string { return TEETDX }
+
+// SimNitroDevice adapts the Nitro simulator (sim.NitroDevice) to Device:
+// Report returns its attestation document.
+type SimNitroDevice struct {
+	Sim interface {
+		Document(reportData [64]byte) ([]byte, error)
+	}
+}
+
+// Report implements Device.
+func (s SimNitroDevice) Report(_ context.Context, rd [64]byte) ([]byte, []byte, error) {
+	doc, err := s.Sim.Document(rd)
+	return doc, nil, err
+}
+
+// TEE says the device gives Nitro attestation documents.
+func (SimNitroDevice) TEE() string { return TEENitro }

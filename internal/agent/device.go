@@ -39,6 +39,11 @@ const (
 	TEEAuto   = "auto"    // what configfs-tsm's provider says (sev_guest or tdx_guest), else /dev/sev-guest
 	TEESEVSNP = "sev-snp" // an SEV-SNP report (the default)
 	TEETDX    = "tdx"     // a TDX quote, through configfs-tsm
+	TEENitro  = "nitro"   // an AWS Nitro Enclaves attestation document, from the NSM (/dev/nsm; OpenNSM)
+	// Azure confidential VMs: the HCL report and a quote of the vTPM
+	// (SPEC "Azure confidential VMs").
+	TEEAzureSNP = "azure-snp"
+	TEEAzureTDX = "azure-tdx"
 )
 
 // GuestDevice is a Device backed by the guest kernel. Close releases it.

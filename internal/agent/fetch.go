@@ -166,6 +166,24 @@ func (e *DeviceError) Unwrap() error { return e.Err }
 // accessible by its owner only: secrets are not put where someone else
 // could swap them before the workload reads them.
 func WriteResources(dir string, res map[string][]byte) error {
+	if err := PrepareOut(dir); err != nil {
+		return err
+	}
+	for name, b := range res {
+		if err := resources.ValidName(name); err != nil {
+			return err
+		}
+		if err := atomicfile.Write(filepath.Join(dir, name), b, 0o600); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// PrepareOut creates dir (mode 0700) if it does not exist and checks it as
+// WriteResources does, so that the agent refuses a destination before it
+// attests and consumes the release, not after.
+func PrepareOut(dir string) error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return err
 	}
@@ -182,13 +200,10 @@ func WriteResources(dir string, res map[string][]byte) error {
 	if perm := st.Mode().Perm(); perm&0o077 != 0 {
 		return fmt.Errorf("%s has mode %#o: secrets go only into a directory accessible by its owner only", dir, perm)
 	}
-	for name, b := range res {
-		if err := resources.ValidName(name); err != nil {
-			return err
-		}
-		if err := atomicfile.Write(filepath.Join(dir, name), b, 0o600); err != nil {
-			return err
-		}
+	f, err := os.CreateTemp(dir, ".trustgate-agent-check-*")
+	if err != nil {
+		return fmt.Errorf("%s: cannot write into it: %w", dir, err)
 	}
-	return nil
+	f.Close()
+	return os.Remove(f.Name())
 }

@@ -4,14 +4,11 @@ import (
 	"context"
 	"crypto/ecdsa"
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
-	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -22,6 +19,7 @@ import (
 	"github.com/trustgate/trustgate/internal/policy"
 	"github.com/trustgate/trustgate/internal/refvalues"
 	"github.com/trustgate/trustgate/internal/secretfile"
+	"github.com/trustgate/trustgate/internal/state"
 )
 
 // adminPollInterval is the longest time between two reads of the admin
@@ -46,7 +44,12 @@ func readTrustKey(cfg config.Config) (*ecdsa.PublicKey, error) {
 // not), in memory when only this replica has an admin API, none
 // otherwise. With Redis it is read once now; if Redis does not answer,
 // the engine appraises nothing until Follow has read it.
-func newAdminLayer(ctx context.Context, cfg config.Config, rdb redis.UniversalClient, engine *policy.Engine, trust *ecdsa.PublicKey, m *metrics.Metrics, log *slog.Logger) (*admin.Layer, error) {
+//
+// The layer records the fleet's trust key requirement: a replica whose
+// refvalues_trust_key is not the one recorded (none where one is, or
+// another) does not start. The newest layer held is kept in the state
+// directory: a store found holding an older one gets it written back.
+func newAdminLayer(ctx context.Context, cfg config.Config, rdb redis.UniversalClient, engine *policy.Engine, trust *ecdsa.PublicKey, dir *state.Dir, m *metrics.Metrics, log *slog.Logger) (*admin.Layer, error) {
 	if cfg.PolicyURL != "" {
 		return nil, nil
 	}
@@ -56,12 +59,30 @@ func newAdminLayer(ctx context.Context, cfg config.Config, rdb redis.UniversalCl
 		store = admin.NewRedisStore(rdb, cfg.StoreTimeout)
 	case cfg.AdminListen != "":
 		store = &admin.MemoryStore{}
-		log.Warn("admin_listen without redis: admin changes to the reference values are this replica's alone and are LOST when it stops; other replicas never see them (set redis to share and keep them)")
+		log.Warn("admin_listen without redis: admin changes to the reference values are this replica's alone: other replicas never see them, and only its state_dir keeps them across its restarts (set redis to share them)", "state_dir", dir.Path())
 	default:
 		return nil, nil
 	}
-	l := admin.NewLayer(admin.LayerOptions{Store: store, Engine: engine, TrustKey: trust, Logger: log, OnError: func(error) { m.ReloadFailed(metrics.ReloadAdminLayer) }})
-	if err := l.Sync(ctx); err != nil {
+	o := admin.LayerOptions{Store: store, Engine: engine, TrustKey: trust, Logger: log,
+		OnError:    func(error) { m.ReloadFailed(metrics.ReloadAdminLayer, metrics.ReloadInvalid) },
+		OnRollback: func(error) { m.ReloadFailed(metrics.ReloadAdminLayer, metrics.ReloadRollback) },
+	}
+	if dir != nil {
+		o.Memory = dir
+	}
+	l, err := admin.NewLayer(o)
+	if err != nil {
+		return nil, err
+	}
+	err = l.CheckTrust(ctx)
+	var te *admin.TrustError
+	if errors.As(err, &te) {
+		return nil, err
+	}
+	if err == nil {
+		err = l.Sync(ctx)
+	}
+	if err != nil {
 		log.Warn("admin layer: not read from redis at start; nothing is appraised until it is (retrying)", "error", err.Error())
 	}
 	return l, nil
@@ -75,6 +96,9 @@ func (a *App) buildAdmin(cfg config.Config, apiTLS *tls.Config, log *slog.Logger
 		return nil
 	}
 	o := admin.Options{Layer: a.layer, Logger: log, Now: now}
+	if a.state != nil {
+		o.Memory = a.state
+	}
 	if a.launches != nil {
 		o.Launches = a.launches.Store()
 	}
@@ -83,24 +107,22 @@ func (a *App) buildAdmin(cfg config.Config, apiTLS *tls.Config, log *slog.Logger
 		if err != nil {
 			return fmt.Errorf("admin_token_file: %w", err)
 		}
-		tok := []byte(strings.TrimSpace(string(b)))
-		if len(tok) < admin.MinTokenSize {
-			return fmt.Errorf("admin_token_file: the token is %d bytes, want at least %d", len(tok), admin.MinTokenSize)
+		toks, err := admin.ParseTokens(b)
+		clear(b)
+		if err != nil {
+			return fmt.Errorf("admin_token_file: %w", err)
 		}
-		o.Token = tok
+		o.Tokens = toks
 	}
 	if apiTLS != nil {
 		a.adminTLS = &tls.Config{MinVersion: tls.VersionTLS12, Certificates: apiTLS.Certificates}
 	}
 	if cfg.AdminClientCA != "" {
-		pemBytes, err := os.ReadFile(cfg.AdminClientCA)
+		pool, err := readCAPool("admin_client_ca", cfg.AdminClientCA)
 		if err != nil {
-			return fmt.Errorf("admin_client_ca: %w", err)
+			return err
 		}
-		a.adminTLS.ClientCAs = x509.NewCertPool()
-		if !a.adminTLS.ClientCAs.AppendCertsFromPEM(pemBytes) {
-			return fmt.Errorf("admin_client_ca %s: no PEM certificates", cfg.AdminClientCA)
-		}
+		a.adminTLS.ClientCAs = pool
 		a.adminTLS.ClientAuth = tls.VerifyClientCertIfGiven
 		o.ClientCerts = true
 	}

@@ -167,7 +167,7 @@ func TestAdminAPIAcrossReplicas(t *testing.T) {
 func TestAdminWithoutRedisWarns(t *testing.T) {
 	t.Parallel()
 	s := startServerAt(t, withAdmin(t), nil)
-	if !strings.Contains(s.logText(), "LOST when it stops") {
+	if !strings.Contains(s.logText(), "this replica's alone") {
 		t.Fatalf("no warning: %s", s.logText())
 	}
 	adminURL := serveAdmin(t, s)
@@ -197,7 +197,7 @@ func TestAdminConfig(t *testing.T) {
 		"token too short":           func(c *config.Config) { c.AdminListen, c.AdminTokenFile = "127.0.0.1:0", short },
 	} {
 		cfg := config.Default()
-		cfg.DevSimulator, cfg.Offline, cfg.CertCacheDir = true, true, filepath.Join(dir, "certs")
+		cfg.DevSimulator, cfg.Offline, cfg.CertCacheDir, cfg.StateDir = true, true, filepath.Join(dir, "certs"), filepath.Join(dir, "state")
 		mut(&cfg)
 		if a, err := New(context.Background(), cfg, Deps{}); err == nil {
 			a.Close()
@@ -225,19 +225,12 @@ func writeTrustKeys(t *testing.T) (*ecdsa.PrivateKey, string) {
 func TestSignedReferenceValues(t *testing.T) {
 	t.Parallel()
 	key, trust := writeTrustKeys(t)
-	sign := func(path string) {
-		b, _ := os.ReadFile(path)
-		sig, err := refvalues.SignFile(key, b)
-		if err != nil {
-			t.Fatal(err)
-		}
-		writeFile(t, path+refvalues.SigSuffix, sig)
-	}
+	sign := func(path string) { signStamped(t, key, path) }
 
 	// Unsigned at start: refused.
 	dir := t.TempDir()
 	cfg := config.Default()
-	cfg.DevSimulator, cfg.Offline, cfg.CertCacheDir = true, true, filepath.Join(dir, "certs")
+	cfg.DevSimulator, cfg.Offline, cfg.CertCacheDir, cfg.StateDir = true, true, filepath.Join(dir, "certs"), filepath.Join(dir, "state")
 	cfg.ReferenceValues, cfg.RefvaluesTrustKey = filepath.Join(dir, "ref.yaml"), trust
 	writeFile(t, cfg.ReferenceValues, refYAML(""))
 	if a, err := New(context.Background(), cfg, Deps{}); err == nil || !strings.Contains(err.Error(), "signature_missing") {
@@ -259,9 +252,10 @@ func TestSignedReferenceValues(t *testing.T) {
 	var h0 v1.Health
 	getJSON(t, s.url+v1.PathReadyz, http.StatusOK, &h0)
 
-	// An update that drops every approval, unsigned (the old .sig stays).
+	// An update that drops every approval, unsigned (the old .sig stays);
+	// it keeps the version line, as an edit does.
 	refPath := filepath.Join(s.dir, "ref.yaml")
-	writeFile(t, refPath, "measurements: []\n")
+	writeFile(t, refPath, "version: 1\nmeasurements: []\n")
 	var h v1.Health
 	waitFor(t, func() bool {
 		getJSON(t, s.url+v1.PathReadyz, http.StatusOK, &h)
@@ -274,7 +268,7 @@ func TestSignedReferenceValues(t *testing.T) {
 		t.Fatalf("the old set must still serve: %v", err)
 	}
 	_, metrics := rawGet(t, s.url+v1.PathMetrics)
-	if !strings.Contains(metrics, "trustgate_config_reload_failures_total{file=\"reference_values\"} 1\n") {
+	if !strings.Contains(metrics, "trustgate_config_reload_failures_total{file=\"reference_values\",kind=\"invalid\"} 1\n") {
 		t.Fatalf("reload failure not counted:\n%s", grepLines(metrics, "reload"))
 	}
 
@@ -287,6 +281,30 @@ func TestSignedReferenceValues(t *testing.T) {
 	if _, err := s.c.Attest(ctx, g.request(s.challenge(t), false)); reasonOf(err) != "measurement_mismatch" {
 		t.Fatalf("signed empty set: %v", err)
 	}
+}
+
+// signStamped does what `trustgate refvalues sign` does: stamps the file
+// at path with its next version and signs it.
+func signStamped(t *testing.T, key *ecdsa.PrivateKey, path string) {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, _ := refvalues.FormatOf(path)
+	// A fixed signing time: replicas that each sign the same file (as
+	// several tests set them up) get the same bytes, whenever the clock
+	// ticks over a second between them.
+	stamped, _, err := refvalues.Stamp(b, f, time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sig, err := refvalues.SignFile(key, stamped)
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, path, string(stamped))
+	writeFile(t, path+refvalues.SigSuffix, sig)
 }
 
 func grepLines(text, sub string) string {

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"strings"
 	"sync/atomic"
@@ -22,6 +23,7 @@ import (
 	"github.com/trustgate/trustgate/internal/attest"
 	"github.com/trustgate/trustgate/internal/certs"
 	"github.com/trustgate/trustgate/internal/challenge"
+	"github.com/trustgate/trustgate/internal/cli"
 	"github.com/trustgate/trustgate/internal/config"
 	"github.com/trustgate/trustgate/internal/httpapi"
 	"github.com/trustgate/trustgate/internal/launch"
@@ -32,13 +34,16 @@ import (
 	"github.com/trustgate/trustgate/internal/resources"
 	"github.com/trustgate/trustgate/internal/secretfile"
 	"github.com/trustgate/trustgate/internal/sim"
+	"github.com/trustgate/trustgate/internal/state"
+	"github.com/trustgate/trustgate/internal/tee/azure"
 	"github.com/trustgate/trustgate/internal/tee/snp"
 	"github.com/trustgate/trustgate/internal/token"
 	"github.com/trustgate/trustgate/internal/verifier"
 )
 
-// Version is reported as the token's ear.verifier-id build.
-var Version = "dev"
+// Version is reported as the token's ear.verifier-id build and logged at
+// start (cli.BuildVersion: what scripts/image set, else the VCS revision).
+var Version = cli.BuildVersion()
 
 // App is a built verifier.
 type App struct {
@@ -55,6 +60,7 @@ type App struct {
 	adminHandler http.Handler
 	adminTLS     *tls.Config
 	layer        *admin.Layer
+	state        *state.Dir // nil when nothing needs one
 	metrics      *metrics.Metrics
 	launches     *launch.Tracker
 	shared       *challenge.RedisStore // nil without Redis
@@ -144,10 +150,18 @@ func New(ctx context.Context, cfg config.Config, d Deps) (_ *App, err error) {
 			log.Warn("redis: single-use marker not checked at start; the first write will (its guest gets 503 store_unavailable)", "error", err.Error())
 		}
 		used = shared
-	} else if cfg.NonceKeyFile != "" || cfg.TokenKeyFile != "" {
-		log.Warn("nonce_key_file or token_key_file without redis: single use is per process; another process with the same keys accepts a nonce or token this one accepted (set redis to share the records)")
 	}
-	nonces, err := challenge.New(challenge.Options{Key: nonceKey, TTL: cfg.NonceTTL, Store: used, Now: d.Now})
+	// Without a shared store, nonces and tokens name this process, and
+	// only it accepts them: replicas sharing the keys cannot each accept
+	// the same one once.
+	var replica []byte
+	if shared == nil {
+		replica = challenge.NewReplicaID()
+		if cfg.NonceKeyFile != "" || cfg.TokenKeyFile != "" {
+			log.Info("nonce_key_file or token_key_file without redis: nonces and tokens are accepted only by the process that issued them (set redis to share them between replicas)")
+		}
+	}
+	nonces, err := challenge.New(challenge.Options{Key: nonceKey, TTL: cfg.NonceTTL, Store: used, Now: d.Now, Replica: replica})
 	if err != nil {
 		return nil, err
 	}
@@ -157,7 +171,7 @@ func New(ctx context.Context, cfg config.Config, d Deps) (_ *App, err error) {
 	} else if cfg.DevSimulator {
 		log.Warn("dev_simulator: tokens are signed with a key derived from token_key_file, not with it: a production verifier given the same file never honours them")
 	}
-	tokens, err := token.New(token.Options{Key: tokKey, Build: Version, Lifetime: cfg.TokenLifetime, DevSimulator: cfg.DevSimulator, Now: d.Now})
+	tokens, err := token.New(token.Options{Key: tokKey, Build: Version, Lifetime: cfg.TokenLifetime, DevSimulator: cfg.DevSimulator, Now: d.Now, Replica: replica})
 	if err != nil {
 		return nil, err
 	}
@@ -185,22 +199,34 @@ func New(ctx context.Context, cfg config.Config, d Deps) (_ *App, err error) {
 	if err != nil {
 		return nil, err
 	}
+	var stateDir *state.Dir
+	if trust != nil || cfg.AdminListen != "" || (rdb != nil && cfg.PolicyURL == "") {
+		if stateDir, err = state.OpenDir(cfg.StateDir); err != nil {
+			return nil, err
+		}
+	}
+	admit := admitReference(trust, stateDir, rdb, cfg, log)
 	policySrc, ref, err := readPolicyInputs(cfg, trust)
 	if err != nil {
 		return nil, err
 	}
+	if ref != nil && admit != nil {
+		if err := policy.RollbackError(cfg.ReferenceValues, admit(ctx, ref)); err != nil {
+			return nil, err
+		}
+	}
 	engine, err = policy.New(ctx, policy.Options{Module: policySrc, ModuleName: cfg.Policy, Reference: ref, Now: d.Now,
-		TrustKey: trust, AwaitOverlay: rdb != nil && cfg.PolicyURL == ""})
+		TrustKey: trust, AdmitReference: admit, AwaitOverlay: rdb != nil && cfg.PolicyURL == ""})
 	if err != nil {
 		return nil, policy.PolicyError(cfg.Policy, err) // names the file, quotes none of it
 	}
 	pol = engine
 	if cfg.PolicyURL != "" {
-		if pol, err = policy.NewRemote(policy.RemoteOptions{URL: cfg.PolicyURL, Timeout: cfg.PolicyTimeout}); err != nil {
+		if pol, err = newRemotePolicy(cfg, log); err != nil {
 			return nil, err
 		}
 	}
-	layer, err := newAdminLayer(ctx, cfg, rdb, engine, trust, m, log)
+	layer, err := newAdminLayer(ctx, cfg, rdb, engine, trust, stateDir, m, log)
 	if err != nil {
 		return nil, err
 	}
@@ -210,12 +236,20 @@ func New(ctx context.Context, cfg config.Config, d Deps) (_ *App, err error) {
 	if err != nil {
 		return nil, err
 	}
+	nitroVerifier, err := newNitroVerifier(cfg, d.Now, log)
+	if err != nil {
+		return nil, err
+	}
 	launches, err := newLaunches(cfg, launchKey, rdb, m, d.Now)
 	if err != nil {
 		return nil, err
 	}
+	snpVerifier := snp.New(snpOpts)
+	// Azure CVMs: the SEV-SNP and TDX verifiers above, then the vTPM.
+	az := azure.New(azure.Options{SNP: snpVerifier, TDX: tdxVerifier})
 	svc, err := verifier.New(verifier.Options{
-		TEEs:   map[string]verifier.TEE{attest.TEESEVSNP: snp.New(snpOpts), attest.TEETDX: tdxVerifier},
+		TEEs: map[string]verifier.TEE{attest.TEESEVSNP: snpVerifier, attest.TEETDX: tdxVerifier,
+			attest.TEEAzureSNP: az.For(attest.TEEAzureSNP), attest.TEEAzureTDX: az.For(attest.TEEAzureTDX), attest.TEENitro: nitroVerifier},
 		Policy: pol, Nonces: nonces, Tokens: tokens, Launches: launches, Now: d.Now,
 	})
 	if err != nil {
@@ -227,7 +261,7 @@ func New(ctx context.Context, cfg config.Config, d Deps) (_ *App, err error) {
 		if err != nil {
 			return nil, fmt.Errorf("resources: %w", err)
 		}
-		rel, err := release.New(release.Options{Tokens: tokens, Used: used, Resources: store})
+		rel, err := release.New(release.Options{Tokens: tokens, Used: used, Resources: store, Replica: replica})
 		if err != nil {
 			return nil, err
 		}
@@ -238,17 +272,21 @@ func New(ctx context.Context, cfg config.Config, d Deps) (_ *App, err error) {
 			log.Warn("serving plain HTTP on a non-loopback address: tokens and released secrets' JWEs travel unprotected; set tls_cert/tls_key or put TLS in front")
 		}
 	}
-	a := &App{cfg: cfg, log: log, engine: engine, tokens: tokens, svc: svc, certs: certSvc, tls: tlsCfg, close: cleanup, layer: layer, metrics: m, launches: launches, shared: shared}
+	a := &App{cfg: cfg, log: log, engine: engine, tokens: tokens, svc: svc, certs: certSvc, tls: tlsCfg, close: cleanup, layer: layer, metrics: m, launches: launches, shared: shared, state: stateDir}
 	if shared != nil {
 		a.probeStore(ctx)
 	}
 	a.reloadFailed = func(err error) {
 		var fe *policy.FileError
 		if errors.As(err, &fe) && fe.File == policy.ReferenceFile {
-			m.ReloadFailed(metrics.ReloadReferenceValues)
+			kind := metrics.ReloadInvalid
+			if fe.Kind == policy.KindRollback {
+				kind = metrics.ReloadRollback
+			}
+			m.ReloadFailed(metrics.ReloadReferenceValues, kind)
 			return
 		}
-		m.ReloadFailed(metrics.ReloadPolicy)
+		m.ReloadFailed(metrics.ReloadPolicy, metrics.ReloadInvalid)
 	}
 	if err := a.buildAdmin(cfg, tlsCfg, log, d.Now); err != nil {
 		return nil, err
@@ -259,7 +297,54 @@ func New(ctx context.Context, cfg config.Config, d Deps) (_ *App, err error) {
 		Metrics: m.Handler(), Observer: m, Logger: log,
 		DevSimulator: cfg.DevSimulator, RequireClientCert: cfg.ClientCA != "",
 	})
+	if cfg.DevSimulator {
+		a.handler = loopbackHostOnly(a.handler)
+	}
 	return a, nil
+}
+
+// admitReference is the check of a signed reference-values file's
+// version (nil without refvalues_trust_key: unsigned files carry no
+// version worth trusting): not below the highest seen by this replica
+// (state_dir) or, with Redis, by the fleet.
+func admitReference(trust *ecdsa.PublicKey, dir *state.Dir, rdb redis.UniversalClient, cfg config.Config, log *slog.Logger) func(context.Context, *refvalues.Set) error {
+	if trust == nil {
+		return nil
+	}
+	v := state.NewVersions(state.VersionsOptions{Dir: dir, Redis: rdb, Timeout: cfg.StoreTimeout, Logger: log})
+	return func(ctx context.Context, s *refvalues.Set) error {
+		return v.Admit(ctx, "reference_values", state.Mark{Version: s.Version, Digest: s.Digest()})
+	}
+}
+
+// newRemotePolicy is the external policy engine of policy_url: TLS
+// verified against policy_ca when given; a plain http:// URL that is not
+// loopback only with insecure_http (config refuses it otherwise), warned.
+func newRemotePolicy(cfg config.Config, log *slog.Logger) (*policy.Remote, error) {
+	o := policy.RemoteOptions{URL: cfg.PolicyURL, Timeout: cfg.PolicyTimeout}
+	if cfg.PolicyCA != "" {
+		var err error
+		if o.RootCAs, err = readCAPool("policy_ca", cfg.PolicyCA); err != nil {
+			return nil, err
+		}
+	}
+	if u, err := url.Parse(cfg.PolicyURL); err == nil && u.Scheme == "http" && !config.IsLoopback(u.Hostname()) {
+		log.Warn("insecure_http: the external policy engine is asked over plain HTTP off loopback: whoever is on the path can answer allow and reads every claim")
+	}
+	return policy.NewRemote(o)
+}
+
+// readCAPool reads the PEM certificates of the config key's file.
+func readCAPool(key, path string) (*x509.CertPool, error) {
+	pemBytes, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", key, err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pemBytes) {
+		return nil, fmt.Errorf("%s %s: no PEM certificates", key, path)
+	}
+	return pool, nil
 }
 
 // serverTLS is the TLS configuration of cfg: nil without tls_cert; with
@@ -285,13 +370,8 @@ func serverTLS(cfg config.Config) (*tls.Config, error) {
 	}
 	t := &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}}
 	if cfg.ClientCA != "" {
-		pemBytes, err := os.ReadFile(cfg.ClientCA)
-		if err != nil {
-			return nil, fmt.Errorf("client_ca: %w", err)
-		}
-		t.ClientCAs = x509.NewCertPool()
-		if !t.ClientCAs.AppendCertsFromPEM(pemBytes) {
-			return nil, fmt.Errorf("client_ca %s: no PEM certificates", cfg.ClientCA)
+		if t.ClientCAs, err = readCAPool("client_ca", cfg.ClientCA); err != nil {
+			return nil, err
 		}
 		t.ClientAuth = tls.VerifyClientCertIfGiven
 	}
@@ -386,7 +466,7 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	a.log.Info("serving", "addr", ln.Addr().String(), "tls", a.tls != nil, "client_certificates_required", a.cfg.ClientCA != "",
-		"appraisal_policy_id", a.engine.ID())
+		"appraisal_policy_id", a.engine.ID(), "policy_reason_codes", a.engine.ReasonCodes())
 	select {
 	case err := <-errc:
 		return err

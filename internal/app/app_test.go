@@ -78,6 +78,17 @@ func startServer(t testing.TB, ref string, mutate func(*config.Config)) *server 
 // the test ends (then it must stop cleanly), returning it and its URL.
 func serveTest(t testing.TB, cfg config.Config, d Deps) (*App, string) {
 	t.Helper()
+	a, url, _ := serveStoppable(t, cfg, d)
+	return a, url
+}
+
+// serveStoppable is serveTest with a function that stops the server and
+// closes the App before the test ends (once; cleanup calls it too).
+func serveStoppable(t testing.TB, cfg config.Config, d Deps) (*App, string, func()) {
+	t.Helper()
+	if cfg.StateDir == "" {
+		cfg.StateDir = filepath.Join(t.TempDir(), "state") // never the user's
+	}
 	a, err := New(context.Background(), cfg, d)
 	if err != nil {
 		t.Fatal(err)
@@ -89,14 +100,18 @@ func serveTest(t testing.TB, cfg config.Config, d Deps) (*App, string) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- a.Serve(ctx, ln) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Serve: %v", err)
-		}
-		a.Close()
-	})
-	return a, "http://" + ln.Addr().String()
+	var once sync.Once
+	stop := func() {
+		once.Do(func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("Serve: %v", err)
+			}
+			a.Close()
+		})
+	}
+	t.Cleanup(stop)
+	return a, "http://" + ln.Addr().String(), stop
 }
 
 // logText is what the server has logged so far.

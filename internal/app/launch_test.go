@@ -162,7 +162,7 @@ func TestLaunchSequenceInMemory(t *testing.T) {
 // attestations that lost a race are judged again with the new record.
 func TestConcurrentAttestationsOfOneLaunch(t *testing.T) {
 	t.Parallel()
-	const readsLaunch = "package trustgate\n\ndecision := {\"allow\": true, \"reasons\": [], \"label\": sprintf(\"seq-%d\", [input.launch.seq])} if not input.launch.new_chip\n\ndecision := {\"allow\": false, \"reasons\": [\"policy_clone\"]} if input.launch.new_chip\n"
+	const readsLaunch = "package trustgate\n\nreason_codes := {\"policy_clone\"}\n\ndecision := {\"allow\": true, \"reasons\": [], \"label\": sprintf(\"seq-%d\", [input.launch.seq])} if not input.launch.new_chip\n\ndecision := {\"allow\": false, \"reasons\": [\"policy_clone\"]} if input.launch.new_chip\n"
 	for _, tc := range []struct {
 		name   string
 		policy string

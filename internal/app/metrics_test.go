@@ -16,6 +16,7 @@ import (
 
 	v1 "github.com/trustgate/trustgate/api/v1"
 	"github.com/trustgate/trustgate/internal/config"
+	"github.com/trustgate/trustgate/internal/metrics"
 	"github.com/trustgate/trustgate/internal/sim"
 	"github.com/trustgate/trustgate/internal/testkit"
 )
@@ -147,7 +148,7 @@ func TestPrometheusScrapesTheVerifier(t *testing.T) {
 	if len(dash.Panels) == 0 {
 		t.Fatal("the dashboard has no panels")
 	}
-	// The tee variable lists the tee label's values (sev-snp, tdx, unknown:
+	// The tee variable lists the tee label's values (every TEE and unknown:
 	// the series are there before any attestation), and every attestation
 	// panel filters on it; each query runs with All and with each TEE.
 	teeVar := false
@@ -160,8 +161,11 @@ func TestPrometheusScrapesTheVerifier(t *testing.T) {
 		t.Error("the dashboard has no tee variable over trustgate_attestations_total's tee label")
 	}
 	r, err := prom.Query(ctx, "group by (tee) (trustgate_attestations_total)")
-	if err != nil || len(r) != 3 {
-		t.Errorf("tee values: %v, %v; want sev-snp, tdx and unknown", r, err)
+	if err != nil || len(r) != len(metrics.TEEs)+1 {
+		t.Errorf("tee values: %v, %v; want %v and unknown", r, err, metrics.TEEs)
+	}
+	if r, err := prom.Query(ctx, `group by (tee) (trustgate_attestations_total{tee="nitro"})`); err != nil || len(r) != 1 {
+		t.Errorf("tee nitro: %v, %v; want the series before any Nitro attestation", r, err)
 	}
 	for _, p := range dash.Panels {
 		for _, tg := range p.Targets {

@@ -26,7 +26,7 @@ const hostileRego = `"policy_AKIA SECRET Do-Not-Log \"}{\n` + "xxxxxxxxxxxxxxxxx
 var leakMarkers = []string{"AKIA", "Do-Not-Log", "secret_4f9c", "SECRET_4F9C"}
 
 func denyPolicy(reasons string) string {
-	return "package trustgate\n\ndecision := {\"allow\": false, \"reasons\": [" + reasons + "]}\n"
+	return "package trustgate\n\nreason_codes := {\"policy_region\", \"policy_x\"}\n\ndecision := {\"allow\": false, \"reasons\": [" + reasons + "]}\n"
 }
 
 func rawGet(t *testing.T, url string) (int, string) {
@@ -124,8 +124,8 @@ func TestPolicyReasonsAndFileErrorsQuoteNothing(t *testing.T) {
 	for _, want := range []string{
 		`trustgate_attestations_total{reason="policy_denied",result="fail",tee="sev-snp"} 1`,
 		`trustgate_attestations_total{reason="policy_region",result="fail",tee="sev-snp"} 1`,
-		`trustgate_config_reload_failures_total{file="policy"} 1`,
-		`trustgate_config_reload_failures_total{file="reference_values"} 1`,
+		`trustgate_config_reload_failures_total{file="policy",kind="invalid"} 1`,
+		`trustgate_config_reload_failures_total{file="reference_values",kind="invalid"} 1`,
 	} {
 		if !strings.Contains(metrics, want+"\n") {
 			t.Errorf("/metrics lacks %s", want)

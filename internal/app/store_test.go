@@ -27,6 +27,14 @@ import (
 // real clock, which the Redis store compares with Redis's own).
 func startServerAt(t testing.TB, mutate func(*config.Config), now func() time.Time) *server {
 	t.Helper()
+	s, _ := startStoppable(t, mutate, now)
+	return s
+}
+
+// startStoppable is startServerAt with a function that stops the replica
+// (serveStoppable), for a test that restarts it.
+func startStoppable(t testing.TB, mutate func(*config.Config), now func() time.Time) (*server, func()) {
+	t.Helper()
 	dir := t.TempDir()
 	s := &server{dir: dir, logs: &bytes.Buffer{}}
 	cfg := config.Default()
@@ -39,9 +47,10 @@ func startServerAt(t testing.TB, mutate func(*config.Config), now func() time.Ti
 	if mutate != nil {
 		mutate(&cfg)
 	}
-	s.app, s.url = serveTest(t, cfg, Deps{Logger: newJSONLogger(s), Now: now})
+	var stop func()
+	s.app, s.url, stop = serveStoppable(t, cfg, Deps{Logger: newJSONLogger(s), Now: now})
 	s.c = &client.Client{BaseURL: s.url}
-	return s
+	return s, stop
 }
 
 // sharedKeys returns a config change giving replicas the same nonce and
@@ -289,17 +298,26 @@ func TestRestartedVerifierRefusesEarlierRecords(t *testing.T) {
 	}
 }
 
-// Shared key files without Redis: single use is per process, and the
-// verifier says so at start.
-func TestSharedKeysWithoutRedisWarn(t *testing.T) {
+// Shared key files without Redis (issue 21, item 11): nonces and tokens
+// name the replica that issued them and only it accepts them, so that two
+// replicas cannot each accept the same nonce or token once.
+func TestSharedKeysWithoutRedisStayWithTheirReplica(t *testing.T) {
 	t.Parallel()
-	const warning = "single use is per process"
-	s := startServerAt(t, sharedKeys(t, ""), nil)
-	if !strings.Contains(s.logText(), warning) {
-		t.Errorf("no warning with shared keys and no Redis:\n%s", s.logText())
+	keys := sharedKeys(t, "")
+	a, b := startServerAt(t, keys, nil), startServerAt(t, keys, nil)
+	g := newGuest(t, sim.Options{})
+	ctx := context.Background()
+	n := a.challenge(t)
+	_, err := b.c.Attest(ctx, g.request(n, false))
+	wantUnavailable(t, "another replica's nonce", err)
+	resp, err := a.c.Attest(ctx, g.request(n, false))
+	if err != nil {
+		t.Fatalf("the issuing replica: %v", err)
 	}
-	if s := startServerAt(t, nil, nil); strings.Contains(s.logText(), warning) {
-		t.Errorf("a warning without shared keys:\n%s", s.logText())
+	_, err = b.c.Release(ctx, resp.Token, []string{"db-password"})
+	wantUnavailable(t, "another replica's token", err)
+	if _, err := a.c.Release(ctx, resp.Token, []string{"db-password"}); err != nil {
+		t.Fatalf("the issuing replica's release: %v", err)
 	}
 }
 

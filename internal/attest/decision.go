@@ -24,7 +24,8 @@ type Decision struct {
 // first of the decision's reasons that is a built-in appraisal code
 // (measurement_mismatch, debug_enabled, vmpl_not_allowed,
 // tcb_below_minimum, tcb_out_of_date, policy_denied) or a policy's own code (Reason.PolicyOwn:
-// policy_[a-z0-9_]{1,40}), else policy_denied. A reason becomes a response
+// policy_[a-z0-9_]{1,40}; the policy engine lets only the codes a policy
+// declares reach here), else policy_denied. A reason becomes a response
 // field, a log value and a metric label, so any other string a policy
 // returns is dropped: the detail counts such strings but never quotes them.
 func (d Decision) Err() error {
@@ -49,7 +50,7 @@ func (d Decision) Err() error {
 		if detail != "" {
 			detail += "; "
 		}
-		detail += fmt.Sprintf("%d reason(s) not of the form policy_[a-z0-9_]{1,40} dropped", dropped)
+		detail += fmt.Sprintf("%d reason(s) neither built in nor declared by the policy dropped", dropped)
 	}
 	return Errorf(reason, "policy denied: %s", detail)
 }

@@ -42,6 +42,12 @@ const (
 	ReasonTCBOutOfDate          Reason = "tcb_out_of_date"        // OutOfDate, OutOfDateConfigurationNeeded, or no matching TCB level
 	ReasonTCBRevoked            Reason = "tcb_revoked"            // Intel lists the platform's TCB level as Revoked
 	ReasonPolicyUnavailable     Reason = "policy_unavailable"     // an external policy engine did not answer
+
+	// The reason of SPEC "Additions (2026-12-07)", "The gatekeeper's
+	// configuration never goes back": an admin approval whose jti was
+	// accepted before, or signed (iat) before the last withdrawal of its
+	// label (409 on the admin API).
+	ReasonApprovalReplayed Reason = "approval_replayed"
 )
 
 // Reasons lists every built-in reason code, in SPEC order. Metrics use it to
@@ -57,7 +63,7 @@ func Reasons() []Reason {
 		ReasonResourceForbidden, ReasonUnauthorizedClient, ReasonStoreUnavailable,
 		ReasonInternalError,
 		ReasonCollateralUnavailable, ReasonCollateralInvalid, ReasonTCBOutOfDate,
-		ReasonTCBRevoked, ReasonPolicyUnavailable,
+		ReasonTCBRevoked, ReasonPolicyUnavailable, ReasonApprovalReplayed,
 	}
 }
 
@@ -160,7 +166,7 @@ func Detail(err error) string {
 // Status is the HTTP status a rejection with reason r maps to: 400 for
 // evidence that is not well formed, 401 for a bad or used token, 503 when a
 // dependency is unavailable, 500 for trustgate's own faults, and 403 for
-// every other judgement.
+// every other judgement (409 for approval_replayed, an admin refusal).
 func (r Reason) Status() int {
 	switch r {
 	case ReasonMalformedEvidence:
@@ -171,6 +177,8 @@ func (r Reason) Status() int {
 		return 503
 	case ReasonInternalError:
 		return 500
+	case ReasonApprovalReplayed:
+		return 409
 	}
 	return 403
 }

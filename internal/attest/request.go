@@ -3,6 +3,7 @@ package attest
 import (
 	"context"
 	"errors"
+	"strings"
 	"sync"
 	"time"
 )
@@ -34,6 +35,18 @@ func WithClient(ctx context.Context, id string) context.Context {
 	}
 	return context.WithValue(ctx, clientKey{}, &request{client: id})
 }
+
+// certClientPrefix begins the identity of a client known by a verified
+// client certificate (CertClientID); others are addresses.
+const certClientPrefix = "cert:"
+
+// CertClientID is the client identity of a verified client certificate,
+// given by its hex digest.
+func CertClientID(digestHex string) string { return certClientPrefix + digestHex }
+
+// CertClient reports whether the client identity id is a verified client
+// certificate's (CertClientID), not an address.
+func CertClient(id string) bool { return strings.HasPrefix(id, certClientPrefix) }
 
 // ClientOf returns the client identity ctx carries, "" for none (an
 // in-process caller: a warm-up, the CLI).

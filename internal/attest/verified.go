@@ -35,6 +35,12 @@ func (c *Claims) LaunchMeasurement() []byte { return c.Measurement }
 // hold (SPEC "HTTP API v1" rule 2, or the CLI's --report-data), in constant
 // time: report_data_mismatch unless v's REPORT_DATA is exactly want.
 func ExpectReportData(v Verified, want []byte) error {
+	if m, ok := v.(ReportDataMatcher); ok {
+		if !m.MatchReportData(want) {
+			return Errorf(ReasonReportDataMismatch, "the TPM quote does not bind the expected value")
+		}
+		return nil
+	}
 	if subtle.ConstantTimeCompare(v.BoundData(), want) != 1 {
 		return Errorf(ReasonReportDataMismatch, "REPORT_DATA is not the expected value")
 	}
@@ -72,4 +78,8 @@ type Evidence struct {
 	Report    []byte // SEV-SNP ATTESTATION_REPORT
 	CertTable []byte // SEV-SNP extended-report certificate table; nil if none
 	Quote     []byte // TDX quote (version 4 or 5)
+	Document  []byte // AWS Nitro Enclaves attestation document (COSE_Sign1)
+	// Azure is the vTPM evidence of azure-snp and azure-tdx; nil for
+	// other TEEs.
+	Azure *AzureEvidence
 }

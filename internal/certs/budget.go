@@ -15,6 +15,7 @@ import (
 var (
 	errClientBudget = errors.New("this client has used up its budget of KDS requests; retry later")
 	errNonceSpent   = errors.New("this nonce already caused a KDS request for another chip or TCB; get a new challenge")
+	errAnonBudget   = errors.New("the clients without a verified certificate have used up their budget of KDS requests; retry later")
 )
 
 // refusal is a KDS request refused before it was made, on behalf of the
@@ -49,7 +50,12 @@ type chipTCB struct {
 // clientBudget bounds the KDS VCEK requests that lookups of one client
 // (attest.ClientOf) and of one nonce (attest.NonceOf) may cause: a token
 // bucket per client (one request per every, burst at once) and one chip
-// and TCB per nonce. Lookups without a client or nonce are not bounded by
+// and TCB per nonce. A client with a verified certificate
+// (attest.CertClient) has its own bucket only; every other client (an
+// address) also draws from one bucket shared by all of them (one request
+// per every*2/DefaultClientMissFactor, twice the burst: two thirds of the
+// KDS rate at the default), so that a few addresses cannot take the whole
+// KDS rate from the clients with certificates. Lookups without a client or nonce are not bounded by
 // the respective rule. Both are remembered for the maxTracked most
 // recently seen clients and nonces.
 type clientBudget struct {
@@ -59,6 +65,7 @@ type clientBudget struct {
 
 	mu      sync.Mutex // serialises admit
 	clients *lru.Cache[string, *bucket]
+	anon    bucket // shared by the clients without a verified certificate
 	nonces  *lru.Cache[attest.Nonce, chipTCB]
 }
 
@@ -68,8 +75,22 @@ type bucket struct {
 }
 
 func newClientBudget(every time.Duration, burst int, now func() time.Time) *clientBudget {
-	return &clientBudget{every: every, burst: burst, now: now,
+	b := &clientBudget{every: every, burst: burst, now: now,
 		clients: lru.New[string, *bucket](maxTracked), nonces: lru.New[attest.Nonce, chipTCB](maxTracked)}
+	b.anon = bucket{tokens: float64(b.anonBurst()), last: now()}
+	return b
+}
+
+// anonEvery and anonBurst are the shared bucket's rate and burst.
+func (b *clientBudget) anonEvery() time.Duration { return b.every * 2 / DefaultClientMissFactor }
+func (b *clientBudget) anonBurst() int           { return 2 * b.burst }
+
+// refill adds the tokens bk earned since its last use, up to burst.
+func (bk *bucket) refill(now time.Time, every time.Duration, burst int) {
+	if now.After(bk.last) {
+		bk.tokens = min(float64(burst), bk.tokens+float64(now.Sub(bk.last))/float64(every))
+		bk.last = now
+	}
 }
 
 // admit charges one KDS request for k to ctx's client and nonce, or
@@ -92,14 +113,21 @@ func (b *clientBudget) admit(ctx context.Context, k vkey) error {
 			bk = &bucket{tokens: float64(b.burst), last: now}
 			b.clients.Put(client, bk)
 		}
-		if now.After(bk.last) {
-			bk.tokens = min(float64(b.burst), bk.tokens+float64(now.Sub(bk.last))/float64(b.every))
-			bk.last = now
-		}
+		bk.refill(now, b.every, b.burst)
 		if bk.tokens < 1 {
 			after := time.Duration((1 - bk.tokens) * float64(b.every))
 			return &refusal{err: fmt.Errorf("%w (one request per %s, %d at once)", errClientBudget, b.every, b.burst),
 				client: client, nonce: n, hasNonce: hasNonce, after: after}
+		}
+		anon := !attest.CertClient(client)
+		if anon {
+			b.anon.refill(now, b.anonEvery(), b.anonBurst())
+			if b.anon.tokens < 1 {
+				after := time.Duration((1 - b.anon.tokens) * float64(b.anonEvery()))
+				return &refusal{err: fmt.Errorf("%w (clients without a verified certificate together: one request per %s, %d at once)",
+					errAnonBudget, b.anonEvery(), b.anonBurst()), client: client, nonce: n, hasNonce: hasNonce, after: after}
+			}
+			b.anon.tokens--
 		}
 		bk.tokens--
 	}

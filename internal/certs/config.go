@@ -177,6 +177,10 @@ type Config struct {
 	// answered from a cache tier cost nothing). Besides, one client may
 	// have one VCEK fetch running and 16 lookups waiting, and one nonce
 	// (attest.WithNonce) may cause KDS requests for one chip and TCB only.
+	// A client with a verified certificate (attest.CertClient) has its own
+	// budget; the clients known by address only also share one cap of
+	// 2*ClientMissBurst at once and one request per
+	// ClientMissInterval*2/DefaultClientMissFactor.
 	// 0 means DefaultClientMissFactor*RateInterval, negative means no
 	// per-client budget. Lookups without a client are not bounded.
 	ClientMissInterval time.Duration

@@ -1,16 +1,25 @@
 package certs_test
 
 import (
+	"bytes"
 	"context"
+	"errors"
+	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
+	"syscall"
 	"testing"
+	"time"
 
+	"github.com/trustgate/trustgate/internal/attest"
 	"github.com/trustgate/trustgate/internal/certs"
 	"github.com/trustgate/trustgate/internal/tee/snp"
+	"github.com/trustgate/trustgate/internal/testkit"
 )
 
 func testdata(t *testing.T, name string) []byte {
@@ -100,4 +109,54 @@ func zeros(n int) string {
 		s += "00"
 	}
 	return s
+}
+
+// failingTransport answers every request with err, counting them.
+type failingTransport struct {
+	mu    sync.Mutex
+	calls int
+	err   error
+}
+
+func (f *failingTransport) RoundTrip(*http.Request) (*http.Response, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.calls++
+	return nil, f.err
+}
+
+// A host without network (the KDS's name does not resolve) is told so at
+// once: one request, no retries; any other transport error is retried, and
+// the log says when the next attempt really goes (the rate limit's 10 s,
+// not the first backoff's 1 s).
+func TestKDSWithoutNetworkGivesUpAtOnce(t *testing.T) {
+	t.Parallel()
+	ev := reportEvidence(t, "openanolis-trustee-turin-report.bin")
+	for _, c := range []struct {
+		err      error
+		calls    int
+		logWants string
+	}{
+		{&net.DNSError{Err: "no such host", Name: "kdsintf.amd.com", IsNotFound: true}, 1, "giving up"},
+		{syscall.ECONNREFUSED, certs.DefaultAttempts, "next_attempt_in=10s"},
+	} {
+		clock := testkit.NewClock(time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC))
+		tr := &failingTransport{err: c.err}
+		var logs bytes.Buffer
+		svc := newService(t, certs.Config{KDSURL: "https://kdsintf.amd.com", HTTPClient: &http.Client{Transport: tr}, NoDisk: true,
+			Clock: clock.Now, Sleep: fakeSleep(clock), Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+		_, err := snp.New(snp.Options{Keys: svc}).Verify(context.Background(), ev)
+		var ae *attest.Error
+		if !errors.As(err, &ae) || ae.Reason != attest.ReasonVCEKUnavailable {
+			t.Errorf("%v: %v, want vcek_unavailable", c.err, err)
+		}
+		tr.mu.Lock()
+		if tr.calls != c.calls {
+			t.Errorf("%v: %d requests, want %d", c.err, tr.calls, c.calls)
+		}
+		tr.mu.Unlock()
+		if !strings.Contains(logs.String(), c.logWants) {
+			t.Errorf("%v: log lacks %q:\n%s", c.err, c.logWants, logs.String())
+		}
+	}
 }

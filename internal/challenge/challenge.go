@@ -1,6 +1,7 @@
 package challenge
 
 import (
+	"bytes"
 	"context"
 	"crypto/hmac"
 	"crypto/rand"
@@ -54,14 +55,32 @@ type Options struct {
 	Store Store
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// Replica, when not nil (ReplicaIDSize bytes), is this process's id:
+	// it goes into every nonce (bytes 13..20, under the MAC) and Check
+	// refuses a nonce that names another replica (store_unavailable: this
+	// store cannot confirm it unused). For a Store that is not
+	// shared between processes, so that replicas sharing Key cannot each
+	// accept the same nonce once. nil: nonces name no replica.
+	Replica []byte
+}
+
+// ReplicaIDSize is the size of Options.Replica.
+const ReplicaIDSize = 8
+
+// NewReplicaID returns a random replica id.
+func NewReplicaID() []byte {
+	b := make([]byte, ReplicaIDSize)
+	rand.Read(b)
+	return b
 }
 
 // Issuer issues, checks and consumes nonces. It is safe for concurrent use.
 type Issuer struct {
-	key   []byte
-	ttl   time.Duration
-	store Store
-	now   func() time.Time
+	key     []byte
+	replica []byte
+	ttl     time.Duration
+	store   Store
+	now     func() time.Time
 	// macs holds keyed HMAC-SHA256 states (hash.Hash) for reuse: keying
 	// one costs two SHA-256 blocks and five allocations per nonce.
 	macs sync.Pool
@@ -75,7 +94,10 @@ func New(o Options) (*Issuer, error) {
 	if o.Store == nil {
 		return nil, errors.New("nonce store is required")
 	}
-	i := &Issuer{key: append([]byte(nil), o.Key...), ttl: o.TTL, store: o.Store, now: o.Now}
+	if o.Replica != nil && len(o.Replica) != ReplicaIDSize {
+		return nil, fmt.Errorf("replica id must be %d bytes", ReplicaIDSize)
+	}
+	i := &Issuer{key: append([]byte(nil), o.Key...), replica: bytes.Clone(o.Replica), ttl: o.TTL, store: o.Store, now: o.Now}
 	if i.ttl <= 0 {
 		i.ttl = DefaultTTL
 	}
@@ -101,6 +123,7 @@ func (i *Issuer) Issue() (attest.Nonce, time.Time) {
 	putMillis48(n[1:7], now)
 	putMillis48(n[7:13], exp)
 	rand.Read(n[13:32])
+	copy(n[13:], i.replica) // nothing without a replica id
 	copy(n[32:], i.mac(n[:32]))
 	return n, exp
 }
@@ -139,6 +162,12 @@ func (i *Issuer) mac(b []byte) []byte {
 func (i *Issuer) Check(n attest.Nonce) error {
 	if !hmac.Equal(i.mac(n[:32]), n[32:]) || (n[0] != nonceVersion && n[0] != 1) {
 		return attest.Errorf(attest.ReasonNonceInvalid, "nonce was not issued by this verifier")
+	}
+	if i.replica != nil && !bytes.Equal(n[13:13+ReplicaIDSize], i.replica) {
+		// As for a record issued before a store's records begin: this
+		// store cannot confirm it unused (503; the guest's retry asks a
+		// new challenge).
+		return attest.Errorf(attest.ReasonStoreUnavailable, "nonce was issued by another replica (or before a restart); without a shared store (redis) only the process that issued a nonce accepts it")
 	}
 	if n[0] == 1 {
 		return attest.Errorf(attest.ReasonStoreUnavailable, "a version 1 nonce (issued before an upgrade) cannot be confirmed unused; ask a new challenge")

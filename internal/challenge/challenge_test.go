@@ -240,3 +240,29 @@ func TestMACReusedStates(t *testing.T) {
 	}
 	wg.Wait()
 }
+
+// Without a shared store a nonce names its replica and only that replica
+// accepts it (issue 21, item 11): another with the same key answers
+// store_unavailable, as for a nonce issued before its records begin.
+func TestNonceNamesItsReplica(t *testing.T) {
+	t.Parallel()
+	key := GenerateKey()
+	a, err := New(Options{Key: key, Store: NewMemoryStore(nil), Replica: NewReplicaID()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := New(Options{Key: key, Store: NewMemoryStore(nil), Replica: NewReplicaID()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, _ := a.Issue()
+	if err := b.Check(n); attest.ReasonOf(err) != attest.ReasonStoreUnavailable {
+		t.Fatalf("another replica's nonce: %v", err)
+	}
+	if err := a.Consume(context.Background(), n); err != nil {
+		t.Fatalf("the issuing replica: %v", err)
+	}
+	if _, err := New(Options{Key: key, Store: NewMemoryStore(nil), Replica: []byte{1}}); err == nil {
+		t.Error("a 1-byte replica id was accepted")
+	}
+}

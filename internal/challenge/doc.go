@@ -6,7 +6,9 @@
 //	[0]      format version (2)
 //	[1:7]    issue time, Unix milliseconds, 48 bits big-endian
 //	[7:13]   expiry, Unix milliseconds, 48 bits big-endian
-//	[13:32]  19 random bytes (152 bits)
+//	[13:32]  19 random bytes (152 bits); without a shared store, [13:21] is
+//	         the issuing replica's id and [21:32] 88 random bits
+//	         (Options.Replica: only that replica accepts the nonce)
 //	[32:64]  HMAC-SHA256 under the verifier's nonce key over bytes 0..31
 //
 // Version 1 (expiry only, no issue time) is no longer accepted: under the

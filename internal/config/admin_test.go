@@ -33,6 +33,23 @@ func TestAdminAndPolicySettings(t *testing.T) {
 		{"missing trust key", func(c *Config) { c.RefvaluesTrustKey = filepath.Join(dir, "none") }, "refvalues_trust_key"},
 		{"policy url", func(c *Config) { c.PolicyURL = "http://127.0.0.1:8181/v1/data/trustgate/decision" }, ""},
 		{"policy url not http", func(c *Config) { c.PolicyURL = "unix:///run/opa.sock" }, "policy_url"},
+		{"policy url localhost", func(c *Config) { c.PolicyURL = "http://localhost:8181/v1/data/trustgate/decision" }, ""},
+		{"policy url ipv6 loopback", func(c *Config) { c.PolicyURL = "http://[::1]:8181/v1/data/trustgate/decision" }, ""},
+		{"policy url https", func(c *Config) { c.PolicyURL = "https://opa.internal:8181/v1/data/trustgate/decision" }, ""},
+		{"policy url https with CA", func(c *Config) {
+			c.PolicyURL, c.PolicyCA = "https://opa.internal:8181/v1/data/trustgate/decision", file
+		}, ""},
+		{"policy url plain http off loopback", func(c *Config) { c.PolicyURL = "http://opa.internal:8181/v1/data/trustgate/decision" }, "not loopback"},
+		{"policy url loopback-looking name", func(c *Config) { c.PolicyURL = "http://127.0.0.1.evil.example/v1/data/trustgate/decision" }, "not loopback"},
+		{"policy url plain http, insecure_http", func(c *Config) {
+			c.PolicyURL, c.InsecureHTTP = "http://opa.internal:8181/v1/data/trustgate/decision", true
+		}, ""},
+		{"policy ca with http", func(c *Config) {
+			c.PolicyURL, c.PolicyCA = "http://127.0.0.1:8181/v1/data/trustgate/decision", file
+		}, "policy_ca needs"},
+		{"policy ca missing", func(c *Config) {
+			c.PolicyURL, c.PolicyCA = "https://opa.internal:8181/v1/data/trustgate/decision", filepath.Join(dir, "none")
+		}, "policy_ca"},
 		{"policy url with reference values", func(c *Config) {
 			c.PolicyURL, c.ReferenceValues = "http://127.0.0.1:8181/v1/data/trustgate/decision", file
 		}, "policy_url excludes"},

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/netip"
 	"net/url"
@@ -16,6 +17,8 @@ import (
 
 	"github.com/redis/go-redis/v9"
 	"gopkg.in/yaml.v3"
+
+	"github.com/trustgate/trustgate/internal/cli"
 )
 
 // Config is the whole server configuration. Every field is also a flag of
@@ -111,8 +114,13 @@ type Config struct {
 	// ShutdownTimeout bounds a graceful shutdown: after ShutdownDelay,
 	// requests in flight have this long to finish.
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
+	// LogLevel is the least level of serve's log lines: debug, info, warn
+	// or error.
+	LogLevel string `yaml:"log_level"`
 	// DevSimulator trusts the simulator's AMD root and marks every token;
-	// refused unless Listen is a loopback address.
+	// refused unless Listen is a loopback address. Only the --dev-simulator
+	// flag sets it (a config file or TRUSTGATE_DEV_SIMULATOR is an error),
+	// and requests whose Host is not a loopback name are answered 421.
 	DevSimulator bool `yaml:"dev_simulator"`
 	// AdminListen is the admin API's own address; "" means no admin API.
 	// It is served with TLSCert/TLSKey when they are set, plain HTTP
@@ -129,12 +137,27 @@ type Config struct {
 	// loaded only with a valid FILE.sig beside it, an admin approval only
 	// as a JWS under this key; "" means unsigned values are accepted.
 	RefvaluesTrustKey string `yaml:"refvalues_trust_key"`
+	// StateDir is the replica's state directory: what it must not forget
+	// across its restarts (the highest reference-values version seen, the
+	// admin layer it has held, the audit chain's last line); "" means the
+	// user state directory's trustgate ($XDG_STATE_HOME, else
+	// ~/.local/state). Owner-only; used with refvalues_trust_key, Redis or
+	// admin_listen.
+	StateDir string `yaml:"state_dir"`
 	// PolicyURL is an external policy engine (an OPA REST data API path,
 	// such as http://127.0.0.1:8181/v1/data/trustgate/decision) asked
 	// instead of the embedded one; "" means the embedded engine. It
 	// excludes Policy, ReferenceValues, RefvaluesTrustKey and AdminListen:
 	// that engine holds its own policy and data.
 	PolicyURL string `yaml:"policy_url"`
+	// PolicyCA, PEM, verifies the certificate of an https:// policy_url
+	// (a private CA); "" means the system roots.
+	PolicyCA string `yaml:"policy_ca"`
+	// InsecureHTTP allows a plain http:// policy_url to a host that is
+	// not loopback (a warning is logged): whoever is on the path could
+	// answer allow and reads every claim. Without it such a URL is
+	// refused.
+	InsecureHTTP bool `yaml:"insecure_http"`
 	// PolicyTimeout bounds one decision of the external policy engine; no
 	// answer within it is 503 policy_unavailable.
 	PolicyTimeout time.Duration `yaml:"policy_timeout"`
@@ -190,6 +213,7 @@ func Default() Config {
 		ReloadInterval:   2 * time.Second,
 		ShutdownDelay:    5 * time.Second,
 		ShutdownTimeout:  10 * time.Second,
+		LogLevel:         "info",
 		StoreTimeout:     time.Second,
 		PolicyTimeout:    2 * time.Second,
 		LaunchRetention:  24 * time.Hour,
@@ -206,13 +230,104 @@ func Load(path string, env []string) (Config, error) {
 		if err != nil {
 			return c, err
 		}
-		dec := yaml.NewDecoder(bytes.NewReader(b))
-		dec.KnownFields(true)
-		if err := dec.Decode(&c); err != nil && !errors.Is(err, io.EOF) {
-			return c, fmt.Errorf("%s: %w", path, err)
+		if err := decodeFile(&c, path, b); err != nil {
+			return c, err
+		}
+		if c.DevSimulator {
+			return c, fmt.Errorf("%s: dev_simulator is set by the --dev-simulator flag only, never by a file", path)
+		}
+	}
+	for _, kv := range env {
+		if strings.HasPrefix(kv, "TRUSTGATE_DEV_SIMULATOR=") {
+			return c, errors.New("TRUSTGATE_DEV_SIMULATOR: dev_simulator is set by the --dev-simulator flag only, never by the environment")
 		}
 	}
 	return c, applyEnv(&c, env)
+}
+
+// decodeFile sets c from a YAML file's keys, reporting every problem at
+// once as FILE:LINE: the key, what is wrong, and what is expected (the
+// closest known key for an unknown one, the form of a value).
+func decodeFile(c *Config, path string, b []byte) error {
+	var doc yaml.Node
+	if err := yaml.NewDecoder(bytes.NewReader(b)).Decode(&doc); err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil // an empty file
+		}
+		return fmt.Errorf("%s: not YAML: %v", path, err)
+	}
+	root := &doc
+	if root.Kind == yaml.DocumentNode && len(root.Content) == 1 {
+		root = root.Content[0]
+	}
+	if root.Kind == yaml.ScalarNode && root.Tag == "!!null" {
+		return nil
+	}
+	if root.Kind != yaml.MappingNode {
+		return fmt.Errorf("%s:%d: want a mapping of keys (listen: 127.0.0.1:8080, nonce_ttl: 2m, ...)", path, root.Line)
+	}
+	fields := map[string]reflect.Value{}
+	var names []string
+	rv := reflect.ValueOf(c).Elem()
+	for i := range rv.NumField() {
+		name := rv.Type().Field(i).Tag.Get("yaml")
+		fields[name] = rv.Field(i)
+		names = append(names, name)
+	}
+	var errs []error
+	seen := map[string]int{}
+	for i := 0; i+1 < len(root.Content); i += 2 {
+		k, v := root.Content[i], root.Content[i+1]
+		f, ok := fields[k.Value]
+		switch {
+		case !ok:
+			hint := ""
+			if s := cli.Closest(k.Value, names); s != "" {
+				hint = fmt.Sprintf(" (did you mean %s?)", s)
+			}
+			errs = append(errs, fmt.Errorf("%s:%d: unknown key %q%s", path, k.Line, k.Value, hint))
+			continue
+		case seen[k.Value] > 0:
+			errs = append(errs, fmt.Errorf("%s:%d: %s given twice (also at line %d)", path, k.Line, k.Value, seen[k.Value]))
+			continue
+		}
+		seen[k.Value] = k.Line
+		var err error
+		if v.Kind == yaml.ScalarNode && isScalarSetting(f) {
+			if v.Tag == "!!null" {
+				err = fmt.Errorf("no value: %s", expectedForm(f))
+			} else {
+				err = setField(f, v.Value)
+			}
+		} else if isScalarSetting(f) {
+			err = fmt.Errorf("want one value, not a list or mapping: %s", expectedForm(f))
+		} else {
+			err = v.Decode(f.Addr().Interface()) // a setting of another shape
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s:%d: %s: %v", path, v.Line, k.Value, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func isScalarSetting(f reflect.Value) bool {
+	switch f.Interface().(type) {
+	case string, bool, time.Duration:
+		return true
+	}
+	return false
+}
+
+// expectedForm says how a setting's value is written.
+func expectedForm(f reflect.Value) string {
+	switch f.Interface().(type) {
+	case time.Duration:
+		return "want a duration such as 30s, 5m or 1h30m"
+	case bool:
+		return "want true or false"
+	}
+	return "want a string"
 }
 
 // applyEnv sets fields from TRUSTGATE_<YAML KEY> variables.
@@ -248,6 +363,13 @@ func (c *Config) SetFlag(key, value string) error {
 			return setField(rv.Field(i), value)
 		}
 	}
+	var names []string
+	for _, k := range Keys() {
+		names = append(names, k.Name)
+	}
+	if s := cli.Closest(key, names); s != "" {
+		return fmt.Errorf("unknown setting %q (did you mean %s?)", key, s)
+	}
 	return fmt.Errorf("unknown setting %q", key)
 }
 
@@ -258,13 +380,13 @@ func setField(f reflect.Value, v string) error {
 	case bool:
 		b, err := strconv.ParseBool(v)
 		if err != nil {
-			return err
+			return fmt.Errorf("%q is not true or false", v)
 		}
 		f.SetBool(b)
 	case time.Duration:
-		d, err := time.ParseDuration(v)
+		d, err := time.ParseDuration(strings.TrimSpace(v))
 		if err != nil {
-			return err
+			return fmt.Errorf("%q is not a duration: %s", v, expectedForm(f))
 		}
 		f.SetInt(int64(d))
 	default:
@@ -301,6 +423,9 @@ func (c Config) Validate() error {
 	if c.ShutdownTimeout <= 0 {
 		bad("shutdown_timeout %v: want more than 0", c.ShutdownTimeout)
 	}
+	if _, ok := c.SlogLevel(); !ok {
+		bad("log_level %q: want debug, info, warn or error", c.LogLevel)
+	}
 	// The rule certs.New applies, offline or not (it is the one place;
 	// certs.New then never refuses what passed here).
 	if u, err := url.Parse(c.KDSURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
@@ -331,12 +456,17 @@ func (c Config) Validate() error {
 		bad("admin_client_ca needs tls_cert and tls_key: client certificates need TLS")
 	}
 	if c.PolicyURL != "" {
-		if !strings.HasPrefix(c.PolicyURL, "https://") && !strings.HasPrefix(c.PolicyURL, "http://") {
-			bad("policy_url: want an http(s) URL")
+		if u, err := url.Parse(c.PolicyURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+			bad("policy_url: want an http(s) URL with a host")
+		} else if u.Scheme == "http" && !IsLoopback(u.Hostname()) && !c.InsecureHTTP {
+			bad("policy_url: plain http:// to %s, which is not loopback: whoever is on the path could answer allow and reads every claim; use https:// (policy_ca for a private CA) or set insecure_http", u.Hostname())
 		}
 		if c.Policy != "" || c.ReferenceValues != "" || c.RefvaluesTrustKey != "" || c.AdminListen != "" {
 			bad("policy_url excludes policy, reference_values, refvalues_trust_key and admin_listen: the external engine holds its own policy and data")
 		}
+	}
+	if c.PolicyCA != "" && !strings.HasPrefix(c.PolicyURL, "https://") {
+		bad("policy_ca needs an https:// policy_url")
 	}
 	if c.PolicyTimeout < 10*time.Millisecond || c.PolicyTimeout > 10*time.Second {
 		bad("policy_timeout %v: want 10ms to 10s", c.PolicyTimeout)
@@ -367,7 +497,7 @@ func (c Config) Validate() error {
 		{"reference_values", c.ReferenceValues}, {"policy", c.Policy},
 		{"nonce_key_file", c.NonceKeyFile}, {"token_key_file", c.TokenKeyFile}, {"warm_chips", c.WarmChips},
 		{"tls_cert", c.TLSCert}, {"tls_key", c.TLSKey}, {"client_ca", c.ClientCA},
-		{"admin_token_file", c.AdminTokenFile}, {"admin_client_ca", c.AdminClientCA}, {"refvalues_trust_key", c.RefvaluesTrustKey},
+		{"admin_token_file", c.AdminTokenFile}, {"admin_client_ca", c.AdminClientCA}, {"refvalues_trust_key", c.RefvaluesTrustKey}, {"policy_ca", c.PolicyCA},
 	} {
 		if f.path == "" {
 			continue
@@ -388,4 +518,20 @@ func IsLoopback(host string) bool {
 	}
 	a, err := netip.ParseAddr(host)
 	return err == nil && a.IsLoopback()
+}
+
+// SlogLevel is LogLevel as a slog.Level, and whether LogLevel is one of
+// debug, info, warn and error.
+func (c *Config) SlogLevel() (slog.Level, bool) {
+	switch c.LogLevel {
+	case "debug":
+		return slog.LevelDebug, true
+	case "info":
+		return slog.LevelInfo, true
+	case "warn":
+		return slog.LevelWarn, true
+	case "error":
+		return slog.LevelError, true
+	}
+	return slog.LevelInfo, false
 }

@@ -18,6 +18,38 @@ import (
 //go:embed config.go
 var configSource string
 
+// operatorWords rewrites a field's doc sentence for operators: without the
+// field's own name in front ("Listen is the address..." is "the address
+// ..."), and with every other Go field name as its key (Listen: listen;
+// Redis, also the product's name, is left alone inside a sentence).
+func operatorWords(s string, yamlOf map[string]string) string {
+	words := strings.Fields(s)
+	// The subject: "X is", "X and Y are", "X, PEM, restricts", "X trusts".
+	i := 0
+	for i < len(words) && (yamlOf[strings.TrimSuffix(words[i], ",")] != "" || (i > 0 && words[i] == "and")) {
+		i++
+	}
+	if i > 0 {
+		if i < len(words) && (words[i] == "is" || words[i] == "are") {
+			i++
+		}
+		if i < len(words) && strings.HasSuffix(words[i-1], ",") {
+			// "ClientCA, PEM, restricts": keep "PEM, restricts".
+		}
+		words = words[i:]
+	}
+	for j, w := range words {
+		core := strings.TrimRight(w, ".,;:)")
+		if core == "Redis" {
+			continue
+		}
+		if y, ok := yamlOf[strings.TrimLeft(core, "(")]; ok {
+			words[j] = strings.Replace(w, strings.TrimLeft(core, "("), y, 1)
+		}
+	}
+	return strings.ReplaceAll(strings.Join(words, " "), `"" means`, "empty means")
+}
+
 // Key is one setting of Config, as a command line flag presents it.
 type Key struct {
 	// Name is the YAML key (flags use it with dashes: Flag).
@@ -30,6 +62,8 @@ type Key struct {
 	Default string
 	// Bool is set for true/false keys (a flag may be given bare).
 	Bool bool
+	// Duration is set for keys whose value is a duration (30s, 5m).
+	Duration bool
 }
 
 // Flag is the key's command line flag name: the YAML key with dashes.
@@ -41,6 +75,10 @@ func Keys() []Key {
 	docs := fieldDocs()
 	def := reflect.ValueOf(Default())
 	rt := def.Type()
+	yamlOf := map[string]string{}
+	for i := range rt.NumField() {
+		yamlOf[rt.Field(i).Name] = rt.Field(i).Tag.Get("yaml")
+	}
 	keys := make([]Key, 0, rt.NumField())
 	prevDoc := ""
 	for i := range rt.NumField() {
@@ -50,7 +88,8 @@ func Keys() []Key {
 			doc = prevDoc
 		}
 		prevDoc = doc
-		k := Key{Name: f.Tag.Get("yaml"), Usage: firstSentence(doc), Bool: f.Type.Kind() == reflect.Bool}
+		k := Key{Name: f.Tag.Get("yaml"), Usage: operatorWords(firstSentence(doc), yamlOf), Bool: f.Type.Kind() == reflect.Bool}
+		k.Duration = f.Type == reflect.TypeFor[time.Duration]()
 		if v := def.Field(i); !v.IsZero() {
 			k.Default = formatValue(v)
 		}

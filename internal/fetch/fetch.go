@@ -7,9 +7,12 @@ package fetch
 
 import (
 	"context"
+	"errors"
+	"net"
 	"net/http"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -68,3 +71,15 @@ type RetryLater struct {
 func (e *RetryLater) Error() string             { return e.Err.Error() }
 func (e *RetryLater) Unwrap() error             { return e.Err }
 func (e *RetryLater) RetryAfter() time.Duration { return e.After }
+
+// NoNetwork reports whether err says that this host cannot reach the
+// service at all: its name does not resolve, or no route leads there.
+// Retrying within a fetch does not cure that, so the clients give up at
+// once (and the CLI says how to work offline).
+func NoNetwork(err error) bool {
+	var dns *net.DNSError
+	if errors.As(err, &dns) && dns.IsNotFound {
+		return true
+	}
+	return errors.Is(err, syscall.ENETUNREACH) || errors.Is(err, syscall.EHOSTUNREACH)
+}

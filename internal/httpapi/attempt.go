@@ -58,6 +58,14 @@ func noteTEE(w http.ResponseWriter, tee string) {
 	}
 }
 
+// teeOf returns the TEE noted by noteTEE, "" if none.
+func teeOf(w http.ResponseWriter) string {
+	if a, ok := w.(*attempt); ok {
+		return a.tee
+	}
+	return ""
+}
+
 // counted is the one place where an attempt is counted (Options.Observer)
 // and logged (one line: operation, TEE for attestations, result, reason),
 // whatever refused it: the client check, the body limit, the JSON decoder

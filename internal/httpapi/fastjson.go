@@ -9,7 +9,7 @@ import (
 )
 
 // fastAttest decodes a POST /v1/attest body of the shape agents send (one
-// object; the keys nonce, tee, evidence with report, cert_table and quote,
+// object; the keys nonce, tee, evidence with report, cert_table, quote and document,
 // and tee_pubkey, each at most once and spelled exactly so; strings of
 // printable ASCII without escapes; tee_pubkey an object) in one pass,
 // into req as strictJSON would decode it. It returns false for anything
@@ -37,13 +37,16 @@ func fastAttest(body []byte, req *v1.AttestRequest) bool {
 					return p.base64(&req.Evidence.CertTable)
 				case "quote":
 					return p.base64(&req.Evidence.Quote)
+				case "document":
+					return p.base64(&req.Evidence.Document)
 				}
 				return false
 			})
 		case "tee_pubkey":
 			raw, ok := p.rawObject()
 			req.TEEPubKey = append(json.RawMessage(nil), raw...)
-			return ok
+			// strictJSON refuses a key twice in the JWK too.
+			return ok && exactKeys(raw, nil) == nil
 		}
 		return false
 	}) {

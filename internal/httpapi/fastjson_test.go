@@ -21,6 +21,7 @@ func fastSeeds(f interface{ Add(...any) }) {
 	for _, s := range []string{
 		`{"nonce":"` + nonce + `","tee":"sev-snp","evidence":{"report":"AAAA","cert_table":""},"tee_pubkey":` + jwk + `}`,
 		" \t\r\n{ \"nonce\" : \"" + nonce + "\" , \"evidence\" : { \"quote\" : \"AQID\" } , \"tee\" : \"tdx\" } \n",
+		`{"nonce":"` + nonce + `","tee":"nitro","evidence":{"document":"hEShATgioFkB"}}`, `{"evidence":{"document":"AAAA","document":"AAAA"}}`,
 		`{}`, `{"evidence":{}}`, `{"tee_pubkey":{}}`, `{"tee_pubkey":{"a":[1,{"b":null}],"c":"d"}}`,
 		`{"nonce":null}`, `{"Nonce":"AAAA"}`, `{"NONCE":"AAAA","TEE":"x"}`, `{"tee":"sev\u002dsnp"}`, `{"tee":"s\\"}`,
 		`{"tee":"a","tee":"b"}`, `{"evidence":{"report":"AAAA"},"evidence":{"quote":"AAAA"}}`,
@@ -63,6 +64,7 @@ func TestFastAttestTakesAgentBodies(t *testing.T) {
 		{Nonce: make([]byte, 64), TEE: "sev-snp", Evidence: v1.Evidence{Report: make([]byte, 1184), CertTable: make([]byte, 5000)}, TEEPubKey: jwk},
 		{Nonce: make([]byte, 64), TEE: "sev-snp", Evidence: v1.Evidence{Report: make([]byte, 1184)}},
 		{Nonce: make([]byte, 64), TEE: "tdx", Evidence: v1.Evidence{Quote: make([]byte, 5000)}, TEEPubKey: jwk},
+		{Nonce: make([]byte, 64), TEE: "nitro", Evidence: v1.Evidence{Document: make([]byte, 4500)}, TEEPubKey: jwk},
 	} {
 		for _, indent := range []bool{false, true} {
 			b, err := json.Marshal(req)

@@ -158,6 +158,17 @@ func TestRequestsRefusedBeforeTheDomain(t *testing.T) {
 		{"release: null", v1.PathRelease, "Bearer t", `null`, attest.ReasonMalformedEvidence},
 		{"attest: null", v1.PathAttest, "", ` null`, attest.ReasonMalformedEvidence},
 		{"attest: a stray brace after the object", v1.PathAttest, "", `{"nonce":"` + strings.Repeat("A", 86) + `==","tee":"sev-snp","evidence":{}}}`, attest.ReasonMalformedEvidence},
+		// Strict JSON (issue 21, item 15): no key twice, every key spelled
+		// exactly, and /v1/challenge takes no body but {}.
+		{"attest: a key twice", v1.PathAttest, "", `{"nonce":"` + strings.Repeat("A", 86) + `==","tee":"tdx","tee":"sev-snp","evidence":{}}`, attest.ReasonMalformedEvidence},
+		{"attest: a key twice, escaped", v1.PathAttest, "", `{"nonce":"` + strings.Repeat("A", 86) + `==","tee":"tdx","t\u0065e":"sev-snp","evidence":{}}`, attest.ReasonMalformedEvidence},
+		{"attest: a key twice in evidence", v1.PathAttest, "", `{"nonce":"` + strings.Repeat("A", 86) + `==","tee":"sev-snp","evidence":{"report":"AA==","report":"AQ=="}}`, attest.ReasonMalformedEvidence},
+		{"attest: a key in capitals", v1.PathAttest, "", `{"NONCE":"` + strings.Repeat("A", 86) + `==","tee":"sev-snp","evidence":{}}`, attest.ReasonMalformedEvidence},
+		{"attest: a nested key in other case", v1.PathAttest, "", `{"nonce":"` + strings.Repeat("A", 86) + `==","tee":"sev-snp","evidence":{"Report":"AA=="}}`, attest.ReasonMalformedEvidence},
+		{"release: a key in other case", v1.PathRelease, "Bearer t", `{"Resources":["a"]}`, attest.ReasonMalformedEvidence},
+		{"release: a key twice", v1.PathRelease, "Bearer t", `{"resources":["a"],"resources":["b"]}`, attest.ReasonMalformedEvidence},
+		{"challenge: a body", v1.PathChallenge, "", `{"nonce":"x"}`, attest.ReasonMalformedEvidence},
+		{"challenge: not JSON", v1.PathChallenge, "", `hello`, attest.ReasonMalformedEvidence},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

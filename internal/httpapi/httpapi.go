@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"reflect"
 	"strconv"
 	"strings"
 	"time"
@@ -20,6 +21,7 @@ import (
 
 	v1 "github.com/trustgate/trustgate/api/v1"
 	"github.com/trustgate/trustgate/internal/attest"
+	"github.com/trustgate/trustgate/internal/tee/azure"
 	"github.com/trustgate/trustgate/internal/verifier"
 )
 
@@ -121,8 +123,16 @@ func (h *handler) agentsOnly(next http.HandlerFunc) http.HandlerFunc {
 }
 
 func (h *handler) challenge(w http.ResponseWriter, r *http.Request) {
-	if _, ok := readBody(w, r); !ok {
+	body, ok := readBody(w, r)
+	if !ok {
 		return
+	}
+	// No body, or the empty object the client sends; nothing else.
+	if len(bytes.TrimSpace(body)) > 0 {
+		if err := strictJSON(body, &struct{}{}); err != nil {
+			writeError(w, err)
+			return
+		}
 	}
 	n, exp := h.o.Challenger.Issue()
 	writeJSON(w, http.StatusOK, v1.ChallengeResponse{Nonce: n[:], ExpiresAt: exp.UTC()})
@@ -150,11 +160,14 @@ func (h *handler) attest(w http.ResponseWriter, r *http.Request) {
 func decodeAttest(body []byte, req *v1.AttestRequest) (verifier.AttestInput, error) {
 	if !fastAttest(body, req) {
 		*req = v1.AttestRequest{}
+		if in, ok, err := decodeAzureAttest(body, req); ok {
+			return in, err
+		}
 		if err := strictJSON(body, req); err != nil {
 			return verifier.AttestInput{}, err
 		}
 	}
-	in := verifier.AttestInput{TEE: req.TEE, Report: req.Evidence.Report, CertTable: req.Evidence.CertTable, Quote: req.Evidence.Quote}
+	in := verifier.AttestInput{TEE: req.TEE, Report: req.Evidence.Report, CertTable: req.Evidence.CertTable, Quote: req.Evidence.Quote, Document: req.Evidence.Document}
 	if len(req.Nonce) != attest.NonceSize {
 		return in, attest.Errorf(attest.ReasonMalformedEvidence, "nonce is %d bytes, want %d", len(req.Nonce), attest.NonceSize)
 	}
@@ -162,6 +175,36 @@ func decodeAttest(body []byte, req *v1.AttestRequest) (verifier.AttestInput, err
 	key, err := verifier.ParseTEEPubKey(req.TEEPubKey)
 	in.TEEPubKey = key
 	return in, err
+}
+
+// decodeAzureAttest decodes a POST /v1/attest body whose tee is azure-snp
+// or azure-tdx (ok false for any other body): its evidence is read by
+// internal/tee/azure in the layouts Trustee's attesters write. req gets
+// the tee.
+func decodeAzureAttest(body []byte, req *v1.AttestRequest) (verifier.AttestInput, bool, error) {
+	var w struct {
+		Nonce     []byte          `json:"nonce"`
+		TEE       string          `json:"tee"`
+		Evidence  json.RawMessage `json:"evidence"`
+		TEEPubKey json.RawMessage `json:"tee_pubkey,omitempty"`
+	}
+	if strictJSON(body, &w) != nil || (w.TEE != v1.TEEAzureSNP && w.TEE != v1.TEEAzureTDX) {
+		return verifier.AttestInput{}, false, nil
+	}
+	req.TEE = w.TEE
+	in := verifier.AttestInput{TEE: w.TEE}
+	ev, err := azure.DecodeEvidence(w.Evidence)
+	if err != nil {
+		return in, true, err
+	}
+	in.Azure = &ev
+	if len(w.Nonce) != attest.NonceSize {
+		return in, true, attest.Errorf(attest.ReasonMalformedEvidence, "nonce is %d bytes, want %d", len(w.Nonce), attest.NonceSize)
+	}
+	in.Nonce = attest.Nonce(w.Nonce)
+	key, err := verifier.ParseTEEPubKey(w.TEEPubKey)
+	in.TEEPubKey = key
+	return in, true, err
 }
 
 func (h *handler) release(w http.ResponseWriter, r *http.Request) {
@@ -236,10 +279,10 @@ type Degraded struct{ Err error }
 func (d *Degraded) Error() string { return "degraded: " + d.Err.Error() }
 func (d *Degraded) Unwrap() error { return d.Err }
 
-// teeLabel keeps a client-chosen string out of the log: "sev-snp", "tdx"
-// or "unknown".
+// teeLabel keeps a client-chosen string out of the log: "sev-snp", "tdx",
+// "nitro" or "unknown".
 func teeLabel(tee string) string {
-	if tee == v1.TEESEVSNP || tee == v1.TEETDX {
+	if tee == v1.TEESEVSNP || tee == v1.TEETDX || tee == v1.TEEAzureSNP || tee == v1.TEEAzureTDX || tee == v1.TEENitro {
 		return tee
 	}
 	return "unknown"
@@ -284,10 +327,16 @@ func readAll(r io.Reader, announced int64) ([]byte, error) {
 	}
 }
 
-// strictJSON decodes exactly one JSON object with no unknown fields.
+// strictJSON decodes exactly one JSON object with no unknown fields, no
+// key twice in any object and every key of v's fields spelled exactly as
+// its json tag (encoding/json alone takes the last of two keys and matches
+// keys case-insensitively).
 func strictJSON(body []byte, v any) error {
 	if b := bytes.TrimLeft(body, " \t\r\n"); len(b) == 0 || b[0] != '{' {
 		return attest.Errorf(attest.ReasonMalformedEvidence, "request body is not a JSON object")
+	}
+	if err := exactKeys(body, reflect.TypeOf(v)); err != nil {
+		return attest.Errorf(attest.ReasonMalformedEvidence, "request body: %w", err)
 	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
@@ -305,7 +354,7 @@ func writeError(w http.ResponseWriter, err error) {
 	setRetryAfter(w, err)
 	r := attest.ReasonOf(err)
 	noteReason(w, r)
-	writeJSON(w, r.Status(), v1.Error{Error: message(r), Reason: string(r)})
+	writeJSON(w, r.Status(), v1.Error{Error: message(r, teeOf(w)), Reason: string(r)})
 }
 
 func writeJSON(w http.ResponseWriter, code int, v any) {
@@ -365,7 +414,7 @@ func withClient(next http.Handler) http.Handler {
 func clientID(r *http.Request) string {
 	if r.TLS != nil && len(r.TLS.VerifiedChains) > 0 && len(r.TLS.VerifiedChains[0]) > 0 {
 		sum := sha256.Sum256(r.TLS.VerifiedChains[0][0].Raw)
-		return "cert:" + hex.EncodeToString(sum[:16])
+		return attest.CertClientID(hex.EncodeToString(sum[:16]))
 	}
 	host, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {

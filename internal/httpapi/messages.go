@@ -2,17 +2,17 @@ package httpapi
 
 import "github.com/trustgate/trustgate/internal/attest"
 
-// message is the fixed client-facing text of a reason.
-func message(r attest.Reason) string {
+// message is the fixed client-facing text of a reason, in the words of
+// the TEE the request named (tee as in the request: "sev-snp", "tdx",
+// "azure-tdx" ...; "" when none was decoded). Reasons whose words differ
+// by TEE have an SEV-SNP, a TDX and a TEE-neutral text.
+func message(r attest.Reason, tee string) string {
+	if m, ok := teeMessage(r, tee); ok {
+		return m
+	}
 	switch r {
 	case attest.ReasonMalformedEvidence:
 		return "the request or its evidence is not well formed"
-	case attest.ReasonUnsupportedVersion:
-		return "the attestation report version is not supported"
-	case attest.ReasonSignatureInvalid:
-		return "the report signature does not verify"
-	case attest.ReasonCertChainInvalid:
-		return "the endorsement key does not chain to a trusted AMD root"
 	case attest.ReasonVCEKUnavailable:
 		return "the endorsement key certificate is unavailable; retry later"
 	case attest.ReasonCertRevoked:
@@ -29,8 +29,6 @@ func message(r attest.Reason) string {
 		return "the nonce has already been used"
 	case attest.ReasonReportDataMismatch:
 		return "REPORT_DATA does not bind the nonce and key"
-	case attest.ReasonDebugEnabled:
-		return "the guest policy allows debugging"
 	case attest.ReasonVMPLNotAllowed:
 		return "the report's VMPL is not allowed"
 	case attest.ReasonMeasurementMismatch:
@@ -57,9 +55,42 @@ func message(r attest.Reason) string {
 		return "the platform TCB has been revoked"
 	case attest.ReasonPolicyUnavailable:
 		return "the policy engine is unavailable; retry later"
+	case attest.ReasonApprovalReplayed:
+		return "the approval was accepted before, or signed before the last withdrawal of its label"
 	}
 	if len(r) > len("policy_") && r[:len("policy_")] == "policy_" {
 		return "the appraisal policy denied the attestation"
 	}
 	return "internal error"
+}
+
+// teeMessage is the text of the reasons whose words depend on the TEE.
+func teeMessage(r attest.Reason, tee string) (string, bool) {
+	family := "neutral"
+	switch tee {
+	case attest.TEESEVSNP, "azure-snp":
+		family = "snp"
+	case attest.TEETDX, "azure-tdx":
+		family = "tdx"
+	}
+	texts, ok := map[attest.Reason][3]string{ // SEV-SNP, TDX, neutral
+		attest.ReasonUnsupportedVersion: {"the attestation report version is not supported", "the TDX quote version is not supported",
+			"the evidence format version is not supported"},
+		attest.ReasonSignatureInvalid: {"the report signature does not verify", "the quote signature does not verify",
+			"the evidence signature does not verify"},
+		attest.ReasonCertChainInvalid: {"the endorsement key does not chain to a trusted AMD root", "the PCK certificate does not chain to Intel's SGX root",
+			"the signing key does not chain to a trusted root"},
+		attest.ReasonDebugEnabled: {"the guest policy allows debugging", "the TD attributes allow debugging",
+			"the guest allows debugging"},
+	}[r]
+	if !ok {
+		return "", false
+	}
+	switch family {
+	case "snp":
+		return texts[0], true
+	case "tdx":
+		return texts[1], true
+	}
+	return texts[2], true
 }

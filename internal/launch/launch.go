@@ -143,6 +143,16 @@ func Identity(v attest.Verified) (launch, chip []byte, ok bool) {
 			chip = c.PlatformID
 		}
 		return id, chip, true
+	case *attest.AzureSNPClaims: // an Azure VM's launch is its hardware report's
+		if c == nil || c.Claims == nil {
+			return nil, nil, false
+		}
+		return Identity(c.Claims)
+	case *attest.AzureTDXClaims:
+		if c == nil || c.TDXClaims == nil {
+			return nil, nil, false
+		}
+		return Identity(c.TDXClaims)
 	}
 	return nil, nil, false
 }
@@ -155,6 +165,10 @@ func SetView(v attest.Verified, l *attest.Launch) bool {
 		c.Launch = l
 	case *attest.TDXClaims:
 		c.Launch = l
+	case *attest.AzureSNPClaims:
+		return c.Claims != nil && SetView(c.Claims, l)
+	case *attest.AzureTDXClaims:
+		return c.TDXClaims != nil && SetView(c.TDXClaims, l)
 	default:
 		return false
 	}

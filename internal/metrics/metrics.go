@@ -1,6 +1,6 @@
 // Package metrics is trustgate's Prometheus instrumentation, with SPEC's
 // metric names. No label ever carries a per-guest or client-chosen value:
-// tee is "sev-snp", "tdx" or "unknown" (any other string a client sends), result
+// tee is "sev-snp", "tdx", "azure-snp", "azure-tdx" or "unknown" (any other string a client sends), result
 // is "pass" or "fail", reason is a built-in reason code (attest.Reasons,
 // "none" on a pass) or one of the first MaxPolicyReasons distinct codes of
 // the form policy_<name> a policy reported (later ones count as
@@ -10,6 +10,7 @@ package metrics
 
 import (
 	"net/http"
+	"slices"
 	"sync"
 	"time"
 
@@ -90,8 +91,8 @@ func New(policyID func() string) *Metrics {
 			Name: "trustgate_releases_total", Help: "Secret releases (POST /v1/release), refusals included, by result and reason.",
 		}, []string{"result", "reason"}),
 		reloadFails: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "trustgate_config_reload_failures_total", Help: "Changed policy or reference-values files that were not loaded (the previous version stays in force), by file.",
-		}, []string{"file"}),
+			Name: "trustgate_config_reload_failures_total", Help: "Changed policy or reference-values files, or admin layers, that were not loaded (the previous version stays in force), by file and kind (rollback: older than one already seen; invalid: anything else).",
+		}, []string{"file", "kind"}),
 		anomalies: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "trustgate_launch_anomalies_total", Help: "Verified attestations of a launch from another chip than the one it was first attested from (kind launch_on_new_chip), whatever the policy then decided.",
 		}, []string{"kind"}),
@@ -132,12 +133,14 @@ func New(policyID func() string) *Metrics {
 		m.builtin[r] = true
 	}
 	m.releases.WithLabelValues(Pass, NoReason)
-	m.reloadFails.WithLabelValues(ReloadPolicy)
 	for _, k := range launch.Anomalies() {
 		m.anomalies.WithLabelValues(k)
 	}
-	m.reloadFails.WithLabelValues(ReloadReferenceValues)
-	m.reloadFails.WithLabelValues(ReloadAdminLayer)
+	for _, f := range []string{ReloadPolicy, ReloadReferenceValues, ReloadAdminLayer} {
+		for _, k := range []string{ReloadInvalid, ReloadRollback} {
+			m.reloadFails.WithLabelValues(f, k)
+		}
+	}
 	for _, l := range certs.Lookups() {
 		m.lookups.WithLabelValues(string(l))
 	}
@@ -157,11 +160,11 @@ func (m *Metrics) Handler() http.Handler {
 
 // TEEs are the tee label values of the TEEs trustgate verifies; with
 // UnknownTEE they are the label's closed set.
-var TEEs = []string{attest.TEESEVSNP, attest.TEETDX}
+var TEEs = []string{attest.TEESEVSNP, attest.TEETDX, attest.TEEAzureSNP, attest.TEEAzureTDX, attest.TEENitro}
 
 // teeLabel keeps client-chosen strings out of labels.
 func teeLabel(tee string) string {
-	if tee == attest.TEESEVSNP || tee == attest.TEETDX {
+	if slices.Contains(TEEs, tee) {
 		return tee
 	}
 	return UnknownTEE
@@ -228,15 +231,28 @@ const (
 	ReloadAdminLayer = "admin_layer"
 )
 
+// Kind label values of trustgate_config_reload_failures_total.
+const (
+	// ReloadRollback: a version older than one already seen (a signed
+	// file of a lower version, or an admin layer that went back).
+	ReloadRollback = "rollback"
+	// ReloadInvalid: every other refusal.
+	ReloadInvalid = "invalid"
+)
+
 // ReloadFailed counts a policy (ReloadPolicy) or reference-values
 // (ReloadReferenceValues) file that changed and was not loaded, or an
-// admin layer not applied whole (ReloadAdminLayer); any other file value
-// counts as ReloadPolicy.
-func (m *Metrics) ReloadFailed(file string) {
+// admin layer not applied whole (ReloadAdminLayer), by kind
+// (ReloadRollback or ReloadInvalid); any other file value counts as
+// ReloadPolicy, any other kind as ReloadInvalid.
+func (m *Metrics) ReloadFailed(file, kind string) {
 	if file != ReloadReferenceValues && file != ReloadAdminLayer {
 		file = ReloadPolicy
 	}
-	m.reloadFails.WithLabelValues(file).Inc()
+	if kind != ReloadRollback {
+		kind = ReloadInvalid
+	}
+	m.reloadFails.WithLabelValues(file, kind).Inc()
 }
 
 // KDSRequest implements certs.Observer.

@@ -9,6 +9,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/trustgate/trustgate/internal/tee/tdx"
+	"github.com/trustgate/trustgate/internal/tiered"
 )
 
 // Defaults for the zero fields of Config.
@@ -28,6 +29,8 @@ const (
 	// fetched (Intel reissues TCB info and QE identity daily, each valid
 	// for 30 days).
 	DefaultMaxAge = 24 * time.Hour
+	// DefaultFetchWait is how long a verification waits for fetches.
+	DefaultFetchWait = tiered.DefaultFetchWait
 	// DefaultRedisPrefix prefixes the Redis tier's keys.
 	DefaultRedisPrefix = "trustgate:pcs:"
 	// maxFlights bounds the fetches in flight at once and maxWaiting the

@@ -195,3 +195,106 @@ test_tdx_needs_no_vmpl_or_snp_tcb if {
 	d := trustgate.decision with input as tdx_claims with data.trustgate.reference as floors
 	d.allow
 }
+
+# Azure confidential VMs (SPEC "Azure confidential VMs").
+
+az_pcr4 := "0404040404040404040404040404040404040404040404040404040404040404"
+
+az_claims := object.union(claims, {"tee": "azure-snp", "tpm": {"pcr04": az_pcr4}})
+
+az_ref := {"measurements": [{"tee": "azure-snp", "value": "", "label": "az", "pcrs": {"pcr04": az_pcr4}}]}
+
+test_azure_allowed_by_pcr_pins if {
+	d := trustgate.decision with input as az_claims with data.trustgate.reference as az_ref
+	d.allow
+	d.label == "az"
+}
+
+test_azure_denied_on_another_pcr if {
+	other := object.union(az_claims, {"tpm": {"pcr04": approved}})
+	d := trustgate.decision with input as other with data.trustgate.reference as az_ref
+	d.reasons == ["measurement_mismatch"]
+}
+
+test_azure_denied_without_the_pinned_pcr if {
+	d := trustgate.decision with input as object.remove(az_claims, ["tpm"]) with data.trustgate.reference as az_ref
+	d.reasons == ["measurement_mismatch"]
+}
+
+test_azure_not_allowed_by_a_plain_snp_entry if {
+	d := trustgate.decision with input as az_claims with data.trustgate.reference as ref
+	d.reasons == ["measurement_mismatch"]
+}
+
+test_plain_snp_not_allowed_by_an_azure_entry if {
+	d := trustgate.decision with input as object.union(claims, {"tee": "sev-snp"}) with data.trustgate.reference as az_ref
+	d.reasons == ["measurement_mismatch"]
+}
+
+test_azure_value_pins_the_firmware if {
+	pinned := {"measurements": [{"tee": "azure-snp", "value": "00", "label": "az", "pcrs": {"pcr04": az_pcr4}}]}
+	d := trustgate.decision with input as az_claims with data.trustgate.reference as pinned
+	d.reasons == ["measurement_mismatch"]
+}
+
+test_azure_tdx_has_the_tdx_checks if {
+	td := {"tee": "azure-tdx", "mr_td": approved, "td_attributes": {"debug": true}, "tcb_status": "OutOfDate", "tpm": {"pcr04": az_pcr4}}
+	r := {"measurements": [{"tee": "azure-tdx", "value": approved, "label": "aztd", "pcrs": {"pcr04": az_pcr4}}]}
+	d := trustgate.decision with input as td with data.trustgate.reference as r
+	d.reasons == ["debug_enabled", "tcb_out_of_date"]
+}
+
+# AWS Nitro Enclaves (SPEC "AWS Nitro Enclaves").
+
+pcr0 := "e0e0e0e0e0e0e0e0e0e0e0e0e0e0e0e0e0e0e0e0e0e0e0e0e0e0e0e0e0e0e0e0e0e0e0e0e0e0e0e0e0e0e0e0e0e0e0e0"
+
+pcr8 := "e8e8e8e8e8e8e8e8e8e8e8e8e8e8e8e8e8e8e8e8e8e8e8e8e8e8e8e8e8e8e8e8e8e8e8e8e8e8e8e8e8e8e8e8e8e8e8e8"
+
+zero_pcr := "000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000"
+
+nitro_ref := {"measurements": [{"tee": "nitro", "value": pcr0, "label": "enc-1", "resources": ["k"]}]}
+
+nitro_claims := {"tee": "nitro", "pcr0": pcr0, "pcr1": "e1", "pcr2": "e2", "pcr8": pcr8, "digest": "SHA384"}
+
+test_nitro_allow if {
+	d := trustgate.decision with input as nitro_claims with data.trustgate.reference as nitro_ref
+	d.allow
+	d.label == "enc-1"
+	d.resources == ["k"]
+}
+
+test_nitro_value_does_not_approve_snp_or_tdx if {
+	d := trustgate.decision with input as object.union(claims, {"measurement": pcr0}) with data.trustgate.reference as nitro_ref
+	d.reasons == ["measurement_mismatch"]
+	e := trustgate.decision with input as object.union(tdx_claims, {"mr_td": pcr0}) with data.trustgate.reference as nitro_ref
+	e.reasons == ["measurement_mismatch"]
+}
+
+test_snp_value_does_not_approve_nitro if {
+	snp_ref := {"measurements": [{"value": pcr0, "label": "snp"}]}
+	d := trustgate.decision with input as nitro_claims with data.trustgate.reference as snp_ref
+	d.reasons == ["measurement_mismatch"]
+}
+
+test_nitro_pcr_pins if {
+	pinned := {"measurements": [{"tee": "nitro", "value": pcr0, "label": "enc-1", "pcrs": {"pcr8": pcr8}}]}
+	d := trustgate.decision with input as nitro_claims with data.trustgate.reference as pinned
+	d.allow
+	e := trustgate.decision with input as object.union(nitro_claims, {"pcr8": zero_pcr}) with data.trustgate.reference as pinned
+	e.reasons == ["measurement_mismatch"]
+	f := trustgate.decision with input as object.remove(nitro_claims, ["pcr8"]) with data.trustgate.reference as pinned
+	f.reasons == ["measurement_mismatch"]
+}
+
+test_nitro_debug if {
+	dbg := object.union(nitro_claims, {"pcr0": zero_pcr, "pcr1": zero_pcr, "pcr2": zero_pcr})
+	ref_zero := {"measurements": [{"tee": "nitro", "value": zero_pcr, "label": "dbg"}]}
+	d := trustgate.decision with input as dbg with data.trustgate.reference as ref_zero
+	d.reasons == ["debug_enabled"]
+}
+
+test_nitro_needs_no_vmpl_tcb_or_tdx_status if {
+	floors := object.union(nitro_ref, {"min_tcb": {"snp": 99}, "allowed_vmpl": [3], "tdx_tcb_status": ["OutOfDate"]})
+	d := trustgate.decision with input as nitro_claims with data.trustgate.reference as floors
+	d.allow
+}

@@ -9,12 +9,15 @@
 //
 // "allow" is required; "label" and "resources" (the matched build and what
 // it may receive) matter on allow, "reasons" (reason codes, the reported
-// one first) on deny. Any other key, a wrong type, an undefined decision
-// or an evaluation error is a deny with reason policy_denied: the policy
-// fails closed. attest.Decision.Err maps a deny to its reason: the first
+// one first) on deny. Any other key, a key given twice (external engine),
+// a wrong type, "allow": true with reasons, an undefined decision or an
+// evaluation error is a deny with reason policy_denied: the policy fails
+// closed. attest.Decision.Err maps a deny to its reason: the first
 // reason that is measurement_mismatch, debug_enabled, vmpl_not_allowed,
 // tcb_below_minimum, policy_denied or a policy's own code of the form
-// policy_[a-z0-9_]{1,40}, else policy_denied. Other strings are dropped
+// policy_[a-z0-9_]{1,40} that the module declares in a constant
+// reason_codes set (ReasonCodesQuery; listed in the start and reload log
+// lines), else policy_denied. Other strings are dropped
 // (never quoted in the response, the log or a metric label); metrics keep
 // the first 32 distinct policy_<name> codes as label values and count
 // later ones as policy_denied.
@@ -77,6 +80,11 @@
 // values (refvalues.Set.WithOverlay); Reload keeps it.
 //
 // # External engine
+//
+// Its URL is https:// (TLS verified against the system roots, or
+// RemoteOptions.RootCAs: policy_ca) or names a loopback host; config
+// refuses plain http:// elsewhere unless insecure_http is set: whoever is
+// on that path could answer allow and read every claim.
 //
 // Remote asks an external engine (OPA's REST data API) instead: the
 // claims are POSTed as {"input": claims}, "result" is the decision,

@@ -17,7 +17,7 @@ import (
 )
 
 // fastCorpus is the corpus of TestFastPathAgreesWithOPA: reference-value
-// sets × SEV-SNP and TDX claims, between them reaching every deny reason
+// sets × SEV-SNP, TDX and Nitro claims, between them reaching every deny reason
 // of the default policy, alone and together, and allows with and without
 // resources.
 func fastCorpus(now time.Time) (refs []*refvalues.Set, cs []attest.Verified) {
@@ -43,6 +43,14 @@ func fastCorpus(now time.Time) (refs []*refvalues.Set, cs []attest.Verified) {
 				{Value: rtmr(8), Label: "td-empty-pins", TEE: refvalues.TEETDX, RTMR: []string{"", "", "", ""}},
 				{Value: rtmr(9), Label: "td-expired", TEE: refvalues.TEETDX, Expires: &past},
 				{Value: approved, Label: "tdx-with-snp-value", TEE: refvalues.TEETDX},
+				{Value: rtmr(0xe0), Label: "enc-1", TEE: refvalues.TEENitro, Resources: []string{"enc-secret"}},
+				{Value: rtmr(0xe3), Label: "enc-pinned", TEE: refvalues.TEENitro, PCRs: map[string]string{"pcr1": rtmr(0xe1), "pcr8": rtmr(0xe8)}},
+				{Value: rtmr(0xe4), Label: "enc-pin-other", TEE: refvalues.TEENitro, PCRs: map[string]string{"pcr2": rtmr(0xe1)}},
+				{Value: rtmr(0xe5), Label: "enc-pin-pcr15", TEE: refvalues.TEENitro, PCRs: map[string]string{"pcr15": rtmr(0)}},
+				{Value: rtmr(0), Label: "enc-zero", TEE: refvalues.TEENitro},
+				{Value: rtmr(0xe6), Label: "enc-expired", TEE: refvalues.TEENitro, Expires: &past},
+				{Value: rtmr(0xe7), Label: "snp-entry-with-nitro-value"},
+				{Value: mrtd, Label: "nitro-with-tdx-value", TEE: refvalues.TEENitro},
 			},
 			MinTCB:       &refvalues.TCB{Bootloader: 3, SNP: 8, Microcode: 115, FMC: 2},
 			AllowedVMPL:  []int{0, 2},
@@ -111,6 +119,96 @@ func fastCorpus(now time.Time) (refs []*refvalues.Set, cs []attest.Verified) {
 		}
 		cs = append(cs, c)
 	}
+	pcr := func(v byte) attest.Hex { return mustHex(rtmr(v)) }
+	nitro := []func(*attest.NitroClaims){
+		nil,
+		func(c *attest.NitroClaims) { c.PCR0 = pcr(0xe3) },
+		func(c *attest.NitroClaims) { c.PCR0, c.PCR8 = pcr(0xe3), pcr(0xe9) },
+		func(c *attest.NitroClaims) { c.PCR0, c.PCR8 = pcr(0xe3), nil },
+		func(c *attest.NitroClaims) { c.PCR0 = pcr(0xe4) },
+		func(c *attest.NitroClaims) { c.PCR0, c.PCR2 = pcr(0xe4), pcr(0xe1) },
+		func(c *attest.NitroClaims) { c.PCR0 = pcr(0xe5) },
+		func(c *attest.NitroClaims) { c.PCR0, c.PCR15 = pcr(0xe5), nil },
+		func(c *attest.NitroClaims) { c.PCR0, c.PCR1, c.PCR2 = pcr(0), pcr(0), pcr(0) },
+		func(c *attest.NitroClaims) { c.PCR0, c.PCR1 = pcr(0), pcr(0) },
+		func(c *attest.NitroClaims) { c.PCR0, c.PCR1, c.PCR2 = pcr(0xe0), pcr(0), pcr(0) },
+		func(c *attest.NitroClaims) { c.PCR0 = pcr(0xe6) },
+		func(c *attest.NitroClaims) { c.PCR0 = pcr(0xe7) },
+		func(c *attest.NitroClaims) { c.PCR0 = mustHex(mrtd) },
+		func(c *attest.NitroClaims) { c.PCR0 = mustHex(approved) },
+		func(c *attest.NitroClaims) { c.PCR0 = nil },
+		func(c *attest.NitroClaims) { c.PCR0, c.PCR1, c.PCR2 = pcr(0), pcr(0), nil },
+	}
+	for _, mut := range nitro {
+		c := nitroClaims()
+		if mut != nil {
+			mut(c)
+		}
+		cs = append(cs, c)
+	}
+	azRefs, azClaims := azureCorpus(past, approved, mrtd)
+	return append(refs, azRefs...), append(cs, azClaims...)
+}
+
+// azureCorpus is the Azure part of fastCorpus: a reference set with
+// azure-snp and azure-tdx entries (PCR pins, "" values, an expired entry, a
+// pin of a PCR the quote lacks, plain SEV-SNP and TDX entries of the same
+// values), and Azure claims reaching each check.
+func azureCorpus(past time.Time, approved, mrtd string) ([]*refvalues.Set, []attest.Verified) {
+	pcr := func(v byte) string { return strings.Repeat(fmt.Sprintf("%02x", v), 32) }
+	refs := []*refvalues.Set{{
+		Measurements: []refvalues.Measurement{
+			{TEE: refvalues.TEEAzureSNP, Label: "az-any-fw", PCRs: map[string]string{"pcr04": pcr(4), "pcr07": pcr(7)}, Resources: []string{"az"}},
+			{TEE: refvalues.TEEAzureSNP, Value: approved, Label: "az-fw", PCRs: map[string]string{"pcr11": pcr(11)}},
+			{TEE: refvalues.TEEAzureSNP, Label: "az-expired", PCRs: map[string]string{"pcr04": pcr(5)}, Expires: &past},
+			{TEE: refvalues.TEEAzureTDX, Value: mrtd, Label: "aztd", PCRs: map[string]string{"pcr00": pcr(0)}},
+			{TEE: refvalues.TEEAzureTDX, Label: "aztd-absent-pcr", PCRs: map[string]string{"pcr24": pcr(1)}},
+			{Value: approved, Label: "plain-snp"},
+			{TEE: refvalues.TEETDX, Value: mrtd, Label: "plain-td"},
+		},
+		AllowedVMPL: []int{0},
+	}}
+	tpm := func() map[string]attest.Hex {
+		m := map[string]attest.Hex{}
+		for i := range 24 {
+			m[fmt.Sprintf("pcr%02d", i)] = mustHex(pcr(byte(i)))
+		}
+		return m
+	}
+	vm := attest.AzureVM{VMID: "vm", SecureBoot: true, TPMEnabled: true}
+	var cs []attest.Verified
+	for _, mut := range []func(*attest.AzureSNPClaims){
+		nil,
+		func(c *attest.AzureSNPClaims) { c.TPM["pcr04"] = mustHex(pcr(5)) },
+		func(c *attest.AzureSNPClaims) { c.TPM["pcr04"] = mustHex(pcr(5)); c.Measurement = mustHex(next) },
+		func(c *attest.AzureSNPClaims) { delete(c.TPM, "pcr07") },
+		func(c *attest.AzureSNPClaims) { c.TPM = nil },
+		func(c *attest.AzureSNPClaims) { c.Policy.Debug = true },
+		func(c *attest.AzureSNPClaims) { c.VMPL = 1 },
+		func(c *attest.AzureSNPClaims) { c.ReportedTCB.TEE = 0 },
+	} {
+		c := &attest.AzureSNPClaims{Claims: claims(func(c *attest.Claims) { c.TEE = attest.TEEAzureSNP }), VTPM: attest.VTPM{TPM: tpm(), Azure: vm}}
+		if mut != nil {
+			mut(c)
+		}
+		cs = append(cs, c)
+	}
+	for _, mut := range []func(*attest.AzureTDXClaims){
+		nil,
+		func(c *attest.AzureTDXClaims) { c.TPM["pcr00"] = mustHex(pcr(9)) },
+		func(c *attest.AzureTDXClaims) { c.MRTD = mustHex(approved) },
+		func(c *attest.AzureTDXClaims) { c.TCBStatus = "OutOfDate" },
+		func(c *attest.AzureTDXClaims) { c.TCBStatus = "" },
+		func(c *attest.AzureTDXClaims) { c.TDAttributes.Debug = true },
+	} {
+		td := tdxClaims()
+		td.TEE = attest.TEEAzureTDX
+		c := &attest.AzureTDXClaims{TDXClaims: td, VTPM: attest.VTPM{TPM: tpm(), Azure: vm}}
+		if mut != nil {
+			mut(c)
+		}
+		cs = append(cs, c)
+	}
 	return refs, cs
 }
 
@@ -153,6 +251,7 @@ func TestFastPathAgreesWithOPA(t *testing.T) {
 			}
 			if want.Allow {
 				seen[fmt.Sprintf("allow with %d resources", len(want.Resources))] = true
+				seen["label "+want.Label] = true
 			}
 			// With input.launch, OPA decides the same.
 			b, err := json.Marshal(c)
@@ -163,6 +262,18 @@ func TestFastPathAgreesWithOPA(t *testing.T) {
 			if d, err := e.EvaluateJSON(ctx, b); err != nil || !reflect.DeepEqual(d, want) {
 				t.Errorf("set %d, claims %d: with input.launch OPA gives %+v, %v; want %+v", i, j, d, err, want)
 			}
+		}
+	}
+	// Azure claims are allowed by PCR pins with a "" value and with the
+	// firmware's measurement, never by a plain SEV-SNP or TDX entry.
+	for _, l := range []string{"az-any-fw", "az-fw", "aztd"} {
+		if !seen["label "+l] {
+			t.Errorf("the corpus never allows by %q", l)
+		}
+	}
+	for _, l := range []string{"az-expired", "aztd-absent-pcr"} {
+		if seen["label "+l] {
+			t.Errorf("%q allowed", l)
 		}
 	}
 	for _, r := range append(fastReasons, "allow with 0 resources", "allow with 1 resources", "allow with 2 resources") {

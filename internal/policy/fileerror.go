@@ -53,6 +53,12 @@ type FileError struct {
 	Line, Column int
 	// Count is the number of errors found in the file, at least 1.
 	Count int
+	// Problems lists the errors of a reference-values file one by one,
+	// each with its line ("line 5: ...") or its place in the document
+	// ("measurements[0]: ..."), and what is wrong, with every value the
+	// file holds left out ("…"). Empty when there is nothing to add to
+	// Kind and Line.
+	Problems []string
 }
 
 // Error names the file, the kind and the position; never the content.
@@ -72,6 +78,8 @@ func (e *FileError) Error() string {
 		fmt.Fprintf(&b, " (%d errors in all)", e.Count)
 	}
 	switch {
+	case e.Kind == KindRollback:
+		b.WriteString("; the last good reference values stay in force; a file older than one already seen is never loaded again (sign the current file: `trustgate refvalues sign`)")
 	case strings.HasPrefix(e.Kind, "signature_"):
 		b.WriteString("; the last good reference values stay in force; `trustgate refvalues verify` shows the details")
 	case e.Kind != "unreadable" && e.Kind != "unknown_extension":
@@ -131,6 +139,20 @@ func PolicyError(path string, err error) error {
 	return e
 }
 
+// KindRollback is the FileError kind of a reference-values file older
+// than one already seen (Options.AdmitReference refused it).
+const KindRollback = "rollback"
+
+// RollbackError is the *FileError of kind rollback for the file at path
+// refused by err (nil: nil). Its cause is err's text, which names
+// versions only.
+func RollbackError(path string, err error) error {
+	if err == nil {
+		return nil
+	}
+	return &FileError{File: ReferenceFile, Path: path, Kind: KindRollback, Cause: err.Error(), Count: 1}
+}
+
 // LoadReference reads, decodes and validates the reference-values file at
 // path (refvalues.Load), describing a failure as a *FileError.
 func LoadReference(path string) (*refvalues.Set, error) {
@@ -170,7 +192,42 @@ func LoadSignedReference(path string, trust *ecdsa.PublicKey) (*refvalues.Set, e
 	return s, nil
 }
 
-var yamlLine = regexp.MustCompile(`\bline (\d+):`)
+var (
+	yamlLine   = regexp.MustCompile(`\bline (\d+):`)
+	quoted     = regexp.MustCompile(`"(?:[^"\\]|\\.)*"`)
+	notFound   = regexp.MustCompile(`field (\S+) not found in type \S+`)
+	unmarshalT = regexp.MustCompile(`cannot unmarshal !!(\w+) .* into (\S+)$`)
+)
+
+// yamlProblem rewrites one of yaml.v3's type errors without the file's
+// content and without Go's type names: "line 5: unknown key", "line 6: a
+// string where a number belongs".
+func yamlProblem(m string) string {
+	where := "somewhere"
+	if n := lineOf(m); n > 0 {
+		where = fmt.Sprintf("line %d", n)
+	}
+	if notFound.MatchString(m) {
+		return where + ": unknown key (the keys are those of docs/policy.md's reference values: measurements with value, label, expires, resources, tee, rtmr; min_tcb; allowed_vmpl; tdx_tcb_status)"
+	}
+	if s := unmarshalT.FindStringSubmatch(m); s != nil {
+		want := "another kind of value"
+		switch into := s[2]; {
+		case strings.HasPrefix(into, "[]"):
+			want = "a list"
+		case strings.HasPrefix(into, "map["), strings.Contains(into, "."):
+			want = "a mapping of keys"
+		case strings.HasPrefix(into, "int"), strings.HasPrefix(into, "uint"):
+			want = "a whole number"
+		case into == "string":
+			want = "a string"
+		case into == "bool":
+			want = "true or false"
+		}
+		return fmt.Sprintf("%s: a %s where %s belongs", where, map[string]string{"str": "string", "int": "number", "seq": "list", "map": "mapping", "bool": "true/false", "float": "number"}[s[1]], want)
+	}
+	return where + ": a value of the wrong type"
+}
 
 // referenceError classifies a refvalues.Parse error of data.
 func referenceError(path string, data []byte, err error) *FileError {
@@ -183,6 +240,9 @@ func referenceError(path string, data []byte, err error) *FileError {
 	switch {
 	case errors.As(err, &ve):
 		e.Kind, e.Count = "invalid_reference_values", len(ve.Problems)
+		for _, p := range ve.Problems {
+			e.Problems = append(e.Problems, quoted.ReplaceAllString(p, `"…"`))
+		}
 	case errors.As(err, &jsErr):
 		e.Kind = "json_syntax_error"
 		e.Line, e.Column = position(data, jsErr.Offset)
@@ -196,6 +256,9 @@ func referenceError(path string, data []byte, err error) *FileError {
 				e.Kind = "yaml_unknown_field"
 			}
 			e.Line = lineOf(ytErr.Errors[0])
+		}
+		for _, m := range ytErr.Errors {
+			e.Problems = append(e.Problems, yamlProblem(m))
 		}
 	case strings.Contains(msg, "json: unknown field"):
 		e.Kind = "json_unknown_field"

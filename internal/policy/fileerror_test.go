@@ -92,3 +92,39 @@ func TestFileErrorUnreadable(t *testing.T) {
 		t.Fatalf("%v", err)
 	}
 }
+
+// A reference-values file that does not load lists each problem where it
+// is (line, or place in the document), quoting nothing of the file and
+// naming no Go type.
+func TestFileErrorListsProblems(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	for _, c := range []struct {
+		src  string
+		want []string
+	}{
+		{"measurements:\n  - value: \"" + strings.Repeat("5a", 48) + "\"\n    labl: s3cret-key\nmin_tcb: {bootloader: hunter2}\n",
+			[]string{"line 3: unknown key", "line 4: a string where a whole number belongs"}},
+		{"measurements:\n  - value: \"hunter2\"\n    label: b1\nallowed_vmpl: [7]\n",
+			[]string{`measurements[0] ("…"): value must be 96 lowercase hex characters, got "…"`, "allowed_vmpl[0]: 7 is not a VMPL (0..3)"}},
+	} {
+		p := filepath.Join(dir, "r.yaml")
+		os.WriteFile(p, []byte(c.src), 0o600)
+		_, err := LoadReference(p)
+		var fe *FileError
+		if !errors.As(err, &fe) {
+			t.Fatalf("%v: not a *FileError", err)
+		}
+		got := strings.Join(fe.Problems, "\n")
+		for _, w := range c.want {
+			if !strings.Contains(got, w) {
+				t.Errorf("problems lack %q:\n%s", w, got)
+			}
+		}
+		for _, secret := range []string{"hunter2", "s3cret", "labl", "uint8", "refvalues."} {
+			if strings.Contains(got, secret) {
+				t.Errorf("problems quote %q:\n%s", secret, got)
+			}
+		}
+	}
+}

@@ -18,6 +18,10 @@ type field struct {
 	index     int
 	key       *ast.Term
 	omitEmpty bool
+	// inline is an embedded struct without a JSON name (Azure claims embed
+	// their TEE's): its fields are the outer object's, as encoding/json
+	// has it.
+	inline bool
 }
 
 // fieldCache maps a struct type to its fields; the zero value is ready.
@@ -29,7 +33,12 @@ func (c *fieldCache) fieldsOf(t reflect.Type) []field {
 	}
 	var fs []field
 	for i := 0; i < t.NumField(); i++ {
-		name, opts, _ := strings.Cut(t.Field(i).Tag.Get("json"), ",")
+		sf := t.Field(i)
+		name, opts, _ := strings.Cut(sf.Tag.Get("json"), ",")
+		if sf.Anonymous && name == "" && sf.IsExported() {
+			fs = append(fs, field{index: i, inline: true})
+			continue
+		}
 		if name == "" || name == "-" {
 			continue
 		}
@@ -64,18 +73,22 @@ func (c *fieldCache) term(v reflect.Value) (*ast.Term, error) {
 		}
 		return c.term(v.Elem())
 	case reflect.Struct:
-		fs := c.fieldsOf(v.Type())
-		obj := ast.NewObjectWithCapacity(len(fs))
-		for _, f := range fs {
-			fv := v.Field(f.index)
-			if f.omitEmpty && fv.IsZero() {
-				continue
-			}
-			t, err := c.term(fv)
+		obj := ast.NewObjectWithCapacity(len(c.fieldsOf(v.Type())))
+		if err := c.insertFields(obj, v); err != nil {
+			return nil, err
+		}
+		return ast.NewTerm(obj), nil
+	case reflect.Map:
+		if v.Type().Key().Kind() != reflect.String {
+			break
+		}
+		obj := ast.NewObjectWithCapacity(v.Len())
+		for it := v.MapRange(); it.Next(); {
+			t, err := c.term(it.Value())
 			if err != nil {
 				return nil, err
 			}
-			obj.Insert(f.key, t)
+			obj.Insert(ast.StringTerm(it.Key().String()), t)
 		}
 		return ast.NewTerm(obj), nil
 	case reflect.Slice:
@@ -99,4 +112,36 @@ func (c *fieldCache) term(v reflect.Value) (*ast.Term, error) {
 		return ast.InternedTerm(int(v.Int())), nil
 	}
 	return nil, fmt.Errorf("policy input: unsupported claim type %s", v.Type())
+}
+
+// insertFields inserts the fields of struct v into obj, those of embedded
+// structs included (a nil embedded pointer adds nothing).
+func (c *fieldCache) insertFields(obj ast.Object, v reflect.Value) error {
+	for _, f := range c.fieldsOf(v.Type()) {
+		fv := v.Field(f.index)
+		if f.inline {
+			if fv.Kind() == reflect.Pointer {
+				if fv.IsNil() {
+					continue
+				}
+				fv = fv.Elem()
+			}
+			if fv.Kind() != reflect.Struct {
+				return fmt.Errorf("policy input: unsupported embedded claim type %s", fv.Type())
+			}
+			if err := c.insertFields(obj, fv); err != nil {
+				return err
+			}
+			continue
+		}
+		if f.omitEmpty && fv.IsZero() {
+			continue
+		}
+		t, err := c.term(fv)
+		if err != nil {
+			return err
+		}
+		obj.Insert(f.key, t)
+	}
+	return nil
 }

@@ -21,7 +21,9 @@ func TestLaunchInput(t *testing.T) {
 			t.Fatalf("default policy with launch %+v: %+v %v", l, d, err)
 		}
 	}
-	e := engine(t, "package trustgate\n\ndecision := {\"allow\": input.launch.new_chip == false, \"reasons\": [\"policy_launch_on_new_chip\"], \"label\": sprintf(\"seq-%d\", [input.launch.seq])}\n", set(nil), now)
+	// Reasons only with a deny: an allow with reasons is ambiguous, a deny.
+	e := engine(t, "package trustgate\n\nreason_codes := {\"policy_launch_on_new_chip\"}\n\ndecision := {\"allow\": true, \"label\": sprintf(\"seq-%d\", [input.launch.seq])} if input.launch.new_chip == false\n"+
+		"decision := {\"allow\": false, \"reasons\": [\"policy_launch_on_new_chip\"]} if input.launch.new_chip\n", set(nil), now)
 	d, err := e.Evaluate(context.Background(), claims(func(c *attest.Claims) { c.Launch = &attest.Launch{Seq: 3} }))
 	if err != nil || !d.Allow || d.Label != "seq-3" {
 		t.Fatalf("same chip: %+v %v", d, err)
@@ -32,11 +34,12 @@ func TestLaunchInput(t *testing.T) {
 	}
 }
 
-// The README's recipe: the default policy plus one failed rule refuses a
+// docs/launches.md's recipe: the default policy plus one failed rule refuses a
 // launch attested from a second chip with policy_launch_on_new_chip.
 func TestLaunchCloneRecipe(t *testing.T) {
 	t.Parallel()
-	mod := strings.Replace(DefaultModule(), `"policy_tcb_status"]`, `"policy_tcb_status", "policy_launch_on_new_chip"]`, 1) +
+	mod := strings.Replace(strings.Replace(DefaultModule(), `"policy_tcb_status"]`, `"policy_tcb_status", "policy_launch_on_new_chip"]`, 1),
+		`reason_codes := {"policy_tcb_status"}`, `reason_codes := {"policy_tcb_status", "policy_launch_on_new_chip"}`, 1) +
 		"\nfailed contains \"policy_launch_on_new_chip\" if input.launch.new_chip\n"
 	if mod == DefaultModule() {
 		t.Fatal("recipe did not apply")

@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -33,6 +34,19 @@ func DefaultModule() string { return defaultModule }
 
 // Query is the one decision document a policy must define.
 const Query = "data.trustgate.decision"
+
+// ReasonCodesQuery is where a policy declares its own reason codes: a
+// constant set (or array) of policy_[a-z0-9_]{1,40} strings, at most
+// MaxReasonCodes, read once when the policy is loaded, without input. A deny
+// reason of the form policy_* that is not declared there never leaves the
+// engine: the decision's Err counts it as dropped, and a deny left without
+// a reason is policy_denied. A policy built from a claim (policy_ + a chip
+// id) therefore cannot carry the claim into answers, logs or metrics.
+const ReasonCodesQuery = "data.trustgate.reason_codes"
+
+// MaxReasonCodes bounds the reason codes a policy may declare (metrics keep
+// 32 distinct policy_<name> labels).
+const MaxReasonCodes = 32
 
 // ReferencePath is where the reference values sit in OPA's data document,
 // in the JSON form of refvalues.Set (SPEC keys).
@@ -89,6 +103,11 @@ type Options struct {
 	// signed with (refvalues.ReadSigned): Watch loads a file only with a
 	// valid detached signature beside it. nil: files are not signed.
 	TrustKey *ecdsa.PublicKey
+	// AdmitReference, if not nil, is asked before a reference-values file
+	// is loaded (by Watch; New's Reference is the caller's to check): an
+	// error refuses the file as a *FileError of kind "rollback" (its
+	// message names versions only). nil: every valid file is loaded.
+	AdmitReference func(ctx context.Context, s *refvalues.Set) error
 	// AwaitOverlay makes Evaluate refuse (store_unavailable) until the
 	// first SetOverlay: a verifier whose admin layer lives in Redis must
 	// not appraise before it knows what was withdrawn. false: the layer
@@ -101,6 +120,7 @@ type Engine struct {
 	name    string
 	now     func() time.Time
 	trust   *ecdsa.PublicKey
+	admit   func(ctx context.Context, s *refvalues.Set) error
 	cur     atomic.Pointer[prepared]
 	lastErr atomic.Pointer[error]
 	fields  fieldCache
@@ -117,6 +137,9 @@ type Engine struct {
 type prepared struct {
 	q  rego.PreparedEvalQuery
 	id string
+	// reasons are the policy's own reason codes it declares
+	// (ReasonCodesQuery), sorted; no others leave the engine.
+	reasons []string
 	// fast decides for q when q is the default policy (nil otherwise).
 	fast *fastPath
 	// readsLaunch is set unless the module certainly never reads
@@ -127,7 +150,7 @@ type prepared struct {
 // New compiles the policy and prepares its query once. A module that does
 // not parse or compile, or calls a refused builtin, is an error.
 func New(ctx context.Context, o Options) (*Engine, error) {
-	e := &Engine{name: o.ModuleName, now: o.Now, trust: o.TrustKey, module: o.Module, file: o.Reference}
+	e := &Engine{name: o.ModuleName, now: o.Now, trust: o.TrustKey, admit: o.AdmitReference, module: o.Module, file: o.Reference}
 	if e.now == nil {
 		e.now = time.Now
 	}
@@ -252,13 +275,75 @@ func prepare(ctx context.Context, module, name string, ref *refvalues.Set) (*pre
 	if err != nil {
 		return nil, fmt.Errorf("policy %s: %w", name, err)
 	}
+	reasons, err := declaredReasons(ctx, module, name)
+	if err != nil {
+		return nil, err
+	}
 	h := sha256.New()
 	fmt.Fprintf(h, "trustgate policy\x00%d\x00", len(module))
 	h.Write([]byte(module))
 	fmt.Fprintf(h, "\x00reference\x00%d\x00", len(refJSON))
 	h.Write(refJSON)
-	return &prepared{q: q, id: "sha256:" + hex.EncodeToString(h.Sum(nil)), fast: compileFastPath(module, ref), readsLaunch: readsLaunch(name, module)}, nil
+	return &prepared{q: q, id: "sha256:" + hex.EncodeToString(h.Sum(nil)), reasons: reasons, fast: compileFastPath(module, ref), readsLaunch: readsLaunch(name, module)}, nil
 }
+
+// declaredReasons evaluates ReasonCodesQuery of module once, with no input
+// and no reference values, so that the codes are fixed by the module's
+// text. Undefined means none; anything but strings of the form
+// policy_[a-z0-9_]{1,40}, or more than MaxReasonCodes, is an error.
+func declaredReasons(ctx context.Context, module, name string) ([]string, error) {
+	rs, err := rego.New(
+		rego.Query(ReasonCodesQuery),
+		rego.Module(name, module),
+		rego.SetRegoVersion(ast.RegoV1),
+		rego.Capabilities(capabilities()),
+		rego.StrictBuiltinErrors(true),
+		rego.EnablePrintStatements(false),
+	).Eval(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("policy %s: %s: %w", name, ReasonCodesQuery, err)
+	}
+	if len(rs) == 0 || len(rs[0].Expressions) == 0 {
+		return nil, nil
+	}
+	list, ok := rs[0].Expressions[0].Value.([]any)
+	if !ok {
+		return nil, fmt.Errorf("policy %s: %s is not a set or array of strings", name, ReasonCodesQuery)
+	}
+	if len(list) > MaxReasonCodes {
+		return nil, fmt.Errorf("policy %s: %s declares %d codes, at most %d", name, ReasonCodesQuery, len(list), MaxReasonCodes)
+	}
+	out := make([]string, 0, len(list))
+	for i, x := range list {
+		c, ok := x.(string)
+		if !ok || !attest.Reason(c).PolicyOwn() {
+			return nil, fmt.Errorf("policy %s: %s: element %d is not of the form policy_[a-z0-9_]{1,40}", name, ReasonCodesQuery, i+1)
+		}
+		out = append(out, c)
+	}
+	slices.Sort(out)
+	return slices.Compact(out), nil
+}
+
+// ReasonCodes returns the own reason codes the active policy declares
+// (ReasonCodesQuery), sorted; nil if none.
+func (e *Engine) ReasonCodes() []string { return slices.Clone(e.cur.Load().reasons) }
+
+// undeclared replaces every policy_* reason of d that p does not declare
+// by a string that is no reason code, so that Decision.Err drops it.
+func (p *prepared) undeclared(d attest.Decision) attest.Decision {
+	for i, r := range d.Reasons {
+		if attest.Reason(r).PolicyOwn() {
+			if _, ok := slices.BinarySearch(p.reasons, r); !ok {
+				d.Reasons[i] = undeclaredReason
+			}
+		}
+	}
+	return d
+}
+
+// undeclaredReason stands for a reason the policy did not declare.
+const undeclaredReason = "(undeclared)"
 
 // readsLaunch reports whether module may read input.launch: true when it
 // refers to input.launch, to input as a whole, or to input[x] with x not
@@ -369,19 +454,25 @@ func (e *Engine) evaluate(ctx context.Context, v ast.Value) (attest.Decision, er
 	c := topdown.NewCancel()
 	stop := context.AfterFunc(ctx, c.Cancel)
 	defer stop()
-	rs, err := e.cur.Load().q.Eval(ctx, rego.EvalParsedInput(v), rego.EvalTime(e.now()), rego.EvalExternalCancel(c))
+	p := e.cur.Load()
+	rs, err := p.q.Eval(ctx, rego.EvalParsedInput(v), rego.EvalTime(e.now()), rego.EvalExternalCancel(c))
 	if err != nil {
 		return attest.Decision{}, attest.Errorf(attest.ReasonPolicyDenied, "policy evaluation: %w", err)
 	}
 	if len(rs) != 1 || len(rs[0].Expressions) != 1 {
 		return attest.Decision{}, attest.Errorf(attest.ReasonPolicyDenied, "policy decision %s is undefined", Query)
 	}
-	return parseDecision(rs[0].Expressions[0].Value)
+	d, err := parseDecision(rs[0].Expressions[0].Value)
+	if err != nil {
+		return d, err
+	}
+	return p.undeclared(d), nil
 }
 
 // parseDecision checks the decision's shape: "allow" a boolean, "reasons"
-// and "resources" lists of strings, "label" a string, nothing else. A deny
-// without reasons gets policy_denied.
+// and "resources" lists of strings, "label" a string, nothing else, and
+// no reasons with an allow (an ambiguous decision is policy_denied). A
+// deny without reasons gets policy_denied.
 func parseDecision(v any) (attest.Decision, error) {
 	bad := func(what string) (attest.Decision, error) {
 		return attest.Decision{}, attest.Errorf(attest.ReasonPolicyDenied, "policy decision: %s", what)
@@ -430,6 +521,10 @@ func parseDecision(v any) (attest.Decision, error) {
 		if d.Label, ok = l.(string); !ok {
 			return bad(`"label" is not a string`)
 		}
+	}
+	if d.Allow && len(d.Reasons) > 0 {
+		// An allow that gives reasons to deny is ambiguous: deny.
+		return bad(`"allow" is true but "reasons" are given`)
 	}
 	if d.Reasons == nil {
 		d.Reasons = []string{}

@@ -180,6 +180,38 @@ func TestDefaultPolicyListsEveryFailure(t *testing.T) {
 	}
 }
 
+// A policy may declare only constant, well-formed reason codes (issue 21,
+// item 9); they are listed by ReasonCodes.
+func TestDeclaredReasonCodes(t *testing.T) {
+	t.Parallel()
+	e := engine(t, "package trustgate\nreason_codes := [\"policy_b\", \"policy_a\"]\ndecision := {\"allow\": false}\n", set(nil), time.Now())
+	if got := e.ReasonCodes(); !reflect.DeepEqual(got, []string{"policy_a", "policy_b"}) {
+		t.Errorf("ReasonCodes = %q", got)
+	}
+	if got := engine(t, "", set(nil), time.Now()).ReasonCodes(); !reflect.DeepEqual(got, []string{"policy_tcb_status"}) {
+		t.Errorf("default policy declares %q", got)
+	}
+	for name, mod := range map[string]string{
+		"not of the form":   "reason_codes := {\"region\"}",
+		"not strings":       "reason_codes := {1}",
+		"not a collection":  "reason_codes := \"policy_a\"",
+		"built from input":  "reason_codes := {concat(\"\", [\"policy_\", input.chip_id])}\nx := 1",
+		"more than allowed": "reason_codes := {sprintf(\"policy_%d\", [i]) | some i in numbers.range(1, 33)}",
+	} {
+		_, err := New(context.Background(), Options{Module: "package trustgate\n" + mod + "\ndecision := {\"allow\": false}\n"})
+		if name == "built from input" {
+			// Undefined without input: nothing is declared.
+			if err != nil {
+				t.Errorf("%s: %v", name, err)
+			}
+			continue
+		}
+		if err == nil {
+			t.Errorf("%s: loaded", name)
+		}
+	}
+}
+
 func TestCustomPolicies(t *testing.T) {
 	t.Parallel()
 	cases := []struct {
@@ -187,7 +219,10 @@ func TestCustomPolicies(t *testing.T) {
 		want         attest.Reason // "" = allow
 		cleanDeny    bool          // a Decision, not an evaluation error
 	}{
-		{"own reason code", "package trustgate\ndecision := {\"allow\": false, \"reasons\": [\"policy_region\"]}\n", "policy_region", true},
+		{"own reason code", "package trustgate\nreason_codes := {\"policy_region\"}\ndecision := {\"allow\": false, \"reasons\": [\"policy_region\"]}\n", "policy_region", true},
+		{"own reason code not declared", "package trustgate\ndecision := {\"allow\": false, \"reasons\": [\"policy_region\"]}\n", attest.ReasonPolicyDenied, true},
+		{"reason code built from a claim", "package trustgate\nreason_codes := {\"policy_region\"}\ndecision := {\"allow\": false, \"reasons\": [concat(\"\", [\"policy_\", substring(input.chip_id, 0, 39)]), \"policy_region\"]}\n", "policy_region", true},
+		{"only a reason code built from a claim", "package trustgate\nreason_codes := {\"policy_region\"}\ndecision := {\"allow\": false, \"reasons\": [concat(\"\", [\"policy_\", substring(input.chip_id, 0, 39)])]}\n", attest.ReasonPolicyDenied, true},
 		{"built-in reason code", "package trustgate\ndecision := {\"allow\": false, \"reasons\": [\"note\", \"debug_enabled\"]}\n", attest.ReasonDebugEnabled, true},
 		{"deny without reasons", "package trustgate\ndecision := {\"allow\": false}\n", attest.ReasonPolicyDenied, true},
 		{"allow using the reference values", "package trustgate\ndecision := {\"allow\": input.measurement in {m.value | some m in data.trustgate.reference.measurements}, \"label\": \"custom\"}\n", "", true},
@@ -198,6 +233,7 @@ func TestCustomPolicies(t *testing.T) {
 		{"reasons not strings", "package trustgate\ndecision := {\"allow\": false, \"reasons\": [1]}\n", attest.ReasonPolicyDenied, false},
 		{"resources not a list", "package trustgate\ndecision := {\"allow\": true, \"resources\": \"all\"}\n", attest.ReasonPolicyDenied, false},
 		{"unknown key", "package trustgate\ndecision := {\"allow\": true, \"resource\": [\"x\"]}\n", attest.ReasonPolicyDenied, false},
+		{"allow with reasons", "package trustgate\ndecision := {\"allow\": true, \"reasons\": [\"measurement_mismatch\"], \"label\": \"x\"}\n", attest.ReasonPolicyDenied, false},
 		{"runtime error (strict builtins)", "package trustgate\ndecision := {\"allow\": to_number(input.tee) > 0}\n", attest.ReasonPolicyDenied, false},
 		{"conflicting values", "package trustgate\ndecision := {\"allow\": true} if input.vmpl == 0\ndecision := {\"allow\": false} if input.tee == \"sev-snp\"\n", attest.ReasonPolicyDenied, false},
 	}

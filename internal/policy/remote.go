@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -36,6 +38,9 @@ type RemoteOptions struct {
 	// follows no redirect and uses no proxy. A client given here is used
 	// as is, except that redirects are never followed.
 	Client *http.Client
+	// RootCAs verify an https:// engine's certificate (policy_ca); nil
+	// means the system roots. Not used with Client.
+	RootCAs *x509.CertPool
 }
 
 // Remote asks an external policy engine for each decision: the claims are
@@ -69,6 +74,7 @@ func NewRemote(o RemoteOptions) (*Remote, error) {
 	if c == nil {
 		t := http.DefaultTransport.(*http.Transport).Clone()
 		t.Proxy = nil
+		t.TLSClientConfig = &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: o.RootCAs}
 		c = &http.Client{Transport: t}
 	}
 	cc := *c
@@ -150,6 +156,10 @@ func (r *Remote) evaluate(ctx context.Context, body []byte) (attest.Decision, er
 	var ans map[string]json.RawMessage
 	if err := json.Unmarshal(raw, &ans); err != nil {
 		return unavailable("the answer is not a JSON object")
+	}
+	if err := checkUniqueKeys(raw); err != nil {
+		// {"allow":false,"allow":true} must not read as its last key.
+		return attest.Decision{}, attest.Errorf(attest.ReasonPolicyDenied, "external policy: ambiguous answer: %w", err)
 	}
 	res, ok := ans["result"]
 	if !ok || string(bytes.TrimSpace(res)) == "null" {

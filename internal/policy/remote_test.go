@@ -2,6 +2,7 @@ package policy
 
 import (
 	"context"
+	"crypto/x509"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -51,6 +52,21 @@ func TestRemoteFailsClosed(t *testing.T) {
 		{"null result", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, `{"result":null}`) }, attest.ReasonPolicyDenied},
 		{"allow as a string", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, `{"result":{"allow":"true"}}`) }, attest.ReasonPolicyDenied},
 		{"result not an object", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, `{"result":true}`) }, attest.ReasonPolicyDenied},
+		// SPEC "The gatekeeper's configuration never goes back": an
+		// ambiguous decision is a deny.
+		{"allow with reasons", func(w http.ResponseWriter, r *http.Request) {
+			io.WriteString(w, `{"result":{"allow":true,"reasons":["measurement_mismatch"],"label":"build-1"}}`)
+		}, attest.ReasonPolicyDenied},
+		{"allow twice, last true", func(w http.ResponseWriter, r *http.Request) {
+			io.WriteString(w, `{"result":{"allow":false,"allow":true,"label":"build-1"}}`)
+		}, attest.ReasonPolicyDenied},
+		{"result twice", func(w http.ResponseWriter, r *http.Request) {
+			io.WriteString(w, `{"result":{"allow":false},"result":{"allow":true,"label":"build-1"}}`)
+		}, attest.ReasonPolicyDenied},
+		{"duplicate key deep down", func(w http.ResponseWriter, r *http.Request) {
+			io.WriteString(w, `{"result":{"allow":true,"label":"build-1","resources":["db"]},"metrics":[{"a":1,"a":2}]}`)
+		}, attest.ReasonPolicyDenied},
+		{"allow a number", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, `{"result":{"allow":1}}`) }, attest.ReasonPolicyDenied},
 		{"unknown key", func(w http.ResponseWriter, r *http.Request) {
 			io.WriteString(w, `{"result":{"allow":true,"admin":true}}`)
 		}, attest.ReasonPolicyDenied},
@@ -205,5 +221,35 @@ func TestRemoteOPAMatchesEmbedded(t *testing.T) {
 	undef, _ := NewRemote(RemoteOptions{URL: url + "/v1/data/trustgate/nothing"})
 	if _, err := undef.Evaluate(context.Background(), claims(nil)); attest.ReasonOf(err) != attest.ReasonPolicyDenied {
 		t.Fatalf("undefined decision: %v", err)
+	}
+}
+
+// An https:// engine is asked over TLS verified against RemoteOptions.RootCAs
+// (policy_ca): with the engine's CA it decides; with the system roots
+// only, the TLS handshake fails and nothing is allowed.
+func TestRemoteVerifiesTLS(t *testing.T) {
+	t.Parallel()
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, `{"result":{"allow":true,"label":"build-1"}}`)
+	}))
+	defer srv.Close()
+	pool := x509.NewCertPool()
+	pool.AddCert(srv.Certificate())
+	for _, tc := range []struct {
+		name string
+		ca   *x509.CertPool
+		want attest.Reason
+	}{{"engine's CA", pool, ""}, {"system roots", nil, attest.ReasonPolicyUnavailable}} {
+		rp, err := NewRemote(RemoteOptions{URL: srv.URL + "/v1/data/trustgate/decision", RootCAs: tc.ca})
+		if err != nil {
+			t.Fatal(err)
+		}
+		d, err := rp.Evaluate(context.Background(), claims(nil))
+		if err == nil {
+			err = d.Err()
+		}
+		if attest.ReasonOf(err) != tc.want {
+			t.Errorf("%s: %v, want %q", tc.name, err, tc.want)
+		}
 	}
 }

@@ -97,7 +97,7 @@ func (w *watcher) poll(ctx context.Context) {
 		return
 	}
 	if id := e.ID(); id != before {
-		w.log.Info("policy reloaded", "appraisal_policy_id", id)
+		w.log.Info("policy reloaded", "appraisal_policy_id", id, "policy_reason_codes", e.ReasonCodes())
 	}
 }
 
@@ -148,6 +148,9 @@ func reloadFiles(ctx context.Context, e *Engine, policyPath, refPath string) err
 	var ref *refvalues.Set
 	if refPath != "" {
 		s, err := LoadSignedReference(refPath, e.trust)
+		if err == nil && e.admit != nil {
+			err = RollbackError(refPath, e.admit(ctx, s))
+		}
 		if err != nil {
 			e.fail(err)
 			return err

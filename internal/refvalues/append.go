@@ -69,13 +69,15 @@ func checkLabels(labels []string, label string) error {
 	return nil
 }
 
-// appendJSON adds m to the "measurements" array of a JSON document,
-// keeping every other member and the member order.
-func appendJSON(old []byte, m Measurement) ([]byte, error) {
-	type member struct {
-		key string
-		val json.RawMessage
-	}
+// member is one member of a JSON object, its value as written.
+type member struct {
+	key string
+	val json.RawMessage
+}
+
+// jsonMembers splits a JSON document's top-level object into its members,
+// in order (none for an empty document).
+func jsonMembers(old []byte) ([]member, error) {
 	var members []member
 	if len(bytes.TrimSpace(old)) > 0 {
 		dec := json.NewDecoder(bytes.NewReader(old))
@@ -99,6 +101,16 @@ func appendJSON(old []byte, m Measurement) ([]byte, error) {
 		if _, err := dec.Token(); err != io.EOF {
 			return nil, errors.New("decoding JSON: trailing data after the top-level object")
 		}
+	}
+	return members, nil
+}
+
+// appendJSON adds m to the "measurements" array of a JSON document,
+// keeping every other member and the member order.
+func appendJSON(old []byte, m Measurement) ([]byte, error) {
+	members, err := jsonMembers(old)
+	if err != nil {
+		return nil, err
 	}
 	entry, err := json.Marshal(m)
 	if err != nil {
@@ -139,6 +151,11 @@ func appendJSON(old []byte, m Measurement) ([]byte, error) {
 	} else {
 		members = append([]member{{key: "measurements", val: arr}}, members...)
 	}
+	return writeJSONMembers(members)
+}
+
+// writeJSONMembers writes members as one indented JSON object.
+func writeJSONMembers(members []member) ([]byte, error) {
 	var buf bytes.Buffer
 	buf.WriteByte('{')
 	for i, mb := range members {
@@ -162,19 +179,9 @@ func appendJSON(old []byte, m Measurement) ([]byte, error) {
 // appendYAML adds m to the "measurements" sequence of a YAML document
 // through yaml.v3's node tree, which carries the comments along.
 func appendYAML(old []byte, m Measurement) ([]byte, error) {
-	var doc yaml.Node
-	if err := yaml.Unmarshal(old, &doc); err != nil {
-		return nil, fmt.Errorf("decoding YAML: %w", err)
-	}
-	if doc.Kind == 0 {
-		doc = yaml.Node{Kind: yaml.DocumentNode}
-	}
-	if len(doc.Content) == 0 || (doc.Content[0].Kind == yaml.ScalarNode && doc.Content[0].Tag == "!!null") {
-		doc.Content = []*yaml.Node{{Kind: yaml.MappingNode, Tag: "!!map"}}
-	}
-	root := doc.Content[0]
-	if root.Kind != yaml.MappingNode {
-		return nil, errors.New("decoding YAML: the top level is not a mapping")
+	doc, root, err := yamlRoot(old)
+	if err != nil {
+		return nil, err
 	}
 	var seq *yaml.Node
 	for i := 0; i+1 < len(root.Content); i += 2 {
@@ -214,10 +221,36 @@ func appendYAML(old []byte, m Measurement) ([]byte, error) {
 		seq.Style = 0 // "measurements: []" becomes a block sequence
 	}
 	seq.Content = append(seq.Content, &entry)
+	return encodeYAML(doc)
+}
+
+// yamlRoot decodes a YAML document into yaml.v3's node tree (comments
+// included) and returns it with its top-level mapping (made empty for an
+// empty document).
+func yamlRoot(old []byte) (doc, root *yaml.Node, err error) {
+	doc = &yaml.Node{}
+	if err := yaml.Unmarshal(old, doc); err != nil {
+		return nil, nil, fmt.Errorf("decoding YAML: %w", err)
+	}
+	if doc.Kind == 0 {
+		doc = &yaml.Node{Kind: yaml.DocumentNode}
+	}
+	if len(doc.Content) == 0 || (doc.Content[0].Kind == yaml.ScalarNode && doc.Content[0].Tag == "!!null") {
+		doc.Content = []*yaml.Node{{Kind: yaml.MappingNode, Tag: "!!map"}}
+	}
+	root = doc.Content[0]
+	if root.Kind != yaml.MappingNode {
+		return nil, nil, errors.New("decoding YAML: the top level is not a mapping")
+	}
+	return doc, root, nil
+}
+
+// encodeYAML writes doc with an indent of two.
+func encodeYAML(doc *yaml.Node) ([]byte, error) {
 	var out bytes.Buffer
 	enc := yaml.NewEncoder(&out)
 	enc.SetIndent(2)
-	if err := enc.Encode(&doc); err != nil {
+	if err := enc.Encode(doc); err != nil {
 		return nil, err
 	}
 	if err := enc.Close(); err != nil {

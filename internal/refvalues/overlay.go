@@ -15,6 +15,16 @@ type Overlay struct {
 	Version int64 `json:"version"`
 	// Records are by label.
 	Records map[string]Record `json:"records,omitempty"`
+	// Withdrawn is, per label, when it was last withdrawn: an approval
+	// signed (iat) before it is a replay.
+	Withdrawn map[string]time.Time `json:"withdrawn,omitempty"`
+	// JTIs are the ids of every signed approval ever accepted.
+	JTIs map[string]bool `json:"jtis,omitempty"`
+	// TrustKey is the fleet's requirement on approvals, recorded by the
+	// first change: "sha256:" and the hex SHA-256 of the trust key's
+	// PKIX DER (approvals must be signed by it), "none" (they need not be
+	// signed), "" (not recorded yet).
+	TrustKey string `json:"trust_key,omitempty"`
 }
 
 // Record is the admin layer's word on one label.

@@ -6,9 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -21,6 +23,13 @@ const MeasurementHexLen = 96
 
 // Set is the content of a reference-values file.
 type Set struct {
+	// Version numbers a signed file: `trustgate refvalues sign` sets it to
+	// the file's version + 1, so that it only grows. A verifier with a
+	// trust key refuses a file whose version is lower than one it has
+	// seen, or equal with other content (a rollback). 0: never signed so.
+	Version int64 `yaml:"version,omitempty" json:"version,omitempty"`
+	// SignedAt is when `trustgate refvalues sign` stamped the version.
+	SignedAt *time.Time `yaml:"signed_at,omitempty" json:"signed_at,omitempty"`
 	// Measurements are the approved launch measurements; several may be
 	// live at once for staged rollouts. Empty means nothing is approved.
 	Measurements []Measurement `yaml:"measurements" json:"measurements"`
@@ -38,6 +47,10 @@ type Set struct {
 const (
 	TEESEVSNP = "sev-snp"
 	TEETDX    = "tdx"
+	// Azure confidential VMs attested through the vTPM.
+	TEEAzureSNP = "azure-snp"
+	TEEAzureTDX = "azure-tdx"
+	TEENitro    = "nitro" // SPEC "AWS Nitro Enclaves"
 )
 
 // TCBStatuses are Intel's TCB status words that tdx_tcb_status may list.
@@ -49,10 +62,10 @@ var TCBStatuses = []string{
 // Measurement is one approved launch measurement. It approves guests of
 // its own TEE only.
 type Measurement struct {
-	// TEE is "sev-snp" or "tdx"; "" means "sev-snp".
+	// TEE is "sev-snp", "tdx" or "nitro"; "" means "sev-snp".
 	TEE string `yaml:"tee,omitempty" json:"tee,omitempty"`
 	// Value is the 48-byte launch digest as 96 lowercase hex characters:
-	// SEV-SNP's MEASUREMENT, or TDX's MRTD.
+	// SEV-SNP's MEASUREMENT, TDX's MRTD, or Nitro's PCR0.
 	Value string `yaml:"value" json:"value"`
 	// Label names the build; it is unique in a Set and shown in tokens.
 	Label string `yaml:"label" json:"label"`
@@ -63,6 +76,13 @@ type Measurement struct {
 	// RTMR pins TDX's RTMR0..RTMR3 (at most 4 entries, in order), each 96
 	// lowercase hex characters or "" for any; nil pins none. TDX only.
 	RTMR []string `yaml:"rtmr,omitempty" json:"rtmr,omitempty"`
+	// PCRs pins PCRs: for azure-snp and azure-tdx the vTPM's ("pcr00" …
+	// "pcr23" to 64 lowercase hex characters, SHA-256 bank), where at
+	// least one pin is required and Value may be "" (SPEC "Azure
+	// confidential VMs"); for nitro the enclave's other PCRs by claim name
+	// ("pcr1", "pcr2", "pcr8", ... up to "pcr15") to 96 lowercase hex
+	// characters, optional. nil pins none.
+	PCRs map[string]string `yaml:"pcrs,omitempty" json:"pcrs,omitempty"`
 }
 
 // TCB is a floor for the SVN components of an SEV-SNP TCB_VERSION (SEV-SNP
@@ -185,7 +205,8 @@ func (s *Set) Validate() error {
 		if m.Label != "" {
 			where = fmt.Sprintf("measurements[%d] (%q)", i, m.Label)
 		}
-		if !isLowerHex(m.Value, MeasurementHexLen) {
+		azure := m.TEE == TEEAzureSNP || m.TEE == TEEAzureTDX
+		if !(azure && m.Value == "") && !isLowerHex(m.Value, MeasurementHexLen) {
 			problems = append(problems, fmt.Sprintf("%s: value must be %d lowercase hex characters, got %q", where, MeasurementHexLen, m.Value))
 		}
 		switch j, dup := seen[m.Label]; {
@@ -201,7 +222,12 @@ func (s *Set) Validate() error {
 				problems = append(problems, fmt.Sprintf("%s: resources[%d] is empty", where, k))
 			}
 		}
+		if !azure && m.TEE != TEENitro && m.PCRs != nil {
+			problems = append(problems, fmt.Sprintf("%s: pcrs pins need tee: %s, %s or %s", where, TEEAzureSNP, TEEAzureTDX, TEENitro))
+		}
 		switch m.TEE {
+		case TEEAzureSNP, TEEAzureTDX:
+			problems = append(problems, pcrProblems(where, m)...)
 		case "", TEESEVSNP:
 			if m.RTMR != nil {
 				problems = append(problems, fmt.Sprintf("%s: rtmr pins need tee: %s", where, TEETDX))
@@ -215,14 +241,22 @@ func (s *Set) Validate() error {
 					problems = append(problems, fmt.Sprintf("%s: rtmr[%d] must be \"\" or %d lowercase hex characters, got %q", where, k, MeasurementHexLen, r))
 				}
 			}
+		case TEENitro:
+			if m.RTMR != nil {
+				problems = append(problems, fmt.Sprintf("%s: rtmr pins need tee: %s", where, TEETDX))
+			}
+			problems = append(problems, nitroPCRProblems(where, m)...)
 		default:
-			problems = append(problems, fmt.Sprintf("%s: tee %q is neither %q nor %q", where, m.TEE, TEESEVSNP, TEETDX))
+			problems = append(problems, fmt.Sprintf("%s: tee %q is not one of %q, %q, %q, %q, %q", where, m.TEE, TEESEVSNP, TEETDX, TEEAzureSNP, TEEAzureTDX, TEENitro))
 		}
 	}
 	for i, st := range s.TDXTCBStatus {
 		if !slices.Contains(TCBStatuses, st) {
 			problems = append(problems, fmt.Sprintf("tdx_tcb_status[%d]: %q is not one of Intel's TCB statuses %v", i, st, TCBStatuses))
 		}
+	}
+	if s.Version < 0 {
+		problems = append(problems, fmt.Sprintf("version: %d is negative", s.Version))
 	}
 	for i, v := range s.AllowedVMPL {
 		if v < 0 || v > 3 {
@@ -235,6 +269,40 @@ func (s *Set) Validate() error {
 	return nil
 }
 
+// pcrProblems checks an Azure entry: at least one PCR pin (without one,
+// an entry would approve every VM on Azure's firmware), each named pcr00 …
+// pcr23 with 64 lowercase hex characters; no RTMR pins.
+func pcrProblems(where string, m Measurement) []string {
+	var problems []string
+	if len(m.PCRs) == 0 {
+		problems = append(problems, fmt.Sprintf("%s: tee %s needs at least one pcrs pin", where, m.TEE))
+	}
+	if m.RTMR != nil {
+		problems = append(problems, fmt.Sprintf("%s: rtmr pins need tee: %s", where, TEETDX))
+	}
+	keys := make([]string, 0, len(m.PCRs))
+	for k := range m.PCRs {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		if !validPCRName(k) {
+			problems = append(problems, fmt.Sprintf("%s: pcrs key %q is not pcr00 … pcr23", where, k))
+		}
+		if !isLowerHex(m.PCRs[k], PCRHexLen) {
+			problems = append(problems, fmt.Sprintf("%s: pcrs %s must be %d lowercase hex characters", where, k, PCRHexLen))
+		}
+	}
+	return problems
+}
+
+// PCRHexLen is the length of a pinned PCR value: SHA-256 in hex.
+const PCRHexLen = 64
+
+func validPCRName(k string) bool {
+	return len(k) == 5 && strings.HasPrefix(k, "pcr") && k[3] >= '0' && k[3] <= '2' && k[4] >= '0' && k[4] <= '9' && (k[3] < '2' || k[4] <= '3')
+}
+
 func isLowerHex(s string, n int) bool {
 	if len(s) != n {
 		return false
@@ -245,4 +313,19 @@ func isLowerHex(s string, n int) bool {
 		}
 	}
 	return true
+}
+
+// nitroPCRProblems checks a nitro entry's pcrs pins: names pcr0 to
+// pcr15, values of 96 lowercase hex characters.
+func nitroPCRProblems(where string, m Measurement) []string {
+	var problems []string
+	for _, k := range slices.Sorted(maps.Keys(m.PCRs)) {
+		n, err := strconv.Atoi(strings.TrimPrefix(k, "pcr"))
+		if !strings.HasPrefix(k, "pcr") || err != nil || n < 0 || n > 15 || k != "pcr"+strconv.Itoa(n) {
+			problems = append(problems, fmt.Sprintf("%s: pcrs key %q is not pcr0 … pcr15", where, k))
+		} else if !isLowerHex(m.PCRs[k], MeasurementHexLen) {
+			problems = append(problems, fmt.Sprintf("%s: pcrs %s must be %d lowercase hex characters, got %q", where, k, MeasurementHexLen, m.PCRs[k]))
+		}
+	}
+	return problems
 }

@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"crypto/ecdsa"
 	"crypto/elliptic"
+	"crypto/rand"
 	"crypto/x509"
+	"encoding/hex"
 	"encoding/json"
 	"encoding/pem"
 	"errors"
@@ -12,6 +14,7 @@ import (
 	"io"
 	"os"
 	"strings"
+	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
 )
@@ -98,11 +101,26 @@ func ReadSigned(path string, trust *ecdsa.PublicKey) ([]byte, error) {
 	return data, nil
 }
 
+// Approval is the payload of a signed admin approval: one entry, when it
+// was signed (iat, Unix seconds) and a unique id (jti). The admin API
+// accepts a jti once, ever, and refuses an approval signed before the
+// last withdrawal of its label (SPEC "The gatekeeper's configuration
+// never goes back").
+type Approval struct {
+	Measurement
+	IssuedAt int64  `json:"iat"`
+	ID       string `json:"jti"`
+}
+
 // SignEntry returns a compact JWS (ES256 under key, typ EntrySigType)
-// whose payload is the JSON of m: what the admin API takes when the
-// verifier trusts only signed reference values.
-func SignEntry(key *ecdsa.PrivateKey, m Measurement) (string, error) {
-	b, err := json.Marshal(m)
+// whose payload is the JSON of m with iat (now) and a random jti: what the
+// admin API takes when the verifier trusts only signed reference values.
+func SignEntry(key *ecdsa.PrivateKey, m Measurement, now time.Time) (string, error) {
+	var id [16]byte
+	if _, err := rand.Read(id[:]); err != nil {
+		return "", err
+	}
+	b, err := json.Marshal(Approval{Measurement: m, IssuedAt: now.Unix(), ID: hex.EncodeToString(id[:])})
 	if err != nil {
 		return "", err
 	}
@@ -114,40 +132,60 @@ func SignEntry(key *ecdsa.PrivateKey, m Measurement) (string, error) {
 }
 
 // VerifyEntry checks a compact JWS as SignEntry makes under trust and
-// returns its entry, decoded strictly (unknown keys refused) and
-// validated. A bad signature is a *SignatureError; a bad entry a
-// *ValidationError or a decoding error.
-func VerifyEntry(trust *ecdsa.PublicKey, jws string) (Measurement, error) {
+// returns its approval, decoded strictly (unknown keys refused) and
+// validated; iat and jti may be absent (0, "") in approvals signed before
+// they existed, which the admin API no longer accepts. A bad signature is
+// a *SignatureError; a bad entry a *ValidationError or a decoding error.
+func VerifyEntry(trust *ecdsa.PublicKey, jws string) (Approval, error) {
 	obj, err := jose.ParseSignedCompact(strings.TrimSpace(jws), []jose.SignatureAlgorithm{jose.ES256})
 	if err != nil {
-		return Measurement{}, &SignatureError{Kind: "signature_malformed", Err: err}
+		return Approval{}, &SignatureError{Kind: "signature_malformed", Err: err}
 	}
 	if err := checkType(obj, EntrySigType); err != nil {
-		return Measurement{}, err
+		return Approval{}, err
 	}
 	payload, err := obj.Verify(trust)
 	if err != nil {
-		return Measurement{}, &SignatureError{Kind: "signature_invalid", Err: err}
+		return Approval{}, &SignatureError{Kind: "signature_invalid", Err: err}
 	}
-	return ParseEntry(payload)
+	var a Approval
+	if err := decodeStrict(payload, &a); err != nil {
+		return Approval{}, fmt.Errorf("decoding entry: %w", err)
+	}
+	if err := (&Set{Measurements: []Measurement{a.Measurement}}).Validate(); err != nil {
+		return Approval{}, err
+	}
+	if len(a.ID) > 128 {
+		return Approval{}, errors.New("decoding entry: jti longer than 128 characters")
+	}
+	return a, nil
 }
 
 // ParseEntry decodes one measurement entry (JSON, unknown keys refused)
 // and validates it as a one-entry Set would be.
 func ParseEntry(b []byte) (Measurement, error) {
 	var m Measurement
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&m); err != nil {
+	if err := decodeStrict(b, &m); err != nil {
 		return Measurement{}, fmt.Errorf("decoding entry: %w", err)
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return Measurement{}, errors.New("decoding entry: trailing data after the object")
 	}
 	if err := (&Set{Measurements: []Measurement{m}}).Validate(); err != nil {
 		return Measurement{}, err
 	}
 	return m, nil
+}
+
+// decodeStrict decodes one JSON object into v: unknown keys and trailing
+// data refused.
+func decodeStrict(b []byte, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return err
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return errors.New("trailing data after the object")
+	}
+	return nil
 }
 
 func checkType(obj *jose.JSONWebSignature, want string) error {

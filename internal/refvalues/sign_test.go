@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
 )
@@ -125,12 +126,12 @@ func TestSignEntry(t *testing.T) {
 	t.Parallel()
 	key, other := newKey(t), newKey(t)
 	m := Measurement{Value: valA, Label: "b2", Resources: []string{"db"}}
-	jws, err := SignEntry(key, m)
+	jws, err := SignEntry(key, m, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
 	got, err := VerifyEntry(&key.PublicKey, jws)
-	if err != nil || got.Label != "b2" || got.Value != valA || len(got.Resources) != 1 {
+	if err != nil || got.Label != "b2" || got.Value != valA || len(got.Resources) != 1 || got.ID == "" || got.IssuedAt == 0 {
 		t.Fatalf("VerifyEntry: %+v, %v", got, err)
 	}
 	if _, err := VerifyEntry(&other.PublicKey, jws); sigKind(err) != "signature_invalid" {
@@ -157,7 +158,7 @@ func TestSignEntry(t *testing.T) {
 	}
 	// Only P-256 signs.
 	k384, _ := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
-	if _, err := SignEntry(k384, m); err == nil {
+	if _, err := SignEntry(k384, m, time.Now()); err == nil {
 		t.Fatal("a P-384 key signed (ES256 needs P-256)")
 	}
 }

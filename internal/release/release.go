@@ -4,6 +4,7 @@
 package release
 
 import (
+	"bytes"
 	"context"
 	"crypto"
 	_ "crypto/sha256" // for the JWK thumbprint
@@ -39,6 +40,12 @@ type Options struct {
 	// store as for nonces.
 	Used      challenge.Store
 	Resources resources.Store
+	// Replica, when not nil, is this process's id: a token whose jti does
+	// not name it (token.JTIReplica) is refused, store_unavailable (this
+	// store cannot confirm it unused). For a Used
+	// store that is not shared between processes, so that replicas sharing
+	// the token key cannot each release once for the same token.
+	Replica []byte
 }
 
 // Service releases resources.
@@ -72,6 +79,9 @@ func (s *Service) Release(ctx context.Context, tok string, names []string) (stri
 	}
 	if ear.Expiry == nil {
 		return "", attest.Errorf(attest.ReasonTokenInvalid, "token has no expiry")
+	}
+	if s.o.Replica != nil && !bytes.Equal(token.JTIReplica(ear.ID), s.o.Replica) {
+		return "", attest.Errorf(attest.ReasonStoreUnavailable, "token was issued by another replica (or before a restart); without a shared store (redis) only the process that issued a token releases for it")
 	}
 	if len(names) == 0 || len(names) > MaxResources {
 		return "", attest.Errorf(attest.ReasonMalformedEvidence, "ask for 1 to %d resources, not %d", MaxResources, len(names))

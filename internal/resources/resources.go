@@ -65,11 +65,18 @@ func ValidName(name string) error {
 //     directory may be writable by others only on a read-only mount (the
 //     kubelet's volume root is a 1777 tmpfs mounted read-only).
 //
+// In both layouts a file with more than one hard link is refused (a link
+// elsewhere could change it unseen).
+//
 // Open refuses a directory that breaks these rules, and Get re-checks the
-// file it reads.
+// file it reads and, for an ordinary directory, the directory's mode. An
+// ordinary directory is read through a handle opened by Open, relative to
+// it, so that the path swapped for a symlink (or another directory)
+// afterwards does not change what is released.
 type Dir struct {
 	path    string
-	mounted bool // the kubelet's Secret volume layout
+	mounted bool     // the kubelet's Secret volume layout
+	root    *os.Root // an ordinary directory, opened by Open; nil when mounted
 }
 
 // Open checks dir and returns the Store over it; every problem found is
@@ -118,7 +125,42 @@ func Open(dir string) (*Dir, error) {
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
-	return &Dir{path: dir}, nil
+	r, err := os.OpenRoot(dir)
+	if err != nil {
+		return nil, err
+	}
+	d := &Dir{path: dir, root: r}
+	if err := d.checkRoot(st); err != nil {
+		r.Close()
+		return nil, err
+	}
+	for _, e := range entries {
+		f, _, err := openIn(r, e.Name(), filepath.Join(dir, e.Name()), ownerOnly)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		f.Close()
+	}
+	if err := errors.Join(errs...); err != nil {
+		r.Close()
+		return nil, err
+	}
+	return d, nil
+}
+
+// checkRoot checks that the directory d.root holds is the one Open found
+// at d.path (st, from Lstat: not a symlink) and is still accessible by its
+// owner only.
+func (d *Dir) checkRoot(st fs.FileInfo) error {
+	info, err := d.root.Stat(".")
+	if err != nil {
+		return err
+	}
+	if st != nil && !os.SameFile(st, info) {
+		return fmt.Errorf("%s changed while it was opened", d.path)
+	}
+	return ownerOnly(d.path, info)
 }
 
 // openMounted is Open for the kubelet's Secret volume layout.
@@ -195,7 +237,7 @@ func (d *Dir) openMounted(name string) (*os.File, fs.FileInfo, error) {
 		if err != nil {
 			return nil, nil, err
 		}
-		f, info, err := openIn(r, data+"/"+name, p)
+		f, info, err := openIn(r, data+"/"+name, p, secretfile.CheckMounted)
 		if err == nil {
 			return f, info, nil
 		}
@@ -210,9 +252,9 @@ func (d *Dir) openMounted(name string) (*os.File, fs.FileInfo, error) {
 	return nil, nil, lastErr
 }
 
-// openIn opens rel under r: a regular file, not a link, whose mode
-// secretfile.CheckMounted accepts; shown names it in errors.
-func openIn(r *os.Root, rel, shown string) (*os.File, fs.FileInfo, error) {
+// openIn opens rel under r: a regular file, not a link, with one hard link
+// only, whose mode check accepts; shown names it in errors.
+func openIn(r *os.Root, rel, shown string, check func(string, fs.FileInfo) error) (*os.File, fs.FileInfo, error) {
 	lst, err := r.Lstat(rel)
 	if err != nil {
 		return nil, nil, err
@@ -231,7 +273,12 @@ func openIn(r *os.Root, rel, shown string) (*os.File, fs.FileInfo, error) {
 		err = fmt.Errorf("%s changed while it was opened", shown)
 	}
 	if err == nil {
-		err = secretfile.CheckMounted(shown, info)
+		if st, ok := info.Sys().(*syscall.Stat_t); ok && st.Nlink > 1 {
+			err = fmt.Errorf("%s has %d hard links: a resource must have one", shown, st.Nlink)
+		}
+	}
+	if err == nil {
+		err = check(shown, info)
 	}
 	if err != nil {
 		f.Close()
@@ -271,25 +318,22 @@ func (d *Dir) Get(ctx context.Context, name string) ([]byte, error) {
 		defer f.Close()
 		return readLimited(f, name)
 	}
-	// No symlink is followed, and a FIFO does not block the open.
-	f, err := os.OpenFile(filepath.Join(d.path, name), os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
+	// Relative to the directory Open checked, whose mode is checked again;
+	// no symlink is followed, and a FIFO does not block the open.
+	if err := d.checkRoot(nil); err != nil {
+		return nil, attest.Errorf(attest.ReasonStoreUnavailable, "resource directory: %v; not released", err)
+	}
+	if _, err := d.root.Lstat(name); errors.Is(err, fs.ErrNotExist) {
+		return nil, attest.Errorf(attest.ReasonResourceForbidden, "no resource %q in the store", name)
+	}
+	f, _, err := openIn(d.root, name, name, ownerOnly)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, attest.Errorf(attest.ReasonResourceForbidden, "no resource %q in the store", name)
 	}
 	if err != nil {
-		return nil, attest.Errorf(attest.ReasonStoreUnavailable, "resource %q: %w", name, err)
+		return nil, attest.Errorf(attest.ReasonStoreUnavailable, "resource %v; not released", err)
 	}
 	defer f.Close()
-	info, err := f.Stat()
-	if err != nil {
-		return nil, attest.Errorf(attest.ReasonStoreUnavailable, "resource %q: %w", name, err)
-	}
-	if !info.Mode().IsRegular() {
-		return nil, attest.Errorf(attest.ReasonStoreUnavailable, "resource %q is not a regular file", name)
-	}
-	if err := ownerOnly(name, info); err != nil {
-		return nil, attest.Errorf(attest.ReasonStoreUnavailable, "resource %w; not released", err)
-	}
 	return readLimited(f, name)
 }
 

@@ -62,3 +62,65 @@ func TestDirGet(t *testing.T) {
 		}
 	}
 }
+
+// The directory Open checked is the one released from (issue 21, item
+// 10): swapped for a symlink afterwards, the other directory's files are
+// not released; a file with a second hard link is refused at Open and at
+// Get; the directory's mode is checked again at each Get.
+func TestDirHardening(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	base := t.TempDir()
+	dir, other := filepath.Join(base, "r"), filepath.Join(base, "other")
+	for _, d := range []string{dir, other} {
+		if err := os.Mkdir(d, 0o700); err != nil {
+			t.Fatal(err)
+		}
+	}
+	os.WriteFile(filepath.Join(dir, "s"), []byte("secret"), 0o600)
+	os.WriteFile(filepath.Join(other, "s"), []byte("planted"), 0o600)
+	d, err := Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(dir, dir+".old"); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(other, dir); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := d.Get(ctx, "s"); string(b) == "planted" {
+		t.Fatal("the directory swapped for a symlink was released from")
+	}
+
+	hard := filepath.Join(base, "h")
+	os.Mkdir(hard, 0o700)
+	os.WriteFile(filepath.Join(hard, "s"), []byte("secret"), 0o600)
+	if err := os.Link(filepath.Join(hard, "s"), filepath.Join(base, "elsewhere")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Open(hard); err == nil {
+		t.Error("a resource with two hard links was accepted at Open")
+	}
+	os.Remove(filepath.Join(base, "elsewhere"))
+	d, err = Open(hard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b, err := d.Get(ctx, "s"); err != nil || string(b) != "secret" {
+		t.Fatalf("Get: %q, %v", b, err)
+	}
+	os.Link(filepath.Join(hard, "s"), filepath.Join(base, "elsewhere"))
+	if b, err := d.Get(ctx, "s"); attest.ReasonOf(err) != attest.ReasonStoreUnavailable || b != nil {
+		t.Errorf("two hard links at Get: %q, %v", b, err)
+	}
+	os.Remove(filepath.Join(base, "elsewhere"))
+	os.Chmod(hard, 0o755)
+	if b, err := d.Get(ctx, "s"); attest.ReasonOf(err) != attest.ReasonStoreUnavailable || b != nil {
+		t.Errorf("directory made readable by others: %q, %v", b, err)
+	}
+	os.Chmod(hard, 0o700)
+	if _, err := d.Get(ctx, "s"); err != nil {
+		t.Errorf("after chmod 700 again: %v", err)
+	}
+}

@@ -106,23 +106,7 @@ func NewTDXChain(o TDXChainOptions) (*TDXChain, error) {
 		if t := notAfter[serial]; !t.IsZero() {
 			until = t
 		}
-		t := &x509.Certificate{
-			SerialNumber: big.NewInt(serial), Subject: name(subject),
-			NotBefore: created, NotAfter: until,
-			BasicConstraintsValid: true, IsCA: ca, ExtraExtensions: ext,
-			KeyUsage: x509.KeyUsageDigitalSignature,
-		}
-		if ca {
-			t.KeyUsage = x509.KeyUsageCertSign | x509.KeyUsageCRLSign
-		}
-		if parent == nil {
-			parent = t
-		}
-		der, err := x509.CreateCertificate(rand.Reader, t, parent, &key.PublicKey, signer)
-		if err != nil {
-			return nil, err
-		}
-		return x509.ParseCertificate(der)
+		return certSpec{serial: serial, subject: name(subject), notBefore: created, notAfter: until, ca: ca, ext: ext}.issue(&key.PublicKey, signer, parent)
 	}
 	var err error
 	if c.Root, err = mk(1, "Test SGX Root CA", c.rootKey, c.rootKey, nil, true, nil); err != nil {

@@ -2,6 +2,7 @@ package testkit
 
 import (
 	"bytes"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -73,8 +74,41 @@ var image struct {
 	err  error
 }
 
-// ImageTag is the tag Image builds.
-const ImageTag = "trustgate:test"
+// ImageTag is the tag Image builds: one per test process, so that test
+// runs side by side neither share nor remove each other's image.
+var ImageTag = fmt.Sprintf("trustgate:test-%d", os.Getpid())
+
+// built is every image this process built (Image, Build), for
+// RemoveImages.
+var built struct {
+	mu   sync.Mutex
+	tags []string
+}
+
+// Build builds the Docker context dir as tag and records it for
+// RemoveImages; it fails the test when docker build fails.
+func (d *Docker) Build(tag, dir string) string {
+	d.t.Helper()
+	d.Run("build", "-q", "-t", tag, dir)
+	built.mu.Lock()
+	built.tags = append(built.tags, tag)
+	built.mu.Unlock()
+	return tag
+}
+
+// RemoveImages removes every image this process built (a test binary's
+// TestMain calls it after m.Run), so that test runs leave no images
+// behind. It does nothing without docker.
+func RemoveImages() {
+	built.mu.Lock()
+	tags := built.tags
+	built.tags = nil
+	built.mu.Unlock()
+	if len(tags) == 0 {
+		return
+	}
+	exec.Command("docker", append([]string{"rmi", "-f"}, tags...)...).Run()
+}
 
 // Image builds the project's container image with scripts/image (once per
 // test binary) and returns its tag.
@@ -94,6 +128,9 @@ func (d *Docker) Image() string {
 			return
 		}
 		image.tag = ImageTag
+		built.mu.Lock()
+		built.tags = append(built.tags, ImageTag)
+		built.mu.Unlock()
 	})
 	if image.err != nil {
 		d.t.Fatalf("scripts/image: %v", image.err)

@@ -123,6 +123,14 @@ func (l *Limiter) advance(t time.Time) {
 	}
 }
 
+// untilNext is how long from now a request would wait for its turn.
+func (l *Limiter) untilNext() time.Duration {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	now := l.now()
+	return max(l.next(now).Sub(now), 0)
+}
+
 // HeldBack returns how long from now every request is held back by a
 // Retry-After (0 if none).
 func (l *Limiter) HeldBack() time.Duration {

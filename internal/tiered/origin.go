@@ -70,7 +70,10 @@ func (o *Origin) Get(ctx context.Context, r Request) ([]byte, http.Header, error
 			return nil, nil, err
 		}
 		last = err
-		retryable := status == 0 || status == http.StatusTooManyRequests || status >= 500
+		// A host that resolves no name or has no route does not get one
+		// by waiting a few seconds: no retry (the CLI says how to work
+		// offline).
+		retryable := (status == 0 && !fetch.NoNetwork(err)) || status == http.StatusTooManyRequests || status >= 500
 		d := o.Backoff << (attempt - 1)
 		if d > o.MaxBackoff || d <= 0 {
 			d = o.MaxBackoff
@@ -103,7 +106,10 @@ func (o *Origin) Get(ctx context.Context, r Request) ([]byte, http.Header, error
 		if wait > 0 {
 			continue // the rate limit waits it out
 		}
-		o.Log.Warn(o.Name+" request failed; retrying", "request", r.What, "status", status, "attempt", attempt, "backoff", d.String())
+		// The next attempt waits for the backoff and for the rate limit:
+		// log the longer, which is when it goes.
+		o.Log.Warn(o.Name+" request failed; retrying", "request", r.What, "status", status, "attempt", attempt,
+			"next_attempt_in", max(d, r.Lim.untilNext()).Round(time.Millisecond).String())
 		if err := o.Sleep(ctx, d); err != nil {
 			return nil, nil, fmt.Errorf("%w (gave up: %v)", last, err)
 		}
@@ -133,7 +139,7 @@ func (o *Origin) once(ctx context.Context, r Request) (body []byte, hdr http.Hea
 		if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
 			err = fmt.Errorf("no answer within %s", o.RequestTimeout)
 		}
-		return nil, nil, 0, 0, fmt.Errorf("%s %s: %v", o.Name, r.What, err)
+		return nil, nil, 0, 0, fmt.Errorf("%s %s: %w", o.Name, r.What, err) // err holds no URL (above)
 	}
 	defer resp.Body.Close()
 	observe(strconv.Itoa(resp.StatusCode))

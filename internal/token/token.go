@@ -47,6 +47,21 @@ type Options struct {
 	DevSimulator bool
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// Replica, when not nil, is this process's id; every jti begins with
+	// it (base64url of Replica followed by 16 random bytes), so that a
+	// releaser without a shared store can refuse another replica's tokens
+	// (JTIReplica). nil: jtis are 16 random bytes.
+	Replica []byte
+}
+
+// JTIReplica returns the replica id a jti names (the bytes before its 16
+// random ones), nil if it names none or is not such a jti.
+func JTIReplica(jti string) []byte {
+	b, err := base64.RawURLEncoding.DecodeString(jti)
+	if err != nil || len(b) <= 16 {
+		return nil
+	}
+	return b[:len(b)-16]
 }
 
 // Issuer signs EAR tokens. It is safe for concurrent use.
@@ -197,9 +212,10 @@ type EAR struct {
 
 // Issue signs a token for a and returns it with its jti and expiry.
 func (i *Issuer) Issue(a Appraisal) (tok, jti string, exp time.Time, err error) {
-	var id [16]byte
-	rand.Read(id[:])
-	jti = base64.RawURLEncoding.EncodeToString(id[:])
+	id := make([]byte, len(i.o.Replica)+16)
+	copy(id, i.o.Replica)
+	rand.Read(id[len(i.o.Replica):])
+	jti = base64.RawURLEncoding.EncodeToString(id)
 	now := i.o.Now()
 	exp = now.Add(i.o.Lifetime)
 	ear := EAR{

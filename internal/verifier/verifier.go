@@ -133,8 +133,8 @@ func New(o Options) (*Service, error) {
 type snpTEE struct{ v SNP }
 
 func (a snpTEE) VerifyEvidence(ctx context.Context, ev attest.Evidence) (attest.Verified, error) {
-	if ev.Quote != nil {
-		return nil, attest.Errorf(attest.ReasonMalformedEvidence, "SEV-SNP evidence has no quote")
+	if ev.Quote != nil || ev.Document != nil {
+		return nil, attest.Errorf(attest.ReasonMalformedEvidence, "SEV-SNP evidence has no quote or document")
 	}
 	c, err := a.v.Verify(ctx, snp.Evidence{Report: ev.Report, CertTable: ev.CertTable})
 	if err != nil {
@@ -151,10 +151,14 @@ func (snpTEE) SplitPlain(body []byte) (attest.Evidence, attest.Nonce, error) {
 type AttestInput struct {
 	Nonce attest.Nonce
 	TEE   string
-	// Report and CertTable are SEV-SNP evidence, Quote TDX evidence.
+	// Report and CertTable are SEV-SNP evidence, Quote TDX evidence,
+	// Document Nitro evidence.
 	Report    []byte
 	CertTable []byte
 	Quote     []byte
+	Document  []byte
+	// Azure is the evidence of azure-snp and azure-tdx.
+	Azure *attest.AzureEvidence
 	// TEEPubKey is the guest's ephemeral public key (a JWK), or nil.
 	TEEPubKey *jose.JSONWebKey
 }
@@ -188,8 +192,26 @@ func ParseTEEPubKey(raw json.RawMessage) (*jose.JSONWebKey, error) {
 	if !ok || !k.Valid() || (ek.Curve != elliptic.P256() && ek.Curve != elliptic.P384()) {
 		return nil, attest.Errorf(attest.ReasonMalformedEvidence, "tee_pubkey must be a public EC key on P-256 or P-384")
 	}
-	return &k, nil
+	// The key goes into the token: every member is bounded, and only the
+	// key, kid, alg and use are kept (no certificates, no URLs).
+	if len(raw) > MaxTEEPubKeySize {
+		return nil, attest.Errorf(attest.ReasonMalformedEvidence, "tee_pubkey is %d bytes, at most %d", len(raw), MaxTEEPubKeySize)
+	}
+	if len(k.KeyID) > maxJWKMember || len(k.Algorithm) > maxJWKMember || len(k.Use) > maxJWKMember {
+		return nil, attest.Errorf(attest.ReasonMalformedEvidence, "tee_pubkey: kid, alg and use are at most %d bytes each", maxJWKMember)
+	}
+	if len(k.Certificates) > 0 || k.CertificatesURL != nil {
+		return nil, attest.Errorf(attest.ReasonMalformedEvidence, "tee_pubkey: x5c and x5u are not accepted")
+	}
+	return &jose.JSONWebKey{Key: ek, KeyID: k.KeyID, Algorithm: k.Algorithm, Use: k.Use}, nil
 }
+
+// MaxTEEPubKeySize bounds the tee_pubkey JWK as sent (a P-384 key with a
+// kid is about 250 bytes).
+const MaxTEEPubKeySize = 1024
+
+// maxJWKMember bounds each of tee_pubkey's kid, alg and use.
+const maxJWKMember = 64
 
 // Attest runs one attestation and returns the token.
 //
@@ -215,7 +237,7 @@ func (s *Service) Attest(ctx context.Context, in AttestInput) (tok string, err e
 	}
 	// The nonce goes with the verification: it bounds the certificate
 	// fetches a report that fails may cause (it is free to repeat).
-	a, err := s.appraise(attest.WithNonce(ctx, in.Nonce), tee, attest.Evidence{Report: in.Report, CertTable: in.CertTable, Quote: in.Quote}, want[:], s.o.Launches != nil)
+	a, err := s.appraise(attest.WithNonce(ctx, in.Nonce), tee, attest.Evidence{Report: in.Report, CertTable: in.CertTable, Quote: in.Quote, Document: in.Document, Azure: in.Azure}, want[:], s.o.Launches != nil)
 	if err != nil {
 		return "", err
 	}

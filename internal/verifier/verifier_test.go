@@ -9,6 +9,7 @@ import (
 	"crypto/rsa"
 	"encoding/base64"
 	"encoding/json"
+	"strings"
 	"testing"
 	"time"
 
@@ -96,6 +97,21 @@ func TestNonceConsumedOnlyOnSuccess(t *testing.T) {
 	}
 }
 
+// withMember adds a string member to a JWK.
+func withMember(t *testing.T, raw json.RawMessage, k, v string) json.RawMessage {
+	t.Helper()
+	var m map[string]any
+	if err := json.Unmarshal(raw, &m); err != nil {
+		t.Fatal(err)
+	}
+	m[k] = v
+	b, err := json.Marshal(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
 // ParseTEEPubKey takes a public EC key on P-256 or P-384 and nothing else:
 // every other key type, curve, or a key with private parts is
 // malformed_evidence, as is a JWK that does not parse.
@@ -136,6 +152,13 @@ func TestParseTEEPubKey(t *testing.T) {
 		{"not a point of the curve", json.RawMessage(`{"kty":"EC","crv":"P-256","x":"` + x + `","y":"` + x + `"}`), false},
 		{"not JSON", json.RawMessage(`{"kty":`), false},
 		{"JSON null", json.RawMessage(`null`), false},
+		// Every member bounded (issue 21, item 13): the key goes into the token.
+		{"kid of 64 bytes", withMember(t, jwk(p384.Public()), "kid", strings.Repeat("k", 64)), true},
+		{"kid of 40,000 bytes", withMember(t, jwk(p384.Public()), "kid", strings.Repeat("k", 40000)), false},
+		{"kid of 65 bytes", withMember(t, jwk(p384.Public()), "kid", strings.Repeat("k", 65)), false},
+		{"alg of 65 bytes", withMember(t, jwk(p384.Public()), "alg", strings.Repeat("a", 65)), false},
+		{"unknown member of 2,000 bytes", withMember(t, jwk(p384.Public()), "note", strings.Repeat("n", 2000)), false},
+		{"x5u", withMember(t, jwk(p384.Public()), "x5u", "https://example.com/c.pem"), false},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -127,10 +127,18 @@ var mutants = []mutant{
 	off("internal/tee/snp/verify.go", "r.signer != ek.Signer", snpPkg),
 	off("internal/tee/snp/verify.go", "r.cpuidKnown && r.cpuidProduct != ek.Product", snpPkg),
 	off("internal/tee/snp/verify.go", "ek.TCB != r.reportedTCB", snpPkg),
-	off("internal/tee/snp/verify.go", "!bytes.Equal(ek.HWID, r.claims.ChipID[:len(ek.HWID)])", snpPkg),
+	off("internal/tee/snp/verify.go", "!chipMatches(ek.HWID, r.claims.ChipID[:])", snpPkg),
+	// Narrowed: the reserved bytes 0x1F8-0x207 checked below version 4
+	// only (version 4 is laid out like 3).
+	swap("internal/tee/snp/report.go", "if version < 5 {\n\t\tfor _, b := range report[0x1F8:0x208]", "if version < 4 {\n\t\tfor _, b := range report[0x1F8:0x208]", snpPkg),
+	// Narrowed: only the first 8 bytes of a 64-byte hwID compared.
+	swap("internal/tee/snp/verify.go", "bytes.Equal(hwid, chipID[:len(hwid)])", "bytes.Equal(hwid[:min(8, len(hwid))], chipID[:min(8, len(hwid))])", snpPkg),
 	swap("internal/tee/snp/verify.go", "if b != 0 {\n\t\t\treturn attest.Errorf(attest.ReasonSignatureInvalid", "if false && b != 0 {\n\t\t\treturn attest.Errorf(attest.ReasonSignatureInvalid", snpPkg),
 	off("internal/tee/snp/verify.go", "!ecdsa.VerifyASN1(key, digest[:], der)", snpPkg),
 	off("internal/tee/snp/report.go", "version < MinReportVersion || version > MaxReportVersion", snpPkg),
+	// Narrowed: the supported version range shifted by one at either end.
+	swap("internal/tee/snp/report.go", "if version < MinReportVersion || version > MaxReportVersion {", "if version < MinReportVersion-1 || version > MaxReportVersion {", snpPkg),
+	swap("internal/tee/snp/report.go", "if version < MinReportVersion || version > MaxReportVersion {", "if version < MinReportVersion || version > MaxReportVersion+1 {", snpPkg),
 	off("internal/tee/snp/report.go", "b != 0", snpPkg),
 	off("internal/tee/snp/certtable.go", "len(b) > MaxCertTableSize", snpPkg),
 	off("internal/tee/snp/certtable.go", "end > uint64(len(b)) || h.Length == 0", snpPkg),
@@ -193,6 +201,8 @@ var mutants = []mutant{
 	off("internal/tee/tdx/tcb.go", "int(pck.CPUSVN[i]) < c.SVN", tdxPkg),
 	swap("internal/tee/tdx/tcb.go", "return int(pck.PCESVN) >= l.TCB.PCESVN", "return true", tdxPkg),
 	off("internal/tee/tdx/tcb.go", "int(teeTCBSVN[i]) < l.TCB.TDXComponents[i].SVN", tdxPkg),
+	// Narrowed: components 0-1 skipped for a TDX 1.0 module (version 0) too.
+	swap("internal/tee/tdx/tcb.go", "if teeTCBSVN[1] > 0 {\n\t\tstart = 2", "if true || teeTCBSVN[1] > 0 {\n\t\tstart = 2", tdxPkg),
 	swap("internal/tee/tdx/tcb.go", "ml := firstLevel(m.TCBLevels, int(teeTCBSVN[0]))", "ml := firstLevel(m.TCBLevels, 1<<30)", tdxPkg),
 	off("internal/tee/tdx/tcb.go", "!bytes.Equal(signer.MRSigner, body[offMRSignerSeam:offMRSignerSeam+48])", tdxPkg),
 	swap("internal/tee/tdx/tcb.go", "!bytes.Equal(seamAttrs, make([]byte, 8)) || ", "", tdxPkg),
@@ -216,12 +226,21 @@ var mutants = []mutant{
 
 	// internal/admin: who may write (bearer token, verified client
 	// certificate when enabled), and signed entries under a trust key.
-	off("internal/admin/handler.go", "subtle.ConstantTimeCompare(sum[:], h.tokenSum[:]) != 1", adminPkg),
+	swap("internal/admin/handler.go", "subtle.ConstantTimeCompare(sum[:], t.sum[:]) == 1", "subtle.ConstantTimeCompare(sum[:], t.sum[:]) >= 0", adminPkg),
 	swap("internal/admin/handler.go", "h.o.ClientCerts && r.TLS != nil", "r.TLS != nil", adminPkg),
 	swap("internal/admin/handler.go", `!strings.EqualFold(scheme, "Bearer")`, "!strings.EqualFold(scheme, scheme)", adminPkg),
 	offInit("internal/admin/handler.go", "trust := h.o.Layer.o.TrustKey", "trust != nil", adminPkg),
-	swap("internal/admin/layer.go", "if l.o.TrustKey != nil {\n\t\treturn refvalues.VerifyEntry", "if false && l.o.TrustKey != nil {\n\t\treturn refvalues.VerifyEntry", adminPkg),
+	swap("internal/admin/layer.go", "if l.o.TrustKey != nil {\n\t\ta, err := refvalues.VerifyEntry", "if false && l.o.TrustKey != nil {\n\t\ta, err := refvalues.VerifyEntry", adminPkg),
 	off("internal/admin/layer.go", "err == nil && m.Label != label", adminPkg),
+	// The gatekeeper's memory: replayed approvals, a store that went
+	// back, the fleet's trust key requirement.
+	off("internal/admin/store.go", "c.JTI != \"\" && s.o.JTIs[c.JTI]", adminPkg),
+	offInit("internal/admin/store.go", "w, ok := s.o.Withdrawn[label]", "ok && !c.IssuedAt.IsZero() && c.IssuedAt.UnixMilli() < w.UnixMilli()", adminPkg),
+	off("internal/admin/store.go", "s.o.TrustKey != \"\" && s.o.TrustKey != c.TrustKey", adminPkg),
+	equiv(off("internal/admin/layer.go", "l.held != nil && v < l.held.Version", adminPkg),
+		"the same check after Load (o.Version < l.held.Version) heals the store; this one only saves the load"),
+	off("internal/admin/layer.go", "o.TrustKey != \"\" && o.TrustKey != l.fp", adminPkg),
+	off("internal/admin/handler.go", "err == nil && (a.ID == \"\" || a.IssuedAt <= 0)", adminPkg),
 
 	// internal/certs: what the KDS and the tiers serve is verified before
 	// it is used (vcek.go, crl.go), revocation (revoke.go), the bounds on

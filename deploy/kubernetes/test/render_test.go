@@ -191,8 +191,8 @@ func TestVerifierDeployment(t *testing.T) {
 			t.Errorf("%s %s is in no mounted volume", key, path)
 		}
 	}
-	// Secrets are mounted 0400 and read-only; the cache is the only
-	// writable mount.
+	// Secrets are mounted 0400 and read-only; the cache and the state
+	// directory are the only writable mounts.
 	for _, v := range p.Volumes {
 		m := mounts[v.Name]
 		switch {
@@ -204,7 +204,7 @@ func TestVerifierDeployment(t *testing.T) {
 				t.Errorf("secret volume %s is mounted writable", v.Name)
 			}
 		case v.EmptyDir != nil:
-			if m.MountPath != "/var/cache/trustgate" {
+			if m.MountPath != "/var/cache/trustgate" && m.MountPath != "/var/lib/trustgate" {
 				t.Errorf("emptyDir %s at %s", v.Name, m.MountPath)
 			}
 		case v.ConfigMap != nil:

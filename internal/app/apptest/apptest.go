@@ -30,7 +30,9 @@ func SimVerifier(t testing.TB, resources map[string]string, granted ...string) c
 	cfg.ShutdownDelay = 0
 	cfg.ReferenceValues = filepath.Join(dir, "ref.yaml")
 	ref := "measurements:\n"
-	for _, e := range []string{"label: b1\n", "label: t1\n    tee: tdx\n"} {
+	pcrs := sim.DefaultPCRs()
+	azure := "\n    pcrs: {pcr04: \"" + hex.EncodeToString(pcrs[4][:]) + "\"}\n"
+	for _, e := range []string{"label: b1\n", "label: t1\n    tee: tdx\n", "label: az1\n    tee: azure-snp" + azure, "label: az2\n    tee: azure-tdx" + azure, "label: n1\n    tee: nitro\n"} {
 		ref += "  - value: \"" + hex.EncodeToString(sim.DefaultMeasurement[:]) + "\"\n    " + e
 		if len(granted) > 0 {
 			ref += "    resources: [" + strings.Join(granted, ", ") + "]\n"

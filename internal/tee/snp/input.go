@@ -4,34 +4,28 @@ import (
 	"bytes"
 	"context"
 	"encoding/base64"
-	"encoding/binary"
 	"encoding/hex"
 
 	"github.com/trustgate/trustgate/internal/attest"
+	"github.com/trustgate/trustgate/internal/tee/azure/hcl"
 )
 
 // MaxInputSize bounds what DecodeReport reads: an Azure HCL blob is 2600
 // bytes and its base64 form under 4 KiB.
 const MaxInputSize = 16 << 10
 
-// Azure CVM HCL report layout (the vTPM NV index 0x01400001 blob): a 32-byte
-// header starting "HCLA", the 1184-byte hardware report, then a 20-byte
-// runtime-data header whose last field is the size of the runtime-data JSON
-// that follows it.
-const (
-	hclHeaderSize     = 0x20
-	hclReportEnd      = hclHeaderSize + ReportSize // 0x4C0
-	hclReportTypeOff  = hclReportEnd + 8           // 2 = SNP, 4 = TDX
-	hclVarSizeOff     = hclReportEnd + 16
-	hclVarDataOff     = hclReportEnd + 20
-	hclReportTypeSNP  = 2
-	hclHashTypeSHA256 = 1
+// The Azure CVM HCL report blob (internal/tee/azure/hcl): hclMagic starts
+// it, hclVarDataOff is where its runtime data begins.
+var (
+	hclMagic = hcl.Magic
 )
 
-var hclMagic = []byte("HCLA")
+const hclVarDataOff = hcl.VarDataOff
 
 // DecodeReport turns a report file into Evidence: a raw 1184-byte report,
-// the same as hex or base64 text, or an Azure CVM HCL report blob (raw or
+// the same as hex (an optional 0x prefix allowed) or base64 text, a report
+// followed by other bytes (dropped, counted in Evidence.Ignored; go-sev-guest
+// reads such files too), or an Azure CVM HCL report blob (raw or
 // base64), recognised by its "HCLA" header. For an HCL blob the SNP report is
 // taken from inside it and its runtime data becomes Evidence.RuntimeData, so
 // that verification also checks REPORT_DATA = SHA-256(runtime data) ‖ 0³².
@@ -42,13 +36,13 @@ func DecodeReport(b []byte) (Evidence, error) {
 	if bytes.HasPrefix(b, hclMagic) {
 		return decodeHCL(b)
 	}
-	if len(b) == ReportSize {
-		return Evidence{Report: b}, nil
+	if ev, ok := rawReport(b); ok {
+		return ev, nil
 	}
-	text := bytes.Join(bytes.Fields(b), nil)
-	if len(text) == 2*ReportSize {
-		if raw, err := hex.DecodeString(string(text)); err == nil {
-			return Evidence{Report: raw}, nil
+	text := attest.EvidenceText(b)
+	if raw, err := hex.DecodeString(string(text)); err == nil {
+		if ev, ok := rawReport(raw); ok {
+			return ev, nil
 		}
 	}
 	for _, enc := range []*base64.Encoding{base64.StdEncoding, base64.RawStdEncoding, base64.URLEncoding, base64.RawURLEncoding} {
@@ -59,31 +53,41 @@ func DecodeReport(b []byte) (Evidence, error) {
 		if bytes.HasPrefix(raw, hclMagic) {
 			return decodeHCL(raw)
 		}
-		if len(raw) == ReportSize {
-			return Evidence{Report: raw}, nil
+		if ev, ok := rawReport(raw); ok {
+			return ev, nil
 		}
 	}
 	return Evidence{}, attest.Errorf(attest.ReasonMalformedEvidence,
 		"%d bytes are neither a %d-byte SEV-SNP report (raw, hex or base64) nor an Azure HCL report", len(b), ReportSize)
 }
 
+// rawReport takes a report from b: exactly ReportSize bytes, or a longer b
+// that starts like a report (a supported version and SIGNATURE_ALGO 1,
+// ECDSA P-384 with SHA-384; SEV-SNP ABI 56860, ATTESTATION_REPORT), whose
+// bytes after the report are dropped and counted in Evidence.Ignored. The
+// bytes are not trusted: the signature decides.
+func rawReport(b []byte) (Evidence, bool) {
+	if len(b) == ReportSize {
+		return Evidence{Report: b}, true
+	}
+	if len(b) < ReportSize {
+		return Evidence{}, false
+	}
+	if v := leUint32(b[0:4]); v < MinReportVersion || v > MaxReportVersion || leUint32(b[0x34:0x38]) != 1 {
+		return Evidence{}, false
+	}
+	return Evidence{Report: b[:ReportSize], Ignored: len(b) - ReportSize}, true
+}
+
 func decodeHCL(b []byte) (Evidence, error) {
-	if len(b) < hclVarDataOff {
-		return Evidence{}, attest.Errorf(attest.ReasonMalformedEvidence, "HCL report is %d bytes, shorter than its headers", len(b))
+	r, err := hcl.Parse(b)
+	if err != nil {
+		return Evidence{}, attest.Errorf(attest.ReasonMalformedEvidence, "%w", err)
 	}
-	if t := binary.LittleEndian.Uint32(b[hclReportTypeOff:]); t != hclReportTypeSNP {
-		return Evidence{}, attest.Errorf(attest.ReasonMalformedEvidence, "HCL report type is %d, not SEV-SNP (2)", t)
+	if r.Type != hcl.TypeSNP {
+		return Evidence{}, attest.Errorf(attest.ReasonMalformedEvidence, "HCL report type is %d, not SEV-SNP (2)", r.Type)
 	}
-	if h := binary.LittleEndian.Uint32(b[hclReportTypeOff+4:]); h != hclHashTypeSHA256 {
-		return Evidence{}, attest.Errorf(attest.ReasonMalformedEvidence, "HCL runtime data hash type is %d, only SHA-256 (1) is supported", h)
-	}
-	n := uint64(binary.LittleEndian.Uint32(b[hclVarSizeOff:]))
-	if uint64(hclVarDataOff)+n > uint64(len(b)) {
-		return Evidence{}, attest.Errorf(attest.ReasonMalformedEvidence, "HCL runtime data of %d bytes overruns the %d-byte blob", n, len(b))
-	}
-	report := bytes.Clone(b[hclHeaderSize:hclReportEnd])
-	runtime := bytes.Clone(b[hclVarDataOff : hclVarDataOff+int(n)])
-	return Evidence{Report: report, RuntimeData: runtime}, nil
+	return Evidence{Report: bytes.Clone(r.Hardware), RuntimeData: bytes.Clone(r.RuntimeData)}, nil
 }
 
 // SplitPlain splits the body of the plain flow (POST /verify: a raw report,

@@ -3,13 +3,16 @@ package snp_test
 import (
 	"bytes"
 	"context"
+	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/asn1"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	mrand "math/rand/v2"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -91,6 +94,9 @@ func TestRejections(t *testing.T) {
 	otherChip := testkit.DefaultChipID
 	otherChip[5] ^= 0xff
 	chipChain := mustChain(t, testkit.ChainOptions{CertHWID: otherChip[:]})
+	lastByte := testkit.DefaultChipID
+	lastByte[63] ^= 0x01 // Milan and Genoa compare all 64 bytes
+	lastByteChain := mustChain(t, testkit.ChainOptions{CertHWID: lastByte[:]})
 
 	oid := func(arc ...int) asn1.ObjectIdentifier {
 		return append(asn1.ObjectIdentifier{1, 3, 6, 1, 4, 1, 3704, 1}, arc...)
@@ -113,6 +119,7 @@ func TestRejections(t *testing.T) {
 		{GUID: uuid.MustParse(abi.VcekGUID), RawCert: milan.VCEK()},
 	}}).Marshal()
 	v3Reserved := milan.Report(testkit.ReportFields{Version: 3, Mutate: func(r []byte) { r[0x200] = 1 }})
+	v4Reserved := milan.Report(testkit.ReportFields{Version: 4, Mutate: func(r []byte) { r[0x207] = 1 }})
 	saysVLEK := milan.Report(testkit.ReportFields{Mutate: func(r []byte) { r[0x48] |= 1 << 2 }})
 	saysVCEK := milan.Report(testkit.ReportFields{Signer: snp.SignerVLEK, Mutate: func(r []byte) { r[0x48] &^= 7 << 2 }})
 
@@ -135,6 +142,7 @@ func TestRejections(t *testing.T) {
 		{"VLEK TCB differs from REPORTED_TCB", tcbChain, snp.Evidence{Report: tcbChain.Report(testkit.ReportFields{Signer: snp.SignerVLEK}), EndorsementKey: tcbChain.VLEK()}, snp.Options{}, attest.ReasonTCBMismatch},
 		{"Turin VCEK FMC differs from REPORTED_TCB", turinTCBChain, snp.Evidence{Report: turinTCBChain.Report(testkit.ReportFields{}), EndorsementKey: turinTCBChain.VCEK()}, snp.Options{}, attest.ReasonTCBMismatch},
 		{"VCEK of another chip, same key", chipChain, snp.Evidence{Report: chipChain.Report(testkit.ReportFields{}), EndorsementKey: chipChain.VCEK()}, snp.Options{}, attest.ReasonCertChainInvalid},
+		{"VCEK of another chip, last byte differs", lastByteChain, snp.Evidence{Report: lastByteChain.Report(testkit.ReportFields{}), EndorsementKey: lastByteChain.VCEK()}, snp.Options{}, attest.ReasonCertChainInvalid},
 		{"VLEK cert for a VCEK-signed report", milan, snp.Evidence{Report: good, EndorsementKey: milan.VLEK()}, snp.Options{}, attest.ReasonSignatureInvalid},
 		{"Turin CPU, key chained to the Milan root", milan, snp.Evidence{Report: turin.Report(testkit.ReportFields{}), EndorsementKey: milan.VCEK()}, snp.Options{}, attest.ReasonCertChainInvalid},
 		{"real VCEK of another chip", milan, snp.Evidence{Report: readFile(t, "trustee-report.bin"), EndorsementKey: readFile(t, "gosevguest-milan-vcek.der")}, snp.Options{Roots: snp.AMDRoots()}, attest.ReasonSignatureInvalid},
@@ -142,6 +150,7 @@ func TestRejections(t *testing.T) {
 		{"version 6", milan, snp.Evidence{Report: milan.Report(testkit.ReportFields{Version: 6}), EndorsementKey: milan.VCEK()}, snp.Options{}, attest.ReasonUnsupportedVersion},
 		{"debug", milan, snp.Evidence{Report: debug, EndorsementKey: milan.VCEK()}, snp.Options{}, attest.ReasonDebugEnabled},
 		{"reserved 0x1F8-0x207 not zero in a version 3 report", milan, snp.Evidence{Report: v3Reserved, EndorsementKey: milan.VCEK()}, snp.Options{}, attest.ReasonMalformedEvidence},
+		{"reserved 0x1F8-0x207 not zero in a version 4 report", milan, snp.Evidence{Report: v4Reserved, EndorsementKey: milan.VCEK()}, snp.Options{}, attest.ReasonMalformedEvidence},
 		{"SIGNING_KEY says VLEK, a VCEK signed", milan, snp.Evidence{Report: saysVLEK, EndorsementKey: milan.VCEK()}, snp.Options{}, attest.ReasonCertChainInvalid},
 		{"SIGNING_KEY says VCEK, a VLEK signed", milan, snp.Evidence{Report: saysVCEK, EndorsementKey: milan.VLEK()}, snp.Options{}, attest.ReasonCertChainInvalid},
 		{"certificate table names the VCEK twice", milan, snp.Evidence{Report: good, CertTable: twice}, snp.Options{}, attest.ReasonMalformedEvidence},
@@ -304,4 +313,38 @@ func TestCachedChainExpires(t *testing.T) {
 	mu.Unlock()
 	_, err := v.Verify(context.Background(), ev)
 	wantReason(t, err, attest.ReasonCertChainInvalid)
+}
+
+// The refusals say what is wrong (issue 21, items 4 and 5): a v2 report
+// whose key is nowhere names every product line tried; a VCEK of another
+// chip names both chips, as short prefixes only.
+func TestRefusalsNameWhatIsWrong(t *testing.T) {
+	t.Parallel()
+	milan := mustChain(t, testkit.ChainOptions{})
+	v2 := milan.Report(testkit.ReportFields{Version: 2})
+	_, err := verify(milan, snp.Evidence{Report: v2}, snp.Options{Keys: failingKeys{}})
+	wantReason(t, err, attest.ReasonVCEKUnavailable)
+	if d := attest.Detail(err); !strings.Contains(d, "Milan: ") || !strings.Contains(d, "Genoa: ") {
+		t.Errorf("detail %q does not name both product lines tried", d)
+	}
+
+	report, vcek := readFile(t, "trustee-report.bin"), readFile(t, "gosevguest-milan-vcek.der")
+	_, err = verify(milan, snp.Evidence{Report: report, EndorsementKey: vcek}, snp.Options{Roots: snp.AMDRoots()})
+	wantReason(t, err, attest.ReasonSignatureInvalid)
+	cert, perr := x509.ParseCertificate(vcek)
+	if perr != nil {
+		t.Fatal(perr)
+	}
+	ek, perr := snp.ParseEndorsementKey(cert)
+	if perr != nil {
+		t.Fatal(perr)
+	}
+	d := attest.Detail(err)
+	keyChip, reportChip := hex.EncodeToString(ek.HWID), hex.EncodeToString(report[0x1A0:0x1E0])
+	if !strings.Contains(d, keyChip[:8]+"…") || !strings.Contains(d, reportChip[:8]+"…") {
+		t.Errorf("detail %q does not name chip %s… and chip %s…", d, keyChip[:8], reportChip[:8])
+	}
+	if strings.Contains(d, keyChip[:16]) || strings.Contains(d, reportChip[:16]) {
+		t.Errorf("detail %q carries more than a short chip prefix", d)
+	}
 }

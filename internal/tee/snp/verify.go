@@ -10,6 +10,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -41,6 +42,9 @@ type Evidence struct {
 	// RuntimeData, when non-nil, is data the report binds in REPORT_DATA as
 	// SHA-256(RuntimeData) ‖ 32 zero bytes (Azure HCL runtime data).
 	RuntimeData []byte
+	// Ignored is how many bytes DecodeReport found after the report and
+	// dropped; Verify does not read it.
+	Ignored int
 }
 
 // KeyRequest names the endorsement key a report needs from a KeySource.
@@ -144,6 +148,10 @@ func (v *Verifier) Verify(ctx context.Context, ev Evidence) (*attest.Claims, err
 		return nil, err
 	}
 	if err := checkSignature(report, ek.Key); err != nil {
+		if ek.Signer == SignerVCEK && reportSigner(report) == SignerVCEK && !allZero(report[0x1A0:0x1E0]) && !chipMatches(ek.HWID, report[0x1A0:0x1E0]) {
+			// The unverified CHIP_ID only explains the refusal.
+			err = attest.Errorf(attest.ReasonOf(err), "%s: the VCEK is for chip %s, the report says chip %s", attest.Detail(err), chipPrefix(ek.HWID), chipPrefix(report[0x1A0:0x1E0]))
+		}
 		return nil, err
 	}
 	// From here on the signed bytes are AMD's.
@@ -281,6 +289,7 @@ func (v *Verifier) fetch(ctx context.Context, report []byte, signer Signer) ([]b
 	}
 	certs, _ := v.keys.(CertKeySource)
 	tcb := TCBVersion(leUint64(report[0x180:0x188]))
+	var tried []string // "<product>: <why not>", for a refusal that names every line tried
 	var lastErr error
 	for _, p := range candidateProducts(report) {
 		hwid := chipID[:]
@@ -293,16 +302,27 @@ func (v *Verifier) fetch(ctx context.Context, report []byte, signer Signer) ([]b
 			if err == nil {
 				return cert.Raw, cert, nil
 			}
-			lastErr = err
+			lastErr, tried = err, append(tried, string(p)+": "+attest.Detail(err))
 			continue
 		}
 		der, err := v.keys.EndorsementKey(ctx, req)
 		if err == nil {
 			return der, nil, nil
 		}
-		lastErr = err
+		lastErr, tried = err, append(tried, string(p)+": "+attest.Detail(err))
 	}
-	return nil, nil, attest.WithReason(attest.ReasonVCEKUnavailable, "", lastErr)
+	if len(tried) < 2 {
+		return nil, nil, attest.WithReason(attest.ReasonVCEKUnavailable, "", lastErr)
+	}
+	// Every product line tried is named; the last one's error stays in
+	// the chain (its Retry-After, if any, counts).
+	inner := lastErr
+	var ae *attest.Error
+	if errors.As(lastErr, &ae) && ae.Err != nil {
+		inner = ae.Err
+	}
+	return nil, nil, attest.Errorf(attest.ReasonVCEKUnavailable, "no VCEK for any product line tried (%s; %s: %w)",
+		strings.Join(tried[:len(tried)-1], "; "), candidateProducts(report)[len(tried)-1], inner)
 }
 
 // candidateProducts lists the product lines whose KDS may hold the report's
@@ -415,11 +435,24 @@ func checkKeyMatchesReport(ek *EndorsementKey, r *decoded) error {
 		return attest.Errorf(attest.ReasonTCBMismatch, "endorsement key is for TCB %#016x, report's REPORTED_TCB is %#016x", uint64(ek.TCB), uint64(r.reportedTCB))
 	}
 	if ek.Signer == SignerVCEK && !r.chipIDMasked {
-		if !bytes.Equal(ek.HWID, r.claims.ChipID[:len(ek.HWID)]) {
-			return attest.Errorf(attest.ReasonCertChainInvalid, "VCEK is for another chip")
+		if !chipMatches(ek.HWID, r.claims.ChipID[:]) {
+			return attest.Errorf(attest.ReasonCertChainInvalid, "the VCEK is for chip %s, the report is from chip %s", chipPrefix(ek.HWID), chipPrefix(r.claims.ChipID[:]))
 		}
 	}
 	return nil
+}
+
+// chipMatches reports whether a VCEK's hwID names the chip of CHIP_ID
+// (64 bytes): all of it, or CHIP_ID[0:8] for an 8-byte (Turin) hwID.
+func chipMatches(hwid, chipID []byte) bool {
+	return len(hwid) <= len(chipID) && bytes.Equal(hwid, chipID[:len(hwid)])
+}
+
+// chipPrefix is a chip id shortened for messages: its first 4 bytes in hex
+// and an ellipsis. Whole chip ids never go into logs or answers (STYLE
+// habit 7).
+func chipPrefix(id []byte) string {
+	return fmt.Sprintf("%x…", id[:min(4, len(id))])
 }
 
 // CertificateDER returns the DER bytes of a certificate given as DER or
@@ -446,4 +479,14 @@ func unPEM(b []byte) ([]byte, error) {
 		return nil, errors.New("PEM block is not a CERTIFICATE")
 	}
 	return blk.Bytes, nil
+}
+
+// allZero reports whether every byte of b is zero (a masked CHIP_ID).
+func allZero(b []byte) bool {
+	for _, c := range b {
+		if c != 0 {
+			return false
+		}
+	}
+	return true
 }

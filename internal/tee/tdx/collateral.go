@@ -173,7 +173,8 @@ const MaxCollateralSize = 1 << 20
 // ({"enclaveIdentity":…}), a CRL (DER or PEM), certificates (PEM, e.g. a
 // PCS issuer chain, or DER), or a JSON bundle whose string values are such
 // documents (as Intel MigTD's collateral file: rootCaCrl, pckCrl,
-// platforms[].tcbInfo, qeIdentity, the issuer chains). A document that is none of these is an error
+// platforms[].tcbInfo, qeIdentity, the issuer chains), or dcap-qvl's
+// QuoteCollateralV3 as JSON. A document that is none of these is an error
 // naming its index. Nothing is verified here; Verify does that.
 func ParseCollateral(docs ...[]byte) (*Collateral, error) {
 	c := &Collateral{}
@@ -200,39 +201,19 @@ func (c *Collateral) add(d []byte) error {
 			return fmt.Errorf("JSON: %w", err)
 		}
 		if env.TCBInfo == nil && env.EnclaveIdentity == nil {
+			if ok, err := c.addQVLCollateral(t); ok {
+				return err
+			}
 			return c.addBundle(t)
 		}
 		sig, err := hex.DecodeString(env.Signature)
 		if err != nil || len(sig) != 64 {
 			return errors.New(`"signature" is not 64 bytes of hex`)
 		}
-		switch {
-		case env.TCBInfo != nil:
-			ti := &TCBInfo{}
-			ti.body, ti.sig = env.TCBInfo, sig
-			if err := json.Unmarshal(env.TCBInfo, ti); err != nil {
-				return fmt.Errorf("tcbInfo: %w", err)
-			}
-			fm, err := hex.DecodeString(ti.FMSPC)
-			if err != nil || len(fm) != 6 {
-				return errors.New("tcbInfo: fmspc is not 6 bytes of hex")
-			}
-			copy(ti.fmspc[:], fm)
-			pce, err := hex.DecodeString(ti.PCEID)
-			if err != nil || len(pce) != 2 {
-				return errors.New("tcbInfo: pceId is not 2 bytes of hex")
-			}
-			copy(ti.pceID[:], pce)
-			c.TCBInfos = append(c.TCBInfos, ti)
-		default:
-			qe := &QEIdentity{}
-			qe.body, qe.sig = env.EnclaveIdentity, sig
-			if err := json.Unmarshal(env.EnclaveIdentity, qe); err != nil {
-				return fmt.Errorf("enclaveIdentity: %w", err)
-			}
-			c.QEIdentities = append(c.QEIdentities, qe)
+		if env.TCBInfo != nil {
+			return c.addTCBInfo(env.TCBInfo, sig)
 		}
-		return nil
+		return c.addQEIdentity(env.EnclaveIdentity, sig)
 	}
 	if blk, _ := pem.Decode(t); blk != nil {
 		for rest := t; ; {
@@ -267,6 +248,116 @@ func (c *Collateral) add(d []byte) error {
 		return nil
 	}
 	return errors.New("neither TCB info, QE identity, CRL nor certificate")
+}
+
+// addTCBInfo adds a TCB info: body, the exact bytes Intel signed, and its
+// 64-byte ECDSA signature.
+func (c *Collateral) addTCBInfo(body json.RawMessage, sig []byte) error {
+	ti := &TCBInfo{}
+	ti.body, ti.sig = body, sig
+	if err := json.Unmarshal(body, ti); err != nil {
+		return fmt.Errorf("tcbInfo: %w", err)
+	}
+	fm, err := hex.DecodeString(ti.FMSPC)
+	if err != nil || len(fm) != 6 {
+		return errors.New("tcbInfo: fmspc is not 6 bytes of hex")
+	}
+	copy(ti.fmspc[:], fm)
+	pce, err := hex.DecodeString(ti.PCEID)
+	if err != nil || len(pce) != 2 {
+		return errors.New("tcbInfo: pceId is not 2 bytes of hex")
+	}
+	copy(ti.pceID[:], pce)
+	c.TCBInfos = append(c.TCBInfos, ti)
+	return nil
+}
+
+// addQEIdentity adds a QE identity: body, the exact bytes Intel signed,
+// and its 64-byte ECDSA signature.
+func (c *Collateral) addQEIdentity(body json.RawMessage, sig []byte) error {
+	qe := &QEIdentity{}
+	qe.body, qe.sig = body, sig
+	if err := json.Unmarshal(body, qe); err != nil {
+		return fmt.Errorf("enclaveIdentity: %w", err)
+	}
+	c.QEIdentities = append(c.QEIdentities, qe)
+	return nil
+}
+
+// addQVLCollateral reads dcap-qvl's QuoteCollateralV3 as JSON: tcb_info and
+// qe_identity are the signed bodies as strings, their signatures and the
+// CRLs (root_ca_crl, pck_crl) bytes written as hex strings or as arrays of
+// numbers (serde's form), the issuer chains PEM. It reports false when t is
+// not such a document.
+func (c *Collateral) addQVLCollateral(t []byte) (bool, error) {
+	var q struct {
+		TCBInfo         *string         `json:"tcb_info"`
+		TCBInfoSig      json.RawMessage `json:"tcb_info_signature"`
+		QEIdentity      *string         `json:"qe_identity"`
+		QEIdentitySig   json.RawMessage `json:"qe_identity_signature"`
+		RootCACRL       json.RawMessage `json:"root_ca_crl"`
+		PCKCRL          json.RawMessage `json:"pck_crl"`
+		PCKCRLChain     string          `json:"pck_crl_issuer_chain"`
+		TCBInfoChain    string          `json:"tcb_info_issuer_chain"`
+		QEIdentityChain string          `json:"qe_identity_issuer_chain"`
+		PCKCertChain    string          `json:"pck_certificate_chain"`
+	}
+	if json.Unmarshal(t, &q) != nil || q.TCBInfo == nil || q.QEIdentity == nil {
+		return false, nil
+	}
+	sig, err := qvlBytes(q.TCBInfoSig)
+	if err != nil || len(sig) != 64 {
+		return true, errors.New("tcb_info_signature is not 64 bytes")
+	}
+	if err := c.addTCBInfo(json.RawMessage(*q.TCBInfo), sig); err != nil {
+		return true, err
+	}
+	if sig, err = qvlBytes(q.QEIdentitySig); err != nil || len(sig) != 64 {
+		return true, errors.New("qe_identity_signature is not 64 bytes")
+	}
+	if err := c.addQEIdentity(json.RawMessage(*q.QEIdentity), sig); err != nil {
+		return true, err
+	}
+	for name, raw := range map[string]json.RawMessage{"root_ca_crl": q.RootCACRL, "pck_crl": q.PCKCRL} {
+		if raw == nil {
+			continue
+		}
+		b, err := qvlBytes(raw)
+		if err != nil {
+			return true, fmt.Errorf("%s: %w", name, err)
+		}
+		if err := c.add(b); err != nil {
+			return true, fmt.Errorf("%s: %w", name, err)
+		}
+	}
+	for _, chain := range []string{q.PCKCRLChain, q.TCBInfoChain, q.QEIdentityChain, q.PCKCertChain} {
+		if strings.TrimSpace(chain) == "" {
+			continue
+		}
+		if err := c.add([]byte(chain)); err != nil {
+			return true, err
+		}
+	}
+	return true, nil
+}
+
+// qvlBytes reads bytes as dcap-qvl's users write them: a hex string (0x
+// allowed), a PEM string (returned as it is), or an array of numbers 0–255.
+func qvlBytes(raw json.RawMessage) ([]byte, error) {
+	var s string
+	if json.Unmarshal(raw, &s) == nil {
+		if strings.HasPrefix(strings.TrimSpace(s), "-----BEGIN") {
+			return []byte(s), nil
+		}
+		return hex.DecodeString(string(attest.EvidenceText([]byte(s))))
+	}
+	var b []byte
+	var nums []uint8
+	if err := json.Unmarshal(raw, &nums); err != nil {
+		return nil, errors.New("neither a hex string nor an array of bytes")
+	}
+	b = append(b, nums...)
+	return b, nil
 }
 
 // addBundle adds every document held as a string value of a JSON bundle,

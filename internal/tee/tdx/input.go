@@ -1,7 +1,6 @@
 package tdx
 
 import (
-	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/binary"
@@ -28,8 +27,9 @@ func IsQuote(b []byte) bool {
 
 // DecodeQuote turns a quote file into Evidence: a raw quote, or the same as
 // hex or base64 text (standard or URL alphabet, padded or not, whitespace
-// ignored). Bytes after the quote are kept in Evidence and ignored by
-// Verify. Input that is none of these is malformed_evidence.
+// ignored, hex with an optional 0x prefix). Bytes after the quote are kept
+// in Evidence and ignored by Verify. A raw TDX quote header of another
+// version is unsupported_version; other input is malformed_evidence.
 func DecodeQuote(b []byte) (Evidence, error) {
 	if len(b) > MaxInputSize {
 		return Evidence{}, attest.Errorf(attest.ReasonMalformedEvidence, "input is %d bytes, limit %d", len(b), MaxInputSize)
@@ -40,13 +40,16 @@ func DecodeQuote(b []byte) (Evidence, error) {
 	if raw, ok := DecodeText(b); ok {
 		return Evidence{Quote: raw}, nil
 	}
+	if len(b) >= HeaderSize && binary.LittleEndian.Uint32(b[4:8]) == teeTypeTDX {
+		return Evidence{}, attest.Errorf(attest.ReasonUnsupportedVersion, "TDX quote version %d, supported 4 and 5", binary.LittleEndian.Uint16(b[0:2]))
+	}
 	return Evidence{}, attest.Errorf(attest.ReasonMalformedEvidence, "%d bytes are not a TDX quote (raw, hex or base64)", len(b))
 }
 
-// DecodeText decodes hex or base64 text whose content starts like a TDX
-// quote.
+// DecodeText decodes hex (an optional 0x prefix allowed) or base64 text
+// whose content starts like a TDX quote.
 func DecodeText(b []byte) ([]byte, bool) {
-	text := bytes.Join(bytes.Fields(b), nil)
+	text := attest.EvidenceText(b)
 	if raw, err := hex.DecodeString(string(text)); err == nil && IsQuote(raw) {
 		return raw, true
 	}
@@ -61,8 +64,8 @@ func DecodeText(b []byte) ([]byte, bool) {
 // VerifyEvidence implements the use case's TEE interface: TDX evidence is a
 // quote; SEV-SNP parts are malformed_evidence.
 func (v *Verifier) VerifyEvidence(ctx context.Context, ev attest.Evidence) (attest.Verified, error) {
-	if ev.Report != nil || ev.CertTable != nil {
-		return nil, attest.Errorf(attest.ReasonMalformedEvidence, "TDX evidence is a quote, not a report or certificate table")
+	if ev.Report != nil || ev.CertTable != nil || ev.Document != nil {
+		return nil, attest.Errorf(attest.ReasonMalformedEvidence, "TDX evidence is a quote, not a report, certificate table or document")
 	}
 	if ev.Quote == nil {
 		return nil, attest.Errorf(attest.ReasonMalformedEvidence, "TDX evidence has no quote")

@@ -126,6 +126,12 @@ func TestTDXProbedChecks(t *testing.T) {
 		{name: "a CPUSVN component below the top level", col: testkit.TDXCollateralOptions{TCBInfo: func(m map[string]any) {
 			level(m, 0)["tcb"].(map[string]any)["sgxtcbcomponents"].([]any)[5] = map[string]any{"svn": 3}
 		}}, status: "OutOfDate", advice: []string{"INTEL-SA-00002"}},
+		// TDX 1.0 (module version TEE_TCB_SVN[1] = 0): components 0 and 1
+		// are compared too, so a module SVN below every level matches none.
+		{name: "TDX 1.0 module, version below every level", quote: testkit.TDXQuoteFields{TEETCBSVN: &[16]byte{3, 0, 2}}, want: attest.ReasonTCBOutOfDate},
+		{name: "TDX 1.0 module, levels of version 0", quote: testkit.TDXQuoteFields{TEETCBSVN: &[16]byte{3, 0, 2}}, col: testkit.TDXCollateralOptions{TCBInfo: func(m map[string]any) {
+			level(m, 0)["tcb"].(map[string]any)["tdxtcbcomponents"].([]any)[1] = map[string]any{"svn": 0}
+		}}, status: "UpToDate"},
 		{name: "module attributes Intel lists not zero", col: testkit.TDXCollateralOptions{TCBInfo: func(m map[string]any) {
 			m["tdxModuleIdentities"].([]any)[0].(map[string]any)["attributes"] = "0000000000000001"
 		}}, want: attest.ReasonTCBOutOfDate},

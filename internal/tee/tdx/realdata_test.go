@@ -1,8 +1,11 @@
 package tdx
 
 import (
+	"bytes"
 	"context"
+	"encoding/hex"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"os"
 	"path/filepath"
@@ -260,5 +263,82 @@ func TestLatestIssuedCollateralCounts(t *testing.T) {
 	}
 	if qe := col.(Static).C.qeIdentity(at(t, "2025-11-01T00:00:00Z")()); qe.IssueDate.Format("2006-01-02") != "2025-10-28" {
 		t.Fatalf("at 2025-11-01 the QE identity of %v counts", qe.IssueDate)
+	}
+}
+
+// qvlCollateral is Intel's collateral of 2025-11-17 written as dcap-qvl's
+// QuoteCollateralV3 JSON: signed bodies as strings, signatures as hex, the
+// PCK CRL as serde's array of numbers, the root CRL as hex.
+func qvlCollateral(t testing.TB) []byte {
+	t.Helper()
+	var ti struct {
+		TCBInfo   json.RawMessage `json:"tcbInfo"`
+		Signature string          `json:"signature"`
+	}
+	var qe struct {
+		EnclaveIdentity json.RawMessage `json:"enclaveIdentity"`
+		Signature       string          `json:"signature"`
+	}
+	if err := json.Unmarshal(readTestdata(t, "migtd-tcbinfo-b0c06f000000.json"), &ti); err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(readTestdata(t, "migtd-qeidentity.json"), &qe); err != nil {
+		t.Fatal(err)
+	}
+	der := func(name string) []byte {
+		blk, _ := pem.Decode(readTestdata(t, name))
+		if blk == nil {
+			t.Fatalf("%s: no PEM", name)
+		}
+		return blk.Bytes
+	}
+	pckCRL := make([]int, 0)
+	for _, b := range der("migtd-pckcrl-platform.pem") {
+		pckCRL = append(pckCRL, int(b))
+	}
+	chain := string(readTestdata(t, "intel-tcb-signing-chain-2025.pem"))
+	b, err := json.Marshal(map[string]any{
+		"pck_crl_issuer_chain":     string(readTestdata(t, "intel-pckcrl-issuer-chain.pem")),
+		"root_ca_crl":              hex.EncodeToString(der("migtd-rootcrl.pem")),
+		"pck_crl":                  pckCRL,
+		"tcb_info_issuer_chain":    chain,
+		"tcb_info":                 string(ti.TCBInfo),
+		"tcb_info_signature":       ti.Signature,
+		"qe_identity_issuer_chain": chain,
+		"qe_identity":              string(qe.EnclaveIdentity),
+		"qe_identity_signature":    qe.Signature,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// dcap-qvl's QuoteCollateralV3 JSON, what its users ship, is read like
+// Intel's own documents (issue 21, item 6): the Phala quote is UpToDate
+// with it, and a changed TCB info body no longer verifies.
+func TestQVLCollateral(t *testing.T) {
+	t.Parallel()
+	doc := qvlCollateral(t)
+	c, err := ParseCollateral(doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.TCBInfos) != 1 || len(c.QEIdentities) != 1 || len(c.CRLs) != 2 || len(c.Certs) == 0 {
+		t.Fatalf("read %d TCB infos, %d QE identities, %d CRLs, %d certificates", len(c.TCBInfos), len(c.QEIdentities), len(c.CRLs), len(c.Certs))
+	}
+	claims, err := New(Options{Collateral: Static{C: c}, Now: at(t, at2025)}).Verify(context.Background(), Evidence{Quote: readQuote(t, "teekit-phala-quote.dat")})
+	if err != nil || claims.TCBStatus != StatusUpToDate {
+		t.Fatalf("%v, %+v", err, claims)
+	}
+
+	edited := bytes.Replace(doc, []byte(`\"UpToDate\"`), []byte(`\"UpToDate\" `), 1)
+	c, err = ParseCollateral(edited)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = New(Options{Collateral: Static{C: c}, Now: at(t, at2025)}).Verify(context.Background(), Evidence{Quote: readQuote(t, "teekit-phala-quote.dat")})
+	if attest.ReasonOf(err) == "" {
+		t.Fatal("a TCB info body changed after signing verified")
 	}
 }
