@@ -90,19 +90,7 @@ var fuzzTEEs = []fuzzTEE{
 			}
 		},
 		claims: func(g *fuzzGen) attest.Verified {
-			return claims(func(c *attest.Claims) {
-				c.TEE = pickOf(g, "sev-snp", "sev-snp", "", "tdx", "SEV-SNP")
-				c.Measurement = g.digest()
-				c.Policy.Debug = g.bit()
-				c.VMPL = pickOf[uint32](g, 0, 0, 1, 2, 3, 4, 1<<31, 1<<32-1)
-				t := &c.ReportedTCB
-				t.Bootloader, t.TEE = pickOf(g, fuzzSVNs...), pickOf(g, fuzzSVNs...)
-				t.SNP, t.Microcode = pickOf(g, fuzzSVNs...), pickOf(g, fuzzSVNs...)
-				if g.bit() { // Turin and later
-					fmc := pickOf(g, fuzzSVNs...)
-					t.FMC = &fmc
-				}
-			})
+			return fuzzSNPClaims(g, "sev-snp", "sev-snp", "", "tdx", "SEV-SNP")
 		},
 	},
 	{
@@ -127,22 +115,126 @@ var fuzzTEEs = []fuzzTEE{
 			}
 		},
 		claims: func(g *fuzzGen) attest.Verified {
-			c := tdxClaims()
-			c.TEE = pickOf(g, "tdx", "tdx", "sev-snp", "")
-			c.MRTD = g.digest()
-			for _, r := range []*attest.Hex{&c.RTMR0, &c.RTMR1, &c.RTMR2, &c.RTMR3} {
-				if g.bit() {
-					*r = g.digest()
+			return fuzzTDXClaims(g, "tdx", "tdx", "sev-snp", "")
+		},
+	},
+	{
+		tee:   refvalues.TEEAzureSNP,
+		entry: fuzzAzureEntry,
+		claims: func(g *fuzzGen) attest.Verified {
+			return &attest.AzureSNPClaims{
+				Claims: fuzzSNPClaims(g, "azure-snp", "azure-snp", "sev-snp", "azure-tdx", ""),
+				VTPM:   fuzzVTPM(g),
+			}
+		},
+	},
+	{
+		tee:   refvalues.TEEAzureTDX,
+		entry: fuzzAzureEntry,
+		claims: func(g *fuzzGen) attest.Verified {
+			return &attest.AzureTDXClaims{
+				TDXClaims: fuzzTDXClaims(g, "azure-tdx", "azure-tdx", "tdx", "azure-snp", ""),
+				VTPM:      fuzzVTPM(g),
+			}
+		},
+	},
+	{
+		tee: refvalues.TEENitro,
+		entry: func(g *fuzzGen, m *refvalues.Measurement) {
+			for _, k := range []string{"pcr1", "pcr2", "pcr8"} {
+				if g.pick(3) == 0 {
+					if m.PCRs == nil {
+						m.PCRs = map[string]string{}
+					}
+					m.PCRs[k] = pickOf(g, append(fuzzDigests, fuzzNitroZero)...)
 				}
 			}
-			c.TDAttributes.Debug = g.bit()
-			c.TCBStatus = pickOf(g, fuzzStatus...)
-			if g.bit() { // a v4 quote
-				c.QuoteVersion, c.TEETCBSVN2, c.MRServiceTD = 4, nil, nil
+		},
+		claims: func(g *fuzzGen) attest.Verified {
+			c := &attest.NitroClaims{TEE: pickOf(g, "nitro", "nitro", "", "sev-snp"), Digest: "SHA384"}
+			for _, r := range []*attest.Hex{&c.PCR0, &c.PCR1, &c.PCR2, &c.PCR8} {
+				switch g.pick(4) {
+				case 0: // debug mode zeroes PCR0-2
+					*r = mustHex(fuzzNitroZero)
+				default:
+					*r = g.digest()
+				}
 			}
 			return c
 		},
 	},
+}
+
+// fuzzNitroZero is a PCR of an enclave in debug mode (PCR0-2 all zero).
+var fuzzNitroZero = strings.Repeat("00", 48)
+
+// fuzzPCRs are vTPM PCR values (SHA-256) that meet: a pinned value, another
+// one, and zero.
+var fuzzPCRs = []string{strings.Repeat("04", 32), strings.Repeat("07", 32), strings.Repeat("00", 32)}
+
+// fuzzSNPClaims are SEV-SNP claims of one of tees, around every threshold
+// the default policy reads.
+func fuzzSNPClaims(g *fuzzGen, tees ...string) *attest.Claims {
+	return claims(func(c *attest.Claims) {
+		c.TEE = pickOf(g, tees...)
+		c.Measurement = g.digest()
+		c.Policy.Debug = g.bit()
+		c.VMPL = pickOf[uint32](g, 0, 0, 1, 2, 3, 4, 1<<31, 1<<32-1)
+		t := &c.ReportedTCB
+		t.Bootloader, t.TEE = pickOf(g, fuzzSVNs...), pickOf(g, fuzzSVNs...)
+		t.SNP, t.Microcode = pickOf(g, fuzzSVNs...), pickOf(g, fuzzSVNs...)
+		if g.bit() { // Turin and later
+			fmc := pickOf(g, fuzzSVNs...)
+			t.FMC = &fmc
+		}
+	})
+}
+
+// fuzzTDXClaims are TDX claims of one of tees: MRTD, RTMRs, debug, every
+// TCB status and near misses, v4 and v5 quotes.
+func fuzzTDXClaims(g *fuzzGen, tees ...string) *attest.TDXClaims {
+	c := tdxClaims()
+	c.TEE = pickOf(g, tees...)
+	c.MRTD = g.digest()
+	for _, r := range []*attest.Hex{&c.RTMR0, &c.RTMR1, &c.RTMR2, &c.RTMR3} {
+		if g.bit() {
+			*r = g.digest()
+		}
+	}
+	c.TDAttributes.Debug = g.bit()
+	c.TCBStatus = pickOf(g, fuzzStatus...)
+	if g.bit() { // a v4 quote
+		c.QuoteVersion, c.TEETCBSVN2, c.MRServiceTD = 4, nil, nil
+	}
+	return c
+}
+
+// fuzzAzureEntry makes an Azure entry's value "" (Azure's firmware, any)
+// at times, and pins some of PCRs 0, 4, 7 and 11.
+func fuzzAzureEntry(g *fuzzGen, m *refvalues.Measurement) {
+	if g.bit() {
+		m.Value = ""
+	}
+	for _, k := range []string{"pcr00", "pcr04", "pcr07", "pcr11"} {
+		if g.pick(3) == 0 {
+			if m.PCRs == nil {
+				m.PCRs = map[string]string{}
+			}
+			m.PCRs[k] = pickOf(g, fuzzPCRs...)
+		}
+	}
+}
+
+// fuzzVTPM are a vTPM's 24 PCRs, each one of fuzzPCRs, sometimes one
+// missing.
+func fuzzVTPM(g *fuzzGen) attest.VTPM {
+	v := attest.VTPM{TPM: map[string]attest.Hex{}, Azure: attest.AzureVM{SecureBoot: g.bit(), TPMEnabled: true}}
+	for i := range 24 {
+		if g.pick(16) != 0 {
+			v.TPM[fmt.Sprintf("pcr%02d", i)] = mustHex(pickOf(g, fuzzPCRs...))
+		}
+	}
+	return v
 }
 
 // fuzzExpiries are expiries around now (fuzzNowPolicy): passed, at now,
@@ -178,7 +270,9 @@ func fuzzExpiry(g *fuzzGen, now time.Time) *time.Time {
 func fuzzSet(g *fuzzGen, now time.Time) *refvalues.Set {
 	s := &refvalues.Set{}
 	for _, t := range fuzzTEEs {
-		t.set(g, s)
+		if t.set != nil {
+			t.set(g, s)
+		}
 	}
 	for i := range g.pick(7) {
 		m := refvalues.Measurement{
