@@ -16,6 +16,7 @@ import (
 	"github.com/trustgate/trustgate/internal/certs"
 	"github.com/trustgate/trustgate/internal/cli"
 	"github.com/trustgate/trustgate/internal/policy"
+	"github.com/trustgate/trustgate/internal/tee/nitro"
 	"github.com/trustgate/trustgate/internal/tee/snp"
 	"github.com/trustgate/trustgate/internal/tee/tdx"
 )
@@ -95,8 +96,8 @@ func cmdVerify(args []string, stdout, stderr io.Writer) int {
 	dataFile := fs.String("data", "", "reference-values `FILE` (JSON or YAML) for the policy")
 	measurement := &hexFlag{n: 48}
 	fs.Var(measurement, "measurement", "expected launch measurement (48 bytes, `HEX`)")
-	reportData := &hexFlag{n: 64, min: 1}
-	fs.Var(reportData, "report-data", "expected REPORT_DATA (64 bytes, `HEX`; Azure vTPM evidence: the TPM quote's extraData, 1 to 64 bytes)")
+	reportData := &hexFlag{n: nitro.MaxUserData, min: 1}
+	fs.Var(reportData, "report-data", "expected REPORT_DATA (64 bytes, `HEX`; Azure vTPM evidence: the TPM quote's extraData, 1 to 64 bytes; Nitro: the document's nonce, 1 to 1024 bytes)")
 	tf := tdxFlags(fs)
 
 	pos, err := parseInterspersed(fs, args)
@@ -129,6 +130,9 @@ func cmdVerify(args []string, stdout, stderr io.Writer) int {
 			"collateral", "no-collateral", "pcs-url", "pcs-root-crl-url"), stdout, stderr)
 	}
 	if ev, ok := azureEvidence(raw); ok {
+		if len(reportData.val) > 64 {
+			return usageErr("--report-data: want 1 to 64 bytes for Azure vTPM evidence, got %d bytes", len(reportData.val))
+		}
 		return verifyAzure(ev, azureFlags{vcek: *vcekFile, kdsURL: *kdsURL, noRevocation: *noRevocation, tdx: tf}, common{at: *atFlag, offline: *offline, allowDebug: *allowDebug, jsonOut: *jsonOut,
 			policy: *policyFile, data: *dataFile, measurement: measurement.val, reportData: reportData.val,
 			snpOnly: setFlags(fs, "cert-table", "chain")}, stdout, stderr)

@@ -34,6 +34,11 @@ func TestVerifyCLINitro(t *testing.T) {
 	rawFile := writeTemp(t, "doc.cbor", raw)
 	jsonFile := writeTemp(t, "ev.json", []byte(`{"document": "`+strings.TrimSpace(string(b64))+`"}`))
 	rd := strings.Repeat("01", 1024)
+	nonce := nitroNonce(t, b64File) // the real document's 1024-byte nonce, as --json prints it
+	otherNonce := nonce[:len(nonce)-2] + "ff"
+	if otherNonce == nonce {
+		otherNonce = nonce[:len(nonce)-2] + "fe"
+	}
 	const pcr1 = "0343b056cd8485ca7890ddd833476d78460aed2aa161548e4e26bedf321726696257d623e8805f3f605946b3d8b0c6aa"
 	refs := func(pin string) string {
 		return writeTemp(t, "ref-"+pin[:4]+".yaml", []byte("measurements:\n  - tee: nitro\n    value: \""+nitroPCR0+"\"\n    label: blocky\n    pcrs:\n      pcr1: \""+pin+"\"\n"))
@@ -50,6 +55,8 @@ func TestVerifyCLINitro(t *testing.T) {
 		{"JSON evidence", []string{jsonFile, "--at", nitroAt}, exitOK, []string{"VERIFIED"}, ""},
 		{"expected PCR0", []string{b64File, "--at", nitroAt, "--measurement", nitroPCR0}, exitOK, []string{"VERIFIED"}, ""},
 		{"other PCR0", []string{b64File, "--at", nitroAt, "--measurement", strings.Repeat("00", 48)}, exitRejected, []string{"REJECTED: measurement_mismatch"}, ""},
+		{"the document's whole nonce (1024 bytes) as REPORT_DATA", []string{b64File, "--at", nitroAt, "--report-data", nonce}, exitOK, []string{"VERIFIED"}, ""},
+		{"its last byte changed", []string{b64File, "--at", nitroAt, "--report-data", otherNonce}, exitRejected, []string{"REJECTED: report_data_mismatch"}, ""},
 		{"nonce is not REPORT_DATA", []string{b64File, "--at", nitroAt, "--report-data", rd[:128]}, exitRejected, []string{"REJECTED: report_data_mismatch"}, ""},
 		{"default policy, PCR0 and PCR1 pinned", []string{b64File, "--at", nitroAt, "--data", refs(pcr1)}, exitOK, []string{"VERIFIED", "allow (label blocky)"}, ""},
 		{"default policy, another PCR1", []string{b64File, "--at", nitroAt, "--data", refs("1" + pcr1[1:])}, exitRejected, []string{"REJECTED: measurement_mismatch"}, ""},
@@ -97,4 +104,23 @@ func TestVerifyCLINitroJSON(t *testing.T) {
 		v.Claims["report_data"] != strings.Repeat("01", 1024) || v.Claims["pcr15"] == nil || v.Claims["pcr16"] != nil {
 		t.Fatalf("%s", out)
 	}
+}
+
+// nitroNonce is the nonce of the document in file, hex, read from
+// `verify --json`.
+func nitroNonce(t *testing.T, file string) string {
+	t.Helper()
+	code, out, errOut := runCLI("verify", file, "--at", nitroAt, "--json")
+	if code != exitOK {
+		t.Fatalf("verify --json: exit %d: %s", code, errOut)
+	}
+	var v struct {
+		Claims struct {
+			ReportData string `json:"report_data"`
+		} `json:"claims"`
+	}
+	if err := json.Unmarshal([]byte(out), &v); err != nil || len(v.Claims.ReportData) != 2048 {
+		t.Fatalf("verify --json: %v, report_data of %d hex digits:\n%s", err, len(v.Claims.ReportData), out)
+	}
+	return v.Claims.ReportData
 }
