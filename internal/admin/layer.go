@@ -1,11 +1,13 @@
 package admin
 
 import (
+	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -171,8 +173,8 @@ func (l *Layer) heldTrust() string {
 //
 // A layer the store does not say is confirmed (Confirmer: its Redis
 // restarted, was restored or failed over since) is confirmed by this
-// replica if it holds one at least as new. If it holds none, it cannot
-// tell a restore from a restart: the layer is applied with its
+// replica if it holds this very layer (a newer one is written back, as
+// above). If it holds none, it cannot tell a restore from a restart: the layer is applied with its
 // withdrawals and every approval held out of force (fail closed), and
 // reported (LastError, OnUnconfirmed) until the layer is confirmed, by a
 // replica that remembers or by an operator (Confirm).
@@ -185,9 +187,6 @@ func (l *Layer) Sync(ctx context.Context) error {
 	}
 	if l.held != nil && v < l.held.Version {
 		return l.heal(ctx, v)
-	}
-	if ok, err = l.vouch(ctx, v, ok); err != nil {
-		return err
 	}
 	if v == l.applied && ok == l.confirmed {
 		l.setErr(l.bad)
@@ -203,7 +202,7 @@ func (l *Layer) Sync(ctx context.Context) error {
 	if l.held != nil && o.Version < l.held.Version {
 		return l.heal(ctx, o.Version)
 	}
-	if ok, err = l.vouch(ctx, o.Version, ok); err != nil {
+	if ok, err = l.vouch(ctx, o, ok); err != nil {
 		return err
 	}
 	if err := l.apply(ctx, o, ok); err != nil {
@@ -241,23 +240,35 @@ func (l *Layer) load(ctx context.Context) (*refvalues.Overlay, bool, error) {
 	return o, true, err
 }
 
-// vouch confirms the store's layer at version v, not confirmed, if this
-// replica holds one at least as new (its Redis restarted while it ran, or
-// before it restarted with its state directory); it returns whether the
-// layer is confirmed now.
-func (l *Layer) vouch(ctx context.Context, v int64, ok bool) (bool, error) {
+// vouch confirms the store's layer o, not confirmed, if this replica
+// holds a newer one (written back) or this very one (its Redis restarted
+// while it ran, or before it restarted with its state directory); it
+// returns whether the layer is confirmed now. Another layer under the
+// version held (changes made on the store after it went back) is not.
+func (l *Layer) vouch(ctx context.Context, o *refvalues.Overlay, ok bool) (bool, error) {
 	c, isC := l.o.Store.(Confirmer)
-	if ok || !isC || l.held == nil || l.held.Version < v {
+	if ok || !isC || l.held == nil || l.held.Version != o.Version {
 		return ok, nil
 	}
-	done, err := c.Confirm(ctx, v)
+	if !sameLayer(o, l.held) {
+		l.o.Logger.Error("admin layer: the store holds another layer under the version this replica holds (changed after it went back): not confirmed", "kind", "unconfirmed", "admin_version", o.Version)
+		return false, nil
+	}
+	done, err := c.Confirm(ctx, o.Version)
 	if err != nil {
 		return false, err
 	}
 	if done {
-		l.o.Logger.Info("admin layer confirmed on the store's current run (its Redis restarted, or came back from a snapshot this replica's layer is not older than)", "admin_version", v)
+		l.o.Logger.Info("admin layer confirmed on the store's current run (its Redis restarted, or came back from a snapshot holding the layer this replica holds)", "admin_version", o.Version)
 	}
 	return done, nil
+}
+
+// sameLayer reports whether a and b are the same layer, record for record.
+func sameLayer(a, b *refvalues.Overlay) bool {
+	ja, err1 := json.Marshal(a)
+	jb, err2 := json.Marshal(b)
+	return err1 == nil && err2 == nil && bytes.Equal(ja, jb)
 }
 
 // Confirm is the operator's confirmation of the store's layer as it is
@@ -294,11 +305,11 @@ func (l *Layer) Unconfirmed() bool {
 
 // UnconfirmedError is why a layer's approvals are held out of force: the
 // store's layer is not confirmed on its current run and this replica
-// holds no layer at least as new (kind unconfirmed).
+// does not hold it or a newer one (kind unconfirmed).
 type UnconfirmedError struct{ Version int64 }
 
 func (e *UnconfirmedError) Error() string {
-	return fmt.Sprintf("admin layer: unconfirmed: version %d was not confirmed since the store's Redis restarted, came back from a snapshot or failed over, and this replica remembers no layer as new: its approvals are held out of force (withdrawals kept) until a replica that remembers confirms it or an operator does (POST %s)", e.Version, PathConfirm)
+	return fmt.Sprintf("admin layer: unconfirmed: version %d was not confirmed since the store's Redis restarted, came back from a snapshot or failed over, and this replica does not remember it or a newer one: its approvals are held out of force (withdrawals kept) until a replica that remembers confirms it or an operator does (POST %s)", e.Version, PathConfirm)
 }
 
 // heal writes the newest layer held back over a store at version from,

@@ -176,10 +176,11 @@ func TestEmptyStateReplicaAfterRestoreFailsClosed(t *testing.T) {
 	// A replica with an empty state directory: fail closed.
 	e := startServerAt(t, both(shared, withAdmin(t), func(c *config.Config) { c.StateDir = filepath.Join(t.TempDir(), "empty") }), nil)
 	eURL := serveAdmin(t, e)
-	for name, g := range map[string]*guest{"b3 (withdrawn by the fleet)": g3, "b5 (approved in the restored layer)": g5} {
-		if r := attestAt(e, g); r != "measurement_mismatch" {
-			t.Fatalf("unconfirmed layer, %s: %q", name, r)
-		}
+	if r := settled(t, func() string { return attestAt(e, g3) }); r != "measurement_mismatch" {
+		t.Fatalf("unconfirmed layer, b3 (withdrawn by the fleet): %q", r)
+	}
+	if r := settled(t, func() string { return attestAt(e, g5) }); r != "measurement_mismatch" {
+		t.Fatalf("unconfirmed layer, b5 (approved in the restored layer): %q", r)
 	}
 	var h v1.Health
 	getJSON(t, e.url+v1.PathReadyz, http.StatusOK, &h)
@@ -233,13 +234,17 @@ func TestEmptyStateReplicaAfterRestoreFailsClosed(t *testing.T) {
 // replica, which holds the layer, confirms it on the new run by itself;
 // a replica started afterwards with an empty state directory approves
 // normally and /readyz says "ok". A first start on an empty Redis is not
-// held out either.
+// held out either. Then every replica stops and Redis restarts: a replica
+// restarted with its state directory confirms the layer at start.
 func TestRedisRestartReconfirmedByRunningReplica(t *testing.T) {
 	t.Parallel()
 	rs := testkit.StartRedisServer(t)
 	shared := sharedKeys(t, rs.Addr)
-	a := startServerAt(t, both(shared, withAdmin(t)), nil) // no state directory: remembers while it runs
+	a, stopA := startStoppable(t, both(shared, withAdmin(t)), nil) // no state directory: remembers while it runs
 	adminURL := serveAdmin(t, a)
+	stateB := filepath.Join(t.TempDir(), "b")
+	withStateB := both(shared, func(c *config.Config) { c.StateDir = stateB })
+	b, stopB := startStoppable(t, withStateB, nil)
 	ctx := context.Background()
 	g3 := newGuest(t, sim.Options{Measurement: &b3})
 	attestAt := func(s *server) string {
@@ -250,6 +255,7 @@ func TestRedisRestartReconfirmedByRunningReplica(t *testing.T) {
 	if code, body := adminDo(t, "POST", adminURL+admin.PathMeasurements, entry); code != http.StatusCreated {
 		t.Fatalf("approve: %d %s", code, body)
 	}
+	waitFor(t, func() bool { return attestAt(b) == "" })
 	if r := attestAt(a); r != "" {
 		t.Fatalf("first start on an empty Redis: %q", r)
 	}
@@ -263,16 +269,34 @@ func TestRedisRestartReconfirmedByRunningReplica(t *testing.T) {
 	if !strings.Contains(a.logText(), "admin layer confirmed on the store's current run") {
 		t.Fatal("the confirmation is not logged")
 	}
-	d := startServerAt(t, both(shared, func(c *config.Config) { c.StateDir = filepath.Join(t.TempDir(), "d") }), nil)
+	d, stopD := startStoppable(t, both(shared, func(c *config.Config) { c.StateDir = filepath.Join(t.TempDir(), "d") }), nil)
 	if r := settled(t, func() string { return attestAt(d) }); r != "" {
 		t.Fatalf("empty-state replica after a plain Redis restart: %q", r)
 	}
-	for _, s := range []*server{a, d} {
+	for _, s := range []*server{a, b, d} {
 		var h v1.Health
 		getJSON(t, s.url+v1.PathReadyz, http.StatusOK, &h)
 		if h.Status != "ok" {
 			t.Fatalf("/readyz: %+v", h)
 		}
+	}
+
+	// Every replica stops; Redis restarts; b restarts with its state
+	// directory and confirms the layer at start, before serving.
+	stopA()
+	stopB()
+	stopD()
+	rs.Snapshot()
+	rs.RestartFromSnapshot()
+	if _, ok, err := store.VersionConfirmed(ctx); err != nil || ok {
+		t.Fatalf("a layer after a restart with no replica running is confirmed: %v %v", ok, err)
+	}
+	b2 := startServerAt(t, withStateB, nil)
+	if _, ok, err := store.VersionConfirmed(ctx); err != nil || !ok {
+		t.Fatalf("a replica restarted with its state directory did not confirm the layer it holds at start: %v %v\n%s", ok, err, b2.logText())
+	}
+	if r := settled(t, func() string { return attestAt(b2) }); r != "" {
+		t.Fatalf("b restarted: %q", r)
 	}
 }
 
