@@ -164,8 +164,9 @@ func (s *MemoryStore) Restore(_ context.Context, o *refvalues.Overlay, from int6
 // DefaultRedisKey is where a RedisStore keeps the layer: a hash of label
 // to record (JSON), with the version counter at DefaultRedisKey+":version",
 // the labels' last withdrawals (Unix milliseconds) in the hash
-// +":withdrawn", the accepted approval ids in the set +":jtis" and the
-// trust key requirement at +":trust". The hash tag keeps them in one slot
+// +":withdrawn", the accepted approval ids in the set +":jtis", the
+// trust key requirement at +":trust" and the run_id of the Redis server
+// process the layer was last confirmed on at +":run". The hash tag keeps them in one slot
 // of a Redis Cluster, as the scripts that change them need.
 const DefaultRedisKey = "{trustgate:admin}:refvalues"
 
