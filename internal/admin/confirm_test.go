@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"log/slog"
+	"net/http"
 	"strings"
 	"sync"
 	"testing"
@@ -132,5 +133,34 @@ func TestUnconfirmedLayer(t *testing.T) {
 	}
 	if allows(t, e2, valB) != "build-2" || allows(t, e2, valA) != "" || r2.LastError() != nil {
 		t.Fatalf("the other replica after the confirmation: %v", r2.LastError())
+	}
+}
+
+// POST /admin/v1/reference-values/confirm: authenticated, its body empty
+// or {"admin_version": N} (anything else 400), a version that is not the
+// layer's 409 layer_changed; every call audited.
+func TestConfirmEndpoint(t *testing.T) {
+	f := newFixture(t, &MemoryStore{}, nil, Options{})
+	auth := "Bearer " + token
+	if a := f.do(t, "POST", PathConfirm, "", ""); a.code != http.StatusUnauthorized {
+		t.Fatalf("unauthenticated: %d %s", a.code, a.body)
+	}
+	for _, body := range []string{`{"admin_version":-1}`, `{"version":0}`, `[`} {
+		if a := f.do(t, "POST", PathConfirm, auth, body); a.code != http.StatusBadRequest || a.reason != ReasonMalformedRequest {
+			t.Fatalf("%s: %d %s", body, a.code, a.body)
+		}
+	}
+	if a := f.do(t, "POST", PathConfirm, auth, `{"admin_version":7}`); a.code != http.StatusConflict || a.reason != ReasonLayerChanged {
+		t.Fatalf("another version: %d %s", a.code, a.body)
+	}
+	for _, body := range []string{"", `{"admin_version":0}`} {
+		a := f.do(t, "POST", PathConfirm, auth, body)
+		var c Confirmation
+		if json.Unmarshal(a.body, &c); a.code != http.StatusOK || c.AdminVersion == nil || *c.AdminVersion != 0 {
+			t.Fatalf("%q: %d %s", body, a.code, a.body)
+		}
+	}
+	if n := strings.Count(f.logs.String(), `"action":"confirm"`); n != 7 {
+		t.Fatalf("%d audit lines of confirm calls, want 7:\n%s", n, f.logs)
 	}
 }
