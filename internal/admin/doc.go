@@ -42,6 +42,17 @@
 // while Redis does not answer appraises nothing (store_unavailable) until
 // it has read the layer.
 //
+// A restored store can also hold the very version a replica never saw,
+// or be met by a replica that holds nothing (an empty state directory).
+// So the layer in Redis is stamped with the run_id of the Redis server
+// process it was last confirmed on (Confirmer): a change on a confirmed
+// (or empty) layer and a write-back keep it confirmed; a replica holding
+// this very layer confirms it after a restart, restore or failover; an
+// operator confirms it with POST /admin/v1/reference-values/confirm
+// (PathConfirm). A replica holding no such layer applies an unconfirmed
+// one with every approval held out (fail closed; UnconfirmedError, kind
+// unconfirmed, /readyz degraded) until it is confirmed.
+//
 // # Signed approvals
 //
 // With a trusted reference-values key, an approval is accepted only as a

@@ -20,6 +20,7 @@ import (
 const (
 	PathReferenceValues = "/admin/v1/reference-values"
 	PathMeasurements    = "/admin/v1/reference-values/measurements"
+	PathConfirm         = "/admin/v1/reference-values/confirm"
 )
 
 // MaxBodySize bounds an admin request body, in bytes.
@@ -38,6 +39,7 @@ const (
 	ReasonUnavailable      = "store_unavailable"       // 503: the shared store did not answer
 	ReasonReplayed         = v1.ReasonApprovalReplayed // 409: the approval's jti was accepted before, or it was signed before the label's last withdrawal
 	ReasonTrustKey         = "trust_key_mismatch"      // 409: the layer records another trust key requirement than this replica's
+	ReasonLayerChanged     = "layer_changed"           // 409: the layer's version is not the one confirmed (changed in between)
 )
 
 // Options configure the admin handler. Layer is required, and at least
@@ -79,6 +81,7 @@ func NewHandler(o Options) http.Handler {
 	mux.HandleFunc("GET "+PathReferenceValues, h.auth("list", h.list))
 	mux.HandleFunc("POST "+PathMeasurements, h.auth("approve", h.approve))
 	mux.HandleFunc("DELETE "+PathMeasurements+"/{label}", h.auth("withdraw", h.withdraw))
+	mux.HandleFunc("POST "+PathConfirm, h.auth("confirm", h.confirm))
 	mux.HandleFunc("GET "+PathLaunches, h.auth("launches", h.launches))
 	// Everything else, authenticated or not, is 404 in the API's form.
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
@@ -212,6 +215,19 @@ type ReferenceValues struct {
 	// Admin are the admin layer's records by label: an approval (entry)
 	// or a withdrawal, who made it and when.
 	Admin map[string]refvalues.Record `json:"admin,omitempty"`
+	// Unconfirmed: the layer is not confirmed since its Redis restarted
+	// or came back from a snapshot, and this replica holds its approvals
+	// out of force (they show as withdrawals) until it is (PathConfirm).
+	Unconfirmed bool `json:"unconfirmed,omitempty"`
+}
+
+// Confirmation is the body of POST /admin/v1/reference-values/confirm
+// (optional) and its answer (200).
+type Confirmation struct {
+	// AdminVersion is the version confirmed; in the request, the one the
+	// operator reviewed (absent: the store's current one).
+	AdminVersion      *int64 `json:"admin_version,omitempty"`
+	AppraisalPolicyID string `json:"appraisal_policy_id,omitempty"`
 }
 
 // Changed is the answer of a POST (201).
@@ -227,7 +243,7 @@ func (h *handler) list(w http.ResponseWriter, r *http.Request, c *call) {
 		return
 	}
 	_, ov, eff, id := h.o.Layer.o.Engine.Reference()
-	out := ReferenceValues{AppraisalPolicyID: id, Effective: eff, AdminVersion: h.o.Layer.Version()}
+	out := ReferenceValues{AppraisalPolicyID: id, Effective: eff, AdminVersion: h.o.Layer.Version(), Unconfirmed: h.o.Layer.Unconfirmed()}
 	if eff.Measurements == nil {
 		cp := *eff
 		cp.Measurements = []refvalues.Measurement{}
@@ -293,11 +309,67 @@ func (h *handler) withdraw(w http.ResponseWriter, r *http.Request, c *call) {
 		refuse(w, c, http.StatusServiceUnavailable, ReasonUnavailable, "the admin layer's store did not answer")
 		return
 	}
-	if _, _, eff, _ := h.o.Layer.o.Engine.Reference(); !hasLabel(eff, label) {
+	if _, _, eff, _ := h.o.Layer.o.Engine.Reference(); !hasLabel(eff, label) && !h.heldOut(r, label) {
 		refuse(w, c, http.StatusNotFound, ReasonNotFound, "no approved value is labelled "+quote(label))
 		return
 	}
 	h.change(w, r, c, label, refvalues.Record{By: c.who, At: h.o.Now().UTC()}, Change{TrustKey: h.o.Layer.fp}, http.StatusNoContent)
+}
+
+// heldOut reports whether label is an approval of the store's layer held
+// out of force because the layer is unconfirmed: an operator withdraws it
+// before confirming the rest.
+func (h *handler) heldOut(r *http.Request, label string) bool {
+	if !h.o.Layer.Unconfirmed() {
+		return false
+	}
+	o, err := h.o.Layer.o.Store.Load(r.Context())
+	if err != nil {
+		return false
+	}
+	rec, ok := o.Records[label]
+	return ok && !rec.Withdrawn()
+}
+
+// confirm confirms the store's layer as it is (Layer.Confirm): an
+// operator's word that it is the fleet's current one, after Redis came
+// back from a snapshot with no replica remembering a newer one.
+func (h *handler) confirm(w http.ResponseWriter, r *http.Request, c *call) {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBodySize))
+	want := int64(-1)
+	if err == nil && len(strings.TrimSpace(string(body))) > 0 {
+		var in Confirmation
+		dec := json.NewDecoder(strings.NewReader(string(body)))
+		dec.DisallowUnknownFields()
+		if err = dec.Decode(&in); err == nil && in.AdminVersion != nil {
+			if want = *in.AdminVersion; want < 0 {
+				err = errors.New("admin_version is negative")
+			}
+		}
+	}
+	if err != nil {
+		refuse(w, c, http.StatusBadRequest, ReasonMalformedRequest, "the body is empty or {\"admin_version\": N}")
+		return
+	}
+	v, done, err := h.o.Layer.Confirm(r.Context(), want)
+	c.extra = append(c.extra, "admin_version", v)
+	switch {
+	case !done && err != nil:
+		c.outcome = OutcomeUnknown
+		refuse(w, c, http.StatusServiceUnavailable, ReasonUnavailable, "the admin layer's store did not answer; the layer may or may not have been confirmed (GET to see)")
+		return
+	case !done:
+		refuse(w, c, http.StatusConflict, ReasonLayerChanged, "the admin layer's version is not the one to confirm (it changed): GET it, review it and confirm again")
+		return
+	}
+	// Confirmed; err is a failure to apply it here (the others apply it
+	// at their next poll).
+	id := h.o.Layer.o.Engine.ID()
+	c.extra = append(c.extra, "appraisal_policy_id", id)
+	if err != nil {
+		c.extra = append(c.extra, "applied_here", "no")
+	}
+	writeJSON(w, http.StatusOK, Confirmation{AdminVersion: &v, AppraisalPolicyID: id})
 }
 
 // change writes rec and applies the layer at once; the audit line (by

@@ -1,11 +1,13 @@
 package admin
 
 import (
+	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -54,6 +56,10 @@ type LayerOptions struct {
 	// OnRollback is called each time the store is found holding an older
 	// layer than one held (kind rollback); nil: none.
 	OnRollback func(error)
+	// OnUnconfirmed is called once for each layer version applied with
+	// its approvals held out because it is not confirmed (kind
+	// unconfirmed); nil: none.
+	OnUnconfirmed func(error)
 }
 
 // Layer applies the admin layer of a Store to an Engine and follows its
@@ -65,7 +71,11 @@ type Layer struct {
 	applied int64              // version in force; -1 before the first Sync
 	held    *refvalues.Overlay // the newest layer held (as stored, unverified)
 	bad     error              // why the layer in force is not whole
-	lastErr atomic.Pointer[error]
+	// confirmed: the layer in force was confirmed on the store's
+	// current run (else its approvals are held out).
+	confirmed bool
+	unconfAt  int64 // the last version reported unconfirmed
+	lastErr   atomic.Pointer[error]
 }
 
 // TrustKeyFingerprint is the requirement a replica records in the layer:
@@ -92,7 +102,7 @@ func NewLayer(o LayerOptions) (*Layer, error) {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
-	l := &Layer{o: o, applied: -1, fp: TrustKeyFingerprint(o.TrustKey)}
+	l := &Layer{o: o, applied: -1, unconfAt: -1, fp: TrustKeyFingerprint(o.TrustKey)}
 	if o.Memory != nil {
 		var held refvalues.Overlay
 		ok, err := o.Memory.Read(memoryRecord, &held)
@@ -160,21 +170,29 @@ func (l *Layer) heldTrust() string {
 // store has not changed since it was read), logged and counted
 // (OnRollback), and stays in force. An error reaching the store is
 // returned (store_unavailable) and changes nothing.
+//
+// A layer the store does not say is confirmed (Confirmer: its Redis
+// restarted, was restored or failed over since) is confirmed by this
+// replica if it holds this very layer (a newer one is written back, as
+// above). If it holds none, it cannot tell a restore from a restart: the layer is applied with its
+// withdrawals and every approval held out of force (fail closed), and
+// reported (LastError, OnUnconfirmed) until the layer is confirmed, by a
+// replica that remembers or by an operator (Confirm).
 func (l *Layer) Sync(ctx context.Context) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	v, err := l.o.Store.Version(ctx)
+	v, ok, err := l.version(ctx)
 	if err != nil {
 		return err
 	}
 	if l.held != nil && v < l.held.Version {
 		return l.heal(ctx, v)
 	}
-	if v == l.applied {
+	if v == l.applied && ok == l.confirmed {
 		l.setErr(l.bad)
 		return nil
 	}
-	o, err := l.o.Store.Load(ctx)
+	o, ok, err := l.load(ctx)
 	if err != nil {
 		if attest.ReasonOf(err) != attest.ReasonStoreUnavailable {
 			l.report(err) // the store answered, with something unusable
@@ -184,8 +202,14 @@ func (l *Layer) Sync(ctx context.Context) error {
 	if l.held != nil && o.Version < l.held.Version {
 		return l.heal(ctx, o.Version)
 	}
-	if err := l.apply(ctx, o); err != nil {
+	if ok, err = l.vouch(ctx, o, ok); err != nil {
 		return err
+	}
+	if err := l.apply(ctx, o, ok); err != nil {
+		return err
+	}
+	if !ok {
+		return nil // neither remembered nor held: it may be one the fleet left behind
 	}
 	if l.o.Memory != nil && (l.held == nil || o.Version > l.held.Version) {
 		if err := l.o.Memory.Write(memoryRecord, o); err != nil {
@@ -196,6 +220,96 @@ func (l *Layer) Sync(ctx context.Context) error {
 		l.held = o
 	}
 	return nil
+}
+
+// version is the store's version and whether its layer is confirmed
+// (always, for a store that is not a Confirmer).
+func (l *Layer) version(ctx context.Context) (int64, bool, error) {
+	if c, ok := l.o.Store.(Confirmer); ok {
+		return c.VersionConfirmed(ctx)
+	}
+	v, err := l.o.Store.Version(ctx)
+	return v, true, err
+}
+
+func (l *Layer) load(ctx context.Context) (*refvalues.Overlay, bool, error) {
+	if c, ok := l.o.Store.(Confirmer); ok {
+		return c.LoadConfirmed(ctx)
+	}
+	o, err := l.o.Store.Load(ctx)
+	return o, true, err
+}
+
+// vouch confirms the store's layer o, not confirmed, if this replica
+// holds a newer one (written back) or this very one (its Redis restarted
+// while it ran, or before it restarted with its state directory); it
+// returns whether the layer is confirmed now. Another layer under the
+// version held (changes made on the store after it went back) is not.
+func (l *Layer) vouch(ctx context.Context, o *refvalues.Overlay, ok bool) (bool, error) {
+	c, isC := l.o.Store.(Confirmer)
+	if ok || !isC || l.held == nil || l.held.Version != o.Version {
+		return ok, nil
+	}
+	if !sameLayer(o, l.held) {
+		l.o.Logger.Error("admin layer: the store holds another layer under the version this replica holds (changed after it went back): not confirmed", "kind", "unconfirmed", "admin_version", o.Version)
+		return false, nil
+	}
+	done, err := c.Confirm(ctx, o.Version)
+	if err != nil {
+		return false, err
+	}
+	if done {
+		l.o.Logger.Info("admin layer confirmed on the store's current run (its Redis restarted, or came back from a snapshot holding the layer this replica holds)", "admin_version", o.Version)
+	}
+	return done, nil
+}
+
+// sameLayer reports whether a and b are the same layer, record for record.
+func sameLayer(a, b *refvalues.Overlay) bool {
+	ja, err1 := json.Marshal(a)
+	jb, err2 := json.Marshal(b)
+	return err1 == nil && err2 == nil && bytes.Equal(ja, jb)
+}
+
+// Confirm is the operator's confirmation of the store's layer as it is
+// (POST /admin/v1/reference-values/confirm): its approvals, held out of
+// force by replicas that could not tell it from a layer the fleet left
+// behind, come back in force. want >= 0 is the version the operator
+// reviewed: another one is not confirmed. It returns the store's version,
+// and false if it was not confirmed (not want, or changed in between). A
+// store that is not a Confirmer has nothing to confirm.
+func (l *Layer) Confirm(ctx context.Context, want int64) (int64, bool, error) {
+	c, ok := l.o.Store.(Confirmer)
+	if !ok {
+		v, err := l.o.Store.Version(ctx)
+		return v, err == nil && (want < 0 || want == v), err
+	}
+	v, _, err := c.VersionConfirmed(ctx)
+	if err != nil || (want >= 0 && want != v) {
+		return v, false, err
+	}
+	done, err := c.Confirm(ctx, v)
+	if err != nil || !done {
+		return v, false, err
+	}
+	return v, true, l.Sync(ctx)
+}
+
+// Unconfirmed reports whether the layer in force has its approvals held
+// out because the store's layer is not confirmed.
+func (l *Layer) Unconfirmed() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.applied >= 0 && !l.confirmed
+}
+
+// UnconfirmedError is why a layer's approvals are held out of force: the
+// store's layer is not confirmed on its current run and this replica
+// does not hold it or a newer one (kind unconfirmed).
+type UnconfirmedError struct{ Version int64 }
+
+func (e *UnconfirmedError) Error() string {
+	return fmt.Sprintf("admin layer: unconfirmed: version %d was not confirmed since the store's Redis restarted, came back from a snapshot or failed over, and this replica does not remember it or a newer one: its approvals are held out of force (withdrawals kept) until a replica that remembers confirms it or an operator does (POST %s)", e.Version, PathConfirm)
 }
 
 // heal writes the newest layer held back over a store at version from,
@@ -216,28 +330,44 @@ func (l *Layer) heal(ctx context.Context, from int64) error {
 			l.o.OnRollback(err)
 		}
 	}
-	if l.applied != l.held.Version {
-		return l.apply(ctx, l.held)
+	if l.applied != l.held.Version || !l.confirmed {
+		return l.apply(ctx, l.held, true) // this replica's own: it vouches for it
 	}
 	l.setErr(l.bad)
 	return nil
 }
 
-// apply verifies o and puts it in force.
-func (l *Layer) apply(ctx context.Context, o *refvalues.Overlay) error {
+// apply verifies o and puts it in force; a layer not confirmed has its
+// approvals held out.
+func (l *Layer) apply(ctx context.Context, o *refvalues.Overlay, confirmed bool) error {
 	v, bad := l.verify(o)
+	var unconf error
+	if !confirmed {
+		unconf = &UnconfirmedError{Version: o.Version}
+		for label, r := range v.Records {
+			if !r.Withdrawn() {
+				v.Records[label] = refvalues.Record{By: r.By, At: r.At}
+			}
+		}
+	}
 	if err := l.o.Engine.SetOverlay(ctx, v); err != nil {
 		l.report(err)
 		return err
 	}
-	l.applied, l.bad = o.Version, bad
+	l.applied, l.confirmed, l.bad = o.Version, confirmed, errors.Join(bad, unconf)
 	if bad != nil {
 		l.report(bad)
-	} else {
-		l.setErr(nil)
 	}
+	if unconf != nil && l.unconfAt != o.Version {
+		l.unconfAt = o.Version
+		l.o.Logger.Error(unconf.Error(), "kind", "unconfirmed", "admin_version", o.Version)
+		if l.o.OnUnconfirmed != nil {
+			l.o.OnUnconfirmed(unconf)
+		}
+	}
+	l.setErr(l.bad)
 	if o.Version > 0 {
-		l.o.Logger.Info("admin layer applied", "admin_version", o.Version, "appraisal_policy_id", l.o.Engine.ID())
+		l.o.Logger.Info("admin layer applied", "admin_version", o.Version, "appraisal_policy_id", l.o.Engine.ID(), "confirmed", confirmed)
 	}
 	return nil
 }

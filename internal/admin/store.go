@@ -41,6 +41,26 @@ type Change struct {
 	TrustKey string
 }
 
+// Confirmer is a Store that knows whether its layer was confirmed on the
+// store's current run (RedisStore: stamped with the run_id of the Redis
+// server process that holds it). A layer not confirmed may be one the
+// fleet left behind (Redis restored from an older snapshot), or the
+// current one after a plain restart: only a replica that holds a layer at
+// least as new, or an operator, can tell, and confirms it. A store at
+// version 0 (no layer made yet) is confirmed; a change made on a
+// confirmed layer, and a layer written back whole (Restore), are
+// confirmed too.
+type Confirmer interface {
+	// VersionConfirmed is Version, and whether the layer is confirmed.
+	VersionConfirmed(ctx context.Context) (int64, bool, error)
+	// LoadConfirmed is Load, and whether the layer is confirmed (read
+	// together).
+	LoadConfirmed(ctx context.Context) (*refvalues.Overlay, bool, error)
+	// Confirm confirms the layer if and only if its version is still v;
+	// it reports whether it did.
+	Confirm(ctx context.Context, v int64) (bool, error)
+}
+
 // Store keeps the admin layer: every replica of a fleet reads the same
 // one (RedisStore), or a replica keeps its own (MemoryStore).
 type Store interface {
@@ -144,8 +164,9 @@ func (s *MemoryStore) Restore(_ context.Context, o *refvalues.Overlay, from int6
 // DefaultRedisKey is where a RedisStore keeps the layer: a hash of label
 // to record (JSON), with the version counter at DefaultRedisKey+":version",
 // the labels' last withdrawals (Unix milliseconds) in the hash
-// +":withdrawn", the accepted approval ids in the set +":jtis" and the
-// trust key requirement at +":trust". The hash tag keeps them in one slot
+// +":withdrawn", the accepted approval ids in the set +":jtis", the
+// trust key requirement at +":trust" and the run_id of the Redis server
+// process the layer was last confirmed on at +":run". The hash tag keeps them in one slot
 // of a Redis Cluster, as the scripts that change them need.
 const DefaultRedisKey = "{trustgate:admin}:refvalues"
 
@@ -170,16 +191,35 @@ func NewRedisStore(rdb redis.UniversalClient, timeout time.Duration) *RedisStore
 }
 
 func (s *RedisStore) keys() []string {
-	return []string{s.key, s.key + ":version", s.key + ":withdrawn", s.key + ":jtis", s.key + ":trust"}
+	return []string{s.key, s.key + ":version", s.key + ":withdrawn", s.key + ":jtis", s.key + ":trust", s.key + ":run"}
 }
 
+// runHead reads the run_id of the Redis server process running the
+// script, and confirmed() whether the layer's stamp (KEYS[6]) is it; a
+// layer at version 0 (none made yet) is confirmed.
+const runHead = `
+local function run() return string.match(redis.call('INFO', 'server'), 'run_id:(%w+)') end
+local function confirmed()
+  if tonumber(redis.call('GET', KEYS[2]) or '0') == 0 then return '1' end
+  if redis.call('GET', KEYS[6]) == run() then return '1' end
+  return '0'
+end
+`
+
 var (
-	loadScript = redis.NewScript(`
+	loadScript = redis.NewScript(runHead + `
 return {redis.call('GET', KEYS[2]) or '0', redis.call('HGETALL', KEYS[1]), redis.call('HGETALL', KEYS[3]),
-  redis.call('SMEMBERS', KEYS[4]), redis.call('GET', KEYS[5]) or ''}`)
+  redis.call('SMEMBERS', KEYS[4]), redis.call('GET', KEYS[5]) or '', confirmed()}`)
+	versionScript = redis.NewScript(runHead + `
+return {redis.call('GET', KEYS[2]) or '0', confirmed()}`)
+	// ARGV: the version confirmed.
+	confirmScript = redis.NewScript(runHead + `
+if tonumber(redis.call('GET', KEYS[2]) or '0') ~= tonumber(ARGV[1]) then return 0 end
+redis.call('SET', KEYS[6], run())
+return 1`)
 	// ARGV: label, record, '1' for an approval, jti, iat (ms, '' none),
 	// withdrawal time (ms), trust key requirement.
-	putScript = redis.NewScript(`
+	putScript = redis.NewScript(runHead + `
 local t = redis.call('GET', KEYS[5])
 if t and t ~= ARGV[7] then return -4 end
 if ARGV[3] == '1' then
@@ -193,11 +233,12 @@ else
   redis.call('HSET', KEYS[3], ARGV[1], ARGV[6])
 end
 if not t then redis.call('SET', KEYS[5], ARGV[7]) end
+if confirmed() == '1' then redis.call('SET', KEYS[6], run()) end
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 return redis.call('INCR', KEYS[2])`)
 	// ARGV: expected version, new version, trust, #records, label,
 	// record..., #withdrawn, label, ms..., jti...
-	restoreScript = redis.NewScript(`
+	restoreScript = redis.NewScript(runHead + `
 if tonumber(redis.call('GET', KEYS[2]) or '0') ~= tonumber(ARGV[1]) then return 0 end
 redis.call('DEL', KEYS[1], KEYS[3], KEYS[4], KEYS[5])
 local i = 4
@@ -210,6 +251,7 @@ i = i + 2*n + 1
 for j = i, #ARGV do redis.call('SADD', KEYS[4], ARGV[j]) end
 if ARGV[3] ~= '' then redis.call('SET', KEYS[5], ARGV[3]) end
 redis.call('SET', KEYS[2], ARGV[2])
+redis.call('SET', KEYS[6], run())
 return 1`)
 )
 
@@ -234,15 +276,57 @@ func (s *RedisStore) Version(ctx context.Context) (int64, error) {
 // Load implements Store. A record that does not decode is an error (the
 // whole layer is refused; the caller keeps the last good one).
 func (s *RedisStore) Load(ctx context.Context) (*refvalues.Overlay, error) {
+	o, _, err := s.LoadConfirmed(ctx)
+	return o, err
+}
+
+// VersionConfirmed implements Confirmer.
+func (s *RedisStore) VersionConfirmed(ctx context.Context) (int64, bool, error) {
+	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+	res, err := versionScript.Run(ctx, s.rdb, s.keys()).Slice()
+	if err != nil {
+		return 0, false, s.unavailable("reading the version", err)
+	}
+	if len(res) != 2 {
+		return 0, false, s.unavailable("reading the version", fmt.Errorf("unexpected answer of %d items", len(res)))
+	}
+	vs, _ := res[0].(string)
+	v, err := strconv.ParseInt(vs, 10, 64)
+	if err != nil {
+		return 0, false, fmt.Errorf("admin layer in redis: version is not a number")
+	}
+	return v, res[1] == "1", nil
+}
+
+// Confirm implements Confirmer.
+func (s *RedisStore) Confirm(ctx context.Context, v int64) (bool, error) {
+	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+	n, err := confirmScript.Run(ctx, s.rdb, s.keys(), v).Int()
+	if err != nil {
+		return false, s.unavailable("confirming", err)
+	}
+	return n == 1, nil
+}
+
+// LoadConfirmed implements Confirmer.
+func (s *RedisStore) LoadConfirmed(ctx context.Context) (*refvalues.Overlay, bool, error) {
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
 	res, err := loadScript.Run(ctx, s.rdb, s.keys()).Slice()
 	if err != nil {
-		return nil, s.unavailable("loading", err)
+		return nil, false, s.unavailable("loading", err)
 	}
-	if len(res) != 5 {
-		return nil, s.unavailable("loading", fmt.Errorf("unexpected answer of %d items", len(res)))
+	if len(res) != 6 {
+		return nil, false, s.unavailable("loading", fmt.Errorf("unexpected answer of %d items", len(res)))
 	}
+	o, err := decodeLayer(res)
+	return o, res[5] == "1", err
+}
+
+// decodeLayer decodes loadScript's answer.
+func decodeLayer(res []any) (*refvalues.Overlay, error) {
 	vs, _ := res[0].(string)
 	v, err := strconv.ParseInt(vs, 10, 64)
 	if err != nil {
@@ -310,8 +394,9 @@ func (s *RedisStore) Restore(ctx context.Context, o *refvalues.Overlay, from int
 	return n == 1, nil
 }
 
-var claimScript = redis.NewScript(`
+var claimScript = redis.NewScript(runHead + `
 if redis.call('EXISTS', KEYS[5]) == 1 then return redis.call('GET', KEYS[5]) end
+if confirmed() == '1' then redis.call('SET', KEYS[6], run()) end
 redis.call('SET', KEYS[5], ARGV[1])
 redis.call('INCR', KEYS[2])
 return ARGV[1]`)

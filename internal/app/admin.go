@@ -64,8 +64,9 @@ func newAdminLayer(ctx context.Context, cfg config.Config, rdb redis.UniversalCl
 		return nil, nil
 	}
 	o := admin.LayerOptions{Store: store, Engine: engine, TrustKey: trust, Logger: log,
-		OnError:    func(error) { m.ReloadFailed(metrics.ReloadAdminLayer, metrics.ReloadInvalid) },
-		OnRollback: func(error) { m.ReloadFailed(metrics.ReloadAdminLayer, metrics.ReloadRollback) },
+		OnError:       func(error) { m.ReloadFailed(metrics.ReloadAdminLayer, metrics.ReloadInvalid) },
+		OnRollback:    func(error) { m.ReloadFailed(metrics.ReloadAdminLayer, metrics.ReloadRollback) },
+		OnUnconfirmed: func(error) { m.ReloadFailed(metrics.ReloadAdminLayer, metrics.ReloadUnconfirmed) },
 	}
 	if dir != nil {
 		o.Memory = dir

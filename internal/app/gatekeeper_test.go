@@ -118,6 +118,186 @@ func TestStoreRestoredFromSnapshotNeverApprovesWithdrawn(t *testing.T) {
 	}
 }
 
+var b5 = func() [48]byte {
+	var m [48]byte
+	copy(m[:], strings.Repeat("\x55", 48))
+	return m
+}()
+
+// settled is the first answer that is not store_unavailable: after a
+// Redis restart, nonces issued before it (and for a second after its
+// detection) are refused so.
+func settled(t *testing.T, attest func() string) string {
+	t.Helper()
+	var r string
+	waitFor(t, func() bool { r = attest(); return r != "store_unavailable" })
+	return r
+}
+
+// SPEC "a replica starting against a store that went back must never
+// approve what the fleet withdrew": approve b5 and b3, Redis snapshots,
+// withdraw b3; every replica stops, their state directories are lost, and
+// Redis comes back from the snapshot. A replica started with an EMPTY
+// state directory cannot tell the snapshot's layer from the fleet's: it
+// fails closed, every approval of the admin layer held out (b3 and b5
+// refused measurement_mismatch), /readyz "degraded" naming "unconfirmed",
+// logged and counted (kind="unconfirmed"), GET shows "unconfirmed". The
+// operator withdraws b3 again (allowed though it is held out) and
+// confirms (POST .../confirm, audited): b5 is in force again, b3 stays
+// refused, /readyz "ok", and a replica started afterwards approves b5.
+func TestEmptyStateReplicaAfterRestoreFailsClosed(t *testing.T) {
+	t.Parallel()
+	rs := testkit.StartRedisServer(t)
+	shared := sharedKeys(t, rs.Addr)
+	a, stopA := startStoppable(t, both(shared, withAdmin(t), func(c *config.Config) { c.StateDir = filepath.Join(t.TempDir(), "a") }), nil)
+	adminURL := serveAdmin(t, a)
+	ctx := context.Background()
+	g3, g5 := newGuest(t, sim.Options{Measurement: &b3}), newGuest(t, sim.Options{Measurement: &b5})
+	attestAt := func(s *server, g *guest) string {
+		_, err := s.c.Attest(ctx, g.request(s.challenge(t), false))
+		return reasonOf(err)
+	}
+	for label, m := range map[string][48]byte{"b5": b5, "b3": b3} {
+		entry := fmt.Sprintf(`{"value":%q,"label":%q}`, hex.EncodeToString(m[:]), label)
+		if code, body := adminDo(t, "POST", adminURL+admin.PathMeasurements, entry); code != http.StatusCreated {
+			t.Fatalf("approve %s: %d %s", label, code, body)
+		}
+	}
+	rs.Snapshot()
+	if code, body := adminDo(t, "DELETE", adminURL+admin.PathMeasurements+"/b3", ""); code != http.StatusNoContent {
+		t.Fatalf("withdraw: %d %s", code, body)
+	}
+	stopA()
+	rs.RestartFromSnapshot()
+	if o, _ := admin.NewRedisStore(rs.Client, time.Second).Load(ctx); o == nil || o.Version != 2 || o.Records["b3"].Withdrawn() {
+		t.Fatalf("the snapshot does not hold the approval: %+v", o)
+	}
+
+	// A replica with an empty state directory: fail closed.
+	e := startServerAt(t, both(shared, withAdmin(t), func(c *config.Config) { c.StateDir = filepath.Join(t.TempDir(), "empty") }), nil)
+	eURL := serveAdmin(t, e)
+	if r := settled(t, func() string { return attestAt(e, g3) }); r != "measurement_mismatch" {
+		t.Fatalf("unconfirmed layer, b3 (withdrawn by the fleet): %q", r)
+	}
+	if r := settled(t, func() string { return attestAt(e, g5) }); r != "measurement_mismatch" {
+		t.Fatalf("unconfirmed layer, b5 (approved in the restored layer): %q", r)
+	}
+	var h v1.Health
+	getJSON(t, e.url+v1.PathReadyz, http.StatusOK, &h)
+	if h.Status != "degraded" || !strings.Contains(h.Error, "unconfirmed") {
+		t.Fatalf("/readyz of the replica holding approvals out: %+v", h)
+	}
+	if _, m := rawGet(t, e.url+v1.PathMetrics); !strings.Contains(m, `trustgate_config_reload_failures_total{file="admin_layer",kind="unconfirmed"} 1`) {
+		t.Fatalf("not counted:\n%s", grepLines(m, "admin_layer"))
+	}
+	if !strings.Contains(e.logText(), `"kind":"unconfirmed"`) {
+		t.Fatal("not logged")
+	}
+	code, body := adminDo(t, "GET", eURL+admin.PathReferenceValues, "")
+	if code != http.StatusOK || !strings.Contains(body, `"unconfirmed":true`) {
+		t.Fatalf("GET: %d %s", code, body)
+	}
+
+	// The operator withdraws b3 again, then confirms.
+	if code, body := adminDo(t, "DELETE", eURL+admin.PathMeasurements+"/b3", ""); code != http.StatusNoContent {
+		t.Fatalf("withdraw of a held-out approval: %d %s", code, body)
+	}
+	if r := attestAt(e, g5); r != "measurement_mismatch" {
+		t.Fatalf("a change does not confirm the layer: b5 %q", r)
+	}
+	if code, body := adminDo(t, "POST", eURL+admin.PathConfirm, `{"admin_version":2}`); code != http.StatusConflict || !strings.Contains(body, admin.ReasonLayerChanged) {
+		t.Fatalf("confirm of a version that is not the store's: %d %s", code, body)
+	}
+	if code, body := adminDo(t, "POST", eURL+admin.PathConfirm, `{"admin_version":3}`); code != http.StatusOK {
+		t.Fatalf("confirm: %d %s", code, body)
+	}
+	waitFor(t, func() bool { return strings.Contains(e.logText(), `"action":"confirm"`) }) // written once answered
+	if r := settled(t, func() string { return attestAt(e, g5) }); r != "" {
+		t.Fatalf("confirmed layer, b5: %q", r)
+	}
+	if r := attestAt(e, g3); r != "measurement_mismatch" {
+		t.Fatalf("confirmed layer, b3: %q", r)
+	}
+	getJSON(t, e.url+v1.PathReadyz, http.StatusOK, &h)
+	if h.Status != "ok" {
+		t.Fatalf("/readyz once confirmed: %+v", h)
+	}
+	f := startServerAt(t, both(shared, func(c *config.Config) { c.StateDir = filepath.Join(t.TempDir(), "f") }), nil)
+	if r := settled(t, func() string { return attestAt(f, g5) }); r != "" {
+		t.Fatalf("replica started after the confirmation, b5: %q", r)
+	}
+}
+
+// A plain restart of Redis (data kept) while a replica runs: the running
+// replica, which holds the layer, confirms it on the new run by itself;
+// a replica started afterwards with an empty state directory approves
+// normally and /readyz says "ok". A first start on an empty Redis is not
+// held out either. Then every replica stops and Redis restarts: a replica
+// restarted with its state directory confirms the layer at start.
+func TestRedisRestartReconfirmedByRunningReplica(t *testing.T) {
+	t.Parallel()
+	rs := testkit.StartRedisServer(t)
+	shared := sharedKeys(t, rs.Addr)
+	a, stopA := startStoppable(t, both(shared, withAdmin(t)), nil)
+	adminURL := serveAdmin(t, a)
+	stateB := filepath.Join(t.TempDir(), "b")
+	withStateB := both(shared, func(c *config.Config) { c.StateDir = stateB })
+	b, stopB := startStoppable(t, withStateB, nil)
+	ctx := context.Background()
+	g3 := newGuest(t, sim.Options{Measurement: &b3})
+	attestAt := func(s *server) string {
+		_, err := s.c.Attest(ctx, g3.request(s.challenge(t), false))
+		return reasonOf(err)
+	}
+	entry := fmt.Sprintf(`{"value":%q,"label":"b3"}`, hex.EncodeToString(b3[:]))
+	if code, body := adminDo(t, "POST", adminURL+admin.PathMeasurements, entry); code != http.StatusCreated {
+		t.Fatalf("approve: %d %s", code, body)
+	}
+	waitFor(t, func() bool { return attestAt(b) == "" })
+	if r := attestAt(a); r != "" {
+		t.Fatalf("first start on an empty Redis: %q", r)
+	}
+	store := admin.NewRedisStore(rs.Client, time.Second)
+	if _, ok, err := store.VersionConfirmed(ctx); err != nil || !ok {
+		t.Fatalf("a layer made on this run is not confirmed: %v %v", ok, err)
+	}
+	rs.Snapshot()
+	rs.RestartFromSnapshot() // all data kept; a new run_id
+	waitFor(t, func() bool { _, ok, err := store.VersionConfirmed(ctx); return err == nil && ok })
+	if !strings.Contains(a.logText()+b.logText(), "admin layer confirmed on the store's current run") {
+		t.Fatal("the confirmation is not logged")
+	}
+	d, stopD := startStoppable(t, both(shared, func(c *config.Config) { c.StateDir = filepath.Join(t.TempDir(), "d") }), nil)
+	if r := settled(t, func() string { return attestAt(d) }); r != "" {
+		t.Fatalf("empty-state replica after a plain Redis restart: %q", r)
+	}
+	for _, s := range []*server{a, b, d} {
+		var h v1.Health
+		getJSON(t, s.url+v1.PathReadyz, http.StatusOK, &h)
+		if h.Status != "ok" {
+			t.Fatalf("/readyz: %+v", h)
+		}
+	}
+
+	// Every replica stops; Redis restarts; b restarts with its state
+	// directory and confirms the layer at start, before serving.
+	stopA()
+	stopB()
+	stopD()
+	rs.Snapshot()
+	rs.RestartFromSnapshot()
+	if _, ok, err := store.VersionConfirmed(ctx); err != nil || ok {
+		t.Fatalf("a layer after a restart with no replica running is confirmed: %v %v", ok, err)
+	}
+	b2 := startServerAt(t, withStateB, nil)
+	if _, ok, err := store.VersionConfirmed(ctx); err != nil || !ok {
+		t.Fatalf("a replica restarted with its state directory did not confirm the layer it holds at start: %v %v\n%s", ok, err, b2.logText())
+	}
+	if r := settled(t, func() string { return attestAt(b2) }); r != "" {
+		t.Fatalf("b restarted: %q", r)
+	}
+}
+
 // Issue 18 item 2: re-POSTing the very same approval JWS after its
 // withdrawal, or one signed before the withdrawal and never used, is 409
 // approval_replayed (at another replica too); approving again needs a new

@@ -141,6 +141,7 @@ func New(policyID func() string) *Metrics {
 			m.reloadFails.WithLabelValues(f, k)
 		}
 	}
+	m.reloadFails.WithLabelValues(ReloadAdminLayer, ReloadUnconfirmed)
 	for _, l := range certs.Lookups() {
 		m.lookups.WithLabelValues(string(l))
 	}
@@ -236,6 +237,10 @@ const (
 	// ReloadRollback: a version older than one already seen (a signed
 	// file of a lower version, or an admin layer that went back).
 	ReloadRollback = "rollback"
+	// ReloadUnconfirmed: an admin layer whose approvals are held out of
+	// force because its Redis restarted or came back from a snapshot and
+	// no replica that remembers a layer as new confirmed it.
+	ReloadUnconfirmed = "unconfirmed"
 	// ReloadInvalid: every other refusal.
 	ReloadInvalid = "invalid"
 )
@@ -243,13 +248,13 @@ const (
 // ReloadFailed counts a policy (ReloadPolicy) or reference-values
 // (ReloadReferenceValues) file that changed and was not loaded, or an
 // admin layer not applied whole (ReloadAdminLayer), by kind
-// (ReloadRollback or ReloadInvalid); any other file value counts as
-// ReloadPolicy, any other kind as ReloadInvalid.
+// (ReloadRollback, ReloadUnconfirmed or ReloadInvalid); any other file
+// value counts as ReloadPolicy, any other kind as ReloadInvalid.
 func (m *Metrics) ReloadFailed(file, kind string) {
 	if file != ReloadReferenceValues && file != ReloadAdminLayer {
 		file = ReloadPolicy
 	}
-	if kind != ReloadRollback {
+	if kind != ReloadRollback && kind != ReloadUnconfirmed {
 		kind = ReloadInvalid
 	}
 	m.reloadFails.WithLabelValues(file, kind).Inc()
