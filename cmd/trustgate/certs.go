@@ -19,6 +19,7 @@ import (
 	"github.com/trustgate/trustgate/internal/pcs"
 	"github.com/trustgate/trustgate/internal/tee/snp"
 	"github.com/trustgate/trustgate/internal/tee/tdx"
+	"github.com/trustgate/trustgate/internal/tiered"
 )
 
 const certsUsage = `usage: trustgate certs fetch [flags] [REPORT...]
@@ -151,7 +152,7 @@ func certsFetch(args []string, stdout, stderr io.Writer) int {
 		}
 	}
 	// A CLI waits for its fetches to end (FetchWait -1).
-	svc, err := certs.New(certs.Config{KDSURL: *kdsURL, Dir: *cacheDir, RateInterval: *rate, Logger: cliLogger(stderr), FetchWait: -1})
+	svc, err := certs.New(certs.Config{Settings: tiered.Settings{Dir: *cacheDir, RateInterval: *rate, Logger: cliLogger(stderr), FetchWait: -1}, KDSURL: *kdsURL})
 	if err != nil {
 		return usageErr("%v", err)
 	}
@@ -257,7 +258,7 @@ func certsImport(args []string, stdout, stderr io.Writer) int {
 			return exitUsage
 		}
 	}
-	svc, err := certs.New(certs.Config{Dir: dir, Offline: true, Logger: cliLogger(stderr)})
+	svc, err := certs.New(certs.Config{Settings: tiered.Settings{Dir: dir, Offline: true, Logger: cliLogger(stderr)}})
 	if err != nil {
 		fmt.Fprintf(stderr, "trustgate certs import: %v\n", err)
 		return exitUsage
@@ -307,7 +308,7 @@ func verifyKeys(kdsURL string, offline bool, now func() time.Time, stderr io.Wri
 // exit 3, not a minute and a half of waiting), and waits for its fetches to
 // end rather than leave them to the background (FetchWait -1).
 func verifyKeysConfig(kdsURL string, offline bool, now func() time.Time, stderr io.Writer) certs.Config {
-	return certs.Config{KDSURL: kdsURL, Offline: offline, Clock: now, Logger: cliLogger(stderr), FetchTimeout: certs.DefaultFetchWait, FetchWait: -1}
+	return certs.Config{Settings: tiered.Settings{Offline: offline, Clock: now, Logger: cliLogger(stderr), FetchTimeout: certs.DefaultFetchWait, FetchWait: -1}, KDSURL: kdsURL}
 }
 
 // recordingKeys passes key requests on and remembers the one that was

@@ -12,6 +12,7 @@ import (
 	"github.com/trustgate/trustgate/internal/attest"
 	"github.com/trustgate/trustgate/internal/pcs"
 	"github.com/trustgate/trustgate/internal/tee/tdx"
+	"github.com/trustgate/trustgate/internal/tiered"
 )
 
 // fmspcList is the repeatable --fmspc flag: FMSPC[:platform|processor].
@@ -64,8 +65,9 @@ func (r *recordingCollateral) Collateral(ctx context.Context, req tdx.Collateral
 // status: exitUnavailable when something could not be had, exitRejected
 // when a quote did not verify.
 func fetchTDX(quotes map[string][]byte, reqs []tdx.CollateralRequest, pcsURL, rootCRLURL, cacheDir string, rate time.Duration, at func() time.Time, stderr io.Writer) (json.RawMessage, int, int) {
-	svc, err := pcs.New(pcs.Config{URL: pcsURL, RootCRLURL: rootCRLURL, Dir: pcsDir(cacheDir), RateInterval: rate, Clock: at,
-		Logger: cliLogger(stderr), FetchTimeout: 45 * time.Second, FetchWait: -1})
+	svc, err := pcs.New(pcs.Config{Settings: tiered.Settings{Dir: pcsDir(cacheDir), RateInterval: rate, Clock: at, Logger: cliLogger(stderr), FetchTimeout: 45 * time.Second, FetchWait: -1},
+		URL: pcsURL, RootCRLURL: rootCRLURL,
+	})
 	if err != nil {
 		fmt.Fprintf(stderr, "trustgate certs fetch: %v\n", err)
 		return nil, 0, exitUsage
@@ -122,7 +124,7 @@ func importTDX(raw json.RawMessage, cacheDir string, at func() time.Time, stderr
 		}
 		dir = d
 	}
-	svc, err := pcs.New(pcs.Config{Dir: dir, Offline: true, Clock: at, Logger: cliLogger(stderr)})
+	svc, err := pcs.New(pcs.Config{Settings: tiered.Settings{Dir: dir, Offline: true, Clock: at, Logger: cliLogger(stderr)}})
 	if err != nil {
 		return pcs.ImportResult{}, "", err
 	}

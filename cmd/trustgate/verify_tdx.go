@@ -15,6 +15,7 @@ import (
 	"github.com/trustgate/trustgate/internal/pcs"
 	"github.com/trustgate/trustgate/internal/policy"
 	"github.com/trustgate/trustgate/internal/tee/tdx"
+	"github.com/trustgate/trustgate/internal/tiered"
 )
 
 // DefaultPCSURL is Intel's Provisioning Certification Service, API v4.
@@ -203,8 +204,9 @@ func tdxVerifyOptions(o *tdxOptions, c common, stderr io.Writer) (tdx.Options, f
 	// and 'trustgate certs import' stored); offline, the cache only. A CLI
 	// waits for its fetches to end, each at most as long as the server
 	// waits for one (pcs.DefaultFetchWait).
-	svc, err := pcs.New(pcs.Config{URL: o.pcsURL, RootCRLURL: o.rootCRLURL, Offline: c.offline, Clock: opts.Now,
-		Logger: cliLogger(stderr), FetchTimeout: pcs.DefaultFetchWait, FetchWait: -1})
+	svc, err := pcs.New(pcs.Config{Settings: tiered.Settings{Offline: c.offline, Clock: opts.Now, Logger: cliLogger(stderr), FetchTimeout: pcs.DefaultFetchWait, FetchWait: -1},
+		URL: o.pcsURL, RootCRLURL: o.rootCRLURL,
+	})
 	if err != nil {
 		return opts, nil, err
 	}

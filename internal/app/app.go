@@ -37,6 +37,7 @@ import (
 	"github.com/trustgate/trustgate/internal/state"
 	"github.com/trustgate/trustgate/internal/tee/azure"
 	"github.com/trustgate/trustgate/internal/tee/snp"
+	"github.com/trustgate/trustgate/internal/tiered"
 	"github.com/trustgate/trustgate/internal/token"
 	"github.com/trustgate/trustgate/internal/verifier"
 )
@@ -384,9 +385,16 @@ func serverTLS(cfg config.Config) (*tls.Config, error) {
 // only with dev_simulator are they let past the revocation check.
 func newCertService(cfg config.Config, roots *snp.Roots, rdb redis.UniversalClient, obs certs.Observer, now func() time.Time, log *slog.Logger) (*certs.Service, error) {
 	c := certs.Config{
-		KDSURL: cfg.KDSURL, Offline: cfg.Offline, Dir: cfg.CertCacheDir, Roots: roots, Clock: now, Logger: log, Observer: obs,
-		RateInterval: certsDuration(cfg.KDSRate), MaxStaleness: certsDuration(cfg.CertMaxStaleness),
-		CRLGrace: certsDuration(cfg.CRLGrace), FetchWait: certsDuration(cfg.CertFetchWait),
+		Settings: tiered.Settings{
+			Offline:      cfg.Offline,
+			Dir:          cfg.CertCacheDir,
+			Clock:        now,
+			Logger:       log,
+			RateInterval: certsDuration(cfg.KDSRate),
+			MaxStaleness: certsDuration(cfg.CertMaxStaleness),
+			FetchWait:    certsDuration(cfg.CertFetchWait),
+		},
+		KDSURL: cfg.KDSURL, Roots: roots, Observer: obs, CRLGrace: certsDuration(cfg.CRLGrace),
 		SkipRevocationForUnpinned: cfg.DevSimulator,
 	}
 	if rdb != nil {

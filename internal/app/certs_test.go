@@ -21,6 +21,7 @@ import (
 	"github.com/trustgate/trustgate/internal/config"
 	"github.com/trustgate/trustgate/internal/sim"
 	"github.com/trustgate/trustgate/internal/testkit"
+	"github.com/trustgate/trustgate/internal/tiered"
 )
 
 // serve warms the certificate cache for warm_chips at start: each chip's
@@ -44,7 +45,7 @@ func TestServeWarmsCertificateCache(t *testing.T) {
 	})
 	waitFor(t, func() bool { return len(kds.Requests("vcek")) >= 2 && len(kds.Requests("crl")) >= 2 })
 
-	offline, err := certs.New(certs.Config{Offline: true, Dir: cacheDir})
+	offline, err := certs.New(certs.Config{Settings: tiered.Settings{Offline: true, Dir: cacheDir}})
 	if err != nil {
 		t.Fatal(err)
 	}

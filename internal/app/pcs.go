@@ -12,6 +12,7 @@ import (
 	"github.com/trustgate/trustgate/internal/pcs"
 	"github.com/trustgate/trustgate/internal/sim"
 	"github.com/trustgate/trustgate/internal/tee/tdx"
+	"github.com/trustgate/trustgate/internal/tiered"
 	"github.com/trustgate/trustgate/internal/verifier"
 )
 
@@ -43,8 +44,14 @@ func newTDXVerifier(cfg config.Config, rdb redis.UniversalClient, now func() tim
 // point as long as a VCEK (cert_max_staleness; never past its nextUpdate).
 func newPCSService(cfg config.Config, rdb redis.UniversalClient, now func() time.Time, log *slog.Logger) (*pcs.Service, error) {
 	c := pcs.Config{
-		URL: cfg.PCSURL, RootCRLURL: cfg.PCSRootCRLURL, Offline: cfg.Offline, Clock: now, Logger: log,
-		FetchWait: cfg.CertFetchWait, MaxStaleness: cfg.CertMaxStaleness,
+		Settings: tiered.Settings{
+			Offline:      cfg.Offline,
+			Clock:        now,
+			Logger:       log,
+			FetchWait:    cfg.CertFetchWait,
+			MaxStaleness: cfg.CertMaxStaleness,
+		},
+		URL: cfg.PCSURL, RootCRLURL: cfg.PCSRootCRLURL,
 	}
 	if cfg.CertCacheDir != "" {
 		c.Dir = filepath.Join(cfg.CertCacheDir, "pcs")

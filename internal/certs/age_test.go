@@ -8,6 +8,7 @@ import (
 
 	"github.com/trustgate/trustgate/internal/certs"
 	"github.com/trustgate/trustgate/internal/testkit"
+	"github.com/trustgate/trustgate/internal/tiered"
 )
 
 // ages is an Observer that also records served ages (certs.AgeObserver).
@@ -30,7 +31,7 @@ func TestServedAge(t *testing.T) {
 	clock := testkit.NewClock(time.Now())
 	kds := realKDS(t, clock.Now)
 	obs := &ages{counts: newCounts()}
-	svc := newService(t, certs.Config{KDSURL: kds.URL, HTTPClient: kds.Client(), NoDisk: true, Clock: clock.Now, Sleep: fakeSleep(clock), Observer: obs})
+	svc := newService(t, certs.Config{Settings: tiered.Settings{HTTPClient: kds.Client(), NoDisk: true, Clock: clock.Now, Sleep: fakeSleep(clock)}, KDSURL: kds.URL, Observer: obs})
 	if _, err := svc.EndorsementKey(context.Background(), trusteeReq); err != nil {
 		t.Fatal(err)
 	}

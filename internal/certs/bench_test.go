@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/trustgate/trustgate/internal/tee/snp"
+	"github.com/trustgate/trustgate/internal/tiered"
 )
 
 // benchService is a Service holding the real Turin VCEK in memory and a
@@ -24,7 +25,7 @@ func benchService(b *testing.B) (*Service, snp.KeyRequest, []byte, *x509.Certifi
 		}
 		return d
 	}
-	s, err := New(Config{NoDisk: true, Offline: true})
+	s, err := New(Config{Settings: tiered.Settings{NoDisk: true, Offline: true}})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/trustgate/trustgate/internal/certs"
 	"github.com/trustgate/trustgate/internal/tee/snp"
 	"github.com/trustgate/trustgate/internal/testkit"
+	"github.com/trustgate/trustgate/internal/tiered"
 )
 
 // madeUp is trusteeReq with a made-up chip id numbered i.
@@ -56,8 +57,9 @@ func TestFetchWaitAnswersWhileFetchGoesOn(t *testing.T) {
 	t.Parallel()
 	kds := realKDS(t, nil)
 	kds.SetFault("vcek", testkit.Fault{Delay: 3 * time.Second})
-	svc := newService(t, certs.Config{KDSURL: kds.URL, HTTPClient: kds.Client(), NoDisk: true, RateInterval: -1,
-		FetchWait: 100 * time.Millisecond})
+	svc := newService(t, certs.Config{Settings: tiered.Settings{HTTPClient: kds.Client(), NoDisk: true, RateInterval: -1, FetchWait: 100 * time.Millisecond},
+		KDSURL: kds.URL,
+	})
 	_, err := svc.EndorsementKey(context.Background(), trusteeReq)
 	wantRefusal(t, "KDS slower than the fetch wait", err, certs.ErrStillRunning)
 	if r := kds.Requests("vcek"); len(r) != 1 || r[0].Status != 0 {
@@ -81,7 +83,7 @@ func TestFetchWaitIsPerRequest(t *testing.T) {
 	kds := realKDS(t, nil)
 	kds.SetFault("vcek", testkit.Fault{Hang: true})
 	const wait = 2 * time.Second
-	svc := newService(t, certs.Config{KDSURL: kds.URL, HTTPClient: kds.Client(), NoDisk: true, RateInterval: -1, FetchWait: wait})
+	svc := newService(t, certs.Config{Settings: tiered.Settings{HTTPClient: kds.Client(), NoDisk: true, RateInterval: -1, FetchWait: wait}, KDSURL: kds.URL})
 	ctx := attest.WithClient(context.Background(), "ip:192.0.2.1")
 	_, err := svc.EndorsementKey(ctx, trusteeReq)
 	wantRefusal(t, "first wait", err, certs.ErrStillRunning)
@@ -102,8 +104,9 @@ func TestMadeUpChipsDoNotPileUpFetches(t *testing.T) {
 	kds := realKDS(t, nil)
 	kds.SetFault("vcek", testkit.Fault{Hang: true})
 	// Timeouts far away: nothing below ends a hung request but eviction.
-	svc := newService(t, certs.Config{KDSURL: kds.URL, HTTPClient: kds.Client(), NoDisk: true, RateInterval: -1, NegativeTTL: -1,
-		RequestTimeout: time.Hour, FetchTimeout: time.Hour, FetchWait: -1})
+	svc := newService(t, certs.Config{Settings: tiered.Settings{HTTPClient: kds.Client(), NoDisk: true, RateInterval: -1, RequestTimeout: time.Hour, FetchTimeout: time.Hour, FetchWait: -1},
+		KDSURL: kds.URL, NegativeTTL: -1,
+	})
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	errs := make(chan error, 200)
@@ -143,8 +146,9 @@ func TestAbandonedFetchEndsAtItsDeadline(t *testing.T) {
 	t.Parallel()
 	kds := realKDS(t, nil)
 	kds.SetFault("vcek", testkit.Fault{Hang: true})
-	svc := newService(t, certs.Config{KDSURL: kds.URL, HTTPClient: kds.Client(), NoDisk: true, RateInterval: -1,
-		RequestTimeout: time.Hour, FetchTimeout: 500 * time.Millisecond, FetchWait: 50 * time.Millisecond})
+	svc := newService(t, certs.Config{Settings: tiered.Settings{HTTPClient: kds.Client(), NoDisk: true, RateInterval: -1, RequestTimeout: time.Hour, FetchTimeout: 500 * time.Millisecond, FetchWait: 50 * time.Millisecond},
+		KDSURL: kds.URL,
+	})
 	_, err := svc.EndorsementKey(context.Background(), madeUp(1))
 	wantRefusal(t, "hung fetch", err, certs.ErrStillRunning)
 	waitUntil(t, "the abandoned fetch outlived its deadline", func() bool { return kds.Hanging() == 0 && certs.Fetching(svc) == 0 })
@@ -156,8 +160,9 @@ func TestWaitingIsBounded(t *testing.T) {
 	t.Parallel()
 	kds := realKDS(t, nil)
 	kds.SetFault("vcek", testkit.Fault{Hang: true})
-	svc := newService(t, certs.Config{KDSURL: kds.URL, HTTPClient: kds.Client(), NoDisk: true, RateInterval: -1,
-		RequestTimeout: time.Hour, FetchTimeout: time.Hour, FetchWait: -1, MaxWaiting: 20})
+	svc := newService(t, certs.Config{Settings: tiered.Settings{HTTPClient: kds.Client(), NoDisk: true, RateInterval: -1, RequestTimeout: time.Hour, FetchTimeout: time.Hour, FetchWait: -1},
+		KDSURL:     kds.URL,
+		MaxWaiting: 20})
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	var wg sync.WaitGroup
@@ -187,9 +192,10 @@ func TestClientAndNonceBounds(t *testing.T) {
 	clock := testkit.NewClock(time.Now())
 	kds := realKDS(t, clock.Now)
 	kds.SetFault("vcek_unknown", testkit.Fault{Hang: true})
-	svc := newService(t, certs.Config{KDSURL: kds.URL, HTTPClient: kds.Client(), NoDisk: true, RateInterval: -1,
-		Clock: clock.Now, Sleep: fakeSleep(clock), ClientMissInterval: time.Minute, NegativeTTL: -1,
-		RequestTimeout: time.Hour, FetchTimeout: time.Hour, FetchWait: 100 * time.Millisecond})
+	svc := newService(t, certs.Config{Settings: tiered.Settings{HTTPClient: kds.Client(), NoDisk: true, RateInterval: -1, Clock: clock.Now, Sleep: fakeSleep(clock), RequestTimeout: time.Hour, FetchTimeout: time.Hour, FetchWait: 100 * time.Millisecond},
+		KDSURL:             kds.URL,
+		ClientMissInterval: time.Minute, NegativeTTL: -1,
+	})
 	a := func() context.Context { return attest.WithClient(context.Background(), "ip:192.0.2.1") }
 	b := attest.WithClient(context.Background(), "ip:192.0.2.2")
 
@@ -261,8 +267,9 @@ func TestRetryAfterCapped(t *testing.T) {
 	kds := realKDS(t, clock.Now)
 	kds.SetFault("vcek", testkit.Fault{Status: 429, RetryAfter: "86400", Count: 1})
 	var logs syncBuffer
-	svc := newService(t, certs.Config{KDSURL: kds.URL, HTTPClient: kds.Client(), NoDisk: true, Clock: clock.Now, Sleep: fakeSleep(clock),
-		Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	svc := newService(t, certs.Config{Settings: tiered.Settings{HTTPClient: kds.Client(), NoDisk: true, Clock: clock.Now, Sleep: fakeSleep(clock), Logger: slog.New(slog.NewTextHandler(&logs, nil))},
+		KDSURL: kds.URL,
+	})
 	_, err := svc.EndorsementKey(context.Background(), trusteeReq)
 	if attest.ReasonOf(err) != attest.ReasonVCEKUnavailable {
 		t.Fatalf("429 for a day: %v", err)
@@ -313,8 +320,9 @@ func TestRetryAfterBeyondMaxFailsAtOnce(t *testing.T) {
 			clock := testkit.NewClock(time.Now())
 			kds := realKDS(t, clock.Now)
 			kds.SetFault("vcek", testkit.Fault{Status: 503, RetryAfter: tc.retryAfter, Count: 1})
-			svc := newService(t, certs.Config{KDSURL: kds.URL, HTTPClient: kds.Client(), NoDisk: true, Clock: clock.Now, Sleep: fakeSleep(clock),
-				MaxRetryAfter: time.Minute, FetchTimeout: 3 * time.Hour, FetchWait: -1})
+			svc := newService(t, certs.Config{Settings: tiered.Settings{HTTPClient: kds.Client(), NoDisk: true, Clock: clock.Now, Sleep: fakeSleep(clock), MaxRetryAfter: time.Minute, FetchTimeout: 3 * time.Hour, FetchWait: -1},
+				KDSURL: kds.URL,
+			})
 			_, err := svc.EndorsementKey(context.Background(), trusteeReq)
 			if (err != nil) != tc.wantErr || (err != nil && attest.ReasonOf(err) != attest.ReasonVCEKUnavailable) {
 				t.Fatalf("Retry-After %s: %v, want an error: %t", tc.retryAfter, err, tc.wantErr)
@@ -333,8 +341,9 @@ func TestThrottledWithoutRetryAfterHoldsBack(t *testing.T) {
 	clock := testkit.NewClock(time.Now())
 	kds := realKDS(t, clock.Now)
 	kds.SetFault("vcek", testkit.Fault{Status: 429})
-	svc := newService(t, certs.Config{KDSURL: kds.URL, HTTPClient: kds.Client(), NoDisk: true, Clock: clock.Now, Sleep: fakeSleep(clock),
-		Attempts: 1, Backoff: 8 * time.Second})
+	svc := newService(t, certs.Config{Settings: tiered.Settings{HTTPClient: kds.Client(), NoDisk: true, Clock: clock.Now, Sleep: fakeSleep(clock), Attempts: 1, Backoff: 8 * time.Second},
+		KDSURL: kds.URL,
+	})
 	_, err := svc.EndorsementKey(context.Background(), trusteeReq)
 	if attest.ReasonOf(err) != attest.ReasonVCEKUnavailable {
 		t.Fatalf("429: %v", err)
@@ -362,7 +371,7 @@ func TestNoRedirects(t *testing.T) {
 			http.Redirect(w, r, "/elsewhere", code)
 		}))
 		client := srv.Client()
-		svc := newService(t, certs.Config{KDSURL: srv.URL, HTTPClient: client, NoDisk: true, RateInterval: -1})
+		svc := newService(t, certs.Config{Settings: tiered.Settings{HTTPClient: client, NoDisk: true, RateInterval: -1}, KDSURL: srv.URL})
 		_, err := svc.EndorsementKey(context.Background(), trusteeReq)
 		srv.Close()
 		if attest.ReasonOf(err) != attest.ReasonVCEKUnavailable || !strings.Contains(err.Error(), fmt.Sprintf("HTTP %d, a redirect", code)) {
@@ -424,9 +433,9 @@ func TestFailedFetchIsLogged(t *testing.T) {
 			}))
 			defer srv.Close()
 			var logs syncBuffer
-			svc := newService(t, certs.Config{KDSURL: srv.URL, HTTPClient: srv.Client(), NoDisk: true, RateInterval: -1,
-				Attempts: tc.attempts, Sleep: func(context.Context, time.Duration) error { return nil },
-				Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+			svc := newService(t, certs.Config{Settings: tiered.Settings{HTTPClient: srv.Client(), NoDisk: true, RateInterval: -1, Attempts: tc.attempts, Sleep: func(context.Context, time.Duration) error { return nil }, Logger: slog.New(slog.NewTextHandler(&logs, nil))},
+				KDSURL: srv.URL,
+			})
 			_, err := svc.EndorsementKey(context.Background(), trusteeReq)
 			if attest.ReasonOf(err) != attest.ReasonVCEKUnavailable {
 				t.Fatalf("HTTP %d: %v, want vcek_unavailable", tc.code, err)

@@ -1,14 +1,9 @@
 package certs
 
 import (
-	"context"
-	"log/slog"
-	"net/http"
 	"os"
 	"path/filepath"
 	"time"
-
-	"github.com/redis/go-redis/v9"
 
 	"github.com/trustgate/trustgate/internal/tee/snp"
 	"github.com/trustgate/trustgate/internal/tiered"
@@ -87,26 +82,16 @@ const (
 // per 10 s and caches in memory and under the user cache directory,
 // trusting AMD's pinned roots.
 type Config struct {
+	// Settings: the KDS client, the disk and Redis tiers, the clock and
+	// the rate and timing of KDS requests. Its zero fields mean the
+	// defaults here (DefaultRateInterval, DefaultRateBurst,
+	// DefaultAttempts, DefaultRedisPrefix, DefaultDir) or tiered's. A
+	// lookup that FetchWait gives up on fails with vcek_unavailable; a
+	// VCEK past MaxStaleness too.
+	tiered.Settings
+
 	// KDSURL is the KDS base URL; "" means DefaultKDSURL.
 	KDSURL string
-	// HTTPClient makes the KDS requests; nil means a plain http.Client
-	// (each request is bounded by RequestTimeout).
-	HTTPClient *http.Client
-	// Offline never contacts the KDS: only what the tiers hold (fetched
-	// earlier or imported from a bundle) is served.
-	Offline bool
-
-	// Dir is the disk tier's directory; "" means DefaultDir(). When the
-	// user cache directory cannot be determined the disk tier is off and
-	// a warning is logged.
-	Dir string
-	// NoDisk turns the disk tier off.
-	NoDisk bool
-	// Redis, when non-nil, is a tier shared by replicas; Redis errors are
-	// logged and the other tiers and the KDS are used.
-	Redis redis.UniversalClient
-	// RedisPrefix prefixes the Redis keys; "" means DefaultRedisPrefix.
-	RedisPrefix string
 	// MemoryEntries bounds the memory tier; 0 means DefaultMemoryEntries.
 	MemoryEntries int
 
@@ -119,53 +104,9 @@ type Config struct {
 	// it. Dangerous: no CRL covers such chains. For --dev-simulator only.
 	SkipRevocationForUnpinned bool
 
-	// Clock is the wall clock for validity, freshness and staleness; nil
-	// means time.Now.
-	Clock func() time.Time
-	// Sleep waits for d or until ctx ends. nil means a real timer, and the
-	// rate limiter and retries then measure time with time.Now whatever
-	// Clock is; when Sleep is set they use Clock (tests set both).
-	Sleep func(ctx context.Context, d time.Duration) error
-	// Logger receives warnings (stale serving, KDS failures, revocations);
-	// nil means none. Chip ids are never logged.
-	Logger *slog.Logger
 	// Observer counts KDS requests and cache lookups; nil means none.
 	Observer Observer
 
-	// RateInterval is the time per KDS request of each rate bucket; 0
-	// means DefaultRateInterval, negative means no limit.
-	RateInterval time.Duration
-	// RateBurst is how many requests a bucket saves up; 0 means
-	// DefaultRateBurst.
-	RateBurst int
-	// RequestTimeout bounds one HTTP request; 0 means DefaultRequestTimeout.
-	RequestTimeout time.Duration
-	// FetchTimeout bounds a fetch with its retries; 0 means
-	// DefaultFetchTimeout.
-	FetchTimeout time.Duration
-	// Attempts is how many times a failing request is tried; 0 means
-	// DefaultAttempts.
-	Attempts int
-	// Backoff is the first retry's backoff, doubled per retry up to
-	// MaxBackoff, each drawn from [d/2, d]; 0 means the defaults.
-	Backoff, MaxBackoff time.Duration
-	// MaxRetryAfter is the longest Retry-After waited for; 0 means
-	// DefaultMaxRetryAfter.
-	MaxRetryAfter time.Duration
-	// MaxHoldBack caps how long a KDS Retry-After holds every request
-	// back (a longer one is capped, and that is logged); 0 means
-	// DefaultMaxHoldBack.
-	MaxHoldBack time.Duration
-
-	// FetchWait bounds how long a lookup (EndorsementKey, Check) waits for
-	// a KDS fetch; all the waits of one API request together when its
-	// context carries attest.WithClient. Then the lookup fails with
-	// vcek_unavailable (its error carries a Retry-After hint, see
-	// attest.RetryAfter) while the fetch goes on in the background until
-	// FetchTimeout, so that a retry finds the certificate cached. 0 means
-	// DefaultFetchWait, negative means waiting for the fetch to end (for
-	// CLIs).
-	FetchWait time.Duration
 	// MaxWaiting bounds the lookups waiting for VCEK fetches at once;
 	// beyond it a lookup fails at once with vcek_unavailable. 0 means
 	// DefaultMaxWaiting.
@@ -185,15 +126,6 @@ type Config struct {
 	// per-client budget. Lookups without a client are not bounded.
 	ClientMissInterval time.Duration
 
-	// RefreshFraction in (0, 1]: a certificate or CRL fetched at F with
-	// validity until U is refreshed from F + RefreshFraction*(U-F) on; 0
-	// means DefaultRefreshFraction.
-	RefreshFraction float64
-	// MaxStaleness is how long past its refresh point a VCEK is served
-	// when it cannot be refreshed; then lookups fail with
-	// vcek_unavailable. 0 means DefaultMaxStaleness, negative means no
-	// stale serving.
-	MaxStaleness time.Duration
 	// CRLGrace is how long past nextUpdate a CRL is used when it cannot be
 	// refreshed; then Check fails closed with vcek_unavailable. 0 means
 	// DefaultCRLGrace, negative means none.

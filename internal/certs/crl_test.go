@@ -17,6 +17,7 @@ import (
 	"github.com/trustgate/trustgate/internal/certs"
 	"github.com/trustgate/trustgate/internal/tee/snp"
 	"github.com/trustgate/trustgate/internal/testkit"
+	"github.com/trustgate/trustgate/internal/tiered"
 )
 
 // fakeEnv is a fake AMD chain (go-sev-guest's test keys) served by a fake
@@ -43,8 +44,9 @@ func newFakeEnv(t *testing.T, rdb redis.UniversalClient) *fakeEnv {
 		t.Fatal(err)
 	}
 	e := &fakeEnv{chain: chain, kds: kds, clock: clock,
-		cfg: certs.Config{KDSURL: kds.URL, HTTPClient: kds.Client(), Dir: t.TempDir(), Roots: chain.Roots,
-			Clock: clock.Now, Sleep: fakeSleep(clock), Attempts: 2, Redis: rdb, RedisPrefix: "test:" + t.Name() + ":"},
+		cfg: certs.Config{Settings: tiered.Settings{HTTPClient: kds.Client(), Dir: t.TempDir(), Clock: clock.Now, Sleep: fakeSleep(clock), Attempts: 2, Redis: rdb, RedisPrefix: "test:" + t.Name() + ":"},
+			KDSURL: kds.URL, Roots: chain.Roots,
+		},
 		ev:  snp.Evidence{Report: chain.Report(testkit.ReportFields{})},
 		req: snp.KeyRequest{Product: snp.Milan, Signer: snp.SignerVCEK, HWID: testkit.DefaultChipID[:], TCB: snp.Milan.EncodeTCB(testkit.DefaultTCB)},
 	}
@@ -237,7 +239,7 @@ func TestUnpinnedIntermediate(t *testing.T) {
 	e := newFakeEnv(t, nil)
 	ek := e.chain.Signer.Vcek
 	for _, skip := range []bool{false, true} {
-		svc := newService(t, certs.Config{NoDisk: true, SkipRevocationForUnpinned: skip})
+		svc := newService(t, certs.Config{Settings: tiered.Settings{NoDisk: true}, SkipRevocationForUnpinned: skip})
 		err := svc.Check(context.Background(), snp.Milan, snp.SignerVCEK, e.chain.Signer.Ask, ek)
 		if (err == nil) != skip {
 			t.Errorf("skip %t: %v", skip, err)

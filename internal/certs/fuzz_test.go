@@ -14,6 +14,7 @@ import (
 	"github.com/trustgate/trustgate/internal/certs"
 	"github.com/trustgate/trustgate/internal/tee/snp"
 	"github.com/trustgate/trustgate/internal/testkit"
+	"github.com/trustgate/trustgate/internal/tiered"
 )
 
 // fuzzEpoch is when the fuzz targets' fake chain was made; they judge at
@@ -46,7 +47,7 @@ func FuzzCRL(f *testing.F) {
 	}
 	f.Add(chain.VCEK())
 	f.Add([]byte{0x30, 0x82, 0xff, 0xff})
-	svc, err := certs.New(certs.Config{NoDisk: true, Offline: true, Roots: chain.Roots})
+	svc, err := certs.New(certs.Config{Settings: tiered.Settings{NoDisk: true, Offline: true}, Roots: chain.Roots})
 	if err != nil {
 		f.Fatal(err)
 	}
@@ -96,7 +97,7 @@ func FuzzBundle(f *testing.F) {
 	clock := func() time.Time { return fuzzNow }
 	// The first seed is a bundle that imports: the fuzzer starts from what
 	// gets past every check.
-	check, err := certs.New(certs.Config{Dir: f.TempDir(), Offline: true, Roots: chain.Roots, Clock: clock})
+	check, err := certs.New(certs.Config{Settings: tiered.Settings{Dir: f.TempDir(), Offline: true, Clock: clock}, Roots: chain.Roots})
 	if err != nil {
 		f.Fatal(err)
 	}
@@ -105,7 +106,7 @@ func FuzzBundle(f *testing.F) {
 	}
 	check.Close()
 	dir := f.TempDir()
-	svc, err := certs.New(certs.Config{Dir: dir, Offline: true, Roots: chain.Roots, Clock: clock})
+	svc, err := certs.New(certs.Config{Settings: tiered.Settings{Dir: dir, Offline: true, Clock: clock}, Roots: chain.Roots})
 	if err != nil {
 		f.Fatal(err)
 	}

@@ -20,6 +20,7 @@ import (
 	"github.com/trustgate/trustgate/internal/certs"
 	"github.com/trustgate/trustgate/internal/tee/snp"
 	"github.com/trustgate/trustgate/internal/testkit"
+	"github.com/trustgate/trustgate/internal/tiered"
 )
 
 func testdata(t *testing.T, name string) []byte {
@@ -66,7 +67,7 @@ func TestVerifyFetchesVCEKFromKDS(t *testing.T) {
 	}))
 	defer srv.Close()
 
-	svc := newService(t, certs.Config{KDSURL: srv.URL, HTTPClient: srv.Client(), Dir: t.TempDir(), RateInterval: -1})
+	svc := newService(t, certs.Config{Settings: tiered.Settings{HTTPClient: srv.Client(), Dir: t.TempDir(), RateInterval: -1}, KDSURL: srv.URL})
 	v := snp.New(snp.Options{Keys: svc})
 	for _, name := range []string{"trustee-report.bin", "openanolis-trustee-turin-report.bin", "trustee-genoa-e2e-report.bin"} {
 		ev, err := snp.DecodeReport(testdata(t, name))
@@ -143,8 +144,9 @@ func TestKDSWithoutNetworkGivesUpAtOnce(t *testing.T) {
 		clock := testkit.NewClock(time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC))
 		tr := &failingTransport{err: c.err}
 		var logs bytes.Buffer
-		svc := newService(t, certs.Config{KDSURL: "https://kdsintf.amd.com", HTTPClient: &http.Client{Transport: tr}, NoDisk: true,
-			Clock: clock.Now, Sleep: fakeSleep(clock), Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+		svc := newService(t, certs.Config{Settings: tiered.Settings{HTTPClient: &http.Client{Transport: tr}, NoDisk: true, Clock: clock.Now, Sleep: fakeSleep(clock), Logger: slog.New(slog.NewTextHandler(&logs, nil))},
+			KDSURL: "https://kdsintf.amd.com",
+		})
 		_, err := snp.New(snp.Options{Keys: svc}).Verify(context.Background(), ev)
 		var ae *attest.Error
 		if !errors.As(err, &ae) || ae.Reason != attest.ReasonVCEKUnavailable {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/trustgate/trustgate/internal/certs"
 	"github.com/trustgate/trustgate/internal/testkit"
+	"github.com/trustgate/trustgate/internal/tiered"
 )
 
 // Two replicas share the Redis tier: what one fetched the other serves
@@ -18,7 +19,7 @@ func TestRedisTierSharedByReplicas(t *testing.T) {
 	t.Parallel()
 	rdb := testkit.StartRedis(t)
 	kds := realKDS(t, nil)
-	cfg := certs.Config{KDSURL: kds.URL, HTTPClient: kds.Client(), NoDisk: true, Redis: rdb, RedisPrefix: "replicas:"}
+	cfg := certs.Config{Settings: tiered.Settings{HTTPClient: kds.Client(), NoDisk: true, Redis: rdb, RedisPrefix: "replicas:"}, KDSURL: kds.URL}
 	a, b := newService(t, cfg), newService(t, cfg)
 	if _, err := a.EndorsementKey(context.Background(), trusteeReq); err != nil {
 		t.Fatal(err)
@@ -51,7 +52,7 @@ func TestRedisDownFallsThrough(t *testing.T) {
 	kds := realKDS(t, nil)
 	rdb := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1", MaxRetries: -1, DialTimeout: 100 * time.Millisecond})
 	defer rdb.Close()
-	svc := newService(t, certs.Config{KDSURL: kds.URL, HTTPClient: kds.Client(), NoDisk: true, Redis: rdb})
+	svc := newService(t, certs.Config{Settings: tiered.Settings{HTTPClient: kds.Client(), NoDisk: true, Redis: rdb}, KDSURL: kds.URL})
 	if _, err := svc.EndorsementKey(context.Background(), trusteeReq); err != nil {
 		t.Fatal(err)
 	}

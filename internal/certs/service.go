@@ -46,8 +46,7 @@ type Service struct {
 // never refuses a configuration that validated. It does no I/O; call Close
 // when done with it.
 func New(cfg Config) (*Service, error) {
-	tiered.DefaultRate(&cfg.RateInterval, DefaultRateInterval, &cfg.RateBurst, DefaultRateBurst, &cfg.Attempts, DefaultAttempts)
-	tiered.DefaultTiming(&cfg.RequestTimeout, &cfg.FetchTimeout, &cfg.Backoff, &cfg.MaxBackoff, &cfg.MaxRetryAfter, &cfg.MaxHoldBack, &cfg.FetchWait, &cfg.MaxStaleness, &cfg.RefreshFraction)
+	cfg.Default(tiered.Defaults{RateInterval: DefaultRateInterval, RateBurst: DefaultRateBurst, Attempts: DefaultAttempts, RedisPrefix: DefaultRedisPrefix})
 	if cfg.ClientMissInterval == 0 && cfg.RateInterval > 0 {
 		cfg.ClientMissInterval = DefaultClientMissFactor * cfg.RateInterval
 	}
@@ -56,10 +55,7 @@ func New(cfg Config) (*Service, error) {
 	tiered.Or(&cfg.NegativeTTL, DefaultNegativeTTL)
 	tiered.Or(&cfg.MemoryEntries, DefaultMemoryEntries)
 	tiered.Or(&cfg.KDSURL, DefaultKDSURL)
-	tiered.Or(&cfg.RedisPrefix, DefaultRedisPrefix)
-	if err := tiered.CheckSettings("KDS", []string{cfg.KDSURL}, cfg.RefreshFraction,
-		[]int{cfg.RateBurst, cfg.Attempts, cfg.MemoryEntries, cfg.MaxWaiting},
-		[]time.Duration{cfg.RequestTimeout, cfg.FetchTimeout, cfg.Backoff, cfg.MaxBackoff, cfg.MaxRetryAfter, cfg.MaxHoldBack}); err != nil {
+	if err := cfg.Check("KDS", []string{cfg.KDSURL}, []int{cfg.MemoryEntries, cfg.MaxWaiting}, nil); err != nil {
 		return nil, err
 	}
 
@@ -81,8 +77,7 @@ func New(cfg Config) (*Service, error) {
 	if s.obs == nil {
 		s.obs = nopObserver{}
 	}
-	o := tiered.NewOrigin(tiered.Origin{Name: "KDS", HTTP: cfg.HTTPClient, Log: cfg.Logger, Now: s.now, Sleep: cfg.Sleep, NotFound: errNotFound,
-		RequestTimeout: cfg.RequestTimeout, Attempts: cfg.Attempts, Backoff: cfg.Backoff, MaxBackoff: cfg.MaxBackoff, MaxRetryAfter: cfg.MaxRetryAfter, MaxHoldBack: cfg.MaxHoldBack})
+	o := cfg.Origin("KDS", errNotFound, s.now)
 	s.log = o.Log
 	limNow := o.Now
 	s.kds = &kdsClient{origin: o, obs: s.obs, vcekLim: tiered.NewLimiter(cfg.RateInterval, cfg.RateBurst, o.Now, o.Sleep),

@@ -12,6 +12,7 @@ import (
 	"github.com/trustgate/trustgate/internal/certs"
 	"github.com/trustgate/trustgate/internal/tee/snp"
 	"github.com/trustgate/trustgate/internal/testkit"
+	"github.com/trustgate/trustgate/internal/tiered"
 )
 
 // 100 verifications of reports from one chip on a cold cache make exactly
@@ -21,7 +22,7 @@ func TestColdCacheConcurrentVerificationsMakeOneRequest(t *testing.T) {
 	kds := realKDS(t, nil)
 	kds.SetFault("vcek", testkit.Fault{Delay: 200 * time.Millisecond}) // keep the fetch in flight
 	obs := newCounts()
-	svc := newService(t, certs.Config{KDSURL: kds.URL, HTTPClient: kds.Client(), Dir: t.TempDir(), Observer: obs})
+	svc := newService(t, certs.Config{Settings: tiered.Settings{HTTPClient: kds.Client(), Dir: t.TempDir()}, KDSURL: kds.URL, Observer: obs})
 	v := snp.New(snp.Options{Keys: svc})
 	ev := reportEvidence(t, "trustee-report.bin")
 
@@ -55,8 +56,9 @@ func TestRetryAfterAndRateLimit(t *testing.T) {
 	kds := realKDS(t, clock.Now)
 	kds.SetFault("vcek", testkit.Fault{Status: 429, RetryAfter: "7", Count: 1})
 	const every = 2 * time.Second
-	svc := newService(t, certs.Config{KDSURL: kds.URL, HTTPClient: kds.Client(), NoDisk: true,
-		Clock: clock.Now, Sleep: fakeSleep(clock), RateInterval: every, RateBurst: 1})
+	svc := newService(t, certs.Config{Settings: tiered.Settings{HTTPClient: kds.Client(), NoDisk: true, Clock: clock.Now, Sleep: fakeSleep(clock), RateInterval: every, RateBurst: 1},
+		KDSURL: kds.URL,
+	})
 	for _, req := range threeChips(t) {
 		if _, err := svc.EndorsementKey(context.Background(), req); err != nil {
 			t.Fatalf("%s: %v", req.Product, err)
@@ -118,8 +120,9 @@ func TestKDSFailures(t *testing.T) {
 			kds.SetFault("vcek", tc.fault)
 			// A hang costs RequestTimeout of real time; "slow" is far
 			// inside it however busy the machine.
-			svc := newService(t, certs.Config{KDSURL: kds.URL, HTTPClient: kds.Client(), NoDisk: true, Clock: clock.Now,
-				Sleep: fakeSleep(clock), Attempts: 3, RequestTimeout: 2 * time.Second})
+			svc := newService(t, certs.Config{Settings: tiered.Settings{HTTPClient: kds.Client(), NoDisk: true, Clock: clock.Now, Sleep: fakeSleep(clock), Attempts: 3, RequestTimeout: 2 * time.Second},
+				KDSURL: kds.URL,
+			})
 			_, err := svc.EndorsementKey(context.Background(), trusteeReq)
 			if (err != nil) != tc.wantErr {
 				t.Fatalf("err = %v, want error %t", err, tc.wantErr)
@@ -139,8 +142,9 @@ func TestNegativeCache(t *testing.T) {
 	t.Parallel()
 	clock := testkit.NewClock(time.Now())
 	kds := realKDS(t, nil)
-	svc := newService(t, certs.Config{KDSURL: kds.URL, HTTPClient: kds.Client(), NoDisk: true, Clock: clock.Now,
-		Sleep: fakeSleep(clock), NegativeTTL: time.Minute})
+	svc := newService(t, certs.Config{Settings: tiered.Settings{HTTPClient: kds.Client(), NoDisk: true, Clock: clock.Now, Sleep: fakeSleep(clock)},
+		KDSURL:      kds.URL,
+		NegativeTTL: time.Minute})
 	wrong := trusteeReq
 	wrong.HWID = make([]byte, 64)
 	wrong.HWID[0] = 1
@@ -168,8 +172,9 @@ func TestKDSDownAfterWarmUp(t *testing.T) {
 	clock := testkit.NewClock(time.Now())
 	kds := realKDS(t, clock.Now)
 	dir := t.TempDir()
-	cfg := certs.Config{KDSURL: kds.URL, HTTPClient: kds.Client(), Dir: dir, Clock: clock.Now, Sleep: fakeSleep(clock),
-		MaxStaleness: 48 * time.Hour, Attempts: 2}
+	cfg := certs.Config{Settings: tiered.Settings{HTTPClient: kds.Client(), Dir: dir, Clock: clock.Now, Sleep: fakeSleep(clock), MaxStaleness: 48 * time.Hour, Attempts: 2},
+		KDSURL: kds.URL,
+	}
 	ev := reportEvidence(t, "trustee-report.bin")
 	verify := func(svc *certs.Service) error {
 		_, err := snp.New(snp.Options{Keys: svc, Now: clock.Now}).Verify(context.Background(), ev)
@@ -230,11 +235,11 @@ func TestOffline(t *testing.T) {
 	t.Parallel()
 	kds := realKDS(t, nil)
 	dir := t.TempDir()
-	online := newService(t, certs.Config{KDSURL: kds.URL, HTTPClient: kds.Client(), Dir: dir})
+	online := newService(t, certs.Config{Settings: tiered.Settings{HTTPClient: kds.Client(), Dir: dir}, KDSURL: kds.URL})
 	if _, err := online.EndorsementKey(context.Background(), trusteeReq); err != nil {
 		t.Fatal(err)
 	}
-	offline := newService(t, certs.Config{KDSURL: kds.URL, HTTPClient: kds.Client(), Dir: dir, Offline: true})
+	offline := newService(t, certs.Config{Settings: tiered.Settings{HTTPClient: kds.Client(), Dir: dir, Offline: true}, KDSURL: kds.URL})
 	if _, err := offline.EndorsementKey(context.Background(), trusteeReq); err != nil {
 		t.Fatalf("offline, cached: %v", err)
 	}
@@ -271,7 +276,7 @@ func TestWrongCertificateFromKDSNotCached(t *testing.T) {
 	if err := kds.AddVCEK(other.VCEK()); err != nil {
 		t.Fatal(err)
 	}
-	svc := newService(t, certs.Config{KDSURL: kds.URL, HTTPClient: kds.Client(), Dir: t.TempDir()})
+	svc := newService(t, certs.Config{Settings: tiered.Settings{HTTPClient: kds.Client(), Dir: t.TempDir()}, KDSURL: kds.URL})
 	req := snp.KeyRequest{Product: snp.Milan, Signer: snp.SignerVCEK, HWID: testkit.DefaultChipID[:], TCB: snp.Milan.EncodeTCB(testkit.DefaultTCB)}
 	_, err = svc.EndorsementKey(context.Background(), req)
 	if attest.ReasonOf(err) != attest.ReasonVCEKUnavailable {
@@ -287,7 +292,7 @@ func TestWrongCertificateFromKDSNotCached(t *testing.T) {
 func TestRealReportsThroughService(t *testing.T) {
 	t.Parallel()
 	kds := realKDS(t, nil)
-	svc := newService(t, certs.Config{KDSURL: kds.URL, HTTPClient: kds.Client(), Dir: t.TempDir(), RateInterval: -1})
+	svc := newService(t, certs.Config{Settings: tiered.Settings{HTTPClient: kds.Client(), Dir: t.TempDir(), RateInterval: -1}, KDSURL: kds.URL})
 	v := snp.New(snp.Options{Keys: svc})
 	for _, name := range []string{"trustee-report.bin", "openanolis-trustee-turin-report.bin", "trustee-genoa-e2e-report.bin", "virtee-milan-report.hex", "teekit-gcp-milan-report.bin"} {
 		if _, err := v.Verify(context.Background(), reportEvidence(t, name)); err != nil {
@@ -313,9 +318,9 @@ func TestConfigValidation(t *testing.T) {
 		cfg  certs.Config
 	}{
 		{"bad URL", certs.Config{KDSURL: "kds.example"}},
-		{"refresh fraction above 1", certs.Config{RefreshFraction: 1.5}},
-		{"negative burst", certs.Config{RateBurst: -1}},
-		{"negative timeout", certs.Config{RequestTimeout: -time.Second}},
+		{"refresh fraction above 1", certs.Config{Settings: tiered.Settings{RefreshFraction: 1.5}}},
+		{"negative burst", certs.Config{Settings: tiered.Settings{RateBurst: -1}}},
+		{"negative timeout", certs.Config{Settings: tiered.Settings{RequestTimeout: -time.Second}}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -390,7 +395,7 @@ func TestCloseStopsBackground(t *testing.T) {
 	t.Parallel()
 	kds := realKDS(t, nil)
 	kds.SetFault("vcek", testkit.Fault{Hang: true})
-	svc, err := certs.New(certs.Config{KDSURL: kds.URL, HTTPClient: kds.Client(), NoDisk: true})
+	svc, err := certs.New(certs.Config{Settings: tiered.Settings{HTTPClient: kds.Client(), NoDisk: true}, KDSURL: kds.URL})
 	if err != nil {
 		t.Fatal(err)
 	}

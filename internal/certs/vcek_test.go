@@ -20,6 +20,7 @@ import (
 	"github.com/trustgate/trustgate/internal/certs"
 	"github.com/trustgate/trustgate/internal/tee/snp"
 	"github.com/trustgate/trustgate/internal/testkit"
+	"github.com/trustgate/trustgate/internal/tiered"
 )
 
 // fixedKDS is a KDS on 127.0.0.1 that answers every request with body,
@@ -77,7 +78,7 @@ func TestKDSVCEKRefused(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			srv, n := fixedKDS(t, tc.serve)
-			svc := newService(t, certs.Config{KDSURL: srv.URL, HTTPClient: srv.Client(), NoDisk: true, Roots: milan.Roots, Attempts: 1})
+			svc := newService(t, certs.Config{Settings: tiered.Settings{HTTPClient: srv.Client(), NoDisk: true, Attempts: 1}, KDSURL: srv.URL, Roots: milan.Roots})
 			r := req
 			if tc.req != nil {
 				r = tc.req(r)

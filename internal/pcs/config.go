@@ -1,12 +1,7 @@
 package pcs
 
 import (
-	"context"
-	"log/slog"
-	"net/http"
 	"time"
-
-	"github.com/redis/go-redis/v9"
 
 	"github.com/trustgate/trustgate/internal/tee/tdx"
 	"github.com/trustgate/trustgate/internal/tiered"
@@ -52,72 +47,25 @@ const (
 // fetches from Intel's PCS and caches in memory and under the user cache
 // directory, trusting the pinned Intel SGX Root CA.
 type Config struct {
+	// Settings: the PCS client, the disk and Redis tiers, the clock and
+	// the rate and timing of PCS requests. Its zero fields mean the
+	// defaults here (DefaultRateInterval, DefaultRateBurst,
+	// DefaultAttempts, DefaultRedisPrefix, DefaultDir) or tiered's. A
+	// document is never served stale past its nextUpdate.
+	tiered.Settings
+
 	// URL is the PCS base URL; "" means DefaultURL.
 	URL string
 	// RootCRLURL is where the Root CA's CRL is fetched; "" means
 	// DefaultRootCRLURL.
 	RootCRLURL string
-	// HTTPClient makes the requests; nil means a plain http.Client.
-	// Redirects are never followed whatever it says.
-	HTTPClient *http.Client
-	// Offline never contacts PCS: only what the tiers hold is served.
-	Offline bool
-
-	// Dir is the disk tier's directory; "" means DefaultDir().
-	Dir string
-	// NoDisk turns the disk tier off.
-	NoDisk bool
-	// Redis, when non-nil, is a tier shared by replicas.
-	Redis redis.UniversalClient
-	// RedisPrefix prefixes the Redis keys; "" means DefaultRedisPrefix.
-	RedisPrefix string
 
 	// Roots verify what PCS serves; nil means tdx.IntelRoots(). Use the
 	// Verifier's.
 	Roots *tdx.Roots
 
-	// Clock is the wall clock for validity and freshness; nil means
-	// time.Now.
-	Clock func() time.Time
-	// Sleep waits for d or until ctx ends; nil means a real timer (and the
-	// rate limit and retries then use time.Now, whatever Clock is).
-	Sleep func(ctx context.Context, d time.Duration) error
-	// Logger receives warnings; nil means none.
-	Logger *slog.Logger
-
-	// RateInterval is the time per PCS request; 0 means
-	// DefaultRateInterval, negative no limit. RateBurst: 0 means
-	// DefaultRateBurst.
-	RateInterval time.Duration
-	RateBurst    int
-	// RequestTimeout bounds one HTTP request; 0 means tiered.DefaultRequestTimeout.
-	RequestTimeout time.Duration
-	// FetchTimeout bounds a fetch with its retries; 0 means
-	// tiered.DefaultFetchTimeout.
-	FetchTimeout time.Duration
-	// Attempts is how often a failing request is tried; 0 means
-	// DefaultAttempts.
-	Attempts int
-	// Backoff and MaxBackoff: the first retry's backoff, doubled per
-	// retry; 0 means tiered.DefaultBackoff and
-	// tiered.DefaultMaxBackoff.
-	Backoff, MaxBackoff time.Duration
-	// MaxRetryAfter: 0 means tiered.DefaultMaxRetryAfter. MaxHoldBack: 0 means
-	// tiered.DefaultMaxHoldBack.
-	MaxRetryAfter, MaxHoldBack time.Duration
-	// FetchWait bounds how long Collateral waits for fetches (all the
-	// waits of one API request together when its context carries
-	// attest.WithClient); 0 means tiered.DefaultFetchWait, negative means waiting
-	// for the fetches to end (for CLIs).
-	FetchWait time.Duration
-
-	// RefreshFraction in (0, 1] and MaxAge: a document fetched at F, valid
-	// until its nextUpdate U, is refreshed from min(F + RefreshFraction*(U-F),
-	// F + MaxAge) on; 0 means the defaults, negative MaxAge none.
-	RefreshFraction float64
-	MaxAge          time.Duration
-	// MaxStaleness is how long past its refresh point a document is served
-	// when it cannot be refreshed (never past nextUpdate); 0 means
-	// tiered.DefaultMaxStaleness, negative none.
-	MaxStaleness time.Duration
+	// MaxAge: a document fetched at F, valid until its nextUpdate U, is
+	// refreshed from min(F + RefreshFraction*(U-F), F + MaxAge) on; 0
+	// means DefaultMaxAge, negative none.
+	MaxAge time.Duration
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/trustgate/trustgate/internal/pcs"
 	"github.com/trustgate/trustgate/internal/tee/tdx"
 	"github.com/trustgate/trustgate/internal/testkit"
+	"github.com/trustgate/trustgate/internal/tiered"
 )
 
 // judged is when the real 2025 collateral (issued 2025-11-17, next update
@@ -63,8 +64,9 @@ func intelPCS(t testing.TB) *testkit.PCS {
 // in dir ("" none); mutate changes the config.
 func newService(t testing.TB, p *testkit.PCS, clk *testkit.Clock, dir string, mutate func(*pcs.Config)) *pcs.Service {
 	t.Helper()
-	cfg := pcs.Config{URL: p.URL, RootCRLURL: p.URL + testkit.RootCRLPath, Clock: clk.Now, Dir: dir, NoDisk: dir == "",
-		Backoff: time.Millisecond, MaxBackoff: 10 * time.Millisecond, RateInterval: -1}
+	cfg := pcs.Config{Settings: tiered.Settings{Clock: clk.Now, Dir: dir, NoDisk: dir == "", Backoff: time.Millisecond, MaxBackoff: 10 * time.Millisecond, RateInterval: -1},
+		URL: p.URL, RootCRLURL: p.URL + testkit.RootCRLPath,
+	}
 	if mutate != nil {
 		mutate(&cfg)
 	}

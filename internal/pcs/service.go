@@ -51,14 +51,11 @@ func DefaultDir() (string, error) {
 // (a URL that is not http(s) with a host, a refresh fraction outside
 // (0, 1], negative counts). It does no I/O; call Close when done.
 func New(cfg Config) (*Service, error) {
-	tiered.DefaultRate(&cfg.RateInterval, DefaultRateInterval, &cfg.RateBurst, DefaultRateBurst, &cfg.Attempts, DefaultAttempts)
-	tiered.DefaultTiming(&cfg.RequestTimeout, &cfg.FetchTimeout, &cfg.Backoff, &cfg.MaxBackoff, &cfg.MaxRetryAfter, &cfg.MaxHoldBack, &cfg.FetchWait, &cfg.MaxStaleness, &cfg.RefreshFraction)
+	cfg.Default(tiered.Defaults{RateInterval: DefaultRateInterval, RateBurst: DefaultRateBurst, Attempts: DefaultAttempts, RedisPrefix: DefaultRedisPrefix})
 	tiered.Or(&cfg.MaxAge, DefaultMaxAge)
 	tiered.Or(&cfg.URL, DefaultURL)
 	tiered.Or(&cfg.RootCRLURL, DefaultRootCRLURL)
-	tiered.Or(&cfg.RedisPrefix, DefaultRedisPrefix)
-	if err := tiered.CheckSettings("PCS", []string{cfg.URL, cfg.RootCRLURL}, cfg.RefreshFraction, []int{cfg.RateBurst, cfg.Attempts},
-		[]time.Duration{cfg.RequestTimeout, cfg.FetchTimeout, cfg.Backoff, cfg.MaxBackoff, cfg.MaxRetryAfter, cfg.MaxHoldBack}); err != nil {
+	if err := cfg.Check("PCS", []string{cfg.URL, cfg.RootCRLURL}, nil, nil); err != nil {
 		return nil, err
 	}
 	s := &Service{
@@ -74,8 +71,7 @@ func New(cfg Config) (*Service, error) {
 	if s.now == nil {
 		s.now = time.Now
 	}
-	o := tiered.NewOrigin(tiered.Origin{Name: "PCS", HTTP: cfg.HTTPClient, Log: cfg.Logger, Now: s.now, Sleep: cfg.Sleep, NotFound: errNotFound,
-		RequestTimeout: cfg.RequestTimeout, Attempts: cfg.Attempts, Backoff: cfg.Backoff, MaxBackoff: cfg.MaxBackoff, MaxRetryAfter: cfg.MaxRetryAfter, MaxHoldBack: cfg.MaxHoldBack})
+	o := cfg.Origin("PCS", errNotFound, s.now)
 	s.log = o.Log
 	s.pcs = &client{origin: o, lim: tiered.NewLimiter(cfg.RateInterval, max(cfg.RateBurst, 1), o.Now, o.Sleep)}
 	o.HoldBack = s.pcs.lim.DeferUntil

@@ -8,8 +8,10 @@
 // client too), through a first-come-first-served rate limit that honours
 // the origin's Retry-After (Limiter), with retries and backoff (Origin),
 // on a Background that Close ends. Newest picks the newest usable entry of
-// memory and the tiers; the defaults and checks of the settings both
-// services share are here too (DefaultTiming, DefaultRate, CheckSettings).
+// memory and the tiers. The settings both services share (the origin's
+// client, the disk and Redis tiers, the clock, the rate and timing) are
+// one struct, Settings, that each service's Config embeds, with its
+// defaults (Settings.Default) and checks (Settings.Check) here too.
 //
 // The services keep what is theirs: the record types and their
 // verification, the URLs, body limits and headers of their origin, and

@@ -115,3 +115,30 @@ func TestCheckSettings(t *testing.T) {
 		}
 	}
 }
+
+// Settings.Default gives the zero fields the service's defaults and this
+// package's, and leaves set ones; Check covers the shared fields and the
+// service's own.
+func TestSettingsDefaultAndCheck(t *testing.T) {
+	t.Parallel()
+	s := Settings{RateBurst: 7, FetchWait: -1}
+	s.Default(Defaults{RateInterval: 3 * time.Second, RateBurst: 2, Attempts: 5, RedisPrefix: "p:"})
+	if s.RateInterval != 3*time.Second || s.RateBurst != 7 || s.Attempts != 5 || s.RedisPrefix != "p:" {
+		t.Errorf("service defaults: %+v", s)
+	}
+	if s.RequestTimeout != DefaultRequestTimeout || s.FetchTimeout != DefaultFetchTimeout || s.MaxHoldBack != DefaultMaxHoldBack ||
+		s.MaxStaleness != DefaultMaxStaleness || s.RefreshFraction != DefaultRefreshFraction || s.FetchWait != -1 {
+		t.Errorf("package defaults: %+v", s)
+	}
+	if err := s.Check("KDS", []string{"https://kds.example"}, []int{1}, nil); err != nil {
+		t.Fatalf("valid settings: %v", err)
+	}
+	bad := s
+	bad.Backoff = -time.Second
+	if err := bad.Check("KDS", []string{"https://kds.example"}, nil, nil); err == nil || !strings.Contains(err.Error(), "timeouts and backoffs") {
+		t.Errorf("negative Backoff: %v", err)
+	}
+	if err := s.Check("KDS", []string{"https://kds.example"}, []int{-1}, nil); err == nil || !strings.Contains(err.Error(), "counts must not be negative") {
+		t.Errorf("negative own count: %v", err)
+	}
+}
