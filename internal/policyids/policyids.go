@@ -46,7 +46,8 @@ type Set struct {
 
 	mu      sync.Mutex
 	seen    map[string]time.Time
-	written string // the id last recorded in the fleet
+	written string    // the id last recorded in the fleet
+	tried   time.Time // when ID last tried to record a new id
 }
 
 // New returns a Set over cur, the id of the policy in force; now is the
@@ -62,7 +63,7 @@ func New(cur func() string, now func() time.Time, fleet *Fleet) *Set {
 
 // ID returns the id in force and records it as in force now. The first
 // read of a new id also records it in the fleet (one round trip, only on
-// a change; a failure is retried by Refresh).
+// a change, at most one try a second; a failure is retried by Refresh).
 func (s *Set) ID() string {
 	id := s.cur()
 	now := s.now()
@@ -73,7 +74,12 @@ func (s *Set) ID() string {
 		}
 	}
 	s.seen[id] = now
-	write := s.fleet != nil && s.written != id
+	// at most one try a second from here (a Redis that does not answer
+	// must not stall every read of the id); Refresh retries
+	write := s.fleet != nil && s.written != id && now.Sub(s.tried) >= time.Second
+	if write {
+		s.tried = now
+	}
 	s.mu.Unlock()
 	if write {
 		s.record(context.Background(), id, now)

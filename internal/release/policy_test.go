@@ -115,20 +115,23 @@ func TestReleaseFleetPolicyIDs(t *testing.T) {
 	ctx := context.Background()
 	f := newPolicyFixture(t, nil)
 
-	replica := func(c *redis.Client, policyID string) (*Service, *policyids.Set) {
+	replica := func(c *redis.Client, policyID *atomic.Value) (*Service, *policyids.Set) {
 		store := challenge.NewRedisStore(c, challenge.RedisOptions{})
 		if err := store.Init(ctx, time.Now()); err != nil {
 			t.Fatal(err)
 		}
-		ids := policyids.New(func() string { return policyID }, nil, policyids.NewFleet(c, store.Prefix(), time.Second))
+		ids := policyids.New(func() string { return policyID.Load().(string) }, nil, policyids.NewFleet(c, store.Prefix(), time.Second))
 		svc, err := New(Options{Tokens: f.tokens, Used: store, Resources: f.store, Policies: ids})
 		if err != nil {
 			t.Fatal(err)
 		}
 		return svc, ids
 	}
-	a, idsA := replica(rdbA, "sha256:at-a")
-	b, _ := replica(rdbB, "sha256:at-b")
+	var polA, polB atomic.Value
+	polA.Store("sha256:at-a")
+	polB.Store("sha256:at-b")
+	a, idsA := replica(rdbA, &polA)
+	b, _ := replica(rdbB, &polB)
 
 	tok := f.issue(t, idsA.ID())
 	if _, err := b.Release(ctx, tok, []string{"s"}); err != nil {
@@ -136,6 +139,13 @@ func TestReleaseFleetPolicyIDs(t *testing.T) {
 	}
 	if _, err := a.Release(ctx, tok, []string{"s"}); attest.ReasonOf(err) != attest.ReasonTokenReplayed {
 		t.Fatalf("the same token at A: %v, want token_replayed", err)
+	}
+
+	// A's policy changes; its first token under the new one releases at
+	// B at once (no probe in between).
+	polA.Store("sha256:at-a-2")
+	if _, err := b.Release(ctx, f.issue(t, idsA.ID()), []string{"s"}); err != nil {
+		t.Fatalf("a token of A's new policy at B: %v", err)
 	}
 
 	unknown := f.issue(t, "sha256:never")
