@@ -47,7 +47,7 @@ type Set struct {
 	mu      sync.Mutex
 	seen    map[string]time.Time
 	written string    // the id last recorded in the fleet
-	tried   time.Time // when ID last tried to record a new id
+	failed  time.Time // when ID last failed to record a new id
 }
 
 // New returns a Set over cur, the id of the policy in force; now is the
@@ -63,7 +63,7 @@ func New(cur func() string, now func() time.Time, fleet *Fleet) *Set {
 
 // ID returns the id in force and records it as in force now. The first
 // read of a new id also records it in the fleet (one round trip, only on
-// a change, at most one try a second; a failure is retried by Refresh).
+// a change, and not within a second of a failed try; a failure is retried by Refresh).
 func (s *Set) ID() string {
 	id := s.cur()
 	now := s.now()
@@ -74,15 +74,14 @@ func (s *Set) ID() string {
 		}
 	}
 	s.seen[id] = now
-	// at most one try a second from here (a Redis that does not answer
-	// must not stall every read of the id); Refresh retries
-	write := s.fleet != nil && s.written != id && now.Sub(s.tried) >= time.Second
-	if write {
-		s.tried = now
-	}
+	// after a failure, no try from here for a second (a Redis that does
+	// not answer must not stall every read of the id); Refresh retries
+	write := s.fleet != nil && s.written != id && now.Sub(s.failed) >= time.Second
 	s.mu.Unlock()
-	if write {
-		s.record(context.Background(), id, now)
+	if write && s.record(context.Background(), id, now) != nil {
+		s.mu.Lock()
+		s.failed = now
+		s.mu.Unlock()
 	}
 	return id
 }
