@@ -531,6 +531,14 @@ type trackedPolicy struct {
 
 func (p trackedPolicy) ID() string { return p.ids.ID() }
 
+// IgnoresLaunch passes on the policy's verifier.LaunchBlind answer (a
+// policy that is not one is taken to read input.launch), so that the
+// wrapper keeps a blind policy's attestation to one store step.
+func (p trackedPolicy) IgnoresLaunch() bool {
+	lb, ok := p.Policy.(verifier.LaunchBlind)
+	return ok && lb.IgnoresLaunch()
+}
+
 // readyRedisTimeout caps /readyz's Redis check, so that a probe with a
 // 1 s timeout (Kubernetes' default) gets the answer, not a timeout.
 const readyRedisTimeout = 900 * time.Millisecond
