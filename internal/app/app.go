@@ -29,6 +29,7 @@ import (
 	"github.com/trustgate/trustgate/internal/launch"
 	"github.com/trustgate/trustgate/internal/metrics"
 	"github.com/trustgate/trustgate/internal/policy"
+	"github.com/trustgate/trustgate/internal/policyids"
 	"github.com/trustgate/trustgate/internal/refvalues"
 	"github.com/trustgate/trustgate/internal/release"
 	"github.com/trustgate/trustgate/internal/resources"
@@ -65,6 +66,7 @@ type App struct {
 	metrics      *metrics.Metrics
 	launches     *launch.Tracker
 	shared       *challenge.RedisStore // nil without Redis
+	ids          *policyids.Set        // the appraisal-policy-ids in force
 	storeUp      atomic.Bool           // the shared store's last probe answered
 	storeProbed  atomic.Bool           // the shared store was probed once
 	// stopping is set when Serve's context ends: /readyz then fails while
@@ -227,6 +229,14 @@ func New(ctx context.Context, cfg config.Config, d Deps) (_ *App, err error) {
 			return nil, err
 		}
 	}
+	// The appraisal-policy-ids in force, here and with Redis fleet-wide: a
+	// release refuses a token whose policy id was not (policyids).
+	var fleet *policyids.Fleet
+	if shared != nil {
+		fleet = policyids.NewFleet(rdb, shared.Prefix(), cfg.StoreTimeout)
+	}
+	ids := policyids.New(pol.ID, d.Now, fleet)
+	pol = trackedPolicy{Policy: pol, ids: ids}
 	layer, err := newAdminLayer(ctx, cfg, rdb, engine, trust, stateDir, m, log)
 	if err != nil {
 		return nil, err
@@ -262,7 +272,7 @@ func New(ctx context.Context, cfg config.Config, d Deps) (_ *App, err error) {
 		if err != nil {
 			return nil, fmt.Errorf("resources: %w", err)
 		}
-		rel, err := release.New(release.Options{Tokens: tokens, Used: used, Resources: store, Replica: replica})
+		rel, err := release.New(release.Options{Tokens: tokens, Used: used, Resources: store, Replica: replica, Policies: ids})
 		if err != nil {
 			return nil, err
 		}
@@ -273,7 +283,7 @@ func New(ctx context.Context, cfg config.Config, d Deps) (_ *App, err error) {
 			log.Warn("serving plain HTTP on a non-loopback address: tokens and released secrets' JWEs travel unprotected; set tls_cert/tls_key or put TLS in front")
 		}
 	}
-	a := &App{cfg: cfg, log: log, engine: engine, tokens: tokens, svc: svc, certs: certSvc, tls: tlsCfg, close: cleanup, layer: layer, metrics: m, launches: launches, shared: shared, state: stateDir}
+	a := &App{ids: ids, cfg: cfg, log: log, engine: engine, tokens: tokens, svc: svc, certs: certSvc, tls: tlsCfg, close: cleanup, layer: layer, metrics: m, launches: launches, shared: shared, state: stateDir}
 	if shared != nil {
 		a.probeStore(ctx)
 	}
@@ -522,6 +532,23 @@ func (a *App) warm(ctx context.Context) {
 		return
 	}
 	a.log.Info("warm_chips: certificate cache warmed", "chips", len(reqs), "took", time.Since(start).Round(time.Millisecond).String())
+}
+
+// trackedPolicy is the policy whose id, each time it is read, is recorded
+// as in force (policyids.Set.ID).
+type trackedPolicy struct {
+	verifier.Policy
+	ids *policyids.Set
+}
+
+func (p trackedPolicy) ID() string { return p.ids.ID() }
+
+// IgnoresLaunch passes on the policy's verifier.LaunchBlind answer (a
+// policy that is not one is taken to read input.launch), so that the
+// wrapper keeps a blind policy's attestation to one store step.
+func (p trackedPolicy) IgnoresLaunch() bool {
+	lb, ok := p.Policy.(verifier.LaunchBlind)
+	return ok && lb.IgnoresLaunch()
 }
 
 // readyRedisTimeout caps /readyz's Redis check, so that a probe with a

@@ -14,6 +14,11 @@ const storeProbeInterval = time.Second
 // logging a change.
 func (a *App) probeStore(ctx context.Context) {
 	err := a.shared.Probe(ctx)
+	if err == nil {
+		// the fleet's record of the policy in force, for releases
+		// (policyids.Grace covers the probes' interval)
+		err = a.ids.Refresh(ctx)
+	}
 	up := err == nil
 	a.metrics.StoreUp(up)
 	if was := a.storeUp.Swap(up); was != up || !a.storeProbed.Swap(true) {

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 
 	v1 "github.com/trustgate/trustgate/api/v1"
+	"github.com/trustgate/trustgate/internal/strictjson"
 )
 
 // fastAttest decodes a POST /v1/attest body of the shape agents send (one
@@ -46,7 +47,7 @@ func fastAttest(body []byte, req *v1.AttestRequest) bool {
 			raw, ok := p.rawObject()
 			req.TEEPubKey = append(json.RawMessage(nil), raw...)
 			// strictJSON refuses a key twice in the JWK too.
-			return ok && exactKeys(raw, nil) == nil
+			return ok && strictjson.Keys(raw, nil) == nil
 		}
 		return false
 	}) {

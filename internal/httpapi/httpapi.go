@@ -12,7 +12,6 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
-	"reflect"
 	"strconv"
 	"strings"
 	"time"
@@ -21,6 +20,7 @@ import (
 
 	v1 "github.com/trustgate/trustgate/api/v1"
 	"github.com/trustgate/trustgate/internal/attest"
+	"github.com/trustgate/trustgate/internal/strictjson"
 	"github.com/trustgate/trustgate/internal/tee/azure"
 	"github.com/trustgate/trustgate/internal/verifier"
 )
@@ -332,20 +332,13 @@ func readAll(r io.Reader, announced int64) ([]byte, error) {
 // its json tag (encoding/json alone takes the last of two keys and matches
 // keys case-insensitively).
 func strictJSON(body []byte, v any) error {
-	if b := bytes.TrimLeft(body, " \t\r\n"); len(b) == 0 || b[0] != '{' {
+	switch err := strictjson.Decode(body, v); {
+	case errors.Is(err, strictjson.ErrNotObject):
 		return attest.Errorf(attest.ReasonMalformedEvidence, "request body is not a JSON object")
-	}
-	if err := exactKeys(body, reflect.TypeOf(v)); err != nil {
-		return attest.Errorf(attest.ReasonMalformedEvidence, "request body: %w", err)
-	}
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		return attest.Errorf(attest.ReasonMalformedEvidence, "request body: %w", err)
-	}
-	// dec.More is false before a stray '}' or ']': ask for the next token.
-	if _, err := dec.Token(); err != io.EOF {
+	case errors.Is(err, strictjson.ErrTrailing):
 		return attest.Errorf(attest.ReasonMalformedEvidence, "request body has data after the JSON object")
+	case err != nil:
+		return attest.Errorf(attest.ReasonMalformedEvidence, "request body: %w", err)
 	}
 	return nil
 }

@@ -1,7 +1,6 @@
 package refvalues
 
 import (
-	"bytes"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -11,12 +10,13 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"strings"
 	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
+
+	"github.com/trustgate/trustgate/internal/strictjson"
 )
 
 // SigSuffix is appended to a reference-values file's path to name its
@@ -132,7 +132,8 @@ func SignEntry(key *ecdsa.PrivateKey, m Measurement, now time.Time) (string, err
 }
 
 // VerifyEntry checks a compact JWS as SignEntry makes under trust and
-// returns its approval, decoded strictly (unknown keys refused) and
+// returns its approval, decoded strictly (strictjson: unknown keys, a key twice or spelled in
+// another case, trailing data refused) and
 // validated; iat and jti may be absent (0, "") in approvals signed before
 // they existed, which the admin API no longer accepts. A bad signature is
 // a *SignatureError; a bad entry a *ValidationError or a decoding error.
@@ -149,7 +150,7 @@ func VerifyEntry(trust *ecdsa.PublicKey, jws string) (Approval, error) {
 		return Approval{}, &SignatureError{Kind: "signature_invalid", Err: err}
 	}
 	var a Approval
-	if err := decodeStrict(payload, &a); err != nil {
+	if err := strictjson.Decode(payload, &a); err != nil {
 		return Approval{}, fmt.Errorf("decoding entry: %w", err)
 	}
 	if err := (&Set{Measurements: []Measurement{a.Measurement}}).Validate(); err != nil {
@@ -161,31 +162,18 @@ func VerifyEntry(trust *ecdsa.PublicKey, jws string) (Approval, error) {
 	return a, nil
 }
 
-// ParseEntry decodes one measurement entry (JSON, unknown keys refused)
+// ParseEntry decodes one measurement entry (JSON, decoded strictly:
+// strictjson)
 // and validates it as a one-entry Set would be.
 func ParseEntry(b []byte) (Measurement, error) {
 	var m Measurement
-	if err := decodeStrict(b, &m); err != nil {
+	if err := strictjson.Decode(b, &m); err != nil {
 		return Measurement{}, fmt.Errorf("decoding entry: %w", err)
 	}
 	if err := (&Set{Measurements: []Measurement{m}}).Validate(); err != nil {
 		return Measurement{}, err
 	}
 	return m, nil
-}
-
-// decodeStrict decodes one JSON object into v: unknown keys and trailing
-// data refused.
-func decodeStrict(b []byte, v any) error {
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		return err
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return errors.New("trailing data after the object")
-	}
-	return nil
 }
 
 func checkType(obj *jose.JSONWebSignature, want string) error {

@@ -11,6 +11,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"slices"
 	"time"
 
@@ -19,6 +20,7 @@ import (
 	v1 "github.com/trustgate/trustgate/api/v1"
 	"github.com/trustgate/trustgate/internal/attest"
 	"github.com/trustgate/trustgate/internal/challenge"
+	"github.com/trustgate/trustgate/internal/policyids"
 	"github.com/trustgate/trustgate/internal/resources"
 	"github.com/trustgate/trustgate/internal/token"
 )
@@ -46,6 +48,13 @@ type Options struct {
 	// store that is not shared between processes, so that replicas sharing
 	// the token key cannot each release once for the same token.
 	Replica []byte
+	// Policies, when not nil, are the appraisal-policy-ids in force: a
+	// token whose ear.appraisal-policy-id was not in force within
+	// policyids.Grace before it was issued is refused, token_invalid. With
+	// a fleet record (Policies.Fleet) the check is done by the script that
+	// records the token's use, so Used must then be a
+	// challenge.JointStore; without, it is this process's memory.
+	Policies *policyids.Set
 }
 
 // Service releases resources.
@@ -98,6 +107,18 @@ func (s *Service) Release(ctx context.Context, tok string, names []string) (stri
 	if err != nil {
 		return "", err
 	}
+	var issued time.Time // no iat: the zero time, before every store's records, so refused
+	if ear.IssuedAt != nil {
+		issued = ear.IssuedAt.Time()
+	}
+	var joint *challenge.Joint
+	if p := s.o.Policies; p != nil {
+		if f := p.Fleet(); f != nil {
+			joint = f.Joint(sub.PolicyID, issued)
+		} else if !p.InForce(sub.PolicyID, issued) {
+			return "", errPolicyUnknown
+		}
+	}
 	for _, n := range names {
 		if !slices.Contains(sub.Resources, n) {
 			return "", attest.Errorf(attest.ReasonResourceForbidden, "resource %q is not granted by the token", n)
@@ -125,11 +146,10 @@ func (s *Service) Release(ctx context.Context, tok string, names []string) (stri
 		return "", attest.Errorf(attest.ReasonInternalError, "encrypting the resources: %w", err)
 	}
 
-	var issued time.Time // no iat: the zero time, before every store's records, so refused
-	if ear.IssuedAt != nil {
-		issued = ear.IssuedAt.Time()
+	first, err := s.consume(ctx, "jti:"+ear.ID, issued, ear.Expiry.Time(), joint)
+	if errors.Is(err, challenge.ErrJointRefused) {
+		return "", errPolicyUnknown
 	}
-	first, err := s.o.Used.Consume(ctx, "jti:"+ear.ID, issued, ear.Expiry.Time())
 	if err != nil {
 		return "", attest.Errorf(attest.ReasonStoreUnavailable, "recording the token's use: %w", err)
 	}
@@ -137,6 +157,24 @@ func (s *Service) Release(ctx context.Context, tok string, names []string) (stri
 		return "", attest.Errorf(attest.ReasonTokenReplayed, "the token was used before")
 	}
 	return jwe, nil
+}
+
+// errPolicyUnknown refuses a token whose appraisal-policy-id was not in
+// force (Options.Policies).
+var errPolicyUnknown = attest.Errorf(attest.ReasonTokenInvalid, "the token's appraisal-policy-id was not in force at this verifier's fleet when the token was issued (a token of another deployment, or of a policy long replaced)")
+
+// consume records the token's use, with j's check in the same store step
+// when j is not nil.
+func (s *Service) consume(ctx context.Context, id string, issued, until time.Time, j *challenge.Joint) (bool, error) {
+	if j == nil {
+		return s.o.Used.Consume(ctx, id, issued, until)
+	}
+	js, ok := s.o.Used.(challenge.JointStore)
+	if !ok {
+		return false, fmt.Errorf("the store (%T) cannot check the appraisal-policy-id in the same step", s.o.Used)
+	}
+	first, _, err := js.ConsumeJoint(ctx, id, issued, until, j)
+	return first, err
 }
 
 // submodule is the token's one affirming TEE submodule.

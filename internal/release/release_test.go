@@ -27,24 +27,13 @@ import (
 // until the token would have expired.
 func TestReleaseKeepsOnlyTheJTIUntilExpiry(t *testing.T) {
 	clock := testkit.NewClock(time.Now())
-	signKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	tokens, err := token.New(token.Options{Key: signKey, Now: clock.Now})
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := filepath.Join(t.TempDir(), "r")
-	os.Mkdir(dir, 0o700)
-	os.WriteFile(filepath.Join(dir, "s"), []byte("secret"), 0o600)
-	store, err := resources.Open(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
+	f := newPolicyFixture(t, clock.Now)
+	tokens, guest := f.tokens, f.guest
 	used := challenge.NewMemoryStore(clock.Now)
-	svc, err := New(Options{Tokens: tokens, Used: used, Resources: store})
+	svc, err := New(Options{Tokens: tokens, Used: used, Resources: f.store})
 	if err != nil {
 		t.Fatal(err)
 	}
-	guest, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	tok, _, exp, err := tokens.Issue(token.Appraisal{TEE: "sev-snp", Status: "affirming", Resources: []string{"s"},
 		TEEPubKey: &jose.JSONWebKey{Key: guest.Public()}})
 	if err != nil {

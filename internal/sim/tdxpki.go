@@ -178,6 +178,9 @@ type TDXQuoteFields struct {
 	SeamAttributes uint64
 	// QEISVSVN is the QE report's ISVSVN; 0 means 4.
 	QEISVSVN uint16
+	// QEReport, when not nil, changes the QE report before the PCK key
+	// signs it: a QE that reported those bytes.
+	QEReport func(r []byte)
 	// Mutate, when not nil, changes the quote after it is signed, for
 	// tests of what a signature must catch.
 	Mutate func(q []byte)
@@ -268,6 +271,9 @@ func (c *TDXChain) Quote(f TDXQuoteFields) []byte {
 	binary.LittleEndian.PutUint16(qeReport[258:], isvsvn)
 	bind := sha256.Sum256(append(append([]byte{}, attXY...), qeAuth...))
 	copy(qeReport[320:], bind[:])
+	if f.QEReport != nil {
+		f.QEReport(qeReport)
+	}
 
 	chain := append(append(append([]byte{}, pemCert(c.PCK)...), pemCert(c.PCKCA)...), pemCert(c.Root)...)
 	var cd []byte // QE report certification data

@@ -67,6 +67,7 @@ const (
 	launchPkg   = "./internal/launch/"
 	adminPkg    = "./internal/admin/"
 	tieredPkg   = "./internal/tiered/"
+	azurePkg    = "./internal/tee/azure/"
 )
 
 var mutants = []mutant{
@@ -213,6 +214,38 @@ var mutants = []mutant{
 	swap("internal/tee/tdx/tcb.go", "case StatusRevoked:\n\t\treturn StatusRevoked", "case StatusRevoked + \"?\":\n\t\treturn StatusRevoked", tdxPkg),
 	swap("internal/tee/tdx/tcb.go", "case StatusUpToDate, StatusSWHardeningNeeded:\n\t\t\treturn StatusOutOfDate", "case \"\":\n\t\t\treturn StatusOutOfDate", tdxPkg),
 	offInit("internal/tee/tdx/verify.go", "tud := f.body[offTDAttributes]", "tud != 0 && !v.allowDebug", tdxPkg, verifierPkg),
+
+	// Narrowing mutants, second batch (issue 21): every remaining check of
+	// internal/tee with a range or a length, its bound moved by one, its
+	// version range shifted, or fewer bytes compared.
+	swap("internal/tee/snp/certtable.go", "if len(b) > MaxCertTableSize {", "if len(b) > MaxCertTableSize+1 {", snpPkg),
+	swap("internal/tee/snp/input.go", "if len(b) > MaxInputSize {", "if len(b) > MaxInputSize+1 {", snpPkg),
+	swap("internal/tee/snp/input.go", "v < MinReportVersion || v > MaxReportVersion ||", "v < MinReportVersion-1 || v > MaxReportVersion ||", snpPkg),
+	swap("internal/tee/snp/input.go", "v < MinReportVersion || v > MaxReportVersion ||", "v < MinReportVersion || v > MaxReportVersion+1 ||", snpPkg),
+	swap("internal/tee/snp/report.go", "if version >= 3 {\n\t\td.cpuidProduct", "if version >= 4 {\n\t\td.cpuidProduct", snpPkg),
+	swap("internal/tee/snp/verify.go", "if leUint32(report[0:4]) >= 3 {", "if leUint32(report[0:4]) >= 4 {", snpPkg),
+	swap("internal/tee/snp/endorsement.go", "sub[1] >= 1 && sub[1] <= 9:", "sub[1] >= 1 && sub[1] <= 8:", snpPkg),
+	swap("internal/tee/snp/endorsement.go", "(len(octets) == 64 || len(octets) == 8)", "(len(octets) == 64)", snpPkg),
+	swap("internal/tee/snp/endorsement.go", "i < 0 || i > 255 {", "i < 0 || i > 256 {", snpPkg),
+	swap("internal/tee/snp/product.go", "case family == 0x19 && model >= 0x10 && model <= 0x1F:", "case family == 0x19 && model >= 0x11 && model <= 0x1F:", snpPkg),
+	swap("internal/tee/snp/product.go", "case family == 0x1A && model <= 0x11:", "case family == 0x1A && model <= 0x10:", snpPkg),
+	swap("internal/tee/tdx/collateral.go", "if len(d) > MaxCollateralSize {", "if len(d) > MaxCollateralSize+1 {", tdxPkg),
+	swap("internal/tee/tdx/input.go", "if len(b) > MaxInputSize {", "if len(b) > MaxInputSize+1 {", tdxPkg),
+	swap("internal/tee/tdx/verify.go", "if f.size > MaxQuoteSize {", "if f.size > MaxQuoteSize+1 {", tdxPkg),
+	swap("internal/tee/tdx/verify.go", "!bytes.Equal(f.qeReport[qeOffReportData:qeOffReportData+64], bind[:])", "!bytes.Equal(f.qeReport[qeOffReportData:qeOffReportData+32], bind[:32])", tdxPkg),
+	swap("internal/tee/tdx/verify.go", "!bytes.Equal(report[qeOffMRSigner:qeOffMRSigner+32], qe.MRSigner)", "!bytes.Equal(report[qeOffMRSigner:qeOffMRSigner+31], qe.MRSigner[:min(31, len(qe.MRSigner))])", tdxPkg),
+	swap("internal/tee/tdx/tcb.go", "!bytes.Equal(signer.MRSigner, body[offMRSignerSeam:offMRSignerSeam+48])", "!bytes.Equal(signer.MRSigner[:min(47, len(signer.MRSigner))], body[offMRSignerSeam:offMRSignerSeam+47])", tdxPkg),
+	swap("internal/tee/tdx/tcb.go", "for i := start; i < 16; i++ {", "for i := start; i < 15; i++ {", tdxPkg),
+	swap("internal/tee/tdx/tcb.go", "int(pck.CPUSVN[i]) < c.SVN", "int(pck.CPUSVN[i]) < c.SVN-1", tdxPkg),
+	swap("internal/tee/tdx/tcb.go", "return int(pck.PCESVN) >= l.TCB.PCESVN", "return int(pck.PCESVN) >= l.TCB.PCESVN-1", tdxPkg),
+	swap("internal/tee/tdx/tcb.go", "int(teeTCBSVN[i]) < l.TCB.TDXComponents[i].SVN", "int(teeTCBSVN[i]) < l.TCB.TDXComponents[i].SVN-1", tdxPkg),
+	swap("internal/tee/tdx/tcb.go", "if levels[i].TCB.ISVSVN <= isvsvn {", "if levels[i].TCB.ISVSVN <= isvsvn+1 {", tdxPkg),
+	swap("internal/tee/tdx/pck.go", "case n >= 1 && n <= 16:", "case n >= 1 && n <= 15:", tdxPkg),
+	swap("internal/tee/tdx/pck.go", "v < 0 || v > 255 {", "v < 0 || v > 256 {", tdxPkg),
+	swap("internal/tee/tdx/pck.go", "v < 0 || v > 0xFFFF {", "v < 0 || v > 0x10000 {", tdxPkg),
+	swap("internal/tee/azure/evidence.go", "(*w.Version < 0 || *w.Version > 2)", "(*w.Version < 0 || *w.Version > 3)", azurePkg),
+	swap("internal/tee/azure/evidence.go", "if len(q.PCRs) > maxPCRs {", "if len(q.PCRs) > maxPCRs+1 {", azurePkg),
+	swap("internal/tee/azure/quote.go", "indices[len(indices)-1] > maxPCRIndex {", "indices[len(indices)-1] > maxPCRIndex+1 {", azurePkg),
 
 	// internal/launch: pseudonyms are keyed; the sequence advances only on
 	// a commit that follows the record read (compare-and-set), and only

@@ -85,6 +85,15 @@ func TestTDXProbedChecks(t *testing.T) {
 		binary.LittleEndian.PutUint32(q[v4SignedEnd:], binary.LittleEndian.Uint32(q[v4SignedEnd:])+tdx.MaxQuoteSize)
 		return q
 	}
+	// grownTo makes the quote n bytes long, the signature data longer.
+	grownTo := func(n int) func([]byte) []byte {
+		return func(q []byte) []byte {
+			extra := n - len(q)
+			q = append(q, make([]byte, extra)...)
+			binary.LittleEndian.PutUint32(q[v4SignedEnd:], binary.LittleEndian.Uint32(q[v4SignedEnd:])+uint32(extra))
+			return q
+		}
+	}
 	cases := []struct {
 		name   string
 		quote  testkit.TDXQuoteFields
@@ -104,6 +113,15 @@ func TestTDXProbedChecks(t *testing.T) {
 			q[v4QEAuthLenAt+2+n] = 4
 		}}, want: attest.ReasonUnsupportedVersion},
 		{name: "quote larger than MaxQuoteSize", grow: grown, want: attest.ReasonMalformedEvidence},
+		{name: "quote one byte over MaxQuoteSize", grow: grownTo(tdx.MaxQuoteSize + 1), want: attest.ReasonMalformedEvidence},
+		{name: "quote of exactly MaxQuoteSize", grow: grownTo(tdx.MaxQuoteSize), status: "UpToDate"},
+		// Narrowed comparisons: the last byte of each differs.
+		{name: "QE report data: the last of its 32 zero bytes set", quote: testkit.TDXQuoteFields{QEReport: func(r []byte) { r[320+63] = 1 }}, want: attest.ReasonSignatureInvalid},
+		{name: "QE MRSIGNER: last byte differs from the QE identity's", col: testkit.TDXCollateralOptions{QEIdentity: func(m map[string]any) {
+			s := m["mrsigner"].(string)
+			m["mrsigner"] = s[:len(s)-2] + "00"
+		}}, want: attest.ReasonCertChainInvalid},
+		{name: "MRSIGNERSEAM: last byte differs", quote: testkit.TDXQuoteFields{MRSignerSeam: [48]byte{47: 1}}, want: attest.ReasonTCBOutOfDate},
 
 		// Collateral.
 		{name: "CRLs of the same names under other keys", docs: func(x *testkit.TDXCollateral) [][]byte {
@@ -122,6 +140,9 @@ func TestTDXProbedChecks(t *testing.T) {
 		// TCB levels.
 		{name: "PCESVN below the top level", col: testkit.TDXCollateralOptions{TCBInfo: func(m map[string]any) {
 			level(m, 0)["tcb"].(map[string]any)["pcesvn"] = 14
+		}}, status: "OutOfDate", advice: []string{"INTEL-SA-00002"}},
+		{name: "TDX component 15 below the top level", col: testkit.TDXCollateralOptions{TCBInfo: func(m map[string]any) {
+			level(m, 0)["tcb"].(map[string]any)["tdxtcbcomponents"].([]any)[15] = map[string]any{"svn": 1}
 		}}, status: "OutOfDate", advice: []string{"INTEL-SA-00002"}},
 		{name: "a CPUSVN component below the top level", col: testkit.TDXCollateralOptions{TCBInfo: func(m map[string]any) {
 			level(m, 0)["tcb"].(map[string]any)["sgxtcbcomponents"].([]any)[5] = map[string]any{"svn": 3}
