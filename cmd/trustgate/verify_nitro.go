@@ -47,20 +47,12 @@ func verifyNitro(ev nitro.Evidence, c common, otherTEE []string, stdout, stderr 
 			return usageErr("%v", err)
 		}
 	}
-	var claims attest.Verified
-	var decision *attest.Decision
+	var claims attest.Verified // nil, not a nil *NitroClaims, when the document fails
 	nc, err := nitro.New(opts).Verify(context.Background(), ev)
 	if err == nil {
 		claims = nc
-		err = attest.Expect(claims, c.measurement, c.reportData)
 	}
-	if err == nil && engine != nil {
-		var d attest.Decision
-		if d, err = engine.Evaluate(context.Background(), claims); err == nil {
-			decision, err = &d, d.Err()
-		}
-	}
-	return report(stdout, c.jsonOut, claims, decision, err)
+	return judge(stdout, c, engine, claims, err)
 }
 
 func printNitroClaims(w io.Writer, c *attest.NitroClaims) {
