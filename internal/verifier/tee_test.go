@@ -2,6 +2,7 @@ package verifier
 
 import (
 	"context"
+	"errors"
 	"testing"
 	"time"
 
@@ -23,8 +24,8 @@ func (r *recordingTokens) Issue(a token.Appraisal) (string, string, time.Time, e
 
 // A TDX quote goes to the TDX verifier, its REPORT_DATA is held to the
 // nonce, a reference value of tee: tdx approves it, and the token names
-// the TEE; the same quote named as sev-snp, or SNP parts sent as tdx, are
-// malformed_evidence.
+// the TEE; the same quote named as sev-snp, or SNP parts or a document
+// sent with it as tdx, are malformed_evidence.
 func TestAttestTDX(t *testing.T) {
 	t.Parallel()
 	chain, err := testkit.NewTDXChain(testkit.TDXChainOptions{})
@@ -62,6 +63,7 @@ func TestAttestTDX(t *testing.T) {
 		{name: "MRTD not approved", in: AttestInput{TEE: "tdx"}, mrtd: [48]byte{1}, rd: n, want: attest.ReasonMeasurementMismatch},
 		{name: "quote named sev-snp", in: AttestInput{TEE: "sev-snp"}, mrtd: mrtd, rd: n, want: attest.ReasonMalformedEvidence},
 		{name: "SNP parts as tdx", in: AttestInput{TEE: "tdx", Report: make([]byte, 1184)}, mrtd: mrtd, rd: n, want: attest.ReasonMalformedEvidence},
+		{name: "a document beside the quote as tdx", in: AttestInput{TEE: "tdx", Document: []byte{0xd2}}, mrtd: mrtd, rd: n, want: attest.ReasonMalformedEvidence},
 		{name: "unknown TEE", in: AttestInput{TEE: "cca"}, mrtd: mrtd, rd: n, want: attest.ReasonMalformedEvidence},
 	}
 	for _, tc := range cases {
@@ -90,5 +92,26 @@ func TestAttestTDX(t *testing.T) {
 				t.Fatal("a refused attempt consumed the nonce")
 			}
 		})
+	}
+}
+
+// SEV-SNP evidence is a report and its certificate table: a Nitro document
+// sent with them is malformed_evidence, before the SNP verifier runs.
+func TestSEVSNPEvidenceRefusesADocument(t *testing.T) {
+	t.Parallel()
+	calls := 0
+	tee := snpTEE{fakeSNP{claims: &attest.Claims{}, called: &calls}}
+	ev := attest.Evidence{Report: make([]byte, 1184)}
+	if _, err := tee.VerifyEvidence(context.Background(), ev); err != nil || calls != 1 {
+		t.Fatalf("report alone: %v, %d calls", err, calls)
+	}
+	ev.Document = []byte{0xd2}
+	_, err := tee.VerifyEvidence(context.Background(), ev)
+	var ae *attest.Error
+	if !errors.As(err, &ae) || ae.Reason != attest.ReasonMalformedEvidence {
+		t.Fatalf("report with a document: %v, want %s", err, attest.ReasonMalformedEvidence)
+	}
+	if calls != 1 {
+		t.Fatalf("the SNP verifier ran on evidence with a document (%d calls)", calls)
 	}
 }

@@ -76,13 +76,14 @@ var mutants = []mutant{
 	// policy's decision.
 	swap("internal/verifier/verifier.go", "tee, ok := s.tees[in.TEE]\n\tif !ok {", "tee, ok := s.tees[in.TEE]\n\tif !ok {\n\t\ttee, ok = s.tees[attest.TEESEVSNP]\n\t}\n\tif !ok {", verifierPkg, httpapiPkg),
 	swap("internal/verifier/verifier.go", "tee, ok := s.tees[in.TEE]", "tee, ok := s.tees[attest.TEESEVSNP]", verifierPkg),
-	off("internal/verifier/verifier.go", "ev.Quote != nil", verifierPkg),
+	swap("internal/verifier/verifier.go", "if ev.Quote != nil || ev.Document != nil {", "if ev.Document != nil {", verifierPkg),
+	swap("internal/verifier/verifier.go", "if ev.Quote != nil || ev.Document != nil {", "if ev.Quote != nil {", verifierPkg),
 	offInit("internal/verifier/verifier.go", "err := s.o.Nonces.Check(in.Nonce)", "err != nil", verifierPkg),
 	swap("internal/verifier/verifier.go", "if key == nil {\n\t\treturn n, nil", "if true {\n\t\treturn n, nil", verifierPkg),
 	offInit("internal/verifier/verifier.go", "err := attest.ExpectReportData(claims, reportData)", "err != nil", verifierPkg, httpapiPkg),
-	swap("internal/verifier/verifier.go", "return a, d.Err()", "return a, nil", verifierPkg),
-	offInit("internal/verifier/verifier.go", "err := d.Err()", "err != nil", verifierPkg),
-	offInit("internal/verifier/verifier.go", "err := s.o.Nonces.Consume(ctx, in.Nonce)", "err != nil", verifierPkg),
+	swap("internal/verifier/verifier.go", "\t\treturn a, err\n", "\t\treturn a, nil\n", verifierPkg),
+	swap("internal/verifier/verifier.go", "if err := d.Err(); err != nil {\n\t\t\treturn 0, err", "if err := d.Err(); false && err != nil {\n\t\t\treturn 0, err", verifierPkg),
+	swap("internal/verifier/verifier.go", "_, err := use.Consume(ctx, nil)\n\t\treturn 0, err", "_, _ = use.Consume(ctx, nil)\n\t\treturn 0, nil", verifierPkg),
 	offInit("internal/verifier/verifier.go", "err := s.o.Nonces.Check(n)", "err != nil", verifierPkg),
 	equiv(swap("internal/verifier/verifier.go", "!ok || !k.Valid() ||", "!ok ||", verifierPkg),
 		"go-jose's JSONWebKey.UnmarshalJSON already refuses an EC point off its curve"),
@@ -165,7 +166,8 @@ var mutants = []mutant{
 	offInit("internal/tee/tdx/quote.go", "t := binary.LittleEndian.Uint32(f.header[4:8])", "t != teeTypeTDX", tdxPkg),
 	offInit("internal/tee/tdx/quote.go", "k := binary.LittleEndian.Uint16(f.header[2:4])", "k != attKeyTypeECDSAP256", tdxPkg),
 	off("internal/tee/tdx/verify.go", "f.size > MaxQuoteSize", tdxPkg),
-	off("internal/tee/tdx/input.go", "ev.Report != nil || ev.CertTable != nil", tdxPkg, verifierPkg),
+	swap("internal/tee/tdx/input.go", "if ev.Report != nil || ev.CertTable != nil || ev.Document != nil {", "if ev.Document != nil {", tdxPkg, verifierPkg),
+	swap("internal/tee/tdx/input.go", "if ev.Report != nil || ev.CertTable != nil || ev.Document != nil {", "if ev.Report != nil || ev.CertTable != nil {", tdxPkg, verifierPkg),
 	swap("internal/tee/tdx/pck.go", "if !ca.IsCA || ca.CheckSignatureFrom(root) != nil {", "if !ca.IsCA {", tdxPkg),
 	offInit("internal/tee/tdx/pck.go", "err := leaf.CheckSignatureFrom(ca)", "err != nil", tdxPkg),
 	off("internal/tee/tdx/pck.go", "!ok || key.Curve != elliptic.P256()", tdxPkg),
@@ -253,9 +255,13 @@ var mutants = []mutant{
 	swap("internal/launch/launch.go", "m := hmac.New(sha256.New, k.key)", "m := hmac.New(sha256.New, nil)", launchPkg),
 	off("internal/launch/memory.go", "cur != prevSeq", launchPkg),
 	swap("internal/launch/redis.go", "if seq ~= tonumber(ARGV[1]) then return 0 end", "", launchPkg),
-	swap("internal/verifier/verifier.go", "return a, d.Err()", "if d.Err() != nil && a.launch != nil {\n\t\t_, _ = s.o.Launches.Commit(ctx, a.launch)\n\t}\n\treturn a, d.Err()", verifierPkg),
-	swap("internal/verifier/verifier.go", "\tif err := s.o.Nonces.Consume(ctx, in.Nonce); err != nil {\n\t\treturn \"\", err\n\t}\n\tseq, err := s.commitLaunch(ctx, &a)\n\tif err != nil {\n\t\treturn \"\", err\n\t}",
-		"\tseq, err := s.commitLaunch(ctx, &a)\n\tif err != nil {\n\t\treturn \"\", err\n\t}\n\tif err := s.o.Nonces.Consume(ctx, in.Nonce); err != nil {\n\t\treturn \"\", err\n\t}", verifierPkg),
+	swap("internal/verifier/verifier.go", "\tif err != nil {\n\t\treturn \"\", err\n\t}\n\tpolicyID := s.o.Policy.ID()",
+		"\tif err != nil {\n\t\tif a.launch != nil {\n\t\t\t_, _ = s.commitLaunch(ctx, &a, in.Nonce)\n\t\t}\n\t\treturn \"\", err\n\t}\n\tpolicyID := s.o.Policy.ID()", verifierPkg),
+	// The nonce and the commit are one store step (Tracker.CommitConsuming;
+	// one Redis script when both are in Redis): no commit for a nonce the
+	// store refused.
+	swap("internal/launch/launch.go", "if _, err := c.Consume(ctx, nil); err != nil {\n\t\t\treturn 0, err",
+		"if _, err := c.Consume(ctx, nil); err != nil {\n\t\t\t_, _ = t.Commit(ctx, p)\n\t\t\treturn 0, err", launchPkg, verifierPkg),
 
 	// internal/admin: who may write (bearer token, verified client
 	// certificate when enabled), and signed entries under a trust key.
