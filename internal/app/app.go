@@ -2,22 +2,14 @@ package app
 
 import (
 	"context"
-	"crypto/ecdsa"
 	"crypto/tls"
-	"crypto/x509"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
-	"net/url"
-	"os"
-	"strings"
 	"sync/atomic"
 	"time"
-
-	"github.com/redis/go-redis/v9"
 
 	"github.com/trustgate/trustgate/internal/admin"
 	"github.com/trustgate/trustgate/internal/attest"
@@ -30,15 +22,12 @@ import (
 	"github.com/trustgate/trustgate/internal/metrics"
 	"github.com/trustgate/trustgate/internal/policy"
 	"github.com/trustgate/trustgate/internal/policyids"
-	"github.com/trustgate/trustgate/internal/refvalues"
 	"github.com/trustgate/trustgate/internal/release"
 	"github.com/trustgate/trustgate/internal/resources"
-	"github.com/trustgate/trustgate/internal/secretfile"
 	"github.com/trustgate/trustgate/internal/sim"
 	"github.com/trustgate/trustgate/internal/state"
 	"github.com/trustgate/trustgate/internal/tee/azure"
 	"github.com/trustgate/trustgate/internal/tee/snp"
-	"github.com/trustgate/trustgate/internal/tiered"
 	"github.com/trustgate/trustgate/internal/token"
 	"github.com/trustgate/trustgate/internal/verifier"
 )
@@ -314,121 +303,6 @@ func New(ctx context.Context, cfg config.Config, d Deps) (_ *App, err error) {
 	return a, nil
 }
 
-// admitReference is the check of a signed reference-values file's
-// version (nil without refvalues_trust_key: unsigned files carry no
-// version worth trusting): not below the highest seen by this replica
-// (state_dir) or, with Redis, by the fleet.
-func admitReference(trust *ecdsa.PublicKey, dir *state.Dir, rdb redis.UniversalClient, cfg config.Config, log *slog.Logger) func(context.Context, *refvalues.Set) error {
-	if trust == nil {
-		return nil
-	}
-	v := state.NewVersions(state.VersionsOptions{Dir: dir, Redis: rdb, Timeout: cfg.StoreTimeout, Logger: log})
-	return func(ctx context.Context, s *refvalues.Set) error {
-		return v.Admit(ctx, "reference_values", state.Mark{Version: s.Version, Digest: s.Digest()})
-	}
-}
-
-// newRemotePolicy is the external policy engine of policy_url: TLS
-// verified against policy_ca when given; a plain http:// URL that is not
-// loopback only with insecure_http (config refuses it otherwise), warned.
-func newRemotePolicy(cfg config.Config, log *slog.Logger) (*policy.Remote, error) {
-	o := policy.RemoteOptions{URL: cfg.PolicyURL, Timeout: cfg.PolicyTimeout}
-	if cfg.PolicyCA != "" {
-		var err error
-		if o.RootCAs, err = readCAPool("policy_ca", cfg.PolicyCA); err != nil {
-			return nil, err
-		}
-	}
-	if u, err := url.Parse(cfg.PolicyURL); err == nil && u.Scheme == "http" && !config.IsLoopback(u.Hostname()) {
-		log.Warn("insecure_http: the external policy engine is asked over plain HTTP off loopback: whoever is on the path can answer allow and reads every claim")
-	}
-	return policy.NewRemote(o)
-}
-
-// readCAPool reads the PEM certificates of the config key's file.
-func readCAPool(key, path string) (*x509.CertPool, error) {
-	pemBytes, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", key, err)
-	}
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(pemBytes) {
-		return nil, fmt.Errorf("%s %s: no PEM certificates", key, path)
-	}
-	return pool, nil
-}
-
-// serverTLS is the TLS configuration of cfg: nil without tls_cert; with
-// client_ca, client certificates are verified against it when given (the
-// API handler then refuses requests without one).
-func serverTLS(cfg config.Config) (*tls.Config, error) {
-	if cfg.TLSCert == "" {
-		return nil, nil
-	}
-	certPEM, err := os.ReadFile(cfg.TLSCert)
-	if err != nil {
-		return nil, fmt.Errorf("tls_cert: %w", err)
-	}
-	// The TLS key is a key file like the others: owner-only.
-	keyPEM, err := secretfile.Read(cfg.TLSKey, 1<<20)
-	if err != nil {
-		return nil, fmt.Errorf("tls_key: %w", err)
-	}
-	cert, err := tls.X509KeyPair(certPEM, keyPEM)
-	clear(keyPEM)
-	if err != nil {
-		return nil, fmt.Errorf("tls_cert/tls_key: %w", err)
-	}
-	t := &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}}
-	if cfg.ClientCA != "" {
-		if t.ClientCAs, err = readCAPool("client_ca", cfg.ClientCA); err != nil {
-			return nil, err
-		}
-		t.ClientAuth = tls.VerifyClientCertIfGiven
-	}
-	return t, nil
-}
-
-// newCertService builds the AMD certificate service of cfg: memory, disk
-// (cert_cache_dir) and Redis tiers in front of the KDS, and revocation over
-// AMD's CRLs. The simulator's chains are not AMD's and no CRL covers them;
-// only with dev_simulator are they let past the revocation check.
-func newCertService(cfg config.Config, roots *snp.Roots, rdb redis.UniversalClient, obs certs.Observer, now func() time.Time, log *slog.Logger) (*certs.Service, error) {
-	c := certs.Config{
-		Settings: tiered.Settings{
-			Offline:      cfg.Offline,
-			Dir:          cfg.CertCacheDir,
-			Clock:        now,
-			Logger:       log,
-			RateInterval: certsDuration(cfg.KDSRate),
-			MaxStaleness: certsDuration(cfg.CertMaxStaleness),
-			FetchWait:    certsDuration(cfg.CertFetchWait),
-		},
-		KDSURL: cfg.KDSURL, Roots: roots, Observer: obs, CRLGrace: certsDuration(cfg.CRLGrace),
-		SkipRevocationForUnpinned: cfg.DevSimulator,
-	}
-	if rdb != nil {
-		c.Redis = rdb
-	}
-	svc, err := certs.New(c)
-	if err != nil {
-		return nil, fmt.Errorf("certificate service: %w", err)
-	}
-	return svc, nil
-}
-
-// certsDuration is a config duration as certs.Config takes it: the one
-// place where the two zero conventions meet. In config.Config every key
-// holds its value (Default fills the defaults), so 0 is what the operator
-// set and means none; in certs.Config 0 means certs' default and a
-// negative value none.
-func certsDuration(d time.Duration) time.Duration {
-	if d == 0 {
-		return -1
-	}
-	return d
-}
-
 // Close releases what New opened (the certificate service, Redis). Call it
 // after Serve has returned.
 func (a *App) Close() error {
@@ -441,206 +315,3 @@ func (a *App) Handler() http.Handler { return a.handler }
 
 // Service returns the attestation use case, for in-process callers.
 func (a *App) Service() *verifier.Service { return a.svc }
-
-// httpServer is the server of one listener with every timeout set.
-func (a *App) httpServer(h http.Handler) *http.Server {
-	return &http.Server{
-		Handler:           h,
-		ReadHeaderTimeout: 5 * time.Second,
-		ReadTimeout:       15 * time.Second,
-		WriteTimeout:      30 * time.Second,
-		IdleTimeout:       60 * time.Second,
-		MaxHeaderBytes:    16 << 10,
-		ErrorLog:          slog.NewLogLogger(a.log.Handler(), slog.LevelWarn),
-	}
-}
-
-// Serve serves on ln until ctx is done, watching policy files meanwhile,
-// then shuts down in three steps: /readyz answers 503 "shutting down" at
-// once, requests are served as before for shutdown_delay (so that load
-// balancers and Kubernetes endpoints take the replica out first; keep-alive
-// is switched off so that clients reconnect elsewhere), then the listener
-// closes and requests in flight have shutdown_timeout to finish.
-func (a *App) Serve(ctx context.Context, ln net.Listener) error {
-	srv := a.httpServer(a.handler)
-	watchCtx, stopWatch := context.WithCancel(ctx)
-	defer stopWatch()
-	if a.cfg.WarmChips != "" {
-		go a.warm(watchCtx)
-	}
-	if a.cfg.Policy != "" || a.cfg.ReferenceValues != "" {
-		go policy.Watch(watchCtx, a.engine, a.cfg.Policy, a.cfg.ReferenceValues, a.cfg.ReloadInterval, a.log, a.reloadFailed)
-	}
-	if a.layer != nil && a.cfg.Redis != "" {
-		go a.layer.Follow(watchCtx, min(a.cfg.ReloadInterval, adminPollInterval))
-	}
-	if a.shared != nil {
-		go a.followStore(watchCtx)
-	}
-	if a.tls != nil {
-		srv.TLSConfig = a.tls
-		ln = tls.NewListener(ln, a.tls)
-	}
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
-	a.log.Info("serving", "addr", ln.Addr().String(), "tls", a.tls != nil, "client_certificates_required", a.cfg.ClientCA != "",
-		"appraisal_policy_id", a.engine.ID(), "policy_reason_codes", a.engine.ReasonCodes())
-	select {
-	case err := <-errc:
-		return err
-	case <-ctx.Done():
-	}
-	a.stopping.Store(true)
-	srv.SetKeepAlivesEnabled(false)
-	if d := a.cfg.ShutdownDelay; d > 0 {
-		a.log.Info("shutting down: /readyz fails; serving on for shutdown_delay", "shutdown_delay", d.String())
-		t := time.NewTimer(d)
-		select {
-		case <-t.C:
-		case err := <-errc:
-			t.Stop()
-			return err
-		}
-	}
-	a.log.Info("shutting down: listener closed; draining", "shutdown_timeout", a.cfg.ShutdownTimeout.String())
-	shutCtx, cancel := context.WithTimeout(context.Background(), a.cfg.ShutdownTimeout)
-	defer cancel()
-	err := srv.Shutdown(shutCtx)
-	if e := <-errc; !errors.Is(e, http.ErrServerClosed) && err == nil {
-		err = e
-	}
-	a.log.Info("stopped")
-	return err
-}
-
-// warm fetches the VCEKs of warm_chips, and their products' CRLs, into the
-// certificate cache, logging what could not be had (chip ids are not
-// logged).
-func (a *App) warm(ctx context.Context) {
-	reqs, err := certs.ReadChipListFile(a.cfg.WarmChips)
-	if err != nil {
-		a.log.Error("warm_chips: not read; nothing warmed", "error", err.Error())
-		return
-	}
-	start := time.Now()
-	err = a.certs.Warm(ctx, reqs)
-	if ctx.Err() != nil {
-		return
-	}
-	if err != nil {
-		a.log.Warn("warm_chips: some certificates could not be had", "chips", len(reqs), "error", err.Error())
-		return
-	}
-	a.log.Info("warm_chips: certificate cache warmed", "chips", len(reqs), "took", time.Since(start).Round(time.Millisecond).String())
-}
-
-// trackedPolicy is the policy whose id, each time it is read, is recorded
-// as in force (policyids.Set.ID).
-type trackedPolicy struct {
-	verifier.Policy
-	ids *policyids.Set
-}
-
-func (p trackedPolicy) ID() string { return p.ids.ID() }
-
-// IgnoresLaunch passes on the policy's verifier.LaunchBlind answer (a
-// policy that is not one is taken to read input.launch), so that the
-// wrapper keeps a blind policy's attestation to one store step.
-func (p trackedPolicy) IgnoresLaunch() bool {
-	lb, ok := p.Policy.(verifier.LaunchBlind)
-	return ok && lb.IgnoresLaunch()
-}
-
-// readyRedisTimeout caps /readyz's Redis check, so that a probe with a
-// 1 s timeout (Kubernetes' default) gets the answer, not a timeout.
-const readyRedisTimeout = 900 * time.Millisecond
-
-type health struct {
-	e        *policy.Engine
-	id       func() string         // the appraisal-policy-id in force
-	layer    *admin.Layer          // nil without one
-	rdb      redis.UniversalClient // nil without Redis
-	timeout  time.Duration         // bounds the Redis check: store_timeout, at most readyRedisTimeout
-	stopping *atomic.Bool          // set once shutdown began
-}
-
-var errShuttingDown = errors.New("shutting down")
-
-func (h health) PolicyID() string { return h.id() }
-
-// Ready fails once shutdown began, while Redis (when configured) does not
-// answer, or while the admin layer has not been read yet: attestations
-// would then be refused. A refused update of the policy, the reference
-// values or the admin layer does not fail it: the last good set is in
-// force, and Ready returns *httpapi.Degraded (200, status "degraded",
-// the reason), so that one broken ConfigMap does not take every replica
-// out of service at once; trustgate_config_reload_failures_total counts
-// it for alerts.
-func (h health) Ready() error {
-	if h.stopping.Load() {
-		return errShuttingDown
-	}
-	if h.rdb != nil {
-		ctx, cancel := context.WithTimeout(context.Background(), h.timeout)
-		defer cancel()
-		if err := h.rdb.Ping(ctx).Err(); err != nil {
-			return errors.New("redis does not answer; single-use records cannot be kept")
-		}
-	}
-	if h.e.Awaiting() {
-		return errors.New("the admin reference values have not been read from redis yet")
-	}
-	if err := errors.Join(h.e.LastError(), h.layerError()); err != nil {
-		return &httpapi.Degraded{Err: err}
-	}
-	return nil
-}
-
-func (h health) layerError() error {
-	if h.layer == nil {
-		return nil
-	}
-	return h.layer.LastError()
-}
-
-// readPolicyInputs reads the policy and reference-values files of cfg.
-// Errors are *policy.FileError: which file, what kind of error, where,
-// never a quote of the file.
-func readPolicyInputs(cfg config.Config, trust *ecdsa.PublicKey) (string, *refvalues.Set, error) {
-	var src string
-	if cfg.Policy != "" {
-		b, err := os.ReadFile(cfg.Policy)
-		if err != nil {
-			return "", nil, policy.PolicyError(cfg.Policy, err)
-		}
-		src = string(b)
-	}
-	var ref *refvalues.Set
-	if cfg.ReferenceValues != "" {
-		s, err := policy.LoadSignedReference(cfg.ReferenceValues, trust)
-		if err != nil {
-			return "", nil, err
-		}
-		ref = s
-	}
-	return src, ref, nil
-}
-
-// loadNonceKey reads a nonce key file (raw bytes, or hex text; owner-only,
-// at most 64 KiB) or generates a key when path is "".
-func loadNonceKey(path string) ([]byte, error) {
-	if path == "" {
-		return challenge.GenerateKey(), nil
-	}
-	b, err := secretfile.Read(path, 64<<10)
-	if err != nil {
-		return nil, err
-	}
-	if k, err := hex.DecodeString(strings.TrimSpace(string(b))); err == nil {
-		b = k
-	}
-	if len(b) < challenge.MinKeySize {
-		return nil, fmt.Errorf("%s: key is %d bytes, want at least %d", path, len(b), challenge.MinKeySize)
-	}
-	return b, nil
-}
