@@ -44,7 +44,7 @@ func admitReference(trust *ecdsa.PublicKey, dir *state.Dir, rdb redis.UniversalC
 // verified against policy_ca when given; a plain http:// URL that is not
 // loopback only with insecure_http (config refuses it otherwise), warned.
 func newRemotePolicy(cfg config.Config, log *slog.Logger) (*policy.Remote, error) {
-	o := policy.RemoteOptions{URL: cfg.PolicyURL, Timeout: cfg.PolicyTimeout}
+	o := policy.RemoteOptions{URL: cfg.PolicyURL, Timeout: cfg.PolicyTimeout, ReasonCodes: cfg.PolicyReasonCodeList()}
 	if cfg.PolicyCA != "" {
 		var err error
 		if o.RootCAs, err = readCAPool("policy_ca", cfg.PolicyCA); err != nil {

@@ -56,6 +56,13 @@ func TestAdminAndPolicySettings(t *testing.T) {
 		{"policy url with admin", func(c *Config) {
 			c.PolicyURL, c.AdminListen, c.AdminTokenFile = "http://127.0.0.1:8181/v1/data/trustgate/decision", "127.0.0.1:9090", file
 		}, "policy_url excludes"},
+		{"policy reason codes", func(c *Config) {
+			c.PolicyURL, c.PolicyReasonCodes = "http://127.0.0.1:8181/v1/data/trustgate/decision", "policy_tcb_status, policy_region"
+		}, ""},
+		{"policy reason codes without policy url", func(c *Config) { c.PolicyReasonCodes = "policy_tcb_status" }, "policy_reason_codes needs policy_url"},
+		{"policy reason code malformed", func(c *Config) {
+			c.PolicyURL, c.PolicyReasonCodes = "http://127.0.0.1:8181/v1/data/trustgate/decision", "policy_tcb_status,Policy_X"
+		}, "policy_reason_codes"},
 		{"policy timeout too short", func(c *Config) { c.PolicyTimeout = time.Millisecond }, "policy_timeout"},
 		{"policy timeout too long", func(c *Config) { c.PolicyTimeout = time.Minute }, "policy_timeout"},
 	}

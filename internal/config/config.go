@@ -18,6 +18,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"gopkg.in/yaml.v3"
 
+	"github.com/trustgate/trustgate/internal/attest"
 	"github.com/trustgate/trustgate/internal/cli"
 )
 
@@ -158,6 +159,12 @@ type Config struct {
 	// answer allow and reads every claim. Without it such a URL is
 	// refused.
 	InsecureHTTP bool `yaml:"insecure_http"`
+	// PolicyReasonCodes, with policy_url, declares the external engine's
+	// own reason codes, comma-separated (each policy_[a-z0-9_]{1,40}, at
+	// most 32); any other policy_* reason it answers never leaves the
+	// verifier and policy_denied stands in (an embedded policy declares
+	// its codes in its module's reason_codes). "" declares none.
+	PolicyReasonCodes string `yaml:"policy_reason_codes"`
 	// PolicyTimeout bounds one decision of the external policy engine; no
 	// answer within it is 503 policy_unavailable.
 	PolicyTimeout time.Duration `yaml:"policy_timeout"`
@@ -465,6 +472,13 @@ func (c Config) Validate() error {
 			bad("policy_url excludes policy, reference_values, refvalues_trust_key and admin_listen: the external engine holds its own policy and data")
 		}
 	}
+	if c.PolicyReasonCodes != "" {
+		if c.PolicyURL == "" {
+			bad("policy_reason_codes needs policy_url (an embedded policy declares its codes in its module's reason_codes)")
+		} else if _, err := policyReasonCodes(c.PolicyReasonCodes); err != nil {
+			bad("policy_reason_codes: %v", err)
+		}
+	}
 	if c.PolicyCA != "" && !strings.HasPrefix(c.PolicyURL, "https://") {
 		bad("policy_ca needs an https:// policy_url")
 	}
@@ -534,4 +548,30 @@ func (c *Config) SlogLevel() (slog.Level, bool) {
 		return slog.LevelError, true
 	}
 	return slog.LevelInfo, false
+}
+
+// PolicyReasonCodeList is policy_reason_codes as a list (checked by
+// Validate).
+func (c *Config) PolicyReasonCodeList() []string {
+	l, _ := policyReasonCodes(c.PolicyReasonCodes)
+	return l
+}
+
+// policyReasonCodes splits a comma-separated list of reason codes and
+// checks each is policy_[a-z0-9_]{1,40}, at most 32 of them.
+func policyReasonCodes(s string) ([]string, error) {
+	var out []string
+	for _, f := range strings.Split(s, ",") {
+		if f = strings.TrimSpace(f); f == "" {
+			continue
+		}
+		if !attest.Reason(f).PolicyOwn() {
+			return nil, fmt.Errorf("%q is not of the form policy_[a-z0-9_]{1,40}", f)
+		}
+		out = append(out, f)
+	}
+	if len(out) > 32 {
+		return nil, fmt.Errorf("%d codes, at most 32", len(out))
+	}
+	return out, nil
 }

@@ -332,14 +332,40 @@ func (e *Engine) ReasonCodes() []string { return slices.Clone(e.cur.Load().reaso
 // undeclared replaces every policy_* reason of d that p does not declare
 // by a string that is no reason code, so that Decision.Err drops it.
 func (p *prepared) undeclared(d attest.Decision) attest.Decision {
+	return dropUndeclared(p.reasons, d)
+}
+
+// dropUndeclared replaces every policy_* reason of d that is not in
+// declared (sorted) by a string that is no reason code, so that
+// Decision.Err drops it.
+func dropUndeclared(declared []string, d attest.Decision) attest.Decision {
 	for i, r := range d.Reasons {
 		if attest.Reason(r).PolicyOwn() {
-			if _, ok := slices.BinarySearch(p.reasons, r); !ok {
+			if _, ok := slices.BinarySearch(declared, r); !ok {
 				d.Reasons[i] = undeclaredReason
 			}
 		}
 	}
 	return d
+}
+
+// ParseReasonCodes checks a declared list of a policy's own reason codes:
+// each of the form policy_[a-z0-9_]{1,40}, at most MaxReasonCodes. It
+// returns them sorted, without repeats.
+func ParseReasonCodes(codes []string) ([]string, error) {
+	out := make([]string, 0, len(codes))
+	for i, c := range codes {
+		if !attest.Reason(c).PolicyOwn() {
+			return nil, fmt.Errorf("reason code %d is not of the form policy_[a-z0-9_]{1,40}", i+1)
+		}
+		out = append(out, c)
+	}
+	slices.Sort(out)
+	out = slices.Compact(out)
+	if len(out) > MaxReasonCodes {
+		return nil, fmt.Errorf("%d reason codes, at most %d", len(out), MaxReasonCodes)
+	}
+	return out, nil
 }
 
 // undeclaredReason stands for a reason the policy did not declare.

@@ -41,6 +41,12 @@ type RemoteOptions struct {
 	// RootCAs verify an https:// engine's certificate (policy_ca); nil
 	// means the system roots. Not used with Client.
 	RootCAs *x509.CertPool
+	// ReasonCodes are the engine's own reason codes, declared by the
+	// operator (policy_reason_codes; see ParseReasonCodes): a policy_*
+	// reason of an answer that is not among them never leaves the
+	// engine (policy_denied stands in), as for the embedded engine's
+	// reason_codes. nil declares none.
+	ReasonCodes []string
 }
 
 // Remote asks an external policy engine for each decision: the claims are
@@ -59,6 +65,7 @@ type Remote struct {
 	timeout time.Duration
 	client  *http.Client
 	id      string
+	reasons []string // declared own reason codes, sorted
 }
 
 // NewRemote returns a Remote for o.
@@ -69,6 +76,10 @@ func NewRemote(o RemoteOptions) (*Remote, error) {
 	}
 	if o.Timeout <= 0 {
 		o.Timeout = DefaultRemoteTimeout
+	}
+	reasons, err := ParseReasonCodes(o.ReasonCodes)
+	if err != nil {
+		return nil, fmt.Errorf("policy_reason_codes: %w", err)
 	}
 	c := o.Client
 	if c == nil {
@@ -82,7 +93,7 @@ func NewRemote(o RemoteOptions) (*Remote, error) {
 		return fmt.Errorf("policy engine answered with a redirect (%d); not followed", req.Response.StatusCode)
 	}
 	sum := sha256.Sum256([]byte("trustgate external policy\x00" + o.URL))
-	return &Remote{url: o.URL, timeout: o.Timeout, client: &cc, id: "sha256:" + hex.EncodeToString(sum[:])}, nil
+	return &Remote{url: o.URL, timeout: o.Timeout, client: &cc, id: "sha256:" + hex.EncodeToString(sum[:]), reasons: reasons}, nil
 }
 
 // ID is the appraisal-policy-id of an external policy: "sha256:" and the
@@ -169,5 +180,9 @@ func (r *Remote) evaluate(ctx context.Context, body []byte) (attest.Decision, er
 	if err := json.Unmarshal(res, &v); err != nil {
 		return attest.Decision{}, attest.Errorf(attest.ReasonPolicyDenied, "external policy: result: %w", err)
 	}
-	return parseDecision(v)
+	d, err := parseDecision(v)
+	if err != nil {
+		return d, err
+	}
+	return dropUndeclared(r.reasons, d), nil
 }

@@ -253,3 +253,52 @@ func TestRemoteVerifiesTLS(t *testing.T) {
 		}
 	}
 }
+
+// An external engine's own reason codes leave the verifier only when the
+// operator declared them (policy_reason_codes), as an embedded policy's
+// only when its module declares them: a reason built from a claim (here
+// policy_ and a chip id prefix) is policy_denied and is not quoted.
+func TestRemoteReasonsDeclared(t *testing.T) {
+	t.Parallel()
+	const leak = "policy_3ac3fe21c38427a3"
+	cases := []struct {
+		name     string
+		declared []string
+		reasons  string
+		want     attest.Reason
+	}{
+		{"undeclared, none declared", nil, `["` + leak + `"]`, attest.ReasonPolicyDenied},
+		{"undeclared beside a declared one", []string{"policy_tcb_status"}, `["` + leak + `"]`, attest.ReasonPolicyDenied},
+		{"declared", []string{"policy_tcb_status"}, `["policy_tcb_status"]`, "policy_tcb_status"},
+		{"undeclared first, declared second", []string{"policy_tcb_status"}, `["` + leak + `","policy_tcb_status"]`, "policy_tcb_status"},
+		{"built-in codes need no declaration", nil, `["measurement_mismatch"]`, attest.ReasonMeasurementMismatch},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				io.WriteString(w, `{"result":{"allow":false,"reasons":`+tc.reasons+`}}`)
+			}))
+			defer srv.Close()
+			rp, err := NewRemote(RemoteOptions{URL: srv.URL + "/v1/data/trustgate/decision", ReasonCodes: tc.declared})
+			if err != nil {
+				t.Fatal(err)
+			}
+			d, err := rp.Evaluate(context.Background(), claims(nil))
+			if err == nil {
+				err = d.Err()
+			}
+			if r := attest.ReasonOf(err); r != tc.want {
+				t.Fatalf("reason %q (%v), want %q", r, err, tc.want)
+			}
+			if strings.Contains(err.Error(), "3ac3") {
+				t.Fatalf("the undeclared reason is quoted: %v", err)
+			}
+		})
+	}
+	for _, bad := range [][]string{{"policy_Upper"}, {"tcb_status"}, {"policy_" + strings.Repeat("a", 41)}} {
+		if _, err := NewRemote(RemoteOptions{URL: "http://127.0.0.1:8181/v1/data/trustgate/decision", ReasonCodes: bad}); err == nil {
+			t.Errorf("reason codes %q accepted", bad)
+		}
+	}
+}
