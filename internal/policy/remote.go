@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/trustgate/trustgate/internal/attest"
+	"github.com/trustgate/trustgate/internal/strictjson"
 )
 
 // DefaultRemoteTimeout is RemoteOptions.Timeout when it is 0.
@@ -168,7 +169,7 @@ func (r *Remote) evaluate(ctx context.Context, body []byte) (attest.Decision, er
 	if err := json.Unmarshal(raw, &ans); err != nil {
 		return unavailable("the answer is not a JSON object")
 	}
-	if err := checkUniqueKeys(raw); err != nil {
+	if err := strictjson.Keys(raw, nil); err != nil {
 		// {"allow":false,"allow":true} must not read as its last key.
 		return attest.Decision{}, attest.Errorf(attest.ReasonPolicyDenied, "external policy: ambiguous answer: %w", err)
 	}
