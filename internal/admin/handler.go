@@ -14,6 +14,7 @@ import (
 
 	v1 "github.com/trustgate/trustgate/api/v1"
 	"github.com/trustgate/trustgate/internal/refvalues"
+	"github.com/trustgate/trustgate/internal/strictjson"
 )
 
 // Paths of the admin API (on the admin listener only).
@@ -339,9 +340,7 @@ func (h *handler) confirm(w http.ResponseWriter, r *http.Request, c *call) {
 	want := int64(-1)
 	if err == nil && len(strings.TrimSpace(string(body))) > 0 {
 		var in Confirmation
-		dec := json.NewDecoder(strings.NewReader(string(body)))
-		dec.DisallowUnknownFields()
-		if err = dec.Decode(&in); err == nil && in.AdminVersion != nil {
+		if err = strictjson.Decode(body, &in); err == nil && in.AdminVersion != nil {
 			if want = *in.AdminVersion; want < 0 {
 				err = errors.New("admin_version is negative")
 			}
