@@ -310,30 +310,22 @@ func declaredReasons(ctx context.Context, module, name string) ([]string, error)
 	if !ok {
 		return nil, fmt.Errorf("policy %s: %s is not a set or array of strings", name, ReasonCodesQuery)
 	}
-	if len(list) > MaxReasonCodes {
-		return nil, fmt.Errorf("policy %s: %s declares %d codes, at most %d", name, ReasonCodesQuery, len(list), MaxReasonCodes)
-	}
-	out := make([]string, 0, len(list))
+	codes := make([]string, len(list))
 	for i, x := range list {
-		c, ok := x.(string)
-		if !ok || !attest.Reason(c).PolicyOwn() {
-			return nil, fmt.Errorf("policy %s: %s: element %d is not of the form policy_[a-z0-9_]{1,40}", name, ReasonCodesQuery, i+1)
+		if codes[i], ok = x.(string); !ok {
+			return nil, fmt.Errorf("policy %s: %s: element %d is not a string", name, ReasonCodesQuery, i+1)
 		}
-		out = append(out, c)
 	}
-	slices.Sort(out)
-	return slices.Compact(out), nil
+	out, err := ParseReasonCodes(codes)
+	if err != nil {
+		return nil, fmt.Errorf("policy %s: %s: %w", name, ReasonCodesQuery, err)
+	}
+	return out, nil
 }
 
 // ReasonCodes returns the own reason codes the active policy declares
 // (ReasonCodesQuery), sorted; nil if none.
 func (e *Engine) ReasonCodes() []string { return slices.Clone(e.cur.Load().reasons) }
-
-// undeclared replaces every policy_* reason of d that p does not declare
-// by a string that is no reason code, so that Decision.Err drops it.
-func (p *prepared) undeclared(d attest.Decision) attest.Decision {
-	return dropUndeclared(p.reasons, d)
-}
 
 // dropUndeclared replaces every policy_* reason of d that is not in
 // declared (sorted) by a string that is no reason code, so that
@@ -492,7 +484,7 @@ func (e *Engine) evaluate(ctx context.Context, v ast.Value) (attest.Decision, er
 	if err != nil {
 		return d, err
 	}
-	return p.undeclared(d), nil
+	return dropUndeclared(p.reasons, d), nil
 }
 
 // parseDecision checks the decision's shape: "allow" a boolean, "reasons"
