@@ -195,10 +195,15 @@ func (s *RedisStore) keys() []string {
 }
 
 // runHead reads the run_id of the Redis server process running the
-// script, and confirmed() whether the layer's stamp (KEYS[6]) is it; a
-// layer at version 0 (none made yet) is confirmed.
+// script (one INFO per script, however often it is asked), and
+// confirmed() whether the layer's stamp (KEYS[6]) is it; a layer at
+// version 0 (none made yet) is confirmed.
 const runHead = `
-local function run() return string.match(redis.call('INFO', 'server'), 'run_id:(%w+)') end
+local runID
+local function run()
+  if not runID then runID = string.match(redis.call('INFO', 'server'), 'run_id:(%w+)') end
+  return runID
+end
 local function confirmed()
   if tonumber(redis.call('GET', KEYS[2]) or '0') == 0 then return '1' end
   if redis.call('GET', KEYS[6]) == run() then return '1' end
