@@ -399,7 +399,10 @@ func TestCommitConsumingOneScript(t *testing.T) {
 	if cb.Launch == nil || cb.Launch.Seq != 2 || cb.Launch.FirstSeen == "" {
 		t.Fatalf("b's view after the conflict: %+v, want seq 2 and a first_seen", cb.Launch)
 	}
-	if seq, err := tr.CommitConsuming(ctx, b, nonceUse{iss, nb}); seq != 2 || err != nil {
+	// A fresh lookup (no memory of b's first try): on a path that consumed
+	// the nonce before the commit, this would be nonce_replayed.
+	b2, _ := tr.Lookup(ctx, snp(9, 1))
+	if seq, err := tr.CommitConsuming(ctx, b2, nonceUse{iss, nb}); seq != 2 || err != nil {
 		t.Fatalf("b again with the same nonce: %d %v (the refused script must not have consumed it)", seq, err)
 	}
 	// Begun without a read, from another chip: the next number, counted.
