@@ -48,6 +48,8 @@ type Set struct {
 	seen    map[string]time.Time
 	written string    // the id last recorded in the fleet
 	failed  time.Time // when ID last failed to record a new id
+	trying  string    // the id ID last began to record, at tryAt
+	tryAt   time.Time
 }
 
 // New returns a Set over cur, the id of the policy in force; now is the
@@ -74,9 +76,14 @@ func (s *Set) ID() string {
 		}
 	}
 	s.seen[id] = now
-	// after a failure, no try from here for a second (a Redis that does
-	// not answer must not stall every read of the id); Refresh retries
-	write := s.fleet != nil && s.written != id && now.Sub(s.failed) >= time.Second
+	// one try a second from here (the reads that come while it is under
+	// way do not start their own, and a Redis that does not answer must
+	// not stall every read of the id); Refresh retries
+	write := s.fleet != nil && s.written != id && now.Sub(s.failed) >= time.Second &&
+		(s.trying != id || now.Sub(s.tryAt) >= time.Second)
+	if write {
+		s.trying, s.tryAt = id, now
+	}
 	s.mu.Unlock()
 	if write && s.record(context.Background(), id, now) != nil {
 		s.mu.Lock()
