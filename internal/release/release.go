@@ -65,6 +65,11 @@ func New(o Options) (*Service, error) {
 	if o.Tokens == nil || o.Used == nil || o.Resources == nil {
 		return nil, errors.New("release: Tokens, Used and Resources are required")
 	}
+	if o.Policies != nil && o.Policies.Fleet() != nil {
+		if _, ok := o.Used.(challenge.JointStore); !ok {
+			return nil, fmt.Errorf("release: a fleet-wide policy-id record needs a store that checks it in the same step (challenge.JointStore), not %T", o.Used)
+		}
+	}
 	return &Service{o: o}, nil
 }
 
